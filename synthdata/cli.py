@@ -1,0 +1,241 @@
+"""The ``synthdata`` command line (typer).
+
+Exit codes: 0 success, 2 bad input or configuration (one readable paragraph, no
+traceback unless ``--debug``), 3 the export gate refused the synthetic data.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from synthdata.errors import GateFailed, SynthDataError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Fit generators, sample synthetic tables, evaluate and gate them.")
+schema_app = typer.Typer(no_args_is_help=True, help="Infer and check schemas.")
+app.add_typer(schema_app, name="schema")
+
+EXIT_BAD_INPUT = 2
+EXIT_GATE = 3
+
+_state = {"debug": False}
+
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")]
+
+
+def _err(message: str) -> None:
+    from rich.console import Console
+
+    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {message}",
+                                                                markup=True)
+
+
+@contextmanager
+def _progress(quiet: bool) -> Iterator[Callable[[str, int, int], None]]:
+    """A progress callback backed by a rich bar per step (or a no-op when quiet)."""
+    if quiet or not sys.stderr.isatty():
+        yield lambda step, done, total: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    tasks: dict[str, Any] = {}
+    with Progress(TextColumn("{task.description:<18}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), transient=False) as bar:
+        def update(step: str, done: int, total: int) -> None:
+            if step not in tasks:
+                tasks[step] = bar.add_task(step, total=total)
+            bar.update(tasks[step], completed=done, total=total)
+
+        yield update
+
+
+@app.callback()
+def _root(debug: Debug = False) -> None:
+    _state["debug"] = debug
+
+
+@app.command()
+def run(pipeline: Annotated[Path, typer.Argument(help="Pipeline YAML file.")],
+        output_dir: Annotated[Path | None, typer.Option("--output-dir", "-o",
+                              help="Folder for the run directory (default: output.dir).")] = None,
+        quiet: Quiet = False, debug: Debug = False) -> None:
+    """Run a pipeline: load, split, fit, sample, evaluate, gate, export."""
+    _state["debug"] |= debug
+    from synthdata.pipeline.runner import run_pipeline
+
+    with _progress(quiet) as progress:
+        result = run_pipeline(pipeline, output_dir=output_dir, progress=progress)
+    if not quiet:
+        m = result.metrics
+        shown = {k: m.get(k) for k in ("shapes", "pair_trends", "detection_auc", "exact_copies",
+                                       "dcr_share", "mia_auc") if m.get(k) is not None}
+        typer.echo("metrics: " + ", ".join(f"{k}={_fmt(v)}" for k, v in shown.items()))
+    if not result.passed:
+        failed = [r for r in result.gate if not r.get("passed")]
+        for r in failed:
+            typer.echo(f"gate: {r.get('metric')} failed: {r.get('reason')}", err=True)
+        typer.echo(f"gate refused export; report written, no synthetic data", err=True)
+        typer.echo(str(result.run_dir))
+        raise typer.Exit(EXIT_GATE)
+    typer.echo(str(result.run_dir))
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+@schema_app.command("infer")
+def schema_infer(data: Annotated[Path, typer.Argument(help="CSV or Parquet file.")],
+                 output: Annotated[Path, typer.Option("--output", "-o", help="Schema YAML to write.")],
+                 name: Annotated[str | None, typer.Option(help="Table name.")] = None,
+                 encoding: str = "utf-8", debug: Debug = False) -> None:
+    """Propose a schema for DATA and write it as YAML."""
+    _state["debug"] |= debug
+    from synthdata.io.files import read_table
+    from synthdata.schema import Schema
+
+    df = read_table(data, encoding=encoding)
+    schema = Schema.infer(df, name=name or data.stem)
+    schema.save(output)
+    for note in schema.notes:
+        typer.echo(f"note: {note}", err=True)
+    typer.echo(str(output))
+
+
+@schema_app.command("check")
+def schema_check(data: Path, schema: Path, encoding: str = "utf-8", debug: Debug = False) -> None:
+    """Validate DATA against a complete SCHEMA YAML."""
+    _state["debug"] |= debug
+    from synthdata.io.files import read_table
+    from synthdata.schema import Schema
+
+    Schema.load(schema).validate(read_table(data, encoding=encoding), where=str(data))
+    typer.echo("ok")
+
+
+def _parse_pairs(pairs: list[str] | None, what: str) -> dict[str, Any]:
+    import yaml
+
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            from synthdata.errors import ConfigError
+
+            raise ConfigError(f"{what} {pair!r} must look like name=value")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+@app.command()
+def fit(data: Annotated[Path, typer.Argument(help="CSV or Parquet training table.")],
+        output: Annotated[Path, typer.Option("--output", "-o", help="Model archive to write.")],
+        generator: Annotated[str, typer.Option("--generator", "-g")] = "gmm",
+        schema: Annotated[Path | None, typer.Option(help="Schema YAML (overrides inference).")] = None,
+        seed: int = 0,
+        param: Annotated[list[str] | None, typer.Option("--param", "-p",
+                         help="Generator parameter name=value (repeatable).")] = None,
+        quiet: Quiet = False, debug: Debug = False) -> None:
+    """Fit a generator on DATA and save it."""
+    _state["debug"] |= debug
+    import synthdata as sd
+    from synthdata.io.files import read_table
+    from synthdata.schema.model import load_yaml
+
+    df = read_table(data)
+    sch = sd.Schema.infer(df, name=data.stem)
+    if schema is not None:
+        sch = sch.with_overrides(load_yaml(schema), where=str(schema))
+    gen = sd.make_generator(generator, sch, seed=seed, **_parse_pairs(param, "--param"))
+    with _progress(quiet) as progress:
+        gen.fit(df, progress=progress)
+    gen.save(output)
+    typer.echo(str(output))
+
+
+@app.command()
+def sample(model: Annotated[Path, typer.Argument(help="Model archive from `synthdata fit`.")],
+           rows: Annotated[int, typer.Option("--rows", "-n", help="Rows to generate.")],
+           output: Annotated[Path, typer.Option("--output", "-o", help="CSV or Parquet to write.")],
+           seed: int | None = None,
+           condition: Annotated[list[str] | None, typer.Option("--condition", "-c",
+                                help="Fix a discrete column: name=value (repeatable).")] = None,
+           debug: Debug = False) -> None:
+    """Draw ROWS synthetic rows from a saved model."""
+    _state["debug"] |= debug
+    import synthdata as sd
+    from synthdata.io.files import write_table
+
+    gen = sd.load_generator(model)
+    synth = gen.sample(rows, conditions=_parse_pairs(condition, "--condition") or None, seed=seed)
+    fmt = "parquet" if output.suffix.lower() in (".parquet", ".pq") else "csv"
+    write_table(synth, output, fmt)
+    typer.echo(str(output))
+
+
+@app.command()
+def evaluate(real: Annotated[Path, typer.Argument(help="Real training table.")],
+             synthetic: Annotated[Path, typer.Argument(help="Synthetic table to grade.")],
+             holdout: Annotated[Path | None, typer.Option(help="Real held-out table.")] = None,
+             output_dir: Annotated[Path, typer.Option("--output-dir", "-o")] = Path("reports/evaluate"),
+             target: str | None = None,
+             schema: Annotated[Path | None, typer.Option(help="Schema YAML (overrides inference).")] = None,
+             quiet: Quiet = False, debug: Debug = False) -> None:
+    """Grade a synthetic table made by any tool; writes report.json and report.html."""
+    _state["debug"] |= debug
+    import synthdata as sd
+    from synthdata.io.files import atomic_write_text, read_table
+    from synthdata.schema.model import load_yaml
+
+    train = read_table(real)
+    synth = read_table(synthetic)
+    hold = read_table(holdout) if holdout is not None else None
+    sch = sd.Schema.infer(train, name=real.stem)
+    if schema is not None:
+        sch = sch.with_overrides(load_yaml(schema), where=str(schema))
+    with _progress(quiet) as progress:
+        report = sd.evaluate(train, synth, holdout=hold, schema=sch, target=target, progress=progress)
+    atomic_write_text(output_dir / "report.json", report.to_json())
+    atomic_write_text(output_dir / "report.html", report.to_html())
+    typer.echo(str(output_dir))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: turn our errors into one red paragraph and an exit code."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        app(args=argv, standalone_mode=False)
+    except GateFailed as err:
+        if debug or _state["debug"]:
+            raise
+        _err(str(err))
+        return EXIT_GATE
+    except SynthDataError as err:
+        if debug or _state["debug"]:
+            raise
+        _err(str(err))
+        return EXIT_BAD_INPUT
+    except typer.Exit as exc:
+        return int(exc.exit_code or 0)
+    except (typer.Abort, KeyboardInterrupt):
+        _err("aborted")
+        return 130
+    except Exception as exc:  # click usage errors carry their own exit codes
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            return EXIT_BAD_INPUT
+        raise
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

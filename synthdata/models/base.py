@@ -1,0 +1,273 @@
+"""Generator protocol, the shared base class and the one-file model archive."""
+
+from __future__ import annotations
+
+import inspect
+import io
+import json
+import zipfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import pandas as pd
+
+from synthdata._rng import make_rng
+from synthdata.errors import ConfigError, DataError, NotFittedError
+from synthdata.schema.model import ColumnKind, Schema
+from synthdata.transform.table import TableTransformer
+
+ARCHIVE_VERSION = 1
+Progress = Callable[[str, int, int], None]
+
+
+def no_progress(step: str, done: int, total: int) -> None:
+    """Default progress callback: do nothing."""
+    return None
+
+
+MIN_TRAINING_ROWS = 10
+
+
+class BaseGenerator:
+    """Shared behaviour of every generator.
+
+    Subclasses set ``name``, define ``__init__`` with keyword parameters (stored as
+    given), and implement ``_fit(matrix, rng)``, ``_sample_matrix(n, rng, conditions)``,
+    ``_get_arrays()``/``_set_arrays()`` for learned numpy state and optionally
+    ``_get_torch_state()``/``_set_torch_state()``.
+
+    Randomness: ``fit`` uses a generator made from ``seed``; ``sample(n)`` continues one
+    stream (two calls differ), while ``sample(n, seed=s)`` is reproducible whatever came
+    before.
+    """
+
+    name: ClassVar[str] = "base"
+    numeric_encoding: ClassVar[str] = "mode"
+    schema: Schema
+    seed: int | None
+    privacy: Any
+
+    # -- params -------------------------------------------------------------------------
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return [p for p in sig.parameters if p not in ("self", "schema")]
+
+    def get_params(self) -> dict[str, Any]:
+        return {p: getattr(self, p) for p in self._param_names()}
+
+    def _validate_params(self) -> None:
+        """Raise ConfigError naming the bad parameter; subclasses extend."""
+        seed = getattr(self, "seed", None)
+        if seed is not None and (not isinstance(seed, (int, np.integer)) or seed < 0):
+            raise ConfigError(f"{self.name}: seed must be a non-negative integer or None, got {seed!r}")
+
+    def _positive(self, **params: Any) -> None:
+        for key, value in params.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+                    or value <= 0:
+                raise ConfigError(f"{self.name}: parameter {key} must be a positive number, got {value!r}")
+
+    # -- fit / sample -------------------------------------------------------------------
+    def fit(self, data: pd.DataFrame, *, ledger: Any = None, progress: Progress = no_progress) -> Self:
+        """Learn the table ``data``; returns self."""
+        self._validate_params()
+        if not isinstance(data, pd.DataFrame):
+            raise DataError(f"fit() expects a pandas DataFrame, got {type(data).__name__}")
+        self.schema.validate(data, where="training data")
+        if len(data) < MIN_TRAINING_ROWS:
+            raise DataError(f"the training data has {len(data)} row(s); at least "
+                            f"{MIN_TRAINING_ROWS} are needed to fit a generator")
+        rng = make_rng(self.seed)
+        self.ledger_ = self._make_ledger(ledger, len(data))
+        self.transformer_ = self._fit_transformer(data, rng, progress)
+        matrix = self.transformer_.transform(data)
+        self.n_train_rows_ = len(data)
+        self._fit(matrix, rng, progress)
+        self.sample_seed_ = int(rng.integers(0, 2**63 - 1))
+        self._sample_rng = np.random.default_rng(self.sample_seed_)
+        return self
+
+    def _make_ledger(self, ledger: Any, n_rows: int) -> Any:
+        if ledger is not None:
+            return ledger
+        from synthdata.privacy.ledger import PrivacyLedger
+
+        return PrivacyLedger.from_config(self.privacy, n_rows=n_rows)
+
+    def _fit_transformer(self, data: pd.DataFrame, rng: np.random.Generator,
+                         progress: Progress) -> TableTransformer:
+        if self.privacy is not None:
+            raise ConfigError(f"{self.name}: differential privacy is not available for this "
+                              "generator yet; remove privacy= or choose another generator")
+        tt = TableTransformer(self.schema, numeric=self.numeric_encoding)
+        tt = tt.fit(data, rng=rng, progress=progress)
+        self.ledger_.record_not_private(
+            "transform.fit", reason="bounds, categories and encodings learned from the training data")
+        return tt
+
+    def _fit(self, matrix: np.ndarray, rng: np.random.Generator, progress: Progress) -> None:
+        raise NotImplementedError
+
+    def _sample_matrix(self, n: int, rng: np.random.Generator,
+                       conditions: dict[str, Any] | None) -> np.ndarray:
+        raise NotImplementedError
+
+    def check_is_fitted(self) -> None:
+        if not hasattr(self, "transformer_"):
+            raise NotFittedError(f"this {type(self).__name__} is not fitted; call fit() first")
+
+    @property
+    def ledger(self) -> Any:
+        """The privacy ledger of the fit (every data-touching step, private or not)."""
+        self.check_is_fitted()
+        return self.ledger_
+
+    def sample(self, n: int, *, conditions: Mapping[str, Any] | None = None,
+               seed: int | None = None) -> pd.DataFrame:
+        """Draw ``n`` synthetic rows as a DataFrame with the schema's columns and dtypes.
+
+        ``conditions`` fixes discrete columns, e.g. ``{"death": 1}``.
+        """
+        self.check_is_fitted()
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
+            raise ConfigError(f"number of rows to sample must be a positive integer, got {n!r}")
+        rng = self._sample_rng if seed is None else np.random.default_rng(seed)
+        codes = self._condition_codes(conditions)
+        matrix = self._sample_matrix(int(n), rng, codes)
+        return self.transformer_.inverse_transform(matrix)
+
+    def _condition_codes(self, conditions: Mapping[str, Any] | None) -> dict[str, int] | None:
+        """Map {column: value} to {column: category code}, with errors that say what to do."""
+        if not conditions:
+            return None
+        from synthdata.transform.columns import CategoryEncoder
+
+        out = {}
+        for column, value in conditions.items():
+            if column not in self.schema:
+                raise ConfigError(f"condition on unknown column {column!r}; columns are "
+                                  f"{self.schema.names}")
+            kind = self.schema[column].kind
+            enc = self.transformer_.encoder(column)
+            if not isinstance(enc, CategoryEncoder):
+                raise ConfigError(f"condition on column {column!r} ({kind.value}): only discrete "
+                                  "(categorical/boolean) columns can be conditioned on")
+            try:
+                code = int(enc.codes(pd.Series([value], dtype=object))[0])
+            except DataError:
+                raise ConfigError(f"condition {column}={value!r}: value not seen in training; "
+                                  f"known values are {enc.categories_}") from None
+            out[column] = code
+        return out
+
+    # -- persistence --------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write one archive: version, params, schema, transformer state, arrays, weights, ledger."""
+        self.check_is_fitted()
+        from synthdata.io.files import atomic_write
+
+        params = {k: _jsonable(v) for k, v in self.get_params().items() if k != "privacy"}
+        privacy = self.privacy.model_dump() if hasattr(self.privacy, "model_dump") else None
+        meta = {"format": "synthdata-generator", "version": ARCHIVE_VERSION, "generator": self.name,
+                "params": params, "privacy": privacy, "n_train_rows": self.n_train_rows_,
+                "sample_seed": self.sample_seed_,
+                "extra": self._get_extra()}
+        arrays = self._get_arrays()
+        torch_state = self._get_torch_state()
+
+        def write(tmp: Path) -> None:
+            with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+                zf.writestr("meta.json", json.dumps(meta, indent=1))
+                zf.writestr("schema.json", json.dumps(self.schema.to_dict()))
+                zf.writestr("transformer.json", json.dumps(self.transformer_.get_state()))
+                zf.writestr("ledger.json", json.dumps(self.ledger_.to_dict()))
+                buf = io.BytesIO()
+                np.savez(buf, **arrays)
+                zf.writestr("arrays.npz", buf.getvalue())
+                if torch_state is not None:
+                    import torch
+
+                    tbuf = io.BytesIO()
+                    torch.save(torch_state, tbuf)
+                    zf.writestr("weights.pt", tbuf.getvalue())
+        return atomic_write(Path(path), write)
+
+    def _get_extra(self) -> dict[str, Any]:
+        return {}
+
+    def _set_extra(self, extra: dict[str, Any]) -> None:
+        return None
+
+    def _get_arrays(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def _set_arrays(self, arrays: Mapping[str, np.ndarray]) -> None:
+        return None
+
+    def _get_torch_state(self) -> dict[str, Any] | None:
+        return None
+
+    def _set_torch_state(self, state: dict[str, Any]) -> None:
+        return None
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def load_generator(path: str | Path) -> BaseGenerator:
+    """Rebuild a generator saved with ``save()`` (checks the archive version)."""
+    from synthdata.models.registry import generator_class
+    from synthdata.privacy.ledger import PrivacyLedger
+
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"model file not found: {p}")
+    try:
+        with zipfile.ZipFile(p) as zf:
+            meta = json.loads(zf.read("meta.json"))
+            if meta.get("format") != "synthdata-generator":
+                raise DataError(f"{p} is not a synthdata model archive")
+            if meta.get("version") != ARCHIVE_VERSION:
+                raise DataError(f"{p}: archive version {meta.get('version')} is not supported by "
+                                f"this synthdata (reads version {ARCHIVE_VERSION}); refit the model")
+            schema = Schema.from_dict(json.loads(zf.read("schema.json")), where=str(p))
+            tstate = json.loads(zf.read("transformer.json"))
+            ledger = PrivacyLedger.from_dict(json.loads(zf.read("ledger.json")))
+            with np.load(io.BytesIO(zf.read("arrays.npz")), allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+            torch_state = None
+            if "weights.pt" in zf.namelist():
+                import torch
+
+                torch_state = torch.load(io.BytesIO(zf.read("weights.pt")), weights_only=True)
+    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError) as err:
+        raise DataError(f"{p} is not a valid synthdata model archive: {err}") from err
+    cls = generator_class(meta["generator"])
+    params = dict(meta["params"])
+    if meta.get("privacy"):
+        from synthdata.privacy.config import DPConfig
+
+        params["privacy"] = DPConfig(**meta["privacy"])
+    gen = cls(schema, **params)
+    gen.transformer_ = TableTransformer.from_state(schema, tstate)
+    gen.ledger_ = ledger
+    gen.n_train_rows_ = meta["n_train_rows"]
+    gen._set_extra(meta.get("extra", {}))
+    gen._set_arrays(arrays)
+    if torch_state is not None:
+        gen._set_torch_state(torch_state)
+    gen.sample_seed_ = int(meta["sample_seed"])
+    gen._sample_rng = np.random.default_rng(gen.sample_seed_)
+    return gen
+
+
+def learned_discrete(schema: Schema) -> list[str]:
+    return [c.name for c in schema if c.kind in (ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN)]

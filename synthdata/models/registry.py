@@ -1,0 +1,58 @@
+"""Generator registry: a literal dict of import targets, resolved on first use."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from synthdata.errors import ConfigError
+from synthdata.schema.model import Schema
+
+_GENERATORS: dict[str, str] = {
+    "gmm": "synthdata.models.gmm:GMMGenerator",
+    "vae": "synthdata.models.vae:VAEGenerator",
+    "ctgan": "synthdata.models.ctgan:CTGANGenerator",
+}
+# The optional extra that provides each generator's heavy dependencies.
+_EXTRAS: dict[str, str] = {"vae": "deep", "ctgan": "deep"}
+
+
+def available_generators() -> list[str]:
+    return sorted(_GENERATORS)
+
+
+def register(name: str, target: str, *, replace: bool = False) -> None:
+    """Register ``"module:Class"`` under ``name`` (``replace=True`` to override)."""
+    if name in _GENERATORS and not replace:
+        raise ConfigError(f"generator {name!r} is already registered; pass replace=True")
+    if ":" not in target:
+        raise ConfigError(f"generator target must look like 'package.module:Class', got {target!r}")
+    _GENERATORS[name] = target
+
+
+def generator_class(name: str) -> type:
+    if name not in _GENERATORS:
+        raise ConfigError(f"unknown generator {name!r}; choose one of {available_generators()}")
+    module_name, _, attr = _GENERATORS[name].partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as err:
+        if err.name and err.name.startswith("synthdata"):
+            raise ConfigError(f"generator {name!r} is not implemented in this version "
+                              f"({module_name} is missing)") from err
+        extra = _EXTRAS.get(name, "dev")
+        raise ConfigError(f"generator {name!r} needs the optional dependency {err.name!r}; "
+                          f"install it with: pip install 'synthdata[{extra}]'") from err
+    return getattr(module, attr)
+
+
+def make_generator(name: str, schema: Schema, **params: Any) -> Any:
+    """Build an unfitted generator by name, e.g. ``make_generator("gmm", schema, seed=0)``."""
+    cls = generator_class(name)
+    try:
+        return cls(schema, **params)
+    except TypeError as err:
+        allowed = cls._param_names()
+        unknown = sorted(set(params) - set(allowed))
+        raise ConfigError(f"generator {name!r}: unknown parameter(s) {unknown}; "
+                          f"allowed: {allowed}") from err

@@ -1,0 +1,124 @@
+"""Typed pipeline configuration: YAML loads into these models; unknown keys are errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator
+
+from synthdata.errors import ConfigError
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Frozen):
+    """Where the real table comes from. Relative paths are relative to the YAML file."""
+
+    path: Path
+    schema_path: Path | None = Field(default=None, alias="schema")
+    table: str | None = None
+    format: Literal["csv", "parquet"] | None = None
+    encoding: str = "utf-8"
+    drop: tuple[str, ...] = ()
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class SplitConfig(_Frozen):
+    holdout: float = Field(default=0.3, ge=0.0, lt=1.0)
+    seed: int = 0
+
+
+class GeneratorConfig(_Frozen):
+    kind: str = "gmm"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("params")
+    @classmethod
+    def _no_seed_here(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if "seed" in value or "privacy" in value:
+            raise ValueError("set 'seed' at the top level and 'privacy' in its own block")
+        return value
+
+
+class SampleConfig(_Frozen):
+    rows: PositiveInt | None = None  # None: as many rows as the training split
+    conditions: dict[str, Any] = Field(default_factory=dict)
+
+
+class OutputConfig(_Frozen):
+    dir: Path = Path("reports")
+    format: Literal["csv", "parquet"] = "csv"
+
+
+class EvaluateConfig(_Frozen):
+    target: str | None = None
+    full: bool = True  # False: only the fast fidelity basics
+
+
+class PipelineConfig(_Frozen):
+    """A whole pipeline run: data → split → fit → sample → evaluate → gate → export."""
+
+    name: str | None = None
+    seed: int = 0
+    data: DataConfig
+    split: SplitConfig = SplitConfig()
+    generator: GeneratorConfig = GeneratorConfig()
+    sample: SampleConfig = SampleConfig()
+    output: OutputConfig = OutputConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
+    privacy: dict[str, Any] | None = None
+    gate: dict[str, Any] | str | None = None
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> PipelineConfig:
+        """Load and validate a pipeline YAML; paths become relative to its folder."""
+        from synthdata.schema.model import load_yaml
+
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"pipeline file not found: {p}")
+        try:
+            raw = load_yaml(p)
+        except Exception as err:  # SchemaError from the YAML reader, re-labelled
+            raise ConfigError(str(err)) from err
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{p}: a pipeline must be a YAML mapping with at least a 'data' block")
+        cfg = cls.from_dict(raw, where=str(p))
+        return cfg.resolve_paths(p.parent)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], *, where: str = "pipeline") -> PipelineConfig:
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as err:
+            raise ConfigError(f"{where}: " + format_validation_error(err)) from None
+
+    def resolve_paths(self, base: Path) -> PipelineConfig:
+        def fix(p: Path | None) -> Path | None:
+            return None if p is None or p.is_absolute() else (base / p)
+
+        data = self.data.model_copy(update={"path": fix(self.data.path),
+                                            "schema_path": fix(self.data.schema_path)})
+        output = self.output.model_copy(update={"dir": fix(self.output.dir)})
+        return self.model_copy(update={"data": data, "output": output})
+
+
+def format_validation_error(err: ValidationError) -> str:
+    """One line per problem, with its YAML path: ``train.epcohs: unknown key``."""
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(x) for x in e["loc"]) or "(top level)"
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif e["type"] == "missing":
+            msg = "required key is missing"
+        else:
+            msg = e["msg"]
+            if "input" in e and not isinstance(e["input"], dict):
+                msg += f" (got {e['input']!r})"
+        lines.append(f"{loc}: {msg}")
+    return "; ".join(lines)

@@ -1,0 +1,291 @@
+"""The pipeline runner: what ``synthdata run PIPELINE.yaml`` executes."""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from synthdata.errors import ConfigError, DataError
+from synthdata.io.files import atomic_write_text, fingerprint, read_table, write_table
+from synthdata.pipeline.config import PipelineConfig
+from synthdata.schema.model import Schema, load_yaml
+
+log = logging.getLogger(__name__)
+Progress = Callable[[str, int, int], None]
+
+
+def _no_progress(step: str, done: int, total: int) -> None:
+    return None
+
+
+@dataclass
+class RunResult:
+    """What a pipeline run produced."""
+
+    run_dir: Path
+    passed: bool
+    metrics: dict[str, Any]
+    synthetic_path: Path | None
+    gate: list[dict[str, Any]] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = round(time.perf_counter() - start, 3)
+
+
+def run_pipeline(config: str | Path | PipelineConfig | dict[str, Any], *,
+                 output_dir: str | Path | None = None, progress: Progress = _no_progress,
+                 data: pd.DataFrame | None = None) -> RunResult:
+    """Run a pipeline end to end and write its run directory.
+
+    Writes ``report.json``, ``report.html``, ``manifest.json`` and ``schema.yaml``; writes
+    ``synthetic.csv`` (or ``.parquet``) only when the gate passes. ``result.passed`` says
+    whether it did. ``data`` replaces ``data.path`` (used by the service).
+
+    Examples
+    --------
+    >>> result = run_pipeline("pipelines/flchain.yaml")     # doctest: +SKIP
+    >>> result.run_dir                                        # doctest: +SKIP
+    """
+    cfg = _load_config(config)
+    timer = _Timer()
+    out_root = Path(output_dir) if output_dir is not None else cfg.output.dir
+    tmp_dir = _make_tmp_dir(out_root, cfg)
+    try:
+        result = _run(cfg, data, tmp_dir, timer, progress)
+        final = _final_dir(out_root, cfg)
+        tmp_dir.rename(final)
+    except BaseException:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        raise
+    result.run_dir = final
+    if result.synthetic_path is not None:
+        result.synthetic_path = final / result.synthetic_path.name
+    return result
+
+
+def _load_config(config: str | Path | PipelineConfig | dict[str, Any]) -> PipelineConfig:
+    if isinstance(config, PipelineConfig):
+        return config
+    if isinstance(config, dict):
+        return PipelineConfig.from_dict(config)
+    return PipelineConfig.from_yaml(config)
+
+
+def _make_tmp_dir(root: Path, cfg: PipelineConfig) -> Path:
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-%f")
+        tmp = root / f".run-{stamp}.tmp"
+        tmp.mkdir()
+        probe = tmp / ".probe"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as err:
+        raise ConfigError(f"output directory {root} is not writable ({err.strerror or err}); "
+                          "choose another with --output-dir or output.dir") from err
+    return tmp
+
+
+def _final_dir(root: Path, cfg: PipelineConfig) -> Path:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    base = f"run-{stamp}-{cfg.name or cfg.data.path.stem}"
+    final, i = root / base, 1
+    while final.exists():
+        i += 1
+        final = root / f"{base}-{i}"
+    return final
+
+
+def _run(cfg: PipelineConfig, data: pd.DataFrame | None, run_dir: Path, timer: _Timer,
+         progress: Progress) -> RunResult:
+    import synthdata as sd
+    from synthdata.evaluate import evaluate
+    from synthdata.evaluate.gate import check_gate, resolve_gate
+    from synthdata.privacy.ledger import PrivacyLedger
+
+    with timer.step("load"):
+        if data is None:
+            df = read_table(cfg.data.path, encoding=cfg.data.encoding, fmt=cfg.data.format)
+            input_fp = fingerprint(cfg.data.path)
+        else:
+            df = data
+            input_fp = _frame_fingerprint(df)
+        df = _drop_columns(df, cfg.data.drop)
+        schema = _schema_for(df, cfg)
+        schema.validate(df, where=str(cfg.data.path))
+    progress("load", 1, 1)
+
+    train, holdout = split_frame(df, cfg.split.holdout, cfg.split.seed)
+    privacy = _dp_config(cfg)
+    ledger = PrivacyLedger.from_config(privacy, n_rows=len(train))
+    gen = sd.make_generator(cfg.generator.kind, schema, seed=cfg.seed, privacy=privacy,
+                            **cfg.generator.params)
+    with timer.step("fit"):
+        gen.fit(train, ledger=ledger, progress=progress)
+    n_rows = cfg.sample.rows or len(train)
+    with timer.step("sample"):
+        synth = gen.sample(n_rows, conditions=cfg.sample.conditions or None, seed=cfg.seed)
+    progress("sample", 1, 1)
+
+    with timer.step("evaluate"):
+        sections = None if cfg.evaluate.full else ("fidelity_basic",)
+        report = evaluate(train, synth, holdout=holdout, schema=schema,
+                          target=cfg.evaluate.target, seed=cfg.seed, progress=progress,
+                          sections=sections)
+    ledger.record_not_private("evaluate", reason="fidelity and leakage metrics read the real "
+                              "train and holdout splits; publish them only as internal QA")
+
+    validation_passed, suite_json = _validate(synth, schema, timer, report)
+    rules = resolve_gate(cfg.gate)
+    verdict = check_gate(report.metrics, rules, validation_passed=validation_passed)
+
+    report.add_section("gate", {"passed": verdict.passed, "rules": verdict.results})
+    report.add_section("privacy", ledger.to_dict() | {"statement": ledger.plain_language()})
+    report.add_section("timings", dict(timer.timings))
+    manifest = _manifest(cfg, input_fp, train, holdout, synth, timer, ledger, verdict)
+    report.add_section("manifest", manifest)
+
+    synth_path = None
+    if verdict.passed:
+        synth_path = write_table(synth, run_dir / f"synthetic.{cfg.output.format}",
+                                 cfg.output.format)
+    schema.save(run_dir / "schema.yaml")
+    if suite_json is not None:
+        atomic_write_text(run_dir / "expectations.json", suite_json)
+    atomic_write_text(run_dir / "report.json", report.to_json())
+    atomic_write_text(run_dir / "report.html", report.to_html())
+    atomic_write_text(run_dir / "manifest.json", json.dumps(manifest, indent=2, default=str))
+    return RunResult(run_dir=run_dir, passed=verdict.passed, metrics=dict(report.metrics),
+                     synthetic_path=synth_path, gate=list(verdict.results),
+                     timings=dict(timer.timings))
+
+
+def _validate(synth: pd.DataFrame, schema: Schema, timer: _Timer,
+              report: Any) -> tuple[bool | None, str | None]:
+    """Validate the synthetic table with the great-expectations suite when available."""
+    try:
+        from synthdata.validate import validate_frame
+    except ImportError:  # the validate package is optional
+        return None, None
+    with timer.step("validate"):
+        try:
+            result = validate_frame(synth, schema)
+        except ConfigError as err:  # great-expectations not installed
+            log.info("validation skipped: %s", err)
+            report.add_section("validation", {"skipped": str(err)})
+            return None, None
+    report.add_section("validation", {"passed": result.passed, "results": result.results})
+    return result.passed, result.suite_json
+
+
+def _dp_config(cfg: PipelineConfig) -> Any:
+    if cfg.privacy is None:
+        return None
+    from pydantic import ValidationError
+
+    from synthdata.pipeline.config import format_validation_error
+    from synthdata.privacy.config import DPConfig
+
+    try:
+        return DPConfig(**cfg.privacy)
+    except ValidationError as err:
+        raise ConfigError("privacy: " + format_validation_error(err)) from None
+    except TypeError as err:
+        raise ConfigError(f"privacy: {err}") from None
+
+
+def _drop_columns(df: pd.DataFrame, drop: tuple[str, ...]) -> pd.DataFrame:
+    missing = [c for c in drop if c not in df.columns]
+    if missing:
+        raise ConfigError(f"data.drop names column(s) {missing} that the data does not have; "
+                          f"columns are {list(df.columns)}")
+    return df.drop(columns=list(drop)) if drop else df
+
+
+def _schema_for(df: pd.DataFrame, cfg: PipelineConfig) -> Schema:
+    name = cfg.data.table or cfg.data.path.stem
+    schema = Schema.infer(df, name=name)
+    if cfg.data.schema_path is not None:
+        overrides = load_yaml(cfg.data.schema_path)
+        if not isinstance(overrides, dict):
+            raise ConfigError(f"{cfg.data.schema_path}: a schema must be a YAML mapping")
+        columns = overrides.get("columns") or []
+        overrides = dict(overrides)
+        overrides["columns"] = [c for c in columns if c.get("name") not in cfg.data.drop]
+        schema = schema.with_overrides(overrides, where=str(cfg.data.schema_path))
+    return schema
+
+
+def split_frame(df: pd.DataFrame, holdout: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Seeded random train/holdout split (holdout ``None`` when the share is 0)."""
+    n = len(df)
+    if holdout <= 0:
+        return df.reset_index(drop=True), None
+    n_hold = int(round(n * holdout))
+    if n_hold < 1 or n - n_hold < 2:
+        raise DataError(f"the table has {n} row(s): too few to split {holdout:.0%} off as a "
+                        "holdout; set split.holdout: 0 or provide more rows")
+    perm = np.random.default_rng(seed).permutation(n)
+    hold_idx, train_idx = np.sort(perm[:n_hold]), np.sort(perm[n_hold:])
+    return df.iloc[train_idx].reset_index(drop=True), df.iloc[hold_idx].reset_index(drop=True)
+
+
+def _frame_fingerprint(df: pd.DataFrame) -> str:
+    import hashlib
+
+    hashed = pd.util.hash_pandas_object(df, index=False).to_numpy()
+    return hashlib.sha256(hashed.tobytes()).hexdigest()
+
+
+def package_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in ("synthdata", "numpy", "pandas", "scikit-learn", "scipy", "torch", "opacus",
+                "great-expectations"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def _manifest(cfg: PipelineConfig, input_fp: str, train: pd.DataFrame,
+              holdout: pd.DataFrame | None, synth: pd.DataFrame, timer: _Timer, ledger: Any,
+              verdict: Any) -> dict[str, Any]:
+    return {
+        "manifest_version": 1,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "input": {"path": str(cfg.data.path), "sha256": input_fp},
+        "config": json.loads(cfg.model_dump_json(by_alias=True)),
+        "seed": cfg.seed,
+        "rows": {"train": len(train), "holdout": 0 if holdout is None else len(holdout),
+                 "synthetic": len(synth)},
+        "versions": package_versions(),
+        "platform": {"machine": platform.machine(), "system": platform.system()},
+        "timings_s": dict(timer.timings),
+        "privacy": {"epsilon_delta": list(ledger.spent()) if ledger.epsilon is not None else None},
+        "gate": {"passed": verdict.passed},
+    }

@@ -1,0 +1,149 @@
+"""Schema inference: propose a kind and its details for every column of a DataFrame."""
+
+from __future__ import annotations
+
+import re
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from synthdata.errors import DataError
+from synthdata.schema.model import Column, ColumnKind, Schema, to_native
+
+# A numeric column with at most this many distinct values (all whole numbers) is categorical.
+MAX_NUMERIC_CATEGORIES = 10
+# A string column whose share of distinct values is above this (with enough rows) is an id.
+ID_UNIQUE_SHARE = 0.9
+MIN_ROWS_FOR_ID = 20
+_ID_NAME = re.compile(r"(^|[_.\s-])(id|key|uuid|guid|pid|mrn|index)$|^id[_.]", re.IGNORECASE)
+_BOOL_STRINGS = ({"yes", "no"}, {"true", "false"}, {"y", "n"}, {"t", "f"})
+
+
+def infer_schema(df: pd.DataFrame, *, name: str = "table") -> Schema:
+    """Propose a :class:`Schema` for ``df``.
+
+    Kinds follow simple, documented rules: booleans are two-valued columns (0/1, yes/no,
+    true/false); numbers with few distinct whole values are categorical; whole-number
+    columns are integers; strings that parse as dates with one format are datetimes;
+    unique keys and high-cardinality strings are ids (never learned); long free text is
+    text. Bounds and categories are read from the data (so they are *not* public).
+    """
+    if not isinstance(df, pd.DataFrame):
+        raise DataError(f"expected a pandas DataFrame, got {type(df).__name__}")
+    if df.shape[1] == 0:
+        raise DataError("the table has no columns")
+    bad = [c for c in df.columns if not isinstance(c, str)]
+    if bad:
+        raise DataError(f"column names must be strings; got {bad[:5]}")
+    columns = [infer_column(df[c]) for c in df.columns]
+    notes = []
+    for col in columns:
+        if col.kind == ColumnKind.ID:
+            notes.append(f"{col.name}: looks like an identifier; regenerated, never learned")
+        if col.kind == ColumnKind.TEXT:
+            notes.append(f"{col.name}: free text; not synthesised (output is empty)")
+    pk = next((c.name for c in columns if c.kind == ColumnKind.ID and df[c.name].is_unique
+               and df[c.name].notna().all()), None)
+    return Schema(columns=tuple(columns), name=name, primary_key=pk, notes=tuple(notes))
+
+
+def infer_column(series: pd.Series) -> Column:
+    """Propose a :class:`Column` for one series."""
+    name = str(series.name)
+    dtype = str(series.dtype)
+    nonnull = series.dropna()
+    nullable = bool(len(nonnull) < len(series))
+    n = len(series)
+    if len(nonnull) == 0:
+        # Entirely missing: a categorical with no categories; output stays missing.
+        return Column(name, ColumnKind.CATEGORICAL, dtype=dtype, nullable=True, categories=())
+    if pd.api.types.is_bool_dtype(series):
+        return _discrete(name, ColumnKind.BOOLEAN, dtype, nullable, nonnull)
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return Column(name, ColumnKind.DATETIME, dtype=dtype, nullable=nullable,
+                      min=None, max=None)
+    if pd.api.types.is_numeric_dtype(series):
+        return _numeric(name, dtype, nullable, nonnull, n)
+    values = nonnull.astype(str) if not _all_str(nonnull) else nonnull
+    n_unique = values.nunique()
+    if n_unique == 2 and {v.strip().lower() for v in values.unique()} in _BOOL_STRINGS:
+        return _discrete(name, ColumnKind.BOOLEAN, dtype, nullable, nonnull)
+    if _all_str(nonnull):
+        fmt = _datetime_format(values)
+        if fmt is not None:
+            return Column(name, ColumnKind.DATETIME, dtype=dtype, nullable=nullable,
+                          datetime_format=fmt)
+    share = n_unique / max(len(nonnull), 1)
+    if len(nonnull) >= MIN_ROWS_FOR_ID and share > ID_UNIQUE_SHARE:
+        mean_len = float(values.str.len().mean())
+        has_spaces = float(values.str.contains(" ", regex=False).mean()) > 0.5
+        kind = ColumnKind.TEXT if (mean_len > 30 and has_spaces) else ColumnKind.ID
+        return Column(name, kind, dtype=dtype, nullable=nullable)
+    return _discrete(name, ColumnKind.CATEGORICAL, dtype, nullable, nonnull)
+
+
+def _all_str(values: pd.Series) -> bool:
+    if pd.api.types.is_string_dtype(values) and not pd.api.types.is_object_dtype(values):
+        return True
+    return bool(values.map(type).eq(str).all())
+
+
+def _discrete(name: str, kind: ColumnKind, dtype: str, nullable: bool,
+              nonnull: pd.Series) -> Column:
+    cats = _sorted_categories(nonnull.unique())
+    return Column(name, kind, dtype=dtype, nullable=nullable, categories=tuple(cats))
+
+
+def _sorted_categories(values: np.ndarray) -> list:
+    natives = [to_native(v) for v in values]
+    try:
+        return sorted(natives)
+    except TypeError:  # mixed types: order by type name, then value text
+        return sorted(natives, key=lambda v: (type(v).__name__, str(v)))
+
+
+def _numeric(name: str, dtype: str, nullable: bool, nonnull: pd.Series, n: int) -> Column:
+    arr = nonnull.to_numpy(dtype=float)
+    whole = bool(np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)))
+    uniques = np.unique(arr)
+    if len(uniques) == 2 and set(uniques.tolist()) == {0.0, 1.0}:
+        return _discrete(name, ColumnKind.BOOLEAN, dtype, nullable, nonnull)
+    if whole and len(uniques) <= MAX_NUMERIC_CATEGORIES and n >= 3 * len(uniques):
+        return _discrete(name, ColumnKind.CATEGORICAL, dtype, nullable, nonnull)
+    if not whole and len(uniques) <= 5 and n >= 20 * len(uniques):
+        return _discrete(name, ColumnKind.CATEGORICAL, dtype, nullable, nonnull)
+    lo, hi = float(arr.min()), float(arr.max())
+    if whole:
+        named_like_id = _ID_NAME.search(name) is not None
+        is_key = n >= MIN_ROWS_FOR_ID and (
+            (len(uniques) == n and (named_like_id or hi - lo + 1 == n))
+            or (named_like_id and len(uniques) > max(20, 0.05 * len(arr))))
+        if is_key:
+            return Column(name, ColumnKind.ID, dtype=dtype, nullable=nullable)
+        return Column(name, ColumnKind.INTEGER, dtype=dtype, nullable=nullable,
+                      min=int(lo), max=int(hi))
+    return Column(name, ColumnKind.CONTINUOUS, dtype=dtype, nullable=nullable, min=lo, max=hi)
+
+
+_DATE_HINT = re.compile(r"\d{1,4}[-/.:]\d{1,2}")
+
+
+def _datetime_format(values: pd.Series) -> str | None:
+    """Return one strftime format that parses and re-formats every value exactly, else None."""
+    from pandas.tseries.api import guess_datetime_format
+
+    sample = values.iloc[: min(len(values), 200)]
+    if not sample.map(lambda v: bool(_DATE_HINT.search(v))).all():
+        return None
+    fmt = guess_datetime_format(str(sample.iloc[0]))
+    if fmt is None:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        parsed = pd.to_datetime(values, format=fmt, errors="coerce")
+    if parsed.isna().any():
+        return None
+    if not (parsed.dt.strftime(fmt) == values.to_numpy()).all():
+        return None
+    return fmt

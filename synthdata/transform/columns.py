@@ -1,0 +1,417 @@
+"""Reversible per-column encoders.
+
+Each encoder turns one column into a block of float columns described by ``Span``s and
+back. Numbers use either mode-specific normalisation (a small Gaussian mixture per
+column; the value becomes a scalar within its mode plus a mode one-hot) or a quantile
+map to standard-normal scores; discrete columns are one-hot; datetimes become numbers
+(days) and are formatted back; missing numbers get an indicator span.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.special import ndtr, ndtri
+
+from synthdata._rng import child_seed
+from synthdata.errors import DataError
+from synthdata.schema.model import Column, ColumnKind, to_native
+
+
+class Activation(Enum):
+    """Output activation a model must apply to a span."""
+
+    TANH = "tanh"
+    SOFTMAX = "softmax"
+    LINEAR = "linear"
+
+
+class SpanRole(Enum):
+    """What a span encodes, so models can treat discrete columns specially."""
+
+    VALUE = "value"        # the scalar part of a number
+    MODE = "mode"          # the mode one-hot of mode-specific normalisation
+    MISSING = "missing"    # [present, missing] indicator of a nullable number
+    CATEGORY = "category"  # one-hot of a discrete column (last slot = missing if nullable)
+
+
+@dataclass(frozen=True)
+class Span:
+    """A contiguous block of the transformed matrix."""
+
+    column: str
+    kind: Activation
+    width: int
+    role: SpanRole
+
+
+class NumericMethod(Enum):
+    MODE = "mode"
+    QUANTILE = "quantile"
+
+
+NS_PER_DAY = 86_400 * 10**9
+_MAX_KNOTS = 1000
+_MODE_STD_SCALE = 4.0
+
+
+def _as_float(series: pd.Series, column: Column) -> np.ndarray:
+    """Numeric view of a number or datetime column (datetimes as days since epoch)."""
+    if column.kind == ColumnKind.DATETIME:
+        parsed = _parse_datetime(series, column)
+        ns = parsed.to_numpy(dtype="datetime64[ns]").astype("int64").astype(float)
+        ns[parsed.isna().to_numpy()] = np.nan
+        return ns / NS_PER_DAY
+    if pd.api.types.is_bool_dtype(series):
+        return series.to_numpy(dtype=float)
+    try:
+        return pd.to_numeric(series, errors="raise").to_numpy(dtype=float, na_value=np.nan)
+    except (ValueError, TypeError) as err:
+        raise DataError(f"column {column.name!r} is declared {column.kind.value} but holds "
+                        f"non-numeric values ({err}); declare it categorical or clean it") from err
+
+
+def _parse_datetime(series: pd.Series, column: Column) -> pd.Series:
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return series.dt.tz_localize(None) if getattr(series.dt, "tz", None) else series
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        parsed = pd.to_datetime(series, format=column.datetime_format, errors="coerce")
+    bad = parsed.isna() & series.notna()
+    if bad.any():
+        first = series[bad].iloc[0]
+        raise DataError(f"column {column.name!r}: {int(bad.sum())} value(s) do not match "
+                        f"datetime format {column.datetime_format!r} (first: {first!r})")
+    return parsed
+
+
+class NumericEncoder:
+    """Continuous, integer and datetime columns."""
+
+    def __init__(self, column: Column, method: NumericMethod, max_modes: int = 10) -> None:
+        self.column, self.method, self.max_modes = column, method, max_modes
+
+    # -- fit ----------------------------------------------------------------------------
+    def fit(self, series: pd.Series, rng: np.random.Generator) -> NumericEncoder:
+        values = _as_float(series, self.column)
+        finite = values[~np.isnan(values)]
+        self.has_missing_ = bool(self.column.nullable or np.isnan(values).any())
+        if finite.size == 0:
+            finite = np.array([0.0])
+        self.min_ = float(finite.min()) if self.column.min is None or self.column.kind == ColumnKind.DATETIME \
+            else float(self.column.min)
+        self.max_ = float(finite.max()) if self.column.max is None or self.column.kind == ColumnKind.DATETIME \
+            else float(self.column.max)
+        self.step_ = self._resolution(finite)
+        if self.method == NumericMethod.QUANTILE:
+            self._fit_quantile(finite)
+        else:
+            self._fit_modes(finite, rng)
+        return self
+
+    def _resolution(self, finite: np.ndarray) -> float:
+        """Rounding step on output: 1 for integers, the observed unit for datetimes."""
+        if self.column.kind == ColumnKind.INTEGER:
+            return 1.0
+        if self.column.kind == ColumnKind.DATETIME:
+            ns = np.round(finite * NS_PER_DAY).astype(np.int64)
+            for unit in (NS_PER_DAY, 3600 * 10**9, 60 * 10**9, 10**9, 10**6, 10**3):
+                if np.all(ns % unit == 0):
+                    return unit / NS_PER_DAY
+        return 0.0
+
+    def _fit_quantile(self, finite: np.ndarray) -> None:
+        uniq, counts = np.unique(finite, return_counts=True)
+        if uniq.size <= _MAX_KNOTS:
+            knots, weights = uniq, counts.astype(float)
+            # Integers, dates and values on a visible grid (each value repeats) keep
+            # their exact support; truly continuous values are interpolated.
+            self.stepwise_ = bool(self.step_ > 0 or uniq.size <= finite.size / 2)
+        else:
+            probs = np.linspace(0, 1, _MAX_KNOTS)
+            knots = np.unique(np.quantile(finite, probs))
+            edges = np.searchsorted(np.sort(finite), knots, side="right")
+            weights = np.diff(np.concatenate([[0], edges])).astype(float)
+            weights[weights <= 0] = 1.0
+            self.stepwise_ = False
+        cum = np.cumsum(weights) / weights.sum()
+        mid = cum - weights / weights.sum() / 2
+        self.knots_ = knots.astype(float)
+        self.zmid_ = ndtri(np.clip(mid, 1e-9, 1 - 1e-9))
+        self.zedge_ = ndtri(np.clip(cum[:-1], 1e-9, 1 - 1e-9))
+
+    def _fit_modes(self, finite: np.ndarray, rng: np.random.Generator) -> None:
+        from sklearn.mixture import BayesianGaussianMixture
+
+        sample = finite if finite.size <= 5000 else rng.choice(finite, 5000, replace=False)
+        n_modes = int(min(self.max_modes, np.unique(sample).size))
+        spread = float(sample.std())
+        if n_modes <= 1 or spread == 0:
+            self.means_ = np.array([float(np.mean(sample))])
+            self.stds_ = np.array([max(spread, 1e-6)])
+            self.weights_ = np.array([1.0])
+            return
+        bgm = BayesianGaussianMixture(
+            n_components=n_modes, weight_concentration_prior_type="dirichlet_process",
+            weight_concentration_prior=1e-3, max_iter=100, n_init=1,
+            random_state=child_seed(rng))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # ConvergenceWarning on tiny columns
+            bgm.fit(sample.reshape(-1, 1))
+        keep = bgm.weights_ > 5e-3
+        self.means_ = bgm.means_.ravel()[keep]
+        self.stds_ = np.sqrt(bgm.covariances_.ravel()[keep]) + 1e-6 * max(spread, 1.0)
+        self.weights_ = bgm.weights_[keep] / bgm.weights_[keep].sum()
+
+    # -- layout -------------------------------------------------------------------------
+    def spans(self) -> list[Span]:
+        name = self.column.name
+        if self.method == NumericMethod.QUANTILE:
+            out = [Span(name, Activation.LINEAR, 1, SpanRole.VALUE)]
+        else:
+            out = [Span(name, Activation.TANH, 1, SpanRole.VALUE),
+                   Span(name, Activation.SOFTMAX, len(self.means_), SpanRole.MODE)]
+        if self.has_missing_:
+            out.append(Span(name, Activation.SOFTMAX, 2, SpanRole.MISSING))
+        return out
+
+    @property
+    def width(self) -> int:
+        return sum(s.width for s in self.spans())
+
+    # -- transform ----------------------------------------------------------------------
+    def transform(self, series: pd.Series) -> np.ndarray:
+        values = _as_float(series, self.column)
+        missing = np.isnan(values)
+        if missing.any() and not self.has_missing_:
+            raise DataError(f"column {self.column.name!r} has {int(missing.sum())} missing "
+                            "value(s) but had none when the transformer was fitted")
+        blocks = []
+        if self.method == NumericMethod.QUANTILE:
+            z = self._to_z(np.where(missing, self.knots_[len(self.knots_) // 2], values))
+            z[missing] = 0.0
+            blocks.append(z[:, None])
+        else:
+            filled = np.where(missing, self.means_[np.argmax(self.weights_)], values)
+            logp = (np.log(self.weights_)[None, :]
+                    - 0.5 * ((filled[:, None] - self.means_[None, :]) / self.stds_[None, :]) ** 2
+                    - np.log(self.stds_)[None, :])
+            mode = np.argmax(logp, axis=1)
+            scalar = (filled - self.means_[mode]) / (_MODE_STD_SCALE * self.stds_[mode])
+            onehot = np.zeros((len(values), len(self.means_)))
+            onehot[np.arange(len(values)), mode] = 1.0
+            blocks += [scalar[:, None], onehot]
+        if self.has_missing_:
+            blocks.append(np.stack([~missing, missing], axis=1).astype(float))
+        return np.concatenate(blocks, axis=1)
+
+    def _to_z(self, x: np.ndarray) -> np.ndarray:
+        k, zk = self.knots_, self.zmid_
+        if k.size == 1:
+            return np.zeros_like(x)
+        z = np.interp(x, k, zk)
+        lo, hi = x < k[0], x > k[-1]  # extrapolate linearly so the map stays invertible
+        z[lo] = zk[0] + (x[lo] - k[0]) * (zk[1] - zk[0]) / (k[1] - k[0])
+        z[hi] = zk[-1] + (x[hi] - k[-1]) * (zk[-1] - zk[-2]) / (k[-1] - k[-2])
+        return z
+
+    def _from_z(self, z: np.ndarray) -> np.ndarray:
+        k, zk = self.knots_, self.zmid_
+        if k.size == 1:
+            return np.full_like(z, k[0])
+        if self.stepwise_:
+            return k[np.searchsorted(self.zedge_, z)]
+        x = np.interp(z, zk, k)
+        lo, hi = z < zk[0], z > zk[-1]
+        x[lo] = k[0] + (z[lo] - zk[0]) * (k[1] - k[0]) / (zk[1] - zk[0])
+        x[hi] = k[-1] + (z[hi] - zk[-1]) * (k[-1] - k[-2]) / (zk[-1] - zk[-2])
+        return x
+
+    def inverse(self, block: np.ndarray) -> pd.Series:
+        if self.method == NumericMethod.QUANTILE:
+            values = self._from_z(block[:, 0])
+            pos = 1
+        else:
+            n_modes = len(self.means_)
+            mode = np.argmax(block[:, 1:1 + n_modes], axis=1)
+            values = block[:, 0] * _MODE_STD_SCALE * self.stds_[mode] + self.means_[mode]
+            pos = 1 + n_modes
+        values = np.clip(values, self.min_, self.max_)
+        if self.step_ > 0:
+            values = np.round(values / self.step_) * self.step_
+            values = np.clip(values, self.min_, self.max_)
+        if self.has_missing_:
+            values = np.where(np.argmax(block[:, pos:pos + 2], axis=1) == 1, np.nan, values)
+        return self._restore(values)
+
+    def _restore(self, values: np.ndarray) -> pd.Series:
+        col = self.column
+        if col.kind == ColumnKind.DATETIME:
+            ns = np.round(values * NS_PER_DAY)
+            missing = np.isnan(ns)
+            stamps = pd.to_datetime(np.where(missing, 0, ns).astype(np.int64), unit="ns")
+            stamps = pd.Series(stamps).mask(pd.Series(missing))
+            if col.datetime_format is not None and not col.dtype.startswith("datetime"):
+                text = stamps.dt.strftime(col.datetime_format)
+                return text.astype(col.dtype) if col.dtype != "object" else text.astype(object)
+            return stamps.astype(col.dtype) if col.dtype.startswith("datetime") else stamps
+        return _cast(pd.Series(values), col.dtype)
+
+    # -- state --------------------------------------------------------------------------
+    def get_state(self) -> dict[str, Any]:
+        state: dict[str, Any] = {"has_missing": self.has_missing_, "min": self.min_,
+                                 "max": self.max_, "step": self.step_}
+        if self.method == NumericMethod.QUANTILE:
+            state.update(knots=self.knots_.tolist(), zmid=self.zmid_.tolist(),
+                         zedge=self.zedge_.tolist(), stepwise=self.stepwise_)
+        else:
+            state.update(means=self.means_.tolist(), stds=self.stds_.tolist(),
+                         weights=self.weights_.tolist())
+        return state
+
+    def set_state(self, state: dict[str, Any]) -> NumericEncoder:
+        self.has_missing_, self.min_, self.max_ = state["has_missing"], state["min"], state["max"]
+        self.step_ = state["step"]
+        if self.method == NumericMethod.QUANTILE:
+            self.knots_, self.zmid_ = np.asarray(state["knots"]), np.asarray(state["zmid"])
+            self.zedge_, self.stepwise_ = np.asarray(state["zedge"]), state["stepwise"]
+        else:
+            self.means_, self.stds_ = np.asarray(state["means"]), np.asarray(state["stds"])
+            self.weights_ = np.asarray(state["weights"])
+        return self
+
+
+def _cast(series: pd.Series, dtype: str) -> pd.Series:
+    """Cast to the original dtype; an integer dtype with missing values becomes float."""
+    try:
+        if dtype.startswith(("int", "uint")) and series.isna().any():
+            return series.astype("float64")
+        return series.astype(dtype)
+    except (TypeError, ValueError):
+        return series
+
+
+class CategoryEncoder:
+    """Categorical and boolean columns: one-hot, with a trailing missing slot if nullable."""
+
+    def __init__(self, column: Column) -> None:
+        self.column = column
+
+    def fit(self, series: pd.Series, rng: np.random.Generator | None = None) -> CategoryEncoder:
+        nonnull = series.dropna()
+        if self.column.categories is not None:
+            cats = list(self.column.categories)
+            unseen = _unknown(nonnull, cats)
+            if unseen:
+                raise DataError(f"column {self.column.name!r} holds value(s) {unseen[:5]} that "
+                                "are not among the schema's categories; add them to "
+                                "'categories' or remove the list to learn it from the data")
+        else:
+            cats = sorted({to_native(v) for v in nonnull.unique()}, key=lambda v: (str(type(v)), v))
+        self.categories_ = cats
+        self.has_missing_ = bool(self.column.nullable or series.isna().any())
+        return self
+
+    def spans(self) -> list[Span]:
+        return [Span(self.column.name, Activation.SOFTMAX, self.width, SpanRole.CATEGORY)]
+
+    @property
+    def width(self) -> int:
+        return max(len(self.categories_) + int(self.has_missing_), 1)
+
+    def codes(self, series: pd.Series) -> np.ndarray:
+        """Integer code per row (``len(categories_)`` for a missing value)."""
+        lookup = {_key(c): i for i, c in enumerate(self.categories_)}
+        missing = series.isna().to_numpy()
+        keys = series.map(_key, na_action="ignore") if len(series) else series
+        codes = np.array(keys.map(lookup).to_numpy(dtype=float, na_value=np.nan))
+        unknown = np.isnan(codes) & ~missing
+        if unknown.any():
+            bad = series[unknown].unique()[:5].tolist()
+            raise DataError(f"column {self.column.name!r} has value(s) {bad} not seen when the "
+                            "transformer was fitted")
+        if missing.any() and not self.has_missing_:
+            raise DataError(f"column {self.column.name!r} has missing values but had none when "
+                            "the transformer was fitted")
+        codes[missing] = len(self.categories_)
+        return codes.astype(np.int64)
+
+    def transform(self, series: pd.Series) -> np.ndarray:
+        out = np.zeros((len(series), self.width))
+        codes = self.codes(series)
+        if len(self.categories_) or self.has_missing_:
+            out[np.arange(len(series)), codes] = 1.0
+        return out
+
+    def inverse(self, block: np.ndarray) -> pd.Series:
+        return self.from_codes(np.argmax(block, axis=1))
+
+    def from_codes(self, codes: np.ndarray) -> pd.Series:
+        lookup = np.array(list(self.categories_) + [None], dtype=object)
+        values = pd.Series(lookup[np.minimum(codes, len(self.categories_))], dtype=object)
+        dtype = self.column.dtype
+        if dtype in ("object",):
+            return values
+        if dtype.startswith(("int", "uint", "bool")) and values.isna().any():
+            return values  # keep object: integers/booleans with missing values
+        return _cast(values, dtype)
+
+    def get_state(self) -> dict[str, Any]:
+        return {"categories": [to_native(c) for c in self.categories_],
+                "has_missing": self.has_missing_}
+
+    def set_state(self, state: dict[str, Any]) -> CategoryEncoder:
+        self.categories_, self.has_missing_ = list(state["categories"]), state["has_missing"]
+        return self
+
+
+def _key(value: Any) -> Any:
+    """Hashable lookup key that treats 1, 1.0 and numpy scalars alike."""
+    value = to_native(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _unknown(values: pd.Series, cats: list[Any]) -> list[Any]:
+    known = {_key(c) for c in cats}
+    return [to_native(v) for v in values.unique() if _key(v) not in known]
+
+
+class RegeneratedEncoder:
+    """Ids (regenerated as fresh sequential keys) and free text (left empty): not learned."""
+
+    def __init__(self, column: Column) -> None:
+        self.column = column
+
+    def fit(self, series: pd.Series, rng: np.random.Generator | None = None) -> RegeneratedEncoder:
+        self.numeric_ = bool(pd.api.types.is_numeric_dtype(series))
+        return self
+
+    def spans(self) -> list[Span]:
+        return []
+
+    width = 0
+
+    def transform(self, series: pd.Series) -> np.ndarray:
+        return np.zeros((len(series), 0))
+
+    def generate(self, n: int) -> pd.Series:
+        if self.column.kind == ColumnKind.TEXT:
+            return pd.Series([None] * n, dtype=object)
+        if self.numeric_:
+            return _cast(pd.Series(np.arange(1, n + 1)), self.column.dtype)
+        return _cast(pd.Series([f"SYN{i:08d}" for i in range(1, n + 1)], dtype=object),
+                     self.column.dtype)
+
+    def get_state(self) -> dict[str, Any]:
+        return {"numeric": self.numeric_}
+
+    def set_state(self, state: dict[str, Any]) -> RegeneratedEncoder:
+        self.numeric_ = state["numeric"]
+        return self

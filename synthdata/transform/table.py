@@ -1,0 +1,147 @@
+"""TableTransformer: the whole table to a float matrix with a typed layout, and back."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from synthdata._rng import make_rng
+from synthdata.errors import DataError, NotFittedError
+from synthdata.schema.model import ColumnKind, Schema
+from synthdata.transform.columns import (
+    CategoryEncoder,
+    NumericEncoder,
+    NumericMethod,
+    RegeneratedEncoder,
+    Span,
+    SpanRole,
+)
+
+Encoder = NumericEncoder | CategoryEncoder | RegeneratedEncoder
+Progress = Callable[[str, int, int], None]
+
+
+def _no_progress(step: str, done: int, total: int) -> None:
+    return None
+
+
+class TableTransformer:
+    """Reversible transformer for one table.
+
+    ``fit`` learns one encoder per column; ``transform`` returns a float matrix whose
+    column blocks are described by ``layout_`` (a tuple of :class:`Span`);
+    ``inverse_transform`` returns a DataFrame with the schema's columns, values and dtypes.
+    Ids are regenerated and free text is left empty: neither is learned.
+
+    Parameters
+    ----------
+    schema:
+        The table's schema.
+    numeric:
+        ``"mode"`` (mode-specific normalisation, for neural models) or ``"quantile"``
+        (a monotone map to normal scores, for the mixture model).
+    max_modes:
+        Upper bound on mixture modes per column under ``"mode"``.
+    """
+
+    def __init__(self, schema: Schema, *, numeric: str = "mode", max_modes: int = 10) -> None:
+        self.schema, self.numeric, self.max_modes = schema, numeric, max_modes
+
+    def _make_encoder(self, name: str) -> Encoder:
+        col = self.schema[name]
+        if col.kind in (ColumnKind.CONTINUOUS, ColumnKind.INTEGER, ColumnKind.DATETIME):
+            return NumericEncoder(col, NumericMethod(self.numeric), self.max_modes)
+        if col.kind.is_discrete:
+            return CategoryEncoder(col)
+        return RegeneratedEncoder(col)
+
+    def fit(self, data: pd.DataFrame, *, rng: np.random.Generator | int | None = 0,
+            progress: Progress = _no_progress) -> TableTransformer:
+        self._check_columns(data)
+        rng = make_rng(rng)
+        encoders: dict[str, Encoder] = {}
+        names = self.schema.names
+        for i, name in enumerate(names):
+            encoders[name] = self._make_encoder(name).fit(data[name], rng)
+            progress("transform.fit", i + 1, len(names))
+        self.encoders_ = encoders
+        self._build_layout()
+        return self
+
+    def _build_layout(self) -> None:
+        spans: list[Span] = []
+        for enc in self.encoders_.values():
+            spans.extend(enc.spans())
+        self.layout_: tuple[Span, ...] = tuple(spans)
+        self.n_features_ = sum(s.width for s in spans)
+
+    def _check_columns(self, data: pd.DataFrame) -> None:
+        if not isinstance(data, pd.DataFrame):
+            raise DataError(f"expected a pandas DataFrame, got {type(data).__name__}")
+        missing = [c for c in self.schema.names if c not in data.columns]
+        if missing:
+            raise DataError(f"column(s) {missing} of schema {self.schema.name!r} are missing "
+                            f"from the data; it has {list(data.columns)}")
+
+    def _fitted(self) -> dict[str, Encoder]:
+        if not hasattr(self, "encoders_"):
+            raise NotFittedError("this TableTransformer is not fitted; call fit() first")
+        return self.encoders_
+
+    # -- layout helpers ------------------------------------------------------------------
+    def span_slices(self) -> list[tuple[Span, slice]]:
+        """Each span with its column slice in the transformed matrix."""
+        out, pos = [], 0
+        for span in self.layout_:
+            out.append((span, slice(pos, pos + span.width)))
+            pos += span.width
+        return out
+
+    def discrete_columns(self) -> list[str]:
+        """Names of learned discrete (categorical/boolean) columns, in layout order."""
+        return [s.column for s in self.layout_ if s.role == SpanRole.CATEGORY]
+
+    def encoder(self, name: str) -> Encoder:
+        encoders = self._fitted()
+        if name not in encoders:
+            raise DataError(f"no column {name!r}; columns are {list(encoders)}")
+        return encoders[name]
+
+    # -- transform ----------------------------------------------------------------------
+    def transform(self, data: pd.DataFrame) -> np.ndarray:
+        encoders = self._fitted()
+        self._check_columns(data)
+        blocks = [enc.transform(data[name]) for name, enc in encoders.items() if enc.width]
+        if not blocks:
+            return np.zeros((len(data), 0))
+        return np.concatenate(blocks, axis=1)
+
+    def inverse_transform(self, matrix: np.ndarray) -> pd.DataFrame:
+        encoders = self._fitted()
+        matrix = np.asarray(matrix, dtype=float)
+        if matrix.ndim != 2 or matrix.shape[1] != self.n_features_:
+            raise DataError(f"expected a matrix with {self.n_features_} columns, got shape "
+                            f"{matrix.shape}")
+        n, pos, out = matrix.shape[0], 0, {}
+        for name, enc in encoders.items():
+            if isinstance(enc, RegeneratedEncoder):
+                out[name] = enc.generate(n)
+                continue
+            out[name] = enc.inverse(matrix[:, pos:pos + enc.width]).reset_index(drop=True)
+            pos += enc.width
+        return pd.DataFrame(out, columns=self.schema.names)
+
+    # -- state --------------------------------------------------------------------------
+    def get_state(self) -> dict[str, Any]:
+        return {"numeric": self.numeric, "max_modes": self.max_modes,
+                "encoders": {n: e.get_state() for n, e in self._fitted().items()}}
+
+    @classmethod
+    def from_state(cls, schema: Schema, state: dict[str, Any]) -> TableTransformer:
+        tt = cls(schema, numeric=state["numeric"], max_modes=state["max_modes"])
+        tt.encoders_ = {n: tt._make_encoder(n).set_state(s) for n, s in state["encoders"].items()}
+        tt._build_layout()
+        return tt

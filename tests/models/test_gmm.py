@@ -1,0 +1,95 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+import synthdata as sd
+from synthdata.errors import ConfigError, DataError
+from synthdata.schema import Schema
+
+
+@pytest.fixture(scope="module")
+def fitted(flchain):
+    train = flchain.sample(3000, random_state=1).reset_index(drop=True)
+    schema = Schema.infer(train)
+    return train, schema, sd.make_generator("gmm", schema, seed=0).fit(train)
+
+
+def test_samples_respect_schema(fitted):
+    train, schema, gen = fitted
+    synth = gen.sample(5000, seed=1)
+    assert list(synth.columns) == list(train.columns)
+    assert synth.dtypes.to_dict() == train.dtypes.to_dict()
+    assert (synth["age"] == synth["age"].round()).all()
+    assert synth["age"].between(train["age"].min(), train["age"].max()).all()
+    assert set(synth["sex"].unique()) <= {"F", "M"}
+    assert set(synth["chapter"].dropna().unique()) <= set(train["chapter"].dropna().unique())
+    for col in ("creatinine", "chapter"):
+        assert abs(synth[col].isna().mean() - train[col].isna().mean()) <= 0.02, col
+
+
+def test_marginals_and_correlations_are_close(fitted, flchain):
+    train, schema, gen = fitted
+    synth = gen.sample(len(train), seed=2)
+    from scipy.stats import ks_2samp
+
+    for col in ("age", "kappa", "lambda", "futime"):
+        assert ks_2samp(train[col], synth[col]).statistic < 0.06, col
+    num = ["age", "kappa", "lambda", "futime", "death"]
+    diff = np.abs(train[num].corr().to_numpy() - synth[num].corr().to_numpy()).mean()
+    assert diff < 0.05
+
+
+def test_conditions(fitted):
+    _, _, gen = fitted
+    out = gen.sample(500, conditions={"death": 1, "sex": "F"}, seed=3)
+    assert (out["death"] == 1).all() and (out["sex"] == "F").all()
+    # the condition moves correlated columns: deaths are older
+    alive = gen.sample(2000, conditions={"death": 0}, seed=3)
+    dead = gen.sample(2000, conditions={"death": 1}, seed=3)
+    assert dead["age"].mean() > alive["age"].mean() + 5
+    with pytest.raises(ConfigError, match="only discrete"):
+        gen.sample(10, conditions={"age": 60})
+    with pytest.raises(ConfigError, match="not seen in training"):
+        gen.sample(10, conditions={"sex": "X"})
+    with pytest.raises(ConfigError, match="unknown column"):
+        gen.sample(10, conditions={"nope": 1})
+
+
+def test_stream_and_seeded_sampling(fitted):
+    _, _, gen = fitted
+    a, b = gen.sample(100), gen.sample(100)
+    assert not a.equals(b)
+    pd.testing.assert_frame_equal(gen.sample(100, seed=5), gen.sample(100, seed=5))
+
+
+def test_same_seed_same_model(flchain_small):
+    schema = Schema.infer(flchain_small)
+    one = sd.make_generator("gmm", schema, seed=7).fit(flchain_small).sample(200, seed=0)
+    two = sd.make_generator("gmm", schema, seed=7).fit(flchain_small).sample(200, seed=0)
+    pd.testing.assert_frame_equal(one, two)
+
+
+def test_bad_params_and_rows(flchain_small):
+    schema = Schema.infer(flchain_small)
+    with pytest.raises(ConfigError, match="max_iter"):
+        sd.make_generator("gmm", schema, max_iter=0).fit(flchain_small)
+    with pytest.raises(ConfigError, match="unknown parameter"):
+        sd.make_generator("gmm", schema, epochs=3)
+    gen = sd.make_generator("gmm", schema, n_components=2).fit(flchain_small)
+    for bad in (0, -5, 2.5):
+        with pytest.raises(ConfigError, match="positive integer"):
+            gen.sample(bad)
+    with pytest.raises(DataError, match="at least 10"):
+        sd.make_generator("gmm", schema).fit(flchain_small.head(3))
+
+
+def test_edge_columns_constant_all_null_single_category():
+    n = 120
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"x": rng.normal(size=n), "const": 3.5, "empty": [np.nan] * n,
+                       "one": ["only"] * n, "k": rng.choice(["a", "b"], size=n)})
+    schema = Schema.infer(df)
+    out = sd.make_generator("gmm", schema).fit(df).sample(50, seed=0)
+    assert (out["const"] == 3.5).all()
+    assert out["empty"].isna().all()
+    assert (out["one"] == "only").all()

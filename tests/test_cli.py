@@ -1,0 +1,166 @@
+"""CLI behaviour: exit codes, one-paragraph errors, atomic outputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from synthdata.cli import main
+from tests.conftest import DATA
+
+
+def write_pipeline(tmp_path: Path, data: Path, **extra) -> Path:
+    cfg = {"data": {"path": str(data)}, "generator": {"kind": "gmm",
+           "params": {"n_components": 2, "max_iter": 10}},
+           "evaluate": {"full": False}, "output": {"dir": str(tmp_path / "out")}}
+    for key, value in extra.items():
+        cfg[key] = value
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def run(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.fixture()
+def small_csv(tmp_path, flchain) -> Path:
+    path = tmp_path / "small.csv"
+    flchain.sample(300, random_state=0).to_csv(path, index=False)
+    return path
+
+
+def test_run_writes_run_directory(tmp_path, capsys, small_csv):
+    code, out, err = run(capsys, "run", str(write_pipeline(tmp_path, small_csv)), "--quiet")
+    assert code == 0, err
+    run_dir = Path(out.strip().splitlines()[-1])
+    names = {p.name for p in run_dir.iterdir()}
+    assert {"synthetic.csv", "report.json", "report.html", "manifest.json", "schema.yaml"} <= names
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["input"]["sha256"] and manifest["seed"] == 0
+    assert "fit" in manifest["timings_s"] and manifest["versions"]["pandas"]
+    synth = pd.read_csv(run_dir / "synthetic.csv")
+    assert len(synth) == 210 and list(synth.columns) == list(pd.read_csv(small_csv).columns)
+    # nothing temporary is left behind
+    assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]
+
+
+def _expect_error(capsys, args, pattern, code=2):
+    got, out, err = run(capsys, *args)
+    assert got == code, (out, err)
+    assert "Traceback" not in err
+    assert pattern in " ".join(err.split()), err
+
+
+def test_missing_file(tmp_path, capsys):
+    _expect_error(capsys, ["run", str(write_pipeline(tmp_path, tmp_path / "nope.csv"))],
+                  "data file not found")
+
+
+def test_missing_pipeline(tmp_path, capsys):
+    _expect_error(capsys, ["run", str(tmp_path / "nope.yaml")], "pipeline file not found")
+
+
+@pytest.mark.parametrize("content,pattern", [
+    (b"", "is empty"),
+    (b"a,b,c\n", "has a header but no rows"),
+    (b"a,b\n1,\xff\xfe\n2,3\n", "not valid utf-8"),
+])
+def test_bad_files(tmp_path, capsys, content, pattern):
+    path = tmp_path / "bad.csv"
+    path.write_bytes(content)
+    _expect_error(capsys, ["run", str(write_pipeline(tmp_path, path))], pattern)
+
+
+def test_single_row_table(tmp_path, capsys):
+    path = tmp_path / "one.csv"
+    path.write_text("a,b\n1,x\n")
+    _expect_error(capsys, ["run", str(write_pipeline(tmp_path, path))], "too few to split")
+
+
+def test_unknown_key_and_wrong_type(tmp_path, capsys, small_csv):
+    p = write_pipeline(tmp_path, small_csv, generatr={"kind": "gmm"})
+    _expect_error(capsys, ["run", str(p)], "generatr: unknown key")
+    p = write_pipeline(tmp_path, small_csv, split={"holdout": "lots"})
+    _expect_error(capsys, ["run", str(p)], "split.holdout:")
+    p = write_pipeline(tmp_path, small_csv, sample={"rows": 0})
+    _expect_error(capsys, ["run", str(p)], "sample.rows:")
+    p = write_pipeline(tmp_path, small_csv, sample={"rows": -3})
+    _expect_error(capsys, ["run", str(p)], "sample.rows:")
+
+
+def test_schema_naming_missing_column(tmp_path, capsys, small_csv):
+    schema = tmp_path / "s.yaml"
+    schema.write_text(yaml.safe_dump({"columns": [{"name": "ghost", "kind": "integer"}]}))
+    p = write_pipeline(tmp_path, small_csv, data={"path": str(small_csv), "schema": str(schema)})
+    _expect_error(capsys, ["run", str(p)], "column 'ghost' is not in the data")
+
+
+def test_mixed_types_declared_numeric(tmp_path, capsys):
+    path = tmp_path / "mixed.csv"
+    rows = [f"{i},{'abc' if i == 7 else i}" for i in range(40)]
+    path.write_text("a,b\n" + "\n".join(rows) + "\n")
+    schema = tmp_path / "s.yaml"
+    schema.write_text(yaml.safe_dump({"columns": [{"name": "b", "kind": "integer"}]}))
+    p = write_pipeline(tmp_path, path, data={"path": str(path), "schema": str(schema)})
+    _expect_error(capsys, ["run", str(p)], "column 'b' has 1 non-numeric value(s) (first: 'abc'")
+
+
+def test_entirely_null_and_constant_columns_run(tmp_path, capsys, flchain):
+    df = flchain.sample(200, random_state=0).copy()
+    df["empty"] = None
+    df["const"] = "same"
+    path = tmp_path / "edge.csv"
+    df.to_csv(path, index=False)
+    code, out, err = run(capsys, "run", str(write_pipeline(tmp_path, path)), "--quiet")
+    assert code == 0, err
+    synth = pd.read_csv(Path(out.strip().splitlines()[-1]) / "synthetic.csv")
+    assert synth["empty"].isna().all() and (synth["const"] == "same").all()
+
+
+def test_unwritable_output_dir(tmp_path, capsys, small_csv):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    p = write_pipeline(tmp_path, small_csv, output={"dir": str(blocker / "sub")})
+    _expect_error(capsys, ["run", str(p)], "is not writable")
+
+
+def test_debug_shows_traceback(tmp_path, small_csv):
+    from synthdata.errors import DataError
+
+    with pytest.raises(DataError):
+        main(["run", str(write_pipeline(tmp_path, tmp_path / "nope.csv")), "--debug"])
+
+
+def test_schema_infer_fit_sample(tmp_path, capsys, small_csv):
+    out = tmp_path / "s.yaml"
+    code, stdout, err = run(capsys, "schema", "infer", str(small_csv), "-o", str(out))
+    assert code == 0 and out.is_file(), err
+    model = tmp_path / "m.sdg"
+    code, _, err = run(capsys, "fit", str(small_csv), "-o", str(model), "-p", "n_components=2",
+                       "--quiet")
+    assert code == 0, err
+    synth = tmp_path / "syn.csv"
+    code, _, err = run(capsys, "sample", str(model), "-n", "25", "-o", str(synth), "-c", "sex=F")
+    assert code == 0, err
+    df = pd.read_csv(synth)
+    assert len(df) == 25 and (df["sex"] == "F").all()
+    _expect_error(capsys, ["sample", str(model), "-n", "0", "-o", str(tmp_path / "z.csv")],
+                  "positive integer")
+    assert not (tmp_path / "z.csv").exists()
+
+
+def test_shipped_demo_pipeline_is_valid():
+    from synthdata.pipeline.config import PipelineConfig
+
+    root = DATA.parent
+    for path in sorted((root / "pipelines").glob("*.yaml")):
+        cfg = PipelineConfig.from_yaml(path)
+        assert cfg.data.path.is_file(), path
