@@ -13,8 +13,8 @@ from synthdata.cli import main
 from tests.conftest import DATA
 
 
-def write_pipeline(tmp_path: Path, data: Path, **extra) -> Path:
-    cfg = {"data": {"path": str(data)}, "generator": {"kind": "gmm",
+def write_pipeline(tmp_path: Path, data_path: Path, **extra) -> Path:
+    cfg = {"data": {"path": str(data_path)}, "generator": {"kind": "gmm",
            "params": {"n_components": 2, "max_iter": 10}},
            "evaluate": {"full": False}, "output": {"dir": str(tmp_path / "out")}}
     for key, value in extra.items():

@@ -45,6 +45,8 @@ class BaseGenerator:
 
     name: ClassVar[str] = "base"
     numeric_encoding: ClassVar[str] = "mode"
+    # How training spends a DP budget: "zcdp" (noisy statistics), "dpsgd", or None (no DP).
+    dp_training: ClassVar[str | None] = None
     schema: Schema
     seed: int | None
     privacy: Any
@@ -86,6 +88,9 @@ class BaseGenerator:
         matrix = self.transformer_.transform(data)
         self.n_train_rows_ = len(data)
         self._fit(matrix, rng, progress)
+        if self.privacy is None:
+            self.ledger_.record_not_private(f"model.{self.name}.fit", reason="model parameters "
+                                            "learned without privacy", shapes_release=True)
         self.sample_seed_ = int(rng.integers(0, 2**63 - 1))
         self._sample_rng = np.random.default_rng(self.sample_seed_)
         return self
@@ -100,13 +105,40 @@ class BaseGenerator:
     def _fit_transformer(self, data: pd.DataFrame, rng: np.random.Generator,
                          progress: Progress) -> TableTransformer:
         if self.privacy is not None:
-            raise ConfigError(f"{self.name}: differential privacy is not available for this "
-                              "generator yet; remove privacy= or choose another generator")
-        tt = TableTransformer(self.schema, numeric=self.numeric_encoding)
+            return self._fit_private_transformer(data, rng, progress)
+        if self.ledger_.is_private:
+            raise ConfigError(f"{self.name}: the ledger has a privacy budget but the generator "
+                              "has no privacy=DPConfig; pass the same DPConfig to both")
+        tt = TableTransformer(self.schema, numeric=self.numeric_encoding,
+                              **self._transformer_options())
         tt = tt.fit(data, rng=rng, progress=progress)
         self.ledger_.record_not_private(
-            "transform.fit", reason="bounds, categories and encodings learned from the training data")
+            "transform.fit", reason="bounds, categories and encodings learned from the training "
+            "data without privacy", shapes_release=True)
         return tt
+
+    def _fit_private_transformer(self, data: pd.DataFrame, rng: np.random.Generator,
+                                 progress: Progress) -> TableTransformer:
+        from synthdata.privacy.accounting import plan_split
+        from synthdata.transform.private import PrivateBudget
+
+        if self.dp_training is None:
+            raise ConfigError(f"{self.name}: differential privacy is not available for this "
+                              "generator; remove privacy= or choose another generator")
+        if not self.ledger_.is_private:
+            raise ConfigError(f"{self.name}: privacy= is set but the ledger has no budget; "
+                              "build it with PrivacyLedger.from_config(privacy, n_rows=...)")
+        eps, delta = self.ledger_.epsilon, self.ledger_.delta
+        self.dp_plan_ = plan_split(eps, delta, self.privacy.preprocessing_share,
+                                   training=self.dp_training)
+        budget = PrivateBudget(rho=self.dp_plan_.preprocessing_rho,
+                               threshold_delta=self.dp_plan_.preprocessing_threshold_delta)
+        tt = TableTransformer(self.schema, numeric="quantile", **self._transformer_options())
+        return tt.fit(data, rng=rng, progress=progress, ledger=self.ledger_, private=budget)
+
+    def _transformer_options(self) -> dict[str, Any]:
+        """Extra TableTransformer options a generator wants (e.g. discrete encoding)."""
+        return {}
 
     def _fit(self, matrix: np.ndarray, rng: np.random.Generator, progress: Progress) -> None:
         raise NotImplementedError

@@ -88,7 +88,7 @@ class PipelineConfig(_Frozen):
         if not isinstance(raw, dict):
             raise ConfigError(f"{p}: a pipeline must be a YAML mapping with at least a 'data' block")
         cfg = cls.from_dict(raw, where=str(p))
-        return cfg.resolve_paths(p.parent)
+        return cfg.resolve_paths(p.parent.resolve())
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], *, where: str = "pipeline") -> PipelineConfig:
@@ -99,7 +99,7 @@ class PipelineConfig(_Frozen):
 
     def resolve_paths(self, base: Path) -> PipelineConfig:
         def fix(p: Path | None) -> Path | None:
-            return None if p is None or p.is_absolute() else (base / p)
+            return p if p is None or p.is_absolute() else (base / p)
 
         data = self.data.model_copy(update={"path": fix(self.data.path),
                                             "schema_path": fix(self.data.schema_path)})

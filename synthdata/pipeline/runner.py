@@ -124,7 +124,7 @@ def _run(cfg: PipelineConfig, data: pd.DataFrame | None, run_dir: Path, timer: _
          progress: Progress) -> RunResult:
     import synthdata as sd
     from synthdata.evaluate import evaluate
-    from synthdata.evaluate.gate import check_gate, resolve_gate
+    from synthdata.evaluate.gate import check_gate
     from synthdata.privacy.ledger import PrivacyLedger
 
     with timer.step("load"):
@@ -139,6 +139,7 @@ def _run(cfg: PipelineConfig, data: pd.DataFrame | None, run_dir: Path, timer: _
         schema.validate(df, where=str(cfg.data.path))
     progress("load", 1, 1)
 
+    rules = resolve_gate(cfg.gate)
     train, holdout = split_frame(df, cfg.split.holdout, cfg.split.seed)
     privacy = _dp_config(cfg)
     ledger = PrivacyLedger.from_config(privacy, n_rows=len(train))
@@ -160,7 +161,6 @@ def _run(cfg: PipelineConfig, data: pd.DataFrame | None, run_dir: Path, timer: _
                               "train and holdout splits; publish them only as internal QA")
 
     validation_passed, suite_json = _validate(synth, schema, timer, report)
-    rules = resolve_gate(cfg.gate)
     verdict = check_gate(report.metrics, rules, validation_passed=validation_passed)
 
     report.add_section("gate", {"passed": verdict.passed, "rules": verdict.results})
@@ -182,6 +182,17 @@ def _run(cfg: PipelineConfig, data: pd.DataFrame | None, run_dir: Path, timer: _
     return RunResult(run_dir=run_dir, passed=verdict.passed, metrics=dict(report.metrics),
                      synthetic_path=synth_path, gate=list(verdict.results),
                      timings=dict(timer.timings))
+
+
+def resolve_gate(spec: str | dict[str, Any] | None) -> Any:
+    """The pipeline's gate: a preset name, a mapping of rules, or none (no rules)."""
+    from synthdata.evaluate.gate import GateConfig, gate_preset
+
+    if spec is None:
+        return GateConfig()
+    if isinstance(spec, str):
+        return gate_preset(spec)
+    return GateConfig.parse(spec, where="gate")
 
 
 def _validate(synth: pd.DataFrame, schema: Schema, timer: _Timer,

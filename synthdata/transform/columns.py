@@ -114,6 +114,30 @@ class NumericEncoder:
             self._fit_modes(finite, rng)
         return self
 
+    def fit_private(self, knots: np.ndarray, levels: np.ndarray, lower: float,
+                    upper: float, has_missing: bool = True) -> NumericEncoder:
+        """Set a quantile map from privately estimated knots (values at CDF ``levels``).
+
+        Without a missing slot (the DP missing count was negligible), missing inputs are
+        imputed with the median knot.
+        """
+        self.method = NumericMethod.QUANTILE
+        self.has_missing_ = has_missing
+        self.impute_missing_ = not has_missing
+        self.min_, self.max_ = float(lower), float(upper)
+        self.step_ = 1.0 if self.column.kind == ColumnKind.INTEGER else 0.0
+        if self.column.kind == ColumnKind.DATETIME:
+            self.step_ = 1.0  # whole days: finer resolution would need more budget
+        uniq, inverse = np.unique(np.asarray(knots, dtype=float), return_inverse=True)
+        lv = np.bincount(inverse, weights=levels) / np.bincount(inverse)
+        self.knots_ = uniq
+        self.zmid_ = ndtri(np.clip(lv, 0.005, 0.995))
+        if uniq.size > 1 and np.any(np.diff(self.zmid_) <= 0):
+            self.zmid_ = np.maximum.accumulate(self.zmid_ + np.arange(uniq.size) * 1e-9)
+        self.zedge_ = (self.zmid_[:-1] + self.zmid_[1:]) / 2
+        self.stepwise_ = False
+        return self
+
     def _resolution(self, finite: np.ndarray) -> float:
         """Rounding step on output: 1 for integers, the observed unit for datetimes."""
         if self.column.kind == ColumnKind.INTEGER:
@@ -188,6 +212,9 @@ class NumericEncoder:
     def transform(self, series: pd.Series) -> np.ndarray:
         values = _as_float(series, self.column)
         missing = np.isnan(values)
+        if missing.any() and not self.has_missing_ and getattr(self, "impute_missing_", False):
+            values = np.where(missing, self.knots_[len(self.knots_) // 2], values)
+            missing = np.zeros_like(missing)
         if missing.any() and not self.has_missing_:
             raise DataError(f"column {self.column.name!r} has {int(missing.sum())} missing "
                             "value(s) but had none when the transformer was fitted")
@@ -265,7 +292,8 @@ class NumericEncoder:
     # -- state --------------------------------------------------------------------------
     def get_state(self) -> dict[str, Any]:
         state: dict[str, Any] = {"has_missing": self.has_missing_, "min": self.min_,
-                                 "max": self.max_, "step": self.step_}
+                                 "max": self.max_, "step": self.step_,
+                                 "impute_missing": getattr(self, "impute_missing_", False)}
         if self.method == NumericMethod.QUANTILE:
             state.update(knots=self.knots_.tolist(), zmid=self.zmid_.tolist(),
                          zedge=self.zedge_.tolist(), stepwise=self.stepwise_)
@@ -277,6 +305,7 @@ class NumericEncoder:
     def set_state(self, state: dict[str, Any]) -> NumericEncoder:
         self.has_missing_, self.min_, self.max_ = state["has_missing"], state["min"], state["max"]
         self.step_ = state["step"]
+        self.impute_missing_ = bool(state.get("impute_missing", False))
         if self.method == NumericMethod.QUANTILE:
             self.knots_, self.zmid_ = np.asarray(state["knots"]), np.asarray(state["zmid"])
             self.zedge_, self.stepwise_ = np.asarray(state["zedge"]), state["stepwise"]
@@ -297,10 +326,30 @@ def _cast(series: pd.Series, dtype: str) -> pd.Series:
 
 
 class CategoryEncoder:
-    """Categorical and boolean columns: one-hot, with a trailing missing slot if nullable."""
+    """Categorical and boolean columns, with a trailing missing slot if nullable.
 
-    def __init__(self, column: Column) -> None:
-        self.column = column
+    ``ordinal=False``: one-hot (a SOFTMAX span). ``ordinal=True``: one normal score per
+    row (a LINEAR span): category ``c`` maps to ``Φ⁻¹`` of the middle of its interval in
+    the cumulative frequency table, and a score maps back to the category whose interval
+    holds ``Φ(z)`` — the Gaussian-copula encoding that lets a mixture of Gaussians carry
+    correlations between discrete and numeric columns.
+    """
+
+    def __init__(self, column: Column, ordinal: bool = False) -> None:
+        self.column, self.ordinal = column, ordinal
+
+    def set_frequencies(self, counts: np.ndarray) -> CategoryEncoder:
+        """Store the score table from (possibly noisy) counts per code (missing last)."""
+        counts = np.maximum(np.asarray(counts, dtype=float)[: self.n_codes], 0.0) + 1e-6
+        cum = np.cumsum(counts) / counts.sum()
+        mid = cum - counts / counts.sum() / 2
+        self.zmid_ = ndtri(np.clip(mid, 1e-9, 1 - 1e-9))
+        self.zedge_ = ndtri(np.clip(cum[:-1], 1e-9, 1 - 1e-9))
+        return self
+
+    @property
+    def n_codes(self) -> int:
+        return len(self.categories_) + int(self.has_missing_)
 
     def fit(self, series: pd.Series, rng: np.random.Generator | None = None) -> CategoryEncoder:
         nonnull = series.dropna()
@@ -315,14 +364,30 @@ class CategoryEncoder:
             cats = sorted({to_native(v) for v in nonnull.unique()}, key=lambda v: (str(type(v)), v))
         self.categories_ = cats
         self.has_missing_ = bool(self.column.nullable or series.isna().any())
+        self.unknown_as_missing_ = False
+        if self.ordinal:
+            self.set_frequencies(np.bincount(self.codes(series), minlength=self.n_codes))
+        return self
+
+    def fit_private(self, categories: list[Any], has_missing: bool = True) -> CategoryEncoder:
+        """Set privately chosen categories.
+
+        With a missing slot, values outside the categories encode as missing; without one
+        (the DP missing count was negligible) missing and unknown values encode as the
+        first category.
+        """
+        self.categories_ = list(categories)
+        self.has_missing_ = bool(has_missing or not categories)
+        self.unknown_as_missing_ = True
         return self
 
     def spans(self) -> list[Span]:
-        return [Span(self.column.name, Activation.SOFTMAX, self.width, SpanRole.CATEGORY)]
+        kind = Activation.LINEAR if self.ordinal else Activation.SOFTMAX
+        return [Span(self.column.name, kind, self.width, SpanRole.CATEGORY)]
 
     @property
     def width(self) -> int:
-        return max(len(self.categories_) + int(self.has_missing_), 1)
+        return 1 if self.ordinal else max(self.n_codes, 1)
 
     def codes(self, series: pd.Series) -> np.ndarray:
         """Integer code per row (``len(categories_)`` for a missing value)."""
@@ -331,6 +396,12 @@ class CategoryEncoder:
         keys = series.map(_key, na_action="ignore") if len(series) else series
         codes = np.array(keys.map(lookup).to_numpy(dtype=float, na_value=np.nan))
         unknown = np.isnan(codes) & ~missing
+        if getattr(self, "unknown_as_missing_", False):
+            missing = missing | unknown
+            unknown[:] = False
+            if not self.has_missing_:
+                codes[missing] = 0
+                missing[:] = False
         if unknown.any():
             bad = series[unknown].unique()[:5].tolist()
             raise DataError(f"column {self.column.name!r} has value(s) {bad} not seen when the "
@@ -342,14 +413,27 @@ class CategoryEncoder:
         return codes.astype(np.int64)
 
     def transform(self, series: pd.Series) -> np.ndarray:
-        out = np.zeros((len(series), self.width))
         codes = self.codes(series)
+        if self.ordinal:
+            if not self.n_codes:
+                return np.zeros((len(series), 1))
+            return self.zmid_[codes][:, None]
+        out = np.zeros((len(series), self.width))
         if len(self.categories_) or self.has_missing_:
             out[np.arange(len(series)), codes] = 1.0
         return out
 
     def inverse(self, block: np.ndarray) -> pd.Series:
+        if self.ordinal:
+            if not self.n_codes:
+                return self.from_codes(np.zeros(len(block), dtype=np.int64))
+            return self.from_codes(np.searchsorted(self.zedge_, block[:, 0]))
         return self.from_codes(np.argmax(block, axis=1))
+
+    def code_interval(self, code: int) -> tuple[float, float]:
+        """The score interval of one code (ordinal encoding)."""
+        edges = np.concatenate([[-np.inf], self.zedge_, [np.inf]])
+        return float(edges[code]), float(edges[code + 1])
 
     def from_codes(self, codes: np.ndarray) -> pd.Series:
         lookup = np.array(list(self.categories_) + [None], dtype=object)
@@ -362,11 +446,17 @@ class CategoryEncoder:
         return _cast(values, dtype)
 
     def get_state(self) -> dict[str, Any]:
-        return {"categories": [to_native(c) for c in self.categories_],
-                "has_missing": self.has_missing_}
+        state = {"categories": [to_native(c) for c in self.categories_],
+                 "has_missing": self.has_missing_, "unknown_as_missing": self.unknown_as_missing_}
+        if self.ordinal:
+            state.update(zmid=self.zmid_.tolist(), zedge=self.zedge_.tolist())
+        return state
 
     def set_state(self, state: dict[str, Any]) -> CategoryEncoder:
         self.categories_, self.has_missing_ = list(state["categories"]), state["has_missing"]
+        self.unknown_as_missing_ = bool(state.get("unknown_as_missing", False))
+        if self.ordinal:
+            self.zmid_, self.zedge_ = np.asarray(state["zmid"]), np.asarray(state["zedge"])
         return self
 
 

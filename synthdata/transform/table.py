@@ -11,6 +11,7 @@ import pandas as pd
 from synthdata._rng import make_rng
 from synthdata.errors import DataError, NotFittedError
 from synthdata.schema.model import ColumnKind, Schema
+from synthdata.transform.private import PrivateBudget, fit_private_encoders
 from synthdata.transform.columns import (
     CategoryEncoder,
     NumericEncoder,
@@ -47,21 +48,42 @@ class TableTransformer:
         Upper bound on mixture modes per column under ``"mode"``.
     """
 
-    def __init__(self, schema: Schema, *, numeric: str = "mode", max_modes: int = 10) -> None:
+    def __init__(self, schema: Schema, *, numeric: str = "mode", max_modes: int = 10,
+                 discrete: str = "onehot") -> None:
+        if discrete not in ("onehot", "ordinal"):
+            raise DataError(f"discrete encoding must be 'onehot' or 'ordinal', got {discrete!r}")
         self.schema, self.numeric, self.max_modes = schema, numeric, max_modes
+        self.discrete = discrete
 
     def _make_encoder(self, name: str) -> Encoder:
         col = self.schema[name]
         if col.kind in (ColumnKind.CONTINUOUS, ColumnKind.INTEGER, ColumnKind.DATETIME):
             return NumericEncoder(col, NumericMethod(self.numeric), self.max_modes)
         if col.kind.is_discrete:
-            return CategoryEncoder(col)
+            return CategoryEncoder(col, ordinal=self.discrete == "ordinal")
         return RegeneratedEncoder(col)
 
     def fit(self, data: pd.DataFrame, *, rng: np.random.Generator | int | None = 0,
-            progress: Progress = _no_progress) -> TableTransformer:
+            progress: Progress = _no_progress, ledger: Any = None,
+            private: PrivateBudget | None = None) -> TableTransformer:
+        """Learn every column's encoder.
+
+        With ``private`` (a DP preprocessing budget) and a ``ledger``, encoders use only
+        public schema facts and DP estimates charged to the ledger (see
+        :mod:`synthdata.transform.private`); numbers then always use the quantile map.
+        Without it, the fit is not private and the caller records that on its ledger.
+        """
         self._check_columns(data)
         rng = make_rng(rng)
+        if private is not None:
+            if ledger is None:
+                raise DataError("a private transformer fit needs the privacy ledger")
+            self.numeric = "quantile"
+            self.encoders_ = fit_private_encoders(self.schema, data, ledger, private, rng,
+                                                  ordinal=self.discrete == "ordinal")
+            progress("transform.fit", 1, 1)
+            self._build_layout()
+            return self
         encoders: dict[str, Encoder] = {}
         names = self.schema.names
         for i, name in enumerate(names):
@@ -136,12 +158,13 @@ class TableTransformer:
 
     # -- state --------------------------------------------------------------------------
     def get_state(self) -> dict[str, Any]:
-        return {"numeric": self.numeric, "max_modes": self.max_modes,
+        return {"numeric": self.numeric, "max_modes": self.max_modes, "discrete": self.discrete,
                 "encoders": {n: e.get_state() for n, e in self._fitted().items()}}
 
     @classmethod
     def from_state(cls, schema: Schema, state: dict[str, Any]) -> TableTransformer:
-        tt = cls(schema, numeric=state["numeric"], max_modes=state["max_modes"])
+        tt = cls(schema, numeric=state["numeric"], max_modes=state["max_modes"],
+                 discrete=state.get("discrete", "onehot"))
         tt.encoders_ = {n: tt._make_encoder(n).set_state(s) for n, s in state["encoders"].items()}
         tt._build_layout()
         return tt

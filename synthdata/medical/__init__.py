@@ -1,0 +1,1 @@
+"""Medical records: linked tables, Safe Harbor de-identification, survival helpers."""

@@ -1,0 +1,432 @@
+"""Multi-table schemas: tables, primary keys, foreign keys (parent -> child), integrity checks.
+
+A YAML file holds one schema per table plus the links between them::
+
+    version: 1
+    name: pbc
+    tables:
+      pbc:     {primary_key: id, columns: [...]}          # Schema entries, as in single-table files
+      pbcseq:  {primary_key: [id, day], columns: [...]}   # composite keys are lists
+    foreign_keys:
+      - child: pbcseq
+        column: id
+        parent: pbc
+        parent_column: id
+        order_by: day           # time column kept in order within each parent
+        min_value: 0            # never before the parent's start
+        max_column: futime      # never after the end of follow-up (a child column, else the parent's)
+        parent_level: [futime, status, trt, age, sex]   # constant within a parent
+    survival:
+      pbc: {time: time, event: status, event_values: [2]}
+
+Only ``child``/``column``/``parent``/``parent_column`` are needed for integrity checks; the other
+keys guide relational generation (:mod:`synthdata.medical.relational`). ``enforce: false`` keeps a
+link for documentation while integrity checks only count its orphans (e.g. nafld1.case.id).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from synthdata.errors import DataError, SchemaError
+from synthdata.schema.model import ColumnKind, Schema, load_yaml
+
+MULTI_SCHEMA_VERSION = 1
+_FK_KEYS = {"child", "column", "parent", "parent_column", "order_by", "min_value", "max_column",
+            "parent_level", "context", "enforce"}
+
+
+@dataclass(frozen=True)
+class ForeignKey:
+    """``child.column`` points to ``parent.parent_column`` (many children per parent)."""
+
+    child: str
+    column: str
+    parent: str
+    parent_column: str
+    order_by: str | None = None
+    min_value: float | None = None
+    max_column: str | None = None
+    parent_level: tuple[str, ...] = ()
+    context: tuple[str, ...] | None = None
+    enforce: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"child": self.child, "column": self.column, "parent": self.parent,
+                               "parent_column": self.parent_column}
+        for key in ("order_by", "min_value", "max_column"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        if self.parent_level:
+            out["parent_level"] = list(self.parent_level)
+        if self.context is not None:
+            out["context"] = list(self.context)
+        if not self.enforce:
+            out["enforce"] = False
+        return out
+
+    @property
+    def label(self) -> str:
+        return f"{self.child}.{self.column} -> {self.parent}.{self.parent_column}"
+
+
+@dataclass(frozen=True)
+class SurvivalSpec:
+    """Time-to-event endpoint of a table: ``time`` column and ``event`` indicator."""
+
+    time: str
+    event: str
+    event_values: tuple[Any, ...] = (1,)
+
+    def is_event(self, series: pd.Series) -> pd.Series:
+        return series.isin(list(self.event_values))
+
+
+@dataclass(frozen=True)
+class IntegrityReport:
+    """What :meth:`MultiTableSchema.check` found. ``problems`` empty means referentially sound."""
+
+    n_rows: dict[str, int]
+    problems: tuple[str, ...]
+    warnings: tuple[str, ...] = ()
+    n_orphans: dict[str, int] = field(default_factory=dict)
+    n_duplicate_keys: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def is_ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def integrity(self) -> float:
+        """Share of enforced child rows whose key points to an existing parent (1.0 = 100%)."""
+        total = sum(self.n_rows.get(label.split(".")[0], 0) for label in self.n_orphans)
+        bad = sum(self.n_orphans.values())
+        return 1.0 if total == 0 else 1.0 - bad / total
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"n_rows": dict(self.n_rows), "problems": list(self.problems),
+                "warnings": list(self.warnings), "n_orphans": dict(self.n_orphans),
+                "n_duplicate_keys": dict(self.n_duplicate_keys), "integrity": self.integrity}
+
+
+def _key_tuple(value: Any, where: str) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise SchemaError(f"{where}: primary key must be a column name or a list of names, got {value!r}")
+
+
+@dataclass(frozen=True)
+class MultiTableSchema:
+    """Several tables linked by keys.
+
+    Parameters
+    ----------
+    tables
+        ``{table name: Schema}``.
+    primary_keys
+        ``{table name: column or (columns...)}``; tables without a key may be left out.
+    foreign_keys
+        ``ForeignKey`` objects or tuples ``(child, fk_column, parent, pk_column)``.
+    survival
+        ``{table name: SurvivalSpec}`` for time-to-event endpoints.
+
+    Examples
+    --------
+    >>> ms = MultiTableSchema.load("schemas/pbc.yaml")         # doctest: +SKIP
+    >>> ms.validate({"pbc": pbc, "pbcseq": pbcseq})            # doctest: +SKIP
+    """
+
+    tables: Mapping[str, Schema]
+    primary_keys: Mapping[str, str | tuple[str, ...]] = field(default_factory=dict)
+    foreign_keys: Sequence[ForeignKey | tuple[str, str, str, str]] = ()
+    survival: Mapping[str, SurvivalSpec] = field(default_factory=dict)
+    name: str = "dataset"
+
+    def __post_init__(self) -> None:
+        tables = dict(self.tables)
+        if not tables:
+            raise SchemaError(f"multi-table schema {self.name!r} has no tables")
+        for tname, schema in tables.items():
+            if not isinstance(schema, Schema):
+                raise SchemaError(f"table {tname!r}: expected a Schema, got {type(schema).__name__}")
+        pks: dict[str, tuple[str, ...]] = {}
+        for tname, key in dict(self.primary_keys).items():
+            if tname not in tables:
+                raise SchemaError(f"primary key given for unknown table {tname!r}; tables are {list(tables)}")
+            cols = _key_tuple(key, f"table {tname!r}")
+            if cols is None:
+                continue
+            missing = [c for c in cols if c not in tables[tname]]
+            if missing:
+                raise SchemaError(f"table {tname!r}: primary key column(s) {missing} are not in its "
+                                  f"schema; columns are {tables[tname].names}")
+            pks[tname] = cols
+        fks = []
+        for fk in self.foreign_keys:
+            if not isinstance(fk, ForeignKey):
+                if not (isinstance(fk, (tuple, list)) and len(fk) == 4):
+                    raise SchemaError(f"foreign key {fk!r}: expected (child, column, parent, parent_column)")
+                fk = ForeignKey(*fk)
+            fks.append(fk)
+            for tname, col in ((fk.child, fk.column), (fk.parent, fk.parent_column)):
+                if tname not in tables:
+                    raise SchemaError(f"foreign key {fk.label}: table {tname!r} is not declared; "
+                                      f"tables are {list(tables)}")
+                if col not in tables[tname]:
+                    raise SchemaError(f"foreign key {fk.label}: column {col!r} is not in table "
+                                      f"{tname!r}; columns are {tables[tname].names}")
+            if pks.get(fk.parent) != (fk.parent_column,):
+                raise SchemaError(f"foreign key {fk.label}: {fk.parent}.{fk.parent_column} must be the "
+                                  f"single-column primary key of {fk.parent!r} (declare "
+                                  f"primary_key: {fk.parent_column})")
+            child = tables[fk.child]
+            if fk.order_by is not None and fk.order_by not in child:
+                raise SchemaError(f"foreign key {fk.label}: order_by column {fk.order_by!r} is not "
+                                  f"in table {fk.child!r}")
+            if fk.max_column is not None and fk.max_column not in child \
+                    and fk.max_column not in tables[fk.parent]:
+                raise SchemaError(f"foreign key {fk.label}: max_column {fk.max_column!r} is in "
+                                  f"neither {fk.child!r} nor {fk.parent!r}")
+            for col in fk.parent_level:
+                if col not in child:
+                    raise SchemaError(f"foreign key {fk.label}: parent_level column {col!r} is not "
+                                      f"in table {fk.child!r}")
+            for col in fk.context or ():
+                if col not in tables[fk.parent]:
+                    raise SchemaError(f"foreign key {fk.label}: context column {col!r} is not in "
+                                      f"table {fk.parent!r}")
+        surv = {}
+        for tname, spec in dict(self.survival).items():
+            if not isinstance(spec, SurvivalSpec):
+                spec = SurvivalSpec(**spec)
+            for col in (spec.time, spec.event):
+                if tname not in tables or col not in tables[tname]:
+                    raise SchemaError(f"survival for table {tname!r}: column {col!r} is not declared")
+            surv[tname] = spec
+        object.__setattr__(self, "tables", tables)
+        object.__setattr__(self, "primary_keys", pks)
+        object.__setattr__(self, "foreign_keys", tuple(fks))
+        object.__setattr__(self, "survival", surv)
+
+    # -- structure -----------------------------------------------------------------------
+    def children_of(self, parent: str, *, enforced_only: bool = True) -> list[ForeignKey]:
+        return [fk for fk in self.foreign_keys
+                if fk.parent == parent and fk.child != parent and (fk.enforce or not enforced_only)]
+
+    def parent_link(self, table: str) -> ForeignKey | None:
+        """The one enforced link that makes ``table`` a child (None for a root table)."""
+        links = [fk for fk in self.foreign_keys if fk.child == table and fk.enforce
+                 and fk.parent != table]
+        if len(links) > 1:
+            raise SchemaError(f"table {table!r} has {len(links)} parent tables "
+                              f"({[fk.parent for fk in links]}); relational generation supports one")
+        return links[0] if links else None
+
+    def order(self) -> list[str]:
+        """Tables in generation order: every parent before its children."""
+        done: list[str] = []
+        pending = list(self.tables)
+        while pending:
+            progressed = False
+            for t in list(pending):
+                link = self.parent_link(t)
+                if link is None or link.parent in done:
+                    done.append(t)
+                    pending.remove(t)
+                    progressed = True
+            if not progressed:
+                raise SchemaError(f"foreign keys form a cycle among tables {pending}")
+        return done
+
+    # -- integrity -------------------------------------------------------------------------
+    def check(self, tables: Mapping[str, pd.DataFrame]) -> IntegrityReport:
+        """Count missing tables/columns, null or duplicate keys and orphan children."""
+        problems: list[str] = []
+        warnings: list[str] = []
+        n_rows = {t: len(df) for t, df in tables.items()}
+        orphans: dict[str, int] = {}
+        dupes: dict[str, int] = {}
+        missing = [t for t in self.tables if t not in tables]
+        if missing:
+            problems.append(f"table(s) {missing} are missing; expected {list(self.tables)}")
+        for tname, cols in self.primary_keys.items():
+            if tname not in tables:
+                continue
+            df = tables[tname]
+            absent = [c for c in cols if c not in df.columns]
+            if absent:
+                problems.append(f"table {tname!r}: key column(s) {absent} are missing")
+                continue
+            nulls = int(df[list(cols)].isna().any(axis=1).sum())
+            if nulls:
+                problems.append(f"table {tname!r}: {nulls} row(s) have a missing primary key "
+                                f"{'/'.join(cols)}")
+            dup = df.duplicated(list(cols), keep=False)
+            dupes[tname] = int(dup.sum())
+            if dup.any():
+                first = df.loc[dup, list(cols)].iloc[0].tolist()
+                problems.append(f"table {tname!r}: {int(dup.sum())} row(s) share a primary key "
+                                f"{'/'.join(cols)} with another row (first: {first}); keys must be unique")
+        for fk in self.foreign_keys:
+            if fk.child not in tables or fk.parent not in tables:
+                continue
+            child, parent = tables[fk.child], tables[fk.parent]
+            if fk.column not in child.columns or fk.parent_column not in parent.columns:
+                problems.append(f"{fk.label}: column missing in the data")
+                continue
+            values = child[fk.column]
+            known = pd.Index(parent[fk.parent_column].dropna().unique())
+            bad = values.notna() & ~values.isin(known)
+            label = f"{fk.child}.{fk.column}"
+            n_bad = int(bad.sum())
+            if fk.enforce:
+                orphans[label] = n_bad
+                n_null = int(values.isna().sum())
+                if n_null:
+                    problems.append(f"{fk.label}: {n_null} child row(s) have no parent key")
+            if n_bad:
+                first = values[bad].iloc[:3].tolist()
+                msg = (f"{fk.label}: {n_bad} orphan row(s) in {fk.child!r} point to no row of "
+                       f"{fk.parent!r} (first keys: {first})")
+                (problems if fk.enforce else warnings).append(msg)
+        return IntegrityReport(n_rows=n_rows, problems=tuple(problems), warnings=tuple(warnings),
+                               n_orphans=orphans, n_duplicate_keys=dupes)
+
+    def validate(self, tables: Mapping[str, pd.DataFrame]) -> IntegrityReport:
+        """Raise ``DataError`` listing every integrity problem; return the report when sound.
+
+        Also checks each table against its own schema (columns, nulls, numeric values).
+        """
+        report = self.check(tables)
+        if not report.is_ok:
+            raise DataError(f"dataset {self.name!r} fails referential integrity: "
+                            + "; ".join(report.problems))
+        for tname, schema in self.tables.items():
+            schema.validate(tables[tname], where=f"table {tname!r}")
+        return report
+
+    def children_per_parent(self, tables: Mapping[str, pd.DataFrame], fk: ForeignKey) -> pd.Series:
+        """Number of ``fk.child`` rows of every parent row (0 included), indexed by parent key."""
+        parent_keys = tables[fk.parent][fk.parent_column]
+        counts = tables[fk.child].groupby(fk.column, sort=False).size()
+        return counts.reindex(parent_keys.to_numpy(), fill_value=0).astype("int64")
+
+    # -- persistence --------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        tables = {}
+        for tname, schema in self.tables.items():
+            entry = schema.to_dict()
+            entry.pop("version", None)
+            entry.pop("name", None)
+            entry.pop("primary_key", None)
+            pk = self.primary_keys.get(tname)
+            if pk:
+                entry = {"primary_key": pk[0] if len(pk) == 1 else list(pk), **entry}
+            tables[tname] = entry
+        out: dict[str, Any] = {"version": MULTI_SCHEMA_VERSION, "name": self.name, "tables": tables,
+                               "foreign_keys": [fk.to_dict() for fk in self.foreign_keys]}
+        if self.survival:
+            out["survival"] = {t: {"time": s.time, "event": s.event,
+                                   "event_values": list(s.event_values)}
+                               for t, s in self.survival.items()}
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, where: str = "schema") -> MultiTableSchema:
+        if not isinstance(data, Mapping):
+            raise SchemaError(f"{where}: expected a mapping with 'tables', got {type(data).__name__}")
+        unknown = sorted(set(data) - {"version", "name", "tables", "foreign_keys", "survival"})
+        if unknown:
+            raise SchemaError(f"{where}: unknown top-level key(s) {unknown}; allowed: version, "
+                              "name, tables, foreign_keys, survival")
+        version = data.get("version", MULTI_SCHEMA_VERSION)
+        if version != MULTI_SCHEMA_VERSION:
+            raise SchemaError(f"{where}: multi-table schema version {version} is not supported "
+                              f"(this synthdata reads version {MULTI_SCHEMA_VERSION})")
+        raw_tables = data.get("tables")
+        if not isinstance(raw_tables, Mapping) or not raw_tables:
+            raise SchemaError(f"{where}: 'tables' must map table names to schemas")
+        tables: dict[str, Schema] = {}
+        pks: dict[str, Any] = {}
+        for tname, entry in raw_tables.items():
+            if not isinstance(entry, Mapping):
+                raise SchemaError(f"{where}: tables.{tname} must be a mapping with 'columns'")
+            entry = dict(entry)
+            pk = _key_tuple(entry.pop("primary_key", None), f"{where}: tables.{tname}")
+            if pk is not None:
+                pks[tname] = pk
+            if len(pk or ()) == 1:
+                entry["primary_key"] = pk[0]  # type: ignore[index]
+            entry.setdefault("name", tname)
+            tables[str(tname)] = Schema.from_dict(entry, where=f"{where}: tables.{tname}")
+        fks = []
+        for i, raw in enumerate(data.get("foreign_keys") or []):
+            if not isinstance(raw, Mapping):
+                raise SchemaError(f"{where}: foreign_keys[{i}] must be a mapping")
+            bad = sorted(set(raw) - _FK_KEYS)
+            if bad:
+                raise SchemaError(f"{where}: foreign_keys[{i}] has unknown key(s) {bad}; allowed: "
+                                  f"{sorted(_FK_KEYS)}")
+            need = [k for k in ("child", "column", "parent", "parent_column") if k not in raw]
+            if need:
+                raise SchemaError(f"{where}: foreign_keys[{i}] needs {need}")
+            values = dict(raw)
+            values["parent_level"] = tuple(values.get("parent_level") or ())
+            if values.get("context") is not None:
+                values["context"] = tuple(values["context"])
+            fks.append(ForeignKey(**values))
+        surv = {}
+        for tname, raw in (data.get("survival") or {}).items():
+            if not isinstance(raw, Mapping) or not {"time", "event"} <= set(raw):
+                raise SchemaError(f"{where}: survival.{tname} needs 'time' and 'event'")
+            surv[str(tname)] = SurvivalSpec(time=raw["time"], event=raw["event"],
+                                            event_values=tuple(raw.get("event_values", (1,))))
+        try:
+            return cls(tables=tables, primary_keys=pks, foreign_keys=fks, survival=surv,
+                       name=str(data.get("name", "dataset")))
+        except SchemaError as err:
+            raise SchemaError(f"{where}: {err}") from None
+
+    @classmethod
+    def load(cls, path: str | Path) -> MultiTableSchema:
+        """Read a multi-table schema from YAML."""
+        return cls.from_dict(load_yaml(path), where=str(path))
+
+    def save(self, path: str | Path) -> Path:
+        import yaml
+
+        from synthdata.io.files import atomic_write_text
+
+        return atomic_write_text(Path(path), yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+    @classmethod
+    def infer(cls, tables: Mapping[str, pd.DataFrame], *,
+              primary_keys: Mapping[str, str | Iterable[str]],
+              foreign_keys: Iterable[ForeignKey | tuple[str, str, str, str]] = (),
+              name: str = "dataset") -> MultiTableSchema:
+        """Infer each table's schema; key columns become ``id`` columns."""
+        schemas = {}
+        fks = [fk if isinstance(fk, ForeignKey) else ForeignKey(*fk) for fk in foreign_keys]
+        for tname, df in tables.items():
+            schema = Schema.infer(df, name=tname)
+            keys = {fk.column for fk in fks if fk.child == tname}
+            keys |= {fk.parent_column for fk in fks if fk.parent == tname}
+            pk = primary_keys.get(tname)
+            if isinstance(pk, str):
+                keys.add(pk)
+            cols = [c if c.name not in keys or c.kind == ColumnKind.ID
+                    else type(c)(c.name, ColumnKind.ID, dtype=c.dtype, nullable=c.nullable)
+                    for c in schema.columns]
+            schemas[tname] = Schema(columns=tuple(cols), name=tname,
+                                    primary_key=pk if isinstance(pk, str) else None)
+        pks = {t: (k if isinstance(k, str) else tuple(k)) for t, k in primary_keys.items()}
+        return cls(tables=schemas, primary_keys=pks, foreign_keys=fks, name=name)

@@ -1,0 +1,192 @@
+"""Private preprocessing: every encoder parameter learned from data under DP, on the ledger.
+
+Under differential privacy the transformer may use only
+
+* what the schema declares public (``public: true`` bounds and categories: recorded as
+  public on the ledger), and
+* what DP mechanisms estimate, charged to the ledger where the noise is added:
+  numeric bounds (a noisy histogram over signed powers of two, so no public range is
+  needed), numeric quantile knots (a noisy histogram on those bounds, on a log scale for
+  skewed positive columns), and category sets (noisy counts with a threshold, so a
+  category held by one person is released with probability at most δ₀).
+
+Column names, kinds and dtypes are treated as public metadata (recorded as such).
+Missing values are always given an encoding slot so their rate is learned by the model
+under DP rather than read off the data here. Every numeric column uses the quantile map
+under DP (mode-specific normalisation would need a private mixture fit).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from synthdata.schema.model import Column, ColumnKind, Schema
+from synthdata.transform.columns import CategoryEncoder, NumericEncoder, NumericMethod, _as_float
+
+N_KNOTS = 33
+_MAX_EXP = 40  # signed powers of two up to 2**40 cover every realistic measurement
+_MIN_EXP = -10
+
+
+@dataclass(frozen=True)
+class PrivateBudget:
+    """The preprocessing share of a DP plan: a zCDP budget and the δ for thresholds."""
+
+    rho: float
+    threshold_delta: float
+
+
+def _needs(col: Column, ordinal: bool) -> tuple[int, int]:
+    """(rho units, threshold units) this column needs under DP (one unit: missing count)."""
+    if col.kind in (ColumnKind.CONTINUOUS, ColumnKind.INTEGER, ColumnKind.DATETIME):
+        has_public_bounds = col.public and col.min is not None and col.max is not None
+        return (2 if has_public_bounds else 3), 0
+    if col.kind.is_discrete:  # public categories still need frequencies (ordinal encoding)
+        if col.public and col.categories is not None:
+            return (2 if ordinal else 1), 0
+        return 2, 1
+    return 0, 0
+
+
+MISSING_SHARE_FLOOR = 0.005
+
+
+def _dp_missing(series: pd.Series, ledger: Any, rho: float, rng: np.random.Generator,
+                name: str) -> tuple[bool, float]:
+    """DP count of missing cells; keep a missing slot only when it is non-negligible."""
+    from synthdata.privacy.accounting import calibrate_gaussian_sigma
+    from synthdata.privacy.mechanisms import dp_count
+
+    noisy = float(dp_count(series[series.isna()], rho, ledger, f"transform.missing[{name}]", rng))
+    sigma = calibrate_gaussian_sigma(rho, 1.0)
+    return bool(noisy > max(3 * sigma, MISSING_SHARE_FLOOR * len(series))), noisy
+
+
+def fit_private_encoders(schema: Schema, data: pd.DataFrame, ledger: Any, budget: PrivateBudget,
+                         rng: np.random.Generator, *, ordinal: bool = False) -> dict[str, Any]:
+    """Build fitted encoders for every column using only public facts and DP estimates."""
+    from synthdata.transform.columns import RegeneratedEncoder
+
+    ledger.record_public("schema", reason="column names, kinds and dtypes are treated as "
+                         "public metadata")
+    units = [_needs(c, ordinal) for c in schema]
+    rho_units = sum(u for u, _ in units)
+    thr_units = sum(t for _, t in units)
+    rho_unit = budget.rho / rho_units if rho_units else 0.0
+    delta_unit = budget.threshold_delta / thr_units if thr_units else 0.0
+    encoders: dict[str, Any] = {}
+    for col in schema:
+        series = data[col.name]
+        if col.kind in (ColumnKind.CONTINUOUS, ColumnKind.INTEGER, ColumnKind.DATETIME):
+            encoders[col.name] = _private_numeric(col, series, ledger, rho_unit, rng)
+        elif col.kind.is_discrete:
+            encoders[col.name] = _private_categories(col, series, ledger, rho_unit, delta_unit, rng,
+                                                     ordinal)
+        else:
+            enc = RegeneratedEncoder(col)
+            enc.numeric_ = bool(pd.api.types.is_numeric_dtype(series.dtype))  # dtype: metadata
+            encoders[col.name] = enc
+    return encoders
+
+
+def _private_numeric(col: Column, series: pd.Series, ledger: Any, rho_unit: float,
+                     rng: np.random.Generator) -> NumericEncoder:
+    from synthdata.privacy.mechanisms import dp_quantiles
+
+    values = _as_float(series, col)
+    values = values[~np.isnan(values)]
+    has_missing, _ = _dp_missing(series, ledger, rho_unit, rng, col.name)
+    if col.public and col.min is not None and col.max is not None \
+            and col.kind != ColumnKind.DATETIME:
+        lower, upper = float(col.min), float(col.max)
+        ledger.record_public(f"transform.bounds[{col.name}]", reason="bounds declared public "
+                             "in the schema")
+    else:
+        lower, upper = dp_log_bounds(values, rho_unit, ledger, f"transform.bounds[{col.name}]", rng)
+    levels = np.linspace(0.0, 1.0, N_KNOTS)
+    clipped = np.clip(values, lower, upper)
+    skewed = lower >= 0 and upper > 0 and upper / max(lower, upper * 1e-6) > 50
+    if skewed:  # quantiles on a log scale keep resolution where the mass is
+        scaled = np.log1p(clipped - lower)
+        qs = dp_quantiles(scaled, levels, 0.0, float(np.log1p(upper - lower)), rho_unit, ledger,
+                          f"transform.quantiles[{col.name}]", rng, bins=64)
+        knots = np.expm1(qs) + lower
+    else:
+        knots = dp_quantiles(clipped, levels, lower, upper, rho_unit, ledger,
+                             f"transform.quantiles[{col.name}]", rng, bins=64)
+    knots = np.clip(np.sort(knots), lower, upper)
+    knots[0], knots[-1] = lower, upper
+    if col.kind in (ColumnKind.INTEGER,):
+        knots = np.round(knots)
+    return NumericEncoder(col, NumericMethod.QUANTILE).fit_private(knots, levels, lower, upper,
+                                                                   has_missing)
+
+
+def dp_log_bounds(values: np.ndarray, rho: float, ledger: Any, step: str,
+                  rng: np.random.Generator) -> tuple[float, float]:
+    """DP (lower, upper) within a factor of two, with no public range needed.
+
+    A noisy histogram over the buckets (-2^(k+1), -2^k], ..., [-2^-10, 2^-10], ...,
+    [2^k, 2^(k+1)); the outermost buckets whose noisy count clears a 3σ threshold give the
+    bounds. Values in dropped outer buckets are clipped by the caller.
+    """
+    from synthdata.privacy.accounting import calibrate_gaussian_sigma
+    from synthdata.privacy.mechanisms import dp_histogram
+
+    exps = np.arange(_MIN_EXP, _MAX_EXP + 1)
+    edges_pos = 2.0 ** exps
+    labels = list(range(-len(exps), len(exps) + 1))  # negative buckets, 0, positive buckets
+    mag = np.abs(values)
+    idx = np.searchsorted(edges_pos, mag, side="right")  # 0 => |v| < 2^-10
+    bucket = np.where(mag < edges_pos[0], 0, np.sign(values) * idx).astype(int)
+    counts = dp_histogram(bucket, labels, rho, ledger, step, rng)
+    sigma = calibrate_gaussian_sigma(rho, 1.0)
+    kept = [lab for lab, c in zip(labels, counts, strict=True) if c > 3 * sigma]
+    if not kept:
+        return 0.0, 1.0
+
+    def edge(label: int, upper: bool) -> float:
+        if label == 0:
+            return float(edges_pos[0]) * (1 if upper else -1)
+        k = abs(label)
+        hi = float(edges_pos[min(k, len(exps) - 1)])
+        lo = float(edges_pos[k - 1])
+        if label > 0:
+            return hi if upper else lo
+        return -lo if upper else -hi
+
+    lower, upper = edge(min(kept), False), edge(max(kept), True)
+    if min(kept) > 0:
+        lower = 0.0 if lower <= 1 else lower  # small positive values: start at zero
+    return lower, upper
+
+
+def _private_categories(col: Column, series: pd.Series, ledger: Any, rho_unit: float,
+                        delta_unit: float, rng: np.random.Generator,
+                        ordinal: bool) -> CategoryEncoder:
+    """Private category set; for the ordinal encoding also noisy frequencies (one more unit
+    for public categories; the thresholded counts are reused otherwise)."""
+    from synthdata.privacy.mechanisms import dp_categories, dp_histogram
+
+    enc = CategoryEncoder(col, ordinal=ordinal)
+    has_missing, missing_count = _dp_missing(series, ledger, rho_unit, rng, col.name)
+    if col.public and col.categories is not None:
+        ledger.record_public(f"transform.categories[{col.name}]",
+                             reason="categories declared public in the schema")
+        cats = list(col.categories)
+        counts = dp_histogram(series.dropna(), cats, rho_unit, ledger,
+                              f"transform.frequencies[{col.name}]", rng) if ordinal else None
+    else:
+        cats, counts = dp_categories(series.dropna(), rho_unit, None, ledger,
+                                     f"transform.categories[{col.name}]", rng, delta=delta_unit)
+    enc.fit_private(cats, has_missing)
+    if ordinal:
+        counts = np.asarray(counts if counts is not None else [], dtype=float)
+        if enc.has_missing_:
+            counts = np.append(counts, max(missing_count, 0.0))
+        enc.set_frequencies(counts if counts.size else np.ones(max(enc.n_codes, 1)))
+    return enc

@@ -1,0 +1,97 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from synthdata.errors import ConfigError, NotFittedError
+from synthdata.medical.multitable import MultiTableSchema
+from synthdata.medical.relational import RelationalSynthesizer, children_per_parent_tv, total_variation
+from synthdata.medical.survival import check_survival_times, km_curve_distance
+
+LIGHT = {"n_components": 6, "max_iter": 40}   # keeps the test at a few seconds on 2 cores
+
+
+@pytest.fixture(scope="module")
+def pbc_synth(pbc_tables, pbc_schema):
+    rs = RelationalSynthesizer(pbc_schema, generator_params=LIGHT, seed=0).fit(pbc_tables)
+    return rs, rs.sample()
+
+
+def test_pbc_integrity_counts_and_time_order(pbc_tables, pbc_schema, pbc_synth):
+    rs, synth = pbc_synth
+    report = pbc_schema.check(synth)
+    assert report.is_ok and report.integrity == 1.0          # every visit has a synthetic patient
+    assert list(synth["pbc"].columns) == list(pbc_tables["pbc"].columns)
+    assert list(synth["pbcseq"].columns) == list(pbc_tables["pbcseq"].columns)
+    assert len(synth["pbc"]) == 418 and synth["pbc"]["id"].is_unique
+    tv = children_per_parent_tv(pbc_tables, synth, pbc_schema)["pbcseq.id -> pbc.id"]
+    assert tv <= 0.1
+    visits = synth["pbcseq"]
+    assert (visits["day"] >= 0).all()
+    assert check_survival_times(visits["day"], end=visits["futime"]).is_ok
+    assert visits.groupby("id")["day"].apply(lambda d: d.is_monotonic_increasing).all()
+    # parent-level columns are constant within a patient
+    assert (visits.groupby("id")[["futime", "status", "sex"]].nunique() == 1).all().all()
+    spec = pbc_schema.survival["pbc"]
+    assert (synth["pbc"][spec.time] >= 0).all()
+    km = km_curve_distance(pbc_tables["pbc"], synth["pbc"], time=spec.time, event=spec.event,
+                           event_values=spec.event_values)
+    assert km <= 0.15
+
+
+def test_sampling_is_seeded(pbc_synth):
+    rs, _ = pbc_synth
+    a, b = rs.sample(50, seed=7), rs.sample(50, seed=7)
+    for name in a:
+        pd.testing.assert_frame_equal(a[name], b[name])
+    assert len(a["pbc"]) == 50
+    assert a["pbcseq"]["id"].isin(a["pbc"]["id"]).all()
+    c = rs.sample(50)
+    assert not c["pbc"].equals(a["pbc"])
+
+
+def test_two_child_tables_and_unenforced_link():
+    rng = np.random.default_rng(0)
+    n = 120
+    parents = pd.DataFrame({"id": np.arange(1, n + 1), "age": rng.integers(30, 80, n),
+                            "male": rng.integers(0, 2, n), "futime": rng.integers(100, 2000, n),
+                            "case": np.where(rng.random(n) < 0.5, rng.integers(1, n + 1, n), np.nan)})
+    k_lab = rng.poisson(4, n)
+    labs = pd.DataFrame({"id": np.repeat(parents["id"], k_lab),
+                         "days": rng.integers(-300, 100, k_lab.sum()),
+                         "test": rng.choice(["hdl", "chol"], k_lab.sum()),
+                         "value": rng.normal(50, 10, k_lab.sum())})
+    k_ev = rng.poisson(1, n)
+    events = pd.DataFrame({"id": np.repeat(parents["id"], k_ev), "days": rng.integers(0, 90, k_ev.sum()),
+                           "event": rng.choice(["htn", "mi"], k_ev.sum())})
+    tables = {"subjects": parents, "labs": labs, "events": events}
+    ms = MultiTableSchema.infer(tables, primary_keys={"subjects": "id"},
+                                foreign_keys=[("labs", "id", "subjects", "id"),
+                                              ("events", "id", "subjects", "id")])
+    d = ms.to_dict()
+    for fk in d["foreign_keys"]:
+        fk.update(order_by="days", max_column="futime")
+    d["foreign_keys"].append({"child": "subjects", "column": "case", "parent": "subjects",
+                              "parent_column": "id", "enforce": False})
+    ms = MultiTableSchema.from_dict(d)
+    synth = RelationalSynthesizer(ms, generator_params={"n_components": 3, "max_iter": 20},
+                                  seed=1).fit(tables).sample()
+    assert ms.check(synth).is_ok
+    for child in ("labs", "events"):
+        rows = synth[child].merge(synth["subjects"][["id", "futime"]], on="id")
+        assert (rows["days"] <= rows["futime"]).all()
+    case = synth["subjects"]["case"].dropna()
+    assert case.isin(synth["subjects"]["id"]).all() and 0 < len(case) < n
+
+
+def test_errors(pbc_schema, pbc_tables):
+    with pytest.raises(NotFittedError, match="call fit"):
+        RelationalSynthesizer(pbc_schema).sample()
+    with pytest.raises(ConfigError, match="seed"):
+        RelationalSynthesizer(pbc_schema, generator_params={"seed": 1}).fit(pbc_tables)
+    with pytest.raises(ConfigError, match="unknown table"):
+        RelationalSynthesizer(pbc_schema, table_params={"visits": {}}).fit(pbc_tables)
+
+
+def test_total_variation():
+    assert total_variation(pd.Series([1, 1, 2]), pd.Series([1, 1, 2])) == 0
+    assert total_variation(pd.Series([1, 1]), pd.Series([2, 2])) == 1
