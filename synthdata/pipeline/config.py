@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from synthdata.errors import ConfigError
 
@@ -17,7 +26,8 @@ class _Frozen(BaseModel):
 class DataConfig(_Frozen):
     """Where the real table comes from. Relative paths are relative to the YAML file."""
 
-    path: Path
+    path: Path | None = None
+    tables: dict[str, Path] | None = None  # multi-table: {table name: file}
     schema_path: Path | None = Field(default=None, alias="schema")
     table: str | None = None
     format: Literal["csv", "parquet"] | None = None
@@ -25,6 +35,18 @@ class DataConfig(_Frozen):
     drop: tuple[str, ...] = ()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataConfig:
+        if (self.path is None) == (self.tables is None):
+            raise ValueError("give exactly one of 'path' (one table) or 'tables' (linked tables)")
+        if self.tables is not None and self.schema_path is None:
+            raise ValueError("linked tables need a multi-table 'schema' file (keys and links)")
+        return self
+
+    @property
+    def stem(self) -> str:
+        return self.path.stem if self.path is not None else (self.schema_path or Path("data")).stem
 
 
 class SplitConfig(_Frozen):
@@ -99,9 +121,11 @@ class PipelineConfig(_Frozen):
 
     def resolve_paths(self, base: Path) -> PipelineConfig:
         def fix(p: Path | None) -> Path | None:
-            return p if p is None or p.is_absolute() else (base / p)
+            return p if p is None or p.is_absolute() else Path(os.path.normpath(base / p))
 
-        data = self.data.model_copy(update={"path": fix(self.data.path),
+        tables = None if self.data.tables is None else {
+            name: fix(path) for name, path in self.data.tables.items()}
+        data = self.data.model_copy(update={"path": fix(self.data.path), "tables": tables,
                                             "schema_path": fix(self.data.schema_path)})
         output = self.output.model_copy(update={"dir": fix(self.output.dir)})
         return self.model_copy(update={"data": data, "output": output})

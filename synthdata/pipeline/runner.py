@@ -112,7 +112,7 @@ def _make_tmp_dir(root: Path, cfg: PipelineConfig) -> Path:
 
 def _final_dir(root: Path, cfg: PipelineConfig) -> Path:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    base = f"run-{stamp}-{cfg.name or cfg.data.path.stem}"
+    base = f"run-{stamp}-{cfg.name or cfg.data.stem}"
     final, i = root / base, 1
     while final.exists():
         i += 1
@@ -127,6 +127,10 @@ def _run(cfg: PipelineConfig, data: pd.DataFrame | None, run_dir: Path, timer: _
     from synthdata.evaluate.gate import check_gate
     from synthdata.privacy.ledger import PrivacyLedger
 
+    if cfg.data.tables is not None:
+        from synthdata.pipeline.multitable import run_multitable
+
+        return run_multitable(cfg, run_dir, timer, progress)
     with timer.step("load"):
         if data is None:
             df = read_table(cfg.data.path, encoding=cfg.data.encoding, fmt=cfg.data.format)
@@ -238,7 +242,7 @@ def _drop_columns(df: pd.DataFrame, drop: tuple[str, ...]) -> pd.DataFrame:
 
 
 def _schema_for(df: pd.DataFrame, cfg: PipelineConfig) -> Schema:
-    name = cfg.data.table or cfg.data.path.stem
+    name = cfg.data.table or cfg.data.stem
     schema = Schema.infer(df, name=name)
     if cfg.data.schema_path is not None:
         overrides = load_yaml(cfg.data.schema_path)
@@ -283,13 +287,14 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def _manifest(cfg: PipelineConfig, input_fp: str, train: pd.DataFrame,
+def _manifest(cfg: PipelineConfig, input_fp: str | dict[str, str], train: pd.DataFrame,
               holdout: pd.DataFrame | None, synth: pd.DataFrame, timer: _Timer, ledger: Any,
               verdict: Any) -> dict[str, Any]:
     return {
         "manifest_version": 1,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "input": {"path": str(cfg.data.path), "sha256": input_fp},
+        "input": ({"path": str(cfg.data.path), "sha256": input_fp} if isinstance(input_fp, str)
+                  else {"tables": input_fp}),
         "config": json.loads(cfg.model_dump_json(by_alias=True)),
         "seed": cfg.seed,
         "rows": {"train": len(train), "holdout": 0 if holdout is None else len(holdout),
