@@ -207,6 +207,131 @@ def evaluate(real: Annotated[Path, typer.Argument(help="Real training table.")],
     typer.echo(str(output_dir))
 
 
+# ---- service: `synthdata serve` and `synthdata tokens create` --------------------------------
+tokens_app = typer.Typer(no_args_is_help=True, help="Manage the service's API tokens.")
+app.add_typer(tokens_app, name="tokens")
+
+DataDir = Annotated[Path, typer.Option("--data-dir", help="Folder for the SQLite database, "
+                                       "uploads and job runs (created when needed).")]
+DbUrl = Annotated[str | None, typer.Option("--db", help="Database URL, e.g. sqlite:///path.db "
+                                           "or postgresql+psycopg://user:pass@host/db "
+                                           "(default: SQLite in --data-dir).")]
+
+
+@app.command()
+def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+          port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+          db: DbUrl = None, data_dir: DataDir = Path("synthdata-data"),
+          max_upload_mb: Annotated[float, typer.Option("--max-upload-mb",
+                                   help="Largest accepted upload.")] = 100.0,
+          workers: Annotated[int, typer.Option(help="Job processes (or Ray tasks) at once.")] = 2,
+          tenant_jobs: Annotated[int, typer.Option("--tenant-jobs",
+                                 help="Running jobs per tenant at once.")] = 1,
+          max_columns: Annotated[int, typer.Option("--max-columns",
+                                 help="Most columns an upload may have.")] = 500,
+          ray_address: Annotated[str | None, typer.Option("--ray-address",
+                                 envvar="SYNTHDATA_RAY_ADDRESS",
+                                 help="Run jobs as Ray tasks on this cluster.")] = None,
+          debug: Debug = False) -> None:
+    """Run the HTTP service (FastAPI on uvicorn); jobs run in worker processes or on Ray."""
+    _state["debug"] |= debug
+    from synthdata.errors import ConfigError
+
+    try:
+        import uvicorn
+    except ImportError as err:
+        raise ConfigError("the service needs uvicorn; install the extra: "
+                          "pip install 'synthdata[service]'") from err
+    from synthdata.service import ServiceSettings, create_app
+
+    if workers < 0 or tenant_jobs < 1 or max_upload_mb <= 0 or max_columns < 1:
+        raise ConfigError("--workers must be >= 0, --tenant-jobs and --max-columns >= 1, "
+                          "--max-upload-mb > 0")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    settings = ServiceSettings(data_dir=data_dir, db_url=db, max_upload_mb=max_upload_mb,
+                               workers=workers, tenant_jobs=tenant_jobs,
+                               max_columns=max_columns, ray_address=ray_address or None)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
+@tokens_app.command("create")
+def tokens_create(tenant: Annotated[str, typer.Option("--tenant", help="Tenant name.")],
+                  db: DbUrl = None, data_dir: DataDir = Path("synthdata-data"),
+                  debug: Debug = False) -> None:
+    """Create an API token for TENANT (the tenant too, if new); the last line is the token."""
+    _state["debug"] |= debug
+    from synthdata.service.settings import default_db_url
+    from synthdata.service.store import Store
+
+    if db is None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(db or default_db_url(data_dir))
+    try:
+        store.create_all()
+        token = store.create_token(tenant)
+    finally:
+        store.dispose()
+    typer.echo(f"token for tenant {tenant.strip()!r} (shown once; only its hash is stored):",
+               err=True)
+    typer.echo(token)
+
+
+@app.command()
+def audit(data: Annotated[Path, typer.Argument(help="CSV or Parquet table to audit on.")],
+          epsilon: Annotated[float, typer.Option("--epsilon", "-e", help="Claimed ε to audit.")],
+          generator: Annotated[str, typer.Option("--generator", "-g")] = "gmm",
+          delta: Annotated[float | None, typer.Option(help="Claimed δ (default: from the "
+                                                      "row count).")] = None,
+          trials: Annotated[int, typer.Option("--trials", help="Fits (half choose the "
+                                              "threshold, half give the bound).")] = 10,
+          canaries: Annotated[int, typer.Option("--canaries", help="Canary rows per fit.")] = 8,
+          seed: int = 0,
+          schema: Annotated[Path | None, typer.Option(help="Schema YAML (overrides "
+                                                      "inference; must admit the canaries).")] = None,
+          param: Annotated[list[str] | None, typer.Option("--param", "-p",
+                           help="Generator parameter name=value (repeatable).")] = None,
+          output: Annotated[Path | None, typer.Option("--output", "-o",
+                            help="Write the full audit result as JSON.")] = None,
+          quiet: Quiet = False, debug: Debug = False) -> None:
+    """Audit a DP claim: canary membership test, empirical ε lower bound; exit 3 if violated."""
+    _state["debug"] |= debug
+    import json
+
+    import synthdata as sd
+    from synthdata.io.files import atomic_write_text, read_table
+    from synthdata.privacy.audit import audit_generator
+    from synthdata.privacy.config import DPConfig
+    from synthdata.schema.model import load_yaml
+
+    df = read_table(data)
+    sch = None
+    if schema is not None:
+        sch = sd.Schema.infer(df, name=data.stem).with_overrides(load_yaml(schema),
+                                                                 where=str(schema))
+    from pydantic import ValidationError
+
+    try:
+        claim = DPConfig(epsilon=epsilon, delta=delta)
+    except ValidationError as err:
+        from synthdata.errors import ConfigError
+
+        raise ConfigError(f"--epsilon/--delta: {err.errors()[0]['msg']}") from None
+    with _progress(quiet) as progress:
+        result = audit_generator(generator, sch, df, privacy=claim, n_canaries=canaries,
+                                 n_trials=trials, params=_parse_pairs(param, "--param"),
+                                 seed=seed, progress=progress)
+    if output is not None:
+        atomic_write_text(output, json.dumps(result.to_dict(), indent=2))
+    typer.echo(f"epsilon lower bound: {result.epsilon_lower_bound:.4f} "
+               f"(confidence {result.confidence:.0%})")
+    typer.echo(f"claimed epsilon:     {result.claimed_epsilon:g} "
+               f"(delta {result.details['delta']:g})")
+    typer.echo(f"largest detectable:  {result.details['max_detectable_epsilon']:.4f}")
+    typer.echo("PASS" if result.passed else "FAIL: the empirical lower bound exceeds the claim")
+    if not result.passed:
+        raise typer.Exit(EXIT_GATE)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: turn our errors into one red paragraph and an exit code."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
@@ -227,10 +352,9 @@ def main(argv: list[str] | None = None) -> int:
     except (typer.Abort, KeyboardInterrupt):
         _err("aborted")
         return 130
-    except Exception as exc:  # click usage errors carry their own exit codes
-        import click
-
-        if isinstance(exc, click.ClickException):
+    except Exception as exc:
+        # usage errors (bad option, missing argument) know how to show themselves
+        if hasattr(exc, "show") and hasattr(exc, "exit_code"):
             exc.show()
             return EXIT_BAD_INPUT
         raise

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import platform
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -112,7 +113,8 @@ def _make_tmp_dir(root: Path, cfg: PipelineConfig) -> Path:
 
 def _final_dir(root: Path, cfg: PipelineConfig) -> Path:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    base = f"run-{stamp}-{cfg.name or cfg.data.stem}"
+    label = re.sub(r"[^A-Za-z0-9_.-]+", "_", cfg.name or cfg.data.stem).strip("._") or "run"
+    base = f"run-{stamp}-{label}"
     final, i = root / base, 1
     while final.exists():
         i += 1

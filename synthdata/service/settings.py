@@ -1,0 +1,63 @@
+"""Service settings: one frozen value object built by ``synthdata serve`` (or a test)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_DATA_DIR = Path("synthdata-data")
+DEFAULT_RUNNER = "synthdata.pipeline.runner:run_pipeline"
+RAY_ADDRESS_ENV = "SYNTHDATA_RAY_ADDRESS"
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """Everything the app, the store and the job manager need.
+
+    ``data_dir`` holds the SQLite database (unless ``db_url`` names another), the uploaded
+    datasets and the job run folders; it is created when the app starts, never at import.
+    ``workers`` caps job processes for the whole server, ``tenant_jobs`` per tenant.
+    ``runner`` is the ``module:function`` a worker calls with the pipeline (tests swap it).
+    """
+
+    data_dir: Path = DEFAULT_DATA_DIR
+    db_url: str | None = None
+    max_upload_mb: float = 100.0
+    max_columns: int = 500
+    workers: int = 2
+    tenant_jobs: int = 1
+    max_queued_per_tenant: int = 100
+    ray_address: str | None = None
+    runner: str = DEFAULT_RUNNER
+    poll_interval: float = 0.2
+    cancel_grace_s: float = 5.0
+    worker_nice: int = 10  # local workers yield the CPU to the API (status polls stay fast)
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def database_url(self) -> str:
+        return self.db_url or default_db_url(self.data_dir)
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def datasets_dir(self) -> Path:
+        return self.data_dir / "datasets"
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.data_dir / "jobs"
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> ServiceSettings:
+        """Settings with ``SYNTHDATA_RAY_ADDRESS`` applied unless ``ray_address`` is given."""
+        if overrides.get("ray_address") is None and os.environ.get(RAY_ADDRESS_ENV):
+            overrides["ray_address"] = os.environ[RAY_ADDRESS_ENV]
+        return cls(**overrides)  # type: ignore[arg-type]
+
+
+def default_db_url(data_dir: Path) -> str:
+    return f"sqlite:///{Path(data_dir).resolve() / 'synthdata.db'}"

@@ -1,0 +1,380 @@
+"""The job store: tenants, hashed API tokens, datasets and jobs in one SQL database.
+
+SQLite (WAL mode) by default; any SQLAlchemy 2.x URL works, e.g.
+``postgresql+psycopg://user:pass@host/db``. Every read and write that concerns a tenant's
+objects takes the tenant id, so a query can never return another tenant's rows. Times are
+stored as UNIX seconds (floats) to stay portable across databases.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import Engine, RowMapping
+
+from synthdata.errors import ConfigError
+
+QUEUED, RUNNING, SUCCEEDED, FAILED, REJECTED, CANCELLED = (
+    "queued", "running", "succeeded", "failed", "rejected", "cancelled")
+STATUSES = (QUEUED, RUNNING, SUCCEEDED, FAILED, REJECTED, CANCELLED)
+ACTIVE = (QUEUED, RUNNING)
+INTERRUPTED = "interrupted by server restart"
+
+TOKEN_PREFIX = "sdt"
+
+metadata = MetaData()
+
+tenants = Table(
+    "tenants", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("created_at", Float, nullable=False),
+)
+
+tokens = Table(
+    "tokens", metadata,
+    Column("id", String(32), primary_key=True),           # public half of the token
+    Column("tenant_id", String(36), ForeignKey("tenants.id"), nullable=False, index=True),
+    Column("salt", String(64), nullable=False),
+    Column("digest", String(64), nullable=False),         # sha256(salt + secret), hex
+    Column("created_at", Float, nullable=False),
+    Column("revoked_at", Float, nullable=True),
+)
+
+datasets = Table(
+    "datasets", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("tenant_id", String(36), ForeignKey("tenants.id"), nullable=False, index=True),
+    Column("name", String(255), nullable=False),          # display only, never a path
+    Column("format", String(16), nullable=False),
+    Column("file", String(255), nullable=False),          # relative to data_dir
+    Column("size_bytes", Integer, nullable=False),
+    Column("n_rows", Integer, nullable=False),
+    Column("n_columns", Integer, nullable=False),
+    Column("columns", JSON, nullable=False),
+    Column("schema", JSON, nullable=True),                # effective schema (cache)
+    Column("schema_source", String(16), nullable=True),   # "inferred" | "user"
+    Column("schema_overrides", JSON, nullable=True),      # what PUT gave; jobs apply it
+    Column("created_at", Float, nullable=False),
+)
+
+jobs = Table(
+    "jobs", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("tenant_id", String(36), ForeignKey("tenants.id"), nullable=False),
+    Column("dataset_id", String(36), nullable=False, index=True),
+    Column("status", String(16), nullable=False),
+    Column("attempt", Integer, nullable=False, default=0),
+    Column("progress", Float, nullable=False, default=0.0),
+    Column("step", String(64), nullable=True),
+    Column("pipeline", JSON, nullable=False),
+    Column("error", Text, nullable=True),
+    Column("gate_passed", Boolean, nullable=True),
+    Column("gate", JSON, nullable=True),
+    Column("run_dir", String(255), nullable=True),        # relative to data_dir
+    Column("synthetic_file", String(64), nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("started_at", Float, nullable=True),
+    Column("finished_at", Float, nullable=True),
+    Column("updated_at", Float, nullable=False),
+    Index("ix_jobs_tenant_status", "tenant_id", "status"),
+    Index("ix_jobs_status_created", "status", "created_at"),
+)
+
+
+def new_id() -> str:
+    """A server-generated id (UUID4). User input never names a row or a path."""
+    return str(uuid.uuid4())
+
+
+def _digest(salt: str, secret: str) -> str:
+    return hashlib.sha256((salt + secret).encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A queued job the dispatcher has just moved to ``running``."""
+
+    id: str
+    tenant_id: str
+    attempt: int
+
+
+class Store:
+    """Thin, explicit SQL access. Safe to share between threads; one per process."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        try:
+            self.engine: Engine = _make_engine(url)
+        except ConfigError:
+            raise
+        except Exception as err:  # bad URL or missing driver
+            raise ConfigError(f"cannot open the database {_redact(url)}: {err}") from err
+
+    def create_all(self) -> None:
+        metadata.create_all(self.engine)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    # ---- tenants and tokens -------------------------------------------------------------
+    def tenant_id(self, name: str, *, create: bool = False) -> str | None:
+        with self.engine.begin() as conn:
+            row = conn.execute(select(tenants.c.id).where(tenants.c.name == name)).first()
+            if row is not None:
+                return row.id
+            if not create:
+                return None
+            tid = new_id()
+            conn.execute(insert(tenants).values(id=tid, name=name, created_at=time.time()))
+            return tid
+
+    def create_token(self, tenant: str) -> str:
+        """Create (if needed) the tenant and a new token for it; return the token once.
+
+        Only a salted SHA-256 digest is stored: a leaked database does not leak tokens.
+        """
+        name = tenant.strip()
+        if not name or len(name) > 200:
+            raise ConfigError("--tenant must be a non-empty name of at most 200 characters")
+        tid = self.tenant_id(name, create=True)
+        token_id, secret, salt = secrets.token_hex(8), secrets.token_urlsafe(32), secrets.token_hex(16)
+        with self.engine.begin() as conn:
+            conn.execute(insert(tokens).values(id=token_id, tenant_id=tid, salt=salt,
+                                               digest=_digest(salt, secret),
+                                               created_at=time.time()))
+        return f"{TOKEN_PREFIX}_{token_id}_{secret}"
+
+    def authenticate(self, token: str) -> str | None:
+        """The tenant id a token belongs to, or ``None`` (constant-time comparison)."""
+        prefix, _, rest = token.partition("_")
+        token_id, _, secret = rest.partition("_")
+        if prefix != TOKEN_PREFIX or not token_id or not secret or len(token) > 200:
+            return None
+        with self.engine.connect() as conn:
+            row = conn.execute(select(tokens.c.tenant_id, tokens.c.salt, tokens.c.digest)
+                               .where(tokens.c.id == token_id,
+                                      tokens.c.revoked_at.is_(None))).first()
+        if row is None:
+            return None
+        if not hmac.compare_digest(row.digest, _digest(row.salt, secret)):
+            return None
+        return row.tenant_id
+
+    # ---- datasets -----------------------------------------------------------------------
+    def add_dataset(self, **values: Any) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(insert(datasets).values(created_at=time.time(), **values))
+
+    def get_dataset(self, tenant_id: str, dataset_id: str) -> RowMapping | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(datasets).where(
+                datasets.c.id == dataset_id, datasets.c.tenant_id == tenant_id)).mappings().first()
+
+    def dataset_by_id(self, dataset_id: str) -> RowMapping | None:
+        """Internal (workers): no tenant filter, never used to answer a request."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(datasets).where(datasets.c.id == dataset_id)).mappings().first()
+
+    def list_datasets(self, tenant_id: str, *, limit: int, offset: int) -> list[RowMapping]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(
+                select(datasets).where(datasets.c.tenant_id == tenant_id)
+                .order_by(datasets.c.created_at.desc(), datasets.c.id)
+                .limit(limit).offset(offset)).mappings())
+
+    def set_schema(self, tenant_id: str, dataset_id: str, schema: dict[str, Any],
+                   source: str, overrides: dict[str, Any] | None = None) -> bool:
+        q = update(datasets).where(datasets.c.id == dataset_id, datasets.c.tenant_id == tenant_id)
+        if source == "inferred":  # a cache: never overwrite a schema the user gave
+            q = q.where(datasets.c.schema_source.is_(None))
+        with self.engine.begin() as conn:
+            res = conn.execute(q.values(schema=schema, schema_source=source,
+                                        schema_overrides=overrides))
+            return res.rowcount == 1
+
+    def delete_dataset(self, tenant_id: str, dataset_id: str) -> list[str]:
+        """Delete the dataset row and its jobs' rows; return the deleted job ids."""
+        with self.engine.begin() as conn:
+            job_ids = [r.id for r in conn.execute(select(jobs.c.id).where(
+                jobs.c.dataset_id == dataset_id, jobs.c.tenant_id == tenant_id))]
+            conn.execute(delete(jobs).where(jobs.c.dataset_id == dataset_id,
+                                            jobs.c.tenant_id == tenant_id))
+            conn.execute(delete(datasets).where(datasets.c.id == dataset_id,
+                                                datasets.c.tenant_id == tenant_id))
+        return job_ids
+
+    # ---- jobs ---------------------------------------------------------------------------
+    def add_job(self, *, job_id: str, tenant_id: str, dataset_id: str,
+                pipeline: dict[str, Any]) -> None:
+        now = time.time()
+        with self.engine.begin() as conn:
+            conn.execute(insert(jobs).values(id=job_id, tenant_id=tenant_id, dataset_id=dataset_id,
+                                             status=QUEUED, attempt=0, progress=0.0,
+                                             pipeline=pipeline, created_at=now, updated_at=now))
+
+    def get_job(self, tenant_id: str, job_id: str) -> RowMapping | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(jobs).where(
+                jobs.c.id == job_id, jobs.c.tenant_id == tenant_id)).mappings().first()
+
+    def job_by_id(self, job_id: str) -> RowMapping | None:
+        """Internal (workers, dispatcher): no tenant filter, never used to answer a request."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(jobs).where(jobs.c.id == job_id)).mappings().first()
+
+    def list_jobs(self, tenant_id: str, *, limit: int, offset: int, status: str | None = None,
+                  dataset_id: str | None = None) -> list[RowMapping]:
+        q = select(jobs).where(jobs.c.tenant_id == tenant_id)
+        if status is not None:
+            q = q.where(jobs.c.status == status)
+        if dataset_id is not None:
+            q = q.where(jobs.c.dataset_id == dataset_id)
+        q = q.order_by(jobs.c.created_at.desc(), jobs.c.id).limit(limit).offset(offset)
+        with self.engine.connect() as conn:
+            return list(conn.execute(q).mappings())
+
+    def count_jobs(self, tenant_id: str, statuses: Iterable[str]) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(jobs).where(
+                jobs.c.tenant_id == tenant_id, jobs.c.status.in_(list(statuses)))).scalar_one()
+
+    def claim_jobs(self, *, capacity: int, tenant_limit: int) -> list[Claimed]:
+        """Move up to ``capacity`` queued jobs to ``running`` (oldest first), never more
+        than ``tenant_limit`` running per tenant. Each claim is a conditional UPDATE, so two
+        dispatchers cannot claim the same job."""
+        if capacity <= 0:
+            return []
+        with self.engine.begin() as conn:
+            running = dict(conn.execute(select(jobs.c.tenant_id, func.count())
+                                        .where(jobs.c.status == RUNNING)
+                                        .group_by(jobs.c.tenant_id)).all())
+            queued = conn.execute(select(jobs.c.id, jobs.c.tenant_id, jobs.c.attempt)
+                                  .where(jobs.c.status == QUEUED)
+                                  .order_by(jobs.c.created_at, jobs.c.id).limit(200)).all()
+            claimed: list[Claimed] = []
+            now = time.time()
+            for row in queued:
+                if len(claimed) >= capacity:
+                    break
+                if running.get(row.tenant_id, 0) >= tenant_limit:
+                    continue
+                attempt = row.attempt + 1
+                res = conn.execute(update(jobs).where(jobs.c.id == row.id, jobs.c.status == QUEUED)
+                                   .values(status=RUNNING, attempt=attempt, started_at=now,
+                                           updated_at=now, progress=0.0, step="starting"))
+                if res.rowcount == 1:
+                    running[row.tenant_id] = running.get(row.tenant_id, 0) + 1
+                    claimed.append(Claimed(row.id, row.tenant_id, attempt))
+            return claimed
+
+    def report_progress(self, job_id: str, attempt: int, progress: float, step: str) -> bool:
+        """Record progress; ``False`` when the job is no longer this attempt's to run
+        (cancelled, or failed by a restart): the worker must then stop."""
+        with self.engine.begin() as conn:
+            res = conn.execute(update(jobs).where(
+                jobs.c.id == job_id, jobs.c.attempt == attempt, jobs.c.status == RUNNING)
+                .values(progress=progress, step=step[:64], updated_at=time.time()))
+            return res.rowcount == 1
+
+    def finish_job(self, job_id: str, attempt: int, *, status: str, error: str | None = None,
+                   gate_passed: bool | None = None, gate: Any = None, run_dir: str | None = None,
+                   synthetic_file: str | None = None) -> bool:
+        """Write a terminal state, only if this attempt still owns the running job."""
+        now = time.time()
+        values: dict[str, Any] = dict(status=status, error=error, gate_passed=gate_passed,
+                                      gate=gate, run_dir=run_dir, synthetic_file=synthetic_file,
+                                      finished_at=now, updated_at=now)
+        if status in (SUCCEEDED, REJECTED):
+            values.update(progress=1.0, step="done")
+        with self.engine.begin() as conn:
+            res = conn.execute(update(jobs).where(
+                jobs.c.id == job_id, jobs.c.attempt == attempt, jobs.c.status == RUNNING)
+                .values(**values))
+            return res.rowcount == 1
+
+    def cancel_job(self, tenant_id: str, job_id: str) -> str | None:
+        """Cancel a queued or running job; return its previous status (None: not active)."""
+        with self.engine.begin() as conn:
+            row = conn.execute(select(jobs.c.status).where(
+                jobs.c.id == job_id, jobs.c.tenant_id == tenant_id)).first()
+            if row is None or row.status not in ACTIVE:
+                return None
+            now = time.time()
+            res = conn.execute(update(jobs).where(jobs.c.id == job_id,
+                                                  jobs.c.status == row.status)
+                               .values(status=CANCELLED, error="cancelled by the user",
+                                       finished_at=now, updated_at=now))
+            return row.status if res.rowcount == 1 else None
+
+    def fail_running(self, reason: str = INTERRUPTED, job_ids: Iterable[str] | None = None) -> int:
+        """Mark running jobs failed (all of them at startup, or the given ones)."""
+        now = time.time()
+        q = update(jobs).where(jobs.c.status == RUNNING)
+        if job_ids is not None:
+            q = q.where(jobs.c.id.in_(list(job_ids)))
+        with self.engine.begin() as conn:
+            return conn.execute(q.values(status=FAILED, error=reason, finished_at=now,
+                                         updated_at=now)).rowcount
+
+    def fail_if_running(self, job_id: str, attempt: int, reason: str) -> bool:
+        return self.finish_job(job_id, attempt, status=FAILED, error=reason)
+
+
+def _make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        if url.rstrip("/") in ("sqlite:", "sqlite:///:memory:") or ":memory:" in url:
+            raise ConfigError("job workers are separate processes: use a SQLite file "
+                              "(sqlite:///path/to/db) or a server database, not :memory:")
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
+                               pool_size=20, max_overflow=20)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def _redact(url: str) -> str:
+    """The URL without its password, for messages."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # unparsable: say nothing of it
+        return "(unparsable database URL)"

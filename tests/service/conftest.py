@@ -1,0 +1,107 @@
+"""Service fixtures: an app on a temporary data folder, two tenants, a small CSV."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("httpx")
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+from synthdata.service import ServiceSettings, create_app  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+FAKE_RUNNER = "tests.service.fake_runner:run"
+TERMINAL = {"succeeded", "failed", "rejected", "cancelled"}
+TINY = {"generator": {"kind": "gmm", "params": {"n_components": 2, "max_iter": 10}},
+        "sample": {"rows": 100}, "evaluate": {"full": False}}
+
+
+def settings_for(data_dir: Path, **overrides) -> ServiceSettings:
+    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    base = dict(data_dir=data_dir, runner=FAKE_RUNNER, poll_interval=0.05, cancel_grace_s=3.0,
+                extra_env=env, workers=2, tenant_jobs=1)
+    base.update(overrides)
+    return ServiceSettings(**base)
+
+
+class Api:
+    """A TestClient plus two tenants' auth headers."""
+
+    def __init__(self, client: TestClient, a: str, b: str) -> None:
+        self.client, self.a, self.b = client, {"Authorization": f"Bearer {a}"}, \
+            {"Authorization": f"Bearer {b}"}
+        self.app = client.app
+
+    def upload(self, path: Path, headers: dict | None = None, name: str | None = None,
+               content: bytes | None = None):
+        data = content if content is not None else path.read_bytes()
+        return self.client.post("/v1/datasets", headers=headers or self.a,
+                                files={"file": (name or path.name, data, "application/octet-stream")})
+
+    def submit(self, dataset: str, pipeline: dict, headers: dict | None = None):
+        return self.client.post("/v1/jobs", headers=headers or self.a,
+                                json={"dataset": dataset, "pipeline": pipeline})
+
+    def wait(self, job_id: str, until: Callable[[dict], bool] = lambda j: j["status"] in TERMINAL,
+             timeout: float = 60.0, headers: dict | None = None) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            job = self.client.get(f"/v1/jobs/{job_id}", headers=headers or self.a).json()
+            if until(job):
+                return job
+            if time.monotonic() > deadline:
+                raise AssertionError(f"job did not reach the state in {timeout}s: {job}")
+            time.sleep(0.1)
+
+
+@pytest.fixture(scope="session")
+def small_csv(tmp_path_factory, flchain) -> Path:
+    path = tmp_path_factory.mktemp("svcdata") / "small.csv"
+    flchain.sample(300, random_state=0).to_csv(path, index=False)
+    return path
+
+
+def open_api(data_dir: Path, **overrides) -> tuple[TestClient, Api]:
+    app = create_app(settings_for(data_dir, **overrides))
+    client = TestClient(app)
+    client.__enter__()
+    store = app.state.store
+    return client, Api(client, store.create_token("alpha"), store.create_token("beta"))
+
+
+@pytest.fixture(scope="session")
+def api(tmp_path_factory) -> Iterator[Api]:
+    """One app for the API and isolation tests; jobs of one tenant run side by side."""
+    client, api = open_api(tmp_path_factory.mktemp("service"), workers=4, tenant_jobs=4)
+    try:
+        yield api
+    finally:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def batch(api, small_csv) -> dict[str, dict]:
+    """Tenant alpha's datasets and finished jobs, all run at once to save worker start-ups:
+    ``ds`` (jobs ``ok``, ``reject``, ``boom``) and ``ds2`` (a user schema, job ``ok2``)."""
+    ds = api.upload(small_csv)
+    ds2 = api.upload(small_csv)
+    assert ds.status_code == 201 and ds2.status_code == 201, (ds.text, ds2.text)
+    ds, ds2 = ds.json()["id"], ds2.json()["id"]
+    put = api.client.put(f"/v1/datasets/{ds2}/schema", headers=api.a,
+                         json={"columns": [{"name": "age", "kind": "continuous"}]})
+    assert put.status_code == 200, put.text
+    submitted = {"ok": api.submit(ds, TINY), "reject": api.submit(ds, {**TINY, "name": "reject"}),
+                 "boom": api.submit(ds, {**TINY, "name": "boom"}), "ok2": api.submit(ds2, TINY)}
+    for resp in submitted.values():
+        assert resp.status_code == 202, resp.text
+    out: dict[str, dict] = {"ds": {"id": ds}, "ds2": {"id": ds2}}
+    for key, resp in submitted.items():
+        out[key] = api.wait(resp.json()["id"])
+    return out
