@@ -165,8 +165,19 @@ def _run(cfg: PipelineConfig, data: pd.DataFrame | None, run_dir: Path, timer: _
                           sections=sections)
     ledger.record_not_private("evaluate", reason="fidelity and leakage metrics read the real "
                               "train and holdout splits; publish them only as internal QA")
+    with timer.step("constraints"):
+        # Violations of declared rules (0 by enforcement) and of proposed ones. Under
+        # privacy: no discovery, since found rules are a property of the private data;
+        # declared constraints are public and free.
+        from synthdata.constraints.report import constraints_section
+
+        section = constraints_section(train, synth, schema, discover=privacy is None)
+    report.add_section("constraints", section)
+    report.metrics["constraint_violations"] = section["declared_violations"]
 
     validation_passed, suite_json = _validate(synth, schema, timer, report)
+    if ledger.is_private:  # the privacy numbers are gate metrics too (e.g. epsilon <= 3)
+        report.metrics["epsilon"], report.metrics["delta"] = ledger.spent()
     verdict = check_gate(report.metrics, rules, validation_passed=validation_passed)
 
     report.add_section("gate", {"passed": verdict.passed, "rules": verdict.results})

@@ -50,8 +50,9 @@ class TableTransformer:
 
     def __init__(self, schema: Schema, *, numeric: str = "mode", max_modes: int = 10,
                  discrete: str = "onehot") -> None:
-        if discrete not in ("onehot", "ordinal"):
-            raise DataError(f"discrete encoding must be 'onehot' or 'ordinal', got {discrete!r}")
+        if discrete not in ("onehot", "ordinal", "auto"):
+            raise DataError(f"discrete encoding must be 'onehot', 'ordinal' or 'auto', "
+                            f"got {discrete!r}")
         self.schema, self.numeric, self.max_modes = schema, numeric, max_modes
         self.discrete = discrete
 
@@ -60,8 +61,18 @@ class TableTransformer:
         if col.kind in (ColumnKind.CONTINUOUS, ColumnKind.INTEGER, ColumnKind.DATETIME):
             return NumericEncoder(col, NumericMethod(self.numeric), self.max_modes)
         if col.kind.is_discrete:
-            return CategoryEncoder(col, ordinal=self.discrete == "ordinal")
+            return CategoryEncoder(col, ordinal=self._is_ordinal(col))
         return RegeneratedEncoder(col)
+
+    def _is_ordinal(self, col: Any) -> bool:
+        """``"auto"``: ordinal scores for two-valued and numerically coded (ordered)
+        categories, one-hot for nominal categories with more than two values."""
+        if self.discrete != "auto":
+            return self.discrete == "ordinal"
+        cats = col.categories
+        if cats is None or len(cats) <= 2 or col.kind.value == "boolean":
+            return True
+        return all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in cats)
 
     def fit(self, data: pd.DataFrame, *, rng: np.random.Generator | int | None = 0,
             progress: Progress = _no_progress, ledger: Any = None,

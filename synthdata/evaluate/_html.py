@@ -1,0 +1,344 @@
+"""Render a report dict as one self-contained HTML page (matplotlib Agg, base64 PNGs)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+from collections.abc import Mapping
+from typing import Any
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;background:#f6f7f9;
+color:#1d2330;line-height:1.45}
+main{max-width:1100px;margin:0 auto;padding:1rem 1.2rem 3rem;box-sizing:border-box}
+h1{font-size:1.5rem;margin:.6rem 0}h2{font-size:1.2rem;margin:1.8rem 0 .6rem;
+border-bottom:1px solid #d6dae2;padding-bottom:.25rem}h3{font-size:1rem;margin:1.1rem 0 .4rem}
+.banner{padding:.9rem 1.1rem;border-radius:6px;font-weight:600;margin:.8rem 0}
+.pass{background:#e3f5e8;border:1px solid #5bb974;color:#17502a}
+.fail{background:#fde7e7;border:1px solid #e06666;color:#6d1414}
+.none{background:#eef0f4;border:1px solid #b8bfcc;color:#333}
+.banner ul{font-weight:400;margin:.4rem 0 0 1.1rem;padding:0}
+table{border-collapse:collapse;width:100%;margin:.4rem 0;font-size:.88rem;table-layout:auto}
+th,td{border:1px solid #d6dae2;padding:.25rem .45rem;text-align:left;vertical-align:top;
+overflow-wrap:anywhere;word-break:break-word}
+th{background:#eceff4}td.num{text-align:right;font-variant-numeric:tabular-nums}
+img{width:100%;height:auto;display:block;margin:.4rem 0;background:#fff}
+.muted{color:#5b6475;font-size:.85rem}.ok{color:#17702f;font-weight:600}
+.bad{color:#b3261e;font-weight:600}code{overflow-wrap:anywhere}
+.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(190px,1fr));gap:.6rem}
+.card{background:#fff;border:1px solid #d6dae2;border-radius:6px;padding:.5rem .7rem}
+.card .v{font-size:1.25rem;font-weight:600}.card .k{font-size:.8rem;color:#5b6475}
+"""
+
+_HEADLINE = ("shapes", "pair_trends", "column_distance_mean", "correlation_difference",
+             "detection_auc", "utility_ratio", "coverage_categories", "coverage_range",
+             "exact_copies", "exact_copy_share", "dcr_share", "nndr", "mia_auc",
+             "singling_out_risk", "linkability_risk", "inference_risk")
+_KNOWN_SECTIONS = ("gate", "validation", "privacy", "timings")
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "—"
+        return f"{value:.4g}" if abs(value) < 1e5 else f"{value:.3e}"
+    return html.escape(str(value))
+
+
+def _e(text: Any) -> str:
+    return html.escape(str(text))
+
+
+def _table(rows: list[Mapping[str, Any]], columns: list[str] | None = None) -> str:
+    if not rows:
+        return "<p class='muted'>none</p>"
+    columns = columns or list(dict.fromkeys(k for r in rows for k in r))
+    head = "".join(f"<th>{_e(c)}</th>" for c in columns)
+    body = []
+    for r in rows:
+        cells = []
+        for c in columns:
+            v = r.get(c)
+            if isinstance(v, (dict, list)):
+                cells.append(f"<td>{_generic(v)}</td>")
+            else:
+                cls = " class='num'" if isinstance(v, (int, float)) and not isinstance(v, bool) \
+                    else ""
+                cells.append(f"<td{cls}>{_fmt(v)}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+
+
+def _kv(mapping: Mapping[str, Any]) -> str:
+    return _table([{"key": k, "value": v} for k, v in mapping.items()], ["key", "value"])
+
+
+def _generic(value: Any, depth: int = 0) -> str:
+    """Render any JSON-like value: mappings as key/value tables, record lists as tables."""
+    if isinstance(value, Mapping):
+        if depth > 3:
+            return f"<code>{_e(value)}</code>"
+        rows = []
+        for k, v in value.items():
+            rendered = _generic(v, depth + 1) if isinstance(v, (Mapping, list)) else _fmt(v)
+            rows.append(f"<tr><th>{_e(k)}</th><td>{rendered}</td></tr>")
+        return f"<table>{''.join(rows)}</table>" if rows else "<p class='muted'>empty</p>"
+    if isinstance(value, list):
+        if value and all(isinstance(v, Mapping) for v in value):
+            return _table(value)
+        if len(value) > 50:
+            return f"<span class='muted'>{len(value)} values</span>"
+        return _e(", ".join(_fmt(v) for v in value))
+    return _fmt(value)
+
+
+# -- plots --------------------------------------------------------------------------------
+
+def _png(fig: Any) -> str:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=72)
+    data = base64.b64encode(buf.getvalue()).decode("ascii")
+    return f"<img alt='plot' src='data:image/png;base64,{data}'>"
+
+
+def _figure(width: float, height: float) -> Any:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height))
+
+
+REAL, SYNTH = "#3b6fb6", "#e07b39"
+
+
+def _marginals(columns: list[Mapping[str, Any]]) -> str:
+    cols = [c for c in columns if c.get("plot", {}).get("type") in ("hist", "bar")]
+    if not cols:
+        return ""
+    ncols = 4
+    nrows = math.ceil(len(cols) / ncols)
+    fig = _figure(14, 2.6 * nrows)
+    for i, col in enumerate(cols):
+        ax = fig.add_subplot(nrows, ncols, i + 1)
+        plot = col["plot"]
+        if plot["type"] == "hist":
+            # stairs draw one artist per series (bars would draw one per bin: slow)
+            ax.stairs(plot["real"], plot["edges"], fill=True, alpha=0.45, color=REAL,
+                      label="real")
+            ax.stairs(plot["synth"], plot["edges"], fill=False, linewidth=1.5, color=SYNTH,
+                      label="synthetic")
+        else:
+            x = list(range(len(plot["labels"])))
+            ax.bar([v - 0.2 for v in x], plot["real"], width=0.4, color=REAL, label="real")
+            ax.bar([v + 0.2 for v in x], plot["synth"], width=0.4, color=SYNTH,
+                   label="synthetic")
+            ax.set_xticks(x)
+            ax.set_xticklabels([str(lab)[:10] for lab in plot["labels"]], rotation=45,
+                               ha="right", fontsize=7)
+        dist = col.get("distance")
+        ax.set_title(f"{str(col['name'])[:28]}  ({col['metric']} {_fmt(dist)})", fontsize=9)
+        ax.tick_params(labelsize=7)
+        if i == 0:
+            ax.legend(fontsize=7)
+    # fixed margins: tight_layout re-draws every axis to measure it (seconds per page)
+    fig.subplots_adjust(left=0.04, right=0.99, top=1 - 0.35 / (2.6 * nrows),
+                        bottom=0.6 / (2.6 * nrows), hspace=0.75, wspace=0.25)
+    return _png(fig)
+
+
+def _heatmap(pairs: Mapping[str, Any]) -> str:
+    names = pairs.get("columns") or []
+    if len(names) < 2:
+        return ""
+    size = min(13, 7 + 0.15 * len(names))
+    fig = _figure(size, size * 0.85)
+    ax = fig.add_subplot(1, 1, 1)
+    im = ax.imshow(pairs["difference"], vmin=0, vmax=1, cmap="Reds")
+    ax.set_xticks(range(len(names)))
+    ax.set_yticks(range(len(names)))
+    labels = [str(n)[:14] for n in names]
+    ax.set_xticklabels(labels, rotation=60, ha="right", fontsize=7)
+    ax.set_yticklabels(labels, fontsize=7)
+    ax.set_title("|association(real) - association(synthetic)|", fontsize=10)
+    fig.colorbar(im, ax=ax, fraction=0.04)
+    fig.subplots_adjust(left=0.2, bottom=0.2, right=0.95, top=0.93)
+    return _png(fig)
+
+
+def _dcr_hist(dcr: Mapping[str, Any]) -> str:
+    hist = dcr.get("histogram")
+    if not hist:
+        return ""
+    fig = _figure(9, 3.2)
+    ax = fig.add_subplot(1, 1, 1)
+    edges = hist["edges"]
+    centers = [(a + b) / 2 for a, b in zip(edges[:-1], edges[1:])]
+    ax.step(centers, hist["train"], where="mid", color=REAL, label="synthetic → train")
+    ax.step(centers, hist["holdout"], where="mid", color="#2e9d5b",
+            label="synthetic → holdout")
+    ax.set_xlabel("distance to closest record")
+    ax.set_ylabel("synthetic rows")
+    ax.legend(fontsize=8)
+    fig.subplots_adjust(left=0.08, bottom=0.18, right=0.98, top=0.95)
+    return _png(fig)
+
+
+def _roc_plot(attacks: Mapping[str, Any]) -> str:
+    if not attacks:
+        return ""
+    fig = _figure(5.5, 4.5)
+    ax = fig.add_subplot(1, 1, 1)
+    for name, attack in attacks.items():
+        roc = attack.get("roc") or {}
+        ax.plot(roc.get("fpr", []), roc.get("tpr", []),
+                label=f"{name} (AUC {_fmt(attack.get('auc'))})")
+    ax.plot([0, 1], [0, 1], color="#999", linestyle="--", linewidth=1)
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_title("membership inference ROC", fontsize=10)
+    ax.legend(fontsize=8)
+    fig.subplots_adjust(left=0.13, bottom=0.12, right=0.97, top=0.92)
+    return _png(fig)
+
+
+# -- page ---------------------------------------------------------------------------------
+
+def _banner(gate: Mapping[str, Any] | None) -> str:
+    if not gate:
+        return ("<div class='banner none'>No gate was applied to this evaluation: the numbers "
+                "below are not a verdict.</div>")
+    passed = bool(gate.get("passed"))
+    failing = [r for r in gate.get("results", []) if not r.get("passed")]
+    items = "".join(f"<li><code>{_e(r.get('metric'))}</code>: {_e(r.get('reason', ''))}</li>"
+                    for r in failing)
+    if passed:
+        return ("<div class='banner pass'>PASSED — every gate rule holds; the synthetic data "
+                "may be exported.</div>")
+    return (f"<div class='banner fail'>FAILED — {len(failing)} gate rule(s) do not hold; "
+            f"nothing was exported.<ul>{items}</ul></div>")
+
+
+def render(report: Mapping[str, Any]) -> str:
+    metrics = report.get("metrics", {})
+    info = report.get("metric_info", {})
+    meta = report.get("meta", {})
+    sections = report.get("sections", {}) or {}
+    parts = [f"<h1>Synthetic data report</h1><p class='muted'>{_e(report.get('generator'))} · "
+             f"report version {_e(report.get('report_version'))} · train "
+             f"{_fmt(meta.get('n_train'))} rows · synthetic {_fmt(meta.get('n_synthetic'))} "
+             f"rows · holdout {_fmt(meta.get('n_holdout'))} rows · seed "
+             f"{_fmt(meta.get('seed'))}</p>", _banner(sections.get("gate"))]
+
+    cards = []
+    for name in _HEADLINE:
+        if name not in metrics:
+            continue
+        direction = (info.get(name) or {}).get("higher_is_better")
+        arrow = {True: "higher is better", False: "lower is better"}.get(direction, "")
+        cards.append(f"<div class='card'><div class='k'>{_e(name)}</div><div class='v'>"
+                     f"{_fmt(metrics[name])}</div><div class='k'>{arrow}</div></div>")
+    parts.append("<h2>Overall scores</h2><div class='cards'>" + "".join(cards) + "</div>")
+    if report.get("notes"):
+        parts.append("<h3>Notes</h3><ul>" + "".join(f"<li>{_e(n)}</li>"
+                                                    for n in report["notes"]) + "</ul>")
+
+    columns = report.get("columns") or []
+    if columns:
+        parts.append("<h2>Columns</h2><p class='muted'>Distance: KS statistic (numeric) or "
+                     "total variation (discrete), 0 = identical. Baseline = train vs holdout "
+                     "(what an independent real sample scores).</p>")
+        parts.append(_table([{k: c.get(k) for k in ("name", "kind", "metric", "distance",
+                                                     "distance_holdout", "baseline_distance",
+                                                     "missing_rate_real", "missing_rate_synth")}
+                             for c in columns]))
+        parts.append("<h3>Marginals: real vs synthetic</h3>" + _marginals(columns))
+    pairs = report.get("pairs")
+    if pairs:
+        parts.append("<h2>Pairwise trends</h2><p class='muted'>Association: Pearson r "
+                     "(numeric pairs), Cramér's V (discrete pairs), correlation ratio "
+                     "(mixed).</p>" + _heatmap(pairs))
+    det, util, cov = report.get("detection"), report.get("utility"), report.get("coverage")
+    if det or util or cov:
+        parts.append("<h2>Detection, utility and coverage</h2>")
+        if det:
+            parts.append("<h3>Detection (real vs synthetic classifier)</h3>" + _kv(
+                {k: v for k, v in det.items() if k != "fold_aucs"}))
+        if util:
+            parts.append("<h3>Utility (train on synthetic, test on real)</h3>" + _kv(util))
+        if cov:
+            parts.append("<h3>Coverage</h3>" + _kv({k: cov.get(k) for k in
+                                                    ("coverage_categories", "coverage_range")}))
+    leak = report.get("leakage") or {}
+    if leak:
+        parts.append("<h2>Leakage</h2>")
+        if leak.get("exact_copies"):
+            parts.append("<h3>Exact copies</h3>" + _kv(leak["exact_copies"]))
+        dcr = leak.get("dcr")
+        if dcr:
+            parts.append("<h3>Distance to closest record</h3>" + _kv(
+                {k: v for k, v in dcr.items() if k != "histogram"}) + _dcr_hist(dcr))
+        mia = leak.get("mia")
+        if mia:
+            parts.append("<h3>Membership inference</h3>")
+            attacks = mia.get("attacks") or {}
+            if attacks:
+                parts.append(_table([{"attack": k, "roc_auc": a.get("auc"),
+                                      "tpr_at_1pct_fpr": a.get("tpr_at_1pct_fpr")}
+                                     for k, a in attacks.items()]) + _roc_plot(attacks))
+            else:
+                parts.append(_kv(mia))
+    risks = report.get("risks")
+    if risks:
+        parts.append("<h2>Re-identification risks (Anonymeter-style)</h2><p class='muted'>"
+                     "risk = (attack success on train − success on holdout) / (1 − success on "
+                     "holdout), 95% confidence interval.</p>")
+        rows = []
+        for kind in ("singling_out", "linkability", "inference"):
+            r = risks.get(kind) or {}
+            rows.append({"risk": kind, "value": r.get("risk"), "ci_low": r.get("ci_low"),
+                         "ci_high": r.get("ci_high"), "attack_rate": r.get("attack_rate"),
+                         "control_rate": r.get("control_rate"),
+                         "baseline_rate": r.get("baseline_rate"),
+                         "n_attacks": r.get("n_attacks"), "note": r.get("note")})
+        parts.append(_table(rows))
+        parts.append(f"<p class='muted'>quasi-identifiers: {_e(risks.get('quasi_columns'))}; "
+                     f"sensitive: {_e(risks.get('sensitive_columns'))}</p>")
+        parts.append("<h3>Most exposed training records (row positions only)</h3>"
+                     + _table(risks.get("exposed_records") or []))
+    parts.append("<h2>Validation</h2>")
+    parts.append(_validation(sections.get("validation")))
+    parts.append("<h2>Privacy</h2>")
+    parts.append(_generic(sections["privacy"]) if "privacy" in sections else
+                 "<p class='muted'>No privacy ledger attached to this report.</p>")
+    if sections.get("gate"):
+        parts.append("<h2>Gate rules</h2>" + _table(sections["gate"].get("results", [])))
+    for name, payload in sections.items():
+        if name not in _KNOWN_SECTIONS:
+            parts.append(f"<h2>{_e(name)}</h2>" + _generic(payload))
+    parts.append("<h2>Timings</h2>" + _kv({f"evaluate.{k}": v for k, v in
+                                           (meta.get("timings") or {}).items()}))
+    if "timings" in sections:
+        parts.append(_generic(sections["timings"]))
+    body = "\n".join(parts)
+    return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+            f"<title>Synthetic data report</title><style>{_CSS}</style></head>"
+            f"<body><main>{body}</main></body></html>")
+
+
+def _validation(section: Mapping[str, Any] | None) -> str:
+    if not section:
+        return "<p class='muted'>No validation results attached.</p>"
+    passed = section.get("passed")
+    head = (f"<p class='{'ok' if passed else 'bad'}'>"
+            f"{'all expectations met' if passed else 'some expectations failed'}</p>")
+    results = section.get("results") or []
+    return head + _table(results) if results else head + _generic(section)

@@ -1,0 +1,86 @@
+"""The named metrics a report carries and a gate may refer to, with their direction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """What a metric means; ``higher_is_better`` is None when neither direction is good."""
+
+    name: str
+    higher_is_better: bool | None
+    description: str
+    needs: str = ""   # what must be given for it to be computed ("holdout", "target", ...)
+
+
+_INFO = [
+    MetricInfo("shapes", True, "mean over columns of 1 - (KS or TV distance) vs train"),
+    MetricInfo("shapes_holdout", True, "as shapes, against the holdout", "holdout"),
+    MetricInfo("column_distance_mean", False, "mean per-column distance (KS numeric, TV "
+               "discrete) vs train"),
+    MetricInfo("missing_rate_difference", False, "mean absolute missing-rate difference"),
+    MetricInfo("pair_trends", True, "mean pair similarity: 1-|dr|/2 (numeric pairs), "
+               "1-TV of joint distribution (others)"),
+    MetricInfo("correlation_difference", False, "mean |difference| of the association matrix "
+               "(Pearson / Cramér's V / correlation ratio)"),
+    MetricInfo("quality_score", True, "mean of shapes and pair_trends"),
+    MetricInfo("detection_auc", False, "ROC AUC of a real-vs-synthetic classifier; 0.5 is "
+               "indistinguishable"),
+    MetricInfo("utility_ratio", True, "TSTR / TRTR (AUC for classification, R² for "
+               "regression)", "target and holdout"),
+    MetricInfo("tstr_auc", True, "ROC AUC of a model trained on synthetic, tested on holdout",
+               "classification target and holdout"),
+    MetricInfo("trtr_auc", True, "ROC AUC of a model trained on train, tested on holdout",
+               "classification target and holdout"),
+    MetricInfo("tstr_f1", True, "macro-F1, trained on synthetic, tested on holdout",
+               "classification target and holdout"),
+    MetricInfo("trtr_f1", True, "macro-F1, trained on train, tested on holdout",
+               "classification target and holdout"),
+    MetricInfo("tstr_r2", True, "R², trained on synthetic, tested on holdout",
+               "regression target and holdout"),
+    MetricInfo("trtr_r2", True, "R², trained on train, tested on holdout",
+               "regression target and holdout"),
+    MetricInfo("coverage_categories", True, "share of real categories present in synthetic"),
+    MetricInfo("coverage_range", True, "share of the real numeric range covered"),
+    MetricInfo("exact_copies", False, "synthetic rows identical to a training row"),
+    MetricInfo("exact_copy_share", False, "exact_copies / synthetic rows"),
+    MetricInfo("exact_copy_excess", False, "exact_copy_share minus holdout_exact_copy_share: "
+               "copies beyond what an independent real sample has", "holdout"),
+    MetricInfo("holdout_exact_copy_share", None, "share of holdout rows identical to a "
+               "training row (natural baseline for exact_copy_share)", "holdout"),
+    MetricInfo("dcr_share", False, "share of synthetic rows closer to train than to holdout, "
+               "reweighted to equal sizes; 0.5 ideal", "holdout"),
+    MetricInfo("dcr_median_ratio", True, "median DCR to train / median DCR to holdout; 1 "
+               "ideal, near 0 = copies", "holdout"),
+    MetricInfo("nndr", True, "median nearest / second-nearest training distance ratio"),
+    MetricInfo("mia_auc", False, "largest membership-inference ROC AUC over the attacks; "
+               "0.5 = no leak", "holdout"),
+    MetricInfo("mia_auc_distance", False, "distance attack ROC AUC", "holdout"),
+    MetricInfo("mia_auc_density", False, "density-ratio (DOMIAS-style) attack ROC AUC",
+               "holdout"),
+    MetricInfo("mia_auc_classifier", False, "classifier attack ROC AUC", "holdout"),
+    MetricInfo("mia_tpr_at_1pct_fpr", False, "largest TPR at 1% FPR over the attacks",
+               "holdout"),
+    MetricInfo("singling_out_risk", False, "Anonymeter-style singling-out risk", "holdout"),
+    MetricInfo("singling_out_risk_ci_low", False, "95% CI low", "holdout"),
+    MetricInfo("singling_out_risk_ci_high", False, "95% CI high", "holdout"),
+    MetricInfo("linkability_risk", False, "Anonymeter-style linkability risk", "holdout"),
+    MetricInfo("linkability_risk_ci_low", False, "95% CI low", "holdout"),
+    MetricInfo("linkability_risk_ci_high", False, "95% CI high", "holdout"),
+    MetricInfo("inference_risk", False, "Anonymeter-style attribute-inference risk (worst "
+               "secret)", "holdout and a sensitive column or target"),
+    MetricInfo("inference_risk_ci_low", False, "95% CI low",
+               "holdout and a sensitive column or target"),
+    MetricInfo("inference_risk_ci_high", False, "95% CI high",
+               "holdout and a sensitive column or target"),
+    # filled by the pipeline from the privacy ledger, listed so gates may use them
+    MetricInfo("epsilon", False, "differential-privacy epsilon spent (privacy ledger)",
+               "the pipeline's privacy ledger"),
+    MetricInfo("delta", False, "differential-privacy delta spent (privacy ledger)",
+               "the pipeline's privacy ledger"),
+]
+
+METRIC_INFO: dict[str, MetricInfo] = {m.name: m for m in _INFO}
+KNOWN_METRICS: tuple[str, ...] = tuple(METRIC_INFO)

@@ -1,0 +1,169 @@
+"""CTGAN generator: shapes, schema constraints, conditions, reproducibility, save/load, errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import synthdata as sd
+from synthdata.errors import ConfigError, NotFittedError
+from synthdata.schema import Schema
+
+torch = pytest.importorskip("torch")
+
+ROOT = Path(__file__).resolve().parents[2]
+FLCHAIN = next((p for p in (ROOT / "data" / "flchain.csv",
+                            ROOT.parent / "shared" / "datasets" / "flchain.csv") if p.is_file()), None)
+needs_flchain = pytest.mark.skipif(FLCHAIN is None, reason="flchain.csv is not available")
+FAST = {"epochs": 3, "batch_size": 200}
+
+
+@pytest.fixture(scope="module")
+def data() -> pd.DataFrame:
+    if FLCHAIN is None:
+        pytest.skip("flchain.csv is not available")
+    df = pd.read_csv(FLCHAIN).drop(columns=["chapter", "futime"])
+    return df.sample(1500, random_state=0).reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    schema = Schema.infer(data)
+    return schema, sd.make_generator("ctgan", schema, seed=0, **FAST).fit(data)
+
+
+def test_shapes_dtypes_and_schema_constraints(data, fitted):
+    schema, gen = fitted
+    synth = gen.sample(3000, seed=1)
+    assert synth.shape == (3000, data.shape[1])
+    assert list(synth.columns) == list(data.columns)
+    assert synth.dtypes.to_dict() == data.dtypes.to_dict()
+    assert (synth["age"] == synth["age"].round()).all()
+    for col in ("age", "kappa", "lambda"):
+        assert synth[col].between(data[col].min(), data[col].max()).all(), col
+    assert set(synth["sex"].unique()) <= set(data["sex"].unique())
+    assert set(synth["flc.grp"].unique()) <= set(data["flc.grp"].unique())
+    assert synth["creatinine"].isna().any()  # nullable column keeps missing cells
+    assert not synth.drop(columns="creatinine").isna().any().any()
+
+
+def test_conditions_honoured(fitted):
+    _, gen = fitted
+    out = gen.sample(400, conditions={"death": 1, "sex": "F"}, seed=2)
+    assert len(out) == 400
+    assert (out["death"] == 1).all() and (out["sex"] == "F").all()
+    with pytest.raises(ConfigError, match="only discrete"):
+        gen.sample(10, conditions={"age": 60})
+
+
+def test_condition_vector_and_training_by_sampling(data, fitted):
+    from synthdata.models._torch import ConditionSampler, SpanPlan
+
+    _, gen = fitted
+    plan = SpanPlan(gen.transformer_.layout_)
+    matrix = torch.from_numpy(gen.transformer_.transform(data).astype("float32"))
+    sampler = ConditionSampler(plan, plan.codes(matrix))
+    assert sampler.n_columns == len(gen.transformer_.discrete_columns())
+    cond, column, category, rows = sampler.draw(20_000, torch.Generator().manual_seed(0))
+    assert torch.equal(cond.sum(1), torch.ones(20_000))
+    # the drawn real row holds the drawn category of the drawn column
+    codes = plan.codes(matrix)[rows, sampler.span_index[column]]
+    assert torch.equal(codes, category)
+    # log-frequency: a rare category (mgus=1, ~1.5% of rows) is drawn far above its share
+    j = [s.column for s in sampler.spans].index("mgus")
+    share = (category[column == j] == 1).float().mean().item()
+    assert share > 0.3
+
+
+def test_pac_must_divide_batch(data):
+    gen = sd.make_generator("ctgan", Schema.infer(data), batch_size=205, pac=10)
+    with pytest.raises(ConfigError, match="batch_size.*pac"):
+        gen.fit(data)
+
+
+def test_reproducible_and_global_rng_untouched(data, fitted):
+    schema, gen = fitted
+    state = torch.get_rng_state()
+    threads = torch.get_num_threads()
+    again = sd.make_generator("ctgan", schema, seed=0, **FAST).fit(data)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert torch.get_num_threads() == threads
+    pd.testing.assert_frame_equal(gen.sample(500, seed=5), again.sample(500, seed=5))
+    other = sd.make_generator("ctgan", schema, seed=1, **FAST).fit(data)
+    assert not gen.sample(500, seed=5).equals(other.sample(500, seed=5))
+    a, b = gen.sample(200), gen.sample(200)
+    assert not a.equals(b)  # the unseeded stream continues
+
+
+def test_save_load_identical_samples(fitted, tmp_path):
+    _, gen = fitted
+    path = gen.save(tmp_path / "ctgan.sdg")
+    loaded = sd.load_generator(path)
+    pd.testing.assert_frame_equal(gen.sample(1000, seed=7), loaded.sample(1000, seed=7))
+    pd.testing.assert_frame_equal(gen.sample(300, seed=8, conditions={"death": 1}),
+                                  loaded.sample(300, seed=8, conditions={"death": 1}))
+    assert loaded.get_params() == {k: list(v) if isinstance(v, tuple) else v
+                                   for k, v in gen.get_params().items()}
+
+
+def test_early_stopping_and_progress(data):
+    schema = Schema.infer(data)
+    calls = []
+    gen = sd.make_generator("ctgan", schema, epochs=200, batch_size=500, early_stopping=True,
+                            patience=2, seed=0)
+    gen.fit(data, progress=lambda step, done, total: calls.append((step, done, total)))
+    assert gen.epochs_run_ < 200
+    assert all("validation" in h for h in gen.history_)
+    assert calls[-1] == ("ctgan.fit", 200, 200)
+    assert {c[0] for c in calls} >= {"ctgan.fit"}
+
+
+def test_not_fitted(data):
+    gen = sd.make_generator("ctgan", Schema.infer(data))
+    with pytest.raises(NotFittedError, match="fit"):
+        gen.sample(10)
+
+
+@pytest.mark.parametrize("param,value", [
+    ("epochs", 0), ("batch_size", -5), ("embedding_dim", 2.5),
+    ("generator_dims", ()), ("discriminator_dims", [64, 0]), ("gradient_penalty", -1.0),
+    ("validation_share", 0.9), ("generator_lr", "x"), ("discriminator_lr", 0), ("pac", 0),
+    ("discriminator_steps", 0), ("log_frequency", "yes"), ("patience", 0),
+])
+def test_bad_params_name_the_parameter(data, param, value):
+    gen = sd.make_generator("ctgan", Schema.infer(data), **{param: value})
+    with pytest.raises(ConfigError, match=param):
+        gen.fit(data)
+
+
+def test_privacy_not_available_yet(data):
+    from synthdata.privacy.config import DPConfig
+
+    gen = sd.make_generator("ctgan", Schema.infer(data), privacy=DPConfig(epsilon=3.0, delta=1e-6),
+                            **FAST)
+    with pytest.raises(ConfigError, match="privacy"):
+        gen.fit(data)
+
+
+@pytest.mark.slow
+@needs_flchain
+def test_flchain_detection_auc():
+    """300 epochs on the flchain train split (70/30, leak columns dropped)."""
+    from synthdata.evaluate._data import prepare
+    from synthdata.evaluate.fidelity import detection
+
+    df = pd.read_csv(FLCHAIN).drop(columns=["chapter", "futime"])
+    idx = np.random.default_rng(0).permutation(len(df))
+    cut = int(0.7 * len(df))
+    train, holdout = df.iloc[idx[:cut]], df.iloc[idx[cut:]]
+    schema = Schema.infer(df)
+    gen = sd.make_generator("ctgan", schema, epochs=300, seed=0).fit(train)
+    synth = gen.sample(len(train), seed=1)
+    auc = detection(prepare(train, synth, holdout, schema), np.random.default_rng(0))["auc"]
+    assert auc < CTGAN_AUC_BOUND, auc
+
+
+CTGAN_AUC_BOUND = 0.99
