@@ -42,6 +42,14 @@ _LAZY = {
     "PipelineConfig": "synthdata.pipeline.config",
     "DPConfig": "synthdata.privacy.config",
     "PrivacyLedger": "synthdata.privacy.ledger",
+    "Inequality": "synthdata.constraints",
+    "Range": "synthdata.constraints",
+    "Positive": "synthdata.constraints",
+    "Negative": "synthdata.constraints",
+    "FixedCombinations": "synthdata.constraints",
+    "Derived": "synthdata.constraints",
+    "OneHot": "synthdata.constraints",
+    "Unique": "synthdata.constraints",
 }
 
 __all__ = [

@@ -95,15 +95,21 @@ def _fmt(v: Any) -> str:
 def schema_infer(data: Annotated[Path, typer.Argument(help="CSV or Parquet file.")],
                  output: Annotated[Path, typer.Option("--output", "-o", help="Schema YAML to write.")],
                  name: Annotated[str | None, typer.Option(help="Table name.")] = None,
+                 discover: Annotated[bool, typer.Option(
+                     "--discover/--no-discover",
+                     help="Propose constraints that hold on every row.")] = True,
                  encoding: str = "utf-8", debug: Debug = False) -> None:
-    """Propose a schema for DATA and write it as YAML."""
+    """Propose a schema (and constraints, marked proposed) for DATA and write it as YAML."""
     _state["debug"] |= debug
     from synthdata.io.files import read_table
     from synthdata.schema import Schema
 
     df = read_table(data, encoding=encoding)
-    schema = Schema.infer(df, name=name or data.stem)
+    schema = Schema.infer(df, name=name or data.stem, discover_constraints=discover)
     schema.save(output)
+    if schema.proposed_constraints:
+        typer.echo(f"proposed {len(schema.proposed_constraints)} constraint(s) that hold on every "
+                   "row (marked proposed: true); confirm them by removing that flag", err=True)
     for note in schema.notes:
         typer.echo(f"note: {note}", err=True)
     typer.echo(str(output))
@@ -328,15 +334,18 @@ def audit(data: Annotated[Path, typer.Argument(help="CSV or Parquet table to aud
                f"(delta {result.details['delta']:g})")
     typer.echo(f"largest detectable:  {result.details['max_detectable_epsilon']:.4f}")
     typer.echo("PASS" if result.passed else "FAIL: the empirical lower bound exceeds the claim")
-    if not result.passed:
-        raise typer.Exit(EXIT_GATE)
+    if not result.passed:  # GateFailed: main() turns it into exit code 3 (EXIT_GATE)
+        raise GateFailed(f"privacy audit: the empirical lower bound ε >= "
+                         f"{result.epsilon_lower_bound:.3g} exceeds the claimed "
+                         f"ε = {result.claimed_epsilon:g}", failures=["epsilon_lower_bound"])
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: turn our errors into one red paragraph and an exit code."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
-        app(args=argv, standalone_mode=False)
+        # without standalone mode, typer returns the code of `raise typer.Exit(code)`
+        code = app(args=argv, standalone_mode=False)
     except GateFailed as err:
         if debug or _state["debug"]:
             raise
@@ -358,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
             exc.show()
             return EXIT_BAD_INPUT
         raise
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -167,3 +167,15 @@ def test_shipped_demo_pipeline_is_valid():
         if any("shared" in p.parts for p in files) and not files[0].is_file():
             continue  # reads ../shared/datasets, absent on a fresh clone
         assert all(p.is_file() for p in files), path
+
+
+def test_gate_refusal_exits_3_and_writes_no_synthetic(tmp_path, capsys, small_csv):
+    p = write_pipeline(tmp_path, small_csv, gate={"column_distance_mean": {"max": 0.0}})
+    code, out, err = run(capsys, "run", str(p), "--quiet")
+    assert code == 3, err
+    run_dir = Path(out.strip().splitlines()[-1])
+    names = {p.name for p in run_dir.iterdir()}
+    assert "report.json" in names and not any(n.startswith("synthetic") for n in names)
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["sections"]["gate"]["passed"] is False
+    assert "column_distance_mean failed" in " ".join(err.split())

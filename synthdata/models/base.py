@@ -84,6 +84,17 @@ class BaseGenerator:
                             f"{MIN_TRAINING_ROWS} are needed to fit a generator")
         rng = make_rng(self.seed)
         self.ledger_ = self._make_ledger(ledger, len(data))
+        # Declared constraints: checked against the data, then the table is reparameterised
+        # (difference columns, merged categoricals, derived columns dropped) before the
+        # transformer sees it; sample() inverts that and rejects what still breaks a rule.
+        from synthdata.constraints.enforce import fit_enforcer
+
+        self.constraints_ = fit_enforcer(self.schema, data, private=self.privacy is not None)
+        if self.constraints_ is not None:
+            self.ledger_.record_public("constraints", reason="declared rules are public; under "
+                                       "privacy, combinations and lookup tables are either "
+                                       "declared or come from the DP transformer")
+            data = self.constraints_.forward(data)
         self.transformer_ = self._fit_transformer(data, rng, progress)
         matrix = self.transformer_.transform(data)
         self.n_train_rows_ = len(data)
@@ -109,7 +120,7 @@ class BaseGenerator:
         if self.ledger_.is_private:
             raise ConfigError(f"{self.name}: the ledger has a privacy budget but the generator "
                               "has no privacy=DPConfig; pass the same DPConfig to both")
-        tt = TableTransformer(self.schema, numeric=self.numeric_encoding,
+        tt = TableTransformer(self._model_schema(), numeric=self.numeric_encoding,
                               **self._transformer_options())
         tt = tt.fit(data, rng=rng, progress=progress)
         self.ledger_.record_not_private(
@@ -133,8 +144,13 @@ class BaseGenerator:
                                    training=self.dp_training)
         budget = PrivateBudget(rho=self.dp_plan_.preprocessing_rho,
                                threshold_delta=self.dp_plan_.preprocessing_threshold_delta)
-        tt = TableTransformer(self.schema, numeric="quantile", **self._transformer_options())
+        tt = TableTransformer(self._model_schema(), numeric="quantile", **self._transformer_options())
         return tt.fit(data, rng=rng, progress=progress, ledger=self.ledger_, private=budget)
+
+    def _model_schema(self) -> Schema:
+        """The schema of the table the transformer learns (reparameterised by constraints)."""
+        enforcer = getattr(self, "constraints_", None)
+        return self.schema if enforcer is None else enforcer.inner_schema_
 
     def _transformer_options(self) -> dict[str, Any]:
         """Extra TableTransformer options a generator wants (e.g. discrete encoding)."""
@@ -167,9 +183,32 @@ class BaseGenerator:
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
             raise ConfigError(f"number of rows to sample must be a positive integer, got {n!r}")
         rng = self._sample_rng if seed is None else np.random.default_rng(seed)
+        enforcer = getattr(self, "constraints_", None)
+        if enforcer is not None:
+            return self._sample_constrained(enforcer, int(n), rng, conditions)
         codes = self._condition_codes(conditions)
         matrix = self._sample_matrix(int(n), rng, codes)
         return self.transformer_.inverse_transform(matrix)
+
+    def _sample_constrained(self, enforcer: Any, n: int, rng: np.random.Generator,
+                            conditions: Mapping[str, Any] | None) -> pd.DataFrame:
+        from synthdata.transform.columns import RegeneratedEncoder
+
+        unknown = [c for c in (conditions or {}) if c not in self.schema]
+        if unknown:
+            raise ConfigError(f"condition on unknown column {unknown[0]!r}; columns are "
+                              f"{self.schema.names}")
+
+        def draw_inner(m: int, inner: dict[str, Any] | None) -> pd.DataFrame:
+            matrix = self._sample_matrix(m, rng, self._condition_codes(inner))
+            return self.transformer_.inverse_transform(matrix)
+
+        out = enforcer.sample(draw_inner, n, rng, conditions=conditions,
+                              categories=lambda name: list(self.transformer_.encoder(name).categories_))
+        for name, enc in self.transformer_.encoders_.items():  # ids stay 1..n after redraws
+            if isinstance(enc, RegeneratedEncoder) and name in out.columns:
+                out[name] = enc.generate(n)
+        return out
 
     def _condition_codes(self, conditions: Mapping[str, Any] | None) -> dict[str, int] | None:
         """Map {column: value} to {column: category code}, with errors that say what to do."""
@@ -179,10 +218,11 @@ class BaseGenerator:
 
         out = {}
         for column, value in conditions.items():
-            if column not in self.schema:
+            schema = self.transformer_.schema  # the learned table (constraints may reshape it)
+            if column not in schema:
                 raise ConfigError(f"condition on unknown column {column!r}; columns are "
                                   f"{self.schema.names}")
-            kind = self.schema[column].kind
+            kind = schema[column].kind
             enc = self.transformer_.encoder(column)
             if not isinstance(enc, CategoryEncoder):
                 raise ConfigError(f"condition on column {column!r} ({kind.value}): only discrete "
@@ -216,6 +256,8 @@ class BaseGenerator:
                 zf.writestr("schema.json", json.dumps(self.schema.to_dict()))
                 zf.writestr("transformer.json", json.dumps(self.transformer_.get_state()))
                 zf.writestr("ledger.json", json.dumps(self.ledger_.to_dict()))
+                if getattr(self, "constraints_", None) is not None:
+                    zf.writestr("constraints.json", json.dumps(self.constraints_.get_state()))
                 buf = io.BytesIO()
                 np.savez(buf, **arrays)
                 zf.writestr("arrays.npz", buf.getvalue())
@@ -273,6 +315,8 @@ def load_generator(path: str | Path) -> BaseGenerator:
             schema = Schema.from_dict(json.loads(zf.read("schema.json")), where=str(p))
             tstate = json.loads(zf.read("transformer.json"))
             ledger = PrivacyLedger.from_dict(json.loads(zf.read("ledger.json")))
+            cstate = (json.loads(zf.read("constraints.json"))
+                      if "constraints.json" in zf.namelist() else None)
             with np.load(io.BytesIO(zf.read("arrays.npz")), allow_pickle=False) as npz:
                 arrays = {k: npz[k] for k in npz.files}
             torch_state = None
@@ -289,7 +333,12 @@ def load_generator(path: str | Path) -> BaseGenerator:
 
         params["privacy"] = DPConfig(**meta["privacy"])
     gen = cls(schema, **params)
-    gen.transformer_ = TableTransformer.from_state(schema, tstate)
+    gen.constraints_ = None
+    if cstate is not None:
+        from synthdata.constraints.enforce import ConstraintEnforcer
+
+        gen.constraints_ = ConstraintEnforcer.from_state(schema, cstate)
+    gen.transformer_ = TableTransformer.from_state(gen._model_schema(), tstate)
     gen.ledger_ = ledger
     gen.n_train_rows_ = meta["n_train_rows"]
     gen._set_extra(meta.get("extra", {}))

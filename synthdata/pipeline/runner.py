@@ -173,6 +173,8 @@ def _run(cfg: PipelineConfig, data: pd.DataFrame | None, run_dir: Path, timer: _
 
         section = constraints_section(train, synth, schema, discover=privacy is None)
     report.add_section("constraints", section)
+    ledger.record_not_private("constraints.report", reason="violation counts of proposed rules "
+                              "compare the synthetic data with the real training split")
     report.metrics["constraint_violations"] = section["declared_violations"]
 
     validation_passed, suite_json = _validate(synth, schema, timer, report)
@@ -180,6 +182,11 @@ def _run(cfg: PipelineConfig, data: pd.DataFrame | None, run_dir: Path, timer: _
         report.metrics["epsilon"], report.metrics["delta"] = ledger.spent()
     verdict = check_gate(report.metrics, rules, validation_passed=validation_passed)
 
+    ledger.record_not_private("manifest", reason="the manifest holds the input's SHA-256 and "
+                              "exact train/holdout row counts; they are not differentially "
+                              "private: drop them before publishing the manifest of a DP run")
+    ledger.record_not_private("gate", reason="the export decision reads the non-private "
+                              "evaluation metrics (it reveals one bit: passed or not)")
     report.add_section("gate", {"passed": verdict.passed, "rules": verdict.results})
     report.add_section("privacy", ledger.to_dict() | {"statement": ledger.plain_language()})
     report.add_section("timings", dict(timer.timings))

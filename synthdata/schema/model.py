@@ -153,6 +153,10 @@ class Schema:
     name: str = "table"
     primary_key: str | None = None
     notes: tuple[str, ...] = field(default=())
+    # Rules every synthetic row obeys (synthdata.constraints kinds), enforced by every
+    # generator; proposed ones come from discovery and are only reported until confirmed.
+    constraints: tuple = ()
+    proposed_constraints: tuple = ()
 
     def __post_init__(self) -> None:
         names = [c.name for c in self.columns]
@@ -161,6 +165,10 @@ class Schema:
             raise SchemaError(f"schema {self.name!r} names column(s) {dupes} more than once")
         if self.primary_key is not None and self.primary_key not in names:
             raise SchemaError(f"schema {self.name!r}: primary key {self.primary_key!r} is not a column")
+        object.__setattr__(self, "constraints", tuple(self.constraints))
+        object.__setattr__(self, "proposed_constraints", tuple(self.proposed_constraints))
+        for rule in (*self.constraints, *self.proposed_constraints):
+            rule.check_schema(self)
 
     # -- access -----------------------------------------------------------------------
     @property
@@ -190,14 +198,40 @@ class Schema:
 
     # -- construction ------------------------------------------------------------------
     @classmethod
-    def infer(cls, df: pd.DataFrame, *, name: str = "table") -> Schema:
-        """Propose a schema for ``df`` (kinds, nullability, bounds, categories, formats)."""
+    def infer(cls, df: pd.DataFrame, *, name: str = "table",
+              discover_constraints: bool = False) -> Schema:
+        """Propose a schema for ``df`` (kinds, nullability, bounds, categories, formats).
+
+        With ``discover_constraints=True`` the rules that hold on every row (inequalities,
+        fixed combinations, lookups, sums) land in ``proposed_constraints`` for a person to
+        confirm; they are a property of the data, so not for private data under DP.
+        """
         from synthdata.schema.infer import infer_schema
 
-        return infer_schema(df, name=name)
+        schema = infer_schema(df, name=name)
+        if discover_constraints:
+            from synthdata.constraints.discover import discover
+
+            schema = dataclasses.replace(schema, proposed_constraints=tuple(discover(df, schema)))
+        return schema
 
     def replace_columns(self, columns: Iterable[Column]) -> Schema:
-        return dataclasses.replace(self, columns=tuple(columns))
+        """A schema with ``columns``; constraints naming a removed column are dropped."""
+        columns = tuple(columns)
+        names = {c.name for c in columns}
+        keep = lambda rules: tuple(r for r in rules if set(r.column_names) <= names)  # noqa: E731
+        return dataclasses.replace(self, columns=columns, constraints=keep(self.constraints),
+                                   proposed_constraints=keep(self.proposed_constraints))
+
+    def with_constraints(self, *constraints: Any) -> Schema:
+        """A new schema that also declares ``constraints`` (e.g. ``sd.Inequality(...)``)."""
+        from synthdata.constraints.kinds import Constraint
+
+        bad = [c for c in constraints if not isinstance(c, Constraint)]
+        if bad:
+            raise SchemaError(f"with_constraints() takes constraint objects (sd.Inequality, "
+                              f"sd.Range, ...), got {bad[0]!r}")
+        return dataclasses.replace(self, constraints=(*self.constraints, *constraints))
 
     def with_overrides(self, overrides: Mapping[str, Any], *, where: str = "schema") -> Schema:
         """Return a schema where fields given in ``overrides`` (schema-dict form) win.
@@ -205,10 +239,11 @@ class Schema:
         Columns named in the overrides replace the matching fields of inferred columns;
         a column the table does not have is a ``SchemaError``.
         """
-        unknown = sorted(set(overrides) - {"name", "columns", "primary_key", "version", "notes"})
+        unknown = sorted(set(overrides) - {"name", "columns", "primary_key", "version", "notes",
+                                           "constraints"})
         if unknown:
             raise SchemaError(f"{where}: unknown top-level key(s) {unknown}; "
-                              "allowed: name, columns, primary_key, version")
+                              "allowed: name, columns, primary_key, version, constraints")
         by_name = {c.name: c for c in self.columns}
         entries = overrides.get("columns") or []
         if not isinstance(entries, list):
@@ -229,10 +264,13 @@ class Schema:
                 base["dtype"] = by_name[col_name].dtype
             base.update(entry)
             by_name[col_name] = Column.from_dict(base, where=where)
+        declared, proposed = self.constraints, self.proposed_constraints
+        if overrides.get("constraints") is not None:  # the file's list replaces both
+            declared, proposed = _constraints_from_list(overrides["constraints"], where)
         return Schema(columns=tuple(by_name[c.name] for c in self.columns),
                       name=overrides.get("name", self.name),
                       primary_key=overrides.get("primary_key", self.primary_key),
-                      notes=self.notes)
+                      notes=self.notes, constraints=declared, proposed_constraints=proposed)
 
     # -- persistence --------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -240,13 +278,19 @@ class Schema:
         if self.primary_key:
             out["primary_key"] = self.primary_key
         out["columns"] = [c.to_dict() for c in self.columns]
+        if self.constraints or self.proposed_constraints:
+            from synthdata.constraints.kinds import constraint_to_dict
+
+            out["constraints"] = [constraint_to_dict(c) for c in self.constraints] + \
+                [constraint_to_dict(c, proposed=True) for c in self.proposed_constraints]
         return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, where: str = "schema") -> Schema:
         if not isinstance(data, Mapping):
             raise SchemaError(f"{where}: expected a mapping with 'columns', got {type(data).__name__}")
-        unknown = sorted(set(data) - {"version", "name", "columns", "primary_key", "notes"})
+        unknown = sorted(set(data) - {"version", "name", "columns", "primary_key", "notes",
+                                      "constraints"})
         if unknown:
             raise SchemaError(f"{where}: unknown top-level key(s) {unknown}")
         version = data.get("version", SCHEMA_VERSION)
@@ -257,8 +301,10 @@ class Schema:
         if not isinstance(entries, list) or not entries:
             raise SchemaError(f"{where}: 'columns' must be a non-empty list")
         columns = tuple(Column.from_dict(e, where=where) for e in entries)
+        declared, proposed = _constraints_from_list(data.get("constraints") or [], where)
         return cls(columns=columns, name=str(data.get("name", "table")),
-                   primary_key=data.get("primary_key"))
+                   primary_key=data.get("primary_key"), constraints=declared,
+                   proposed_constraints=proposed)
 
     def save(self, path: str | Path) -> Path:
         """Write the schema as YAML (atomically)."""
@@ -292,6 +338,19 @@ class Schema:
                 _check_numeric(series, col, where)
             if col.kind == ColumnKind.DATETIME:
                 _check_datetime(series, col, where)
+
+
+def _constraints_from_list(entries: Any, where: str) -> tuple[tuple, tuple]:
+    """(declared, proposed) constraints from the YAML ``constraints:`` list."""
+    from synthdata.constraints.kinds import constraint_from_dict
+
+    if not isinstance(entries, list):
+        raise SchemaError(f"{where}: 'constraints' must be a list of constraint entries")
+    declared, proposed = [], []
+    for entry in entries:
+        rule, is_proposed = constraint_from_dict(entry, where=where)
+        (proposed if is_proposed else declared).append(rule)
+    return tuple(declared), tuple(proposed)
 
 
 def _check_numeric(series: pd.Series, col: Column, where: str) -> None:

@@ -199,7 +199,9 @@ def test_spent_within_budget_and_statement(dp_run: dict[str, Any]) -> None:
     assert "differential privacy at the level of one row" in statement
     assert "ε=3" in statement
     assert "evaluate" in statement  # the not-private QA step is named for the reader
-    assert privacy["not_private_steps"] == ["evaluate"]
+    # QA and bookkeeping steps that read real data are named, none of them shapes the data
+    assert sorted(privacy["not_private_steps"]) == ["constraints.report", "evaluate", "gate",
+                                                    "manifest"]
     assert "differential privacy" in dp_run["html"]
 
 
@@ -220,7 +222,10 @@ def test_ledger_covers_every_step_that_reads_the_data(dp_run: dict[str, Any]) ->
     assert any(s.startswith("model.gmm.dp_em") for s in steps)
     assert "evaluate" in steps
     entries = dp_run["report"]["sections"]["privacy"]["entries"]
-    assert all(e["private"] for e in entries if e["step"] != "evaluate")
+    qa_steps = {"evaluate", "constraints.report", "gate", "manifest"}
+    assert all(e["private"] for e in entries if e["step"] not in qa_steps)
+    # none of the non-private steps shapes the released data
+    assert not any(e["params"].get("shapes_release") for e in entries if not e["private"])
 
 
 def test_manifest_fingerprint_and_counts_are_on_the_ledger(dp_run: dict[str, Any]) -> None:

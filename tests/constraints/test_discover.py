@@ -1,0 +1,90 @@
+"""Discovery: rules found on 70% of each shared table hold on the other 30%; fast on wide tables."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import synthdata as sd
+from synthdata.constraints.kinds import combination_keys
+from synthdata.constraints.report import constraints_section
+from tests.conftest import requires_shared, shared_csvs
+
+EXPECTED = {"flchain.csv": {"fixed combinations of (death, chapter)"},
+            "rotterdam.csv": {"rtime <= dtime"}, "pbcseq.csv": {"day <= futime"},
+            "telco_churn.csv": {"fixed combinations of (phone_service, multiple_lines)",
+                                "fixed combinations of (internet_service, online_security)",
+                                "monthly_charges <= total_charges"}}
+
+
+def _split(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    perm = np.random.default_rng(0).permutation(len(df))
+    cut = int(0.7 * len(df))
+    return df.iloc[perm[:cut]].reset_index(drop=True), df.iloc[perm[cut:]].reset_index(drop=True)
+
+
+@requires_shared()
+@pytest.mark.parametrize("path", shared_csvs(), ids=lambda p: p.name)
+def test_discovered_rules_hold_on_the_held_out_part(path) -> None:
+    df = pd.read_csv(path)
+    if len(df) > 60_000:
+        df = df.sample(60_000, random_state=0)
+    train, hold = _split(df)
+    schema = sd.Schema.infer(train, discover_constraints=True)
+    found = {r.describe() for r in schema.proposed_constraints}
+    assert EXPECTED.get(path.name, set()) <= found
+    for rule in schema.proposed_constraints:
+        if rule.kind == "fixed_combinations":
+            # only rows whose values were all seen in the 70% can speak to a combination rule
+            seen = np.ones(len(hold), dtype=bool)
+            for c in rule.columns:
+                seen &= combination_keys(hold, (c,)).isin(set(combination_keys(train, (c,)))).to_numpy()
+            allowed = set(combination_keys(train, rule.columns))
+            broken = (~combination_keys(hold, rule.columns).isin(allowed)).to_numpy() & seen
+        else:
+            broken = rule.violations(hold, schema)
+        assert broken.sum() == 0, (path.name, rule.describe())
+
+
+def test_discovery_is_fast_on_a_wide_table() -> None:
+    rng = np.random.default_rng(0)
+    n = 50_000
+    cols = {f"x{i}": rng.normal(size=n).round(3) for i in range(30)}
+    cols |= {f"c{i}": rng.choice(list("abcde"), size=n) for i in range(15)}
+    cols |= {f"k{i}": rng.integers(0, 1000, size=n) for i in range(5)}
+    cols["x1"] = cols["x0"] + np.abs(cols["x1"])          # a planted inequality
+    df = pd.DataFrame(cols)
+    schema = sd.Schema.infer(df)
+    start = time.perf_counter()
+    found = sd.Schema.infer(df, discover_constraints=True).proposed_constraints
+    took = time.perf_counter() - start
+    print(f"inference with discovery, 50k x 50: {took:.2f}s")
+    assert "x0 <= x1" in {r.describe() for r in found}
+    assert took < 10
+    assert len(schema) == 50
+
+
+def test_infer_writes_proposed_rules_to_yaml(flchain, tmp_path) -> None:
+    schema = sd.Schema.infer(flchain, discover_constraints=True)
+    text = schema.save(tmp_path / "f.yaml").read_text()
+    assert "kind: fixed_combinations" in text and "proposed: true" in text
+    back = sd.Schema.load(tmp_path / "f.yaml")
+    assert back.constraints == () and back.proposed_constraints == schema.proposed_constraints
+
+
+def test_report_section_counts_declared_and_proposed(flchain) -> None:
+    schema = sd.Schema.infer(flchain).with_constraints(sd.Positive("kappa"))
+    synth = flchain.copy()
+    synth.loc[:4, "kappa"] = -1.0
+    synth.loc[synth.index[synth["death"] == 1][:10], "chapter"] = None  # breaks (death, chapter)
+    section = constraints_section(flchain, synth, schema)
+    assert section["declared"] == [{"rule": "kappa >= 0", "kind": "positive", "violations": 5}]
+    assert section["declared_violations"] == 5
+    broken = [p for p in section["proposed"] if p["synthetic_violations"]]
+    assert [p["rule"] for p in broken] == ["fixed combinations of (death, chapter)"]
+    assert section["proposed_broken_by_synthetic"] == 1
+    off = constraints_section(flchain, synth, schema, discover=False)
+    assert off["proposed"] == [] and off["discovery"].startswith("disabled: privacy")
