@@ -142,6 +142,14 @@ class NumericEncoder:
         """Rounding step on output: 1 for integers, the observed unit for datetimes."""
         if self.column.kind == ColumnKind.INTEGER:
             return 1.0
+        if self.column.kind == ColumnKind.CONTINUOUS:
+            # the recording precision (e.g. 2 decimals): outputs are rounded to it, since
+            # full-precision floats alone give synthetic rows away to a detector
+            tolerance = 1e-9 * np.maximum(1.0, np.abs(finite))
+            for decimals in range(0, 7):
+                if np.all(np.abs(np.round(finite, decimals) - finite) <= tolerance):
+                    return 10.0**-decimals
+            return 0.0
         if self.column.kind == ColumnKind.DATETIME:
             ns = np.round(finite * NS_PER_DAY).astype(np.int64)
             for unit in (NS_PER_DAY, 3600 * 10**9, 60 * 10**9, 10**9, 10**6, 10**3):
@@ -155,7 +163,8 @@ class NumericEncoder:
             knots, weights = uniq, counts.astype(float)
             # Integers, dates and values on a visible grid (each value repeats) keep
             # their exact support; truly continuous values are interpolated.
-            self.stepwise_ = bool(self.step_ > 0 or uniq.size <= finite.size / 2)
+            on_grid = self.step_ > 0 and self.column.kind != ColumnKind.CONTINUOUS
+            self.stepwise_ = bool(on_grid or uniq.size <= finite.size / 2)
         else:
             probs = np.linspace(0, 1, _MAX_KNOTS)
             knots = np.unique(np.quantile(finite, probs))
@@ -270,7 +279,11 @@ class NumericEncoder:
             pos = 1 + n_modes
         values = np.clip(values, self.min_, self.max_)
         if self.step_ > 0:
-            values = np.round(values / self.step_) * self.step_
+            decimals = -np.log10(self.step_)
+            if self.column.kind == ColumnKind.CONTINUOUS and decimals == round(decimals):
+                values = np.round(values, int(round(decimals)))  # clean decimal output
+            else:
+                values = np.round(values / self.step_) * self.step_
             values = np.clip(values, self.min_, self.max_)
         if self.has_missing_:
             values = np.where(np.argmax(block[:, pos:pos + 2], axis=1) == 1, np.nan, values)

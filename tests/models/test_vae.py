@@ -150,4 +150,4 @@ def test_flchain_detection_auc():
     assert auc < VAE_AUC_BOUND, auc
 
 
-VAE_AUC_BOUND = 0.99
+VAE_AUC_BOUND = 0.99  # measured 0.972 (seed 0, 300 epochs); see the report on rounding

@@ -1,0 +1,378 @@
+"""Shared torch helpers for the neural generators (VAE, CTGAN).
+
+- :func:`torch_threads`: a context manager that picks a thread count suited to small
+  CPUs for the duration of a fit or sample and restores the previous one afterwards.
+- :class:`SpanPlan`: the transformer layout turned into index tensors once, so that
+  activations, Gumbel-softmax, per-span cross-entropy and category sampling run as a
+  constant number of tensor ops per batch whatever the number of columns (no Python loop
+  over spans in the hot path).
+- :class:`ConditionSampler`: training-by-sampling tables for the GAN's condition vector
+  (column uniformly, category by log-frequency, then a real row holding it), all vectorised.
+- Module construction without the global RNG (:func:`build_module`) and seeded dropout.
+
+Every random draw here takes an explicit ``torch.Generator``; nothing touches the global
+torch RNG (``torch.manual_seed``) and module construction restores it if a library
+constructor draws from it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from synthdata.transform.columns import Activation, Span, SpanRole
+
+# Rows per forward pass when sampling: large enough to amortise overhead, small enough
+# to keep memory flat (a 60-feature float32 batch is about 16 MB).
+SAMPLE_CHUNK = 65_536
+# At batch sizes of a few hundred to a few thousand rows and layers of a few hundred
+# units, more than two intra-op threads only adds synchronisation cost.
+MAX_THREADS = 2
+
+
+def default_threads() -> int:
+    """Intra-op threads for a fit or sample: the idle cores we may use, 1 to ``MAX_THREADS``.
+
+    Fork-join threading degrades badly when a core is taken by another process: on a
+    2-core machine with other jobs running, 2 threads measured 5-20x slower per step than
+    1 thread (every op waits for its slowest slice). So the 1-minute load average (minus
+    this process) is subtracted from the cores this process may run on. Results do not
+    depend on the choice: the kernels used give bit-identical results with 1 or 2 threads
+    (checked by the reproducibility tests).
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    try:
+        busy = max(0.0, os.getloadavg()[0] - 1.0)
+    except OSError:
+        busy = 0.0
+    return max(1, min(MAX_THREADS, int(cores - busy + 0.5)))
+
+
+@contextlib.contextmanager
+def torch_threads(n_threads: int | None = None) -> Iterator[None]:
+    """Run the block with ``n_threads`` intra-op threads, then restore the previous count.
+
+    ``torch.set_num_threads`` is process-global; restoring it keeps a fit from changing
+    the thread count seen by other code in the same process (not thread-safe if two fits
+    run concurrently in one process — they would share the setting).
+    """
+    previous = torch.get_num_threads()
+    wanted = n_threads or default_threads()
+    if wanted != previous:
+        torch.set_num_threads(wanted)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != previous:
+            torch.set_num_threads(previous)
+
+
+# -- modules ------------------------------------------------------------------------------
+
+def build_module(factory: Callable[[], nn.Module], generator: torch.Generator) -> nn.Module:
+    """Construct a module and initialise it from ``generator`` only.
+
+    Layer constructors draw their default initialisation from the global torch RNG; its
+    state is saved before and restored after construction, so building a model leaves
+    the global stream untouched. Every ``nn.Linear`` is then re-initialised (PyTorch's
+    default scheme: Kaiming-uniform weights, uniform bias) from ``generator``.
+    (Building on the meta device would avoid the throw-away draws but costs ~0.5 s of
+    lazy imports on first use.)
+    """
+    state = torch.get_rng_state()
+    try:
+        module = factory()
+    finally:
+        torch.set_rng_state(state)
+    with torch.no_grad():
+        for sub in module.modules():
+            if isinstance(sub, nn.Linear):
+                nn.init.kaiming_uniform_(sub.weight, a=math.sqrt(5), generator=generator)
+                if sub.bias is not None:
+                    bound = 1 / math.sqrt(sub.in_features) if sub.in_features else 0.0
+                    nn.init.uniform_(sub.bias, -bound, bound, generator=generator)
+    return module
+
+
+class Adam:
+    """Adam (Kingma & Ba, 2015) with L2 weight decay, as multi-tensor ``torch._foreach`` ops.
+
+    Numerically the textbook update (``weight_decay`` added to the gradient, as
+    ``torch.optim.Adam``). Used instead of ``torch.optim.Adam`` because the first
+    ``torch.optim`` optimizer in a process imports ``torch._dynamo`` (2-3 s on a small CPU,
+    a quarter of a whole VAE fit). DP-SGD (opacus) needs a ``torch.optim`` optimizer and
+    will use ``torch.optim.Adam`` instead.
+    """
+
+    def __init__(self, params: Iterator[nn.Parameter] | Sequence[nn.Parameter], *, lr: float,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0) -> None:
+        self.params = [p for p in params if p.requires_grad]
+        self.lr, self.betas, self.eps, self.weight_decay = lr, betas, eps, weight_decay
+        self.exp_avg = [torch.zeros_like(p) for p in self.params]
+        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
+        self.n_steps = 0
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        params = [p for p in self.params if p.grad is not None]
+        if len(params) != len(self.params):
+            raise RuntimeError("Adam: every parameter needs a gradient")
+        grads = [p.grad for p in params]
+        beta1, beta2 = self.betas
+        self.n_steps += 1
+        if self.weight_decay:
+            grads = torch._foreach_add(grads, params, alpha=self.weight_decay)
+        torch._foreach_lerp_(self.exp_avg, grads, 1 - beta1)
+        torch._foreach_mul_(self.exp_avg_sq, beta2)
+        torch._foreach_addcmul_(self.exp_avg_sq, grads, grads, 1 - beta2)
+        bias1 = 1 - beta1 ** self.n_steps
+        bias2 = 1 - beta2 ** self.n_steps
+        denom = torch._foreach_sqrt(self.exp_avg_sq)
+        torch._foreach_div_(denom, math.sqrt(bias2))
+        torch._foreach_add_(denom, self.eps)
+        torch._foreach_addcdiv_(params, self.exp_avg, denom, -self.lr / bias1)
+
+
+class SeededDropout(nn.Module):
+    """Dropout whose mask comes from an explicit generator (``nn.Dropout`` uses the global one).
+
+    Set ``generator`` before training; in eval mode it is the identity.
+    """
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = float(p)
+        self.generator: torch.Generator | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p <= 0:
+            return x
+        keep = torch.rand(x.shape, generator=self.generator, dtype=x.dtype) >= self.p
+        return x * keep / (1.0 - self.p)
+
+
+def set_dropout_generator(module: nn.Module, generator: torch.Generator) -> None:
+    for sub in module.modules():
+        if isinstance(sub, SeededDropout):
+            sub.generator = generator
+
+
+def mlp(sizes: Sequence[int], *, activation: Callable[[], nn.Module] = nn.ReLU,
+        dropout: float = 0.0, last_activation: bool = True) -> nn.Sequential:
+    """Linear layers with ``activation`` (and seeded dropout) between them."""
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=False)):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2 or last_activation:
+            layers.append(activation())
+            if dropout > 0:
+                layers.append(SeededDropout(dropout))
+    return nn.Sequential(*layers)
+
+
+# -- layout as index tensors ----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _SoftSpan:
+    index: int          # position among softmax spans
+    start: int          # first column in the matrix
+    width: int
+    role: SpanRole
+    column: str
+
+
+class SpanPlan:
+    """The transformer layout as index tensors for vectorised per-span operations.
+
+    Softmax spans are gathered into a padded ``(batch, n_soft, max_width)`` tensor (padding
+    holds ``-inf`` logits), so one ``softmax``/``log_softmax`` call covers every span.
+    Value spans (TANH/LINEAR) are plain column index vectors.
+    """
+
+    def __init__(self, layout: Sequence[Span]) -> None:
+        pos = 0
+        tanh_cols: list[int] = []
+        linear_cols: list[int] = []
+        soft: list[_SoftSpan] = []
+        for span in layout:
+            if span.kind == Activation.SOFTMAX:
+                soft.append(_SoftSpan(len(soft), pos, span.width, span.role, span.column))
+            elif span.kind == Activation.TANH:
+                tanh_cols.extend(range(pos, pos + span.width))
+            else:
+                linear_cols.extend(range(pos, pos + span.width))
+            pos += span.width
+        self.n_features = pos
+        self.soft = soft
+        self.n_soft = len(soft)
+        self.max_width = max((s.width for s in soft), default=1)
+        self.tanh_cols = torch.tensor(tanh_cols, dtype=torch.long)
+        self.linear_cols = torch.tensor(linear_cols, dtype=torch.long)
+        self.value_cols = torch.tensor(sorted(tanh_cols + linear_cols), dtype=torch.long)
+        self.is_tanh_value = torch.tensor([c in set(tanh_cols) for c in sorted(tanh_cols + linear_cols)])
+        # gather: padded[:, s, j] = logits[:, gather[s, j]]; index n_features is the pad column
+        gather = np.full((max(self.n_soft, 1), self.max_width), pos, dtype=np.int64)
+        soft_cols, soft_flat = [], []
+        for s in soft:
+            gather[s.index, :s.width] = np.arange(s.start, s.start + s.width)
+            soft_cols.extend(range(s.start, s.start + s.width))
+            soft_flat.extend(s.index * self.max_width + j for j in range(s.width))
+        self.gather = torch.from_numpy(gather[: self.n_soft]).reshape(-1)
+        self.soft_cols = torch.tensor(soft_cols, dtype=torch.long)
+        self.soft_flat = torch.tensor(soft_flat, dtype=torch.long)   # padded-flat -> column
+        self.pad_mask = torch.from_numpy(gather[: self.n_soft] == pos)  # (n_soft, max_width)
+        self.widths = torch.tensor([s.width for s in soft], dtype=torch.long)
+        self.starts = torch.tensor([s.start for s in soft], dtype=torch.long)
+
+    # -- softmax spans ------------------------------------------------------------------
+    def padded_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        """``(batch, n_soft, max_width)`` logits with ``-inf`` in the padding."""
+        b = logits.shape[0]
+        ext = torch.cat([logits, logits.new_full((b, 1), -torch.inf)], dim=1)
+        return ext[:, self.gather].reshape(b, self.n_soft, self.max_width)
+
+    def codes(self, matrix: torch.Tensor) -> torch.Tensor:
+        """Index of the hot slot of every softmax span, ``(rows, n_soft)`` int64."""
+        if self.n_soft == 0:
+            return torch.zeros((matrix.shape[0], 0), dtype=torch.long)
+        return self.padded_logits(matrix).argmax(dim=2)
+
+    def cross_entropy(self, logits: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        """Per-row sum over softmax spans of the cross-entropy with target ``codes``."""
+        if self.n_soft == 0:
+            return logits.new_zeros(logits.shape[0])
+        logp = torch.log_softmax(self.padded_logits(logits), dim=2)
+        return -logp.gather(2, codes.unsqueeze(2)).squeeze(2).sum(dim=1)
+
+    def activate(self, raw: torch.Tensor, *, tau: float | None = None,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+        """Apply each span's activation: tanh on TANH values, (Gumbel-)softmax on softmax spans.
+
+        With ``tau`` the softmax spans use Gumbel-softmax at temperature ``tau`` (noise from
+        ``generator``); without it a plain softmax.
+        """
+        parts = raw.clone() if self.linear_cols.numel() else torch.empty_like(raw)
+        if self.tanh_cols.numel():
+            parts[:, self.tanh_cols] = torch.tanh(raw[:, self.tanh_cols])
+        if self.n_soft:
+            logits = self.padded_logits(raw)
+            if tau is not None:
+                u = torch.rand(logits.shape, generator=generator, dtype=raw.dtype)
+                gumbel = -torch.log(-torch.log(u.clamp_(1e-10, 1.0 - 1e-7)))
+                logits = (logits + gumbel) / tau
+            probs = torch.softmax(logits, dim=2).reshape(raw.shape[0], -1)
+            parts[:, self.soft_cols] = probs[:, self.soft_flat]
+        return parts
+
+    def one_hot(self, codes: torch.Tensor, n_rows: int, dtype: torch.dtype = torch.float32
+                ) -> torch.Tensor:
+        """Matrix with the softmax spans set to one-hot ``codes`` (value columns zero)."""
+        out = torch.zeros((n_rows, self.n_features), dtype=dtype)
+        if self.n_soft:
+            cols = self.starts.unsqueeze(0) + codes
+            out.scatter_(1, cols, 1.0)
+        return out
+
+    def sample_codes(self, logits: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Draw one category per softmax span from softmax(logits), ``(rows, n_soft)``."""
+        if self.n_soft == 0:
+            return torch.zeros((logits.shape[0], 0), dtype=torch.long)
+        padded = self.padded_logits(logits)
+        # Gumbel-max: argmax(logits + Gumbel noise) is an exact categorical draw.
+        u = torch.rand(padded.shape, generator=generator, dtype=logits.dtype)
+        gumbel = -torch.log(-torch.log(u.clamp_(1e-10, 1.0 - 1e-7)))
+        return (padded + gumbel).argmax(dim=2)
+
+    def soft_index(self, column: str, role: SpanRole = SpanRole.CATEGORY) -> int:
+        for s in self.soft:
+            if s.column == column and s.role == role:
+                return s.index
+        raise KeyError(column)
+
+
+# -- condition vectors (training-by-sampling) -----------------------------------------------
+
+class ConditionSampler:
+    """Condition vectors over discrete CATEGORY spans, with training-by-sampling tables.
+
+    The condition vector is the concatenation of one one-hot block per discrete column
+    (``n_options`` wide in total); exactly one slot is hot per row. Training draws the
+    column uniformly, the category with probability proportional to ``log(1 + count)``
+    (so rare categories are seen), then a real row holding that category — three
+    vectorised lookups per batch.
+    """
+
+    def __init__(self, plan: SpanPlan, codes: torch.Tensor, log_frequency: bool = True) -> None:
+        self.spans = [s for s in plan.soft if s.role == SpanRole.CATEGORY]
+        self.n_columns = len(self.spans)
+        self.span_index = torch.tensor([s.index for s in self.spans], dtype=torch.long)
+        widths = [s.width for s in self.spans]
+        self.offsets = torch.tensor(np.concatenate([[0], np.cumsum(widths)[:-1]]) if widths
+                                    else [], dtype=torch.long)
+        self.n_options = int(sum(widths))
+        self.widths = torch.tensor(widths, dtype=torch.long)
+        if self.n_columns == 0:
+            return
+        n = codes.shape[0]
+        cat = codes[:, self.span_index]                      # (n, n_columns)
+        option = cat + self.offsets.unsqueeze(0)             # global option id per cell
+        counts = torch.bincount(option.reshape(-1), minlength=self.n_options).to(torch.float64)
+        self.counts = counts
+        weight = torch.log1p(counts) if log_frequency else counts
+        max_w = max(widths)
+        table = torch.zeros((self.n_columns, max_w), dtype=torch.float64)
+        for j, s in enumerate(self.spans):
+            w = weight[self.offsets[j]: self.offsets[j] + s.width]
+            table[j, :s.width] = w / w.sum()
+        self.cat_probs = table.to(torch.float32)
+        # empirical (not log) frequencies: used when sampling without conditions
+        emp = torch.zeros_like(table)
+        for j, s in enumerate(self.spans):
+            c = counts[self.offsets[j]: self.offsets[j] + s.width]
+            emp[j, :s.width] = c / c.sum()
+        self.freq_probs = emp.to(torch.float32)
+        # rows grouped by option: rows_sorted[start[o]: start[o] + counts[o]] hold option o
+        order = torch.argsort(option.T.reshape(-1), stable=True)   # column-major: col j block
+        self.rows_sorted = order % n
+        self.option_start = torch.cumsum(counts.to(torch.long), 0) - counts.to(torch.long)
+        self.option_count = counts.to(torch.long)
+
+    def draw(self, batch: int, generator: torch.Generator
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Training draw: ``(cond, column, category, real_row)`` for ``batch`` rows."""
+        column = torch.randint(self.n_columns, (batch,), generator=generator)
+        category = torch.multinomial(self.cat_probs[column], 1, generator=generator).squeeze(1)
+        option = self.offsets[column] + category
+        u = torch.rand(batch, generator=generator, dtype=torch.float64)
+        pick = (u * self.option_count[option]).long()
+        rows = self.rows_sorted[self.option_start[option] + pick]
+        return self.vector(option), column, category, rows
+
+    def draw_for_sampling(self, batch: int, generator: torch.Generator) -> torch.Tensor:
+        """Unconditional sampling: a column uniformly, a category by its real frequency."""
+        column = torch.randint(self.n_columns, (batch,), generator=generator)
+        category = torch.multinomial(self.freq_probs[column], 1, generator=generator).squeeze(1)
+        return self.vector(self.offsets[column] + category)
+
+    def vector(self, option: torch.Tensor) -> torch.Tensor:
+        cond = torch.zeros((option.shape[0], self.n_options))
+        cond.scatter_(1, option.unsqueeze(1), 1.0)
+        return cond
+
+    def option(self, column_position: int, category: int) -> int:
+        return int(self.offsets[column_position]) + int(category)

@@ -1,0 +1,423 @@
+"""CTGAN-style generator: a conditional Wasserstein GAN over the transformed layout.
+
+Ideas from Xu et al., "Modeling Tabular Data using Conditional GAN" (NeurIPS 2019), our
+own implementation:
+
+- **Condition vector** over the discrete columns' CATEGORY spans (categorical/boolean
+  columns, including their missing slot). Mode indicators of numbers and missing
+  indicators of numbers are *not* conditioned on: users can only condition on discrete
+  columns, and leaving them out keeps the vector short.
+- **Training-by-sampling**: per row, a discrete column uniformly, a category with
+  probability ∝ ``log(1 + count)`` (``log_frequency=True``; raw counts otherwise), then a
+  real row holding that category — vectorised index tables (see
+  :class:`~synthdata.models._torch.ConditionSampler`).
+- **Generator**: residual blocks ``h ← [relu(bn(W h)), h]``; output activations per span —
+  ``tanh`` for number scalars, Gumbel-softmax (τ = 0.2) for softmax spans. Its loss adds the
+  cross-entropy between the conditioned span's logits and the condition, so the output
+  honours the condition.
+- **Discriminator** (critic): PacGAN — ``pac`` rows are concatenated into one input, which
+  penalises mode collapse; LeakyReLU and seeded dropout, no normalisation layers. WGAN loss
+  with gradient penalty (``gradient_penalty`` = λ; 0 disables it). The critic has only
+  Linear layers so DP-SGD (opacus, no packing, no penalty) can wrap it later.
+- **Sampling** feeds condition vectors: for ``conditions`` the requested category of each
+  conditioned column is set; each softmax span is drawn from its softmax. Without
+  conditions, one discrete column per row is set to a category drawn by its real frequency.
+  With several conditions, the condition vector sets all of them (one-hot within each
+  column); rows whose output disagrees are re-drawn in a bounded number of vectorised
+  rounds, so every returned row matches.
+
+Early stopping (``early_stopping=True``): every ``EVAL_EVERY`` epochs a sample is compared
+with ``validation_share`` of held-out training rows on per-span marginals (total variation
+of softmax spans, a quantile distance for values); training stops after ``patience``
+checks without improvement and keeps the best generator. Off by default.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from synthdata._rng import make_torch_generator
+from synthdata.errors import ConfigError
+from synthdata.models._torch import (
+    SAMPLE_CHUNK,
+    Adam,
+    ConditionSampler,
+    SpanPlan,
+    build_module,
+    mlp,
+    set_dropout_generator,
+    torch_threads,
+)
+from synthdata.models.base import BaseGenerator, Progress, no_progress
+from synthdata.models.vae import _check_dims, _check_ints, _check_nonnegative
+from synthdata.schema.model import Schema
+
+logger = logging.getLogger(__name__)
+
+GUMBEL_TAU = 0.2
+ADAM_BETAS = (0.5, 0.9)
+WEIGHT_DECAY = 1e-6
+DROPOUT = 0.5
+EVAL_EVERY = 5
+EVAL_ROWS = 5_000
+MAX_CONDITION_ROUNDS = 20
+
+
+class _Residual(nn.Module):
+    def __init__(self, n_in: int, n_out: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(n_in, n_out)
+        self.bn = nn.BatchNorm1d(n_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([torch.relu(self.bn(self.fc(x))), x], dim=1)
+
+
+class _Generator(nn.Module):
+    def __init__(self, n_in: int, dims: Sequence[int], n_out: int) -> None:
+        super().__init__()
+        blocks, width = [], n_in
+        for d in dims:
+            blocks.append(_Residual(width, d))
+            width += d
+        self.blocks = nn.Sequential(*blocks)
+        self.out = nn.Linear(width, n_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.blocks(x))
+
+
+class _Critic(nn.Module):
+    def __init__(self, n_in: int, dims: Sequence[int], pac: int) -> None:
+        super().__init__()
+        self.pac = pac
+        self.body = mlp([n_in * pac, *dims], activation=lambda: nn.LeakyReLU(0.2), dropout=DROPOUT)
+        self.out = nn.Linear(dims[-1], 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.body(x.reshape(-1, x.shape[1] * self.pac)))
+
+
+class CTGANGenerator(BaseGenerator):
+    """Conditional tabular GAN (WGAN-GP, PacGAN, training-by-sampling).
+
+    Parameters
+    ----------
+    schema:
+        The table's schema.
+    epochs, batch_size:
+        Passes over the training rows (``n_rows // batch_size`` steps each) and rows per
+        step; ``batch_size`` must be a multiple of ``pac``.
+    generator_lr, discriminator_lr:
+        Adam learning rates (betas 0.5, 0.9).
+    embedding_dim, generator_dims, discriminator_dims:
+        Noise size and hidden widths.
+    pac:
+        Rows per critic input (PacGAN); 1 disables packing.
+    discriminator_steps:
+        Critic updates per generator update.
+    gradient_penalty:
+        Weight of the WGAN gradient penalty; 0 disables it.
+    log_frequency:
+        Draw training conditions by log-frequency (rare categories more often).
+    early_stopping, validation_share, patience:
+        See the module docstring; off by default.
+    verbose:
+        Log the losses of every epoch at INFO level (DEBUG otherwise).
+    privacy:
+        Reserved for DP-SGD on the critic (a later issue); must be ``None`` for now.
+    seed:
+        Seed of every random draw of fit and sampling (local generators only).
+    """
+
+    name: ClassVar[str] = "ctgan"
+    numeric_encoding: ClassVar[str] = "mode"
+
+    def __init__(self, schema: Schema, *, epochs: int = 300, batch_size: int = 500,
+                 generator_lr: float = 2e-4, discriminator_lr: float = 2e-4, embedding_dim: int = 128,
+                 generator_dims: Sequence[int] = (256, 256),
+                 discriminator_dims: Sequence[int] = (256, 256), pac: int = 10,
+                 discriminator_steps: int = 1, gradient_penalty: float = 10.0,
+                 log_frequency: bool = True, early_stopping: bool = False,
+                 validation_share: float = 0.1, patience: int = 10, verbose: bool = False,
+                 privacy: Any = None, seed: int | None = 0) -> None:
+        self.schema, self.epochs, self.batch_size = schema, epochs, batch_size
+        self.generator_lr, self.discriminator_lr = generator_lr, discriminator_lr
+        self.embedding_dim, self.generator_dims = embedding_dim, generator_dims
+        self.discriminator_dims, self.pac = discriminator_dims, pac
+        self.discriminator_steps, self.gradient_penalty = discriminator_steps, gradient_penalty
+        self.log_frequency, self.early_stopping = log_frequency, early_stopping
+        self.validation_share, self.patience, self.verbose = validation_share, patience, verbose
+        self.privacy, self.seed = privacy, seed
+
+    # -- params -------------------------------------------------------------------------
+    def _validate_params(self) -> None:
+        super()._validate_params()
+        _check_ints(self, epochs=self.epochs, batch_size=self.batch_size,
+                    embedding_dim=self.embedding_dim, pac=self.pac,
+                    discriminator_steps=self.discriminator_steps, patience=self.patience)
+        self._positive(generator_lr=self.generator_lr, discriminator_lr=self.discriminator_lr)
+        _check_dims(self, generator_dims=self.generator_dims,
+                    discriminator_dims=self.discriminator_dims)
+        _check_nonnegative(self, gradient_penalty=self.gradient_penalty)
+        if self.batch_size % self.pac:
+            raise ConfigError(f"{self.name}: parameter batch_size ({self.batch_size}) must be a "
+                              f"multiple of pac ({self.pac})")
+        if not isinstance(self.validation_share, (int, float)) or not 0 < self.validation_share < 0.5:
+            raise ConfigError(f"{self.name}: parameter validation_share must be in (0, 0.5), got "
+                              f"{self.validation_share!r}")
+        for flag in ("log_frequency", "early_stopping", "verbose"):
+            if not isinstance(getattr(self, flag), bool):
+                raise ConfigError(f"{self.name}: parameter {flag} must be true or false, got "
+                                  f"{getattr(self, flag)!r}")
+
+    # -- model ----------------------------------------------------------------------------
+    def _build(self, gen: torch.Generator) -> tuple[_Generator, _Critic]:
+        n_feat, n_cond = self.plan_.n_features, self.n_options_
+        g = build_module(lambda: _Generator(int(self.embedding_dim) + n_cond,
+                                            tuple(self.generator_dims), n_feat), gen)
+        d = build_module(lambda: _Critic(n_feat + n_cond, tuple(self.discriminator_dims),
+                                         int(self.pac)), gen)
+        assert isinstance(g, _Generator) and isinstance(d, _Critic)
+        return g, d
+
+    def _penalty(self, critic: _Critic, real: torch.Tensor, fake: torch.Tensor,
+                 gen: torch.Generator) -> torch.Tensor:
+        pac = int(self.pac)
+        n_packs = real.shape[0] // pac
+        alpha = torch.rand((n_packs, 1, 1), generator=gen).expand(n_packs, pac, real.shape[1])
+        alpha = alpha.reshape(real.shape)
+        mixed = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
+        (grad,) = torch.autograd.grad(critic(mixed).sum(), mixed, create_graph=True)
+        norm = grad.reshape(n_packs, -1).norm(dim=1)
+        return self.gradient_penalty * (norm - 1).square().mean()
+
+    # -- fit ----------------------------------------------------------------------------
+    def _fit(self, matrix: np.ndarray, rng: np.random.Generator, progress: Progress = no_progress) -> None:
+        self.plan_ = SpanPlan(self.transformer_.layout_)
+        with torch_threads():
+            self._train(matrix, rng, progress)
+
+    def _train(self, matrix: np.ndarray, rng: np.random.Generator, progress: Progress) -> None:
+        plan = self.plan_
+        gen = make_torch_generator(rng)
+        data = torch.from_numpy(np.ascontiguousarray(matrix, dtype=np.float32))
+        codes = plan.codes(data)
+        val = None
+        if self.early_stopping:
+            perm = torch.randperm(len(data), generator=gen)
+            n_val = max(1, int(round(len(data) * self.validation_share)))
+            val = _marginals(plan, data[perm[:n_val]], codes[perm[:n_val]])
+            data, codes = data[perm[n_val:]], codes[perm[n_val:]]
+        sampler = ConditionSampler(plan, codes, log_frequency=self.log_frequency)
+        self.sampler_ = sampler
+        self.n_options_ = sampler.n_options
+        g_net, d_net = self._build(gen)
+        set_dropout_generator(d_net, gen)
+        opt_g = Adam(g_net.parameters(), lr=self.generator_lr, betas=ADAM_BETAS,
+                     weight_decay=WEIGHT_DECAY)
+        opt_d = Adam(d_net.parameters(), lr=self.discriminator_lr, betas=ADAM_BETAS,
+                     weight_decay=WEIGHT_DECAY)
+        n = len(data)
+        batch = int(self.batch_size)
+        steps = max(n // batch, 1)
+        emb = int(self.embedding_dim)
+        epochs = int(self.epochs)
+        log = logger.info if self.verbose else logger.debug
+        self.history_: list[dict[str, float]] = []
+        best: tuple[float, Any, int] = (math.inf, None, 0)
+        started = time.perf_counter()
+
+        def draw() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+            if sampler.n_columns:
+                cond, column, category, rows = sampler.draw(batch, gen)
+            else:
+                cond = torch.zeros((batch, 0))
+                column = category = torch.zeros(batch, dtype=torch.long)
+                rows = torch.randint(n, (batch,), generator=gen)
+            return cond, column, category, rows
+
+        for epoch in range(epochs):
+            g_net.train()
+            d_net.train()
+            sum_d = sum_g = 0.0
+            for _ in range(steps):
+                for _ in range(int(self.discriminator_steps)):
+                    cond, _, _, rows = draw()
+                    z = torch.randn((batch, emb), generator=gen)
+                    with torch.no_grad():  # the critic step needs no generator gradients
+                        fake = plan.activate(g_net(torch.cat([z, cond], dim=1)), tau=GUMBEL_TAU,
+                                             generator=gen)
+                    fake_in = torch.cat([fake, cond], dim=1)
+                    real_in = torch.cat([data[rows], cond], dim=1)
+                    loss_d = d_net(fake_in).mean() - d_net(real_in).mean()
+                    if self.gradient_penalty > 0:
+                        loss_d = loss_d + self._penalty(d_net, real_in, fake_in, gen)
+                    opt_d.zero_grad()
+                    loss_d.backward()
+                    opt_d.step()
+                cond, column, category, _ = draw()
+                z = torch.randn((batch, emb), generator=gen)
+                raw = g_net(torch.cat([z, cond], dim=1))
+                fake = plan.activate(raw, tau=GUMBEL_TAU, generator=gen)
+                loss_g = -d_net(torch.cat([fake, cond], dim=1)).mean()
+                if sampler.n_columns:
+                    logp = torch.log_softmax(plan.padded_logits(raw), dim=2)
+                    span = sampler.span_index[column]
+                    ce = -logp[torch.arange(batch), span, category].mean()
+                    loss_g = loss_g + ce
+                opt_g.zero_grad()
+                loss_g.backward()
+                opt_g.step()
+                sum_d += float(loss_d.detach())
+                sum_g += float(loss_g.detach())
+            record = {"epoch": epoch + 1, "loss_d": sum_d / steps, "loss_g": sum_g / steps}
+            if val is not None and ((epoch + 1) % EVAL_EVERY == 0 or epoch + 1 == epochs):
+                g_net.eval()
+                score = _marginal_distance(val, _marginals(plan, *self._generate(
+                    g_net, EVAL_ROWS, gen, None)))
+                record["validation"] = score
+                if score < best[0]:
+                    best = (score, {k: v.clone() for k, v in g_net.state_dict().items()}, epoch + 1)
+            self.history_.append(record)
+            log("ctgan epoch %d/%d loss_d %.4f loss_g %.4f%s", epoch + 1, epochs, record["loss_d"],
+                record["loss_g"], f" validation {record['validation']:.4f}" if "validation" in record else "")
+            progress("ctgan.fit", epoch + 1, epochs)
+            if val is not None and epoch + 1 - best[2] >= int(self.patience) * EVAL_EVERY:
+                log("ctgan early stop at epoch %d (best %d)", epoch + 1, best[2])
+                progress("ctgan.fit", epochs, epochs)
+                break
+        if best[1] is not None:
+            g_net.load_state_dict(best[1])
+        self.epochs_run_ = len(self.history_)
+        self.best_epoch_ = best[2] if best[1] is not None else self.epochs_run_
+        self.fit_seconds_ = time.perf_counter() - started
+        g_net.eval()
+        self.generator_ = g_net
+        self.critic_ = d_net
+
+    # -- sample -------------------------------------------------------------------------
+    @torch.inference_mode()
+    def _generate(self, g_net: _Generator, n: int, gen: torch.Generator,
+                  fixed: list[tuple[int, int]] | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``n`` rows as a one-hot/values matrix and their softmax codes.
+
+        ``fixed`` lists (condition-column position, category) to set in every condition
+        vector; ``None`` draws one column per row by real frequency.
+        """
+        plan, sampler = self.plan_, self.sampler_
+        if sampler.n_columns == 0:
+            cond = torch.zeros((n, 0))
+        elif fixed:
+            cond = torch.zeros((n, sampler.n_options))
+            for position, category in fixed:
+                cond[:, sampler.option(position, category)] = 1.0
+        else:
+            cond = sampler.draw_for_sampling(n, gen)
+        z = torch.randn((n, int(self.embedding_dim)), generator=gen)
+        raw = g_net(torch.cat([z, cond], dim=1))
+        # Each softmax span is drawn from softmax(logits) (Gumbel-max: exact categorical
+        # draws, the zero-temperature limit of the training-time Gumbel-softmax); taking the
+        # arg-max instead collapses every column onto its most likely category.
+        codes = plan.sample_codes(raw, gen)
+        out = plan.one_hot(codes, n)
+        if plan.tanh_cols.numel():
+            out[:, plan.tanh_cols] = torch.tanh(raw[:, plan.tanh_cols])
+        if plan.linear_cols.numel():
+            out[:, plan.linear_cols] = raw[:, plan.linear_cols]
+        return out, codes
+
+    def _sample_matrix(self, n: int, rng: np.random.Generator,
+                       conditions: dict[str, int] | None) -> np.ndarray:
+        gen = make_torch_generator(rng)
+        with torch_threads():
+            if not conditions:
+                parts = [self._generate(self.generator_, min(SAMPLE_CHUNK, n - i), gen, None)[0]
+                         for i in range(0, n, SAMPLE_CHUNK)]
+                return torch.cat(parts).numpy().astype(np.float64)
+            return self._sample_conditioned(n, gen, conditions)
+
+    def _sample_conditioned(self, n: int, gen: torch.Generator, conditions: dict[str, int]) -> np.ndarray:
+        plan, sampler = self.plan_, self.sampler_
+        positions = {s.column: j for j, s in enumerate(sampler.spans)}
+        fixed = [(positions[col], code) for col, code in conditions.items()]
+        checks = [(sampler.spans[p].index, code) for p, code in fixed]
+        kept: list[torch.Tensor] = []
+        n_kept = drawn = 0
+        for _ in range(MAX_CONDITION_ROUNDS):
+            size = min(SAMPLE_CHUNK, max(1024, math.ceil(1.2 * (n - n_kept))))
+            rows, codes = self._generate(self.generator_, size, gen, fixed)
+            ok = torch.ones(size, dtype=torch.bool)
+            for span, code in checks:
+                ok &= codes[:, span] == code
+            kept.append(rows[ok])
+            n_kept += int(ok.sum())
+            drawn += size
+            if n_kept >= n:
+                return torch.cat(kept)[:n].numpy().astype(np.float64)
+        raise ConfigError(
+            f"ctgan: the generator honours conditions {sorted(conditions)} in only {n_kept} of "
+            f"{drawn} rows; it is undertrained for this combination — train longer or condition "
+            "on fewer columns")
+
+    # -- state --------------------------------------------------------------------------
+    def _get_torch_state(self) -> dict[str, Any]:
+        s = self.sampler_
+        return {"generator": self.generator_.state_dict(),
+                "sampler": {"freq_probs": s.freq_probs} if s.n_columns else {}}
+
+    def _set_torch_state(self, state: dict[str, Any]) -> None:
+        self.plan_ = SpanPlan(self.transformer_.layout_)
+        dummy_codes = torch.zeros((1, self.plan_.n_soft), dtype=torch.long)
+        sampler = ConditionSampler(self.plan_, dummy_codes, log_frequency=self.log_frequency)
+        if sampler.n_columns:
+            sampler.freq_probs = state["sampler"]["freq_probs"]
+        self.sampler_ = sampler
+        self.n_options_ = sampler.n_options
+        g_net, _ = self._build(torch.Generator().manual_seed(0))  # weights overwritten below
+        g_net.load_state_dict(state["generator"])
+        g_net.eval()
+        self.generator_ = g_net
+
+    def _get_extra(self) -> dict[str, Any]:
+        return {"epochs_run": self.epochs_run_, "best_epoch": self.best_epoch_,
+                "fit_seconds": self.fit_seconds_, "history": self.history_}
+
+    def _set_extra(self, extra: dict[str, Any]) -> None:
+        self.epochs_run_ = extra.get("epochs_run")
+        self.best_epoch_ = extra.get("best_epoch")
+        self.fit_seconds_ = extra.get("fit_seconds")
+        self.history_ = extra.get("history", [])
+
+
+# -- validation distance for early stopping ---------------------------------------------------
+
+_QUANTILES = torch.linspace(0.02, 0.98, 25)
+
+
+def _marginals(plan: SpanPlan, matrix: torch.Tensor, codes: torch.Tensor
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-span category frequencies ``(n_soft, max_width)`` and value quantiles."""
+    freq = torch.zeros((plan.n_soft, plan.max_width))
+    if plan.n_soft:
+        freq.scatter_add_(1, codes.T, torch.ones(codes.T.shape))
+        freq /= len(matrix)
+    values = matrix[:, plan.value_cols]
+    quant = torch.quantile(values, _QUANTILES, dim=0) if values.numel() else torch.zeros(0)
+    return freq, quant
+
+
+def _marginal_distance(a: tuple[torch.Tensor, torch.Tensor], b: tuple[torch.Tensor, torch.Tensor]) -> float:
+    tv = 0.5 * (a[0] - b[0]).abs().sum(dim=1)
+    parts = [tv]
+    if a[1].numel():
+        parts.append((a[1] - b[1]).abs().mean(dim=0))
+    return float(torch.cat(parts).mean())

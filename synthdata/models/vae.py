@@ -1,0 +1,338 @@
+"""VAE generator: encoder/decoder MLPs over the transformed layout (TVAE-style idea).
+
+The decoder outputs, per row, a mean for every value span (through ``tanh`` for the
+scalar of mode-specific normalised numbers), a scale for those values, and logits for
+every softmax span (mode indicators, categories, missing indicators).
+
+Reconstruction loss per row, summed over spans (each column counts once):
+
+- value spans: Gaussian negative log-likelihood ``(x - tanh(m))^2 / (2 s^2) + log s``,
+  where the scale ``s`` is an output of the decoder (a linear head squashed into
+  ``[MIN_SCALE, MAX_SCALE]``) — a layer-based scale, not a free parameter, so that
+  opacus can wrap the whole model for DP-SGD later;
+- softmax spans: cross-entropy with the one-hot target.
+
+Loss = ``loss_factor`` · reconstruction + ``kl_weight`` · KL(q(z|x) ‖ N(0, I)), averaged
+over the batch; Adam with ``l2scale`` weight decay. Only ``nn.Linear`` and ReLU layers (no
+BatchNorm, no dropout) — DP-SGD ready.
+
+Sampling draws ``z ~ N(0, I)`` in large batches, decodes, adds the decoded Gaussian noise
+to the values and draws every softmax span from its decoded categorical distribution
+(taking the most probable slot instead, as TVAE does, collapses rare categories whenever the
+latent code carries little information about a column).
+
+Conditional sampling (``conditions={"col": value}``) is rejection sampling: candidates are
+drawn in vectorised batches sized from the running acceptance rate, and rows whose
+discrete columns match every condition are kept. At most ``MAX_REJECTION_ROUNDS`` rounds of
+at most ``MAX_REJECTION_BATCH`` candidates are drawn; if that cannot reach ``n`` rows (the
+condition is too rare under the model), a ``ConfigError`` says so with the observed rate.
+The GAN (``"ctgan"``) conditions through its input instead and has no such limit.
+
+Early stopping (``early_stopping=True``, non-DP only) holds out ``validation_share`` of the
+training rows, tracks the validation loss every epoch, stops after ``patience`` epochs
+without improvement and restores the best weights. Off by default so that epoch counts
+compare with peers.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from synthdata._rng import make_torch_generator
+from synthdata.errors import ConfigError
+from synthdata.models._torch import SAMPLE_CHUNK, Adam, SpanPlan, build_module, mlp, torch_threads
+from synthdata.models.base import BaseGenerator, Progress, no_progress
+from synthdata.schema.model import Schema
+
+logger = logging.getLogger(__name__)
+
+MIN_SCALE, MAX_SCALE = 0.01, 1.0
+MAX_REJECTION_ROUNDS = 20
+MAX_REJECTION_BATCH = 1_000_000
+
+
+class _VAENet(nn.Module):
+    def __init__(self, n_features: int, n_values: int, embedding_dim: int,
+                 compress_dims: Sequence[int], decompress_dims: Sequence[int]) -> None:
+        super().__init__()
+        self.encoder = mlp([n_features, *compress_dims])
+        self.latent = nn.Linear(compress_dims[-1], 2 * embedding_dim)  # mean and log-variance
+        self.decoder = mlp([embedding_dim, *decompress_dims])
+        self.out = nn.Linear(decompress_dims[-1], n_features)
+        self.scale = nn.Linear(decompress_dims[-1], max(n_values, 1))
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, logvar = self.latent(self.encoder(x)).chunk(2, dim=1)
+        return mu, logvar.clamp(-20.0, 10.0)
+
+    def decode(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.decoder(z)
+        log_lo, log_hi = math.log(MIN_SCALE), math.log(MAX_SCALE)
+        log_scale = log_lo + (log_hi - log_lo) * torch.sigmoid(self.scale(h))
+        return self.out(h), log_scale
+
+
+class VAEGenerator(BaseGenerator):
+    """Variational autoencoder over the transformed table.
+
+    Parameters
+    ----------
+    schema:
+        The table's schema.
+    epochs, batch_size, lr:
+        Passes over the training rows, rows per step, Adam learning rate.
+    embedding_dim, compress_dims, decompress_dims:
+        Latent size and hidden layer widths of the encoder and decoder.
+    loss_factor, kl_weight:
+        Weights of the reconstruction and KL terms.
+    l2scale:
+        Adam weight decay.
+    early_stopping, validation_share, patience:
+        Stop on a held-out validation loss (see the module docstring); off by default.
+    verbose:
+        Log the losses of every epoch at INFO level (DEBUG otherwise).
+    privacy:
+        Reserved for DP-SGD (a later issue); must be ``None`` for now.
+    seed:
+        Seed of every random draw of fit and sampling (local generators only).
+    """
+
+    name: ClassVar[str] = "vae"
+    numeric_encoding: ClassVar[str] = "mode"
+
+    def __init__(self, schema: Schema, *, epochs: int = 300, batch_size: int = 500, lr: float = 1e-3,
+                 embedding_dim: int = 128, compress_dims: Sequence[int] = (128, 128),
+                 decompress_dims: Sequence[int] = (128, 128), loss_factor: float = 2.0,
+                 kl_weight: float = 1.0, l2scale: float = 1e-5, early_stopping: bool = False,
+                 validation_share: float = 0.1, patience: int = 30, verbose: bool = False,
+                 privacy: Any = None, seed: int | None = 0) -> None:
+        self.schema, self.epochs, self.batch_size, self.lr = schema, epochs, batch_size, lr
+        self.embedding_dim, self.compress_dims = embedding_dim, compress_dims
+        self.decompress_dims, self.loss_factor, self.kl_weight = decompress_dims, loss_factor, kl_weight
+        self.l2scale, self.early_stopping = l2scale, early_stopping
+        self.validation_share, self.patience, self.verbose = validation_share, patience, verbose
+        self.privacy, self.seed = privacy, seed
+
+    # -- params -------------------------------------------------------------------------
+    def _validate_params(self) -> None:
+        super()._validate_params()
+        _check_ints(self, epochs=self.epochs, batch_size=self.batch_size,
+                    embedding_dim=self.embedding_dim, patience=self.patience)
+        self._positive(lr=self.lr, loss_factor=self.loss_factor)
+        _check_dims(self, compress_dims=self.compress_dims, decompress_dims=self.decompress_dims)
+        _check_nonnegative(self, kl_weight=self.kl_weight, l2scale=self.l2scale)
+        if not isinstance(self.validation_share, (int, float)) or not 0 < self.validation_share < 0.5:
+            raise ConfigError(f"{self.name}: parameter validation_share must be in (0, 0.5), got "
+                              f"{self.validation_share!r}")
+        for flag in ("early_stopping", "verbose"):
+            if not isinstance(getattr(self, flag), bool):
+                raise ConfigError(f"{self.name}: parameter {flag} must be true or false, got "
+                                  f"{getattr(self, flag)!r}")
+
+    # -- model ----------------------------------------------------------------------------
+    def _build(self, generator: torch.Generator) -> _VAENet:
+        plan = self.plan_
+        n_values = int(plan.value_cols.numel())
+        net = build_module(lambda: _VAENet(plan.n_features, n_values, int(self.embedding_dim),
+                                           tuple(self.compress_dims), tuple(self.decompress_dims)),
+                           generator)
+        assert isinstance(net, _VAENet)
+        return net
+
+    def _losses(self, net: _VAENet, x: torch.Tensor, codes: torch.Tensor,
+                eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean reconstruction NLL and mean KL over the batch."""
+        plan = self.plan_
+        mu, logvar = net.encode(x)
+        z = mu + eps * torch.exp(0.5 * logvar)
+        raw, log_scale = net.decode(z)
+        recon = plan.cross_entropy(raw, codes)
+        if plan.value_cols.numel():
+            mean = raw[:, plan.value_cols]
+            mean = torch.where(plan.is_tanh_value, torch.tanh(mean), mean)
+            err = x[:, plan.value_cols] - mean
+            recon = recon + (0.5 * err.square() * torch.exp(-2 * log_scale) + log_scale).sum(dim=1)
+        kl = -0.5 * (1 + logvar - mu.square() - logvar.exp()).sum(dim=1)
+        return recon.mean(), kl.mean()
+
+    # -- fit ----------------------------------------------------------------------------
+    def _fit(self, matrix: np.ndarray, rng: np.random.Generator, progress: Progress = no_progress) -> None:
+        self.plan_ = SpanPlan(self.transformer_.layout_)
+        with torch_threads():
+            self._train(matrix, rng, progress)
+
+    def _train(self, matrix: np.ndarray, rng: np.random.Generator, progress: Progress) -> None:
+        gen = make_torch_generator(rng)
+        net = self._build(gen)
+        data = torch.from_numpy(np.ascontiguousarray(matrix, dtype=np.float32))
+        codes = self.plan_.codes(data)
+        val_x = val_codes = val_eps = None
+        if self.early_stopping:
+            perm = torch.randperm(len(data), generator=gen)
+            n_val = max(1, int(round(len(data) * self.validation_share)))
+            val_idx, fit_idx = perm[:n_val], perm[n_val:]
+            val_x, val_codes = data[val_idx], codes[val_idx]
+            val_eps = torch.randn((n_val, int(self.embedding_dim)), generator=gen)
+            data, codes = data[fit_idx], codes[fit_idx]
+        n = len(data)
+        batch = min(int(self.batch_size), n)
+        steps = math.ceil(n / batch)
+        opt = Adam(net.parameters(), lr=self.lr, weight_decay=self.l2scale)
+        eps_buf = torch.empty((batch, int(self.embedding_dim)))
+        epochs = int(self.epochs)
+        best = (math.inf, None, 0)
+        self.history_: list[dict[str, float]] = []
+        log = logger.info if self.verbose else logger.debug
+        started = time.perf_counter()
+        net.train()
+        for epoch in range(epochs):
+            # one gather per epoch; batches are then contiguous views
+            perm = torch.randperm(n, generator=gen)
+            data_ep, codes_ep = data[perm], codes[perm]
+            total_recon = total_kl = 0.0
+            for i in range(steps):
+                xb, cb = data_ep[i * batch:(i + 1) * batch], codes_ep[i * batch:(i + 1) * batch]
+                eps = eps_buf[:len(xb)].normal_(generator=gen)
+                recon, kl = self._losses(net, xb, cb, eps)
+                loss = self.loss_factor * recon + self.kl_weight * kl
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total_recon += float(recon.detach())
+                total_kl += float(kl.detach())
+            record = {"epoch": epoch + 1, "recon": total_recon / steps, "kl": total_kl / steps}
+            if val_x is not None:
+                with torch.no_grad():
+                    vr, vk = self._losses(net, val_x, val_codes, val_eps)
+                    val = float(self.loss_factor * vr + self.kl_weight * vk)
+                record["validation"] = val
+                if val < best[0]:
+                    best = (val, {k: v.clone() for k, v in net.state_dict().items()}, epoch + 1)
+            self.history_.append(record)
+            log("vae epoch %d/%d recon %.4f kl %.4f%s", epoch + 1, epochs, record["recon"],
+                record["kl"], f" validation {record['validation']:.4f}" if "validation" in record else "")
+            progress("vae.fit", epoch + 1, epochs)
+            if val_x is not None and epoch + 1 - best[2] >= int(self.patience):
+                log("vae early stop at epoch %d (best %d)", epoch + 1, best[2])
+                progress("vae.fit", epochs, epochs)
+                break
+        if best[1] is not None:
+            net.load_state_dict(best[1])
+        self.epochs_run_ = len(self.history_)
+        self.best_epoch_ = best[2] if best[1] is not None else self.epochs_run_
+        self.fit_seconds_ = time.perf_counter() - started
+        net.eval()
+        self.net_ = net
+
+    # -- sample -------------------------------------------------------------------------
+    @torch.inference_mode()
+    def _decode_batch(self, n: int, gen: torch.Generator) -> torch.Tensor:
+        plan = self.plan_
+        z = torch.randn((n, int(self.embedding_dim)), generator=gen)
+        raw, log_scale = self.net_.decode(z)
+        out = torch.zeros((n, plan.n_features))
+        if plan.n_soft:
+            hot = plan.sample_codes(raw, gen)  # a draw from p(x|z), not its mode
+            out.scatter_(1, plan.starts.unsqueeze(0) + hot, 1.0)
+        if plan.value_cols.numel():
+            mean = raw[:, plan.value_cols]
+            mean = torch.where(plan.is_tanh_value, torch.tanh(mean), mean)
+            noise = torch.randn(mean.shape, generator=gen)
+            out[:, plan.value_cols] = mean + noise * log_scale.exp()
+        return out
+
+    def _sample_matrix(self, n: int, rng: np.random.Generator,
+                       conditions: dict[str, int] | None) -> np.ndarray:
+        gen = make_torch_generator(rng)
+        with torch_threads():
+            if not conditions:
+                parts = [self._decode_batch(min(SAMPLE_CHUNK, n - i), gen)
+                         for i in range(0, n, SAMPLE_CHUNK)]
+                return torch.cat(parts).numpy().astype(np.float64)
+            return self._rejection_sample(n, gen, conditions)
+
+    def _rejection_sample(self, n: int, gen: torch.Generator,
+                          conditions: dict[str, int]) -> np.ndarray:
+        plan = self.plan_
+        checks = [(plan.starts[plan.soft_index(col)].item(), plan.soft[plan.soft_index(col)].width, code)
+                  for col, code in conditions.items()]
+        kept: list[torch.Tensor] = []
+        n_kept = drawn = accepted = 0
+        for _ in range(MAX_REJECTION_ROUNDS):
+            rate = (accepted + 1) / (drawn + 1)  # optimistic before the first round
+            want = math.ceil(1.2 * (n - n_kept) / rate) + 64
+            size = min(MAX_REJECTION_BATCH, max(4096, want))
+            for i in range(0, size, SAMPLE_CHUNK):
+                rows = self._decode_batch(min(SAMPLE_CHUNK, size - i), gen)
+                ok = torch.ones(len(rows), dtype=torch.bool)
+                for start, width, code in checks:
+                    ok &= rows[:, start:start + width].argmax(dim=1) == code
+                kept.append(rows[ok])
+                n_kept += int(ok.sum())
+                accepted += int(ok.sum())
+            drawn += size
+            if n_kept >= n:
+                return torch.cat(kept)[:n].numpy().astype(np.float64)
+        shown = ", ".join(f"{c}={self.transformer_.encoder(c).categories_[k]!r}"
+                          if k < len(self.transformer_.encoder(c).categories_) else f"{c}=<missing>"
+                          for c, k in conditions.items())
+        raise ConfigError(
+            f"vae: conditions {shown} are too rare under the fitted model to sample {n} rows by "
+            f"rejection: {accepted} of {drawn} candidates matched (acceptance rate "
+            f"{accepted / max(drawn, 1):.2e}) in {MAX_REJECTION_ROUNDS} rounds; ask for fewer rows, "
+            "relax the conditions, or use the 'ctgan' generator, which conditions directly")
+
+    # -- state --------------------------------------------------------------------------
+    def _get_torch_state(self) -> dict[str, Any]:
+        return {"net": self.net_.state_dict()}
+
+    def _set_torch_state(self, state: dict[str, Any]) -> None:
+        self.plan_ = SpanPlan(self.transformer_.layout_)
+        gen = torch.Generator().manual_seed(0)  # weights are overwritten just below
+        net = self._build(gen)
+        net.load_state_dict(state["net"])
+        net.eval()
+        self.net_ = net
+
+    def _get_extra(self) -> dict[str, Any]:
+        return {"epochs_run": self.epochs_run_, "best_epoch": self.best_epoch_,
+                "fit_seconds": self.fit_seconds_, "history": self.history_}
+
+    def _set_extra(self, extra: dict[str, Any]) -> None:
+        self.epochs_run_ = extra.get("epochs_run")
+        self.best_epoch_ = extra.get("best_epoch")
+        self.fit_seconds_ = extra.get("fit_seconds")
+        self.history_ = extra.get("history", [])
+
+
+# -- parameter checks shared with the GAN ---------------------------------------------------
+
+def _check_ints(gen: BaseGenerator, **params: Any) -> None:
+    for key, value in params.items():
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+            raise ConfigError(f"{gen.name}: parameter {key} must be a positive integer, got {value!r}")
+
+
+def _check_nonnegative(gen: BaseGenerator, **params: Any) -> None:
+    for key, value in params.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+                or not value >= 0 or not math.isfinite(value):
+            raise ConfigError(f"{gen.name}: parameter {key} must be a non-negative number, "
+                              f"got {value!r}")
+
+
+def _check_dims(gen: BaseGenerator, **params: Any) -> None:
+    for key, value in params.items():
+        ok = isinstance(value, (list, tuple)) and len(value) > 0 and all(
+            isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0 for v in value)
+        if not ok:
+            raise ConfigError(f"{gen.name}: parameter {key} must be a non-empty list of positive "
+                              f"integers (layer widths), got {value!r}")
