@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 
 import pytest
 
@@ -104,13 +103,10 @@ def test_html_is_self_contained_and_fits_the_width(sectioned: tuple[Report, str]
     assert "No gate was applied" in Report(metrics={}, meta={}).to_html()
 
 
-def test_cheap_path_is_fast_on_flchain(flchain_full) -> None:
+def test_cheap_path_computes_only_the_basics(flchain_full) -> None:
+    # its speed is measured by benchmarks/bench_speed.py, not asserted here
     holdout = flchain_full.sample(2000, random_state=1)
-    evaluate(flchain_full, flchain_full, sections=("fidelity_basic",))  # warm imports
-    start = time.perf_counter()
     report = evaluate(flchain_full, holdout, sections=("fidelity_basic",))
-    elapsed = time.perf_counter() - start
-    assert elapsed < 1.5, elapsed  # ~0.2 s on an idle 2-core machine
     assert report.metrics["column_distance_mean"] is not None
     assert report.metrics["correlation_difference"] is not None
     assert report.metrics["exact_copies"] is not None

@@ -1,4 +1,3 @@
-import time
 
 import numpy as np
 import pandas as pd
@@ -101,18 +100,16 @@ def test_state_round_trip(flchain_small):
     assert again.layout_ == tt.layout_
 
 
-def test_vectorised_speed_100k_by_20():
+def test_large_table_round_trip_100k_by_20():
+    # speed (seconds, not minutes) is measured by benchmarks/bench_speed.py
     rng = np.random.default_rng(0)
     n = 100_000
     cols = {f"c{i}": rng.lognormal(size=n) for i in range(10)}
     cols |= {f"k{i}": rng.choice(["a", "b", "c", "d"], size=n) for i in range(10)}
     df = pd.DataFrame(cols)
     schema = Schema.infer(df)
-    start = time.perf_counter()
     tt = TableTransformer(schema, numeric="quantile").fit(df)
-    tt.inverse_transform(tt.transform(df))
-    # generous bound for a loaded 2-core CI box; measured ~1 s here
-    assert time.perf_counter() - start < 30
+    assert_round_trip(df, schema, tt.inverse_transform(tt.transform(df)))
 
 
 # -- property-based round trips -------------------------------------------------------

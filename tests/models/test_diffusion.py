@@ -1,0 +1,167 @@
+"""Diffusion generator: shapes, reproducibility, save/load, conditions, sampler steps, errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import synthdata as sd
+from synthdata.errors import ConfigError, NotFittedError
+from synthdata.schema import Schema
+
+torch = pytest.importorskip("torch")
+
+ROOT = Path(__file__).resolve().parents[2]
+FLCHAIN = next((p for p in (ROOT / "data" / "flchain.csv",
+                            ROOT.parent / "shared" / "datasets" / "flchain.csv") if p.is_file()), None)
+needs_flchain = pytest.mark.skipif(FLCHAIN is None, reason="flchain.csv is not available")
+FAST = {"epochs": 3, "batch_size": 256, "hidden_dims": (32, 32), "n_timesteps": 100,
+        "sampling_steps": 5}
+# Measured (see benchmarks/README.md, "Diffusion"): default parameters, flchain 70/30 split.
+DDPM_AUC_BOUND = 0.60
+
+
+@pytest.fixture(scope="module")
+def data() -> pd.DataFrame:
+    if FLCHAIN is None:
+        pytest.skip("flchain.csv is not available")
+    df = pd.read_csv(FLCHAIN).drop(columns=["chapter", "futime"])
+    return df.sample(1500, random_state=0).reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    schema = Schema.infer(data)
+    return schema, sd.make_generator("ddpm", schema, seed=0, **FAST).fit(data)
+
+
+def test_shapes_dtypes_and_schema_constraints(data, fitted):
+    _, gen = fitted
+    synth = gen.sample(2000, seed=1)
+    assert synth.shape == (2000, data.shape[1])
+    assert list(synth.columns) == list(data.columns)
+    assert synth.dtypes.to_dict() == data.dtypes.to_dict()
+    assert (synth["age"] == synth["age"].round()).all()
+    for col in ("age", "kappa", "lambda"):
+        assert synth[col].between(data[col].min(), data[col].max()).all(), col
+    assert set(synth["sex"].unique()) <= set(data["sex"].unique())
+    assert set(synth["flc.grp"].unique()) <= set(data["flc.grp"].unique())
+    assert not synth.drop(columns="creatinine").isna().any().any()
+
+
+def test_conditions_by_inpainting(fitted):
+    _, gen = fitted
+    out = gen.sample(300, conditions={"death": 1, "sex": "F"}, seed=2)
+    assert len(out) == 300
+    assert (out["death"] == 1).all() and (out["sex"] == "F").all()
+    # a rare combination costs nothing extra: no rejection
+    rare = gen.sample(200, conditions={"death": 1, "mgus": 1, "flc.grp": 10}, seed=3)
+    assert ((rare["mgus"] == 1) & (rare["flc.grp"] == 10)).all()
+    with pytest.raises(ConfigError, match="only discrete"):
+        gen.sample(10, conditions={"age": 60})
+    with pytest.raises(ConfigError, match="not seen in training"):
+        gen.sample(10, conditions={"sex": "X"})
+
+
+def test_reproducible_and_global_rng_untouched(data, fitted):
+    schema, gen = fitted
+    state = torch.get_rng_state()
+    threads = torch.get_num_threads()
+    again = sd.make_generator("ddpm", schema, seed=0, **FAST).fit(data)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert torch.get_num_threads() == threads
+    pd.testing.assert_frame_equal(gen.sample(500, seed=5), again.sample(500, seed=5))
+    other = sd.make_generator("ddpm", schema, seed=1, **FAST).fit(data)
+    assert not gen.sample(500, seed=5).equals(other.sample(500, seed=5))
+    a, b = gen.sample(200), gen.sample(200)
+    assert not a.equals(b)  # the unseeded stream continues
+
+
+def test_save_load_identical_samples(fitted, tmp_path):
+    _, gen = fitted
+    loaded = sd.load_generator(gen.save(tmp_path / "ddpm.sdg"))
+    pd.testing.assert_frame_equal(gen.sample(800, seed=7), loaded.sample(800, seed=7))
+    pd.testing.assert_frame_equal(gen.sample(300, seed=8, conditions={"death": 1}),
+                                  loaded.sample(300, seed=8, conditions={"death": 1}))
+    assert loaded.get_params() == {k: list(v) if isinstance(v, tuple) else v
+                                   for k, v in gen.get_params().items()}
+
+
+@pytest.mark.parametrize("steps", [1, 4, 100])
+def test_sampler_calls_the_denoiser_once_per_step(data, steps):
+    from synthdata.models.diffusion import sampling_times
+
+    gen = sd.make_generator("ddpm", Schema.infer(data), seed=0,
+                            **{**FAST, "epochs": 1, "sampling_steps": steps}).fit(data)
+    calls = []
+    handle = gen.net_.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        out = gen.sample(100, seed=0)
+    finally:
+        handle.remove()
+    assert len(calls) == steps and len(out) == 100
+    times = sampling_times(100, steps)
+    assert times[0] == 100 and times[-1] == 0 and len(times) == steps + 1
+    assert all(a > b for a, b in zip(times, times[1:], strict=False))
+
+
+def test_progress_callback(data):
+    calls = []
+    sd.make_generator("ddpm", Schema.infer(data), seed=0, **FAST).fit(
+        data, progress=lambda step, done, total: calls.append((step, done, total)))
+    assert [c for c in calls if c[0] == "ddpm.fit"] == [("ddpm.fit", i, 3) for i in (1, 2, 3)]
+
+
+def test_not_fitted(data):
+    with pytest.raises(NotFittedError, match="fit"):
+        sd.make_generator("ddpm", Schema.infer(data)).sample(10)
+
+
+@pytest.mark.parametrize("param,value", [
+    ("epochs", 0), ("batch_size", -5), ("lr", 0.0), ("lr", "x"), ("hidden_dims", ()),
+    ("hidden_dims", [64, 0]), ("n_timesteps", 2.5), ("sampling_steps", 0),
+    ("sampling_steps", 2000), ("seed", -1),
+])
+def test_bad_params_name_the_parameter(data, param, value):
+    gen = sd.make_generator("ddpm", Schema.infer(data), **{param: value})
+    with pytest.raises(ConfigError, match=param):
+        gen.fit(data)
+
+
+def test_privacy_is_a_clear_error(data):
+    from synthdata.privacy.config import DPConfig
+
+    gen = sd.make_generator("ddpm", Schema.infer(data), privacy=DPConfig(epsilon=3.0, delta=1e-6),
+                            **FAST)
+    with pytest.raises(ConfigError, match="DP for ddpm is not available"):
+        gen.fit(data)
+
+
+@pytest.mark.parametrize("columns", [["age", "kappa", "lambda"], ["sex", "mgus", "death"]])
+def test_only_numbers_or_only_categories(data, columns):
+    part = data[columns]
+    gen = sd.make_generator("ddpm", Schema.infer(part), seed=0, **FAST).fit(part)
+    out = gen.sample(100, seed=0)
+    assert list(out.columns) == columns and len(out) == 100 and not out.isna().any().any()
+
+
+@pytest.mark.slow
+@needs_flchain
+def test_flchain_detection_auc():
+    """Default parameters on the flchain train split (70/30, leak columns dropped)."""
+    from synthdata.evaluate._data import prepare
+    from synthdata.evaluate.fidelity import detection
+
+    df = pd.read_csv(FLCHAIN).drop(columns=["chapter", "futime"])
+    idx = np.random.default_rng(0).permutation(len(df))
+    cut = int(0.7 * len(df))
+    train, holdout = df.iloc[idx[:cut]], df.iloc[idx[cut:]]
+    schema = Schema.infer(df)
+    gen = sd.make_generator("ddpm", schema, seed=0).fit(train)
+    synth = gen.sample(len(train), seed=1)
+    auc = detection(prepare(train, synth, holdout, schema), np.random.default_rng(0))["auc"]
+    assert auc < DDPM_AUC_BOUND, auc
+
