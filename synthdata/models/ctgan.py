@@ -30,6 +30,26 @@ Early stopping (``early_stopping=True``): every ``EVAL_EVERY`` epochs a sample i
 with ``validation_share`` of held-out training rows on per-span marginals (total variation
 of softmax spans, a quantile distance for values); training stops after ``patience``
 checks without improvement and keeps the best generator. Off by default.
+
+Differential privacy (``privacy=DPConfig(...)``): DP-SGD on the critic only
+(:class:`~synthdata.models.vae.DPSGD`: Poisson sampling, per-row clipping, seeded Gaussian
+noise, σ calibrated and the ledger charged once for the planned
+``epochs × (n // batch_size) × discriminator_steps`` steps before training). The generator
+only learns through the private critic and the DP condition frequencies, so it is
+post-processing. Under DP the critic uses ``pac = 1`` and no gradient penalty (whatever
+``pac``/``gradient_penalty`` say: both mix rows inside one per-sample gradient), and
+training-by-sampling is replaced:
+
+- real rows come from the Poisson sample; each real row's condition is its *own* category
+  in a discrete column drawn uniformly per row;
+- fake rows (a fixed ``batch_size`` per step, so their number does not depend on the
+  sample) get a column drawn uniformly and a category drawn from *DP frequencies*: a noisy
+  histogram of every discrete column's codes (Gaussian, sensitivity 1 per column), charged
+  to the ledger as ``model.ctgan.condition_frequencies[col]`` with ``DP_MARGINAL_SHARE`` of
+  the training ε (the rest goes to DP-SGD). ``log_frequency`` is ignored under DP (the
+  critic must see the same condition distribution for real and fake rows);
+- unconditional sampling draws conditions from the same DP frequencies.
+No early stopping under DP (it would compare with held-out real rows).
 """
 
 from __future__ import annotations
@@ -57,7 +77,13 @@ from synthdata.models._torch import (
     torch_threads,
 )
 from synthdata.models.base import BaseGenerator, Progress, no_progress
-from synthdata.models.vae import _check_dims, _check_ints, _check_nonnegative
+from synthdata.models.vae import (
+    DPSGD,
+    _check_dims,
+    _check_ints,
+    _check_no_dp_early_stopping,
+    _check_nonnegative,
+)
 from synthdata.schema.model import Schema
 
 logger = logging.getLogger(__name__)
@@ -69,6 +95,7 @@ DROPOUT = 0.5
 EVAL_EVERY = 5
 EVAL_ROWS = 5_000
 MAX_CONDITION_ROUNDS = 20
+DP_MARGINAL_SHARE = 0.1  # of the training ε, for the condition frequencies (DP only)
 
 
 class _Residual(nn.Module):
@@ -133,13 +160,15 @@ class CTGANGenerator(BaseGenerator):
     verbose:
         Log the losses of every epoch at INFO level (DEBUG otherwise).
     privacy:
-        Reserved for DP-SGD on the critic (a later issue); must be ``None`` for now.
+        A ``DPConfig`` for DP-SGD on the critic (see the module docstring; forces
+        ``pac=1`` and no gradient penalty); ``None`` for a non-private fit.
     seed:
         Seed of every random draw of fit and sampling (local generators only).
     """
 
     name: ClassVar[str] = "ctgan"
     numeric_encoding: ClassVar[str] = "mode"
+    dp_training: ClassVar[str | None] = "dpsgd"
 
     def __init__(self, schema: Schema, *, epochs: int = 300, batch_size: int = 500,
                  generator_lr: float = 2e-4, discriminator_lr: float = 2e-4, embedding_dim: int = 128,
@@ -178,14 +207,16 @@ class CTGANGenerator(BaseGenerator):
             if not isinstance(getattr(self, flag), bool):
                 raise ConfigError(f"{self.name}: parameter {flag} must be true or false, got "
                                   f"{getattr(self, flag)!r}")
+        _check_no_dp_early_stopping(self)
 
     # -- model ----------------------------------------------------------------------------
-    def _build(self, gen: torch.Generator) -> tuple[_Generator, _Critic]:
+    def _build(self, gen: torch.Generator, pac: int | None = None) -> tuple[_Generator, _Critic]:
         n_feat, n_cond = self.plan_.n_features, self.n_options_
+        pac = int(self.pac) if pac is None else pac
         g = build_module(lambda: _Generator(int(self.embedding_dim) + n_cond,
                                             tuple(self.generator_dims), n_feat), gen)
         d = build_module(lambda: _Critic(n_feat + n_cond, tuple(self.discriminator_dims),
-                                         int(self.pac)), gen)
+                                         pac), gen)
         assert isinstance(g, _Generator) and isinstance(d, _Critic)
         return g, d
 
@@ -204,7 +235,150 @@ class CTGANGenerator(BaseGenerator):
     def _fit(self, matrix: np.ndarray, rng: np.random.Generator, progress: Progress = no_progress) -> None:
         self.plan_ = SpanPlan(self.transformer_.layout_)
         with torch_threads():
-            self._train(matrix, rng, progress)
+            if self.privacy is not None:
+                self._train_dp(matrix, rng, progress)
+            else:
+                self._train(matrix, rng, progress)
+
+    def _dp_sampler(self, codes: torch.Tensor, eps_marginals: float,
+                    rng: np.random.Generator) -> ConditionSampler:
+        """A condition sampler whose frequencies are DP (noisy histograms on the ledger)."""
+        from synthdata.privacy import accounting as acc
+        from synthdata.privacy.mechanisms import dp_histogram
+
+        plan = self.plan_
+        # built from a dummy row: nothing in it is derived from the data
+        sampler = ConditionSampler(plan, torch.zeros((1, plan.n_soft), dtype=torch.long))
+        if sampler.n_columns == 0:
+            return sampler
+        ledger, dplan = self.ledger_, self.dp_plan_
+        rho_now = ledger.composition().zcdp_rho
+        # the zCDP part may grow from the preprocessing ε to that plus eps_marginals (at the
+        # plan's conversion δ, which the ledger never undercuts)
+        rho_all = acc.rho_for_epsilon(dplan.preprocessing_epsilon + eps_marginals,
+                                      dplan.conversion_delta)
+        rho_col = (rho_all - rho_now) / sampler.n_columns
+        if rho_col <= 0:
+            from synthdata.errors import PrivacyBudgetError
+
+            raise PrivacyBudgetError("ctgan: no budget left for the DP condition frequencies")
+        freq = torch.zeros_like(sampler.freq_probs)
+        for j, span in enumerate(sampler.spans):
+            col_codes = codes[:, span.index].numpy()
+            counts = dp_histogram(col_codes, list(range(span.width)), rho_col, ledger,
+                                  f"model.ctgan.condition_frequencies[{span.column}]", rng)
+            counts = counts + 1e-3  # never an all-zero row; post-processing
+            freq[j, :span.width] = torch.from_numpy(counts / counts.sum()).to(freq.dtype)
+        sampler.freq_probs = freq
+        sampler.cat_probs = freq.clone()
+        sampler.counts = None
+        return sampler
+
+    def _train_dp(self, matrix: np.ndarray, rng: np.random.Generator, progress: Progress) -> None:
+        """DP-SGD on the critic; the generator is post-processing (see the module docstring)."""
+        plan = self.plan_
+        gen = make_torch_generator(rng)
+        data = torch.from_numpy(np.ascontiguousarray(matrix, dtype=np.float32))
+        codes = plan.codes(data)
+        n = len(data)
+        batch = min(int(self.batch_size), n)
+        steps = max(n // batch, 1)
+        d_steps = int(self.discriminator_steps)
+        epochs = int(self.epochs)
+        ledger = self.ledger_
+        n_discrete = sum(1 for s in plan.soft if s.role.name == "CATEGORY")
+        share = DP_MARGINAL_SHARE if n_discrete else 0.0
+        eps_sgd = self.dp_plan_.training_epsilon * (1.0 - share)
+        # hold the DP-SGD part first, so a plan that cannot fit fails before any data is read
+        ledger.reserve("model.ctgan.dp_sgd", epsilon=eps_sgd)
+        sampler = self._dp_sampler(codes, self.dp_plan_.training_epsilon * share, rng)
+        self.sampler_ = sampler
+        self.n_options_ = sampler.n_options
+        g_net, d_net = self._build(gen, pac=1)
+        set_dropout_generator(d_net, gen)
+        dp = DPSGD(self, d_net, step="model.ctgan.dp_sgd", expected_batch_size=batch, n_rows=n,
+                   steps=epochs * steps * d_steps, epsilon=eps_sgd, generator=gen)
+        ledger.release("model.ctgan.dp_sgd")
+        opt_g = Adam(g_net.parameters(), lr=self.generator_lr, betas=ADAM_BETAS,
+                     weight_decay=WEIGHT_DECAY)
+        opt_d = Adam(d_net.parameters(), lr=self.discriminator_lr, betas=ADAM_BETAS,
+                     weight_decay=WEIGHT_DECAY)
+        emb = int(self.embedding_dim)
+        log = logger.info if self.verbose else logger.debug
+        self.history_ = []
+        started = time.perf_counter()
+        d_params = list(d_net.parameters())
+
+        def fake_conditions(m: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            if not sampler.n_columns:
+                zero = torch.zeros(m, dtype=torch.long)
+                return torch.zeros((m, 0)), zero, zero
+            column = torch.randint(sampler.n_columns, (m,), generator=gen)
+            category = torch.multinomial(sampler.freq_probs[column], 1, generator=gen).squeeze(1)
+            return sampler.vector(sampler.offsets[column] + category), column, category
+
+        try:
+            for epoch in range(epochs):
+                g_net.train()
+                d_net.train()
+                sum_d = sum_g = 0.0
+                for _ in range(steps):
+                    for p in d_params:
+                        p.requires_grad_(True)
+                    for _ in range(d_steps):
+                        idx = dp.poisson_sample()
+                        cond_f, _, _ = fake_conditions(batch)
+                        z = torch.randn((batch, emb), generator=gen)
+                        with torch.no_grad():
+                            fake = plan.activate(g_net(torch.cat([z, cond_f], dim=1)),
+                                                 tau=GUMBEL_TAU, generator=gen)
+                        if sampler.n_columns:  # each real row conditioned on its own category
+                            col = torch.randint(sampler.n_columns, (len(idx),), generator=gen)
+                            cat = codes[idx][torch.arange(len(idx)), sampler.span_index[col]]
+                            cond_r = sampler.vector(sampler.offsets[col] + cat)
+                        else:
+                            cond_r = torch.zeros((len(idx), 0))
+                        x_in = torch.cat([torch.cat([fake, cond_f], dim=1),
+                                          torch.cat([data[idx], cond_r], dim=1)])
+                        out = d_net(x_in).squeeze(1)
+                        loss_d = out[:batch].sum() - out[batch:].sum()
+                        loss_d.backward()
+                        dp.step(opt_d)
+                    for p in d_params:  # generator step: no critic gradients, no hooks
+                        p.requires_grad_(False)
+                    cond, column, category = fake_conditions(batch)
+                    z = torch.randn((batch, emb), generator=gen)
+                    raw = g_net(torch.cat([z, cond], dim=1))
+                    fake = plan.activate(raw, tau=GUMBEL_TAU, generator=gen)
+                    loss_g = -d_net(torch.cat([fake, cond], dim=1)).mean()
+                    if sampler.n_columns:
+                        logp = torch.log_softmax(plan.padded_logits(raw), dim=2)
+                        span = sampler.span_index[column]
+                        loss_g = loss_g - logp[torch.arange(batch), span, category].mean()
+                    opt_g.zero_grad()
+                    loss_g.backward()
+                    opt_g.step()
+                    sum_d += float(loss_d.detach()) / batch
+                    sum_g += float(loss_g.detach())
+                record = {"epoch": epoch + 1, "loss_d": sum_d / steps, "loss_g": sum_g / steps}
+                self.history_.append(record)
+                log("ctgan dp epoch %d/%d loss_d %.4f loss_g %.4f", epoch + 1, epochs,
+                    record["loss_d"], record["loss_g"])
+                progress("ctgan.fit", epoch + 1, epochs)
+        finally:
+            dp.close()
+            for p in d_params:
+                p.requires_grad_(True)
+        dp.check_finished()
+        self.dp_noise_multiplier_ = dp.noise_multiplier
+        self.dp_sample_rate_ = dp.sample_rate
+        self.dp_steps_ = dp.steps_done
+        self.epochs_run_ = len(self.history_)
+        self.best_epoch_ = self.epochs_run_
+        self.fit_seconds_ = time.perf_counter() - started
+        g_net.eval()
+        self.generator_ = g_net
+        self.critic_ = d_net
 
     def _train(self, matrix: np.ndarray, rng: np.random.Generator, progress: Progress) -> None:
         plan = self.plan_

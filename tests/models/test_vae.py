@@ -123,15 +123,6 @@ def test_bad_params_name_the_parameter(data, param, value):
         gen.fit(data)
 
 
-def test_privacy_not_available_yet(data):
-    from synthdata.privacy.config import DPConfig
-
-    gen = sd.make_generator("vae", Schema.infer(data), privacy=DPConfig(epsilon=3.0, delta=1e-6),
-                            **FAST)
-    with pytest.raises(ConfigError, match="privacy"):
-        gen.fit(data)
-
-
 @pytest.mark.slow
 @needs_flchain
 def test_flchain_detection_auc():
