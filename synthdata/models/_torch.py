@@ -22,6 +22,7 @@ import math
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -376,3 +377,22 @@ class ConditionSampler:
 
     def option(self, column_position: int, category: int) -> int:
         return int(self.offsets[column_position]) + int(category)
+
+
+class TrainingRecord:
+    """Mixin: archive a torch generator's training record (epochs, best epoch, time, losses)."""
+
+    epochs_run_: int | None
+    best_epoch_: int | None
+    fit_seconds_: float | None
+    history_: list[Any]
+
+    def _get_extra(self) -> dict[str, Any]:
+        return {"epochs_run": self.epochs_run_, "best_epoch": self.best_epoch_,
+                "fit_seconds": self.fit_seconds_, "history": self.history_}
+
+    def _set_extra(self, extra: dict[str, Any]) -> None:
+        self.epochs_run_ = extra.get("epochs_run")
+        self.best_epoch_ = extra.get("best_epoch")
+        self.fit_seconds_ = extra.get("fit_seconds")
+        self.history_ = extra.get("history", [])

@@ -76,6 +76,7 @@ from synthdata.models._torch import (
     set_dropout_generator,
     torch_threads,
 )
+from synthdata.models._torch import TrainingRecord
 from synthdata.models.base import BaseGenerator, Progress, no_progress
 from synthdata.models.vae import (
     DPSGD,
@@ -133,7 +134,7 @@ class _Critic(nn.Module):
         return self.out(self.body(x.reshape(-1, x.shape[1] * self.pac)))
 
 
-class CTGANGenerator(BaseGenerator):
+class CTGANGenerator(TrainingRecord, BaseGenerator):
     """Conditional tabular GAN (WGAN-GP, PacGAN, training-by-sampling).
 
     Parameters
@@ -561,15 +562,6 @@ class CTGANGenerator(BaseGenerator):
         g_net.eval()
         self.generator_ = g_net
 
-    def _get_extra(self) -> dict[str, Any]:
-        return {"epochs_run": self.epochs_run_, "best_epoch": self.best_epoch_,
-                "fit_seconds": self.fit_seconds_, "history": self.history_}
-
-    def _set_extra(self, extra: dict[str, Any]) -> None:
-        self.epochs_run_ = extra.get("epochs_run")
-        self.best_epoch_ = extra.get("best_epoch")
-        self.fit_seconds_ = extra.get("fit_seconds")
-        self.history_ = extra.get("history", [])
 
 
 # -- validation distance for early stopping ---------------------------------------------------

@@ -62,6 +62,7 @@ from torch import nn
 from synthdata._rng import make_torch_generator
 from synthdata.errors import ConfigError
 from synthdata.models._torch import SAMPLE_CHUNK, Adam, SpanPlan, build_module, mlp, torch_threads
+from synthdata.models._torch import TrainingRecord
 from synthdata.models.base import BaseGenerator, Progress, no_progress
 from synthdata.schema.model import Schema
 
@@ -93,7 +94,7 @@ class _VAENet(nn.Module):
         return self.out(h), log_scale
 
 
-class VAEGenerator(BaseGenerator):
+class VAEGenerator(TrainingRecord, BaseGenerator):
     """Variational autoencoder over the transformed table.
 
     Parameters
@@ -375,15 +376,6 @@ class VAEGenerator(BaseGenerator):
         net.eval()
         self.net_ = net
 
-    def _get_extra(self) -> dict[str, Any]:
-        return {"epochs_run": self.epochs_run_, "best_epoch": self.best_epoch_,
-                "fit_seconds": self.fit_seconds_, "history": self.history_}
-
-    def _set_extra(self, extra: dict[str, Any]) -> None:
-        self.epochs_run_ = extra.get("epochs_run")
-        self.best_epoch_ = extra.get("best_epoch")
-        self.fit_seconds_ = extra.get("fit_seconds")
-        self.history_ = extra.get("history", [])
 
 
 # -- DP-SGD shared with the GAN ---------------------------------------------------------------
