@@ -12,9 +12,10 @@ _GENERATORS: dict[str, str] = {
     "gmm": "synthdata.models.gmm:GMMGenerator",
     "vae": "synthdata.models.vae:VAEGenerator",
     "ctgan": "synthdata.models.ctgan:CTGANGenerator",
+    "ddpm": "synthdata.models.diffusion:DDPMGenerator",
 }
 # The optional extra that provides each generator's heavy dependencies.
-_EXTRAS: dict[str, str] = {"vae": "deep", "ctgan": "deep"}
+_EXTRAS: dict[str, str] = {"vae": "deep", "ctgan": "deep", "ddpm": "deep"}
 
 
 def available_generators() -> list[str]:
