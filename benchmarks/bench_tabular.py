@@ -33,7 +33,7 @@ import pandas as pd  # noqa: E402
 
 import _common  # noqa: E402
 
-OURS = ("gmm", "vae", "ctgan")
+OURS = ("gmm", "vae", "ctgan", "ddpm")
 SDV = {"sdv_gc": "GaussianCopulaSynthesizer", "sdv_tvae": "TVAESynthesizer",
        "sdv_ctgan": "CTGANSynthesizer"}
 REFERENCE = "real"   # the real train rows scored as if synthetic: the noise floor
@@ -48,7 +48,8 @@ def _make_ours(kind: str, train: pd.DataFrame, epochs: int, seed: int) -> Any:
     import synthdata as sd
     try:
         schema = sd.Schema.infer(train)
-        params: dict[str, Any] = {} if kind == "gmm" else {"epochs": epochs}
+        # gmm has no epochs; ddpm keeps its own default (its epochs are not SDV's epochs)
+        params: dict[str, Any] = {} if kind in ("gmm", "ddpm") else {"epochs": epochs}
         return sd.make_generator(kind, schema, seed=seed, **params)
     except sd.ConfigError as err:
         if "not implemented" in str(err) or "optional dependency" in str(err):
