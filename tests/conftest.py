@@ -39,3 +39,27 @@ def shared_manifest() -> dict:
 
 def requires_shared() -> pytest.MarkDecorator:
     return pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/datasets is not available")
+
+
+@pytest.fixture(scope="session")
+def flchain_full(flchain: pd.DataFrame) -> pd.DataFrame:
+    """The whole bundled flchain table (the evaluation and validation tests use this name)."""
+    return flchain
+
+
+def three_way(df: pd.DataFrame, n: int, seed: int = 0) -> tuple[pd.DataFrame, ...]:
+    """Disjoint train / holdout / independent-sample splits of ``n`` rows each."""
+    import numpy as np
+
+    idx = np.random.default_rng(seed).permutation(len(df))
+    return tuple(df.iloc[idx[i * n:(i + 1) * n]].reset_index(drop=True) for i in range(3))
+
+
+@pytest.fixture(scope="session")
+def splits_small(flchain_full: pd.DataFrame) -> tuple[pd.DataFrame, ...]:
+    return three_way(flchain_full, 400)
+
+
+@pytest.fixture(scope="session")
+def splits_large(flchain_full: pd.DataFrame) -> tuple[pd.DataFrame, ...]:
+    return three_way(flchain_full, 2500)
