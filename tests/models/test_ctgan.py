@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,22 +10,16 @@ import pytest
 import synthdata as sd
 from synthdata.errors import ConfigError, NotFittedError
 from synthdata.schema import Schema
+from tests.models.shared import FLCHAIN, assert_respects_schema, flchain_sample, needs_flchain
 
 torch = pytest.importorskip("torch")
 
-ROOT = Path(__file__).resolve().parents[2]
-FLCHAIN = next((p for p in (ROOT / "data" / "flchain.csv",
-                            ROOT.parent / "shared" / "datasets" / "flchain.csv") if p.is_file()), None)
-needs_flchain = pytest.mark.skipif(FLCHAIN is None, reason="flchain.csv is not available")
 FAST = {"epochs": 3, "batch_size": 200}
 
 
 @pytest.fixture(scope="module")
 def data() -> pd.DataFrame:
-    if FLCHAIN is None:
-        pytest.skip("flchain.csv is not available")
-    df = pd.read_csv(FLCHAIN).drop(columns=["chapter", "futime"])
-    return df.sample(1500, random_state=0).reset_index(drop=True)
+    return flchain_sample()
 
 
 @pytest.fixture(scope="module")
@@ -38,16 +31,8 @@ def fitted(data):
 def test_shapes_dtypes_and_schema_constraints(data, fitted):
     schema, gen = fitted
     synth = gen.sample(3000, seed=1)
-    assert synth.shape == (3000, data.shape[1])
-    assert list(synth.columns) == list(data.columns)
-    assert synth.dtypes.to_dict() == data.dtypes.to_dict()
-    assert (synth["age"] == synth["age"].round()).all()
-    for col in ("age", "kappa", "lambda"):
-        assert synth[col].between(data[col].min(), data[col].max()).all(), col
-    assert set(synth["sex"].unique()) <= set(data["sex"].unique())
-    assert set(synth["flc.grp"].unique()) <= set(data["flc.grp"].unique())
+    assert_respects_schema(data, synth, 3000)
     assert synth["creatinine"].isna().any()  # nullable column keeps missing cells
-    assert not synth.drop(columns="creatinine").isna().any().any()
 
 
 def test_conditions_honoured(fitted):
