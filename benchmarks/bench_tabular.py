@@ -18,7 +18,6 @@ import argparse
 import datetime as dt
 import json
 import math
-import os
 import shlex
 import sys
 import tempfile

@@ -81,7 +81,7 @@ def run(pipeline: Annotated[Path, typer.Argument(help="Pipeline YAML file.")],
         failed = [r for r in result.gate if not r.get("passed")]
         for r in failed:
             typer.echo(f"gate: {r.get('metric')} failed: {r.get('reason')}", err=True)
-        typer.echo(f"gate refused export; report written, no synthetic data", err=True)
+        typer.echo("gate refused export; report written, no synthetic data", err=True)
         typer.echo(str(result.run_dir))
         raise typer.Exit(EXIT_GATE)
     typer.echo(str(result.run_dir))

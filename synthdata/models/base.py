@@ -15,7 +15,7 @@ import pandas as pd
 
 from synthdata._rng import make_rng
 from synthdata.errors import ConfigError, DataError, NotFittedError
-from synthdata.schema.model import ColumnKind, Schema
+from synthdata.schema.model import Schema
 from synthdata.transform.table import TableTransformer
 
 ARCHIVE_VERSION = 1
@@ -349,6 +349,3 @@ def load_generator(path: str | Path) -> BaseGenerator:
     gen._sample_rng = np.random.default_rng(gen.sample_seed_)
     return gen
 
-
-def learned_discrete(schema: Schema) -> list[str]:
-    return [c.name for c in schema if c.kind in (ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN)]

@@ -521,7 +521,7 @@ class CTGANGenerator(TrainingRecord, BaseGenerator):
             return self._sample_conditioned(n, gen, conditions)
 
     def _sample_conditioned(self, n: int, gen: torch.Generator, conditions: dict[str, int]) -> np.ndarray:
-        plan, sampler = self.plan_, self.sampler_
+        sampler = self.sampler_
         positions = {s.column: j for j, s in enumerate(sampler.spans)}
         fixed = [(positions[col], code) for col, code in conditions.items()]
         checks = [(sampler.spans[p].index, code) for p, code in fixed]

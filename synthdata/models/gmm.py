@@ -427,7 +427,3 @@ def _m_step(x: np.ndarray, onehot: np.ndarray, resp: np.ndarray, widths: list[in
         pos += w
     return weights, means, covs, log_theta
 
-
-def check_conditions_supported(conditions: Mapping[str, Any] | None) -> None:
-    if conditions is not None and not isinstance(conditions, Mapping):
-        raise ConfigError("conditions must be a mapping {column: value}")

@@ -14,7 +14,7 @@ from synthdata.evaluate import evaluate
 from synthdata.evaluate._data import prepare
 from synthdata.evaluate.leakage import (choose_roles, exact_copies, risk_from_counts,
                                         success_rate)
-from synthdata.schema import Column, ColumnKind, PiiRole, Schema
+from synthdata.schema import Column, PiiRole, Schema
 
 LEAK = ("leakage", "risks")
 

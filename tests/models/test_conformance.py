@@ -1,6 +1,5 @@
 """Every registered generator obeys the Generator protocol."""
 
-import numpy as np
 import pandas as pd
 import pytest
 

@@ -1,6 +1,5 @@
 """Linked-table pipeline runs: one file per table, integrity, per-patient splits."""
 
-from pathlib import Path
 
 import pandas as pd
 
