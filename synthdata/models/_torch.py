@@ -39,24 +39,19 @@ MAX_THREADS = 2
 
 
 def default_threads() -> int:
-    """Intra-op threads for a fit or sample: the idle cores we may use, 1 to ``MAX_THREADS``.
+    """Intra-op threads for a fit or sample: the cores this process may use, 1 to ``MAX_THREADS``.
 
-    Fork-join threading degrades badly when a core is taken by another process: on a
-    2-core machine with other jobs running, 2 threads measured 5-20x slower per step than
-    1 thread (every op waits for its slowest slice). So the 1-minute load average (minus
-    this process) is subtracted from the cores this process may run on. Results do not
-    depend on the choice: the kernels used give bit-identical results with 1 or 2 threads
-    (checked by the reproducibility tests).
+    Deterministic on purpose: the count must not follow the machine's load, because some
+    kernels (the DP critic's per-sample gradient norms among them) sum in a different order
+    with 1 and 2 threads, and the same data + config + seed must give the same output.
+    (On a machine whose other core is busy, fork-join threading is slower; pass
+    ``n_threads`` to ``torch_threads`` to choose otherwise.)
     """
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         cores = os.cpu_count() or 1
-    try:
-        busy = max(0.0, os.getloadavg()[0] - 1.0)
-    except OSError:
-        busy = 0.0
-    return max(1, min(MAX_THREADS, int(cores - busy + 0.5)))
+    return max(1, min(MAX_THREADS, cores))
 
 
 @contextlib.contextmanager
