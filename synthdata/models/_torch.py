@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -391,3 +392,12 @@ class TrainingRecord:
         self.best_epoch_ = extra.get("best_epoch")
         self.fit_seconds_ = extra.get("fit_seconds")
         self.history_ = extra.get("history", [])
+
+    def _finish_training(self, net: nn.Module, best: tuple[Any, ...], started: float) -> None:
+        """Restore the best weights (early stopping), record the run and switch to eval."""
+        if best[1] is not None:
+            net.load_state_dict(best[1])
+        self.epochs_run_ = len(self.history_)
+        self.best_epoch_ = best[2] if best[1] is not None else self.epochs_run_
+        self.fit_seconds_ = time.perf_counter() - started
+        net.eval()

@@ -470,12 +470,7 @@ class CTGANGenerator(TrainingRecord, BaseGenerator):
                 log("ctgan early stop at epoch %d (best %d)", epoch + 1, best[2])
                 progress("ctgan.fit", epochs, epochs)
                 break
-        if best[1] is not None:
-            g_net.load_state_dict(best[1])
-        self.epochs_run_ = len(self.history_)
-        self.best_epoch_ = best[2] if best[1] is not None else self.epochs_run_
-        self.fit_seconds_ = time.perf_counter() - started
-        g_net.eval()
+        self._finish_training(g_net, best, started)
         self.generator_ = g_net
         self.critic_ = d_net
 

@@ -298,12 +298,7 @@ class VAEGenerator(TrainingRecord, BaseGenerator):
                 log("vae early stop at epoch %d (best %d)", epoch + 1, best[2])
                 progress("vae.fit", epochs, epochs)
                 break
-        if best[1] is not None:
-            net.load_state_dict(best[1])
-        self.epochs_run_ = len(self.history_)
-        self.best_epoch_ = best[2] if best[1] is not None else self.epochs_run_
-        self.fit_seconds_ = time.perf_counter() - started
-        net.eval()
+        self._finish_training(net, best, started)
         self.net_ = net
 
     # -- sample -------------------------------------------------------------------------
