@@ -93,6 +93,10 @@ class Constraint:
     def describe(self) -> str:
         raise NotImplementedError
 
+    def names_in(self, schema: Any) -> tuple[str, ...]:
+        """Every column of ``schema`` the rule reads (``column_names`` plus column ends)."""
+        return self.column_names
+
     def __str__(self) -> str:
         return self.describe()
 
@@ -200,6 +204,9 @@ class Range(Constraint):
         """{'low'/'high': column name} for the ends that name a column."""
         return {end: getattr(self, end) for end in ("low", "high")
                 if isinstance(getattr(self, end), str) and getattr(self, end) in schema}
+
+    def names_in(self, schema: Any) -> tuple[str, ...]:
+        return (self.column, *self.column_ends(schema).values())
 
     def constant_ends(self, schema: Any) -> dict[str, float | int]:
         from synthdata.schema.model import ColumnKind

@@ -6,22 +6,32 @@ A YAML file holds one schema per table plus the links between them::
     name: pbc
     tables:
       pbc:     {primary_key: id, columns: [...]}          # Schema entries, as in single-table files
-      pbcseq:  {primary_key: [id, day], columns: [...]}   # composite keys are lists
+      pbcseq:
+        primary_key: [id, day]                             # composite keys are lists
+        columns: [...]
+        constraints:                                       # rules within one table
+          - {kind: range, column: day, low: 0, high: futime}   # enrolment <= visit <= follow-up end
     foreign_keys:
       - child: pbcseq
         column: id
         parent: pbc
         parent_column: id
         order_by: day           # time column kept in order within each parent
-        min_value: 0            # never before the parent's start
-        max_column: futime      # never after the end of follow-up (a child column, else the parent's)
         parent_level: [futime, status, trt, age, sex]   # constant within a parent
+    constraints:                # rules across a link: qualified table.column names
+      - {kind: inequality, low: labs.days, high: subjects.futime}   # (as in schemas/nafld.yaml)
     survival:
       pbc: {time: time, event: status, event_values: [2]}
 
 Only ``child``/``column``/``parent``/``parent_column`` are needed for integrity checks; the other
 keys guide relational generation (:mod:`synthdata.medical.relational`). ``enforce: false`` keeps a
 link for documentation while integrity checks only count its orphans (e.g. nafld1.case.id).
+
+Time order and bounds are declared as constraints (:mod:`synthdata.constraints`): a table's
+own ``constraints:`` list as in single-table schemas, and a top-level ``constraints:`` list of
+``inequality``/``range`` rules between a child table and its parent, with every column written
+``table.column``. The real data must obey every declared rule (``validate`` names the rule and
+how many rows break it); every synthetic output obeys them (see ``constraint_violations``).
 """
 
 from __future__ import annotations
@@ -37,8 +47,9 @@ from synthdata.errors import DataError, SchemaError
 from synthdata.schema.model import ColumnKind, Schema, load_yaml
 
 MULTI_SCHEMA_VERSION = 1
-_FK_KEYS = {"child", "column", "parent", "parent_column", "order_by", "min_value", "max_column",
-            "parent_level", "context", "enforce"}
+_FK_KEYS = {"child", "column", "parent", "parent_column", "order_by", "parent_level", "context",
+            "enforce"}
+_TOP_KEYS = ("version", "name", "tables", "foreign_keys", "survival", "constraints")
 
 
 @dataclass(frozen=True)
@@ -50,8 +61,6 @@ class ForeignKey:
     parent: str
     parent_column: str
     order_by: str | None = None
-    min_value: float | None = None
-    max_column: str | None = None
     parent_level: tuple[str, ...] = ()
     context: tuple[str, ...] | None = None
     enforce: bool = True
@@ -59,9 +68,8 @@ class ForeignKey:
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"child": self.child, "column": self.column, "parent": self.parent,
                                "parent_column": self.parent_column}
-        for key in ("order_by", "min_value", "max_column"):
-            if getattr(self, key) is not None:
-                out[key] = getattr(self, key)
+        if self.order_by is not None:
+            out["order_by"] = self.order_by
         if self.parent_level:
             out["parent_level"] = list(self.parent_level)
         if self.context is not None:
@@ -138,6 +146,9 @@ class MultiTableSchema:
         ``ForeignKey`` objects or tuples ``(child, fk_column, parent, pk_column)``.
     survival
         ``{table name: SurvivalSpec}`` for time-to-event endpoints.
+    constraints
+        ``Inequality``/``Range`` rules between a child table and its parent, columns written
+        ``table.column`` (rules within one table belong in that table's ``Schema``).
 
     Examples
     --------
@@ -150,6 +161,7 @@ class MultiTableSchema:
     foreign_keys: Sequence[ForeignKey | tuple[str, str, str, str]] = ()
     survival: Mapping[str, SurvivalSpec] = field(default_factory=dict)
     name: str = "dataset"
+    constraints: Sequence[Any] = ()
 
     def __post_init__(self) -> None:
         tables = dict(self.tables)
@@ -192,10 +204,6 @@ class MultiTableSchema:
             if fk.order_by is not None and fk.order_by not in child:
                 raise SchemaError(f"foreign key {fk.label}: order_by column {fk.order_by!r} is not "
                                   f"in table {fk.child!r}")
-            if fk.max_column is not None and fk.max_column not in child \
-                    and fk.max_column not in tables[fk.parent]:
-                raise SchemaError(f"foreign key {fk.label}: max_column {fk.max_column!r} is in "
-                                  f"neither {fk.child!r} nor {fk.parent!r}")
             for col in fk.parent_level:
                 if col not in child:
                     raise SchemaError(f"foreign key {fk.label}: parent_level column {col!r} is not "
@@ -216,6 +224,9 @@ class MultiTableSchema:
         object.__setattr__(self, "primary_keys", pks)
         object.__setattr__(self, "foreign_keys", tuple(fks))
         object.__setattr__(self, "survival", surv)
+        object.__setattr__(self, "constraints", tuple(self.constraints))
+        for rule in self.constraints:
+            self._check_link_rule(rule)
 
     # -- structure -----------------------------------------------------------------------
     def children_of(self, parent: str, *, enforced_only: bool = True) -> list[ForeignKey]:
@@ -246,6 +257,73 @@ class MultiTableSchema:
             if not progressed:
                 raise SchemaError(f"foreign keys form a cycle among tables {pending}")
         return done
+
+    # -- rules across a link --------------------------------------------------------------
+    def _check_link_rule(self, rule: Any) -> None:
+        from synthdata.constraints.kinds import Inequality, Range
+
+        if not isinstance(rule, (Inequality, Range)):
+            raise SchemaError(f"constraint {rule!r}: only inequality and range rules may span "
+                              "tables; put other kinds in a table's own constraints list")
+        child = self.link_rule_table(rule)
+        rule.check_schema(self.joined_schema(child))
+
+    def link_rule_table(self, rule: Any) -> str:
+        """The child table a cross-table rule is about (its columns' tables: child + parent)."""
+        names = [n for n in (*rule.column_names, *(
+            v for v in (getattr(rule, "low", None), getattr(rule, "high", None))
+            if isinstance(v, str) and "." in v and v.split(".", 1)[0] in self.tables))]
+        tables = []
+        for name in names:
+            tname, _, col = name.partition(".")
+            if tname not in self.tables or not col:
+                raise SchemaError(f"constraint {rule.describe()!r}: {name!r} must be written "
+                                  f"table.column with a table among {list(self.tables)}")
+            if col not in self.tables[tname]:
+                raise SchemaError(f"constraint {rule.describe()!r}: table {tname!r} has no "
+                                  f"column {col!r}; columns are {self.tables[tname].names}")
+            if tname not in tables:
+                tables.append(tname)
+        for tname in tables:
+            link = self.parent_link(tname)
+            if set(tables) <= {tname, *([link.parent] if link else [])}:
+                return tname
+        raise SchemaError(f"constraint {rule.describe()!r} spans tables {tables}: a rule may "
+                          "only relate a table to itself or to its parent table")
+
+    def joined_schema(self, table: str) -> Schema:
+        """``table``'s columns and its parent's, each named ``table.column``."""
+        import dataclasses
+
+        link = self.parent_link(table)
+        cols = [dataclasses.replace(c, name=f"{t}.{c.name}")
+                for t in [table, *([link.parent] if link else [])] for c in self.tables[t].columns]
+        return Schema(columns=tuple(cols), name=f"{table} joined with its parent")
+
+    def joined_view(self, tables: Mapping[str, pd.DataFrame], table: str) -> pd.DataFrame:
+        """``table``'s rows with their parent row's columns (``table.column`` names)."""
+        link = self.parent_link(table)
+        child = tables[table].add_prefix(f"{table}.")
+        if link is None:
+            return child
+        parent = tables[link.parent].drop_duplicates(link.parent_column)
+        parent = parent.set_index(link.parent_column, drop=False).add_prefix(f"{link.parent}.")
+        joined = parent.reindex(tables[table][link.column].to_numpy())
+        return pd.concat([child.reset_index(drop=True), joined.reset_index(drop=True)], axis=1)
+
+    def constraint_violations(self, tables: Mapping[str, pd.DataFrame]) -> dict[str, int]:
+        """Rows breaking each declared rule: ``"<table>: <rule>"`` for a table's own rules,
+        the rule itself (qualified names) for rules across a link."""
+        out: dict[str, int] = {}
+        for tname, schema in self.tables.items():
+            if tname in tables:
+                for rule in schema.constraints:
+                    out[f"{tname}: {rule.describe()}"] = int(rule.violations(tables[tname], schema).sum())
+        for rule in self.constraints:
+            child = self.link_rule_table(rule)
+            view = self.joined_view(tables, child)
+            out[rule.describe()] = int(rule.violations(view, self.joined_schema(child)).sum())
+        return out
 
     # -- integrity -------------------------------------------------------------------------
     def check(self, tables: Mapping[str, pd.DataFrame]) -> IntegrityReport:
@@ -312,6 +390,11 @@ class MultiTableSchema:
                             + "; ".join(report.problems))
         for tname, schema in self.tables.items():
             schema.validate(tables[tname], where=f"table {tname!r}")
+        broken = {rule: n for rule, n in self.constraint_violations(tables).items() if n}
+        if broken:
+            raise DataError(f"dataset {self.name!r} breaks declared constraint(s): "
+                            + "; ".join(f"{rule!r} on {n} row(s)" for rule, n in broken.items())
+                            + "; fix the data or remove the rule from the schema")
         return report
 
     def children_per_parent(self, tables: Mapping[str, pd.DataFrame], fk: ForeignKey) -> pd.Series:
@@ -334,6 +417,8 @@ class MultiTableSchema:
             tables[tname] = entry
         out: dict[str, Any] = {"version": MULTI_SCHEMA_VERSION, "name": self.name, "tables": tables,
                                "foreign_keys": [fk.to_dict() for fk in self.foreign_keys]}
+        if self.constraints:
+            out["constraints"] = [r.to_dict() for r in self.constraints]
         if self.survival:
             out["survival"] = {t: {"time": s.time, "event": s.event,
                                    "event_values": list(s.event_values)}
@@ -344,10 +429,10 @@ class MultiTableSchema:
     def from_dict(cls, data: Mapping[str, Any], *, where: str = "schema") -> MultiTableSchema:
         if not isinstance(data, Mapping):
             raise SchemaError(f"{where}: expected a mapping with 'tables', got {type(data).__name__}")
-        unknown = sorted(set(data) - {"version", "name", "tables", "foreign_keys", "survival"})
+        unknown = sorted(set(data) - set(_TOP_KEYS))
         if unknown:
-            raise SchemaError(f"{where}: unknown top-level key(s) {unknown}; allowed: version, "
-                              "name, tables, foreign_keys, survival")
+            raise SchemaError(f"{where}: unknown top-level key(s) {unknown}; allowed: "
+                              + ", ".join(_TOP_KEYS))
         version = data.get("version", MULTI_SCHEMA_VERSION)
         if version != MULTI_SCHEMA_VERSION:
             raise SchemaError(f"{where}: multi-table schema version {version} is not supported "
@@ -373,6 +458,11 @@ class MultiTableSchema:
             if not isinstance(raw, Mapping):
                 raise SchemaError(f"{where}: foreign_keys[{i}] must be a mapping")
             bad = sorted(set(raw) - _FK_KEYS)
+            if {"min_value", "max_column"} & set(bad):
+                raise SchemaError(f"{where}: foreign_keys[{i}]: min_value/max_column were replaced "
+                                  "by constraints, e.g. {kind: range, column: day, low: 0, high: "
+                                  "futime} in the child table's constraints list, or a top-level "
+                                  "{kind: inequality, low: child.day, high: parent.futime}")
             if bad:
                 raise SchemaError(f"{where}: foreign_keys[{i}] has unknown key(s) {bad}; allowed: "
                                   f"{sorted(_FK_KEYS)}")
@@ -390,9 +480,16 @@ class MultiTableSchema:
                 raise SchemaError(f"{where}: survival.{tname} needs 'time' and 'event'")
             surv[str(tname)] = SurvivalSpec(time=raw["time"], event=raw["event"],
                                             event_values=tuple(raw.get("event_values", (1,))))
+        from synthdata.schema.model import _constraints_from_list
+
+        declared, proposed = _constraints_from_list(data.get("constraints") or [],
+                                                    f"{where}: constraints")
+        if proposed:
+            raise SchemaError(f"{where}: constraints across tables cannot be 'proposed'; declare "
+                              "them or remove them")
         try:
             return cls(tables=tables, primary_keys=pks, foreign_keys=fks, survival=surv,
-                       name=str(data.get("name", "dataset")))
+                       name=str(data.get("name", "dataset")), constraints=declared)
         except SchemaError as err:
             raise SchemaError(f"{where}: {err}") from None
 

@@ -17,9 +17,17 @@ How it works (the simplest approach we can defend, and what it does not do):
    call per (cluster, rank bin) pair, never one per parent.
 3. **Children.** Every synthetic parent gets exactly its sampled number of rows; the foreign
    key points to it and ``parent_level`` values are copied from it. Rows are sorted in time
-   within the parent (whole rows move, so row values stay together), clipped to
-   ``min_value``/``max_column`` and, when the time column is part of the child's key,
-   made strictly increasing (rows that cannot fit between the bounds are dropped and counted).
+   within the parent (whole rows move, so row values stay together), clipped to the bounds
+   that declared constraints put on them and, when the time column is part of the child's
+   key, made strictly increasing (rows that cannot fit between the bounds are dropped and
+   counted).
+
+Constraints: a table's own rules over columns its generator learns are enforced by that
+generator (``synthdata.constraints``); rules that involve the parent (a top-level rule such as
+``nafld2.days <= nafld1.futime``, or a table rule naming a ``parent_level`` column such as
+``0 <= day <= futime``) bound the child column by the parent's synthetic value and are applied
+by clipping after sampling (numeric columns). ``violations_`` then counts the rows breaking each
+declared rule in the output (0 expected).
 
 Referential integrity of the output is checked before it is returned. Unenforced links (e.g.
 nafld1.case.id) are not modelled: the column is filled with random synthetic keys at the real
@@ -29,6 +37,7 @@ share of non-missing values.
 from __future__ import annotations
 
 import logging
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Self
@@ -39,6 +48,7 @@ import pandas as pd
 from synthdata._rng import child_seed, make_rng
 from synthdata.errors import ConfigError, DataError, NotFittedError
 from synthdata.medical.multitable import ForeignKey, MultiTableSchema
+from synthdata.constraints.kinds import Inequality, Range
 from synthdata.schema.model import Column, ColumnKind, Schema
 
 log = logging.getLogger(__name__)
@@ -130,6 +140,19 @@ class _TablePlan:
     seq_edges: np.ndarray | None = None
     n_rows: int = 0
     unenforced: dict[str, float] = field(default_factory=dict)  # column -> non-missing share
+    bounds: list[_Bound] = field(default_factory=list)  # rules applied after sampling
+
+
+@dataclass(frozen=True)
+class _Bound:
+    """``column`` (a learned child column) is at least (``low``) / at most (not ``low``) ``other``:
+    ``("const", number)``, ``("child", column)`` (a parent-level copy) or ``("parent", column)``."""
+
+    column: str
+    low: bool
+    other: tuple[str, Any]
+    strict: bool
+    rule: str
 
 
 class RelationalSynthesizer:
@@ -218,6 +241,7 @@ class RelationalSynthesizer:
             for fk in ms.foreign_keys:
                 if fk.child == tname and not fk.enforce:
                     plan.unenforced[fk.column] = float(df[fk.column].notna().mean())
+            plan.bounds = self._bounds_of(tname, train_schema)
             if children:
                 plan.context = self._fit_context(tname, train, train_schema, children, rng)
                 for fk in children:
@@ -263,7 +287,60 @@ class RelationalSynthesizer:
                     columns.append(Column(name, src.kind, dtype=src.dtype, nullable=True,
                                           categories=src.categories, min=src.min, max=src.max,
                                           datetime_format=src.datetime_format, public=src.public))
-        return train, Schema(columns=tuple(columns), name=tname), count_cat
+        # the table's own rules over learned columns go to its generator; the others are bounds
+        train_schema = dataclasses.replace(schema, primary_key=None).replace_columns(columns)
+        return train, train_schema, count_cat
+
+    def _bounds_of(self, tname: str, train_schema: Schema) -> list[_Bound]:
+        """The declared rules ``tname``'s generator does not enforce, as bounds on its columns."""
+        ms = self.schema
+        link = ms.parent_link(tname)
+        kept = {r.describe() for r in train_schema.constraints}
+        learned = {c.name for c in train_schema.columns} - {CTX, SEQ}
+        if link is not None:
+            learned -= set(link.parent_level)
+        rules = [(r, None) for r in ms.tables[tname].constraints if r.describe() not in kept]
+        rules += [(r, link) for r in ms.constraints if ms.link_rule_table(r) == tname]
+
+        def where(name: str, qualified: bool) -> tuple[str, str] | None:
+            if qualified:
+                table, _, name = name.partition(".")
+                if table != tname:
+                    return ("parent", name)
+            return ("learned", name) if name in learned else ("child", name)
+
+        out: list[_Bound] = []
+        for rule, qual in rules:
+            label = rule.describe()
+            if isinstance(rule, Inequality):
+                a, b = where(rule.low, qual is not None), where(rule.high, qual is not None)
+                pairs = [(a, False, b), (b, True, a)]  # (target, is-low-bound, other)
+            elif isinstance(rule, Range):
+                x = where(rule.column, qual is not None)
+                pairs = []
+                for end, is_low in (("low", True), ("high", False)):
+                    value = getattr(rule, end)
+                    if value is None:
+                        continue
+                    is_col = isinstance(value, str) and (
+                        (qual is not None and "." in value) or value in ms.tables[tname])
+                    other = where(value, qual is not None) if is_col else ("const", value)
+                    pairs.append((x, is_low, other))
+            else:
+                raise ConfigError(f"table {tname!r}: constraint {label!r} names a column the "
+                                  "child generator does not learn (a key or parent-level column); "
+                                  "only inequality/range rules can bound a child by its parent")
+            targets = [(t, lo, o) for t, lo, o in pairs if t[0] == "learned" and o[0] != "learned"]
+            if not targets:
+                raise ConfigError(f"table {tname!r}: constraint {label!r} bounds no column the "
+                                  "child generator learns; declare it on the parent table")
+            for (_, col), is_low, other in targets:
+                if ms.tables[tname][col].kind not in (ColumnKind.CONTINUOUS, ColumnKind.INTEGER):
+                    raise ConfigError(f"table {tname!r}: constraint {label!r} bounds the "
+                                      f"{ms.tables[tname][col].kind.value} column {col!r}; rules "
+                                      "across a link are applied to numeric columns only")
+                out.append(_Bound(col, is_low, (other[0], other[1]), rule.strict, label))
+        return out
 
     def _fit_context(self, tname: str, train: pd.DataFrame, schema: Schema,
                      children: list[ForeignKey], rng: np.random.Generator) -> _ContextEncoder:
@@ -334,6 +411,7 @@ class RelationalSynthesizer:
             augmented[tname] = synth
             out[tname] = self._output_columns(tname, synth, out, rng)
         report = self.schema.check(out)
+        self.violations_ = self.schema.constraint_violations(out)
         if not report.is_ok:  # a bug, not a user error: say so plainly
             raise DataError("synthetic tables fail referential integrity (please report this): "
                             + "; ".join(report.problems))
@@ -403,32 +481,66 @@ class RelationalSynthesizer:
         synth[fk.column] = parent_out[fk.parent_column].to_numpy()[parent_idx]
         for col in fk.parent_level:
             synth[col] = parent_aug[parent_level_column(plan.name, col)].to_numpy()[parent_idx]
-        return self._order_in_time(plan, synth, parent_aug, parent_idx)
+        return self._order_in_time(plan, synth, parent_out, parent_idx)
 
-    def _order_in_time(self, plan: _TablePlan, synth: pd.DataFrame, parent_aug: pd.DataFrame,
+    def _apply_bounds(self, plan: _TablePlan, synth: pd.DataFrame, parent_out: pd.DataFrame,
+                      parent_idx: np.ndarray) -> tuple[pd.DataFrame, np.ndarray, dict[str, tuple]]:
+        """Clip bounded child columns to their parent-dependent bounds; drop rows whose bounds
+        cross (e.g. a follow-up end before the earliest allowed day). Returns the rows kept,
+        their parent indices and ``{column: (low, high)}`` of the kept rows."""
+        schema = self.schema.tables[plan.name]
+        limits: dict[str, list[np.ndarray]] = {}
+        for b in plan.bounds:
+            kind, ref = b.other
+            if kind == "const":
+                value = np.full(len(synth), float(ref))
+            else:
+                src = synth[ref] if kind == "child" else parent_out[ref].to_numpy()[parent_idx]
+                value = pd.to_numeric(pd.Series(np.asarray(src)), errors="coerce").to_numpy(
+                    dtype=float, na_value=np.nan)
+            is_int = schema[b.column].kind == ColumnKind.INTEGER
+            if b.strict:
+                step = 1.0 if is_int else None
+                toward = np.inf if b.low else -np.inf
+                value = value + (step if b.low else -step) if step else np.nextafter(value, toward)
+            if is_int:
+                value = np.ceil(value) if b.low else np.floor(value)
+            lims = limits.setdefault(b.column, [np.full(len(synth), -np.inf), np.full(len(synth), np.inf)])
+            value = np.where(np.isnan(value), -np.inf if b.low else np.inf, value)  # vacuous when unknown
+            lims[0 if b.low else 1] = np.maximum(lims[0], value) if b.low else np.minimum(lims[1], value)
+        keep = np.ones(len(synth), dtype=bool)
+        for col, (low, high) in limits.items():
+            keep &= low <= high
+        if (~keep).any():
+            self.fixes_[f"{plan.name} rows dropped (bounds cross)"] = int((~keep).sum())
+        synth = synth.loc[keep].reset_index(drop=True)
+        parent_idx = parent_idx[keep]
+        out = {}
+        for col, (low, high) in limits.items():
+            low, high = low[keep], high[keep]
+            t = pd.to_numeric(synth[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+            if schema[col].kind == ColumnKind.INTEGER:
+                t = np.round(t)
+            n_out = int(((t < low) | (t > high)).sum())
+            if n_out:
+                self.fixes_[f"{plan.name}.{col} clipped to bounds"] = n_out
+            synth[col] = np.clip(t, low, high)
+            out[col] = (low, high)
+        return synth, parent_idx, out
+
+    def _order_in_time(self, plan: _TablePlan, synth: pd.DataFrame, parent_out: pd.DataFrame,
                        parent_idx: np.ndarray) -> pd.DataFrame:
         fk = plan.link
         assert fk is not None
+        synth, parent_idx, limits = self._apply_bounds(plan, synth, parent_out, parent_idx)
         if fk.order_by is None:
             return synth
         col = fk.order_by
         ms = self.schema
-        t = pd.to_numeric(synth[col], errors="coerce").astype(float).to_numpy()
-        low = np.full(len(t), -np.inf if fk.min_value is None else float(fk.min_value))
-        high = np.full(len(t), np.inf)
-        if fk.max_column is not None:
-            src = synth[fk.max_column] if fk.max_column in synth.columns \
-                else parent_aug[fk.max_column].to_numpy()[parent_idx]
-            bound = pd.to_numeric(pd.Series(np.asarray(src)), errors="coerce").astype(float).to_numpy()
-            high = np.where(np.isnan(bound), np.inf, bound)
-        n_clipped = int(((t < low) | (t > high)).sum())
-        t = np.clip(np.where(np.isnan(t), low, t), low, np.maximum(low, high))
-        if n_clipped:
-            self.fixes_[f"{plan.name}.{col} clipped to bounds"] = n_clipped
+        t = pd.to_numeric(synth[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        low, high = limits.get(col, (np.full(len(t), -np.inf), np.full(len(t), np.inf)))
         is_int = ms.tables[plan.name][col].kind == ColumnKind.INTEGER
-        if is_int:
-            t = np.round(t)
-        # sort whole rows by time within each parent (parents stay in order)
+        # sort whole rows by time within each parent (parents stay in order; missing times last)
         order = np.lexsort((t, parent_idx))
         synth = synth.iloc[order].reset_index(drop=True)
         t, parent_idx, low, high = t[order], parent_idx[order], low[order], high[order]

@@ -219,7 +219,7 @@ class Schema:
         """A schema with ``columns``; constraints naming a removed column are dropped."""
         columns = tuple(columns)
         names = {c.name for c in columns}
-        keep = lambda rules: tuple(r for r in rules if set(r.column_names) <= names)  # noqa: E731
+        keep = lambda rules: tuple(r for r in rules if set(r.names_in(self)) <= names)  # noqa: E731
         return dataclasses.replace(self, columns=columns, constraints=keep(self.constraints),
                                    proposed_constraints=keep(self.proposed_constraints))
 

@@ -62,7 +62,8 @@ def test_yaml_round_trip(tmp_path, pbc_schema):
     assert again == pbc_schema
     assert again.primary_keys == {"pbc": ("id",), "pbcseq": ("id", "day")}
     fk = again.foreign_keys[0]
-    assert (fk.order_by, fk.min_value, fk.max_column) == ("day", 0, "futime")
+    assert fk.order_by == "day"
+    assert [r.describe() for r in again.tables["pbcseq"].constraints] == ["0 <= day <= futime"]
     assert again.survival["pbc"].event_values == (2,)
     assert again.order() == ["pbc", "pbcseq"]
     assert isinstance(again.tables["pbc"], Schema) and again.tables["pbc"].primary_key == "id"
@@ -79,3 +80,49 @@ def test_nafld_schema_matches_the_shared_data():
     report = ms.validate(small)
     assert report.is_ok
     assert any("nafld1.case.id -> nafld1.id" in w for w in report.warnings)  # not enforced
+
+
+def _linked(rule: dict | None = None) -> tuple[dict[str, pd.DataFrame], dict]:
+    tables = {"subjects": pd.DataFrame({"id": [1, 2, 3], "futime": [100, 50, 10]}),
+              "labs": pd.DataFrame({"id": [1, 1, 2, 3], "days": [-5, 90, 50, 3],
+                                    "value": [1.0, 2.0, 3.0, 4.0]})}
+    ms = MultiTableSchema.infer(tables, primary_keys={"subjects": "id"},
+                                foreign_keys=[("labs", "id", "subjects", "id")])
+    d = ms.to_dict()
+    d["constraints"] = [rule or {"kind": "inequality", "low": "labs.days", "high": "subjects.futime"}]
+    return tables, d
+
+
+def test_rules_across_a_link_are_parsed_checked_and_counted(tmp_path):
+    tables, d = _linked()
+    ms = MultiTableSchema.from_dict(d)
+    assert ms.link_rule_table(ms.constraints[0]) == "labs"
+    assert ms.validate(tables).is_ok
+    assert ms.constraint_violations(tables) == {"labs.days <= subjects.futime": 0}
+    again = MultiTableSchema.load(ms.save(tmp_path / "s.yaml"))
+    assert again.constraints == ms.constraints
+    broken = dict(tables, labs=tables["labs"].assign(days=[-5, 90, 51, 11]))
+    assert ms.constraint_violations(broken) == {"labs.days <= subjects.futime": 2}
+    with pytest.raises(DataError, match=r"'labs.days <= subjects.futime' on 2 row\(s\)"):
+        ms.validate(broken)
+    rng = MultiTableSchema.from_dict(_linked({"kind": "range", "column": "labs.days", "low": -10,
+                                              "high": "subjects.futime"})[1])
+    assert rng.constraint_violations(broken) == {"-10 <= labs.days <= subjects.futime": 2}
+
+
+@pytest.mark.parametrize("rule, message", [
+    ({"kind": "inequality", "low": "days", "high": "subjects.futime"}, "table.column"),
+    ({"kind": "inequality", "low": "labs.day", "high": "subjects.futime"}, "no column 'day'"),
+    ({"kind": "inequality", "low": "nope.days", "high": "subjects.futime"}, "table.column"),
+    ({"kind": "unique", "columns": ["labs.days"]}, "only inequality and range"),
+])
+def test_bad_rules_across_a_link_are_named(rule, message):
+    with pytest.raises(SchemaError, match=message):
+        MultiTableSchema.from_dict(_linked(rule)[1])
+
+
+def test_old_time_bounds_point_to_constraints():
+    _, d = _linked()
+    d["foreign_keys"][0]["max_column"] = "futime"
+    with pytest.raises(SchemaError, match="replaced by constraints"):
+        MultiTableSchema.from_dict(d)

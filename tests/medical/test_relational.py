@@ -26,6 +26,7 @@ def test_pbc_integrity_counts_and_time_order(pbc_tables, pbc_schema, pbc_synth):
     tv = children_per_parent_tv(pbc_tables, synth, pbc_schema)["pbcseq.id -> pbc.id"]
     assert tv <= 0.1
     visits = synth["pbcseq"]
+    assert rs.violations_ == {"pbcseq: 0 <= day <= futime": 0}
     assert (visits["day"] >= 0).all()
     assert check_survival_times(visits["day"], end=visits["futime"]).is_ok
     assert visits.groupby("id")["day"].apply(lambda d: d.is_monotonic_increasing).all()
@@ -57,7 +58,9 @@ def test_two_child_tables_and_unenforced_link():
                             "case": np.where(rng.random(n) < 0.5, rng.integers(1, n + 1, n), np.nan)})
     k_lab = rng.poisson(4, n)
     labs = pd.DataFrame({"id": np.repeat(parents["id"], k_lab),
-                         "days": rng.integers(-300, 100, k_lab.sum()),
+                         # the rule days <= futime binds (labs up to the last day of follow-up)
+                         "days": np.repeat(parents["futime"], k_lab).to_numpy()
+                         - rng.integers(0, 400, k_lab.sum()),
                          "test": rng.choice(["hdl", "chol"], k_lab.sum()),
                          "value": rng.normal(50, 10, k_lab.sum())})
     k_ev = rng.poisson(1, n)
@@ -69,13 +72,17 @@ def test_two_child_tables_and_unenforced_link():
                                               ("events", "id", "subjects", "id")])
     d = ms.to_dict()
     for fk in d["foreign_keys"]:
-        fk.update(order_by="days", max_column="futime")
+        fk.update(order_by="days")
+    d["constraints"] = [{"kind": "inequality", "low": f"{child}.days", "high": "subjects.futime"}
+                        for child in ("labs", "events")]
     d["foreign_keys"].append({"child": "subjects", "column": "case", "parent": "subjects",
                               "parent_column": "id", "enforce": False})
     ms = MultiTableSchema.from_dict(d)
-    synth = RelationalSynthesizer(ms, generator_params={"n_components": 3, "max_iter": 20},
-                                  seed=1).fit(tables).sample()
+    rs = RelationalSynthesizer(ms, generator_params={"n_components": 3, "max_iter": 20}, seed=1)
+    synth = rs.fit(tables).sample()
     assert ms.check(synth).is_ok
+    assert rs.violations_ == {"labs.days <= subjects.futime": 0, "events.days <= subjects.futime": 0}
+    assert rs.fixes_.get("labs.days clipped to bounds", 0) > 0   # the generator alone breaks it
     for child in ("labs", "events"):
         rows = synth[child].merge(synth["subjects"][["id", "futime"]], on="id")
         assert (rows["days"] <= rows["futime"]).all()

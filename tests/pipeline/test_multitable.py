@@ -1,5 +1,6 @@
 """Linked-table pipeline runs: one file per table, integrity, per-patient splits."""
 
+import json
 
 import pandas as pd
 
@@ -26,6 +27,10 @@ def test_pbc_pipeline_writes_linked_tables(tmp_path):
     assert result.metrics["referential_integrity"] == 1.0
     assert result.metrics["children_per_parent_tv[pbcseq.id -> pbc.id]"] <= 0.15
     assert (visits["day"] >= 0).all()
+    assert result.metrics["constraint_violations"] == 0
+    report = json.loads((result.run_dir / "report.json").read_text())
+    assert report["sections"]["constraints"]["declared"] == [
+        {"rule": "pbcseq: 0 <= day <= futime", "violations": 0}]
     assert {"report.json", "report.html", "manifest.json"} <= {p.name for p in result.run_dir.iterdir()}
 
 
