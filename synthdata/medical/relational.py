@@ -29,6 +29,15 @@ generator (``synthdata.constraints``); rules that involve the parent (a top-leve
 by clipping after sampling (numeric columns). ``violations_`` then counts the rows breaking each
 declared rule in the output (0 expected).
 
+Patient-level privacy (``privacy=DPConfig``, gmm only). The unit is a root row (a patient) with
+all its linked rows. Every table's generator runs DP-EM (zCDP) on an equal share of the run's
+ρ; a child table is trained on at most ``max_rows_per_unit`` (default 10) random rows per patient
+(ranks in time are taken before the cap) and its charges go to the ledger multiplied by k²
+(:class:`~synthdata.privacy.group.GroupLedger`: zCDP group privacy). Child counts and
+parent-level values are columns of the patient's own row. Parent clusters are fitted on
+*synthetic* parents; the non-missing share of an unenforced link is a noisy count. Discrete
+columns need public category lists (no thresholded discovery), so nothing else reads the data.
+
 Referential integrity of the output is checked before it is returned. Unenforced links (e.g.
 nafld1.case.id) are not modelled: the column is filled with random synthetic keys at the real
 share of non-missing values.
@@ -59,6 +68,9 @@ SEQ = "__seq"
 # distribution is then reproduced exactly up to sampling noise); above, as an integer.
 MAX_COUNT_CATEGORIES = 30
 MIN_ROWS_PER_CLUSTER = 25
+DEFAULT_MAX_ROWS_PER_PATIENT = 10   # child rows per patient used in training under privacy
+PUBLIC_MAX_RANK = 1000              # under privacy, rank bins are fixed up to this rank
+UNENFORCED_RHO_SHARE = 0.01         # of the run's ρ, per unenforced link (its non-missing share)
 
 
 def count_column(child: str) -> str:
@@ -173,6 +185,9 @@ class RelationalSynthesizer:
         table is small: at least 25 parents with children per cluster).
     seed
         One seed for everything (per-table generators, clustering, sampling).
+    privacy
+        A :class:`~synthdata.privacy.config.DPConfig`: differential privacy for one patient
+        (see "Patient-level privacy" in the module docstring); gmm generator only.
 
     Examples
     --------
@@ -183,8 +198,9 @@ class RelationalSynthesizer:
     def __init__(self, schema: MultiTableSchema, *, generator: str = "gmm",
                  generator_params: Mapping[str, Any] | None = None,
                  table_params: Mapping[str, Mapping[str, Any]] | None = None,
-                 n_context_clusters: int = 8, seed: int | None = 0) -> None:
+                 n_context_clusters: int = 8, seed: int | None = 0, privacy: Any = None) -> None:
         self.schema, self.generator = schema, generator
+        self.privacy = privacy
         self.generator_params, self.table_params = generator_params, table_params
         self.n_context_clusters, self.seed = n_context_clusters, seed
 
@@ -205,8 +221,13 @@ class RelationalSynthesizer:
                 raise ConfigError("set the seed on RelationalSynthesizer(seed=...), not in the "
                                   "generator parameters")
 
-    def fit(self, tables: Mapping[str, pd.DataFrame]) -> Self:
-        """Learn every table (parents before children); returns self."""
+    def fit(self, tables: Mapping[str, pd.DataFrame], *, ledger: Any = None) -> Self:
+        """Learn every table (parents before children); returns self.
+
+        With ``privacy=`` the fit is differentially private for one *patient* (a root row with
+        all its linked rows), charged to ``ledger`` (default: a new patient-level ledger for
+        the number of root rows): see "Patient-level privacy" in the module docstring.
+        """
         from synthdata.models.registry import make_generator
 
         self._validate_params()
@@ -217,9 +238,13 @@ class RelationalSynthesizer:
         self.plans_: dict[str, _TablePlan] = {}
         self.seq_edges_: dict[str, np.ndarray] = {}
         self.order_ = ms.order()
+        private = self.privacy is not None
+        self.ledger_ = self._patient_ledger(ledger, tables) if private else ledger
+        ranks, capped = self._ranks_and_caps(tables, rng)
+        per_table_rho = self._table_rho() if private else 0.0
         contexts: dict[str, pd.DataFrame] = {}   # child table -> its training rows' extra columns
         for tname in self.order_:
-            df = tables[tname]
+            df = capped.get(tname, tables[tname])
             link = ms.parent_link(tname)
             children = ms.children_of(tname)
             train, train_schema, count_cat = self._training_frame(tname, df, tables, link, children)
@@ -227,31 +252,138 @@ class RelationalSynthesizer:
                 extra = contexts[tname]
                 train = pd.concat([train.reset_index(drop=True), extra.reset_index(drop=True)], axis=1)
                 train_schema = train_schema.replace_columns(
-                    [*train_schema.columns,
-                     Column(CTX, ColumnKind.CATEGORICAL, dtype="int64"),
-                     Column(SEQ, ColumnKind.CATEGORICAL, dtype="int64")])
+                    [*train_schema.columns, *self._context_columns(tname)])
+            if private:
+                self._check_public_categories(tname, train_schema)
             params = {**(self.generator_params or {}), **(self.table_params or {}).get(tname, {})}
             if self.generator == "gmm":
                 # measured on pbc: one-hot categorical components keep the children-per-parent
                 # distribution closer (TV 0.07 vs 0.12-0.13 with the copula scores)
                 params.setdefault("discrete", "onehot")
+            if private:
+                params["privacy"] = self.privacy
             gen = make_generator(self.generator, train_schema, seed=child_seed(rng), **params)
             plan = _TablePlan(name=tname, schema=train_schema, generator=gen, link=link,
                               children=children, count_is_categorical=count_cat, n_rows=len(df))
             for fk in ms.foreign_keys:
                 if fk.child == tname and not fk.enforce:
-                    plan.unenforced[fk.column] = float(df[fk.column].notna().mean())
+                    plan.unenforced[fk.column] = self._non_missing_share(tname, fk.column, df, rng)
             plan.bounds = self._bounds_of(tname, train_schema)
-            if children:
+            table_ledger = self._table_ledger(tname, link, per_table_rho) if private else None
+            if children and not private:
                 plan.context = self._fit_context(tname, train, train_schema, children, rng)
-                for fk in children:
-                    contexts[fk.child] = self._child_context(fk, plan, train, df, tables[fk.child])
             log.info("fitting %s on %d rows x %d columns", tname, len(train), train.shape[1])
-            gen.fit(train)
+            gen.fit(train, ledger=table_ledger)
+            if children and private:
+                # clusters of *synthetic* parents (post-processing of a private fit), then each
+                # real parent is assigned to its nearest cluster: a per-patient feature
+                reference = gen.sample(max(len(train), 500), seed=child_seed(rng))
+                plan.context = self._fit_context(tname, reference, train_schema, children, rng)
+                self.ledger_.record_public(f"{tname}.context", reason="parent clusters fitted on "
+                                           "synthetic parents (post-processing)")
+            for fk in children:
+                contexts[fk.child] = self._child_context(fk, plan, train, df, capped.get(
+                    fk.child, tables[fk.child]), ranks[fk.child])
             self.plans_[tname] = plan
         self.sample_seed_ = int(rng.integers(0, 2**63 - 1))
         self._sample_rng = np.random.default_rng(self.sample_seed_)
         return self
+
+    # -- patient-level privacy ----------------------------------------------------------------
+    @property
+    def max_rows_per_patient(self) -> int:
+        cap = None if self.privacy is None else self.privacy.max_rows_per_unit
+        return DEFAULT_MAX_ROWS_PER_PATIENT if cap is None else int(cap)
+
+    def _patient_ledger(self, ledger: Any, tables: Mapping[str, pd.DataFrame]) -> Any:
+        from synthdata.privacy.ledger import PrivacyLedger
+
+        if self.generator != "gmm":
+            raise ConfigError(
+                f"patient-level privacy for linked tables needs the gmm generator (DP-EM, whose "
+                f"zCDP cost for a patient with several rows is exact); {self.generator!r} trains "
+                "with DP-SGD, which would need per-patient gradient clipping (not available)")
+        roots = [t for t in self.order_ if self.schema.parent_link(t) is None]
+        if ledger is None:
+            cfg = self.privacy.model_copy(update={"unit": "patient"})
+            ledger = PrivacyLedger.from_config(cfg, n_rows=sum(len(tables[t]) for t in roots))
+        if not ledger.is_private:
+            raise ConfigError("privacy= is set but the ledger has no budget")
+        self._rho_total = ledger.remaining_rho() * (1 - 1e-6)   # float safety
+        if not self._rho_total > 0:
+            raise ConfigError("the privacy ledger has no budget left for the relational fit")
+        return ledger
+
+    def _table_rho(self) -> float:
+        """Equal shares of the run's ρ per table (after the unenforced-link shares)."""
+        n_unenforced = sum(1 for fk in self.schema.foreign_keys if not fk.enforce)
+        misc = UNENFORCED_RHO_SHARE * n_unenforced
+        self._unenforced_rho = self._rho_total * UNENFORCED_RHO_SHARE
+        return self._rho_total * (1 - misc) / len(self.order_)
+
+    def _table_ledger(self, tname: str, link: ForeignKey | None, rho: float) -> Any:
+        from synthdata.privacy.group import GroupLedger, planning_epsilon
+
+        k = 1 if link is None else self.max_rows_per_patient
+        delta = self.ledger_.delta
+        eps = planning_epsilon(rho / (k * k), delta, self.privacy.preprocessing_share)
+        return GroupLedger(self.ledger_, tname, k, eps, delta)
+
+    def _ranks_and_caps(self, tables: Mapping[str, pd.DataFrame], rng: np.random.Generator
+                        ) -> tuple[dict[str, np.ndarray], dict[str, pd.DataFrame]]:
+        """Each child row's rank in time within its parent; under privacy, the capped tables
+        (at most ``max_rows_per_patient`` random rows per parent; ranks kept from the full table)."""
+        ranks, capped = {}, {}
+        for fk in self.schema.foreign_keys:
+            if not fk.enforce or fk.child == fk.parent:
+                continue
+            child = tables[fk.child]
+            order = [fk.column, fk.order_by] if fk.order_by else [fk.column]
+            rank = child.sort_values(order, kind="stable").groupby(fk.column, sort=False).cumcount()
+            ranks[fk.child] = rank.reindex(child.index).to_numpy()
+            if self.privacy is not None:
+                k = self.max_rows_per_patient
+                draw = pd.Series(rng.random(len(child)))
+                keep = (draw.groupby(child[fk.column].to_numpy()).rank(method="first") <= k).to_numpy()
+                capped[fk.child] = child.loc[keep].reset_index(drop=True)
+                ranks[fk.child] = ranks[fk.child][keep]
+                self.ledger_.record_public(
+                    f"{fk.child}.cap", reason=f"at most {k} random row(s) per patient used in "
+                    f"training ({int((~keep).sum())} of {len(child)} rows left out); the fit of "
+                    f"{fk.child} is charged for a group of {k} rows")
+        return ranks, capped
+
+    def _context_columns(self, tname: str) -> list[Column]:
+        if self.privacy is None:
+            return [Column(CTX, ColumnKind.CATEGORICAL, dtype="int64"),
+                    Column(SEQ, ColumnKind.CATEGORICAL, dtype="int64")]
+        link = self.schema.parent_link(tname)
+        assert link is not None
+        n_ctx = self.n_context_clusters
+        return [Column(CTX, ColumnKind.CATEGORICAL, dtype="int64", categories=tuple(range(n_ctx)),
+                       public=True),
+                Column(SEQ, ColumnKind.CATEGORICAL, dtype="int64",
+                       categories=tuple(range(len(_seq_edges(PUBLIC_MAX_RANK)))), public=True)]
+
+    def _check_public_categories(self, tname: str, schema: Schema) -> None:
+        bad = [c.name for c in schema.columns
+               if c.kind.is_discrete and not (c.public and c.categories)]
+        if bad:
+            raise ConfigError(
+                f"patient-level privacy: table {tname!r} column(s) {bad} have no public category "
+                "list; declare `categories: [...]` with `public: true` in the schema (coding "
+                "schemes are public knowledge), or drop the columns")
+
+    def _non_missing_share(self, tname: str, column: str, df: pd.DataFrame,
+                           rng: np.random.Generator) -> float:
+        """Share of rows with a value in an unenforced link column (a noisy count under DP)."""
+        count = float(df[column].notna().sum())
+        if self.privacy is not None:
+            from synthdata.privacy.mechanisms import gaussian_mechanism
+
+            count = float(gaussian_mechanism(count, 1.0, self._unenforced_rho, self.ledger_,
+                                             f"{tname}.{column}.non_missing_count", rng))
+        return float(np.clip(count / max(len(df), 1), 0.0, 1.0))
 
     def _training_frame(self, tname: str, df: pd.DataFrame, tables: Mapping[str, pd.DataFrame],
                         link: ForeignKey | None, children: list[ForeignKey]
@@ -271,7 +403,9 @@ class RelationalSynthesizer:
             counts = child.groupby(fk.column, sort=False).size().reindex(df[pk].to_numpy(), fill_value=0)
             name = count_column(fk.child)
             train[name] = counts.to_numpy().astype("int64")
-            is_cat = counts.nunique() <= MAX_COUNT_CATEGORIES
+            # under privacy a count is always an integer column (its range is learned with DP;
+            # a category list would have to be public)
+            is_cat = self.privacy is None and counts.nunique() <= MAX_COUNT_CATEGORIES
             count_cat[fk.child] = is_cat
             columns.append(Column(name, ColumnKind.CATEGORICAL if is_cat else ColumnKind.INTEGER,
                                   dtype="int64", min=None if is_cat else 0.0))
@@ -362,17 +496,15 @@ class RelationalSynthesizer:
         return _ContextEncoder(columns=wanted).fit(fit_rows, schema, k, child_seed(rng))
 
     def _child_context(self, fk: ForeignKey, plan: _TablePlan, parent_train: pd.DataFrame,
-                       parent_df: pd.DataFrame, child: pd.DataFrame) -> pd.DataFrame:
+                       parent_df: pd.DataFrame, child: pd.DataFrame, rank: np.ndarray) -> pd.DataFrame:
         """``__ctx`` and ``__seq`` for each real child row (in the child's row order)."""
         assert plan.context is not None
         clusters = pd.Series(plan.context.predict(parent_train),
                              index=parent_df[fk.parent_column].to_numpy())
-        order = [fk.column, fk.order_by] if fk.order_by else [fk.column]
-        rank = child.sort_values(order, kind="stable").groupby(fk.column, sort=False).cumcount()
-        rank = rank.reindex(child.index).to_numpy()
-        edges = _seq_edges(int(rank.max()) if len(rank) else 0)
+        max_rank = PUBLIC_MAX_RANK if self.privacy is not None else int(rank.max()) if len(rank) else 0
+        edges = _seq_edges(max_rank)
         self.seq_edges_[fk.child] = edges
-        seq = np.searchsorted(edges, rank, side="right") - 1
+        seq = np.minimum(np.searchsorted(edges, rank, side="right") - 1, len(edges) - 1)
         return pd.DataFrame({CTX: clusters.reindex(child[fk.column].to_numpy()).to_numpy().astype("int64"),
                              SEQ: seq.astype("int64")})
 

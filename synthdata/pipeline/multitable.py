@@ -55,12 +55,12 @@ def run_multitable(cfg: PipelineConfig, run_dir: Path, timer: Any, progress: Any
     from synthdata.medical.multitable import MultiTableSchema
     from synthdata.medical.relational import RelationalSynthesizer, children_per_parent_tv
     from synthdata.medical.survival import km_curve_distance
-    from synthdata.pipeline.runner import RunResult, _manifest, resolve_gate
+    from synthdata.pipeline.runner import RunResult, _dp_config, _manifest, resolve_gate
     from synthdata.privacy.ledger import PrivacyLedger
 
-    if cfg.privacy is not None:
-        raise ConfigError("privacy: differential privacy for linked tables (patient-level) is "
-                          "not available yet; remove the privacy block or use one table")
+    privacy = _dp_config(cfg)
+    if privacy is not None:  # linked tables: the unit of privacy is the patient (a root row)
+        privacy = privacy.model_copy(update={"unit": "patient"})
     assert cfg.data.tables is not None and cfg.data.schema_path is not None
     with timer.step("load"):
         tables = {name: read_table(path, encoding=cfg.data.encoding)
@@ -75,14 +75,16 @@ def run_multitable(cfg: PipelineConfig, run_dir: Path, timer: Any, progress: Any
     progress("load", 1, 1)
     rules = resolve_gate(cfg.gate)
     train, hold = split_by_root(tables, ms, cfg.split.holdout, cfg.split.seed)
-    ledger = PrivacyLedger.from_config(None)
-    synth_model = RelationalSynthesizer(ms, generator=cfg.generator.kind,
-                                        generator_params=cfg.generator.params, seed=cfg.seed)
-    with timer.step("fit"):
-        synth_model.fit(train)
-    ledger.record_not_private("model.relational.fit", reason="per-table generators and parent "
-                              "contexts learned without privacy", shapes_release=True)
     root = ms.order()[0]
+    ledger = PrivacyLedger.from_config(privacy, n_rows=len(train[root]))
+    synth_model = RelationalSynthesizer(ms, generator=cfg.generator.kind,
+                                        generator_params=cfg.generator.params, seed=cfg.seed,
+                                        privacy=privacy)
+    with timer.step("fit"):
+        synth_model.fit(train, ledger=ledger)
+    if privacy is None:
+        ledger.record_not_private("model.relational.fit", reason="per-table generators and "
+                                  "parent contexts learned without privacy", shapes_release=True)
     with timer.step("sample"):
         synth = synth_model.sample(cfg.sample.rows or len(train[root]), seed=cfg.seed)
     progress("sample", 1, 1)
@@ -108,17 +110,31 @@ def run_multitable(cfg: PipelineConfig, run_dir: Path, timer: Any, progress: Any
                                           event=spec.event, event_values=spec.event_values)
         relational["km_max_distance"] = km
         relational["repairs"] = dict(synth_model.fixes_)
+        patients = _patient_leakage(train, synth, hold, ms, cfg) if cfg.evaluate.full else {}
         declared = [{"rule": rule, "violations": n} for rule, n in synth_model.violations_.items()]
         constraints = {"declared": declared,
                        "declared_violations": sum(d["violations"] for d in declared)}
     ledger.record_not_private("evaluate", reason="fidelity and leakage metrics read the real "
                               "train and holdout splits; publish them only as internal QA")
+    if ledger.is_private:  # the privacy numbers are gate metrics too (e.g. epsilon <= 3)
+        report.metrics["epsilon"], report.metrics["delta"] = ledger.spent()
+    # linked-table numbers are gate metrics too (e.g. km_max_distance[pbc]: {max: 0.1})
+    report.metrics["referential_integrity"] = integrity.integrity
+    report.metrics["constraint_violations"] = constraints["declared_violations"]
+    for label, tv in relational["children_per_parent_tv"].items():
+        report.metrics[f"children_per_parent_tv[{label}]"] = tv
+    for tname, dist in km.items():
+        report.metrics[f"km_max_distance[{tname}]"] = dist
+    for key, value in patients.items():
+        report.metrics[f"patient_{key}"] = value
     verdict = check_gate(report.metrics, rules, validation_passed=None)
     passed = verdict.passed and integrity.integrity == 1.0 and not constraints["declared_violations"]
     report.add_section("tables", per_table)
     report.add_section("relational", relational)
     report.add_section("constraints", constraints)
-    report.metrics["constraint_violations"] = constraints["declared_violations"]
+    if patients:
+        report.add_section("patients", {"unit": "one patient (root row) with a summary of their "
+                                        "linked rows: synthdata.medical.patients", **patients})
     report.add_section("gate", {"passed": passed, "rules": verdict.results,
                                 "referential_integrity_required": 1.0,
                                 "declared_constraint_violations_allowed": 0})
@@ -138,10 +154,27 @@ def run_multitable(cfg: PipelineConfig, run_dir: Path, timer: Any, progress: Any
     atomic_write_text(run_dir / "report.html", report.to_html())
     atomic_write_text(run_dir / "manifest.json", json.dumps(manifest, indent=2, default=str))
     metrics = dict(report.metrics)
-    metrics["referential_integrity"] = integrity.integrity
-    for label, tv in relational["children_per_parent_tv"].items():
-        metrics[f"children_per_parent_tv[{label}]"] = tv
-    for tname, dist in km.items():
-        metrics[f"km_max_distance[{tname}]"] = dist
     return RunResult(run_dir=run_dir, passed=passed, metrics=metrics, synthetic_path=written,
                      gate=list(verdict.results), timings=dict(timer.timings))
+
+
+PATIENT_LEAKAGE = ("exact_copies", "exact_copy_share", "exact_copy_excess", "dcr_share",
+                   "dcr_median_ratio", "nndr", "mia_auc", "mia_tpr_at_1pct_fpr",
+                   "singling_out_risk", "linkability_risk", "inference_risk")
+
+
+def _patient_leakage(train: dict[str, pd.DataFrame], synth: dict[str, pd.DataFrame],
+                     hold: dict[str, pd.DataFrame] | None, ms: Any, cfg: PipelineConfig
+                     ) -> dict[str, Any]:
+    """Leakage with one record per patient (root row + summaries of their linked rows)."""
+    from synthdata.evaluate import evaluate
+    from synthdata.medical.patients import patient_schema, patient_table
+
+    if hold is None:
+        return {}
+    sub = evaluate(patient_table(train, ms), patient_table(synth, ms),
+                   holdout=patient_table(hold, ms), schema=patient_schema(ms), seed=cfg.seed,
+                   sections=("leakage", "risks"))
+    return {k: v for k, v in sub.metrics.items()
+            if v is not None and k.split("_ci_")[0] in PATIENT_LEAKAGE}
+

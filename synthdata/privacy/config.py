@@ -43,6 +43,9 @@ class DPConfig(BaseModel):
     * ``threshold_delta_share`` -- fraction of the zCDP part's δ that DP category discovery
       (thresholded histograms) may spend in total, across all columns.
     * ``unit`` -- the unit of privacy named in the report: one ``row`` or one ``patient``.
+    * ``max_rows_per_unit`` -- linked tables (patient-level privacy): at most this many rows of
+      each child table per patient are used in training (a random subset); the child fits are
+      charged for a group of that size. ``None``: 10 (:mod:`synthdata.medical.relational`).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -55,6 +58,7 @@ class DPConfig(BaseModel):
     dpsgd_delta_share: float = Field(default=0.5, gt=0, le=1)
     threshold_delta_share: float = Field(default=0.5, ge=0, lt=1)
     unit: Literal["row", "patient"] = "row"
+    max_rows_per_unit: int | None = Field(default=None, ge=1, le=10_000)
 
     @field_validator("epsilon", "max_grad_norm")
     @classmethod

@@ -102,3 +102,41 @@ def test_errors(pbc_schema, pbc_tables):
 def test_total_variation():
     assert total_variation(pd.Series([1, 1, 2]), pd.Series([1, 1, 2])) == 0
     assert total_variation(pd.Series([1, 1]), pd.Series([2, 2])) == 1
+
+
+# -- patient-level privacy ------------------------------------------------------------------------
+def test_patient_level_privacy_on_pbc(pbc_tables, pbc_schema):
+    from synthdata.privacy.config import DPConfig
+
+    rs = RelationalSynthesizer(pbc_schema, seed=0,
+                               privacy=DPConfig(epsilon=3, max_rows_per_unit=5)).fit(pbc_tables)
+    ledger = rs.ledger_
+    eps, delta = ledger.spent()
+    assert eps <= 3 and delta <= ledger.delta and ledger.unit == "patient"
+    assert not ledger.not_private_steps()                    # nothing read without privacy
+    steps = {e.step: e for e in ledger.entries}
+    assert "at most 5 random row(s) per patient" in steps["pbcseq.cap"].note
+    visits = [e for e in ledger.entries if e.step.startswith("pbcseq.") and e.rho]
+    assert visits and all(e.params["rows_per_unit"] == 5 for e in visits)
+    assert "pbc.context" in steps                           # clusters of synthetic parents
+    synth = rs.sample(seed=1)
+    assert pbc_schema.check(synth).is_ok
+    assert rs.violations_ == {"pbcseq: 0 <= day <= futime": 0}
+    again = RelationalSynthesizer(pbc_schema, seed=0, privacy=DPConfig(epsilon=3, max_rows_per_unit=5)
+                                  ).fit(pbc_tables).sample(seed=1)
+    pd.testing.assert_frame_equal(synth["pbcseq"], again["pbcseq"])
+
+
+def test_patient_level_privacy_refuses_what_it_cannot_account(pbc_tables, pbc_schema):
+    import dataclasses
+
+    from synthdata.privacy.config import DPConfig
+
+    with pytest.raises(ConfigError, match="needs the gmm generator"):
+        RelationalSynthesizer(pbc_schema, generator="vae", privacy=DPConfig(epsilon=3)).fit(pbc_tables)
+    pbc = pbc_schema.tables["pbc"]
+    private_sex = pbc.replace_columns([dataclasses.replace(c, public=False) if c.name == "sex" else c
+                                       for c in pbc.columns])
+    ms = dataclasses.replace(pbc_schema, tables={**pbc_schema.tables, "pbc": private_sex})
+    with pytest.raises(ConfigError, match=r"\['sex'\] have no public category list"):
+        RelationalSynthesizer(ms, privacy=DPConfig(epsilon=3)).fit(pbc_tables)

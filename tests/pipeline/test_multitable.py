@@ -44,3 +44,22 @@ def test_split_keeps_patients_together():
     assert not set(train["pbcseq"]["id"]) & set(hold["pbcseq"]["id"])
     assert set(hold["pbcseq"]["id"]) <= set(hold["pbc"]["id"])
     assert len(train["pbcseq"]) + len(hold["pbcseq"]) == len(tables["pbcseq"])
+
+
+def test_pbc_pipeline_with_patient_level_privacy(tmp_path):
+    cfg = {
+        "data": {"tables": {"pbc": str(DATA / "pbc.csv"), "pbcseq": str(DATA / "pbcseq.csv")},
+                 "schema": str(ROOT / "schemas" / "pbc.yaml")},
+        "generator": {"kind": "gmm"},
+        "privacy": {"epsilon": 3, "max_rows_per_unit": 8},
+        "evaluate": {"full": False},
+        "output": {"dir": str(tmp_path)},
+        "gate": {"epsilon": {"max": 3}},
+    }
+    result = run_pipeline(cfg)
+    assert result.passed and result.metrics["epsilon"] <= 3
+    privacy = json.loads((result.run_dir / "report.json").read_text())["sections"]["privacy"]
+    assert "at the level of one patient" in privacy["statement"]
+    assert "Not private" in privacy["statement"]             # the evaluation, named as such
+    steps = [e["step"] for e in privacy["entries"]]
+    assert "pbcseq.cap" in steps and "model.relational.fit" not in steps
