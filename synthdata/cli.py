@@ -32,9 +32,11 @@ Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors
 
 def _err(message: str) -> None:
     from rich.console import Console
+    from rich.markup import escape
 
-    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {message}",
-                                                                markup=True)
+    # escaped: messages quote user text such as "km_max_distance[pbc]", not markup
+    Console(stderr=True, highlight=False, soft_wrap=True).print(
+        f"[bold red]error:[/] {escape(message)}", markup=True)
 
 
 @contextmanager

@@ -20,7 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from synthdata.errors import ConfigError
-from synthdata.evaluate.metrics import KNOWN_METRICS, METRIC_INFO
+from synthdata.evaluate.metrics import FAMILY_INFO, KNOWN_METRICS, metric_info
 
 __all__ = ["GATE_PRESETS", "KNOWN_METRICS", "GateConfig", "GateResult", "Rule", "check_gate",
            "gate_preset"]
@@ -67,10 +67,9 @@ class GateConfig(BaseModel):
 
     @model_validator(mode="after")
     def _known(self) -> GateConfig:
-        unknown = sorted(set(self.rules) - set(KNOWN_METRICS))
+        unknown = sorted(k for k in self.rules if metric_info(k) is None)
         if unknown:
-            raise ValueError(f"unknown metric(s) {unknown}; known metrics are "
-                             f"{list(KNOWN_METRICS)}")
+            raise ValueError(_unknown(unknown))
         return self
 
     @classmethod
@@ -85,10 +84,9 @@ class GateConfig(BaseModel):
         validation = spec.pop("validation", "ignore")
         if validation is True:
             validation = "pass"
-        unknown = sorted(k for k in spec if k not in KNOWN_METRICS)
+        unknown = sorted(k for k in spec if metric_info(k) is None)
         if unknown:
-            raise ConfigError(f"{where}: unknown metric(s) {unknown}; known metrics are "
-                              f"{list(KNOWN_METRICS)}")
+            raise ConfigError(f"{where}: {_unknown(unknown)}")
         try:
             return cls(rules=spec, validation=validation)
         except ValidationError as err:
@@ -112,6 +110,12 @@ class GateResult:
         return {"passed": self.passed, "results": [dict(r) for r in self.results]}
 
 
+def _unknown(names: list[str]) -> str:
+    return (f"unknown metric(s) {names}; known metrics are {list(KNOWN_METRICS)}, "
+            f"for linked tables {[f + '[...]' for f in FAMILY_INFO]} and patient_<leakage "
+            "metric> (e.g. patient_mia_auc)")
+
+
 def check_gate(metrics: Mapping[str, Any], rules: GateConfig | Mapping[str, Any],
                validation_passed: bool | None = None) -> GateResult:
     """Check every rule of a gate against ``metrics``; never stops at the first failure."""
@@ -121,7 +125,8 @@ def check_gate(metrics: Mapping[str, Any], rules: GateConfig | Mapping[str, Any]
         value = metrics.get(name)
         entry: dict[str, Any] = {"metric": name, "rule": rule.describe(), "value": value}
         if value is None or (isinstance(value, float) and math.isnan(value)):
-            needs = METRIC_INFO[name].needs
+            info = metric_info(name)
+            needs = info.needs if info is not None else ""
             hint = f"; give {needs}" if needs else ""
             entry.update(passed=False, reason=f"metric {name} was not computed{hint}")
         else:

@@ -80,7 +80,37 @@ _INFO = [
                "the pipeline's privacy ledger"),
     MetricInfo("delta", False, "differential-privacy delta spent (privacy ledger)",
                "the pipeline's privacy ledger"),
+    MetricInfo("constraint_violations", False, "rows of the synthetic data breaking a declared "
+               "constraint (0 when enforcement works)"),
+    # linked tables (filled by the multi-table pipeline)
+    MetricInfo("referential_integrity", True, "share of child rows pointing to an existing "
+               "parent (1 = 100%)", "linked tables"),
 ]
+# linked tables: one value per link or table, named e.g. "km_max_distance[pbc]"
+_FAMILIES = [
+    MetricInfo("children_per_parent_tv", False, "total-variation distance of the number of "
+               "children per parent, e.g. children_per_parent_tv[pbcseq.id -> pbc.id]",
+               "linked tables"),
+    MetricInfo("km_max_distance", False, "largest vertical gap between the Kaplan-Meier curves "
+               "of a survival endpoint, e.g. km_max_distance[pbc]", "a survival endpoint"),
+]
+PATIENT_PREFIX = "patient_"   # leakage with one record per patient, e.g. patient_mia_auc
 
 METRIC_INFO: dict[str, MetricInfo] = {m.name: m for m in _INFO}
 KNOWN_METRICS: tuple[str, ...] = tuple(METRIC_INFO)
+FAMILY_INFO: dict[str, MetricInfo] = {m.name: m for m in _FAMILIES}
+
+
+def metric_info(name: str) -> MetricInfo | None:
+    """The entry for ``name``: a plain metric, ``family[label]`` or ``patient_<leakage metric>``."""
+    if name in METRIC_INFO:
+        return METRIC_INFO[name]
+    base, bracket, rest = name.partition("[")
+    if bracket and rest.endswith("]") and base in FAMILY_INFO:
+        return FAMILY_INFO[base]
+    if name.startswith(PATIENT_PREFIX):
+        inner = METRIC_INFO.get(name[len(PATIENT_PREFIX):])
+        if inner is not None and inner.needs.startswith("holdout"):
+            return MetricInfo(name, inner.higher_is_better, f"{inner.description} (one record "
+                              "per patient)", "linked tables and a holdout")
+    return None

@@ -68,3 +68,16 @@ def test_result_is_frozen_and_serialisable() -> None:
     assert data["passed"] is False and len(data["results"]) == len(GATE_PRESETS["share_outside"])
     with pytest.raises(AttributeError):
         result.passed = True  # type: ignore[misc]
+
+
+def test_linked_table_metrics_can_be_gated() -> None:
+    gate = GateConfig.parse({"km_max_distance[pbc]": {"max": 0.1}, "patient_mia_auc": {"max": 0.6},
+                             "referential_integrity": {"min": 1}})
+    verdict = check_gate({"km_max_distance[pbc]": 0.12, "patient_mia_auc": 0.55,
+                          "referential_integrity": 1.0}, gate)
+    assert not verdict.passed and verdict.failures == ["km_max_distance[pbc]: 0.12 is not <= 0.1"]
+    missing = check_gate({}, gate).results[0]
+    assert "not computed; give a survival endpoint" in missing["reason"]
+    for bad in ("km_distance[pbc]", "patient_shapes", "km_max_distance[pbc"):
+        with pytest.raises(ConfigError, match="unknown metric"):
+            GateConfig.parse({bad: {"max": 1}})
