@@ -36,7 +36,7 @@ _HEADLINE = ("shapes", "pair_trends", "column_distance_mean", "correlation_diffe
              "detection_auc", "utility_ratio", "coverage_categories", "coverage_range",
              "exact_copies", "exact_copy_share", "dcr_share", "nndr", "mia_auc",
              "singling_out_risk", "linkability_risk", "inference_risk")
-_KNOWN_SECTIONS = ("gate", "validation", "privacy", "timings")
+_KNOWN_SECTIONS = ("gate", "validation", "privacy", "timings", "deidentification", "survival")
 
 
 def _fmt(value: Any) -> str:
@@ -209,6 +209,80 @@ def _roc_plot(attacks: Mapping[str, Any]) -> str:
     return _png(fig)
 
 
+def _km_plot(name: str, endpoint: Mapping[str, Any]) -> str:
+    """Kaplan-Meier curves real vs synthetic of one survival endpoint."""
+    curves = endpoint.get("km") or {}
+    if not curves.get("real"):
+        return ""
+    fig = _figure(7.5, 3.8)
+    ax = fig.add_subplot(1, 1, 1)
+    for label, color in (("real", REAL), ("synthetic", SYNTH)):
+        curve = curves.get(label)
+        if curve:
+            ax.step(curve["times"], curve["survival"], where="post", color=color,
+                    linewidth=1.6, label=label)
+    events = ", ".join(str(v) for v in endpoint.get("event_values") or [])
+    ax.set_xlabel(f"{endpoint.get('time')}")
+    ax.set_ylabel("survival probability")
+    ax.set_ylim(0, 1.02)
+    ax.set_title(f"Kaplan-Meier: {name} (event: {endpoint.get('event')} in [{events}]; "
+                 f"max distance {_fmt(endpoint.get('km_max_distance'))})", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.subplots_adjust(left=0.09, bottom=0.14, right=0.98, top=0.9)
+    return _png(fig).replace("alt='plot'", f"alt='Kaplan-Meier curves {_e(name)}'", 1)
+
+
+def _survival(section: Mapping[str, Any]) -> str:
+    parts = ["<h2>Survival</h2><p class='muted'>Kaplan-Meier curves of the real training "
+             "patients and the synthetic ones; max distance = largest vertical gap up to the "
+             "shorter follow-up. Concordance: Harrell's C on the real holdout of a Cox model "
+             "trained on synthetic (TSTR) vs on real (TRTR) data.</p>"]
+    for name, endpoint in section.items():
+        if not isinstance(endpoint, Mapping):
+            continue
+        parts.append(f"<h3>{_e(name)}</h3>" + _km_plot(name, endpoint))
+        check = endpoint.get("check") or {}
+        conc = endpoint.get("concordance") or {}
+        parts.append(_kv({"km_max_distance": endpoint.get("km_max_distance"),
+                          "median survival (real)": (endpoint.get("median_survival") or {}
+                                                     ).get("real"),
+                          "median survival (synthetic)": (endpoint.get("median_survival") or {}
+                                                          ).get("synthetic"),
+                          "end of follow-up": check.get("end_of_follow_up"),
+                          "synthetic times < 0": check.get("n_negative"),
+                          "synthetic times after the end of follow-up": check.get("n_after_end"),
+                          "synthetic times missing": check.get("n_missing"),
+                          "c_index_tstr": conc.get("c_index_tstr"),
+                          "c_index_trtr": conc.get("c_index_trtr"),
+                          "concordance ratio (TSTR / TRTR)": conc.get("ratio"),
+                          "concordance": conc.get("skipped") or conc.get("model"),
+                          **({"concordance notes": conc["notes"]} if conc.get("notes") else {})}))
+    return "".join(parts)
+
+
+def _deid(section: Mapping[str, Any]) -> str:
+    parts = ["<h2>De-identification</h2>"]
+    if not section.get("enabled"):
+        return parts[0] + f"<p class='bad'>{_e(section.get('note', 'off'))}</p>"
+    parts.append(f"<p><b>{_e(section.get('method'))}</b>, applied before fitting: the generator "
+                 "and the evaluation saw the de-identified columns.</p>")
+    actions = section.get("actions") or []
+    columns = [c for c in ("table", "column", "identifier_type", "rule", "n_rows", "n_changed",
+                           "source", "note") if c != "table" or any(a.get("table") for a in actions)]
+    parts.append(_table(actions, columns) if actions else
+                 "<p class='muted'>No column is marked as an identifier: nothing changed.</p>")
+    if section.get("dropped_columns"):
+        parts.append(f"<p>Dropped: <code>{_e(', '.join(section['dropped_columns']))}</code></p>")
+    suspects = section.get("unmarked_suspects") or {}
+    if suspects:
+        parts.append("<h3>Columns that look like identifiers but are not marked</h3>"
+                     + _table([{"column": k, "note": v} for k, v in suspects.items()]))
+    for note in section.get("notes") or []:
+        parts.append(f"<p class='muted'>{_e(note)}</p>")
+    parts.append("<h3>Policy</h3>" + _kv(section.get("policy") or {}))
+    return "".join(parts)
+
+
 # -- page ---------------------------------------------------------------------------------
 
 def _banner(gate: Mapping[str, Any] | None) -> str:
@@ -249,6 +323,9 @@ def render(report: Mapping[str, Any]) -> str:
     if report.get("notes"):
         parts.append("<h3>Notes</h3><ul>" + "".join(f"<li>{_e(n)}</li>"
                                                     for n in report["notes"]) + "</ul>")
+
+    if sections.get("deidentification"):
+        parts.append(_deid(sections["deidentification"]))
 
     columns = report.get("columns") or []
     if columns:
@@ -313,6 +390,8 @@ def render(report: Mapping[str, Any]) -> str:
                      f"sensitive: {_e(risks.get('sensitive_columns'))}</p>")
         parts.append("<h3>Most exposed training records (row positions only)</h3>"
                      + _table(risks.get("exposed_records") or []))
+    if sections.get("survival"):
+        parts.append(_survival(sections["survival"]))
     parts.append("<h2>Validation</h2>")
     parts.append(_validation(sections.get("validation")))
     parts.append("<h2>Privacy</h2>")

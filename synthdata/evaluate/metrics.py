@@ -93,6 +93,16 @@ _FAMILIES = [
                "linked tables"),
     MetricInfo("km_max_distance", False, "largest vertical gap between the Kaplan-Meier curves "
                "of a survival endpoint, e.g. km_max_distance[pbc]", "a survival endpoint"),
+    MetricInfo("survival_time_violations", False, "synthetic survival times missing, negative "
+               "or after the end of follow-up (0 expected)", "a survival endpoint"),
+    MetricInfo("c_index_tstr", True, "Harrell's C on the real holdout of a Cox model trained on "
+               "synthetic data", "a survival endpoint, a holdout and the survival extra"),
+    MetricInfo("c_index_trtr", True, "Harrell's C on the real holdout of a Cox model trained on "
+               "real data (the reference)", "a survival endpoint, a holdout and the survival "
+               "extra"),
+    MetricInfo("survival_concordance_ratio", True, "c_index_tstr / c_index_trtr, e.g. "
+               "survival_concordance_ratio[pbc]",
+               "a survival endpoint, a holdout and the survival extra"),
 ]
 PATIENT_PREFIX = "patient_"   # leakage with one record per patient, e.g. patient_mia_auc
 

@@ -30,7 +30,7 @@ JSON schema, ``report_version`` 1 (every key always present; ``null`` = not comp
                       "exposed_records": [{"row", "attacks_succeeded", ...}],
                       "quasi_columns", "sensitive_columns"} | null,
       "sections":    {name: payload}     # added by add_section: privacy, gate, validation,
-    }                                    # timings, manifest, ...
+    }                                    # timings, manifest, deidentification, survival, ...
 
 Rows in ``exposed_records`` are 0-based positions in the training frame; no values are
 ever written to the report.

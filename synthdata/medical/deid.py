@@ -28,6 +28,11 @@ Rules per type:
 - ``free_text``: dropped unless the column is in ``policy.safe_text``.
 
 Everything done is recorded in a :class:`DeidLog` (JSON-able, for the run report).
+
+Linked tables (:func:`deidentify_tables`): each table by its own schema; a date shift is drawn
+once per patient (a root row) and applied to that patient's rows in every table, and keys marked
+as identifiers are replaced by codes shared by the columns that link to them (never dropped).
+Pipelines run this before fitting (``deid:`` block, :mod:`synthdata.pipeline.deid`).
 """
 
 from __future__ import annotations
@@ -35,16 +40,19 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from synthdata._rng import make_rng
-from synthdata.errors import ConfigError, DataError
+from synthdata.errors import ConfigError, DataError, SchemaError
 from synthdata.schema.model import Column, ColumnKind, PiiRole, Schema
+
+if TYPE_CHECKING:
+    from synthdata.medical.multitable import MultiTableSchema
 
 
 class IdentifierType(str, Enum):
@@ -179,8 +187,9 @@ class DeidAction:
     rule: str
     n_rows: int
     n_changed: int
-    source: str          # "policy", "schema+name", "schema", "kind:text"
+    source: str          # "policy", "schema+name", "schema", "kind:text", "link key"
     note: str = ""
+    table: str | None = None  # set for linked tables (deidentify_tables)
 
 
 @dataclass
@@ -207,7 +216,11 @@ class DeidLog:
         return json.dumps(self.to_dict(), indent=1)
 
     def apply_to_schema(self, schema: Schema) -> Schema:
-        """The schema of the de-identified table: dropped columns removed, kinds updated."""
+        """The schema of the de-identified table: dropped columns removed, kinds updated.
+
+        Constraints naming a dropped column go with it; the others are kept (a year or a
+        per-patient shift keeps the order of two dates of one row).
+        """
         by_column = {a.column: a for a in self.actions}
         columns: list[Column] = []
         for col in schema.columns:
@@ -224,18 +237,38 @@ class DeidLog:
                 columns.append(Column(col.name, kind, dtype="object", nullable=col.nullable,
                                       pii=col.pii, description=col.description))
             elif action.rule == "top_code_90":
-                columns.append(Column(col.name, col.kind, dtype=col.dtype, nullable=col.nullable,
-                                      min=col.min, max=None if col.max is None else min(col.max, 90),
-                                      pii=col.pii, public=col.public, description=col.description))
+                cats = None if col.categories is None else tuple(dict.fromkeys(
+                    90 if _is_number(c) and c > 89 else c for c in col.categories))
+                columns.append(replace(col, max=None if col.max is None else min(col.max, 90),
+                                       categories=cats))
+            elif action.rule == "date_shift":  # bounds of the unshifted dates would leak
+                columns.append(replace(col, min=None, max=None))
             else:
                 columns.append(col)
-        pk = schema.primary_key if schema.primary_key in {c.name for c in columns} else None
-        return Schema(columns=tuple(columns), name=schema.name, primary_key=pk)
+        names = {c.name for c in columns}
+        if schema.primary_key is not None and schema.primary_key not in names:
+            schema = replace(schema, primary_key=None)
+        try:
+            return schema.replace_columns(columns)
+        except SchemaError:  # a rule no longer fits a transformed column (e.g. date -> year)
+            changed = {a.column for a in self.actions if a.rule != "keep"}
+            fits = lambda rules: tuple(r for r in rules  # noqa: E731
+                                       if not set(r.names_in(schema)) & changed)
+            schema = replace(schema, constraints=fits(schema.constraints),
+                             proposed_constraints=fits(schema.proposed_constraints))
+            return schema.replace_columns(columns)
 
 
-def deidentify(df: pd.DataFrame, schema: Schema, *, policy: DeidPolicy | None = None
-               ) -> tuple[pd.DataFrame, DeidLog]:
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+def deidentify(df: pd.DataFrame, schema: Schema, *, policy: DeidPolicy | None = None,
+               shifts: pd.Series | None = None) -> tuple[pd.DataFrame, DeidLog]:
     """Apply Safe Harbor rules to the identifier columns of ``df``; return a new frame and the log.
+
+    ``shifts`` (days per row, aligned with ``df``) replaces the per-patient draw of
+    ``dates="shift"``: :func:`deidentify_tables` passes one patient's shift to all their tables.
 
     Examples
     --------
@@ -264,7 +297,6 @@ def deidentify(df: pd.DataFrame, schema: Schema, *, policy: DeidPolicy | None = 
     out = df.copy()
     log = DeidLog(safe_harbor=not (policy.dates == "shift"
                                    and any(t == IdentifierType.DATE for t, _ in plan.values())))
-    shifts: pd.Series | None = None
     n = len(df)
     for column, (kind, source) in plan.items():
         values = df[column]
@@ -313,6 +345,9 @@ def deidentify(df: pd.DataFrame, schema: Schema, *, policy: DeidPolicy | None = 
             else:
                 if shifts is None:
                     shifts = _patient_shifts(df[policy.patient_column], policy.max_shift_days, rng)
+                elif len(shifts) != n or shifts.isna().any():
+                    raise DataError(f"shifts must give a number of days for each of the {n} rows "
+                                    f"(got {len(shifts)} values, {int(shifts.isna().sum())} missing)")
                 shifted = parsed + pd.to_timedelta(shifts.to_numpy(), unit="D")
                 out[column] = _restore_format(shifted, values, schema, column)
                 log.actions.append(DeidAction(
@@ -327,6 +362,203 @@ def deidentify(df: pd.DataFrame, schema: Schema, *, policy: DeidPolicy | None = 
             log.unmarked_suspects[column] = (f"looks like {guess.value}; not marked pii in the schema "
                                              "nor listed in policy.types, so left unchanged")
     return out, log
+
+
+def identifier_plan(df: pd.DataFrame, schema: Schema, policy: DeidPolicy | None = None
+                    ) -> dict[str, IdentifierType]:
+    """The identifier type :func:`deidentify` would give each column it touches (reads names only)."""
+    return {c: kind for c, (kind, _) in _plan(df, schema, policy or DeidPolicy()).items()}
+
+
+def deidentify_tables(tables: Mapping[str, pd.DataFrame], schema: MultiTableSchema, *,
+                      policy: DeidPolicy | None = None
+                      ) -> tuple[dict[str, pd.DataFrame], MultiTableSchema, dict[str, DeidLog]]:
+    """De-identify linked tables, each by its own schema, keeping links and per-patient intervals.
+
+    - ``policy.types`` and ``policy.safe_text`` name columns as ``table.column``.
+    - A patient is a row of the root table; a child row belongs to the patient its links lead
+      to. With ``dates="shift"`` all dates of one patient, in every table, move by the same
+      number of days. ``policy.patient_column`` may be left out (the root table's primary key
+      is the patient) or name that key.
+    - Keys (primary keys and link columns) are never dropped: a key marked as an identifier
+      (``pii: direct``/``quasi`` with an identifier name, or in ``policy.types``) gets random
+      codes shared by every column that links to it, so links hold. Synthetic keys are
+      regenerated in any case.
+
+    Returns the new tables, the schema of the de-identified tables and one log per table.
+    """
+    from synthdata.medical.multitable import MultiTableSchema
+
+    if not isinstance(schema, MultiTableSchema):
+        raise ConfigError(f"deidentify_tables() needs a MultiTableSchema, got {type(schema).__name__}")
+    policy = policy or DeidPolicy()
+    order = schema.order()
+    roots = [t for t in order if schema.parent_link(t) is None]
+    if policy.patient_column is not None:
+        keys = [f"{t}.{k}" for t in roots for k in schema.primary_keys.get(t, ())]
+        if policy.patient_column not in keys and \
+                policy.patient_column not in [k.split(".", 1)[1] for k in keys]:
+            raise ConfigError(f"policy.patient_column is {policy.patient_column!r}; with linked "
+                              f"tables the patient is the root table's key ({keys}): name it or "
+                              "leave it out")
+    replace(policy, patient_column=policy.patient_column or "<root key>").validate()
+    types = _by_table(policy.types, schema, "policy.types")
+    safe = _by_table({c: True for c in policy.safe_text}, schema, "policy.safe_text")
+    rng = make_rng(policy.seed)
+    out = {t: tables[t] for t in order}
+    key_actions, handled = _pseudonymise_keys(out, schema, types, policy, rng)
+    row_shifts = (_linked_shifts(tables, schema, policy.max_shift_days, rng)
+                  if policy.dates == "shift" else {})
+    logs: dict[str, DeidLog] = {}
+    new_schemas: dict[str, Schema] = {}
+    for tname in order:
+        table_schema = schema.tables[tname]
+        keys = _key_columns(schema, tname)
+        link = schema.parent_link(tname)
+        if tname in row_shifts:  # dates="shift": the column that leads to the patient
+            patient_column = link.column if link is not None else schema.primary_keys[tname][0]
+        else:                    # no shift asked, or no patient key: years only
+            patient_column = None
+        table_policy = replace(policy, types={c: k for c, k in types[tname].items() if c not in keys},
+                               safe_text=tuple(safe[tname]), patient_column=patient_column,
+                               dates="shift" if patient_column is not None else "year")
+        # keys are handled above: the per-table rules never see their pii marks
+        unkeyed = table_schema.replace_columns(
+            [replace(c, pii=None) if c.name in keys else c for c in table_schema.columns])
+        frame, log = deidentify(out[tname], unkeyed, policy=table_policy,
+                                shifts=row_shifts.get(tname))
+        for column in handled.get(tname, ()):
+            log.unmarked_suspects.pop(column, None)
+        log.actions[:0] = key_actions.get(tname, [])
+        log.actions = [replace(a, table=tname) for a in log.actions]
+        out[tname] = frame
+        logs[tname] = log
+        new_schemas[tname] = log.apply_to_schema(table_schema)
+    dropped = {f"{t}.{c}" for t, log in logs.items() for c in log.dropped_columns}
+    rules = tuple(r for r in schema.constraints if not _rule_names(r) & dropped)
+    try:
+        new_schema = replace(schema, tables=new_schemas, constraints=rules)
+    except SchemaError as err:
+        raise ConfigError(f"de-identification drops column(s) {sorted(dropped)} that the "
+                          f"multi-table schema still uses ({err}); keep them with policy.safe_text "
+                          "or another policy.types entry, or take them out of the schema") from err
+    return out, new_schema, logs
+
+
+def _rule_names(rule: Any) -> set[str]:
+    """Qualified ``table.column`` names a rule across tables reads (columns and column ends)."""
+    ends = (getattr(rule, "low", None), getattr(rule, "high", None))
+    return set(rule.column_names) | {v for v in ends if isinstance(v, str)}
+
+
+def _by_table(entries: Mapping[str, Any], schema: MultiTableSchema, what: str
+              ) -> dict[str, dict[str, Any]]:
+    """``{"table.column": v}`` -> ``{table: {column: v}}`` (column names may hold dots)."""
+    out: dict[str, dict[str, Any]] = {t: {} for t in schema.tables}
+    for name, value in entries.items():
+        tname, _, column = str(name).partition(".")
+        if tname not in schema.tables or not column:
+            raise ConfigError(f"{what} names {name!r}; with linked tables write table.column, "
+                              f"tables are {list(schema.tables)}")
+        if column not in schema.tables[tname]:
+            raise ConfigError(f"{what} names {name!r}, but table {tname!r} has no column "
+                              f"{column!r}; columns are {schema.tables[tname].names}")
+        out[tname][column] = value
+    return out
+
+
+def _key_columns(schema: MultiTableSchema, table: str) -> set[str]:
+    keys = set(schema.primary_keys.get(table, ()))
+    for fk in schema.foreign_keys:
+        if fk.child == table:
+            keys.add(fk.column)
+        if fk.parent == table:
+            keys.add(fk.parent_column)
+    return keys
+
+
+def _pseudonymise_keys(tables: dict[str, pd.DataFrame], schema: MultiTableSchema,
+                       types: Mapping[str, Mapping[str, Any]], policy: DeidPolicy,
+                       rng: np.random.Generator
+                       ) -> tuple[dict[str, list[DeidAction]], dict[str, set[str]]]:
+    """Replace identifying keys by random codes, one mapping per key and the columns linking to it."""
+    actions: dict[str, list[DeidAction]] = {}
+    handled: dict[str, set[str]] = {}
+    for tname in schema.order():
+        pk = schema.primary_keys.get(tname, ())
+        if len(pk) != 1:
+            continue
+        members = [(tname, pk[0])] + [(fk.child, fk.column) for fk in schema.foreign_keys
+                                      if fk.parent == tname and fk.parent_column == pk[0]
+                                      and fk.child != tname]
+        members += [(fk.child, fk.column) for fk in schema.foreign_keys
+                    if fk.parent == tname and fk.child == tname]  # self links (e.g. case.id)
+        found = None
+        for t, c in members:
+            kind = _key_identifier_type(schema.tables[t], c, types[t].get(c))
+            if kind is not None:
+                found = (t, c, kind)
+                break
+        if found is None:
+            continue
+        if found[2] not in _DROP_TYPES:
+            raise ConfigError(f"key column {found[0]}.{found[1]} is marked as a "
+                              f"{found[2].value}; a key can only be replaced by codes (mark it "
+                              "mrn or other_id, or not at all)")
+        values = pd.concat([tables[t][c] for t, c in members], ignore_index=True)
+        uniques = pd.unique(values.dropna())
+        codes = rng.permutation(len(uniques)) + 1
+        width = max(6, len(str(len(uniques))))
+        mapping = {u: f"ID-{k:0{width}d}" for u, k in zip(uniques, codes, strict=True)}
+        linked = ", ".join(f"{t}.{c}" for t, c in members)
+        for t, c in members:
+            col = tables[t][c]
+            tables[t] = tables[t].assign(**{c: col.map(mapping).astype(object).where(col.notna(),
+                                                                                      None)})
+            note = (f"link key: one random code per value, shared by {linked}, so links hold"
+                    + ("; a key is never dropped" if policy.identifiers == "drop" else ""))
+            actions.setdefault(t, []).append(DeidAction(
+                c, found[2].value, "pseudonym", len(col), int(col.notna().sum()),
+                "link key", note))
+            handled.setdefault(t, set()).add(c)
+    return actions, handled
+
+
+def _key_identifier_type(schema: Schema, column: str, declared: Any) -> IdentifierType | None:
+    if declared is not None:
+        return IdentifierType(declared)
+    col = schema[column]
+    if col.pii not in (PiiRole.DIRECT, PiiRole.QUASI):
+        return None
+    guess = guess_identifier_type(column)
+    if guess is None and col.pii == PiiRole.DIRECT:
+        return IdentifierType.OTHER_ID
+    return guess
+
+
+def _linked_shifts(tables: Mapping[str, pd.DataFrame], schema: MultiTableSchema, max_days: int,
+                   rng: np.random.Generator) -> dict[str, pd.Series]:
+    """Days to shift each row of each table: one draw per patient (root row), followed down links.
+
+    Tables under a root without a single-column key are left out (their dates become years).
+    """
+    out: dict[str, pd.Series] = {}
+    for tname in schema.order():
+        link = schema.parent_link(tname)
+        df = tables[tname]
+        if link is None:
+            pk = schema.primary_keys.get(tname, ())
+            if len(pk) == 1:
+                out[tname] = _patient_shifts(df[pk[0]], max_days, rng)
+        elif link.parent in out:
+            by_key = pd.Series(out[link.parent].to_numpy(),
+                               index=tables[link.parent][link.parent_column].to_numpy())
+            shifts = df[link.column].map(by_key[~by_key.index.duplicated()])
+            missing = shifts.isna().to_numpy()
+            if missing.any():  # no parent row: a shift of its own, never 0
+                shifts.loc[missing] = rng.integers(-max_days, max_days + 1, size=int(missing.sum()))
+            out[tname] = shifts.astype("int64")
+    return out
 
 
 def _plan(df: pd.DataFrame, schema: Schema, policy: DeidPolicy) -> dict[str, tuple[IdentifierType, str]]:
@@ -425,7 +657,14 @@ def _restore_format(shifted: pd.Series, original: pd.Series, schema: Schema, col
 
 
 def _patient_shifts(patients: pd.Series, max_days: int, rng: np.random.Generator) -> pd.Series:
-    """One random shift per patient (drawn over the sorted distinct ids), aligned to the rows."""
+    """One random shift per patient (drawn over the sorted distinct ids), aligned to the rows.
+
+    A row with no patient id gets a shift of its own (never 0, which would keep its true dates).
+    """
     ids = np.sort(pd.unique(patients.dropna()))
     draws = rng.integers(-max_days, max_days + 1, size=len(ids))
-    return patients.map(dict(zip(ids, draws, strict=True))).fillna(0).astype("int64")
+    out = patients.map(dict(zip(ids, draws, strict=True)))
+    missing = out.isna().to_numpy()
+    if missing.any():
+        out.loc[missing] = rng.integers(-max_days, max_days + 1, size=int(missing.sum()))
+    return out.astype("int64")

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from synthdata.medical.multitable import MultiTableSchema
 from synthdata.schema.model import Column, ColumnKind, Schema
 
-__all__ = ["patient_schema", "patient_table"]
+__all__ = ["parent_child_correlations", "patient_schema", "patient_table"]
 
 
 def _summarised(ms: MultiTableSchema, child: str) -> list[Column]:
@@ -69,3 +71,35 @@ def patient_table(tables: Mapping[str, pd.DataFrame], ms: MultiTableSchema) -> p
                         .drop_duplicates(fk.column).set_index(fk.column)[c.name])
                 out[f"{fk.child}.mode_{c.name}"] = mode.reindex(keys).to_numpy()
     return out
+
+
+def parent_child_correlations(real: pd.DataFrame, synthetic: pd.DataFrame,
+                              ms: MultiTableSchema) -> dict[str, Any]:
+    """Spearman correlation of each numeric root column with each child column's per-patient
+    mean (e.g. age vs mean lab value), real vs synthetic, on :func:`patient_table` frames.
+
+    Returns ``{"pairs": [{parent, child, real, synthetic}], "mean_abs_difference": float}``;
+    pairs where either side is undefined (a constant or empty column) are left out.
+    """
+    root = ms.order()[0]
+    parents = [c.name for c in ms.tables[root].columns
+               if c.kind.is_numeric and c.name not in ms.primary_keys.get(root, ())]
+    children = [name for name in real.columns if ".mean_" in name]
+    pairs = []
+    for p in parents:
+        for c in children:
+            r = _spearman(real[p], real[c])
+            s = _spearman(synthetic[p], synthetic[c])
+            if r is not None and s is not None:
+                pairs.append({"parent": p, "child": c, "real": r, "synthetic": s})
+    diff = float(np.mean([abs(x["real"] - x["synthetic"]) for x in pairs])) if pairs else None
+    return {"pairs": pairs, "mean_abs_difference": diff}
+
+
+def _spearman(a: pd.Series, b: pd.Series) -> float | None:
+    x = pd.to_numeric(a, errors="coerce")
+    y = pd.to_numeric(b, errors="coerce")
+    both = x.notna() & y.notna()
+    if both.sum() < 3 or x[both].nunique() < 2 or y[both].nunique() < 2:
+        return None
+    return float(x[both].rank().corr(y[both].rank()))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -9,7 +10,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from synthdata.errors import DataError
+from synthdata.errors import ConfigError, DataError
+from synthdata.schema.model import ColumnKind, Schema
 
 
 @dataclass(frozen=True)
@@ -136,3 +138,194 @@ def check_survival_times(time: Any, *, end: Any = None) -> SurvivalCheck:
         after = int((~missing & ~np.isnan(bound) & (t > bound)).sum())
     return SurvivalCheck(n_rows=len(t), n_missing=int(missing.sum()),
                          n_negative=int((~missing & (t < 0)).sum()), n_after_end=after)
+
+
+# -- report: curves, sanity and a survival model's concordance ----------------------------
+
+MAX_CURVE_POINTS = 400
+DEFAULT_PENALIZER = 0.1
+SKSURV_HINT = "pip install 'synthdata[survival]' (scikit-survival)"
+
+
+def km_steps(km: KaplanMeier, *, end: float | None = None,
+             max_points: int = MAX_CURVE_POINTS) -> dict[str, list[float]]:
+    """A KM curve as plottable steps (``where="post"``): S=1 at t=0, at most ``max_points`` steps,
+    flat to ``end`` (the last follow-up time) when given."""
+    times, surv = km.times, km.survival
+    if len(times) > max_points:  # keep the first, the last and evenly spaced steps between
+        idx = np.unique(np.linspace(0, len(times) - 1, max_points).round().astype(int))
+        times, surv = times[idx], surv[idx]
+    t = [0.0, *times.tolist()]
+    s = [1.0, *surv.tolist()]
+    if end is not None and end > t[-1]:
+        t.append(float(end))
+        s.append(s[-1])
+    return {"times": t, "survival": s}
+
+
+def _import_sksurv() -> Any:
+    try:
+        from sksurv import linear_model, metrics
+    except ImportError as err:
+        raise ConfigError(f"the survival concordance check needs scikit-survival: "
+                          f"{SKSURV_HINT}") from err
+    return linear_model, metrics
+
+
+class _CoxDesign:
+    """Covariates as a numeric matrix: numbers with missing values set to the training median,
+    discrete columns one-hot over the training levels; standardised by the training frame."""
+
+    def __init__(self, train: pd.DataFrame, covariates: list[str], schema: Schema | None) -> None:
+        self.numeric, self.levels = [], {}
+        for name in covariates:
+            kind = schema[name].kind if schema is not None and name in schema else None
+            is_number = (kind.is_numeric if kind is not None else
+                         pd.api.types.is_numeric_dtype(train[name])
+                         and train[name].nunique(dropna=True) > 2)
+            if is_number:
+                self.numeric.append(name)
+            else:
+                self.levels[name] = sorted(pd.unique(train[name].dropna()).tolist(), key=str)
+        self.medians = {c: _median(train[c]) for c in self.numeric}
+        raw = self._encode(train)
+        self.keep = raw.std(axis=0) > 0
+        self.mean = raw[:, self.keep].mean(axis=0)
+        self.scale = raw[:, self.keep].std(axis=0)
+
+    def _encode(self, df: pd.DataFrame) -> np.ndarray:
+        parts = [pd.to_numeric(df[c], errors="coerce").astype(float).fillna(self.medians[c])
+                 .to_numpy()[:, None] for c in self.numeric]
+        for c, levels in self.levels.items():
+            values = df[c].to_numpy(dtype=object)
+            parts.append(np.column_stack([values == v for v in levels]).astype(float)
+                         if levels else np.zeros((len(df), 0)))
+        return np.hstack(parts) if parts else np.zeros((len(df), 0))
+
+    @property
+    def width(self) -> int:
+        return int(self.keep.sum())
+
+    def __call__(self, df: pd.DataFrame) -> np.ndarray:
+        return (self._encode(df)[:, self.keep] - self.mean) / self.scale
+
+
+def _median(series: pd.Series) -> float:
+    value = pd.to_numeric(series, errors="coerce").median()
+    return 0.0 if pd.isna(value) else float(value)
+
+
+def _outcome(df: pd.DataFrame, time: str, event: str, values: list[Any], where: str
+             ) -> tuple[np.ndarray, np.ndarray]:
+    return _as_arrays(df[time], df[event].isin(values), where)
+
+
+def cox_concordance(train: pd.DataFrame, test: pd.DataFrame, *, time: str, event: str,
+                    event_values: Iterable[Any] = (1,), covariates: Iterable[str],
+                    schema: Schema | None = None, penalizer: float = DEFAULT_PENALIZER,
+                    where: str = "training data") -> float:
+    """Harrell's C on ``test`` of a ridge-penalised Cox PH model fitted on ``train``.
+
+    ``penalizer`` scales with the training rows (ridge ``alpha = penalizer * n``, on
+    standardised covariates). Needs scikit-survival (the ``survival`` extra).
+    """
+    linear_model, metrics = _import_sksurv()
+    values, covariates = list(event_values), list(covariates)
+    t_train, e_train = _outcome(train, time, event, values, where)
+    t_test, e_test = _outcome(test, time, event, values, "test data")
+    if not e_train.any():
+        raise DataError(f"{where}: no event ({event} in {values}) to fit a Cox model on")
+    design = _CoxDesign(train, covariates, schema)
+    if design.width == 0:
+        raise DataError(f"{where}: no covariate varies ({covariates}); a Cox model needs one")
+    y = np.empty(len(t_train), dtype=[("event", bool), ("time", float)])
+    y["event"], y["time"] = e_train, t_train
+    model = linear_model.CoxPHSurvivalAnalysis(alpha=penalizer * len(t_train), ties="breslow")
+    with warnings.catch_warnings():  # a ridge Cox fit that stops early is still a fine ranker
+        warnings.simplefilter("ignore")
+        model.fit(design(train), y)
+    risk = model.predict(design(test))
+    return float(metrics.concordance_index_censored(e_test, t_test, risk)[0])
+
+
+def concordance_tstr(train: pd.DataFrame, synthetic: pd.DataFrame, holdout: pd.DataFrame | None,
+                     *, time: str, event: str, event_values: Iterable[Any] = (1,),
+                     covariates: Iterable[str], schema: Schema | None = None,
+                     penalizer: float = DEFAULT_PENALIZER) -> dict[str, Any]:
+    """Train-on-synthetic / test-on-real concordance of a Cox model, against train-on-real.
+
+    Returns ``c_index_tstr``, ``c_index_trtr`` (Harrell's C on the real holdout) and their
+    ``ratio``, or ``{"skipped": reason}`` without scikit-survival, a holdout or events.
+    """
+    values, covariates = list(event_values), list(covariates)
+    if holdout is None or len(holdout) == 0:
+        return {"skipped": "no holdout split (split.holdout: 0): concordance is measured on "
+                           "held-out real patients"}
+    try:
+        _import_sksurv()
+    except ConfigError as err:
+        return {"skipped": str(err)}
+    if not holdout[event].isin(values).any():
+        return {"skipped": f"the holdout has no event ({event} in {values})"}
+    out: dict[str, Any] = {"model": "Cox proportional hazards (ridge, scikit-survival)",
+                           "penalizer": penalizer, "covariates": covariates,
+                           "n_train": len(train), "n_synthetic": len(synthetic),
+                           "n_holdout": len(holdout)}
+    for key, frame, where in (("c_index_trtr", train, "real training data"),
+                              ("c_index_tstr", synthetic, "synthetic data")):
+        try:
+            out[key] = cox_concordance(frame, holdout, time=time, event=event,
+                                       event_values=values, covariates=covariates,
+                                       schema=schema, penalizer=penalizer, where=where)
+        except (DataError, ArithmeticError, np.linalg.LinAlgError) as err:
+            out[key] = None
+            out.setdefault("notes", []).append(f"{key}: {err}")
+    trtr, tstr = out.get("c_index_trtr"), out.get("c_index_tstr")
+    out["ratio"] = None if not trtr or tstr is None else tstr / trtr
+    return out
+
+
+def survival_summary(real: pd.DataFrame, synthetic: pd.DataFrame,
+                     holdout: pd.DataFrame | None, *, time: str, event: str,
+                     event_values: Iterable[Any] = (1,), schema: Schema | None = None,
+                     exclude: Iterable[str] = ()) -> dict[str, Any]:
+    """One survival endpoint for the report: KM curves real vs synthetic and their distance,
+    sanity of the synthetic times and the Cox concordance (train on synthetic, test on real).
+
+    The end of follow-up is the last real time: no synthetic time (event or censoring) may
+    lie after it, nor before 0. Covariates are the table's other columns but ``exclude``
+    (keys), ids, free text and dates.
+    """
+    values = list(event_values)
+    km_r = kaplan_meier(real[time], real[event].isin(values), where="real data")
+    end = float(pd.to_numeric(real[time], errors="coerce").max())
+    check = check_survival_times(synthetic[time], end=end)
+    times = pd.to_numeric(synthetic[time], errors="coerce")
+    valid = (times >= 0).to_numpy()  # the check counts the others; the curve cannot use them
+    km_s = kaplan_meier(times[valid], synthetic[event].isin(values)[valid], where="synthetic data")
+    skip = {time, event, *exclude}
+    covariates = [c for c in real.columns if c not in skip and c in synthetic.columns
+                  and (holdout is None or c in holdout.columns)
+                  and (schema is None or c not in schema or schema[c].kind not in
+                       (ColumnKind.ID, ColumnKind.TEXT, ColumnKind.DATETIME))]
+    return {"time": time, "event": event, "event_values": values,
+            "km_max_distance": km_distance(km_r, km_s),
+            "median_survival": {"real": km_r.median(), "synthetic": km_s.median()},
+            "km": {"real": km_steps(km_r, end=end),
+                   "synthetic": km_steps(km_s, end=float(times[valid].max()))},
+            "check": check.to_dict() | {"end_of_follow_up": end},
+            "concordance": concordance_tstr(real, synthetic, holdout, time=time, event=event,
+                                            event_values=values, covariates=covariates,
+                                            schema=schema)}
+
+
+def survival_metrics(table: str, summary: dict[str, Any]) -> dict[str, Any]:
+    """Flat gate metrics of one endpoint: ``km_max_distance[t]``, ``c_index_tstr[t]``, ..."""
+    conc = summary.get("concordance") or {}
+    check = summary.get("check") or {}
+    return {f"km_max_distance[{table}]": summary.get("km_max_distance"),
+            f"survival_time_violations[{table}]": sum(
+                int(check.get(k) or 0) for k in ("n_missing", "n_negative", "n_after_end")),
+            f"c_index_tstr[{table}]": conc.get("c_index_tstr"),
+            f"c_index_trtr[{table}]": conc.get("c_index_trtr"),
+            f"survival_concordance_ratio[{table}]": conc.get("ratio")}

@@ -81,6 +81,38 @@ class EvaluateConfig(_Frozen):
     full: bool = True  # False: only the fast fidelity basics
 
 
+class DeidConfig(_Frozen):
+    """HIPAA Safe Harbor de-identification before fitting (:mod:`synthdata.medical.deid`).
+
+    On by default, for every pipeline: columns the schema marks ``pii: direct`` or ``pii: quasi``
+    are dropped or transformed by their identifier type, and ``text`` columns are dropped unless
+    listed in ``safe_text``; with nothing marked nothing changes, and the report still lists
+    columns whose names look like identifiers. ``deid: false`` (or ``enabled: false``) turns it
+    off, and the report says so. With linked tables, ``types`` and ``safe_text`` name columns as
+    ``table.column`` and the patient is the root table's key.
+    """
+
+    enabled: bool = True
+    dates: Literal["year", "shift"] = "year"
+    identifiers: Literal["drop", "pseudonym"] = "drop"
+    patient_column: str | None = None  # one table with dates: shift; linked tables: the root key
+    max_shift_days: PositiveInt = 365
+    reference_year: int | None = Field(default=None, ge=1900, le=2200)  # None: the run's year
+    safe_text: tuple[str, ...] = ()
+    types: dict[str, str] = Field(default_factory=dict)  # {column: identifier type}
+
+    @field_validator("types")
+    @classmethod
+    def _known_types(cls, value: dict[str, str]) -> dict[str, str]:
+        from synthdata.medical.deid import IdentifierType
+
+        allowed = [t.value for t in IdentifierType]
+        bad = {c: t for c, t in value.items() if t not in allowed}
+        if bad:
+            raise ValueError(f"unknown identifier type(s) {bad}; choose from {allowed}")
+        return value
+
+
 class PipelineConfig(_Frozen):
     """A whole pipeline run: data → split → fit → sample → evaluate → gate → export."""
 
@@ -94,6 +126,25 @@ class PipelineConfig(_Frozen):
     evaluate: EvaluateConfig = EvaluateConfig()
     privacy: dict[str, Any] | None = None
     gate: dict[str, Any] | str | None = None
+    deid: DeidConfig = DeidConfig()
+
+    @field_validator("deid", mode="before")
+    @classmethod
+    def _deid_switch(cls, value: Any) -> Any:
+        """``deid: false`` / ``deid: true`` / an empty ``deid:`` are shorthands."""
+        if value is None:
+            return {}
+        if isinstance(value, bool):
+            return {"enabled": value}
+        return value
+
+    @model_validator(mode="after")
+    def _deid_patient(self) -> PipelineConfig:
+        if (self.deid.enabled and self.deid.dates == "shift" and self.data.tables is None
+                and self.deid.patient_column is None):
+            raise ValueError("deid.dates: shift needs deid.patient_column (the column that "
+                             "identifies a patient, so all of a patient's dates move together)")
+        return self
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> PipelineConfig:

@@ -53,8 +53,10 @@ def run_multitable(cfg: PipelineConfig, run_dir: Path, timer: Any, progress: Any
     from synthdata.evaluate import evaluate
     from synthdata.evaluate.gate import check_gate
     from synthdata.medical.multitable import MultiTableSchema
+    from synthdata.medical.patients import parent_child_correlations, patient_table
     from synthdata.medical.relational import RelationalSynthesizer, children_per_parent_tv
-    from synthdata.medical.survival import km_curve_distance
+    from synthdata.medical.survival import survival_metrics, survival_summary
+    from synthdata.pipeline.deid import LEDGER_REASON, LEDGER_STEP, SECTION, deid_tables
     from synthdata.pipeline.runner import RunResult, _dp_config, _manifest, resolve_gate
     from synthdata.privacy.ledger import PrivacyLedger
 
@@ -73,10 +75,14 @@ def run_multitable(cfg: PipelineConfig, run_dir: Path, timer: Any, progress: Any
                               f"table(s) {unknown}")
         ms.validate(tables)
     progress("load", 1, 1)
+    with timer.step("deid"):  # per table by its schema; one date shift per patient, all tables
+        tables, ms, deid_section = deid_tables(tables, ms, cfg.deid, seed=cfg.seed)
     rules = resolve_gate(cfg.gate)
     train, hold = split_by_root(tables, ms, cfg.split.holdout, cfg.split.seed)
     root = ms.order()[0]
     ledger = PrivacyLedger.from_config(privacy, n_rows=len(train[root]))
+    if deid_section["enabled"]:
+        ledger.record_public(LEDGER_STEP, reason=LEDGER_REASON)
     synth_model = RelationalSynthesizer(ms, generator=cfg.generator.kind,
                                         generator_params=cfg.generator.params, seed=cfg.seed,
                                         privacy=privacy)
@@ -104,12 +110,15 @@ def run_multitable(cfg: PipelineConfig, run_dir: Path, timer: Any, progress: Any
             "referential_integrity": integrity.integrity,
             "children_per_parent_tv": children_per_parent_tv(train, synth, ms),
         }
-        km = {}
-        for tname, spec in ms.survival.items():
-            km[tname] = km_curve_distance(train[tname], synth[tname], time=spec.time,
-                                          event=spec.event, event_values=spec.event_values)
+        survival = {tname: survival_summary(
+            train[tname], synth[tname], None if hold is None else hold[tname], time=spec.time,
+            event=spec.event, event_values=spec.event_values, schema=ms.tables[tname],
+            exclude=_key_columns(ms, tname)) for tname, spec in ms.survival.items()}
+        km = {tname: s["km_max_distance"] for tname, s in survival.items()}
         relational["km_max_distance"] = km
         relational["repairs"] = dict(synth_model.fixes_)
+        relational["parent_child_correlations"] = parent_child_correlations(
+            patient_table(train, ms), patient_table(synth, ms), ms)
         patients = _patient_leakage(train, synth, hold, ms, cfg) if cfg.evaluate.full else {}
         declared = [{"rule": rule, "violations": n} for rule, n in synth_model.violations_.items()]
         constraints = {"declared": declared,
@@ -123,13 +132,18 @@ def run_multitable(cfg: PipelineConfig, run_dir: Path, timer: Any, progress: Any
     report.metrics["constraint_violations"] = constraints["declared_violations"]
     for label, tv in relational["children_per_parent_tv"].items():
         report.metrics[f"children_per_parent_tv[{label}]"] = tv
-    for tname, dist in km.items():
-        report.metrics[f"km_max_distance[{tname}]"] = dist
+    for tname, summary in survival.items():  # km_max_distance, c_index_tstr, ... [table]
+        report.metrics.update(survival_metrics(tname, summary))
     for key, value in patients.items():
         report.metrics[f"patient_{key}"] = value
+    report.metrics["parent_child_correlation_difference"] = \
+        relational["parent_child_correlations"]["mean_abs_difference"]
     verdict = check_gate(report.metrics, rules, validation_passed=None)
     passed = verdict.passed and integrity.integrity == 1.0 and not constraints["declared_violations"]
+    report.add_section(SECTION, deid_section)
     report.add_section("tables", per_table)
+    if survival:
+        report.add_section("survival", survival)
     report.add_section("relational", relational)
     report.add_section("constraints", constraints)
     if patients:
@@ -178,3 +192,10 @@ def _patient_leakage(train: dict[str, pd.DataFrame], synth: dict[str, pd.DataFra
     return {k: v for k, v in sub.metrics.items()
             if v is not None and k.split("_ci_")[0] in PATIENT_LEAKAGE}
 
+
+def _key_columns(ms: Any, table: str) -> set[str]:
+    """Primary-key and link columns of ``table`` (never survival covariates)."""
+    keys = set(ms.primary_keys.get(table, ()))
+    keys |= {fk.column for fk in ms.foreign_keys if fk.child == table}
+    keys |= {fk.parent_column for fk in ms.foreign_keys if fk.parent == table}
+    return keys

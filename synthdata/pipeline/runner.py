@@ -22,6 +22,7 @@ import pandas as pd
 from synthdata.errors import ConfigError, DataError
 from synthdata.io.files import atomic_write_text, fingerprint, read_table, write_table
 from synthdata.pipeline.config import PipelineConfig
+from synthdata.pipeline.deid import LEDGER_REASON, LEDGER_STEP, SECTION, deid_table
 from synthdata.schema.model import Schema, load_yaml
 
 log = logging.getLogger(__name__)
@@ -144,11 +145,15 @@ def _run(cfg: PipelineConfig, data: pd.DataFrame | None, run_dir: Path, timer: _
         schema = _schema_for(df, cfg)
         schema.validate(df, where=str(cfg.data.path))
     progress("load", 1, 1)
+    with timer.step("deid"):  # before the split: train, holdout and schema are de-identified
+        df, schema, deid_section = deid_table(df, schema, cfg.deid, seed=cfg.seed)
 
     rules = resolve_gate(cfg.gate)
     train, holdout = split_frame(df, cfg.split.holdout, cfg.split.seed)
     privacy = _dp_config(cfg)
     ledger = PrivacyLedger.from_config(privacy, n_rows=len(train))
+    if deid_section["enabled"]:
+        ledger.record_public(LEDGER_STEP, reason=LEDGER_REASON)
     gen = sd.make_generator(cfg.generator.kind, schema, seed=cfg.seed, privacy=privacy,
                             **cfg.generator.params)
     with timer.step("fit"):
@@ -163,6 +168,7 @@ def _run(cfg: PipelineConfig, data: pd.DataFrame | None, run_dir: Path, timer: _
         report = evaluate(train, synth, holdout=holdout, schema=schema,
                           target=cfg.evaluate.target, seed=cfg.seed, progress=progress,
                           sections=sections)
+    report.add_section(SECTION, deid_section)
     ledger.record_not_private("evaluate", reason="fidelity and leakage metrics read the real "
                               "train and holdout splits; publish them only as internal QA")
     with timer.step("constraints"):

@@ -28,3 +28,19 @@ def test_same_view_for_any_tables(pbc_schema):
               "pbcseq": pd.DataFrame(columns=pbc_schema.tables["pbcseq"].names)}
     table = patient_table(tables, pbc_schema)
     assert list(table["pbcseq.n_rows"]) == [0, 0]
+
+
+def test_parent_child_correlations(pbc_tables, pbc_schema):
+    from synthdata.medical.patients import parent_child_correlations
+
+    real = patient_table(pbc_tables, pbc_schema)
+    same = parent_child_correlations(real, real, pbc_schema)
+    assert same["mean_abs_difference"] == 0 and len(same["pairs"]) > 10
+    pair = next(p for p in same["pairs"] if p["parent"] == "bili" and p["child"] == "pbcseq.mean_bili")
+    assert pair["real"] > 0.7                 # baseline bilirubin vs its mean over the visits
+    shuffled = real.copy()
+    shuffled["bili"] = shuffled["bili"].sample(frac=1, random_state=0).to_numpy()
+    broken = parent_child_correlations(real, shuffled, pbc_schema)
+    assert broken["mean_abs_difference"] > 0.01
+    assert next(p for p in broken["pairs"] if p["parent"] == "bili"
+                and p["child"] == "pbcseq.mean_bili")["synthetic"] < 0.3
