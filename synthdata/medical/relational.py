@@ -57,7 +57,7 @@ import pandas as pd
 from synthdata._rng import child_seed, make_rng
 from synthdata.errors import ConfigError, DataError, NotFittedError
 from synthdata.medical.multitable import ForeignKey, MultiTableSchema
-from synthdata.constraints.kinds import Inequality, Range
+from synthdata.constraints.kinds import Inequality, Range, column_values
 from synthdata.schema.model import Column, ColumnKind, Schema
 
 log = logging.getLogger(__name__)
@@ -669,6 +669,11 @@ class RelationalSynthesizer:
             return synth
         col = fk.order_by
         ms = self.schema
+        if ms.tables[plan.name][col].kind == ColumnKind.DATETIME:
+            # dates: whole rows sorted by date within each parent (missing dates last)
+            ns, missing = column_values(synth, col, ms.tables[plan.name])
+            key = np.where(missing, np.iinfo(np.int64).max, ns)
+            return synth.iloc[np.lexsort((key, parent_idx))].reset_index(drop=True)
         t = pd.to_numeric(synth[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
         low, high = limits.get(col, (np.full(len(t), -np.inf), np.full(len(t), np.inf)))
         is_int = ms.tables[plan.name][col].kind == ColumnKind.INTEGER

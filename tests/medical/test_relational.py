@@ -140,3 +140,27 @@ def test_patient_level_privacy_refuses_what_it_cannot_account(pbc_tables, pbc_sc
     ms = dataclasses.replace(pbc_schema, tables={**pbc_schema.tables, "pbc": private_sex})
     with pytest.raises(ConfigError, match=r"\['sex'\] have no public category list"):
         RelationalSynthesizer(ms, privacy=DPConfig(epsilon=3)).fit(pbc_tables)
+
+
+def test_dates_as_time_order_stay_dates_and_sorted():
+    rng = np.random.default_rng(3)
+    n = 80
+    patients = pd.DataFrame({"pid": np.arange(1, n + 1), "age": rng.integers(20, 90, n)})
+    k = rng.integers(1, 5, n)
+    days = rng.integers(0, 3000, k.sum())
+    visits = pd.DataFrame({"pid": np.repeat(patients["pid"], k),
+                           "when": (pd.Timestamp("2015-01-01") + pd.to_timedelta(days, unit="D")
+                                    ).strftime("%Y-%m-%d"),
+                           "sbp": rng.normal(130, 15, k.sum()).round()})
+    tables = {"patients": patients, "visits": visits}
+    ms = MultiTableSchema.infer(tables, primary_keys={"patients": "pid"},
+                                foreign_keys=[("visits", "pid", "patients", "pid")])
+    d = ms.to_dict()
+    d["foreign_keys"][0]["order_by"] = "when"
+    ms = MultiTableSchema.from_dict(d)
+    assert ms.tables["visits"]["when"].kind.value == "datetime"
+    synth = RelationalSynthesizer(ms, generator_params={"n_components": 2}, seed=0).fit(tables).sample()
+    when = pd.to_datetime(synth["visits"]["when"], format="%Y-%m-%d")
+    assert when.notna().all()
+    assert synth["visits"].assign(when=when).groupby("pid")["when"].apply(
+        lambda s: s.is_monotonic_increasing).all()
