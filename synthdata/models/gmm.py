@@ -118,17 +118,26 @@ class GMMGenerator(BaseGenerator):
         else:
             grid = [int(self.n_components)]
         # Choose k by BIC after a short EM per candidate, then run the winner to convergence.
+        # Large tables choose on a random subsample of BIC_ROWS rows (the winner then
+        # continues on every row from the subsample's parameters).
+        xs, ohs = x, onehot
+        if len(grid) > 1 and n > BIC_ROWS:
+            rows = np.sort(rng.choice(n, BIC_ROWS, replace=False))
+            xs, ohs = x[rows], onehot[rows]
         best = None
         short = min(self.max_iter, 15) if len(grid) > 1 else self.max_iter
         for i, k in enumerate(grid):
-            fit = _em(x, onehot, disc, k, rng=rng, max_iter=short, tol=self.tol,
+            fit = _em(xs, ohs, disc, k, rng=rng, max_iter=short, tol=self.tol,
                       reg=self.reg_covar, alpha=self.alpha)
+            # the subsample's mean log-likelihood estimates the full table's: BIC at n rows
             bic = -2 * fit["loglik"] * n + _n_params(k, x.shape[1], disc) * np.log(n)
             if best is None or bic < best[0]:
                 best = (bic, fit)
             progress("gmm.fit", i + 1, len(grid) + 1)
         assert best is not None
         fit = best[1]
+        if len(xs) < n:
+            fit = {**fit, "resp": _responsibilities(x, onehot, fit)}
         if short < self.max_iter:
             fit = _em(x, onehot, disc, len(fit["weights"]), rng=rng, max_iter=self.max_iter - short,
                       tol=self.tol, reg=self.reg_covar, alpha=self.alpha, init=fit)
@@ -351,6 +360,16 @@ def _em(x: np.ndarray, onehot: np.ndarray, disc: list[tuple[int, int]], k: int, 
             "loglik": loglik, "resp": resp}
 
 
+def _responsibilities(x: np.ndarray, onehot: np.ndarray, fit: dict[str, Any]) -> np.ndarray:
+    """E-step: component responsibilities of every row under ``fit``'s parameters."""
+    log_p = np.log(fit["weights"])[None, :] + _gaussian_logpdf(x, fit["means"], fit["covs"])
+    if onehot.shape[1]:
+        log_p += onehot @ fit["log_theta"].T
+    log_p -= log_p.max(axis=1, keepdims=True)
+    resp = np.exp(log_p)
+    return resp / resp.sum(axis=1, keepdims=True)
+
+
 def _log_interval_mass(means: np.ndarray, covs: np.ndarray,
                        interval: tuple[int, float, float]) -> np.ndarray:
     """log P_k(low < z_j < high) for every component."""
@@ -364,6 +383,7 @@ def _log_interval_mass(means: np.ndarray, covs: np.ndarray,
 
 
 MAX_REJECTION_ROUNDS = 50
+BIC_ROWS = 50_000   # rows the choice of k by BIC looks at (a random subsample above)
 
 
 def _truncated_draws(mean: np.ndarray, cov: np.ndarray, interval: tuple[int, float, float],

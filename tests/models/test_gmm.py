@@ -93,3 +93,18 @@ def test_edge_columns_constant_all_null_single_category():
     assert (out["const"] == 3.5).all()
     assert out["empty"].isna().all()
     assert (out["one"] == "only").all()
+
+
+def test_large_tables_choose_k_on_a_subsample(monkeypatch):
+    import synthdata.models.gmm as gmm_module
+
+    rng = np.random.default_rng(0)
+    centres = np.array([[-4.0, 0.0], [0.0, 4.0], [4.0, 0.0], [0.0, -4.0]])
+    x = centres[rng.integers(0, 4, 3000)] + rng.normal(0, 0.5, (3000, 2))
+    df = pd.DataFrame(x, columns=["a", "b"])
+    schema = Schema.infer(df)
+    full = sd.make_generator("gmm", schema, seed=0).fit(df)
+    monkeypatch.setattr(gmm_module, "BIC_ROWS", 600)        # 3000 rows now count as large
+    sub = sd.make_generator("gmm", schema, seed=0).fit(df)
+    assert sub.n_components_ == full.n_components_
+    assert abs(sub.loglik_ - full.loglik_) < 0.05             # same optimum reached on all rows
