@@ -8,7 +8,12 @@ BENCH_VENV := .venv-bench
 BENCH_PY := $(BENCH_VENV)/bin/python
 BENCH_STAMP := $(BENCH_VENV)/.installed
 
-.PHONY: demo test test-all bench clean
+ANON_VENV := .venv-anon
+ANON_PY := $(ANON_VENV)/bin/python
+ANON_STAMP := $(ANON_VENV)/.installed
+CROSSCHECK_DIR := build/crosscheck
+
+.PHONY: demo test test-all bench crosscheck clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,6 +44,22 @@ $(BENCH_STAMP): pyproject.toml benchmarks/requirements.txt
 
 bench: $(BENCH_STAMP)
 	$(BENCH_PY) benchmarks/bench_tabular.py $(BENCH_ARGS)
+
+# anonymeter 1.1.0 pins numpy<1.27: it gets its own env, which never holds synthdata.
+$(ANON_STAMP): benchmarks/requirements-anon.txt
+	test -x $(ANON_PY) || $(PYTHON) -m venv $(ANON_VENV)
+	$(ANON_PY) -m pip install --quiet --upgrade pip
+	$(ANON_PY) -m pip install --quiet -r benchmarks/requirements-anon.txt
+	touch $(ANON_STAMP)
+
+# Issue 6 cross-check, one stage per env, exchanging CSV/JSON files in $(CROSSCHECK_DIR):
+# our generators and metrics in .venv, SDMetrics in .venv-bench, anonymeter in .venv-anon.
+crosscheck: $(STAMP) $(BENCH_STAMP) $(ANON_STAMP)
+	$(PY) benchmarks/crosscheck.py generate --work $(CROSSCHECK_DIR) $(CROSSCHECK_ARGS)
+	$(PY) benchmarks/crosscheck.py ours --work $(CROSSCHECK_DIR)
+	$(BENCH_PY) benchmarks/crosscheck.py sdmetrics --work $(CROSSCHECK_DIR)
+	$(ANON_PY) benchmarks/crosscheck.py anonymeter --work $(CROSSCHECK_DIR)
+	$(PY) benchmarks/crosscheck.py report --work $(CROSSCHECK_DIR) --out benchmarks/results
 
 clean:
 	rm -rf reports/run-* .pytest_cache

@@ -99,6 +99,7 @@ def evaluate(train: pd.DataFrame, synth: pd.DataFrame, *, holdout: pd.DataFrame 
     def pairs_step() -> None:
         pairs = fidelity.pair_report(prepared, prepared.train, prepared.synth)
         metrics["pair_trends"] = pairs.pop("pair_trends")
+        metrics["pair_trends_all"] = pairs.pop("pair_trends_all")
         metrics["correlation_difference"] = pairs.pop("correlation_difference")
         if metrics["pair_trends"] is not None and metrics["shapes"] is not None:
             metrics["quality_score"] = (metrics["pair_trends"] + metrics["shapes"]) / 2

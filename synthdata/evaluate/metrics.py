@@ -22,7 +22,9 @@ _INFO = [
                "discrete) vs train"),
     MetricInfo("missing_rate_difference", False, "mean absolute missing-rate difference"),
     MetricInfo("pair_trends", True, "mean pair similarity: 1-|dr|/2 (numeric pairs), "
-               "1-TV of joint distribution (others)"),
+               "1-TV of joint distribution (others), over the pairs with a real trend "
+               "(|r| > 0.5 or Cramér's V > 0.3; all pairs if none)"),
+    MetricInfo("pair_trends_all", True, "as pair_trends, over every pair"),
     MetricInfo("correlation_difference", False, "mean |difference| of the association matrix "
                "(Pearson / Cramér's V / correlation ratio)"),
     MetricInfo("quality_score", True, "mean of shapes and pair_trends"),
