@@ -150,3 +150,12 @@ def test_flchain_detection_auc():
     auc = detection(prepare(train, synth, holdout, schema), np.random.default_rng(0))["auc"]
     assert auc < DDPM_AUC_BOUND, auc
 
+
+
+def test_auto_batch_gives_small_tables_several_steps_per_epoch(flchain_small):
+    gen = sd.make_generator("ddpm", Schema.infer(flchain_small), seed=0)
+    assert gen.batch_size == "auto"
+    assert gen.batch_rows(2087) == 260 and gen.batch_rows(500) == 128
+    assert gen.batch_rows(1_000_000) == 1024
+    with pytest.raises(ConfigError, match="batch_size must be a positive integer"):
+        sd.make_generator("ddpm", Schema.infer(flchain_small), batch_size="big").fit(flchain_small)
