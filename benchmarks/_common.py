@@ -448,7 +448,23 @@ def _evaluate(train: pd.DataFrame, holdout: pd.DataFrame, synth: pd.DataFrame, *
             trtr = _utility_score(enc_tr, enc_ho, infos, tinfo, task, seed)
         tstr = _utility_score(enc_sy, enc_ho, infos, tinfo, task, seed)
         out.update(tstr=tstr, trtr=trtr, ratio=tstr / trtr if trtr else float("nan"))
+    out.update(leakage(train, holdout, synth, seed=seed))
     return out
+
+
+def leakage(train: pd.DataFrame, holdout: pd.DataFrame, synth: pd.DataFrame, *,
+            seed: int) -> dict[str, Any]:
+    """Memorisation numbers from synthdata's own evaluation (same code for every system):
+    exact copies of train rows (and the holdout's natural rate), DCR share, MIA AUC."""
+    from synthdata.evaluate import evaluate as sd_evaluate
+    from synthdata.schema import Schema
+
+    report = sd_evaluate(train, synth, holdout=holdout, schema=Schema.infer(train), seed=seed,
+                         sections=("leakage",))
+    m = report.metrics
+    return {"exact_copies": m.get("exact_copies"), "exact_copy_share": m.get("exact_copy_share"),
+            "holdout_exact_copy_share": m.get("holdout_exact_copy_share"),
+            "dcr_share": m.get("dcr_share"), "mia_auc": m.get("mia_auc")}
 
 
 def utility_metric_name(task: str | None) -> str:

@@ -456,13 +456,7 @@ def _by_table(entries: Mapping[str, Any], schema: MultiTableSchema, what: str
     """``{"table.column": v}`` -> ``{table: {column: v}}`` (column names may hold dots)."""
     out: dict[str, dict[str, Any]] = {t: {} for t in schema.tables}
     for name, value in entries.items():
-        tname, _, column = str(name).partition(".")
-        if tname not in schema.tables or not column:
-            raise ConfigError(f"{what} names {name!r}; with linked tables write table.column, "
-                              f"tables are {list(schema.tables)}")
-        if column not in schema.tables[tname]:
-            raise ConfigError(f"{what} names {name!r}, but table {tname!r} has no column "
-                              f"{column!r}; columns are {schema.tables[tname].names}")
+        tname, column = schema.split_qualified(name, f"{what} (linked tables)", ConfigError)
         out[tname][column] = value
     return out
 

@@ -275,13 +275,7 @@ class MultiTableSchema:
             if isinstance(v, str) and "." in v and v.split(".", 1)[0] in self.tables))]
         tables = []
         for name in names:
-            tname, _, col = name.partition(".")
-            if tname not in self.tables or not col:
-                raise SchemaError(f"constraint {rule.describe()!r}: {name!r} must be written "
-                                  f"table.column with a table among {list(self.tables)}")
-            if col not in self.tables[tname]:
-                raise SchemaError(f"constraint {rule.describe()!r}: table {tname!r} has no "
-                                  f"column {col!r}; columns are {self.tables[tname].names}")
+            tname, _ = self.split_qualified(name, f"constraint {rule.describe()!r}")
             if tname not in tables:
                 tables.append(tname)
         for tname in tables:
@@ -290,6 +284,19 @@ class MultiTableSchema:
                 return tname
         raise SchemaError(f"constraint {rule.describe()!r} spans tables {tables}: a rule may "
                           "only relate a table to itself or to its parent table")
+
+    def split_qualified(self, name: str, what: str,
+                        error: type[Exception] = SchemaError) -> tuple[str, str]:
+        """``"table.column"`` -> ``(table, column)`` (column names may hold dots); raises
+        ``error`` naming ``what`` when the table or the column is unknown."""
+        tname, _, column = str(name).partition(".")
+        if tname not in self.tables or not column:
+            raise error(f"{what}: {name!r} must be written table.column with a table among "
+                        f"{list(self.tables)}")
+        if column not in self.tables[tname]:
+            raise error(f"{what}: table {tname!r} has no column {column!r}; columns are "
+                        f"{self.tables[tname].names}")
+        return tname, column
 
     def joined_schema(self, table: str) -> Schema:
         """``table``'s columns and its parent's, each named ``table.column``."""
