@@ -1,13 +1,22 @@
 """Bounded load test of `synthdata serve` on this machine (loopback only).
 
 Starts a server on 127.0.0.1 with a fresh data folder, uploads data/flchain.csv, starts a
-training job, then runs CLIENTS concurrent clients for DURATION seconds (at most 60): each
-polls its job's status (GET /v1/jobs/{id}) with a short think time, and every few polls
-lists jobs or submits a job (which queues behind the tenant limit and is cancelled at the
-end). Prints p50/p90/p99/max latency of the status polls, request counts, errors and 5xx,
-and whether the training job ran during the whole window. Stops by itself.
+training job (CTGAN, 300 epochs: it trains through the whole window; ``--train gmm`` for
+the lighter GMM job of the first version, which may finish early), then runs CLIENTS
+concurrent clients for DURATION seconds (at most 60): each polls its job's status
+(GET /v1/jobs/{id}) with a short think time, and every few polls lists jobs or submits a
+job (which queues behind the tenant limit and is cancelled at the end). Prints
+p50/p90/p99/max latency of the status polls, request counts, errors and 5xx, whether the
+training job ran during the whole window, the load average before and after, and the CPU
+the server, the job worker(s) and this client used.
 
-    .venv/bin/python benchmarks/bench_service.py --duration 30 --clients 20
+Each client is one keep-alive HTTP/1.1 connection driven by a small stream client
+(``--client raw``), so the latency measured is the server's plus the loopback's; with
+``--client httpx`` (the first version's client) one event loop runs 20 httpx clients, and
+their own CPU backlog adds to every latency (on 2 cores, this client used more CPU than
+the server it measured).
+
+    .venv/bin/python benchmarks/bench_service.py --duration 60 --clients 20
 """
 
 from __future__ import annotations
@@ -26,12 +35,17 @@ import tempfile
 import time
 from pathlib import Path
 
+from typing import Any
+
 import httpx
+import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_DURATION_S = 60.0
-TRAIN = {"generator": {"kind": "gmm", "params": {"n_components": 8, "max_iter": 300}},
-         "evaluate": {"full": False}}
+TRAIN = {"ctgan": {"generator": {"kind": "ctgan", "params": {"epochs": 300}},
+                   "evaluate": {"full": False}},
+         "gmm": {"generator": {"kind": "gmm", "params": {"n_components": 8, "max_iter": 300}},
+                 "evaluate": {"full": False}}}
 TINY = {"generator": {"kind": "gmm", "params": {"n_components": 2, "max_iter": 10}},
         "sample": {"rows": 100}, "evaluate": {"full": False}}
 
@@ -57,7 +71,74 @@ def _pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
 
 
-async def _client(i: int, http: httpx.AsyncClient, job_id: str, dataset: str, stop_at: float,
+class RawClient:
+    """One keep-alive HTTP/1.1 connection on asyncio streams: a request costs this client
+    a few tens of microseconds, not a client library's millisecond."""
+
+    def __init__(self, host: str, port: int, token: str) -> None:
+        self.host, self.port = host, port
+        self.auth = f"Authorization: Bearer {token}\r\n".encode()
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(self, method: str, path: str, body: Any = None) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        head = f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\n".encode() + self.auth
+        data = b""
+        if body is not None:
+            data = json.dumps(body).encode()
+            head += (f"Content-Type: application/json\r\n"
+                     f"Content-Length: {len(data)}\r\n").encode()
+        try:
+            self.writer.write(head + b"\r\n" + data)
+            status_line = await self.reader.readuntil(b"\r\n")
+            status = int(status_line.split()[1])
+            length, chunked, close = 0, False, False
+            while (line := await self.reader.readuntil(b"\r\n")) != b"\r\n":
+                name, _, value = line.decode("latin-1").partition(":")
+                name, value = name.strip().lower(), value.strip().lower()
+                if name == "content-length":
+                    length = int(value)
+                elif name == "transfer-encoding" and "chunked" in value:
+                    chunked = True
+                elif name == "connection" and value == "close":
+                    close = True
+            if chunked:
+                payload = b""
+                while size := int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16):
+                    payload += (await self.reader.readexactly(size + 2))[:-2]
+                await self.reader.readuntil(b"\r\n")
+            else:
+                payload = await self.reader.readexactly(length)
+        except BaseException:
+            await self.close()
+            raise
+        if close:
+            await self.close()
+        return status, payload
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.reader = self.writer = None
+
+
+class HttpxClient:
+    """The first version's client: one shared ``httpx.AsyncClient`` for all clients."""
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self.http = http
+
+    async def request(self, method: str, path: str, body: Any = None) -> tuple[int, bytes]:
+        resp = await self.http.request(method, path, json=body)
+        return resp.status_code, resp.content
+
+    async def close(self) -> None:
+        pass
+
+
+async def _client(i: int, conn: Any, job_id: str, dataset: str, stop_at: float,
                   think_s: float, out: dict) -> None:
     n = 0
     while time.monotonic() < stop_at:
@@ -65,41 +146,57 @@ async def _client(i: int, http: httpx.AsyncClient, job_id: str, dataset: str, st
         try:
             if n % 25 == 0 and i % 5 == 0:
                 t0 = time.perf_counter()
-                resp = await http.post("/v1/jobs", json={"dataset": dataset, "pipeline": TINY})
+                code, body = await conn.request("POST", "/v1/jobs",
+                                                {"dataset": dataset, "pipeline": TINY})
                 out["other_ms"].append((time.perf_counter() - t0) * 1000)
-                if resp.status_code == 202:
-                    out["submitted"].append(resp.json()["id"])
+                if code == 202:
+                    out["submitted"].append(json.loads(body)["id"])
             elif n % 10 == 0:
                 t0 = time.perf_counter()
-                resp = await http.get("/v1/jobs", params={"limit": 20})
+                code, body = await conn.request("GET", "/v1/jobs?limit=20")
                 out["other_ms"].append((time.perf_counter() - t0) * 1000)
             else:
                 t0 = time.perf_counter()
-                resp = await http.get(f"/v1/jobs/{job_id}")
+                code, body = await conn.request("GET", f"/v1/jobs/{job_id}")
                 out["poll_ms"].append((time.perf_counter() - t0) * 1000)
-                if resp.status_code == 200:
-                    out["statuses"].add(resp.json()["status"])
+                if code == 200:
+                    out["statuses"].add(json.loads(body)["status"])
             out["requests"] += 1
-            if resp.status_code >= 500:
+            if code >= 500:
                 out["5xx"] += 1
-            if resp.status_code >= 400 and resp.status_code != 429:
+            if code >= 400 and code != 429:
                 out["errors"] += 1
-        except httpx.HTTPError as err:
+        except (httpx.HTTPError, OSError, asyncio.IncompleteReadError, ValueError) as err:
             out["errors"] += 1
             out["exceptions"].append(type(err).__name__)
         await asyncio.sleep(think_s)
+    await conn.close()
 
 
-async def _load(base: str, token: str, job_id: str, dataset: str, clients: int,
-                duration: float, think_s: float) -> dict:
+async def _load(host: str, port: int, token: str, job_id: str, dataset: str, clients: int,
+                duration: float, think_s: float, kind: str) -> dict:
     out = {"poll_ms": [], "other_ms": [], "requests": 0, "errors": 0, "5xx": 0,
            "exceptions": [], "statuses": set(), "submitted": []}
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token}"},
-                                 timeout=10, limits=limits) as http:
+    async with httpx.AsyncClient(base_url=f"http://{host}:{port}", timeout=10, limits=limits,
+                                 headers={"Authorization": f"Bearer {token}"}) as http:
+        conns = [RawClient(host, port, token) if kind == "raw" else HttpxClient(http)
+                 for _ in range(clients)]
         stop_at = time.monotonic() + duration
-        await asyncio.gather(*(_client(i, http, job_id, dataset, stop_at, think_s, out)
+        await asyncio.gather(*(_client(i, conns[i], job_id, dataset, stop_at, think_s, out)
                                for i in range(clients)))
+    return out
+
+
+def _children_cpu(proc: psutil.Process) -> dict[int, float]:
+    """CPU seconds (user + system) of each live child process (the job workers)."""
+    out = {}
+    for p in proc.children(recursive=True):
+        try:
+            t = p.cpu_times()
+            out[p.pid] = t.user + t.system
+        except psutil.Error:
+            pass
     return out
 
 
@@ -109,6 +206,11 @@ def main() -> int:
     ap.add_argument("--clients", type=int, default=20)
     ap.add_argument("--think-ms", type=float, default=100.0, help="pause between a client's calls")
     ap.add_argument("--host", default="127.0.0.1", help="loopback address to bind and target")
+    ap.add_argument("--train", choices=sorted(TRAIN), default="ctgan",
+                    help="the training job that runs during the load")
+    ap.add_argument("--client", choices=["raw", "httpx"], default="raw",
+                    help="raw: one lean keep-alive connection per client; httpx: one shared "
+                         "httpx.AsyncClient (the first version's)")
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args()
     host = _loopback(args.host)
@@ -142,12 +244,21 @@ def main() -> int:
                 time.sleep(0.2)
             with open(ROOT / "data" / "flchain.csv", "rb") as fh:
                 dataset = sync.post("/v1/datasets", files={"file": ("flchain.csv", fh)}).json()["id"]
-            job_id = sync.post("/v1/jobs", json={"dataset": dataset, "pipeline": TRAIN}).json()["id"]
-            while sync.get(f"/v1/jobs/{job_id}").json()["status"] == "queued":
+            job_id = sync.post("/v1/jobs", json={"dataset": dataset,
+                                                 "pipeline": TRAIN[args.train]}).json()["id"]
+            deadline = time.monotonic() + 120
+            while sync.get(f"/v1/jobs/{job_id}").json()["step"] in (None, "starting"):
+                if time.monotonic() > deadline:  # the worker's imports are done by then
+                    break
                 time.sleep(0.2)
             before = sync.get(f"/v1/jobs/{job_id}").json()
-            out = asyncio.run(_load(base, token, job_id, dataset, clients, duration,
-                                    args.think_ms / 1000))
+            srv, me = psutil.Process(server.pid), psutil.Process()
+            load_before = os.getloadavg()
+            cpu0 = (sum(srv.cpu_times()[:2]), _children_cpu(srv), sum(me.cpu_times()[:2]))
+            out = asyncio.run(_load(host, port, token, job_id, dataset, clients, duration,
+                                    args.think_ms / 1000, args.client))
+            cpu1 = (sum(srv.cpu_times()[:2]), _children_cpu(srv), sum(me.cpu_times()[:2]))
+            load_after = os.getloadavg()
             after = sync.get(f"/v1/jobs/{job_id}").json()
             for extra in out["submitted"]:
                 sync.post(f"/v1/jobs/{extra}/cancel")
@@ -161,8 +272,10 @@ def main() -> int:
                 server.kill()
 
     polls = out["poll_ms"]
+    workers_s = sum(t - cpu0[1].get(pid, 0.0) for pid, t in cpu1[1].items())
     result = {
         "clients": clients, "duration_s": duration, "think_ms": args.think_ms,
+        "client": args.client, "train": args.train,
         "requests": out["requests"], "rps": round(out["requests"] / duration, 1),
         "status_polls": len(polls),
         "poll_p50_ms": round(_pct(polls, 0.50), 2), "poll_p90_ms": round(_pct(polls, 0.90), 2),
@@ -175,6 +288,13 @@ def main() -> int:
                          "after": [after["status"], round(after["progress"], 3)],
                          "running_throughout": after["status"] == "running"},
         "cpus": os.cpu_count(),
+        "loadavg_before": [round(x, 2) for x in load_before],
+        "loadavg_after": [round(x, 2) for x in load_after],
+        # CPU used in the window, in cores (1.0 = one core busy throughout); "workers":
+        # the job processes alive at its end (a worker that ended inside it is missed)
+        "cpu_cores": {"server": round((cpu1[0] - cpu0[0]) / duration, 2),
+                      "workers": round(workers_s / duration, 2),
+                      "client": round((cpu1[2] - cpu0[2]) / duration, 2)},
     }
     print(json.dumps(result, indent=2))
     if args.json:

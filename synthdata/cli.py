@@ -222,8 +222,9 @@ app.add_typer(tokens_app, name="tokens")
 DataDir = Annotated[Path, typer.Option("--data-dir", help="Folder for the SQLite database, "
                                        "uploads and job runs (created when needed).")]
 DbUrl = Annotated[str | None, typer.Option("--db", help="Database URL, e.g. sqlite:///path.db "
-                                           "or postgresql+psycopg://user:pass@host/db "
-                                           "(default: SQLite in --data-dir).")]
+                                           "or postgresql://user:pass@host/db (psycopg 3: "
+                                           "the postgres extra) (default: SQLite in "
+                                           "--data-dir).")]
 
 
 @app.command()
@@ -240,6 +241,11 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
           ray_address: Annotated[str | None, typer.Option("--ray-address",
                                  envvar="SYNTHDATA_RAY_ADDRESS",
                                  help="Run jobs as Ray tasks on this cluster.")] = None,
+          idle_workers: Annotated[bool, typer.Option(
+              "--idle-workers/--no-idle-workers",
+              help="Run job processes under SCHED_IDLE (Linux) as well as nice 10, so "
+                   "requests always get the CPU first; turn off when other busy programs "
+                   "share the machine and jobs would starve.")] = True,
           debug: Debug = False) -> None:
     """Run the HTTP service (FastAPI on uvicorn); jobs run in worker processes or on Ray."""
     _state["debug"] |= debug
@@ -258,7 +264,8 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
     data_dir.mkdir(parents=True, exist_ok=True)
     settings = ServiceSettings(data_dir=data_dir, db_url=db, max_upload_mb=max_upload_mb,
                                workers=workers, tenant_jobs=tenant_jobs,
-                               max_columns=max_columns, ray_address=ray_address or None)
+                               max_columns=max_columns, ray_address=ray_address or None,
+                               worker_idle=idle_workers)
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
 
 

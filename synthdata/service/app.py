@@ -9,13 +9,14 @@ uploaded rows are never sent back.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import anyio
 from fastapi import Body, Depends, FastAPI, HTTPException, Query, Request, Response, status
@@ -42,6 +43,7 @@ from synthdata.service.store import (
 from synthdata.service.uploads import UploadError, display_name, inspect_file, receive_file
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 Status = Literal["queued", "running", "succeeded", "failed", "rejected", "cancelled"]
 assert set(Status.__args__) == set(STATUSES)  # type: ignore[attr-defined]
@@ -181,18 +183,30 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.state.settings, app.state.store = settings, store
     app.state.auth = Authenticator(store)
 
+    async def read(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """A short store read for an ``async`` route: inline on the event loop for SQLite,
+        in a worker thread for a server database (see ``Store.inline_reads``). Status polls
+        use this: no thread hand-off, so no wait for a pool thread and the GIL to come
+        back when the CPU is busy (e.g. with a training job)."""
+        if store.inline_reads:
+            return fn(*args, **kwargs)
+        return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
+
     @app.exception_handler(SynthDataError)
     async def _synthdata_error(_request: Request, err: SynthDataError) -> Response:
         from fastapi.responses import JSONResponse
 
         return JSONResponse({"detail": str(err)}, status_code=422)
 
+    def _ping() -> None:
+        with store.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
     @app.get("/healthz", response_model=Health, tags=["health"])
-    def healthz() -> Health:
+    async def healthz() -> Health:
         """Liveness and database check; no authentication."""
         try:
-            with store.engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
+            await read(_ping)
         except Exception as err:
             raise HTTPException(503, detail="database unavailable") from err
         return Health(status="ok", version=__version__)
@@ -226,10 +240,11 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
                 lambda: inspect_file(part, filename, max_columns=settings.max_columns))
             final = folder / f"data.{info.format}"
             part.rename(final)
-            store.add_dataset(id=dataset_id, tenant_id=tenant, name=display_name(filename),
-                              format=info.format, file=final.relative_to(settings.data_dir).as_posix(),
-                              size_bytes=size, n_rows=info.n_rows, n_columns=len(info.columns),
-                              columns=info.columns)
+            await anyio.to_thread.run_sync(functools.partial(  # a write: off the loop
+                store.add_dataset, id=dataset_id, tenant_id=tenant, name=display_name(filename),
+                format=info.format, file=final.relative_to(settings.data_dir).as_posix(),
+                size_bytes=size, n_rows=info.n_rows, n_columns=len(info.columns),
+                columns=info.columns))
         except UploadError as err:
             shutil.rmtree(folder, ignore_errors=True)
             raise HTTPException(err.status, detail=str(err)) from None
@@ -237,15 +252,15 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             shutil.rmtree(folder, ignore_errors=True)
             raise
         log.info("dataset %s uploaded (%d bytes)", dataset_id, size)
-        row = store.get_dataset(tenant, dataset_id)
+        row = await read(store.get_dataset, tenant, dataset_id)
         assert row is not None
         return _dataset_out(row)
 
     @app.get("/v1/datasets", response_model=DatasetList, tags=["datasets"], responses=AUTH)
-    def list_datasets(tenant: str = Depends(require_tenant),
-                      limit: int = Query(50, ge=1, le=500),
-                      offset: int = Query(0, ge=0, le=1_000_000)) -> DatasetList:
-        rows = store.list_datasets(tenant, limit=limit, offset=offset)
+    async def list_datasets(tenant: str = Depends(require_tenant),
+                            limit: int = Query(50, ge=1, le=500),
+                            offset: int = Query(0, ge=0, le=1_000_000)) -> DatasetList:
+        rows = await read(store.list_datasets, tenant, limit=limit, offset=offset)
         return DatasetList(items=[_dataset_out(r) for r in rows], limit=limit, offset=offset)
 
     def _dataset(tenant: str, dataset_id: str) -> RowMapping:
@@ -256,8 +271,11 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
 
     @app.get("/v1/datasets/{dataset_id}", response_model=DatasetOut, tags=["datasets"],
              responses={**AUTH, **NOT_FOUND})
-    def get_dataset(dataset_id: str, tenant: str = Depends(require_tenant)) -> DatasetOut:
-        return _dataset_out(_dataset(tenant, dataset_id))
+    async def get_dataset(dataset_id: str, tenant: str = Depends(require_tenant)) -> DatasetOut:
+        row = await read(store.get_dataset, tenant, dataset_id)
+        if row is None:
+            raise _not_found("dataset")
+        return _dataset_out(row)
 
     @app.delete("/v1/datasets/{dataset_id}", status_code=204, tags=["datasets"],
                 responses={**AUTH, **NOT_FOUND})
@@ -345,13 +363,13 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         return _job_out(row)
 
     @app.get("/v1/jobs", response_model=JobList, tags=["jobs"], responses=AUTH)
-    def list_jobs(tenant: str = Depends(require_tenant),
-                  status_: Status | None = Query(None, alias="status"),
-                  dataset: str | None = Query(None, max_length=64),
-                  limit: int = Query(50, ge=1, le=500),
-                  offset: int = Query(0, ge=0, le=1_000_000)) -> JobList:
-        rows = store.list_jobs(tenant, limit=limit, offset=offset, status=status_,
-                               dataset_id=dataset)
+    async def list_jobs(tenant: str = Depends(require_tenant),
+                        status_: Status | None = Query(None, alias="status"),
+                        dataset: str | None = Query(None, max_length=64),
+                        limit: int = Query(50, ge=1, le=500),
+                        offset: int = Query(0, ge=0, le=1_000_000)) -> JobList:
+        rows = await read(store.list_jobs, tenant, limit=limit, offset=offset, status=status_,
+                          dataset_id=dataset)
         return JobList(items=[_job_out(r) for r in rows], limit=limit, offset=offset)
 
     def _job(tenant: str, job_id: str) -> RowMapping:
@@ -362,10 +380,13 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
 
     @app.get("/v1/jobs/{job_id}", response_model=JobOut, tags=["jobs"],
              responses={**AUTH, **NOT_FOUND})
-    def get_job(job_id: str, tenant: str = Depends(require_tenant)) -> JobOut:
+    async def get_job(job_id: str, tenant: str = Depends(require_tenant)) -> JobOut:
         """Status (queued, running, succeeded, failed, rejected, cancelled), progress 0..1,
         gate verdict. ``rejected``: the gate refused export; the report says why."""
-        return _job_out(_job(tenant, job_id))
+        row = await read(store.get_job, tenant, job_id)
+        if row is None:
+            raise _not_found("job")
+        return _job_out(row)
 
     @app.post("/v1/jobs/{job_id}/cancel", response_model=JobOut, tags=["jobs"],
               responses={**AUTH, **NOT_FOUND, 409: {"model": Error}})

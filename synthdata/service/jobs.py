@@ -46,9 +46,9 @@ from synthdata.service.store import (
 log = logging.getLogger(__name__)
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-_ENV_DB, _ENV_DATA, _ENV_RUNNER, _ENV_PARENT, _ENV_NICE = (
+_ENV_DB, _ENV_DATA, _ENV_RUNNER, _ENV_PARENT, _ENV_NICE, _ENV_IDLE = (
     "SYNTHDATA_SERVICE_DB", "SYNTHDATA_SERVICE_DATA_DIR", "SYNTHDATA_SERVICE_RUNNER",
-    "SYNTHDATA_SERVICE_PARENT", "SYNTHDATA_SERVICE_NICE")
+    "SYNTHDATA_SERVICE_PARENT", "SYNTHDATA_SERVICE_NICE", "SYNTHDATA_SERVICE_IDLE")
 OVERRIDES_FILE = "schema-overrides.yaml"
 
 
@@ -161,6 +161,22 @@ def _die_with_parent(parent: int | None) -> None:
         raise SystemExit(0)  # the server died before we got here
 
 
+def _lower_priority(nice: str | None, idle: bool) -> None:
+    """Yield the CPU to the API process. Called first thing in the worker, so every thread
+    the job starts later (torch, BLAS) inherits it; thread counts stay as they are (the
+    same seed gives the same output as ``synthdata run``)."""
+    if nice and hasattr(os, "nice"):
+        try:
+            os.nice(int(nice))
+        except (OSError, ValueError):
+            pass
+    if idle and hasattr(os, "SCHED_IDLE"):
+        try:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        except OSError:
+            pass
+
+
 def _on_sigterm(signum: int, _frame: Any) -> None:
     raise SystemExit(128 + signum)  # unwinds the runner, which removes its temporary folder
 
@@ -170,11 +186,7 @@ def worker_main(job_id: str, attempt: int) -> int:
     signal.signal(signal.SIGTERM, _on_sigterm)
     parent = int(os.environ[_ENV_PARENT]) if os.environ.get(_ENV_PARENT) else None
     _die_with_parent(parent)
-    if os.environ.get(_ENV_NICE) and hasattr(os, "nice"):
-        try:
-            os.nice(int(os.environ[_ENV_NICE]))
-        except (OSError, ValueError):
-            pass
+    _lower_priority(os.environ.get(_ENV_NICE), os.environ.get(_ENV_IDLE) == "1")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     store = Store(os.environ[_ENV_DB])
     data_dir = Path(os.environ[_ENV_DATA]).resolve()
@@ -264,7 +276,8 @@ class LocalExecutor:
         env = {**os.environ, **self.settings.extra_env,
                _ENV_DB: self.settings.database_url, _ENV_DATA: str(self.settings.data_dir),
                _ENV_RUNNER: self.settings.runner, _ENV_PARENT: str(os.getpid()),
-               _ENV_NICE: str(self.settings.worker_nice)}
+               _ENV_NICE: str(self.settings.worker_nice),
+               _ENV_IDLE: "1" if self.settings.worker_idle else "0"}
         with open(job_dir / "worker.log", "ab") as out:
             popen = subprocess.Popen(
                 [sys.executable, "-m", "synthdata.service.jobs", job.id, str(job.attempt)],

@@ -19,6 +19,9 @@ class ServiceSettings:
     datasets and the job run folders; it is created when the app starts, never at import.
     ``workers`` caps job processes for the whole server, ``tenant_jobs`` per tenant.
     ``runner`` is the ``module:function`` a worker calls with the pipeline (tests swap it).
+    Local workers yield the CPU to the API so status polls stay fast while jobs train: they
+    run at ``worker_nice`` and, on Linux with ``worker_idle``, under ``SCHED_IDLE`` (any
+    runnable request thread preempts them at once; they still use every idle core).
     """
 
     data_dir: Path = DEFAULT_DATA_DIR
@@ -32,7 +35,8 @@ class ServiceSettings:
     runner: str = DEFAULT_RUNNER
     poll_interval: float = 0.2
     cancel_grace_s: float = 5.0
-    worker_nice: int = 10  # local workers yield the CPU to the API (status polls stay fast)
+    worker_nice: int = 10
+    worker_idle: bool = True
     extra_env: dict[str, str] = field(default_factory=dict)
 
     @property

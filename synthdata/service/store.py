@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import importlib.util
+import re
 import secrets
 import time
 import uuid
@@ -19,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     Float,
@@ -29,6 +32,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -75,8 +79,8 @@ datasets = Table(
     Column("name", String(255), nullable=False),          # display only, never a path
     Column("format", String(16), nullable=False),
     Column("file", String(255), nullable=False),          # relative to data_dir
-    Column("size_bytes", Integer, nullable=False),
-    Column("n_rows", Integer, nullable=False),
+    Column("size_bytes", BigInteger, nullable=False),
+    Column("n_rows", BigInteger, nullable=False),
     Column("n_columns", Integer, nullable=False),
     Column("columns", JSON, nullable=False),
     Column("schema", JSON, nullable=True),                # effective schema (cache)
@@ -109,9 +113,27 @@ jobs = Table(
 )
 
 
+# The status poll's reads, built once: building a statement costs more than running it.
+_JOB_OF_TENANT = select(jobs).where(jobs.c.id == bindparam("job_id"),
+                                    jobs.c.tenant_id == bindparam("tenant_id"))
+_DATASET_OF_TENANT = select(datasets).where(datasets.c.id == bindparam("dataset_id"),
+                                            datasets.c.tenant_id == bindparam("tenant_id"))
+
+_ID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_TOKEN_ID_RE = re.compile(r"^[0-9a-f]{16}$")
+_SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
+
+
 def new_id() -> str:
     """A server-generated id (UUID4). User input never names a row or a path."""
     return str(uuid.uuid4())
+
+
+def is_id(value: object) -> bool:
+    """Whether ``value`` has the form of an id ``new_id`` makes. Lookups by a client's id
+    check this first: anything else cannot exist, and never reaches the database (where,
+    e.g., a NUL byte is an error on PostgreSQL, not a miss)."""
+    return isinstance(value, str) and _ID_RE.match(value) is not None
 
 
 def _digest(salt: str, secret: str) -> str:
@@ -128,16 +150,28 @@ class Claimed:
 
 
 class Store:
-    """Thin, explicit SQL access. Safe to share between threads; one per process."""
+    """Thin, explicit SQL access. Safe to share between threads; one per process.
+
+    ``inline_reads`` is true for SQLite: a read there is a local file access of well under
+    a millisecond (WAL: readers never wait for the writer), cheaper than handing it to a
+    thread, so the app may run reads on its event loop. A server database is network I/O:
+    the app keeps it off the loop.
+    """
 
     def __init__(self, url: str) -> None:
         self.url = url
         try:
-            self.engine: Engine = _make_engine(url)
+            self.engine: Engine = _make_engine(_with_driver(url))
         except ConfigError:
             raise
-        except Exception as err:  # bad URL or missing driver
+        except ImportError as err:
+            hint = (" (install the extra: pip install 'synthdata[postgres]')"
+                    if url.startswith("postgres") else "")
+            raise ConfigError(f"cannot open the database {_redact(url)}: the driver "
+                              f"{err.name!r} is not installed{hint}") from err
+        except Exception as err:  # bad URL
             raise ConfigError(f"cannot open the database {_redact(url)}: {err}") from err
+        self.inline_reads = self.engine.dialect.name == "sqlite"
 
     def create_all(self) -> None:
         metadata.create_all(self.engine)
@@ -163,8 +197,9 @@ class Store:
         Only a salted SHA-256 digest is stored: a leaked database does not leak tokens.
         """
         name = tenant.strip()
-        if not name or len(name) > 200:
-            raise ConfigError("--tenant must be a non-empty name of at most 200 characters")
+        if not name or len(name) > 200 or not name.isprintable():
+            raise ConfigError("--tenant must be a non-empty name of at most 200 printable "
+                              "characters")
         tid = self.tenant_id(name, create=True)
         token_id, secret, salt = secrets.token_hex(8), secrets.token_urlsafe(32), secrets.token_hex(16)
         with self.engine.begin() as conn:
@@ -177,7 +212,8 @@ class Store:
         """The tenant id a token belongs to, or ``None`` (constant-time comparison)."""
         prefix, _, rest = token.partition("_")
         token_id, _, secret = rest.partition("_")
-        if prefix != TOKEN_PREFIX or not token_id or not secret or len(token) > 200:
+        if (prefix != TOKEN_PREFIX or len(token) > 200 or not _TOKEN_ID_RE.match(token_id)
+                or not _SECRET_RE.match(secret)):
             return None
         with self.engine.connect() as conn:
             row = conn.execute(select(tokens.c.tenant_id, tokens.c.salt, tokens.c.digest)
@@ -195,9 +231,11 @@ class Store:
             conn.execute(insert(datasets).values(created_at=time.time(), **values))
 
     def get_dataset(self, tenant_id: str, dataset_id: str) -> RowMapping | None:
+        if not is_id(dataset_id):
+            return None
         with self.engine.connect() as conn:
-            return conn.execute(select(datasets).where(
-                datasets.c.id == dataset_id, datasets.c.tenant_id == tenant_id)).mappings().first()
+            return conn.execute(_DATASET_OF_TENANT, {"dataset_id": dataset_id,
+                                                     "tenant_id": tenant_id}).mappings().first()
 
     def dataset_by_id(self, dataset_id: str) -> RowMapping | None:
         """Internal (workers): no tenant filter, never used to answer a request."""
@@ -213,6 +251,8 @@ class Store:
 
     def set_schema(self, tenant_id: str, dataset_id: str, schema: dict[str, Any],
                    source: str, overrides: dict[str, Any] | None = None) -> bool:
+        if not is_id(dataset_id):
+            return False
         q = update(datasets).where(datasets.c.id == dataset_id, datasets.c.tenant_id == tenant_id)
         if source == "inferred":  # a cache: never overwrite a schema the user gave
             q = q.where(datasets.c.schema_source.is_(None))
@@ -223,6 +263,8 @@ class Store:
 
     def delete_dataset(self, tenant_id: str, dataset_id: str) -> list[str]:
         """Delete the dataset row and its jobs' rows; return the deleted job ids."""
+        if not is_id(dataset_id):
+            return []
         with self.engine.begin() as conn:
             job_ids = [r.id for r in conn.execute(select(jobs.c.id).where(
                 jobs.c.dataset_id == dataset_id, jobs.c.tenant_id == tenant_id))]
@@ -242,9 +284,11 @@ class Store:
                                              pipeline=pipeline, created_at=now, updated_at=now))
 
     def get_job(self, tenant_id: str, job_id: str) -> RowMapping | None:
+        if not is_id(job_id):
+            return None
         with self.engine.connect() as conn:
-            return conn.execute(select(jobs).where(
-                jobs.c.id == job_id, jobs.c.tenant_id == tenant_id)).mappings().first()
+            return conn.execute(_JOB_OF_TENANT, {"job_id": job_id, "tenant_id": tenant_id}
+                                ).mappings().first()
 
     def job_by_id(self, job_id: str) -> RowMapping | None:
         """Internal (workers, dispatcher): no tenant filter, never used to answer a request."""
@@ -253,6 +297,8 @@ class Store:
 
     def list_jobs(self, tenant_id: str, *, limit: int, offset: int, status: str | None = None,
                   dataset_id: str | None = None) -> list[RowMapping]:
+        if dataset_id is not None and not is_id(dataset_id):
+            return []
         q = select(jobs).where(jobs.c.tenant_id == tenant_id)
         if status is not None:
             q = q.where(jobs.c.status == status)
@@ -323,6 +369,8 @@ class Store:
 
     def cancel_job(self, tenant_id: str, job_id: str) -> str | None:
         """Cancel a queued or running job; return its previous status (None: not active)."""
+        if not is_id(job_id):
+            return None
         with self.engine.begin() as conn:
             row = conn.execute(select(jobs.c.status).where(
                 jobs.c.id == job_id, jobs.c.tenant_id == tenant_id)).first()
@@ -347,6 +395,21 @@ class Store:
 
     def fail_if_running(self, job_id: str, attempt: int, reason: str) -> bool:
         return self.finish_job(job_id, attempt, status=FAILED, error=reason)
+
+
+def _with_driver(url: str) -> str:
+    """The URL with a PostgreSQL driver SQLAlchemy can load.
+
+    ``postgresql://`` (or ``postgres://``) names no driver, and SQLAlchemy then loads
+    psycopg2; the ``postgres`` extra installs psycopg 3, so use it when psycopg2 is absent.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in ("postgres", "postgresql"):
+        return url
+    driver = "postgresql"
+    if importlib.util.find_spec("psycopg2") is None and importlib.util.find_spec("psycopg"):
+        driver = "postgresql+psycopg"
+    return f"{driver}://{rest}"
 
 
 def _make_engine(url: str) -> Engine:

@@ -61,6 +61,53 @@ class Api:
             time.sleep(0.1)
 
 
+def v1_calls(ds: str, job: str) -> list[tuple[str, str, dict]]:
+    """Every /v1 operation, aimed at the given dataset and job ids."""
+    return [
+        ("GET", "/v1/datasets", {}),
+        ("POST", "/v1/datasets", {"files": {"file": ("x.csv", b"a,b\n1,2\n", "text/csv")}}),
+        ("GET", f"/v1/datasets/{ds}", {}),
+        ("DELETE", f"/v1/datasets/{ds}", {}),
+        ("GET", f"/v1/datasets/{ds}/schema", {}),
+        ("PUT", f"/v1/datasets/{ds}/schema", {"json": {"columns": []}}),
+        ("GET", "/v1/jobs", {}),
+        ("POST", "/v1/jobs", {"json": {"dataset": ds, "pipeline": TINY}}),
+        ("GET", f"/v1/jobs/{job}", {}),
+        ("POST", f"/v1/jobs/{job}/cancel", {}),
+        ("GET", f"/v1/jobs/{job}/report", {}),
+        ("GET", f"/v1/jobs/{job}/report?format=html", {}),
+        ("GET", f"/v1/jobs/{job}/synthetic", {}),
+    ]
+
+
+def assert_tenant_isolated(api: Api, ds: str, job: str, also: list[str] = ()) -> None:
+    """Tenant beta tries every /v1 call on alpha's dataset ``ds`` and job ``job``: each
+    answers exactly as for an id that never existed, lists show none of alpha's ids
+    (``also``: more of them), and alpha's objects are untouched."""
+    for method, path, kwargs in v1_calls(ds, job):
+        if path in ("/v1/datasets", "/v1/jobs") and method == "GET":
+            items = api.client.get(path, headers=api.b).json()["items"]
+            assert not {i["id"] for i in items} & {ds, job, *also}
+            continue
+        if method == "POST" and path == "/v1/datasets":
+            continue  # an upload names no existing id
+        resp = api.client.request(method, path, headers=api.b, **kwargs)
+        assert resp.status_code == 404, (method, path, resp.status_code, resp.text)
+        # the answer is the same as for an id that never existed
+        fake = path.replace(ds, "00000000-0000-4000-8000-000000000000").replace(
+            job, "00000000-0000-4000-8000-000000000001")
+        kwargs2 = kwargs
+        if "json" in kwargs and "dataset" in kwargs["json"]:
+            kwargs2 = {"json": {**kwargs["json"], "dataset": "00000000-0000-4000-8000-000000000000"}}
+        other = api.client.request(method, fake, headers=api.b, **kwargs2)
+        assert (other.status_code, other.json()) == (resp.status_code, resp.json())
+    # filters with foreign ids find nothing either
+    assert api.client.get(f"/v1/jobs?dataset={ds}", headers=api.b).json()["items"] == []
+    # and alpha's objects are untouched by beta's attempts
+    assert api.client.get(f"/v1/datasets/{ds}", headers=api.a).status_code == 200
+    assert api.client.get(f"/v1/jobs/{job}", headers=api.a).status_code == 200
+
+
 @pytest.fixture(scope="session")
 def small_csv(tmp_path_factory, flchain) -> Path:
     path = tmp_path_factory.mktemp("svcdata") / "small.csv"

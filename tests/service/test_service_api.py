@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import time
 
 import pandas as pd
@@ -106,6 +107,11 @@ def test_cancel_and_per_tenant_limit(tmp_path, small_csv):
         first = api.submit(ds, {**TINY, "name": "slow1"}).json()["id"]
         second = api.submit(ds, {**TINY, "name": "slow2"}).json()["id"]
         api.wait(first, lambda j: j["status"] == "running" and j["progress"] > 0.2)
+        # the worker yields the CPU to the API: lower priority, SCHED_IDLE on Linux
+        pid = api.app.state.jobs.executor._procs[first].popen.pid
+        assert os.getpriority(os.PRIO_PROCESS, pid) >= 10
+        if hasattr(os, "SCHED_IDLE"):
+            assert os.sched_getscheduler(pid) == os.SCHED_IDLE
         # tenant_jobs=1: the second waits although a worker slot is free
         assert api.client.get(f"/v1/jobs/{second}", headers=api.a).json()["status"] == "queued"
         resp = api.client.post(f"/v1/jobs/{first}/cancel", headers=api.a)
@@ -123,6 +129,23 @@ def test_cancel_and_per_tenant_limit(tmp_path, small_csv):
         assert not list((api.app.state.settings.jobs_dir / first).glob(".run-*"))
     finally:
         client.__exit__(None, None, None)
+
+
+@pytest.mark.parametrize("url, expected", [
+    ("postgresql://u:p@h:5432/db", "postgresql+psycopg://u:p@h:5432/db"),
+    ("postgres://h/db", "postgresql+psycopg://h/db"),
+    ("postgresql+pg8000://h/db", "postgresql+pg8000://h/db"),
+    ("sqlite:////tmp/x.db", "sqlite:////tmp/x.db"),
+])
+def test_a_postgresql_url_without_driver_uses_psycopg3(url, expected):
+    import importlib.util
+
+    from synthdata.service.store import _with_driver
+
+    if url.startswith("postgres") and "+" not in url and (
+            importlib.util.find_spec("psycopg2") or not importlib.util.find_spec("psycopg")):
+        expected = "postgresql://" + url.split("://", 1)[1]
+    assert _with_driver(url) == expected
 
 
 def test_claim_respects_worker_and_tenant_limits(tmp_path):

@@ -4,26 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.service.conftest import TINY
-
-
-def _calls(ds: str, job: str) -> list[tuple[str, str, dict]]:
-    """Every /v1 operation, aimed at the given dataset and job ids."""
-    return [
-        ("GET", "/v1/datasets", {}),
-        ("POST", "/v1/datasets", {"files": {"file": ("x.csv", b"a,b\n1,2\n", "text/csv")}}),
-        ("GET", f"/v1/datasets/{ds}", {}),
-        ("DELETE", f"/v1/datasets/{ds}", {}),
-        ("GET", f"/v1/datasets/{ds}/schema", {}),
-        ("PUT", f"/v1/datasets/{ds}/schema", {"json": {"columns": []}}),
-        ("GET", "/v1/jobs", {}),
-        ("POST", "/v1/jobs", {"json": {"dataset": ds, "pipeline": TINY}}),
-        ("GET", f"/v1/jobs/{job}", {}),
-        ("POST", f"/v1/jobs/{job}/cancel", {}),
-        ("GET", f"/v1/jobs/{job}/report", {}),
-        ("GET", f"/v1/jobs/{job}/report?format=html", {}),
-        ("GET", f"/v1/jobs/{job}/synthetic", {}),
-    ]
+from tests.service.conftest import assert_tenant_isolated, v1_calls as _calls
 
 
 def test_every_v1_route_is_listed_here(api):
@@ -52,29 +33,10 @@ def test_a_token_with_a_wrong_secret_is_refused(api):
 
 
 def test_another_tenant_gets_404_everywhere(api, batch):
-    ds, job = batch["ds"]["id"], batch["ok"]["id"]
-    for method, path, kwargs in _calls(ds, job):
-        if path in ("/v1/datasets", "/v1/jobs") and method == "GET":
-            items = api.client.get(path, headers=api.b).json()["items"]
-            assert not {i["id"] for i in items} & {ds, job, batch["ds2"]["id"]}
-            continue
-        if method == "POST" and path == "/v1/datasets":
-            continue  # an upload names no existing id
-        resp = api.client.request(method, path, headers=api.b, **kwargs)
-        assert resp.status_code == 404, (method, path, resp.status_code, resp.text)
-        # the answer is the same as for an id that never existed
-        fake = path.replace(ds, "00000000-0000-4000-8000-000000000000").replace(
-            job, "00000000-0000-4000-8000-000000000001")
-        kwargs2 = kwargs
-        if "json" in kwargs and "dataset" in kwargs["json"]:
-            kwargs2 = {"json": {**kwargs["json"], "dataset": "00000000-0000-4000-8000-000000000000"}}
-        other = api.client.request(method, fake, headers=api.b, **kwargs2)
-        assert (other.status_code, other.json()) == (resp.status_code, resp.json())
-    # filters with foreign ids find nothing either
-    assert api.client.get(f"/v1/jobs?dataset={ds}", headers=api.b).json()["items"] == []
-    # and alpha's objects are untouched by beta's attempts
-    assert api.client.get(f"/v1/datasets/{ds}", headers=api.a).status_code == 200
-    assert api.client.get(f"/v1/jobs/{job}", headers=api.a).json()["status"] == "succeeded"
+    assert_tenant_isolated(api, batch["ds"]["id"], batch["ok"]["id"],
+                           also=[batch["ds2"]["id"]])
+    assert api.client.get(f"/v1/jobs/{batch['ok']['id']}", headers=api.a).json()["status"] \
+        == "succeeded"
 
 
 def test_tokens_are_stored_hashed(api):
@@ -89,3 +51,19 @@ def test_tokens_are_stored_hashed(api):
         rows = conn.execute(select(tokens)).mappings().all()
     assert rows and all(secret not in str(dict(r)) for r in rows)
     assert all(len(r["digest"]) == 64 and r["salt"] for r in rows)
+
+
+@pytest.mark.parametrize("bad", ["a%00b", "x" * 300, "00000000-0000-4000-8000-00000000000Z",
+                                 "%C3%A9t%C3%A9"])
+def test_malformed_ids_are_plain_404s(api, batch, bad):
+    """An id that is not of the server's form cannot exist: 404 (or an empty list), and it
+    never reaches the database (a NUL byte is an error on PostgreSQL, not a miss)."""
+    for method, path, kwargs in _calls(bad, bad):
+        if path in ("/v1/datasets", "/v1/jobs") or path.startswith("/v1/jobs?"):
+            continue
+        resp = api.client.request(method, path, headers=api.a, **kwargs)
+        assert resp.status_code == 404, (method, path, resp.status_code, resp.text)
+    listed = api.client.get(f"/v1/jobs?dataset={bad}", headers=api.a)
+    assert listed.status_code == 422 if len(bad) > 64 else listed.json()["items"] == []
+    resp = api.submit(bad.replace("%00", "\x00"), {})
+    assert resp.status_code == 404, resp.text
