@@ -244,8 +244,8 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
           idle_workers: Annotated[bool, typer.Option(
               "--idle-workers/--no-idle-workers",
               help="Run job processes under SCHED_IDLE (Linux) as well as nice 10, so "
-                   "requests always get the CPU first; turn off when other busy programs "
-                   "share the machine and jobs would starve.")] = True,
+                   "requests always get the CPU first; only on a machine the service has "
+                   "to itself: beside other busy programs the jobs starve.")] = False,
           debug: Debug = False) -> None:
     """Run the HTTP service (FastAPI on uvicorn); jobs run in worker processes or on Ray."""
     _state["debug"] |= debug

@@ -605,7 +605,7 @@ class RelationalSynthesizer:
         pieces, slot_order = [], []
         for (c, s), group in slots.groupby(["ctx", "seq"], sort=True):
             cond = {CTX: int(c), SEQ: int(s) if int(s) in known_seq else max(known_seq)}
-            pieces.append(plan.generator.sample(len(group), conditions=cond, seed=child_seed(rng)))
+            pieces.append(self._sample_conditioned(plan, len(group), cond, rng))
             slot_order.append(group["slot"].to_numpy())
         synth = pd.concat(pieces, ignore_index=True)
         synth.index = np.concatenate(slot_order)
@@ -659,6 +659,21 @@ class RelationalSynthesizer:
             synth[col] = np.clip(t, low, high)
             out[col] = (low, high)
         return synth, parent_idx, out
+
+    def _sample_conditioned(self, plan: _TablePlan, n: int, cond: dict[str, int],
+                            rng: np.random.Generator) -> pd.DataFrame:
+        """Rows for one (parent cluster, rank bin); when the generator cannot reach the pair
+        (a VAE conditions by rejection), drop the rank bin, then the cluster, and count it."""
+        for keep in ((CTX, SEQ), (CTX,), ()):
+            try:
+                return plan.generator.sample(n, conditions={k: cond[k] for k in keep} or None,
+                                             seed=child_seed(rng))
+            except ConfigError as err:
+                if "too rare" not in str(err) or not keep:
+                    raise
+                label = f"{plan.name} rows sampled without their {keep[-1]} condition (too rare)"
+                self.fixes_[label] = self.fixes_.get(label, 0) + n
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _order_in_time(self, plan: _TablePlan, synth: pd.DataFrame, parent_out: pd.DataFrame,
                        parent_idx: np.ndarray) -> pd.DataFrame:

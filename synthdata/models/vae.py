@@ -335,7 +335,7 @@ class VAEGenerator(TrainingRecord, BaseGenerator):
                   for col, code in conditions.items()]
         kept: list[torch.Tensor] = []
         n_kept = drawn = accepted = 0
-        for _ in range(MAX_REJECTION_ROUNDS):
+        for round_ in range(MAX_REJECTION_ROUNDS):
             rate = (accepted + 1) / (drawn + 1)  # optimistic before the first round
             want = math.ceil(1.2 * (n - n_kept) / rate) + 64
             size = min(MAX_REJECTION_BATCH, max(4096, want))
@@ -350,13 +350,18 @@ class VAEGenerator(TrainingRecord, BaseGenerator):
             drawn += size
             if n_kept >= n:
                 return torch.cat(kept)[:n].numpy().astype(np.float64)
+            # give up early when even the optimistic rate cannot reach n in the rounds left
+            left = (MAX_REJECTION_ROUNDS - round_ - 1) * MAX_REJECTION_BATCH
+            if (n - n_kept) * (drawn + 1) / (accepted + 1) > left:
+                break
         shown = ", ".join(f"{c}={self.transformer_.encoder(c).categories_[k]!r}"
                           if k < len(self.transformer_.encoder(c).categories_) else f"{c}=<missing>"
                           for c, k in conditions.items())
         raise ConfigError(
             f"vae: conditions {shown} are too rare under the fitted model to sample {n} rows by "
             f"rejection: {accepted} of {drawn} candidates matched (acceptance rate "
-            f"{accepted / max(drawn, 1):.2e}) in {MAX_REJECTION_ROUNDS} rounds; ask for fewer rows, "
+            f"{accepted / max(drawn, 1):.2e}; at most {MAX_REJECTION_ROUNDS} rounds of "
+            f"{MAX_REJECTION_BATCH:,} candidates would not be enough); ask for fewer rows, "
             "relax the conditions, or use the 'ctgan' generator, which conditions directly")
 
     # -- state --------------------------------------------------------------------------

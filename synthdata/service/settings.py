@@ -20,8 +20,10 @@ class ServiceSettings:
     ``workers`` caps job processes for the whole server, ``tenant_jobs`` per tenant.
     ``runner`` is the ``module:function`` a worker calls with the pipeline (tests swap it).
     Local workers yield the CPU to the API so status polls stay fast while jobs train: they
-    run at ``worker_nice`` and, on Linux with ``worker_idle``, under ``SCHED_IDLE`` (any
-    runnable request thread preempts them at once; they still use every idle core).
+    run at ``worker_nice`` and, on Linux with ``worker_idle`` (off by default), under
+    ``SCHED_IDLE`` (any runnable thread preempts them; on a machine with other busy programs
+    the jobs then starve — seen in a test run beside a training job, where jobs never left
+    "starting" in 60 s).
     """
 
     data_dir: Path = DEFAULT_DATA_DIR
@@ -36,7 +38,7 @@ class ServiceSettings:
     poll_interval: float = 0.2
     cancel_grace_s: float = 5.0
     worker_nice: int = 10
-    worker_idle: bool = True
+    worker_idle: bool = False
     extra_env: dict[str, str] = field(default_factory=dict)
 
     @property

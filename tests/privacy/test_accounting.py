@@ -71,8 +71,9 @@ def test_conversion_edge_cases() -> None:
 )
 def test_conversion_is_monotone(rho: float, factor: float, delta: float) -> None:
     e = acc.zcdp_to_approx_dp(rho, delta)
-    assert acc.zcdp_to_approx_dp(rho * factor, delta) >= e
-    assert acc.zcdp_to_approx_dp(rho, delta / factor) >= e
+    # up to float noise: for rho=1e-6, delta=0.004 the optimiser returns ~1e-22 either way
+    assert acc.zcdp_to_approx_dp(rho * factor, delta) >= e - 1e-12
+    assert acc.zcdp_to_approx_dp(rho, delta / factor) >= e - 1e-12
 
 
 @settings(max_examples=60, deadline=None)

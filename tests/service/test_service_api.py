@@ -107,11 +107,11 @@ def test_cancel_and_per_tenant_limit(tmp_path, small_csv):
         first = api.submit(ds, {**TINY, "name": "slow1"}).json()["id"]
         second = api.submit(ds, {**TINY, "name": "slow2"}).json()["id"]
         api.wait(first, lambda j: j["status"] == "running" and j["progress"] > 0.2)
-        # the worker yields the CPU to the API: lower priority, SCHED_IDLE on Linux
+        # the worker yields the CPU to the API: lower priority (SCHED_IDLE only when asked)
         pid = api.app.state.jobs.executor._procs[first].popen.pid
         assert os.getpriority(os.PRIO_PROCESS, pid) >= 10
         if hasattr(os, "SCHED_IDLE"):
-            assert os.sched_getscheduler(pid) == os.SCHED_IDLE
+            assert os.sched_getscheduler(pid) != os.SCHED_IDLE
         # tenant_jobs=1: the second waits although a worker slot is free
         assert api.client.get(f"/v1/jobs/{second}", headers=api.a).json()["status"] == "queued"
         resp = api.client.post(f"/v1/jobs/{first}/cancel", headers=api.a)
