@@ -70,6 +70,8 @@ MAX_COUNT_CATEGORIES = 30
 MIN_ROWS_PER_CLUSTER = 25
 DEFAULT_MAX_ROWS_PER_PATIENT = 10   # child rows per patient used in training under privacy
 PUBLIC_MAX_RANK = 1000              # under privacy, rank bins are fixed up to this rank
+POOLED_GENERATORS = ("vae",)        # condition by rejection: children come from one pool
+POOL_FACTOR = 4                     # pool rows per child row
 UNENFORCED_RHO_SHARE = 0.01         # of the run's ρ, per unenforced link (its non-missing share)
 
 
@@ -602,14 +604,17 @@ class RelationalSynthesizer:
         assert pplan.context is not None
         ctx = pplan.context.predict(parent_aug)[parent_idx]
         slots = pd.DataFrame({"ctx": ctx, "seq": seq, "slot": np.arange(total)})
-        pieces, slot_order = [], []
-        for (c, s), group in slots.groupby(["ctx", "seq"], sort=True):
-            cond = {CTX: int(c), SEQ: int(s) if int(s) in known_seq else max(known_seq)}
-            pieces.append(self._sample_conditioned(plan, len(group), cond, rng))
-            slot_order.append(group["slot"].to_numpy())
-        synth = pd.concat(pieces, ignore_index=True)
-        synth.index = np.concatenate(slot_order)
-        synth = synth.sort_index().reset_index(drop=True).drop(columns=[CTX, SEQ])
+        if getattr(plan.generator, "name", "") in POOLED_GENERATORS:
+            synth = self._sample_pooled(plan, slots, rng).drop(columns=[CTX, SEQ])
+        else:
+            pieces, slot_order = [], []
+            for (c, s), group in slots.groupby(["ctx", "seq"], sort=True):
+                cond = {CTX: int(c), SEQ: int(s) if int(s) in known_seq else max(known_seq)}
+                pieces.append(self._sample_conditioned(plan, len(group), cond, rng))
+                slot_order.append(group["slot"].to_numpy())
+            synth = pd.concat(pieces, ignore_index=True)
+            synth.index = np.concatenate(slot_order)
+            synth = synth.sort_index().reset_index(drop=True).drop(columns=[CTX, SEQ])
         synth[fk.column] = parent_out[fk.parent_column].to_numpy()[parent_idx]
         for col in fk.parent_level:
             synth[col] = parent_aug[parent_level_column(plan.name, col)].to_numpy()[parent_idx]
@@ -659,6 +664,39 @@ class RelationalSynthesizer:
             synth[col] = np.clip(t, low, high)
             out[col] = (low, high)
         return synth, parent_idx, out
+
+    def _sample_pooled(self, plan: _TablePlan, slots: pd.DataFrame,
+                       rng: np.random.Generator) -> pd.DataFrame:
+        """Rows for every slot from one unconditional pool (for generators that condition by
+        rejection): pool rows go to slots with the same (cluster, rank bin), then to slots of
+        the same cluster, then to any slot — the last two counted in ``fixes_``. One draw of
+        ``POOL_FACTOR`` × the rows instead of one rejection loop per pair."""
+        total = len(slots)
+        pool = plan.generator.sample(POOL_FACTOR * total, seed=child_seed(rng)).reset_index(drop=True)
+        pc = pd.to_numeric(pool[CTX], errors="coerce").fillna(-1).to_numpy(dtype=np.int64)
+        ps = pd.to_numeric(pool[SEQ], errors="coerce").fillna(-1).to_numpy(dtype=np.int64)
+        assign = np.full(total, -1, dtype=np.int64)
+        used = np.zeros(len(pool), dtype=bool)
+        sc, ss = slots["ctx"].to_numpy(dtype=np.int64), slots["seq"].to_numpy(dtype=np.int64)
+        for keys in ((True, True), (True, False), (False, False)):
+            open_ = np.flatnonzero(assign < 0)
+            if not open_.size:
+                break
+            avail = np.flatnonzero(~used)
+            code = lambda c, q: (c if keys[0] else 0) * 1_000_000 + (q if keys[1] else 0)  # noqa: E731
+            want = pd.DataFrame({"code": code(sc[open_], ss[open_]), "slot": open_})
+            have = pd.DataFrame({"code": code(pc[avail], ps[avail]), "row": avail})
+            want["rank"] = want.groupby("code").cumcount()
+            have["rank"] = have.groupby("code").cumcount()
+            match = want.merge(have, on=["code", "rank"], how="inner")
+            assign[match["slot"].to_numpy()] = match["row"].to_numpy()
+            used[match["row"].to_numpy()] = True
+            if keys != (True, True) and len(match):
+                dropped = SEQ if keys[0] else f"{CTX} and {SEQ}"
+                label = f"{plan.name} rows sampled without their {dropped} condition (too rare)"
+                self.fixes_[label] = self.fixes_.get(label, 0) + len(match)
+        assert (assign >= 0).all()  # the last pass takes any row, and the pool is larger
+        return pool.iloc[assign].reset_index(drop=True)
 
     def _sample_conditioned(self, plan: _TablePlan, n: int, cond: dict[str, int],
                             rng: np.random.Generator) -> pd.DataFrame:
