@@ -401,3 +401,12 @@ class TrainingRecord:
         self.best_epoch_ = best[2] if best[1] is not None else self.epochs_run_
         self.fit_seconds_ = time.perf_counter() - started
         net.eval()
+
+    def _finish_dp_training(self, dp: Any, net: nn.Module, started: float) -> None:
+        """After DP-SGD (no early stopping): check the plan ran to the end, record the noise,
+        sample rate and steps actually used, the run and its time, and switch to eval."""
+        dp.check_finished()
+        self.dp_noise_multiplier_ = dp.noise_multiplier
+        self.dp_sample_rate_ = dp.sample_rate
+        self.dp_steps_ = dp.steps_done
+        self._finish_training(net, (None, None, None), started)

@@ -221,6 +221,22 @@ class CTGANGenerator(TrainingRecord, BaseGenerator):
         assert isinstance(g, _Generator) and isinstance(d, _Critic)
         return g, d
 
+    def _generator_loss(self, g_net: nn.Module, d_net: nn.Module, sampler: Any,
+                        cond: torch.Tensor, column: torch.Tensor, category: torch.Tensor,
+                        gen: torch.Generator) -> torch.Tensor:
+        """Generator step loss: minus the critic's score of fresh fakes (Gumbel-softmax
+        spans), plus the cross-entropy tying each row's span to its condition."""
+        plan, batch = self.plan_, cond.shape[0]
+        z = torch.randn((batch, int(self.embedding_dim)), generator=gen)
+        raw = g_net(torch.cat([z, cond], dim=1))
+        fake = plan.activate(raw, tau=GUMBEL_TAU, generator=gen)
+        loss = -d_net(torch.cat([fake, cond], dim=1)).mean()
+        if sampler.n_columns:
+            logp = torch.log_softmax(plan.padded_logits(raw), dim=2)
+            span = sampler.span_index[column]
+            loss = loss - logp[torch.arange(batch), span, category].mean()
+        return loss
+
     def _penalty(self, critic: _Critic, real: torch.Tensor, fake: torch.Tensor,
                  gen: torch.Generator) -> torch.Tensor:
         pac = int(self.pac)
@@ -348,14 +364,8 @@ class CTGANGenerator(TrainingRecord, BaseGenerator):
                     for p in d_params:  # generator step: no critic gradients, no hooks
                         p.requires_grad_(False)
                     cond, column, category = fake_conditions(batch)
-                    z = torch.randn((batch, emb), generator=gen)
-                    raw = g_net(torch.cat([z, cond], dim=1))
-                    fake = plan.activate(raw, tau=GUMBEL_TAU, generator=gen)
-                    loss_g = -d_net(torch.cat([fake, cond], dim=1)).mean()
-                    if sampler.n_columns:
-                        logp = torch.log_softmax(plan.padded_logits(raw), dim=2)
-                        span = sampler.span_index[column]
-                        loss_g = loss_g - logp[torch.arange(batch), span, category].mean()
+                    loss_g = self._generator_loss(g_net, d_net, sampler, cond, column, category,
+                                                  gen)
                     opt_g.zero_grad()
                     loss_g.backward()
                     opt_g.step()
@@ -370,14 +380,7 @@ class CTGANGenerator(TrainingRecord, BaseGenerator):
             dp.close()
             for p in d_params:
                 p.requires_grad_(True)
-        dp.check_finished()
-        self.dp_noise_multiplier_ = dp.noise_multiplier
-        self.dp_sample_rate_ = dp.sample_rate
-        self.dp_steps_ = dp.steps_done
-        self.epochs_run_ = len(self.history_)
-        self.best_epoch_ = self.epochs_run_
-        self.fit_seconds_ = time.perf_counter() - started
-        g_net.eval()
+        self._finish_dp_training(dp, g_net, started)
         self.generator_ = g_net
         self.critic_ = d_net
 
@@ -440,15 +443,7 @@ class CTGANGenerator(TrainingRecord, BaseGenerator):
                     loss_d.backward()
                     opt_d.step()
                 cond, column, category, _ = draw()
-                z = torch.randn((batch, emb), generator=gen)
-                raw = g_net(torch.cat([z, cond], dim=1))
-                fake = plan.activate(raw, tau=GUMBEL_TAU, generator=gen)
-                loss_g = -d_net(torch.cat([fake, cond], dim=1)).mean()
-                if sampler.n_columns:
-                    logp = torch.log_softmax(plan.padded_logits(raw), dim=2)
-                    span = sampler.span_index[column]
-                    ce = -logp[torch.arange(batch), span, category].mean()
-                    loss_g = loss_g + ce
+                loss_g = self._generator_loss(g_net, d_net, sampler, cond, column, category, gen)
                 opt_g.zero_grad()
                 loss_g.backward()
                 opt_g.step()

@@ -233,14 +233,7 @@ class VAEGenerator(TrainingRecord, BaseGenerator):
                 progress("vae.fit", epoch + 1, epochs)
         finally:
             dp.close()
-        dp.check_finished()
-        self.dp_noise_multiplier_ = dp.noise_multiplier
-        self.dp_sample_rate_ = dp.sample_rate
-        self.dp_steps_ = dp.steps_done
-        self.epochs_run_ = len(self.history_)
-        self.best_epoch_ = self.epochs_run_
-        self.fit_seconds_ = time.perf_counter() - started
-        net.eval()
+        self._finish_dp_training(dp, net, started)
         self.net_ = net
 
     def _train(self, matrix: np.ndarray, rng: np.random.Generator, progress: Progress) -> None:

@@ -49,6 +49,7 @@ import pandas as pd
 
 from synthdata.errors import ConfigError, DataError
 from synthdata.privacy.config import DPConfig
+from synthdata.privacy.ledger import _json_safe
 
 __all__ = [
     "AuditResult",
@@ -333,13 +334,3 @@ def audit_generator(kind: str | GeneratorFactory, schema: Any, data: pd.DataFram
                        details=details)
 
 
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    if isinstance(value, Mapping):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if hasattr(value, "item") and callable(value.item):
-        return _json_safe(value.item())
-    return value
