@@ -39,6 +39,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+# the per-column and per-pair statistics are synthdata's own (installed in .venv-bench too);
+# what stays here is the schema-free encoding that treats every system's output the same way
+from synthdata.evaluate import fidelity
+from synthdata.evaluate.fidelity import ks_statistic, tv_distance
+
+_correlation_ratio = fidelity._correlation_ratio
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = ROOT.parent / "shared" / "datasets"
 LOCAL_DATA = ROOT / "data"
@@ -246,22 +253,6 @@ def encode(df: pd.DataFrame, infos: list[ColInfo]) -> dict[str, np.ndarray]:
 
 # -- fidelity -----------------------------------------------------------------------------
 
-def ks_statistic(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = np.sort(a[~np.isnan(a)]), np.sort(b[~np.isnan(b)])
-    if len(a) == 0 or len(b) == 0:
-        return 0.0 if len(a) == len(b) else 1.0
-    grid = np.concatenate([a, b])
-    cdf_a = np.searchsorted(a, grid, side="right") / len(a)
-    cdf_b = np.searchsorted(b, grid, side="right") / len(b)
-    return float(np.max(np.abs(cdf_a - cdf_b)))
-
-
-def tv_distance(a: np.ndarray, b: np.ndarray, n_codes: int) -> float:
-    pa = np.bincount(a, minlength=n_codes) / max(len(a), 1)
-    pb = np.bincount(b, minlength=n_codes) / max(len(b), 1)
-    return float(0.5 * np.abs(pa - pb).sum())
-
-
 def column_distances(real: dict[str, np.ndarray], synth: dict[str, np.ndarray],
                      infos: list[ColInfo]) -> dict[str, float]:
     out = {}
@@ -279,42 +270,11 @@ def column_distances(real: dict[str, np.ndarray], synth: dict[str, np.ndarray],
 
 
 def _pearson(x: np.ndarray, y: np.ndarray) -> float:
-    ok = ~(np.isnan(x) | np.isnan(y))
-    if ok.sum() < 3:
-        return 0.0
-    x, y = x[ok], y[ok]
-    sx, sy = x.std(), y.std()
-    if sx == 0 or sy == 0:
-        return 0.0
-    return float(abs(np.mean((x - x.mean()) * (y - y.mean())) / (sx * sy)))
+    return abs(fidelity._pearson(x, y))   # strength of association, sign ignored
 
 
 def _cramers_v(a: np.ndarray, na: int, b: np.ndarray, nb: int) -> float:
-    table = np.bincount(a * nb + b, minlength=na * nb).reshape(na, nb).astype(float)
-    n = table.sum()
-    table = table[table.sum(1) > 0][:, table.sum(0) > 0]
-    k = min(table.shape) - 1
-    if n == 0 or k <= 0:
-        return 0.0
-    expected = np.outer(table.sum(1), table.sum(0)) / n
-    chi2 = float(((table - expected) ** 2 / expected).sum())
-    return float(np.sqrt(min(chi2 / (n * k), 1.0)))
-
-
-def _correlation_ratio(codes: np.ndarray, n_codes: int, x: np.ndarray) -> float:
-    ok = ~np.isnan(x)
-    codes, x = codes[ok], x[ok]
-    if len(x) < 3:
-        return 0.0
-    total = float(((x - x.mean()) ** 2).sum())
-    if total == 0:
-        return 0.0
-    counts = np.bincount(codes, minlength=n_codes)
-    sums = np.bincount(codes, weights=x, minlength=n_codes)
-    nz = counts > 0
-    means = sums[nz] / counts[nz]
-    between = float((counts[nz] * (means - x.mean()) ** 2).sum())
-    return float(np.sqrt(min(between / total, 1.0)))
+    return fidelity._cramers_v(fidelity._contingency(a, na, b, nb))
 
 
 def association_matrix(enc: dict[str, np.ndarray], infos: list[ColInfo]) -> np.ndarray:
