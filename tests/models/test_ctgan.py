@@ -10,7 +10,8 @@ import pytest
 import synthdata as sd
 from synthdata.errors import ConfigError, NotFittedError
 from synthdata.schema import Schema
-from tests.models.shared import FLCHAIN, assert_respects_schema, flchain_sample, needs_flchain
+from tests.models.shared import (FLCHAIN, assert_respects_schema, check_reproducible,
+                                 check_save_load, flchain_sample, needs_flchain)
 
 torch = pytest.importorskip("torch")
 
@@ -71,27 +72,12 @@ def test_pac_must_divide_batch(data):
 
 def test_reproducible_and_global_rng_untouched(data, fitted):
     schema, gen = fitted
-    state = torch.get_rng_state()
-    threads = torch.get_num_threads()
-    again = sd.make_generator("ctgan", schema, seed=0, **FAST).fit(data)
-    assert torch.equal(torch.get_rng_state(), state)
-    assert torch.get_num_threads() == threads
-    pd.testing.assert_frame_equal(gen.sample(500, seed=5), again.sample(500, seed=5))
-    other = sd.make_generator("ctgan", schema, seed=1, **FAST).fit(data)
-    assert not gen.sample(500, seed=5).equals(other.sample(500, seed=5))
-    a, b = gen.sample(200), gen.sample(200)
-    assert not a.equals(b)  # the unseeded stream continues
+    check_reproducible("ctgan", FAST, data, schema, gen)
 
 
 def test_save_load_identical_samples(fitted, tmp_path):
     _, gen = fitted
-    path = gen.save(tmp_path / "ctgan.sdg")
-    loaded = sd.load_generator(path)
-    pd.testing.assert_frame_equal(gen.sample(1000, seed=7), loaded.sample(1000, seed=7))
-    pd.testing.assert_frame_equal(gen.sample(300, seed=8, conditions={"death": 1}),
-                                  loaded.sample(300, seed=8, conditions={"death": 1}))
-    assert loaded.get_params() == {k: list(v) if isinstance(v, tuple) else v
-                                   for k, v in gen.get_params().items()}
+    check_save_load(gen, tmp_path / "ctgan.sdg", 1000)
 
 
 def test_early_stopping_and_progress(data):
