@@ -117,9 +117,12 @@ def run_multitable(cfg: PipelineConfig, run_dir: Path, timer: Any, progress: Any
         km = {tname: s["km_max_distance"] for tname, s in survival.items()}
         relational["km_max_distance"] = km
         relational["repairs"] = dict(synth_model.fixes_)
+        # one row per patient (root row + summaries of their linked rows), used twice
+        train_patients, synth_patients = patient_table(train, ms), patient_table(synth, ms)
         relational["parent_child_correlations"] = parent_child_correlations(
-            patient_table(train, ms), patient_table(synth, ms), ms)
-        patients = _patient_leakage(train, synth, hold, ms, cfg) if cfg.evaluate.full else {}
+            train_patients, synth_patients, ms)
+        patients = (_patient_leakage(train_patients, synth_patients, hold, ms, cfg)
+                    if cfg.evaluate.full else {})
         declared = [{"rule": rule, "violations": n} for rule, n in synth_model.violations_.items()]
         constraints = {"declared": declared,
                        "declared_violations": sum(d["violations"] for d in declared)}
@@ -177,18 +180,18 @@ PATIENT_LEAKAGE = ("exact_copies", "exact_copy_share", "exact_copy_excess", "dcr
                    "singling_out_risk", "linkability_risk", "inference_risk")
 
 
-def _patient_leakage(train: dict[str, pd.DataFrame], synth: dict[str, pd.DataFrame],
+def _patient_leakage(train: pd.DataFrame, synth: pd.DataFrame,
                      hold: dict[str, pd.DataFrame] | None, ms: Any, cfg: PipelineConfig
                      ) -> dict[str, Any]:
-    """Leakage with one record per patient (root row + summaries of their linked rows)."""
+    """Leakage with one record per patient: ``train``/``synth`` are patient tables
+    (:func:`~synthdata.medical.patients.patient_table`), ``hold`` the linked holdout tables."""
     from synthdata.evaluate import evaluate
     from synthdata.medical.patients import patient_schema, patient_table
 
     if hold is None:
         return {}
-    sub = evaluate(patient_table(train, ms), patient_table(synth, ms),
-                   holdout=patient_table(hold, ms), schema=patient_schema(ms), seed=cfg.seed,
-                   sections=("leakage", "risks"))
+    sub = evaluate(train, synth, holdout=patient_table(hold, ms), schema=patient_schema(ms),
+                   seed=cfg.seed, sections=("leakage", "risks"))
     return {k: v for k, v in sub.metrics.items()
             if v is not None and k.split("_ci_")[0] in PATIENT_LEAKAGE}
 
