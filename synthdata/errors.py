@@ -19,6 +19,11 @@ class ConfigError(SynthDataError, ValueError):
     """A configuration value or parameter is invalid."""
 
 
+class ConditionTooRareError(ConfigError):
+    """Conditional sampling cannot reach the requested rows (a rejection sampler's budget ran
+    out); callers that can relax the conditions catch this, others see a ConfigError."""
+
+
 class NotFittedError(SynthDataError, AttributeError):
     """A fitted attribute was used before ``fit()``."""
 

@@ -55,7 +55,7 @@ import numpy as np
 import pandas as pd
 
 from synthdata._rng import child_seed, make_rng
-from synthdata.errors import ConfigError, DataError, NotFittedError
+from synthdata.errors import ConditionTooRareError, ConfigError, DataError, NotFittedError
 from synthdata.medical.multitable import ForeignKey, MultiTableSchema
 from synthdata.constraints.kinds import Inequality, Range, column_values
 from synthdata.schema.model import Column, ColumnKind, Schema
@@ -706,8 +706,8 @@ class RelationalSynthesizer:
             try:
                 return plan.generator.sample(n, conditions={k: cond[k] for k in keep} or None,
                                              seed=child_seed(rng))
-            except ConfigError as err:
-                if "too rare" not in str(err) or not keep:
+            except ConditionTooRareError:
+                if not keep:
                     raise
                 label = f"{plan.name} rows sampled without their {keep[-1]} condition (too rare)"
                 self.fixes_[label] = self.fixes_.get(label, 0) + n

@@ -16,7 +16,7 @@ import numpy as np
 from scipy.special import ndtr, ndtri
 
 from synthdata._rng import child_seed
-from synthdata.errors import ConfigError
+from synthdata.errors import ConditionTooRareError, ConfigError
 from synthdata.models.base import BaseGenerator, Progress, no_progress
 from synthdata.schema.model import Schema
 from synthdata.transform.columns import Activation, SpanRole
@@ -292,7 +292,7 @@ class GMMGenerator(BaseGenerator):
             have += int(ok.sum())
             if have >= n:
                 return np.concatenate(comps)[:n], np.concatenate(rows)[:n]
-        raise ConfigError("the combination of conditions is too rare under the model to sample "
+        raise ConditionTooRareError("the combination of conditions is too rare under the model to sample "
                           f"{n} rows within {MAX_REJECTION_ROUNDS} rounds; condition on fewer "
                           "columns")
 

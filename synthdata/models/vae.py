@@ -60,7 +60,7 @@ import torch
 from torch import nn
 
 from synthdata._rng import make_torch_generator
-from synthdata.errors import ConfigError
+from synthdata.errors import ConditionTooRareError, ConfigError
 from synthdata.models._torch import SAMPLE_CHUNK, Adam, SpanPlan, build_module, mlp, torch_threads
 from synthdata.models._torch import TrainingRecord
 from synthdata.models.base import BaseGenerator, Progress, no_progress
@@ -350,7 +350,7 @@ class VAEGenerator(TrainingRecord, BaseGenerator):
         shown = ", ".join(f"{c}={self.transformer_.encoder(c).categories_[k]!r}"
                           if k < len(self.transformer_.encoder(c).categories_) else f"{c}=<missing>"
                           for c, k in conditions.items())
-        raise ConfigError(
+        raise ConditionTooRareError(
             f"vae: conditions {shown} are too rare under the fitted model to sample {n} rows by "
             f"rejection: {accepted} of {drawn} candidates matched (acceptance rate "
             f"{accepted / max(drawn, 1):.2e}; at most {MAX_REJECTION_ROUNDS} rounds of "

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synthdata.errors import ConfigError, NotFittedError
+from synthdata.errors import ConditionTooRareError, ConfigError, NotFittedError
 from synthdata.medical.multitable import MultiTableSchema
 from synthdata.medical.relational import RelationalSynthesizer, children_per_parent_tv, total_variation
 from synthdata.medical.survival import check_survival_times, km_curve_distance
@@ -173,7 +173,7 @@ def test_unreachable_conditions_are_relaxed_and_counted(pbc_synth, pbc_schema, m
 
     def picky(n, *, conditions=None, seed=None):   # a model that cannot reach rank bins
         if conditions and "__seq" in conditions:
-            raise ConfigError("vae: conditions __seq=9 are too rare under the fitted model")
+            raise ConditionTooRareError("vae: conditions __seq=9 are too rare under the fitted model")
         return real_sample(n, conditions=conditions, seed=seed)
 
     monkeypatch.setattr(gen, "sample", picky)
