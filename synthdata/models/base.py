@@ -44,7 +44,9 @@ class BaseGenerator:
     """
 
     name: ClassVar[str] = "base"
-    numeric_encoding: ClassVar[str] = "mode"
+    # "mode" (mode-specific normalisation) or "quantile" (normal scores); the neural
+    # generators take it as a constructor parameter
+    numeric_encoding: str = "mode"
     # How training spends a DP budget: "zcdp" (noisy statistics), "dpsgd", or None (no DP).
     dp_training: ClassVar[str | None] = None
     schema: Schema

@@ -81,6 +81,7 @@ from synthdata.models.base import BaseGenerator, Progress, no_progress
 from synthdata.models.vae import (
     DPSGD,
     _check_dims,
+    _check_encoding,
     _check_ints,
     _check_no_dp_early_stopping,
     _check_nonnegative,
@@ -148,6 +149,9 @@ class CTGANGenerator(TrainingRecord, BaseGenerator):
         Adam learning rates (betas 0.5, 0.9).
     embedding_dim, generator_dims, discriminator_dims:
         Noise size and hidden widths.
+    numeric_encoding:
+        ``"quantile"`` (default; numbers are normal scores, linear outputs) or ``"mode"``
+        (mode-specific normalisation: ``tanh`` scalar plus a mode indicator span).
     pac:
         Rows per critic input (PacGAN); 1 disables packing.
     discriminator_steps:
@@ -168,13 +172,13 @@ class CTGANGenerator(TrainingRecord, BaseGenerator):
     """
 
     name: ClassVar[str] = "ctgan"
-    numeric_encoding: ClassVar[str] = "mode"
     dp_training: ClassVar[str | None] = "dpsgd"
 
     def __init__(self, schema: Schema, *, epochs: int = 300, batch_size: int = 500,
-                 generator_lr: float = 2e-4, discriminator_lr: float = 2e-4, embedding_dim: int = 128,
-                 generator_dims: Sequence[int] = (256, 256),
-                 discriminator_dims: Sequence[int] = (256, 256), pac: int = 10,
+                 generator_lr: float = 2e-4, discriminator_lr: float = 2e-4, embedding_dim: int = 64,
+                 generator_dims: Sequence[int] = (128, 128),
+                 discriminator_dims: Sequence[int] = (128, 128), numeric_encoding: str = "quantile",
+                 pac: int = 10,
                  discriminator_steps: int = 1, gradient_penalty: float = 10.0,
                  log_frequency: bool = True, early_stopping: bool = False,
                  validation_share: float = 0.1, patience: int = 10, verbose: bool = False,
@@ -183,6 +187,7 @@ class CTGANGenerator(TrainingRecord, BaseGenerator):
         self.generator_lr, self.discriminator_lr = generator_lr, discriminator_lr
         self.embedding_dim, self.generator_dims = embedding_dim, generator_dims
         self.discriminator_dims, self.pac = discriminator_dims, pac
+        self.numeric_encoding = numeric_encoding
         self.discriminator_steps, self.gradient_penalty = discriminator_steps, gradient_penalty
         self.log_frequency, self.early_stopping = log_frequency, early_stopping
         self.validation_share, self.patience, self.verbose = validation_share, patience, verbose
@@ -198,6 +203,7 @@ class CTGANGenerator(TrainingRecord, BaseGenerator):
         _check_dims(self, generator_dims=self.generator_dims,
                     discriminator_dims=self.discriminator_dims)
         _check_nonnegative(self, gradient_penalty=self.gradient_penalty)
+        _check_encoding(self)
         if self.batch_size % self.pac:
             raise ConfigError(f"{self.name}: parameter batch_size ({self.batch_size}) must be a "
                               f"multiple of pac ({self.pac})")
@@ -237,16 +243,28 @@ class CTGANGenerator(TrainingRecord, BaseGenerator):
             loss = loss - logp[torch.arange(batch), span, category].mean()
         return loss
 
-    def _penalty(self, critic: _Critic, real: torch.Tensor, fake: torch.Tensor,
-                 gen: torch.Generator) -> torch.Tensor:
-        pac = int(self.pac)
-        n_packs = real.shape[0] // pac
+    def _critic_loss(self, critic: _Critic, real: torch.Tensor, fake: torch.Tensor,
+                     gen: torch.Generator) -> torch.Tensor:
+        """WGAN critic loss ``mean D(fake) - mean D(real)`` plus the gradient penalty.
+
+        One critic forward over ``[fake; real; mixed]`` (each part holds whole packs, so no
+        pack straddles two parts) instead of three small forwards. The penalty is
+        ``λ (‖∇D(mixed)‖ - 1)²`` per pack, ``mixed`` interpolating real and fake packs with
+        one weight per pack.
+        """
+        pac, batch = int(self.pac), real.shape[0]
+        n_packs = batch // pac
+        if self.gradient_penalty <= 0:
+            out = critic(torch.cat([fake, real]))
+            return out[:n_packs].mean() - out[n_packs:].mean()
         alpha = torch.rand((n_packs, 1, 1), generator=gen).expand(n_packs, pac, real.shape[1])
         alpha = alpha.reshape(real.shape)
         mixed = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
-        (grad,) = torch.autograd.grad(critic(mixed).sum(), mixed, create_graph=True)
+        out = critic(torch.cat([fake, real, mixed]))
+        (grad,) = torch.autograd.grad(out[2 * n_packs:].sum(), mixed, create_graph=True)
         norm = grad.reshape(n_packs, -1).norm(dim=1)
-        return self.gradient_penalty * (norm - 1).square().mean()
+        penalty = self.gradient_penalty * (norm - 1).square().mean()
+        return out[:n_packs].mean() - out[n_packs:2 * n_packs].mean() + penalty
 
     # -- fit ----------------------------------------------------------------------------
     def _fit(self, matrix: np.ndarray, rng: np.random.Generator, progress: Progress = no_progress) -> None:
@@ -434,11 +452,8 @@ class CTGANGenerator(TrainingRecord, BaseGenerator):
                     with torch.no_grad():  # the critic step needs no generator gradients
                         fake = plan.activate(g_net(torch.cat([z, cond], dim=1)), tau=GUMBEL_TAU,
                                              generator=gen)
-                    fake_in = torch.cat([fake, cond], dim=1)
-                    real_in = torch.cat([data[rows], cond], dim=1)
-                    loss_d = d_net(fake_in).mean() - d_net(real_in).mean()
-                    if self.gradient_penalty > 0:
-                        loss_d = loss_d + self._penalty(d_net, real_in, fake_in, gen)
+                    loss_d = self._critic_loss(d_net, torch.cat([data[rows], cond], dim=1),
+                                               torch.cat([fake, cond], dim=1), gen)
                     opt_d.zero_grad()
                     loss_d.backward()
                     opt_d.step()

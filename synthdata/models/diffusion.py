@@ -67,7 +67,7 @@ COSINE_OFFSET = 0.008  # ``s`` of the cosine schedule
 MIN_ALPHA_BAR = 1e-5   # keeps ``1 / sqrt(a(T))`` finite
 TIME_GRID_POWER = 1.5  # sampling grid shape, see :func:`sampling_times`
 # Rows denoised together: the chain makes ``sampling_steps`` passes over the same rows, so a
-# batch whose activations stay in cache is faster than the generic SAMPLE_CHUNK.
+# batch whose activations stay in cache is fastest (the same size as SAMPLE_CHUNK).
 SAMPLE_ROWS = 4096
 MIN_AUTO_BATCH, MAX_AUTO_BATCH = 128, 1024
 
@@ -154,7 +154,7 @@ class DDPMGenerator(BaseGenerator):
     """
 
     name: ClassVar[str] = "ddpm"
-    numeric_encoding: ClassVar[str] = "quantile"
+    numeric_encoding: str = "quantile"
 
     def __init__(self, schema: Schema, *, epochs: int = 1000, batch_size: int | str = "auto",
                  lr: float = 2e-3, hidden_dims: Sequence[int] = (128, 128),

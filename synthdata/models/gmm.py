@@ -56,7 +56,7 @@ class GMMGenerator(BaseGenerator):
     """
 
     name: ClassVar[str] = "gmm"
-    numeric_encoding: ClassVar[str] = "quantile"
+    numeric_encoding: str = "quantile"
     dp_training: ClassVar[str | None] = "zcdp"
 
     def __init__(self, schema: Schema, *, n_components: int | str = "auto", max_components: int = 32,

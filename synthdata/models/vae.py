@@ -105,6 +105,10 @@ class VAEGenerator(TrainingRecord, BaseGenerator):
         Passes over the training rows, rows per step, Adam learning rate.
     embedding_dim, compress_dims, decompress_dims:
         Latent size and hidden layer widths of the encoder and decoder.
+    numeric_encoding:
+        ``"quantile"`` (default): each number is one normal score (a Gaussian value span);
+        ``"mode"``: mode-specific normalisation (a scalar within the mode plus a mode
+        indicator span). See ``benchmarks/README.md`` for why quantile is the default.
     loss_factor, kl_weight:
         Weights of the reconstruction and KL terms.
     l2scale:
@@ -121,18 +125,19 @@ class VAEGenerator(TrainingRecord, BaseGenerator):
     """
 
     name: ClassVar[str] = "vae"
-    numeric_encoding: ClassVar[str] = "mode"
     dp_training: ClassVar[str | None] = "dpsgd"
 
-    def __init__(self, schema: Schema, *, epochs: int = 300, batch_size: int = 500, lr: float = 1e-3,
-                 embedding_dim: int = 128, compress_dims: Sequence[int] = (128, 128),
-                 decompress_dims: Sequence[int] = (128, 128), loss_factor: float = 2.0,
+    def __init__(self, schema: Schema, *, epochs: int = 300, batch_size: int = 1000, lr: float = 2e-3,
+                 embedding_dim: int = 32, compress_dims: Sequence[int] = (64,),
+                 decompress_dims: Sequence[int] = (64, 64), numeric_encoding: str = "quantile",
+                 loss_factor: float = 2.0,
                  kl_weight: float = 1.0, l2scale: float = 1e-5, early_stopping: bool = False,
                  validation_share: float = 0.1, patience: int = 30, verbose: bool = False,
                  privacy: Any = None, seed: int | None = 0) -> None:
         self.schema, self.epochs, self.batch_size, self.lr = schema, epochs, batch_size, lr
         self.embedding_dim, self.compress_dims = embedding_dim, compress_dims
         self.decompress_dims, self.loss_factor, self.kl_weight = decompress_dims, loss_factor, kl_weight
+        self.numeric_encoding = numeric_encoding
         self.l2scale, self.early_stopping = l2scale, early_stopping
         self.validation_share, self.patience, self.verbose = validation_share, patience, verbose
         self.privacy, self.seed = privacy, seed
@@ -144,6 +149,7 @@ class VAEGenerator(TrainingRecord, BaseGenerator):
                     embedding_dim=self.embedding_dim, patience=self.patience)
         self._positive(lr=self.lr, loss_factor=self.loss_factor)
         _check_dims(self, compress_dims=self.compress_dims, decompress_dims=self.decompress_dims)
+        _check_encoding(self)
         _check_nonnegative(self, kl_weight=self.kl_weight, l2scale=self.l2scale)
         if not isinstance(self.validation_share, (int, float)) or not 0 < self.validation_share < 0.5:
             raise ConfigError(f"{self.name}: parameter validation_share must be in (0, 0.5), got "
@@ -550,6 +556,15 @@ def _check_no_dp_early_stopping(gen: BaseGenerator) -> None:
 
 
 # -- parameter checks shared with the GAN ---------------------------------------------------
+
+NUMERIC_ENCODINGS = ("quantile", "mode")
+
+
+def _check_encoding(gen: BaseGenerator) -> None:
+    if gen.numeric_encoding not in NUMERIC_ENCODINGS:
+        raise ConfigError(f"{gen.name}: parameter numeric_encoding must be one of "
+                          f"{', '.join(NUMERIC_ENCODINGS)}, got {gen.numeric_encoding!r}")
+
 
 def _check_ints(gen: BaseGenerator, **params: Any) -> None:
     for key, value in params.items():

@@ -60,3 +60,21 @@ def check_save_load(gen, path, n: int) -> None:
                                   loaded.sample(300, seed=8, conditions={"death": 1}))
     assert loaded.get_params() == {k: list(v) if isinstance(v, tuple) else v
                                    for k, v in gen.get_params().items()}
+
+
+def check_numeric_encodings(kind: str, params: dict, data: pd.DataFrame) -> None:
+    """Both numeric encodings fit and sample within the schema: "quantile" (the default) has
+    one value span per number and no mode indicators; "mode" adds a mode indicator span."""
+    import synthdata as sd
+    from synthdata.schema import Schema
+    from synthdata.transform.columns import SpanRole
+
+    schema = Schema.infer(data)
+    roles = {}
+    for encoding in ("quantile", "mode"):
+        gen = sd.make_generator(kind, schema, seed=0, numeric_encoding=encoding, **params).fit(data)
+        assert gen.get_params()["numeric_encoding"] == encoding
+        roles[encoding] = {s.role for s in gen.transformer_.layout_}
+        assert_respects_schema(data, gen.sample(300, seed=1), 300)
+    assert SpanRole.MODE not in roles["quantile"]
+    assert SpanRole.MODE in roles["mode"]

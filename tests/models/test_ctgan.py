@@ -10,7 +10,8 @@ import pytest
 import synthdata as sd
 from synthdata.errors import ConfigError, NotFittedError
 from synthdata.schema import Schema
-from tests.models.shared import (FLCHAIN, assert_respects_schema, check_reproducible,
+from tests.models.shared import (FLCHAIN, assert_respects_schema, check_numeric_encodings,
+                                 check_reproducible,
                                  check_save_load, flchain_sample, needs_flchain)
 
 torch = pytest.importorskip("torch")
@@ -93,6 +94,11 @@ def test_early_stopping_and_progress(data):
     assert {c[0] for c in calls} >= {"ctgan.fit"}
 
 
+
+def test_both_numeric_encodings(data):
+    check_numeric_encodings("ctgan", FAST, data)
+
+
 def test_not_fitted(data):
     gen = sd.make_generator("ctgan", Schema.infer(data))
     with pytest.raises(NotFittedError, match="fit"):
@@ -104,6 +110,7 @@ def test_not_fitted(data):
     ("generator_dims", ()), ("discriminator_dims", [64, 0]), ("gradient_penalty", -1.0),
     ("validation_share", 0.9), ("generator_lr", "x"), ("discriminator_lr", 0), ("pac", 0),
     ("discriminator_steps", 0), ("log_frequency", "yes"), ("patience", 0),
+    ("numeric_encoding", "gaussian"),
 ])
 def test_bad_params_name_the_parameter(data, param, value):
     gen = sd.make_generator("ctgan", Schema.infer(data), **{param: value})

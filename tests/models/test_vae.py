@@ -10,7 +10,8 @@ import pytest
 import synthdata as sd
 from synthdata.errors import ConfigError, NotFittedError
 from synthdata.schema import Schema
-from tests.models.shared import (FLCHAIN, assert_respects_schema, check_reproducible,
+from tests.models.shared import (FLCHAIN, assert_respects_schema, check_numeric_encodings,
+                                 check_reproducible,
                                  check_save_load, flchain_sample, needs_flchain)
 
 torch = pytest.importorskip("torch")
@@ -77,6 +78,11 @@ def test_early_stopping_and_progress(data):
     assert {c[0] for c in calls} >= {"vae.fit"}
 
 
+
+def test_both_numeric_encodings(data):
+    check_numeric_encodings("vae", FAST, data)
+
+
 def test_not_fitted(data):
     gen = sd.make_generator("vae", Schema.infer(data))
     with pytest.raises(NotFittedError, match="fit"):
@@ -87,6 +93,7 @@ def test_not_fitted(data):
     ("epochs", 0), ("batch_size", -5), ("lr", 0.0), ("embedding_dim", 2.5),
     ("compress_dims", ()), ("decompress_dims", [64, 0]), ("kl_weight", -1.0),
     ("validation_share", 0.9), ("loss_factor", "x"), ("early_stopping", "yes"), ("patience", 0),
+    ("numeric_encoding", "gaussian"),
 ])
 def test_bad_params_name_the_parameter(data, param, value):
     gen = sd.make_generator("vae", Schema.infer(data), **{param: value})
