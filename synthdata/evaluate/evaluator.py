@@ -109,8 +109,9 @@ def evaluate(train: pd.DataFrame, synth: pd.DataFrame, *, holdout: pd.DataFrame 
         copies = leakage.exact_copies(prepared)
         body.setdefault("leakage", {})["exact_copies"] = copies
         for key in ("exact_copies", "exact_copy_share", "holdout_exact_copy_share",
-                    "exact_copy_excess"):
-            metrics[key] = copies[key]
+                    "exact_copy_excess", "holdout_exact_copy_upper"):
+            if key in copies:
+                metrics[key] = copies[key]
 
     def detection_step() -> None:
         det = fidelity.detection(prepared, _step_rng(seed, "detection"))

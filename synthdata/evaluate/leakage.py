@@ -94,9 +94,15 @@ def exact_copies(prepared: Prepared) -> dict[str, Any]:
                            "holdout_exact_copy_share": None, "exact_copy_excess": None,
                            "synth_duplicate_share": float(pd.Series(synth_keys).duplicated().mean())}
     if prepared.holdout is not None:
-        out["holdout_exact_copy_share"] = float(
-            np.isin(row_keys(prepared, prepared.holdout), train_keys).mean())
+        from synthdata.privacy.audit import clopper_pearson
+
+        held = np.isin(row_keys(prepared, prepared.holdout), train_keys)
+        out["holdout_exact_copy_share"] = float(held.mean())
         out["exact_copy_excess"] = out["exact_copy_share"] - out["holdout_exact_copy_share"]
+        # the holdout's rate is itself an estimate from len(holdout) rows: a synthetic share
+        # below this one-sided 95% upper bound is within the natural rate's uncertainty
+        out["holdout_exact_copy_upper"] = clopper_pearson(int(held.sum()), len(held),
+                                                          1 - CONFIDENCE)[1]
     return out
 
 

@@ -52,6 +52,9 @@ _INFO = [
                "copies beyond what an independent real sample has", "holdout"),
     MetricInfo("holdout_exact_copy_share", None, "share of holdout rows identical to a "
                "training row (natural baseline for exact_copy_share)", "holdout"),
+    MetricInfo("holdout_exact_copy_upper", None, "one-sided 95% Clopper-Pearson upper bound "
+               "of holdout_exact_copy_share (an exact_copy_share below it is within the "
+               "natural rate's sampling uncertainty)", "holdout"),
     MetricInfo("dcr_share", False, "share of synthetic rows closer to train than to holdout, "
                "reweighted to equal sizes; 0.5 ideal", "holdout"),
     MetricInfo("dcr_median_ratio", True, "median DCR to train / median DCR to holdout; 1 "

@@ -51,6 +51,12 @@ def test_exact_copies_counts_rows_and_holdout_baseline(splits_small) -> None:
     assert out["exact_copy_share"] == pytest.approx(0.1)
     assert out["holdout_exact_copy_share"] == pytest.approx(5 / len(leaky_holdout))
     assert out["exact_copy_excess"] == pytest.approx(0.1 - 5 / len(leaky_holdout))
+    # one-sided 95% upper bound of the holdout rate: above the point estimate, and the
+    # exact binomial bound (P(X <= 5 | upper) = 5%)
+    from scipy.stats import binom
+    upper = out["holdout_exact_copy_upper"]
+    assert upper > out["holdout_exact_copy_share"]
+    assert binom.cdf(5, len(leaky_holdout), upper) == pytest.approx(0.05, abs=1e-6)
 
 
 def test_exact_copies_see_through_dtype_changes(splits_small) -> None:
