@@ -197,8 +197,11 @@ class _SoftSpan:
 class SpanPlan:
     """The transformer layout as index tensors for vectorised per-span operations.
 
-    Softmax spans are gathered into a padded ``(batch, n_soft, max_width)`` tensor (padding
-    holds ``-inf`` logits), so one ``softmax``/``log_softmax`` call covers every span.
+    Softmax spans are gathered into a padded *slot-major* ``(batch, max_width, n_soft)``
+    tensor (padding holds ``-inf`` logits), so one ``softmax``/``log_softmax`` call over
+    ``dim=1`` covers every span. Slot-major because torch's CPU softmax over a short last
+    dimension is slow: on telco's ``(500, 18 spans, 4 slots)`` it took 760 µs along the
+    slots as the last dimension and 80 µs along ``dim=1`` of the transposed tensor.
     Value spans (TANH/LINEAR) are plain column index vectors.
     """
 
@@ -223,57 +226,58 @@ class SpanPlan:
         self.linear_cols = torch.tensor(linear_cols, dtype=torch.long)
         self.value_cols = torch.tensor(sorted(tanh_cols + linear_cols), dtype=torch.long)
         self.is_tanh_value = torch.tensor([c in set(tanh_cols) for c in sorted(tanh_cols + linear_cols)])
-        # gather: padded[:, s, j] = logits[:, gather[s, j]]; index n_features is the pad column
-        gather = np.full((max(self.n_soft, 1), self.max_width), pos, dtype=np.int64)
+        # gather: padded[:, j, s] = logits[:, gather[j, s]]; index n_features is the pad column
+        gather = np.full((self.max_width, max(self.n_soft, 1)), pos, dtype=np.int64)
         soft_cols, soft_flat = [], []
         for s in soft:
-            gather[s.index, :s.width] = np.arange(s.start, s.start + s.width)
+            gather[:s.width, s.index] = np.arange(s.start, s.start + s.width)
             soft_cols.extend(range(s.start, s.start + s.width))
-            soft_flat.extend(s.index * self.max_width + j for j in range(s.width))
-        self.gather = torch.from_numpy(gather[: self.n_soft]).reshape(-1)
+            soft_flat.extend(j * self.n_soft + s.index for j in range(s.width))
+        self.gather = torch.from_numpy(gather[:, : self.n_soft]).reshape(-1)
         self.soft_cols = torch.tensor(soft_cols, dtype=torch.long)
         self.soft_flat = torch.tensor(soft_flat, dtype=torch.long)   # padded-flat -> column
-        self.pad_mask = torch.from_numpy(gather[: self.n_soft] == pos)  # (n_soft, max_width)
         self.widths = torch.tensor([s.width for s in soft], dtype=torch.long)
         self.starts = torch.tensor([s.start for s in soft], dtype=torch.long)
 
     # -- softmax spans ------------------------------------------------------------------
     def padded_logits(self, logits: torch.Tensor) -> torch.Tensor:
-        """``(batch, n_soft, max_width)`` logits with ``-inf`` in the padding."""
+        """``(batch, max_width, n_soft)`` logits with ``-inf`` in the padding."""
         b = logits.shape[0]
         ext = torch.cat([logits, logits.new_full((b, 1), -torch.inf)], dim=1)
-        return ext[:, self.gather].reshape(b, self.n_soft, self.max_width)
+        return ext[:, self.gather].reshape(b, self.max_width, self.n_soft)
 
     def codes(self, matrix: torch.Tensor) -> torch.Tensor:
         """Index of the hot slot of every softmax span, ``(rows, n_soft)`` int64."""
         if self.n_soft == 0:
             return torch.zeros((matrix.shape[0], 0), dtype=torch.long)
-        return self.padded_logits(matrix).argmax(dim=2)
+        return self.padded_logits(matrix).argmax(dim=1)
 
     def cross_entropy(self, logits: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
         """Per-row sum over softmax spans of the cross-entropy with target ``codes``."""
         if self.n_soft == 0:
             return logits.new_zeros(logits.shape[0])
-        logp = torch.log_softmax(self.padded_logits(logits), dim=2)
-        return -logp.gather(2, codes.unsqueeze(2)).squeeze(2).sum(dim=1)
+        logp = torch.log_softmax(self.padded_logits(logits), dim=1)
+        return -logp.gather(1, codes.unsqueeze(1)).squeeze(1).sum(dim=1)
 
     def activate(self, raw: torch.Tensor, *, tau: float | None = None,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
+                 generator: torch.Generator | None = None,
+                 padded: torch.Tensor | None = None) -> torch.Tensor:
         """Apply each span's activation: tanh on TANH values, (Gumbel-)softmax on softmax spans.
 
         With ``tau`` the softmax spans use Gumbel-softmax at temperature ``tau`` (noise from
-        ``generator``); without it a plain softmax.
+        ``generator``); without it a plain softmax. ``padded`` may pass
+        ``padded_logits(raw)`` when the caller has it already (saves a gather).
         """
         parts = raw.clone() if self.linear_cols.numel() else torch.empty_like(raw)
         if self.tanh_cols.numel():
             parts[:, self.tanh_cols] = torch.tanh(raw[:, self.tanh_cols])
         if self.n_soft:
-            logits = self.padded_logits(raw)
+            logits = self.padded_logits(raw) if padded is None else padded
             if tau is not None:
                 u = torch.rand(logits.shape, generator=generator, dtype=raw.dtype)
                 gumbel = -torch.log(-torch.log(u.clamp_(1e-10, 1.0 - 1e-7)))
                 logits = (logits + gumbel) / tau
-            probs = torch.softmax(logits, dim=2).reshape(raw.shape[0], -1)
+            probs = torch.softmax(logits, dim=1).reshape(raw.shape[0], -1)
             parts[:, self.soft_cols] = probs[:, self.soft_flat]
         return parts
 
@@ -294,7 +298,7 @@ class SpanPlan:
         # Gumbel-max: argmax(logits + Gumbel noise) is an exact categorical draw.
         u = torch.rand(padded.shape, generator=generator, dtype=logits.dtype)
         gumbel = -torch.log(-torch.log(u.clamp_(1e-10, 1.0 - 1e-7)))
-        return (padded + gumbel).argmax(dim=2)
+        return (padded + gumbel).argmax(dim=1)
 
     def soft_index(self, column: str, role: SpanRole = SpanRole.CATEGORY) -> int:
         for s in self.soft:

@@ -235,12 +235,14 @@ class CTGANGenerator(TrainingRecord, BaseGenerator):
         plan, batch = self.plan_, cond.shape[0]
         z = torch.randn((batch, int(self.embedding_dim)), generator=gen)
         raw = g_net(torch.cat([z, cond], dim=1))
-        fake = plan.activate(raw, tau=GUMBEL_TAU, generator=gen)
+        padded = plan.padded_logits(raw) if plan.n_soft else None
+        fake = plan.activate(raw, tau=GUMBEL_TAU, generator=gen, padded=padded)
         loss = -d_net(torch.cat([fake, cond], dim=1)).mean()
         if sampler.n_columns:
-            logp = torch.log_softmax(plan.padded_logits(raw), dim=2)
+            assert padded is not None
+            logp = torch.log_softmax(padded, dim=1)
             span = sampler.span_index[column]
-            loss = loss - logp[torch.arange(batch), span, category].mean()
+            loss = loss - logp[torch.arange(batch), category, span].mean()
         return loss
 
     def _critic_loss(self, critic: _Critic, real: torch.Tensor, fake: torch.Tensor,

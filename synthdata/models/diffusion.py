@@ -216,16 +216,17 @@ class DDPMGenerator(BaseGenerator):
         self._span_sum = (self._soft_span.unsqueeze(1) == torch.arange(plan.n_soft)).float()
         self._span_cum = (same & (self._soft_slot.unsqueeze(1) <= self._soft_slot.unsqueeze(0))).float()
         self._span_mean = same.float() / same.sum(dim=0, keepdim=True).float()
-        # padded (n_soft, max_width) gather into [softmax logits, pad]; pad index = n_cols
-        gather = torch.full((plan.n_soft, plan.max_width), n_cols, dtype=torch.long)
-        gather[self._soft_span, self._soft_slot] = torch.arange(n_cols)
+        # padded slot-major (max_width, n_soft) gather into [softmax logits, pad]; pad index
+        # = n_cols (slot-major: see SpanPlan, torch's softmax over a short last dim is slow)
+        gather = torch.full((plan.max_width, plan.n_soft), n_cols, dtype=torch.long)
+        gather[self._soft_slot, self._soft_span] = torch.arange(n_cols)
         self._pad_gather = gather.reshape(-1)
 
     def _padded(self, logits: torch.Tensor) -> torch.Tensor:
-        """``(batch, n_soft, max_width)`` span logits (``-inf`` padding) from the softmax part."""
+        """``(batch, max_width, n_soft)`` span logits (``-inf`` padding) from the softmax part."""
         b = logits.shape[0]
         ext = torch.cat([logits, logits.new_full((b, 1), -torch.inf)], dim=1)
-        return ext[:, self._pad_gather].reshape(b, self.plan_.n_soft, self.plan_.max_width)
+        return ext[:, self._pad_gather].reshape(b, self.plan_.max_width, self.plan_.n_soft)
 
     def _draw(self, logits: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         """Inverse-CDF category draw per span from softmax(logits), one uniform ``u`` per span.
@@ -292,8 +293,8 @@ class DDPMGenerator(BaseGenerator):
                 out = net(x_in, net.embed_time(t, big_t))
                 loss_rows = (out[:, :n_val] - eps).square().sum(dim=1)
                 if n_soft:
-                    logp = torch.log_softmax(self._padded(out[:, n_val:]), dim=2)
-                    ce = -logp.gather(2, c0.unsqueeze(2)).squeeze(2)
+                    logp = torch.log_softmax(self._padded(out[:, n_val:]), dim=1)
+                    ce = -logp.gather(1, c0.unsqueeze(1)).squeeze(1)
                     loss_rows = loss_rows + (ce * masked).sum(dim=1)
                 loss = loss_rows.mean() / n_columns
                 opt.lr = self.lr * (1.0 - done / total_steps)
