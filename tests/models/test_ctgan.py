@@ -136,4 +136,4 @@ def test_flchain_detection_auc():
     assert auc < CTGAN_AUC_BOUND, auc
 
 
-CTGAN_AUC_BOUND = 0.995  # measured 0.982 (seed 0, 300 epochs); see the report on rounding
+CTGAN_AUC_BOUND = 0.93  # measured 0.862 (seed 0, 300 epochs, quantile defaults of 2026-11-26)

@@ -18,7 +18,7 @@ torch = pytest.importorskip("torch")
 FAST = {"epochs": 3, "batch_size": 256, "hidden_dims": (32, 32), "n_timesteps": 100,
         "sampling_steps": 5}
 # Measured (see benchmarks/README.md, "Diffusion"): default parameters, flchain 70/30 split.
-DDPM_AUC_BOUND = 0.60
+DDPM_AUC_BOUND = 0.62  # measured 0.573 (seed 0, defaults of 2026-11-26)
 
 
 @pytest.fixture(scope="module")

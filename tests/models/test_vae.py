@@ -119,4 +119,4 @@ def test_flchain_detection_auc():
     assert auc < VAE_AUC_BOUND, auc
 
 
-VAE_AUC_BOUND = 0.99  # measured 0.972 (seed 0, 300 epochs); see the report on rounding
+VAE_AUC_BOUND = 0.70  # measured 0.614 (seed 0, 300 epochs, quantile defaults of 2026-11-26)
