@@ -1,0 +1,122 @@
+"""ddpm: fidelity and sampling speed against the number of sampling steps (issue 9).
+
+One fit per dataset and numeric encoding (default parameters, generator seed 0, 70/30
+split seed 0, leak columns dropped), then for each step count ``--draws`` synthetic draws
+of the training size (sample seeds 10, 11, ...): detection AUC (mean ± sd over the draws)
+and mean column distance with ``benchmarks/_common`` (the tabular benchmark's functions),
+sampling rows/s (median over the draws, inverse transform included), and the leakage
+numbers of the first draw (exact copies, DCR share, MIA AUC).
+
+Run from the product environment (no peers needed)::
+
+    .venv/bin/python benchmarks/bench_ddpm_steps.py --out benchmarks/results/ddpm_steps.md
+    .venv/bin/python benchmarks/bench_ddpm_steps.py --encodings quantile,mode --steps 25
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np  # noqa: E402
+
+import _common  # noqa: E402
+
+
+def run(name: str, encoding: str, steps_list: list[int], draws: int,
+        data_dir: Path | None) -> list[dict[str, Any]]:
+    import synthdata as sd
+
+    spec = _common.dataset_spec(name, data_dir)
+    train, holdout = _common.split(_common.load_dataset(spec), seed=0)
+    infos = _common.column_infos(train)
+    enc_train = _common.encode(train, infos)
+    gen = sd.make_generator("ddpm", sd.Schema.infer(train), seed=0, numeric_encoding=encoding)
+    t0 = time.perf_counter()
+    gen.fit(train)
+    fit_s = time.perf_counter() - t0
+    rows = []
+    for steps in steps_list:
+        gen.sampling_steps = steps
+        aucs, dists, rates = [], [], []
+        first = None
+        for k in range(draws):
+            t0 = time.perf_counter()
+            synth = gen.sample(len(train), seed=10 + k)
+            rates.append(len(train) / (time.perf_counter() - t0))
+            first = synth if first is None else first
+            aucs.append(_common.detection_only(train, holdout, synth, seed=0))
+            enc = _common.encode(synth, infos)
+            dists.append(float(np.mean(list(
+                _common.column_distances(enc_train, enc, infos).values()))))
+        assert first is not None
+        leak = _common.leakage(train, holdout, first, seed=0)
+        rows.append({"dataset": name, "encoding": encoding, "fit_s": fit_s, "steps": steps,
+                     "aucs": aucs, "col_dist": float(np.mean(dists)),
+                     "rows_per_s": float(np.median(rates)), **leak})
+        print(f"[{name}/{encoding}] steps {steps}: AUC {np.mean(aucs):.3f} "
+              f"{[round(a, 3) for a in aucs]}, {np.median(rates):,.0f} rows/s",
+              file=sys.stderr, flush=True)
+    return rows
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    cols = ["dataset", "encoding", "fit s", "sampling steps", "rows/s", "detect AUC ↓",
+            "col dist ↓", "exact copies (holdout rate, 95% upper)", "DCR share", "MIA AUC"]
+    out = ["| " + " | ".join(cols) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * 8) + "|"]
+    for r in rows:
+        aucs = r["aucs"]
+        auc = f"{np.mean(aucs):.3f}" + (f" ± {np.std(aucs, ddof=1):.3f}" if len(aucs) > 1 else "")
+        copies = (f"{r['exact_copies']} = {100 * r['exact_copy_share']:.2f}% "
+                  f"({100 * r['holdout_exact_copy_share']:.2f}%, "
+                  f"≤ {100 * r['holdout_exact_copy_upper']:.2f}%)")
+        out.append(f"| {r['dataset']} | {r['encoding']} | {r['fit_s']:.1f} | {r['steps']} | "
+                   f"{r['rows_per_s']:,.0f} | {auc} | {r['col_dist']:.4f} | {copies} | "
+                   f"{r['dcr_share']:.3f} | {r['mia_auc']:.3f} |")
+    return "\n".join(out) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--datasets", default="flchain")
+    p.add_argument("--encodings", default="quantile", help="comma list of quantile, mode")
+    p.add_argument("--steps", default="10,25,50,100,1000")
+    p.add_argument("--draws", type=int, default=3)
+    p.add_argument("--data-dir", type=Path, default=None)
+    p.add_argument("--out", type=Path, default=None, help="markdown file to write")
+    args = p.parse_args(argv)
+    steps_list = [int(s) for s in args.steps.split(",") if s.strip()]
+    load_start = _common.machine_info()["load"]
+    rows: list[dict[str, Any]] = []
+    for name in [d.strip() for d in args.datasets.split(",") if d.strip()]:
+        for encoding in [e.strip() for e in args.encodings.split(",") if e.strip()]:
+            rows.extend(run(name, encoding, steps_list, args.draws, args.data_dir))
+    m = _common.machine_info()
+    cmd = " ".join(shlex.quote(a) for a in ["python", "benchmarks/bench_ddpm_steps.py", *argv])
+    text = (f"# ddpm: sampling steps vs fidelity and speed\n\n"
+            f"- command: `{cmd}`\n"
+            f"- date: {dt.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}\n"
+            f"- machine: {m['nproc']} CPUs ({m['cpu']}), load average {load_start} at start, "
+            f"{m['load']} at end\n"
+            f"- one fit per row group (default parameters, seed 0, 70/30 split seed 0, leak "
+            f"columns dropped); {args.draws} draws of the training size per step count "
+            f"(sample seeds 10..): detection AUC mean ± sd, column distance mean, rows/s "
+            f"median (inverse transform included); leakage on the first draw\n\n"
+            + table(rows))
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
