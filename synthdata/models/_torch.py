@@ -250,7 +250,7 @@ class SpanPlan:
         """Index of the hot slot of every softmax span, ``(rows, n_soft)`` int64."""
         if self.n_soft == 0:
             return torch.zeros((matrix.shape[0], 0), dtype=torch.long)
-        return self.padded_logits(matrix).argmax(dim=1)
+        return self.padded_logits(matrix).max(dim=1).indices  # see sample_codes
 
     def cross_entropy(self, logits: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
         """Per-row sum over softmax spans of the cross-entropy with target ``codes``."""
@@ -298,7 +298,9 @@ class SpanPlan:
         # Gumbel-max: argmax(logits + Gumbel noise) is an exact categorical draw.
         u = torch.rand(padded.shape, generator=generator, dtype=logits.dtype)
         gumbel = -torch.log(-torch.log(u.clamp_(1e-10, 1.0 - 1e-7)))
-        return (padded + gumbel).argmax(dim=1)
+        # ``max(dim=1).indices``, not ``argmax(dim=1)``: over a middle dimension torch's CPU
+        # argmax took 7.7 ms on a (4096, 4, 18) tensor, max 0.7 ms (same first-maximum rule)
+        return (padded + gumbel).max(dim=1).indices
 
     def soft_index(self, column: str, role: SpanRole = SpanRole.CATEGORY) -> int:
         for s in self.soft:
