@@ -10,7 +10,8 @@ import pytest
 import synthdata as sd
 from synthdata.errors import ConfigError, NotFittedError
 from synthdata.schema import Schema
-from tests.models.shared import (FLCHAIN, assert_respects_schema, check_reproducible,
+from tests.models.shared import (FLCHAIN, assert_respects_schema, check_numeric_encodings,
+                                 check_reproducible,
                                  check_save_load, flchain_sample, needs_flchain)
 
 torch = pytest.importorskip("torch")
@@ -87,6 +88,10 @@ def test_progress_callback(data):
     assert [c for c in calls if c[0] == "ddpm.fit"] == [("ddpm.fit", i, 3) for i in (1, 2, 3)]
 
 
+def test_both_numeric_encodings(data):
+    check_numeric_encodings("ddpm", FAST, data)
+
+
 def test_not_fitted(data):
     with pytest.raises(NotFittedError, match="fit"):
         sd.make_generator("ddpm", Schema.infer(data)).sample(10)
@@ -95,7 +100,7 @@ def test_not_fitted(data):
 @pytest.mark.parametrize("param,value", [
     ("epochs", 0), ("batch_size", -5), ("lr", 0.0), ("lr", "x"), ("hidden_dims", ()),
     ("hidden_dims", [64, 0]), ("n_timesteps", 2.5), ("sampling_steps", 0),
-    ("sampling_steps", 2000), ("seed", -1),
+    ("sampling_steps", 2000), ("seed", -1), ("numeric_encoding", "gaussian"),
 ])
 def test_bad_params_name_the_parameter(data, param, value):
     gen = sd.make_generator("ddpm", Schema.infer(data), **{param: value})
