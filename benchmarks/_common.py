@@ -189,6 +189,26 @@ def machine_info() -> dict[str, str]:
             "python": platform.python_version(), "os": platform.platform()}
 
 
+def write_report(title: str, script: str, argv: list[str], load_start: str, notes: str,
+                 body: str, out: Path | None) -> str:
+    """A results page: title, command, date, machine and load, ``notes``, then ``body``;
+    printed, and written to ``out`` when given."""
+    import datetime as dt
+    import shlex
+
+    m = machine_info()
+    cmd = " ".join(shlex.quote(a) for a in ["python", f"benchmarks/{script}", *argv])
+    text = (f"# {title}\n\n- command: `{cmd}`\n"
+            f"- date: {dt.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}\n"
+            f"- machine: {m['nproc']} CPUs ({m['cpu']}), load average {load_start} at start, "
+            f"{m['load']} at end\n- {notes}\n\n{body}")
+    print(text)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+    return text
+
+
 # -- encoding -----------------------------------------------------------------------------
 
 def _key(v: Any) -> str:

@@ -16,8 +16,6 @@ Run from the product environment (no peers needed)::
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -99,22 +97,12 @@ def main(argv: list[str] | None = None) -> int:
     for name in [d.strip() for d in args.datasets.split(",") if d.strip()]:
         for encoding in [e.strip() for e in args.encodings.split(",") if e.strip()]:
             rows.extend(run(name, encoding, steps_list, args.draws, args.data_dir))
-    m = _common.machine_info()
-    cmd = " ".join(shlex.quote(a) for a in ["python", "benchmarks/bench_ddpm_steps.py", *argv])
-    text = (f"# ddpm: sampling steps vs fidelity and speed\n\n"
-            f"- command: `{cmd}`\n"
-            f"- date: {dt.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}\n"
-            f"- machine: {m['nproc']} CPUs ({m['cpu']}), load average {load_start} at start, "
-            f"{m['load']} at end\n"
-            f"- one fit per row group (default parameters, seed 0, 70/30 split seed 0, leak "
-            f"columns dropped); {args.draws} draws of the training size per step count "
-            f"(sample seeds 10..): detection AUC mean ± sd, column distance mean, rows/s "
-            f"median (inverse transform included); leakage on the first draw\n\n"
-            + table(rows))
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
+    _common.write_report(
+        "ddpm: sampling steps vs fidelity and speed", "bench_ddpm_steps.py", argv, load_start,
+        f"one fit per row group (default parameters, seed 0, 70/30 split seed 0, leak columns "
+        f"dropped); {args.draws} draws of the training size per step count (sample seeds "
+        f"10..): detection AUC mean ± sd, column distance mean, rows/s median (inverse "
+        f"transform included); leakage on the first draw", table(rows), args.out)
     return 0
 
 

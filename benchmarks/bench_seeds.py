@@ -16,8 +16,6 @@ Run from the product environment (ours only, default parameters)::
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -64,7 +62,8 @@ def table(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         flat = np.concatenate([np.asarray(a) for a in r["aucs"]])
         fits = ", ".join(f"{np.mean(a):.3f}" for a in r["aucs"])
-        out.append(f"| {r['dataset']} | {r['system']} | {flat.mean():.3f} ± {flat.std(ddof=1):.3f} "
+        spread = f" ± {flat.std(ddof=1):.3f}" if len(flat) > 1 else ""
+        out.append(f"| {r['dataset']} | {r['system']} | {flat.mean():.3f}{spread} "
                    f"(n = {len(flat)}) | {fits} | {r['col_dist']:.4f} | {r['fit_s']:.1f} |")
     return "\n".join(out) + "\n"
 
@@ -83,21 +82,12 @@ def main(argv: list[str] | None = None) -> int:
     rows = [run(name.strip(), kind.strip(), args.fit_seeds, args.draws, args.data_dir)
             for name in args.datasets.split(",") if name.strip()
             for kind in args.systems.split(",") if kind.strip()]
-    m = _common.machine_info()
-    cmd = " ".join(shlex.quote(a) for a in ["python", "benchmarks/bench_seeds.py", *argv])
-    text = (f"# Seed spread of the detection AUC\n\n"
-            f"- command: `{cmd}`\n"
-            f"- date: {dt.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}\n"
-            f"- machine: {m['nproc']} CPUs ({m['cpu']}), load average {load_start} at start, "
-            f"{m['load']} at end\n"
-            f"- default parameters; generator seeds 0..{args.fit_seeds - 1}, {args.draws} "
-            f"draws of the training size per fit (sample seeds 10..); detection AUC = "
-            f"HistGradientBoosting real holdout vs synthetic, 3-fold ROC AUC (as in "
-            f"tabular_all.md)\n\n" + table(rows))
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
+    _common.write_report(
+        "Seed spread of the detection AUC", "bench_seeds.py", argv, load_start,
+        f"default parameters; generator seeds 0..{args.fit_seeds - 1}, {args.draws} draws of "
+        f"the training size per fit (sample seeds 10..); detection AUC = HistGradientBoosting "
+        f"real holdout vs synthetic, 3-fold ROC AUC (as in tabular_all.md)", table(rows),
+        args.out)
     return 0
 
 
