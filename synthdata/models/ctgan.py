@@ -72,6 +72,8 @@ from synthdata.models._torch import (
     ConditionSampler,
     SpanPlan,
     build_module,
+    cdf_table,
+    draw_categories,
     mlp,
     set_dropout_generator,
     torch_threads,
@@ -176,7 +178,7 @@ class CTGANGenerator(TrainingRecord, BaseGenerator):
 
     def __init__(self, schema: Schema, *, epochs: int = 300, batch_size: int = 500,
                  generator_lr: float = 2e-4, discriminator_lr: float = 2e-4, embedding_dim: int = 64,
-                 generator_dims: Sequence[int] = (128, 128),
+                 generator_dims: Sequence[int] = (128,),
                  discriminator_dims: Sequence[int] = (128, 128), numeric_encoding: str = "quantile",
                  pac: int = 10,
                  discriminator_steps: int = 1, gradient_penalty: float = 10.0,
@@ -351,7 +353,7 @@ class CTGANGenerator(TrainingRecord, BaseGenerator):
                 zero = torch.zeros(m, dtype=torch.long)
                 return torch.zeros((m, 0)), zero, zero
             column = torch.randint(sampler.n_columns, (m,), generator=gen)
-            category = torch.multinomial(sampler.freq_probs[column], 1, generator=gen).squeeze(1)
+            category = draw_categories(cdf_table(sampler.freq_probs, sampler.widths)[column], gen)
             return sampler.vector(sampler.offsets[column] + category), column, category
 
         try:
