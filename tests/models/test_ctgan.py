@@ -136,4 +136,4 @@ def test_flchain_detection_auc():
     assert auc < CTGAN_AUC_BOUND, auc
 
 
-CTGAN_AUC_BOUND = 0.93  # measured 0.862 (seed 0, 300 epochs, quantile defaults of 2026-11-26)
+CTGAN_AUC_BOUND = 0.92  # measured 0.852 (seed 0, 300 epochs, one-block generator of 2026-11-26)
