@@ -11,8 +11,10 @@ own implementation:
   probability ∝ ``log(1 + count)`` (``log_frequency=True``; raw counts otherwise), then a
   real row holding that category — vectorised index tables (see
   :class:`~synthdata.models._torch.ConditionSampler`).
-- **Generator**: residual blocks ``h ← [relu(bn(W h)), h]``; output activations per span —
-  ``tanh`` for number scalars, Gumbel-softmax (τ = 0.2) for softmax spans. Its loss adds the
+- **Generator**: residual blocks ``h ← [relu(bn(W h)), h]`` (one 128-wide block by default);
+  output activations per span — linear for normal-score numbers (the default
+  ``numeric_encoding="quantile"``), ``tanh`` for mode-specific scalars (``"mode"``),
+  Gumbel-softmax (τ = 0.2) for softmax spans. Its loss adds the
   cross-entropy between the conditioned span's logits and the condition, so the output
   honours the condition.
 - **Discriminator** (critic): PacGAN — ``pac`` rows are concatenated into one input, which

@@ -1,8 +1,10 @@
 """VAE generator: encoder/decoder MLPs over the transformed layout (TVAE-style idea).
 
-The decoder outputs, per row, a mean for every value span (through ``tanh`` for the
-scalar of mode-specific normalised numbers), a scale for those values, and logits for
-every softmax span (mode indicators, categories, missing indicators).
+Numbers are normal scores by default (``numeric_encoding="quantile"``: one linear value
+span each); ``"mode"`` uses mode-specific normalisation instead. The decoder outputs, per
+row, a mean for every value span (through ``tanh`` for the scalar of mode-specific
+normalised numbers), a scale for those values, and logits for every softmax span (mode
+indicators, categories, missing indicators).
 
 Reconstruction loss per row, summed over spans (each column counts once):
 
