@@ -385,11 +385,16 @@ class ConditionSampler:
         rows = self.rows_sorted[self.option_start[option] + pick]
         return self.vector(option), column, category, rows
 
+    def draw_by_frequency(self, batch: int, generator: torch.Generator
+                          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(cond, column, category)``: a column uniformly, a category by ``freq_probs``."""
+        column = torch.randint(self.n_columns, (batch,), generator=generator)
+        category = draw_categories(cdf_table(self.freq_probs, self.widths)[column], generator)
+        return self.vector(self.offsets[column] + category), column, category
+
     def draw_for_sampling(self, batch: int, generator: torch.Generator) -> torch.Tensor:
         """Unconditional sampling: a column uniformly, a category by its real frequency."""
-        column = torch.randint(self.n_columns, (batch,), generator=generator)
-        cdf = cdf_table(self.freq_probs, self.widths)
-        return self.vector(self.offsets[column] + draw_categories(cdf[column], generator))
+        return self.draw_by_frequency(batch, generator)[0]
 
     def vector(self, option: torch.Tensor) -> torch.Tensor:
         cond = torch.zeros((option.shape[0], self.n_options))

@@ -74,8 +74,6 @@ from synthdata.models._torch import (
     ConditionSampler,
     SpanPlan,
     build_module,
-    cdf_table,
-    draw_categories,
     mlp,
     set_dropout_generator,
     torch_threads,
@@ -354,9 +352,7 @@ class CTGANGenerator(TrainingRecord, BaseGenerator):
             if not sampler.n_columns:
                 zero = torch.zeros(m, dtype=torch.long)
                 return torch.zeros((m, 0)), zero, zero
-            column = torch.randint(sampler.n_columns, (m,), generator=gen)
-            category = draw_categories(cdf_table(sampler.freq_probs, sampler.widths)[column], gen)
-            return sampler.vector(sampler.offsets[column] + category), column, category
+            return sampler.draw_by_frequency(m, gen)
 
         try:
             for epoch in range(epochs):
