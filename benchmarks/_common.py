@@ -409,14 +409,18 @@ def evaluate(train: pd.DataFrame, holdout: pd.DataFrame, synth: pd.DataFrame, *,
         return _evaluate(train, holdout, synth, target=target, task=task, seed=seed, trtr=trtr)
 
 
-def detection_only(train: pd.DataFrame, holdout: pd.DataFrame, synth: pd.DataFrame, *,
-                   seed: int) -> float:
-    """The detection AUC of ``evaluate`` alone (for extra synthetic draws of one system)."""
+def draw_scores(train: pd.DataFrame, holdout: pd.DataFrame, synth: pd.DataFrame, *,
+                seed: int) -> dict[str, float]:
+    """The detection AUC and mean column distance of ``evaluate`` alone, for extra synthetic
+    draws of one system (each table encoded once)."""
     import sklearn.ensemble  # noqa: F401  (see evaluate)
     from threadpoolctl import threadpool_limits
     with threadpool_limits(1):
         infos = column_infos(train)
-        return detection_auc(encode(holdout, infos), encode(synth, infos), infos, seed=seed)
+        enc_sy = encode(synth, infos)
+        dists = column_distances(encode(train, infos), enc_sy, infos)
+        return {"detect_auc": detection_auc(encode(holdout, infos), enc_sy, infos, seed=seed),
+                "col_dist": float(np.mean(list(dists.values())))}
 
 
 def _evaluate(train: pd.DataFrame, holdout: pd.DataFrame, synth: pd.DataFrame, *,

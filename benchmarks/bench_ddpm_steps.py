@@ -34,8 +34,6 @@ def run(name: str, encoding: str, steps_list: list[int], draws: int,
 
     spec = _common.dataset_spec(name, data_dir)
     train, holdout = _common.split(_common.load_dataset(spec), seed=0)
-    infos = _common.column_infos(train)
-    enc_train = _common.encode(train, infos)
     gen = sd.make_generator("ddpm", sd.Schema.infer(train), seed=0, numeric_encoding=encoding)
     t0 = time.perf_counter()
     gen.fit(train)
@@ -50,10 +48,9 @@ def run(name: str, encoding: str, steps_list: list[int], draws: int,
             synth = gen.sample(len(train), seed=10 + k)
             rates.append(len(train) / (time.perf_counter() - t0))
             first = synth if first is None else first
-            aucs.append(_common.detection_only(train, holdout, synth, seed=0))
-            enc = _common.encode(synth, infos)
-            dists.append(float(np.mean(list(
-                _common.column_distances(enc_train, enc, infos).values()))))
+            scores = _common.draw_scores(train, holdout, synth, seed=0)
+            aucs.append(scores["detect_auc"])
+            dists.append(scores["col_dist"])
         assert first is not None
         leak = _common.leakage(train, holdout, first, seed=0)
         rows.append({"dataset": name, "encoding": encoding, "fit_s": fit_s, "steps": steps,

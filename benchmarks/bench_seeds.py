@@ -34,8 +34,6 @@ def run(name: str, kind: str, fit_seeds: int, draws: int,
 
     spec = _common.dataset_spec(name, data_dir)
     train, holdout = _common.split(_common.load_dataset(spec), seed=0)
-    infos = _common.column_infos(train)
-    enc_train = _common.encode(train, infos)
     per_fit, dists, fit_s = [], [], []
     for seed in range(fit_seeds):
         gen = sd.make_generator(kind, sd.Schema.infer(train), seed=seed)
@@ -45,10 +43,9 @@ def run(name: str, kind: str, fit_seeds: int, draws: int,
         aucs = []
         for k in range(draws):
             synth = gen.sample(len(train), seed=10 + k)
-            aucs.append(_common.detection_only(train, holdout, synth, seed=0))
-            enc = _common.encode(synth, infos)
-            dists.append(float(np.mean(list(
-                _common.column_distances(enc_train, enc, infos).values()))))
+            scores = _common.draw_scores(train, holdout, synth, seed=0)
+            aucs.append(scores["detect_auc"])
+            dists.append(scores["col_dist"])
         per_fit.append(aucs)
         print(f"[{name}/{kind}] seed {seed}: {[round(a, 3) for a in aucs]} "
               f"({fit_s[-1]:.1f} s)", file=sys.stderr, flush=True)

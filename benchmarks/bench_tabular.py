@@ -306,8 +306,8 @@ def main(argv: list[str] | None = None) -> int:
                     t0 = time.perf_counter()
                     res.update(_common.evaluate(train, holdout, synths[0], target=spec.target,
                                                 task=spec.task, seed=args.seed, trtr=trtr))
-                    aucs = [res["detect_auc"], *(_common.detection_only(
-                        train, holdout, s, seed=args.seed) for s in synths[1:])]
+                    aucs = [res["detect_auc"], *(_common.draw_scores(
+                        train, holdout, s, seed=args.seed)["detect_auc"] for s in synths[1:])]
                     res["detect_aucs"] = aucs
                     res["detect_auc"] = float(np.mean(aucs))
                     trtr = res.get("trtr", trtr)
