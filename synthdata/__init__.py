@@ -7,6 +7,7 @@ The public API (everything else is internal)::
     gen = sd.make_generator("gmm", schema, seed=0).fit(df)
     synth = gen.sample(10_000)
     report = sd.evaluate(train, synth, holdout=holdout, schema=schema)
+    verdict = sd.check_gate(report, "default")       # synthetic data made elsewhere
     result = sd.run_pipeline("pipelines/flchain.yaml")
 
 Heavy modules (torch, opacus, great-expectations, FastAPI) load only when used.
@@ -38,6 +39,7 @@ _LAZY = {
     "TableTransformer": "synthdata.transform.table",
     "evaluate": "synthdata.evaluate",
     "Report": "synthdata.evaluate",
+    "check_gate": "synthdata.evaluate.gate",
     "run_pipeline": "synthdata.pipeline.runner",
     "PipelineConfig": "synthdata.pipeline.config",
     "DPConfig": "synthdata.privacy.config",

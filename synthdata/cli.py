@@ -79,14 +79,31 @@ def run(pipeline: Annotated[Path, typer.Argument(help="Pipeline YAML file.")],
         shown = {k: m.get(k) for k in ("shapes", "pair_trends", "detection_auc", "exact_copies",
                                        "dcr_share", "mia_auc") if m.get(k) is not None}
         typer.echo("metrics: " + ", ".join(f"{k}={_fmt(v)}" for k, v in shown.items()))
+    if not result.judged:  # `gate: none`: the user's explicit choice; exit 0, never "passed"
+        typer.echo(NOT_JUDGED_RUN, err=True)
+        typer.echo(str(result.run_dir))
+        return
     if not result.passed:
         failed = [r for r in result.gate if not r.get("passed")]
         for r in failed:
             typer.echo(f"gate: {r.get('metric')} failed: {r.get('reason')}", err=True)
-        typer.echo("gate refused export; report written, no synthetic data", err=True)
+        typer.echo(f"gate FAILED ({len(failed)} of {len(result.gate)} rule(s)): export refused; "
+                   "report written, no synthetic data", err=True)
         typer.echo(str(result.run_dir))
         raise typer.Exit(EXIT_GATE)
+    if not quiet:
+        typer.echo(f"gate PASSED: all {len(result.gate)} rule(s) hold", err=True)
     typer.echo(str(result.run_dir))
+
+
+NOT_JUDGED_RUN = ("NOT JUDGED: the pipeline says `gate: none`; the synthetic data was exported "
+                  "without a verdict (remove the line to use the default gate)")
+NOT_JUDGED_SAMPLE = ("NOT JUDGED: these synthetic rows were not checked by any gate; give "
+                     "--gate default --real TRAIN.csv --holdout HOLDOUT.csv to judge them "
+                     "before sharing")
+GateOpt = Annotated[str | None, typer.Option(
+    "--gate", help="Gate preset (default, share_outside, internal_augmentation) or a YAML "
+                   "file of rules {metric: {max|min|equals: x}}; exit 3 when it fails.")]
 
 
 def _fmt(v: Any) -> str:
@@ -175,17 +192,103 @@ def sample(model: Annotated[Path, typer.Argument(help="Model archive from `synth
            seed: int | None = None,
            condition: Annotated[list[str] | None, typer.Option("--condition", "-c",
                                 help="Fix a discrete column: name=value (repeatable).")] = None,
-           debug: Debug = False) -> None:
-    """Draw ROWS synthetic rows from a saved model."""
+           gate: GateOpt = None,
+           real: Annotated[Path | None, typer.Option(
+               "--real", help="The real table the model was fitted on (needed by --gate).")] = None,
+           holdout: Annotated[Path | None, typer.Option(
+               help="Real rows the model did not see (the gate's leakage baselines).")] = None,
+           target: str | None = None,
+           report_dir: Annotated[Path | None, typer.Option(
+               "--report-dir", help="Where --gate writes report.json/html (default: "
+                                    "OUTPUT's folder / <OUTPUT stem>-report).")] = None,
+           neutralize: Annotated[bool, typer.Option(
+               "--neutralize-formulas/--keep-formulas",
+               help="CSV: prefix text cells starting with = + - @ tab CR with ' so "
+                    "spreadsheets do not run them.")] = True,
+           quiet: Quiet = False, debug: Debug = False) -> None:
+    """Draw ROWS synthetic rows from a saved model (NOT JUDGED unless --gate is given).
+
+    With --gate the rows are evaluated against --real (and --holdout) and written only when
+    the gate passes (exit 3 otherwise, report written).
+    """
     _state["debug"] |= debug
     import synthdata as sd
     from synthdata.io.files import write_table
 
+    if gate is not None and real is None:
+        from synthdata.errors import ConfigError
+
+        raise ConfigError("--gate needs --real TRAIN.csv (the table the model was fitted on) "
+                          "and, for the leakage rules, --holdout HOLDOUT.csv")
+    gate_spec = _gate_spec(gate) if gate is not None else None
     gen = sd.load_generator(model)
     synth = gen.sample(rows, conditions=_parse_pairs(condition, "--condition") or None, seed=seed)
     fmt = "parquet" if output.suffix.lower() in (".parquet", ".pq") else "csv"
-    write_table(synth, output, fmt)
+    if gate is None:
+        write_table(synth, output, fmt, neutralize=neutralize)
+        typer.echo(NOT_JUDGED_SAMPLE, err=True)
+        typer.echo(str(output))
+        return
+    folder = report_dir or output.with_name(f"{output.stem}-report")
+    passed = _judge(real, synth, holdout, gen.schema, target, gate_spec, folder, quiet)
+    if not passed:
+        typer.echo(f"gate refused export; report in {folder}, {output} not written", err=True)
+        raise typer.Exit(EXIT_GATE)
+    write_table(synth, output, fmt, neutralize=neutralize)
     typer.echo(str(output))
+
+
+def _gate_spec(gate: str) -> Any:
+    """A preset name, or the rules of a YAML file when ``gate`` names one."""
+    path = Path(gate)
+    if path.suffix.lower() in (".yaml", ".yml", ".json"):
+        from synthdata.schema.model import load_yaml
+
+        if not path.is_file():
+            from synthdata.errors import ConfigError
+
+            raise ConfigError(f"--gate: rules file not found: {path}")
+        spec = load_yaml(path)
+        spec = spec.get("gate", spec) if isinstance(spec, dict) else spec
+    else:
+        spec = gate
+    from synthdata.evaluate.gate import resolve_gate
+
+    resolve_gate(spec, where="--gate")  # unknown preset or metric: exit 2 before any work
+    return spec
+
+
+def _judge(real: Path, synth: Any, holdout: Path | None, schema: Any, target: str | None,
+           gate_spec: Any, folder: Path, quiet: bool) -> bool:
+    """Evaluate ``synth`` against the real tables, apply the gate, write the report."""
+    # not sd.evaluate: importing synthdata.evaluate.gate binds the subpackage to that name
+    from synthdata.evaluate import check_gate, evaluate
+    from synthdata.io.files import atomic_write_text, private_dir, read_table
+
+    train = read_table(real)
+    hold = read_table(holdout) if holdout is not None else None
+    with _progress(quiet) as progress:
+        report = evaluate(train, synth, holdout=hold, schema=schema, target=target,
+                          progress=progress)
+    verdict = check_gate(report, gate_spec)
+    report.add_section("gate", verdict.to_dict())
+    private_dir(folder)
+    atomic_write_text(folder / "report.json", report.to_json())
+    atomic_write_text(folder / "report.html", report.to_html())
+    _echo_verdict(verdict)
+    return verdict.passed or not verdict.judged
+
+
+def _echo_verdict(verdict: Any) -> None:
+    if not verdict.judged:
+        typer.echo("NOT JUDGED: gate none; no rule was checked", err=True)
+        return
+    for r in verdict.results:
+        if not r["passed"]:
+            typer.echo(f"gate: {r['metric']} failed: {r['reason']}", err=True)
+    n_failed = len(verdict.failures)
+    typer.echo(f"gate {'PASSED' if verdict.passed else 'FAILED'}: {n_failed} of "
+               f"{len(verdict.results)} rule(s) do not hold", err=True)
 
 
 @app.command()
@@ -195,24 +298,45 @@ def evaluate(real: Annotated[Path, typer.Argument(help="Real training table.")],
              output_dir: Annotated[Path, typer.Option("--output-dir", "-o")] = Path("reports/evaluate"),
              target: str | None = None,
              schema: Annotated[Path | None, typer.Option(help="Schema YAML (overrides inference).")] = None,
+             gate: GateOpt = None,
              quiet: Quiet = False, debug: Debug = False) -> None:
-    """Grade a synthetic table made by any tool; writes report.json and report.html."""
+    """Grade a synthetic table made by any tool; writes report.json and report.html.
+
+    With --gate PRESET the report carries the verdict and the exit code is 3 when it fails
+    (as for `run`); without it the report says NOT JUDGED.
+    """
     _state["debug"] |= debug
     import synthdata as sd
-    from synthdata.io.files import atomic_write_text, read_table
+    from synthdata.io.files import atomic_write_text, private_dir, read_table
     from synthdata.schema.model import load_yaml
 
+    gate_spec = _gate_spec(gate) if gate is not None else None
     train = read_table(real)
     synth = read_table(synthetic)
     hold = read_table(holdout) if holdout is not None else None
     sch = sd.Schema.infer(train, name=real.stem)
     if schema is not None:
         sch = sch.with_overrides(load_yaml(schema), where=str(schema))
+    from synthdata.evaluate import check_gate
+    from synthdata.evaluate import evaluate as evaluate_tables
+
     with _progress(quiet) as progress:
-        report = sd.evaluate(train, synth, holdout=hold, schema=sch, target=target, progress=progress)
+        report = evaluate_tables(train, synth, holdout=hold, schema=sch, target=target,
+                                 progress=progress)
+    verdict = None
+    if gate_spec is not None:
+        verdict = check_gate(report, gate_spec)
+        report.add_section("gate", verdict.to_dict())
+    private_dir(output_dir)
     atomic_write_text(output_dir / "report.json", report.to_json())
     atomic_write_text(output_dir / "report.html", report.to_html())
+    if verdict is None:
+        typer.echo("NOT JUDGED: no --gate given; the report is not a verdict", err=True)
+    else:
+        _echo_verdict(verdict)
     typer.echo(str(output_dir))
+    if verdict is not None and verdict.judged and not verdict.passed:
+        raise typer.Exit(EXIT_GATE)
 
 
 # ---- service: `synthdata serve` and `synthdata tokens create` --------------------------------

@@ -13,12 +13,19 @@ from synthdata.cli import main
 from tests.conftest import DATA
 
 
+# the fast evaluation computes exact copies but not the default preset's other metrics
+COPY_RULE = {"exact_copy_excess": {"max": 0.005}}
+
+
 def write_pipeline(tmp_path: Path, data_path: Path, **extra) -> Path:
+    """A quick pipeline; ``gate=None`` leaves the gate out (the default preset judges)."""
     cfg = {"data": {"path": str(data_path)}, "generator": {"kind": "gmm",
            "params": {"n_components": 2, "max_iter": 10}},
-           "evaluate": {"full": False}, "output": {"dir": str(tmp_path / "out")}}
+           "evaluate": {"full": False}, "output": {"dir": str(tmp_path / "out")},
+           "gate": COPY_RULE}
     for key, value in extra.items():
         cfg[key] = value
+    cfg = {k: v for k, v in cfg.items() if v is not None}
     path = tmp_path / "p.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
@@ -179,3 +186,151 @@ def test_gate_refusal_exits_3_and_writes_no_synthetic(tmp_path, capsys, small_cs
     report = json.loads((run_dir / "report.json").read_text())
     assert report["sections"]["gate"]["passed"] is False
     assert "column_distance_mean failed" in " ".join(err.split())
+
+
+def test_run_without_gate_is_judged_by_the_default_preset(tmp_path, capsys, small_csv):
+    # the fast evaluation does not compute the leakage metrics the default preset needs:
+    # the run fails closed and says what is missing
+    code, out, err = run(capsys, "run", str(write_pipeline(tmp_path, small_csv, gate=None)),
+                         "--quiet")
+    assert code == 3, err
+    text = " ".join(err.split())
+    assert "mia_auc failed: metric mia_auc was not computed" in text
+    assert "evaluate.full: false" in text and "PASSED" not in text
+    run_dir = Path(out.strip().splitlines()[-1])
+    assert not list(run_dir.glob("synthetic*"))
+    gate = json.loads((run_dir / "report.json").read_text())["sections"]["gate"]
+    assert gate["preset"] == "default" and gate["status"] == "failed"
+    assert gate["n_failed"] == sum(not r["passed"] for r in gate["results"]) > 0
+
+
+def test_gate_none_exports_as_not_judged(tmp_path, capsys, small_csv):
+    code, out, err = run(capsys, "run", str(write_pipeline(tmp_path, small_csv, gate="none")),
+                         "--quiet")
+    assert code == 0, err
+    assert "NOT JUDGED" in err and "PASSED" not in err
+    run_dir = Path(out.strip().splitlines()[-1])
+    assert (run_dir / "synthetic.csv").is_file()
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["gate"]["status"] == "not_judged" and manifest["gate"]["passed"] is None
+    page = (run_dir / "report.html").read_text()
+    assert "NOT JUDGED" in page and "PASSED" not in page
+
+
+def test_run_folder_and_files_are_private(tmp_path, capsys, small_csv):
+    code, out, err = run(capsys, "run", str(write_pipeline(tmp_path, small_csv, gate="none")),
+                         "--quiet")
+    assert code == 0, err
+    run_dir = Path(out.strip().splitlines()[-1])
+    assert run_dir.stat().st_mode & 0o777 == 0o700
+    assert (tmp_path / "out").stat().st_mode & 0o777 == 0o700  # created by the run
+    modes = {p.name: p.stat().st_mode & 0o777 for p in run_dir.iterdir()}
+    assert modes and set(modes.values()) == {0o600}, modes
+
+
+FORMULAS = ["=HYPERLINK(\"http://x.invalid\",\"x\")", "+cmd|' /C calc'!A0", "@SUM(A1:A9)",
+            "-2+3"]
+
+
+@pytest.fixture()
+def formula_csv(tmp_path) -> Path:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    n = 240
+    df = pd.DataFrame({"note": [FORMULAS[i % 4] for i in range(n)],
+                       "delta": np.round(rng.normal(-5, 1, n), 2),
+                       "size": rng.integers(1, 50, n)})
+    path = tmp_path / "formulas.csv"
+    df.to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("neutralize", [True, False])
+def test_run_neutralizes_formula_cells_unless_told_not_to(tmp_path, capsys, formula_csv,
+                                                          neutralize):
+    p = write_pipeline(tmp_path, formula_csv, gate="none",
+                       output={"dir": str(tmp_path / "out"), "neutralize_formulas": neutralize})
+    code, out, err = run(capsys, "run", str(p), "--quiet")
+    assert code == 0, err
+    synth = pd.read_csv(Path(out.strip().splitlines()[-1]) / "synthetic.csv")
+    notes = set(synth["note"])
+    if neutralize:
+        assert notes <= {"'" + f for f in FORMULAS} and len(notes) >= 2
+    else:
+        assert notes <= set(FORMULAS) and len(notes) >= 2
+    assert (synth["delta"] < 0).all() and synth["delta"].dtype == float  # numbers untouched
+
+
+def _fit_model(tmp_path, capsys, csv: Path) -> Path:
+    model = tmp_path / "m.sdg"
+    code, _, err = run(capsys, "fit", str(csv), "-o", str(model), "-p", "n_components=2",
+                       "--quiet")
+    assert code == 0, err
+    return model
+
+
+def test_sample_warns_not_judged_and_neutralizes(tmp_path, capsys, formula_csv):
+    model = _fit_model(tmp_path, capsys, formula_csv)
+    out = tmp_path / "syn.csv"
+    code, stdout, err = run(capsys, "sample", str(model), "-n", "50", "-o", str(out))
+    assert code == 0, err
+    assert "NOT JUDGED" in err and "--gate" in err
+    assert set(pd.read_csv(out)["note"]) <= {"'" + f for f in FORMULAS}
+    assert out.stat().st_mode & 0o777 == 0o600
+    raw = tmp_path / "raw.csv"
+    code, _, err = run(capsys, "sample", str(model), "-n", "50", "-o", str(raw), "--keep-formulas")
+    assert code == 0 and set(pd.read_csv(raw)["note"]) <= set(FORMULAS)
+
+
+def test_sample_with_gate_needs_real_data_and_judges(tmp_path, capsys, flchain):
+    train = tmp_path / "train.csv"
+    hold = tmp_path / "hold.csv"
+    rows = flchain.sample(1500, random_state=0)
+    rows.iloc[:1000].to_csv(train, index=False)
+    rows.iloc[1000:].to_csv(hold, index=False)
+    model = _fit_model(tmp_path, capsys, train)
+    out = tmp_path / "syn.csv"
+    _expect_error(capsys, ["sample", str(model), "-n", "50", "-o", str(out), "--gate", "default"],
+                  "--gate needs --real TRAIN.csv")
+    _expect_error(capsys, ["sample", str(model), "-n", "50", "-o", str(out), "--gate", "strictest",
+                           "--real", str(train)], "unknown gate preset 'strictest'")
+    assert not out.exists()
+    # a gate no data can pass: refused, report written, nothing exported
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("column_distance_mean: {max: 0}\n")
+    code, _, err = run(capsys, "sample", str(model), "-n", "300", "-o", str(out), "--gate",
+                       str(rules), "--real", str(train), "--holdout", str(hold), "--quiet")
+    assert code == 3, err
+    assert "column_distance_mean failed" in err and not out.exists()
+    report = json.loads((tmp_path / "syn-report" / "report.json").read_text())
+    assert report["sections"]["gate"]["status"] == "failed"
+    code, _, err = run(capsys, "sample", str(model), "-n", "1000", "-o", str(out), "--gate",
+                       "default", "--real", str(train), "--holdout", str(hold), "--quiet")
+    assert code == 0, err
+    assert "gate PASSED" in err and out.is_file() and "NOT JUDGED" not in err
+
+
+def test_evaluate_with_gate_refuses_a_copy(tmp_path, capsys, flchain):
+    train, hold, other = (tmp_path / f"{n}.csv" for n in ("train", "hold", "other"))
+    flchain.iloc[:500].to_csv(train, index=False)
+    flchain.iloc[500:800].to_csv(hold, index=False)
+    flchain.iloc[800:1300].to_csv(other, index=False)
+    code, out, err = run(capsys, "evaluate", str(train), str(train), "--holdout", str(hold),
+                         "--gate", "default", "-o", str(tmp_path / "copy"), "--quiet")
+    assert code == 3, err
+    text = " ".join(err.split())
+    assert "exact_copy_excess failed" in text and "gate FAILED" in text
+    gate = json.loads((tmp_path / "copy" / "report.json").read_text())["sections"]["gate"]
+    assert gate["status"] == "failed" and gate["preset"] == "default"
+    assert "FAILED" in (tmp_path / "copy" / "report.html").read_text()
+    # an independent real sample is what good synthetic data looks like: it passes
+    code, out, err = run(capsys, "evaluate", str(train), str(other), "--holdout", str(hold),
+                         "--gate", "default", "-o", str(tmp_path / "other"), "--quiet")
+    assert code == 0, err
+    # no gate: a report, not a verdict
+    code, out, err = run(capsys, "evaluate", str(train), str(other), "--holdout", str(hold),
+                         "-o", str(tmp_path / "plain"), "--quiet")
+    assert code == 0 and "NOT JUDGED" in err
+    assert "NOT JUDGED" in (tmp_path / "plain" / "report.html").read_text()
+    assert (tmp_path / "plain").stat().st_mode & 0o777 == 0o700

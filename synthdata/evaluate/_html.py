@@ -30,13 +30,16 @@ img{width:100%;height:auto;display:block;margin:.4rem 0;background:#fff}
 .cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(190px,1fr));gap:.6rem}
 .card{background:#fff;border:1px solid #d6dae2;border-radius:6px;padding:.5rem .7rem}
 .card .v{font-size:1.25rem;font-weight:600}.card .k{font-size:.8rem;color:#5b6475}
+tr.gate-rule.fail td{background:#fdf1f1}tr.gate-rule.pass td{background:#f3fbf5}
 """
 
 _HEADLINE = ("shapes", "pair_trends", "column_distance_mean", "correlation_difference",
              "detection_auc", "utility_ratio", "coverage_categories", "coverage_range",
-             "exact_copies", "exact_copy_share", "dcr_share", "nndr", "mia_auc",
+             "exact_copies", "exact_copy_share", "rare_value_replay", "rare_value_replay_excess",
+             "dcr_share", "nndr", "mia_auc",
              "singling_out_risk", "linkability_risk", "inference_risk")
-_KNOWN_SECTIONS = ("gate", "validation", "privacy", "timings", "deidentification", "survival")
+_KNOWN_SECTIONS = ("gate", "validation", "privacy", "timings", "deidentification", "survival",
+                   "rare_categories")
 
 
 def _fmt(value: Any) -> str:
@@ -285,19 +288,88 @@ def _deid(section: Mapping[str, Any]) -> str:
 
 # -- page ---------------------------------------------------------------------------------
 
+def gate_rows(gate: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
+    """The rule entries of a report's gate section (``results``; ``rules`` in old reports)."""
+    if not gate:
+        return []
+    rows = gate.get("results")
+    if rows is None:
+        rows = gate.get("rules")
+    return [r for r in rows or [] if isinstance(r, Mapping)]
+
+
 def _banner(gate: Mapping[str, Any] | None) -> str:
     if not gate:
-        return ("<div class='banner none'>No gate was applied to this evaluation: the numbers "
-                "below are not a verdict.</div>")
-    passed = bool(gate.get("passed"))
-    failing = [r for r in gate.get("results", []) if not r.get("passed")]
+        return ("<div class='banner none' id='gate-banner' data-status='not_judged'>NOT JUDGED "
+                "— no gate was applied to this evaluation: the numbers below are not a "
+                "verdict.</div>")
+    rows = gate_rows(gate)
+    failing = [r for r in rows if not r.get("passed")]
+    status = gate.get("status") or ("passed" if gate.get("passed") else "failed")
+    if status == "not_judged" or gate.get("judged") is False:
+        return ("<div class='banner none' id='gate-banner' data-status='not_judged'>NOT JUDGED — "
+                "the pipeline says <code>gate: none</code>: no rule was checked and the "
+                "synthetic data was exported without a verdict.</div>")
+    preset = f" (preset <code>{_e(gate['preset'])}</code>)" if gate.get("preset") else ""
+    if status == "passed" and not failing and rows:
+        return (f"<div class='banner pass' id='gate-banner' data-status='passed'>PASSED — all "
+                f"{len(rows)} gate rule(s){preset} hold; the synthetic data may be "
+                "exported.</div>")
     items = "".join(f"<li><code>{_e(r.get('metric'))}</code>: {_e(r.get('reason', ''))}</li>"
                     for r in failing)
-    if passed:
-        return ("<div class='banner pass'>PASSED — every gate rule holds; the synthetic data "
-                "may be exported.</div>")
-    return (f"<div class='banner fail'>FAILED — {len(failing)} gate rule(s) do not hold; "
-            f"nothing was exported.<ul>{items}</ul></div>")
+    if not rows:
+        items = "<li>the gate has no rule entries</li>"
+    count = len(failing) if failing else "no"
+    return (f"<div class='banner fail' id='gate-banner' data-status='failed' "
+            f"data-failed='{len(failing)}'>FAILED — {count} of {len(rows)} gate rule(s){preset} "
+            f"do not hold; nothing was exported.<ul>{items}</ul></div>")
+
+
+def _gate_table(gate: Mapping[str, Any] | None) -> str:
+    """Every rule: metric, operator, threshold, measured value, pass/fail, reason."""
+    rows = gate_rows(gate)
+    if not gate:
+        return ("<h2 id='gate'>Gate rules</h2><p class='muted'>No gate: nothing was judged "
+                "(NOT JUDGED).</p>")
+    if not rows:
+        return ("<h2 id='gate'>Gate rules</h2><p class='muted'>No rule was checked "
+                "(NOT JUDGED).</p>")
+    head = "".join(f"<th>{h}</th>" for h in ("metric", "operator", "threshold",
+                                             "measured value", "result", "reason"))
+    body = []
+    for r in rows:
+        operator, threshold = r.get("operator"), r.get("threshold")
+        if operator is None:  # reports written before operator/threshold were recorded
+            operator, _, threshold = str(r.get("rule", "")).partition(" ")
+        ok = bool(r.get("passed"))
+        value = r.get("value")
+        cls = " class='num'" if isinstance(value, (int, float)) and not isinstance(value, bool) \
+            else ""
+        body.append(f"<tr class='gate-rule {'pass' if ok else 'fail'}' "
+                    f"data-metric='{_e(r.get('metric'))}'>"
+                    f"<td><code>{_e(r.get('metric'))}</code></td><td>{_e(operator)}</td>"
+                    f"<td class='num'>{_fmt(threshold)}</td><td{cls}>{_fmt(value)}</td>"
+                    f"<td class='{'ok' if ok else 'bad'}'>{'pass' if ok else 'FAIL'}</td>"
+                    f"<td>{_e(r.get('reason', ''))}</td></tr>")
+    return (f"<h2 id='gate'>Gate rules</h2><table class='gate-rules'><tr>{head}</tr>"
+            f"{''.join(body)}</table>")
+
+
+def _rare(section: Mapping[str, Any]) -> str:
+    parts = ["<h2>Rare categories</h2><p class='muted'>Not private (internal QA, do not "
+             "publish): which columns had categories rarer than k rows depends on exact counts "
+             "of the real data.</p>"]
+    if section.get("note"):
+        parts.append(f"<p>{_e(section['note'])}</p>")
+    cols = section.get("columns") or []
+    if section.get("enabled") and not cols:
+        parts.append(f"<p>No categorical column has a category held by fewer than "
+                     f"{_fmt(section.get('k'))} rows: nothing merged.</p>")
+    elif cols:
+        parts.append(f"<p>Categories held by fewer than {_fmt(section.get('k'))} rows were "
+                     f"{'merged into one value' if section.get('action') == 'merge' else 'made missing'}"
+                     " before fitting:</p>" + _table(cols))
+    return "".join(parts)
 
 
 def render(report: Mapping[str, Any]) -> str:
@@ -309,7 +381,8 @@ def render(report: Mapping[str, Any]) -> str:
              f"report version {_e(report.get('report_version'))} · train "
              f"{_fmt(meta.get('n_train'))} rows · synthetic {_fmt(meta.get('n_synthetic'))} "
              f"rows · holdout {_fmt(meta.get('n_holdout'))} rows · seed "
-             f"{_fmt(meta.get('seed'))}</p>", _banner(sections.get("gate"))]
+             f"{_fmt(meta.get('seed'))}</p>", _banner(sections.get("gate")),
+             _gate_table(sections.get("gate"))]
 
     cards = []
     for name in _HEADLINE:
@@ -326,6 +399,8 @@ def render(report: Mapping[str, Any]) -> str:
 
     if sections.get("deidentification"):
         parts.append(_deid(sections["deidentification"]))
+    if sections.get("rare_categories"):
+        parts.append(_rare(sections["rare_categories"]))
 
     columns = report.get("columns") or []
     if columns:
@@ -358,6 +433,15 @@ def render(report: Mapping[str, Any]) -> str:
         parts.append("<h2>Leakage</h2>")
         if leak.get("exact_copies"):
             parts.append("<h3>Exact copies</h3>" + _kv(leak["exact_copies"]))
+        replay = leak.get("rare_value_replay")
+        if replay:
+            parts.append("<h3>Rare-value replay</h3><p class='muted'>Share of rows holding a "
+                         f"value (or pii: quasi combination) that fewer than "
+                         f"{_fmt(replay.get('k'))} training rows hold; the holdout's share is "
+                         "the natural rate. Counts only, never values.</p>"
+                         + _kv({k: v for k, v in replay.items() if k != "columns"})
+                         + _table([{"column": name, **entry} for name, entry in
+                                   (replay.get("columns") or {}).items()]))
         dcr = leak.get("dcr")
         if dcr:
             parts.append("<h3>Distance to closest record</h3>" + _kv(
@@ -397,8 +481,6 @@ def render(report: Mapping[str, Any]) -> str:
     parts.append("<h2>Privacy</h2>")
     parts.append(_generic(sections["privacy"]) if "privacy" in sections else
                  "<p class='muted'>No privacy ledger attached to this report.</p>")
-    if sections.get("gate"):
-        parts.append("<h2>Gate rules</h2>" + _table(sections["gate"].get("results", [])))
     for name, payload in sections.items():
         if name not in _KNOWN_SECTIONS:
             parts.append(f"<h2>{_e(name)}</h2>" + _generic(payload))

@@ -16,7 +16,7 @@ from synthdata.evaluate import fidelity, leakage
 from synthdata.evaluate._data import prepare
 from synthdata.evaluate.metrics import KNOWN_METRICS
 from synthdata.evaluate.report import Report
-from synthdata.schema import Schema
+from synthdata.schema import PiiRole, Schema
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +113,16 @@ def evaluate(train: pd.DataFrame, synth: pd.DataFrame, *, holdout: pd.DataFrame 
             if key in copies:
                 metrics[key] = copies[key]
 
+    def replay_step() -> None:
+        quasi = [n for n in schema.roles(PiiRole.QUASI) if n in prepared.names]
+        res = leakage.rare_value_replay(prepared, train, synth, holdout, quasi)
+        body.setdefault("leakage", {})["rare_value_replay"] = res
+        for key in ("rare_value_replay", "holdout_rare_value_replay",
+                    "rare_value_replay_excess"):
+            metrics[key] = res[key]
+        if "note" in res:
+            notes.append(f"rare-value replay: {res['note']}")
+
     def detection_step() -> None:
         det = fidelity.detection(prepared, _step_rng(seed, "detection"))
         body["detection"] = det
@@ -184,7 +194,8 @@ def evaluate(train: pd.DataFrame, synth: pd.DataFrame, *, holdout: pd.DataFrame 
                 notes.append(f"{kind.replace('_', '-')} risk: {res['note']}")
         return run
 
-    steps += [("columns", columns_step), ("pairs", pairs_step), ("exact_copies", copies_step)]
+    steps += [("columns", columns_step), ("pairs", pairs_step), ("exact_copies", copies_step),
+              ("rare_value_replay", replay_step)]
     if full_fidelity:
         steps += [("detection", detection_step), ("utility", utility_step),
                   ("coverage", coverage_step)]

@@ -8,6 +8,11 @@ A gate maps metric names to rules, plus an optional ``validation: pass``::
 
 A metric that was not computed (None or absent) fails its rule, with a reason that says
 what to give so it can be computed.
+
+Fail closed: a pipeline without ``gate:`` is judged by the ``default`` preset
+(:data:`DEFAULT_PRESET`); only an explicit ``gate: none`` skips the verdict, and then the
+result is NOT JUDGED (``judged`` False, ``passed`` False, ``status`` "not_judged"): never
+reported as passed.
 """
 
 from __future__ import annotations
@@ -22,8 +27,11 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from synthdata.errors import ConfigError
 from synthdata.evaluate.metrics import FAMILY_INFO, KNOWN_METRICS, metric_info
 
-__all__ = ["GATE_PRESETS", "KNOWN_METRICS", "GateConfig", "GateResult", "Rule", "check_gate",
-           "gate_preset"]
+__all__ = ["DEFAULT_PRESET", "GATE_PRESETS", "KNOWN_METRICS", "NO_GATE", "GateConfig",
+           "GateResult", "Rule", "check_gate", "gate_preset", "not_judged", "resolve_gate"]
+
+DEFAULT_PRESET = "default"   # the gate of a pipeline that declares none
+NO_GATE = "none"             # `gate: none`: explicit, reported as NOT JUDGED
 
 
 class Rule(BaseModel):
@@ -42,6 +50,14 @@ class Rule(BaseModel):
             raise ValueError("a rule needs exactly one of max, min, equals "
                              f"(got {given or 'none'})")
         return self
+
+    @property
+    def operator(self) -> str:
+        return "<=" if self.max is not None else ">=" if self.min is not None else "=="
+
+    @property
+    def threshold(self) -> float:
+        return float(next(v for v in (self.max, self.min, self.equals) if v is not None))
 
     def describe(self) -> str:
         if self.max is not None:
@@ -97,17 +113,40 @@ class GateConfig(BaseModel):
 
 @dataclass(frozen=True)
 class GateResult:
-    """Verdict of a gate: ``passed`` only when every rule passed."""
+    """Verdict of a gate: ``passed`` only when every rule passed.
+
+    ``judged`` is False for ``gate: none`` (no rule was checked): then ``passed`` is False
+    too and :attr:`status` is ``"not_judged"``, which reports print as NOT JUDGED.
+    ``preset`` names the shipped preset the rules came from (None for custom rules).
+    """
 
     passed: bool
     results: list[dict[str, Any]] = field(default_factory=list)
+    judged: bool = True
+    preset: str | None = None
+
+    @property
+    def status(self) -> str:
+        """``"passed"``, ``"failed"`` or ``"not_judged"``."""
+        if not self.judged:
+            return "not_judged"
+        return "passed" if self.passed else "failed"
 
     @property
     def failures(self) -> list[str]:
         return [f"{r['metric']}: {r['reason']}" for r in self.results if not r["passed"]]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"passed": self.passed, "results": [dict(r) for r in self.results]}
+        """The report's ``gate`` section: status, counts and one entry per rule."""
+        return {"status": self.status, "passed": self.passed if self.judged else None,
+                "judged": self.judged, "preset": self.preset,
+                "n_rules": len(self.results), "n_failed": len(self.failures),
+                "results": [dict(r) for r in self.results]}
+
+
+def not_judged() -> GateResult:
+    """The verdict of ``gate: none``: nothing was checked."""
+    return GateResult(passed=False, results=[], judged=False)
 
 
 def _unknown(names: list[str]) -> str:
@@ -116,18 +155,72 @@ def _unknown(names: list[str]) -> str:
             "metric> (e.g. patient_mia_auc)")
 
 
-def check_gate(metrics: Mapping[str, Any], rules: GateConfig | Mapping[str, Any],
+def resolve_gate(spec: GateConfig | Mapping[str, Any] | str | None, *, where: str = "gate"
+                 ) -> tuple[GateConfig | None, str | None]:
+    """The gate a spec asks for, and its preset name.
+
+    ``None`` (no ``gate:`` key) gives the default preset; ``"none"`` gives ``(None, None)``:
+    no gate, the verdict will be NOT JUDGED; any other string names a preset; a mapping
+    holds rules.
+    """
+    if spec is None:
+        return gate_preset(DEFAULT_PRESET), DEFAULT_PRESET
+    if isinstance(spec, str):
+        name = spec.strip()
+        if name.lower() == NO_GATE:
+            return None, None
+        return gate_preset(name, where=where), name
+    gate = GateConfig.parse(spec, where=where)
+    if not gate.rules and gate.validation != "pass":
+        raise ConfigError(f"{where}: no rule; a gate without rules would pass anything. Leave "
+                          f"'gate' out for the '{DEFAULT_PRESET}' preset, name a preset "
+                          f"({', '.join(sorted(GATE_PRESETS))}), or write '{NO_GATE}' to export "
+                          "without a verdict (reported as NOT JUDGED)")
+    return gate, None
+
+
+def check_gate(metrics: Any, rules: GateConfig | Mapping[str, Any] | str | None = None,
                validation_passed: bool | None = None) -> GateResult:
-    """Check every rule of a gate against ``metrics``; never stops at the first failure."""
-    gate = GateConfig.parse(rules)
+    """Check every rule of a gate against ``metrics``; never stops at the first failure.
+
+    Parameters
+    ----------
+    metrics : Report or mapping
+        A :class:`~synthdata.evaluate.report.Report` (e.g. from ``sd.evaluate`` on
+        synthetic data made elsewhere) or its flat ``metrics`` mapping.
+    rules : str, mapping or GateConfig, optional
+        A preset name (``"default"``, ``"share_outside"``, ``"internal_augmentation"``),
+        ``"none"`` (NOT JUDGED) or ``{metric: {max|min|equals: x}, validation: pass}``;
+        default: the ``default`` preset.
+    validation_passed : bool, optional
+        Outcome of the great-expectations suite; taken from the report's ``validation``
+        section when a report is given and this is None.
+
+    Examples
+    --------
+    >>> report = sd.evaluate(train, synth, holdout=holdout)          # doctest: +SKIP
+    >>> verdict = sd.check_gate(report, "default")                    # doctest: +SKIP
+    >>> verdict.status, verdict.failures                              # doctest: +SKIP
+    """
+    if hasattr(metrics, "metrics") and hasattr(metrics, "sections"):  # a Report
+        if validation_passed is None:
+            section = metrics.sections.get("validation") or {}
+            validation_passed = section.get("passed")
+        metrics = metrics.metrics
+    gate, preset = resolve_gate(rules)
+    if gate is None:
+        return not_judged()
     results = []
     for name, rule in gate.rules.items():
         value = metrics.get(name)
-        entry: dict[str, Any] = {"metric": name, "rule": rule.describe(), "value": value}
+        entry: dict[str, Any] = {"metric": name, "rule": rule.describe(),
+                                 "operator": rule.operator, "threshold": rule.threshold,
+                                 "value": value}
         if value is None or (isinstance(value, float) and math.isnan(value)):
             info = metric_info(name)
             needs = info.needs if info is not None else ""
-            hint = f"; give {needs}" if needs else ""
+            hint = (f"; give {needs} and run the evaluation that computes it (a pipeline's "
+                    "evaluate.full: false skips the leakage metrics)" if needs else "")
             entry.update(passed=False, reason=f"metric {name} was not computed{hint}")
         else:
             ok = rule.holds(float(value))
@@ -135,7 +228,8 @@ def check_gate(metrics: Mapping[str, Any], rules: GateConfig | Mapping[str, Any]
                                             f"{_num(value)} is not {rule.describe()}"))
         results.append(entry)
     if gate.validation == "pass":
-        entry = {"metric": "validation", "rule": "pass", "value": validation_passed}
+        entry = {"metric": "validation", "rule": "pass", "operator": "==",
+                 "threshold": "pass", "value": validation_passed}
         if validation_passed is None:
             entry.update(passed=False, reason="validation was not run; the gate requires it")
         elif validation_passed:
@@ -143,7 +237,7 @@ def check_gate(metrics: Mapping[str, Any], rules: GateConfig | Mapping[str, Any]
         else:
             entry.update(passed=False, reason="the great-expectations suite failed")
         results.append(entry)
-    return GateResult(passed=all(r["passed"] for r in results), results=results)
+    return GateResult(passed=all(r["passed"] for r in results), results=results, preset=preset)
 
 
 def _num(value: Any) -> str:
@@ -163,6 +257,13 @@ def _num(value: Any) -> str:
 # the excess over the holdout's own rate rather than "exact_copies == 0", which refused
 # honest samples of low-entropy tables.
 GATE_PRESETS: dict[str, dict[str, Any]] = {
+    "default": {
+        "exact_copy_excess": {"max": 0.005},
+        "rare_value_replay_excess": {"max": 0.05},
+        "dcr_share": {"max": 0.6},
+        "mia_auc": {"max": 0.6},
+        "singling_out_risk": {"max": 0.5},
+    },
     "share_outside": {
         "exact_copy_excess": {"max": 0.005},
         "dcr_share": {"max": 0.6},
@@ -184,8 +285,10 @@ GATE_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def gate_preset(name: str) -> GateConfig:
-    """Return a shipped gate by name ("share_outside" or "internal_augmentation")."""
+def gate_preset(name: str, *, where: str = "gate") -> GateConfig:
+    """Return a shipped gate by name ("default", "share_outside" or "internal_augmentation")."""
     if name not in GATE_PRESETS:
-        raise ConfigError(f"unknown gate preset {name!r}; choose one of {sorted(GATE_PRESETS)}")
+        raise ConfigError(f"{where}: unknown gate preset {name!r}; choose one of "
+                          f"{sorted(GATE_PRESETS)}, a mapping of rules, or '{NO_GATE}' to "
+                          "export without a verdict (reported as NOT JUDGED)")
     return GateConfig.parse(GATE_PRESETS[name], where=f"gate preset {name}")

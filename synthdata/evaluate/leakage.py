@@ -6,6 +6,11 @@ this close?").
 
 - exact copies: synthetic rows equal to a training row on every evaluated column (numbers
   rounded to 8 decimals), compared with the share of holdout rows that equal a training row.
+- rare-value replay: the share of synthetic rows that carry, verbatim, a value of a
+  discrete column that is rare in the training data (fewer than ``RARE_K`` training rows:
+  a name, a rare diagnosis, any value of a high-cardinality column) or a combination of the
+  schema's ``pii: quasi`` columns that fewer than ``RARE_K`` training rows share; compared
+  with the same share of holdout rows (an independent sample meets some of those values too).
 - distance to closest record (DCR): rows encoded by one :class:`RowEncoder` fitted on train
   (numbers by robust range, one-hot for discrete, missing as indicators), euclidean nearest
   neighbours (scikit-learn, brute force in float32). ``dcr_share`` is the share of synthetic
@@ -56,6 +61,8 @@ MAX_MIA_ROWS = 2_000
 N_ATTACKS = 500               # records attacked per Anonymeter-style risk
 SINGLING_OUT_COLS = 3         # columns per multivariate singling-out query
 MAX_QUERY_ATTEMPTS = 20_000   # singling-out candidate queries tried at most
+RARE_K = 10                   # a value or quasi-identifier combination in fewer training
+                              # rows than this is rare (the k of k-anonymity)
 INFERENCE_TOLERANCE = 0.05    # relative error that counts as a correct numeric guess
 DEFAULT_MAX_DISCRETE_QUASI = 6
 DEFAULT_MAX_NUMERIC_QUASI = 3
@@ -103,6 +110,81 @@ def exact_copies(prepared: Prepared) -> dict[str, Any]:
         # below this one-sided 95% upper bound is within the natural rate's uncertainty
         out["holdout_exact_copy_upper"] = clopper_pearson(int(held.sum()), len(held),
                                                           1 - CONFIDENCE)[1]
+    return out
+
+
+# -- rare-value replay ----------------------------------------------------------------------
+
+def _combo_keys(frame: pd.DataFrame, table: Table, prepared: Prepared,
+                columns: list[str]) -> pd.Series:
+    """One text key per row over ``columns`` (numbers as prepared, rounded to 8 decimals)."""
+    from synthdata.evaluate._data import _keys
+
+    parts = []
+    for name in columns:
+        if prepared.info(name).is_numeric:
+            key = pd.Series(np.round(table.values[name], 8) + 0.0).astype(str)
+        else:
+            key = _keys(frame[name]).fillna("\x00NA").astype(str)
+        parts.append(key.reset_index(drop=True))
+    out = parts[0]
+    for part in parts[1:]:
+        out = out + "\x1f" + part
+    return out
+
+
+def rare_value_replay(prepared: Prepared, train: pd.DataFrame, synth: pd.DataFrame,
+                      holdout: pd.DataFrame | None, quasi: list[str],
+                      k: int = RARE_K) -> dict[str, Any]:
+    """Share of synthetic rows that replay a rare training value or quasi-identifier combination.
+
+    A discrete value (or a combination of the ``quasi`` columns) is rare when fewer than
+    ``k`` training rows hold it. ``rare_value_replay`` is the share of synthetic rows holding
+    at least one rare training value or combination verbatim; ``holdout_rare_value_replay``
+    the same share of holdout rows (the natural rate: an independent sample from the same
+    population meets some rare values too); ``rare_value_replay_excess`` the difference.
+    Only counts and shares are reported, never the values.
+    """
+    from synthdata.evaluate._data import _keys
+
+    frames = {"synthetic": synth.reset_index(drop=True), "train": train.reset_index(drop=True)}
+    tables = {"synthetic": prepared.synth, "train": prepared.train}
+    if holdout is not None and prepared.holdout is not None:
+        frames["holdout"] = holdout.reset_index(drop=True)
+        tables["holdout"] = prepared.holdout
+    flagged = {label: np.zeros(len(f), dtype=bool) for label, f in frames.items()}
+    per_column: dict[str, Any] = {}
+
+    def score(name: str, keys: dict[str, pd.Series]) -> None:
+        counts = keys["train"].value_counts(dropna=True)
+        rare = set(counts.index[counts < k])
+        entry: dict[str, Any] = {"n_train_values": int(len(counts)),
+                                 "n_rare_train_values": len(rare)}
+        for label, key in keys.items():
+            hit = key.isin(rare).to_numpy() if rare else np.zeros(len(key), dtype=bool)
+            flagged[label] |= hit
+            if label != "train":
+                entry[f"{label}_share"] = float(hit.mean())
+        per_column[name] = entry
+
+    for info in prepared.discrete:
+        score(info.name, {label: _keys(f[info.name]) for label, f in frames.items()})
+    quasi = [q for q in quasi if q in prepared.names]
+    if quasi:
+        score("(" + ", ".join(quasi) + ")",
+              {label: _combo_keys(f, tables[label], prepared, quasi)
+               for label, f in frames.items()})
+    out: dict[str, Any] = {"k": int(k), "quasi_columns": quasi, "columns": per_column,
+                           "rare_value_replay": float(flagged["synthetic"].mean()),
+                           "train_rare_value_share": float(flagged["train"].mean()),
+                           "holdout_rare_value_replay": None, "rare_value_replay_excess": None}
+    if "holdout" in frames:
+        out["holdout_rare_value_replay"] = float(flagged["holdout"].mean())
+        out["rare_value_replay_excess"] = (out["rare_value_replay"]
+                                           - out["holdout_rare_value_replay"])
+    if not per_column:
+        out["note"] = ("no discrete column and no pii: quasi column: rare-value replay has "
+                       "nothing to measure")
     return out
 
 

@@ -55,6 +55,14 @@ _INFO = [
     MetricInfo("holdout_exact_copy_upper", None, "one-sided 95% Clopper-Pearson upper bound "
                "of holdout_exact_copy_share (an exact_copy_share below it is within the "
                "natural rate's sampling uncertainty)", "holdout"),
+    MetricInfo("rare_value_replay", False, "share of synthetic rows holding, verbatim, a "
+               "discrete value or pii: quasi combination that fewer than 10 training rows "
+               "hold (names, rare diagnoses, rare quasi-identifier combinations)"),
+    MetricInfo("holdout_rare_value_replay", None, "the same share for holdout rows: the "
+               "natural rate an independent real sample reaches", "holdout"),
+    MetricInfo("rare_value_replay_excess", False, "rare_value_replay minus "
+               "holdout_rare_value_replay: rare training values replayed beyond the natural "
+               "rate", "holdout"),
     MetricInfo("dcr_share", False, "share of synthetic rows closer to train than to holdout, "
                "reweighted to equal sizes; 0.5 ideal", "holdout"),
     MetricInfo("dcr_median_ratio", True, "median DCR to train / median DCR to holdout; 1 "

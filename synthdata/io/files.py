@@ -1,4 +1,15 @@
-"""Read tables with clear errors; write files atomically (temp file, then rename)."""
+"""Read tables with clear errors; write files atomically (temp file, then rename).
+
+Written files are private: created mode 0600 (``tempfile.mkstemp``) inside folders made
+with :func:`private_dir` (0700): a run folder holds rows derived from patient data and must
+not be readable by other users of the machine.
+
+CSV exports neutralise spreadsheet formulas by default (:func:`neutralize_formulas`): a
+text cell starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return, or holding a
+``|`` DDE call, is written with a leading single quote, so Excel, LibreOffice and Google
+Sheets show it as text instead of running it (CSV injection, OWASP). Numeric columns are
+never changed (``-3.5`` stays a number).
+"""
 
 from __future__ import annotations
 
@@ -8,11 +19,61 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from synthdata.errors import DataError
 
 FORMATS = ("csv", "parquet")
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def private_dir(path: str | Path, *, parents: bool = True, exist_ok: bool = True) -> Path:
+    """Create ``path`` (and missing parents) readable by the owner only (0700).
+
+    A folder that already exists keeps its mode, except ``path`` itself when it was created
+    here. Raises ``OSError`` like :meth:`Path.mkdir`.
+    """
+    p = Path(path)
+    if parents and not p.parent.exists():
+        private_dir(p.parent, parents=True, exist_ok=True)
+    existed = p.exists()
+    p.mkdir(mode=PRIVATE_DIR_MODE, exist_ok=exist_ok)
+    if not existed:
+        os.chmod(p, PRIVATE_DIR_MODE)  # mkdir's mode is filtered by the umask
+    return p
+
+
+def is_formula(text: str) -> bool:
+    """Whether a spreadsheet would read ``text`` as a formula (or a DDE call)."""
+    return text.startswith(_FORMULA_START) or ("|" in text and "!" in text)
+
+
+def neutralize_formulas(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``df`` whose text cells that a spreadsheet would run start with ``'``.
+
+    Only text (object/string) columns change; numbers, booleans and dates never do. Cells
+    already starting with ``'`` are left alone (a second pass changes nothing).
+    """
+    out = None
+    for name in df.columns:
+        col = df[name]
+        if not (pd.api.types.is_object_dtype(col) or pd.api.types.is_string_dtype(col)):
+            continue
+        if pd.api.types.is_bool_dtype(col) or pd.api.types.is_numeric_dtype(col):
+            continue
+        values = col.to_numpy(dtype=object, na_value=None)
+        hit = np.fromiter((isinstance(v, str) and is_formula(v) for v in values), dtype=bool,
+                          count=len(values))
+        if not hit.any():
+            continue
+        if out is None:
+            out = df.copy()
+        values[hit] = ["'" + v for v in values[hit]]
+        out[name] = pd.Series(values, index=df.index, dtype=object)
+    return df if out is None else out
 
 
 def read_table(path: str | Path, *, encoding: str = "utf-8", fmt: str | None = None) -> pd.DataFrame:
@@ -84,10 +145,16 @@ def atomic_write_text(path: Path, text: str) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
-def write_table(df: pd.DataFrame, path: Path, fmt: str = "csv") -> Path:
-    """Write ``df`` atomically as CSV or Parquet."""
+def write_table(df: pd.DataFrame, path: Path, fmt: str = "csv", *,
+                neutralize: bool = True) -> Path:
+    """Write ``df`` atomically as CSV or Parquet (mode 0600).
+
+    ``neutralize`` (CSV only, default on): text cells a spreadsheet would run as formulas
+    get a leading ``'`` (:func:`neutralize_formulas`). Parquet keeps values as they are.
+    """
     if fmt == "csv":
-        return atomic_write(path, lambda tmp: df.to_csv(tmp, index=False))
+        data = neutralize_formulas(df) if neutralize else df
+        return atomic_write(path, lambda tmp: data.to_csv(tmp, index=False))
     if fmt == "parquet":
         return atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
     raise DataError(f"unknown output format {fmt!r}; use one of {FORMATS}")

@@ -74,11 +74,25 @@ class SampleConfig(_Frozen):
 class OutputConfig(_Frozen):
     dir: Path = Path("reports")
     format: Literal["csv", "parquet"] = "csv"
+    # text cells starting with = + - @ tab CR (spreadsheet formulas) get a leading "'"
+    neutralize_formulas: bool = True
 
 
 class EvaluateConfig(_Frozen):
     target: str | None = None
     full: bool = True  # False: only the fast fidelity basics
+
+
+class RareCategoriesConfig(_Frozen):
+    """``deid.rare_categories``: categories rarer than ``k`` rows, before fitting
+    (:mod:`synthdata.pipeline.rare`). ``action``: ``merge`` into ``other`` (default),
+    ``suppress`` (missing), ``keep`` (off). ``columns``: limit to these (default: every
+    categorical column)."""
+
+    k: int = Field(default=10, ge=2)
+    action: Literal["merge", "suppress", "keep"] = "merge"
+    other: str = "other"
+    columns: tuple[str, ...] | None = None
 
 
 class DeidConfig(_Frozen):
@@ -100,6 +114,17 @@ class DeidConfig(_Frozen):
     reference_year: int | None = Field(default=None, ge=1900, le=2200)  # None: the run's year
     safe_text: tuple[str, ...] = ()
     types: dict[str, str] = Field(default_factory=dict)  # {column: identifier type}
+    rare_categories: RareCategoriesConfig = RareCategoriesConfig()
+
+    @field_validator("rare_categories", mode="before")
+    @classmethod
+    def _rare_switch(cls, value: Any) -> Any:
+        """``rare_categories: false`` keeps rare categories; ``true``/empty: the default."""
+        if value is None or value is True:
+            return {}
+        if value is False:
+            return {"action": "keep"}
+        return value
 
     @field_validator("types")
     @classmethod

@@ -142,7 +142,9 @@ def run_multitable(cfg: PipelineConfig, run_dir: Path, timer: Any, progress: Any
     report.metrics["parent_child_correlation_difference"] = \
         relational["parent_child_correlations"]["mean_abs_difference"]
     verdict = check_gate(report.metrics, rules, validation_passed=None)
-    passed = verdict.passed and integrity.integrity == 1.0 and not constraints["declared_violations"]
+    sound = integrity.integrity == 1.0 and not constraints["declared_violations"]
+    passed = verdict.passed and sound
+    export = sound and (verdict.passed or not verdict.judged)  # not judged: `gate: none`
     report.add_section(SECTION, deid_section)
     report.add_section("tables", per_table)
     if survival:
@@ -152,7 +154,22 @@ def run_multitable(cfg: PipelineConfig, run_dir: Path, timer: Any, progress: Any
     if patients:
         report.add_section("patients", {"unit": "one patient (root row) with a summary of their "
                                         "linked rows: synthdata.medical.patients", **patients})
-    report.add_section("gate", {"passed": passed, "rules": verdict.results,
+    # the structural checks are rules of every linked-table gate: listed with the others
+    structural = [
+        {"metric": "referential_integrity", "rule": "== 1", "operator": "==", "threshold": 1.0,
+         "value": integrity.integrity, "passed": integrity.integrity == 1.0,
+         "reason": f"{integrity.integrity:.4g} (required: 1)"},
+        {"metric": "constraint_violations", "rule": "== 0", "operator": "==", "threshold": 0.0,
+         "value": constraints["declared_violations"],
+         "passed": not constraints["declared_violations"],
+         "reason": f"{constraints['declared_violations']} declared constraint violation(s)"}]
+    gate_rows = list(verdict.results) + structural
+    report.add_section("gate", {**verdict.to_dict(), "results": gate_rows,
+                                "n_rules": len(gate_rows),
+                                "n_failed": sum(not r["passed"] for r in gate_rows),
+                                "passed": passed if verdict.judged else None,
+                                "status": ("not_judged" if not verdict.judged else
+                                           "passed" if passed else "failed"),
                                 "referential_integrity_required": 1.0,
                                 "declared_constraint_violations_allowed": 0})
     report.add_section("privacy", ledger.to_dict() | {"statement": ledger.plain_language()})
@@ -160,11 +177,14 @@ def run_multitable(cfg: PipelineConfig, run_dir: Path, timer: Any, progress: Any
     manifest = _manifest(cfg, fingerprints, train[root], None if hold is None else hold[root],
                          synth[root], timer, ledger, verdict)
     manifest["rows"] = {t: {"train": len(train[t]), "synthetic": len(synth[t])} for t in synth}
+    if verdict.judged:  # the structural checks count too
+        manifest["gate"].update(passed=passed, status="passed" if passed else "failed")
     report.add_section("manifest", manifest)
     written = None
-    if passed:
+    if export:
         for tname, frame in synth.items():
-            path = write_table(frame, run_dir / f"{tname}.{cfg.output.format}", cfg.output.format)
+            path = write_table(frame, run_dir / f"{tname}.{cfg.output.format}", cfg.output.format,
+                               neutralize=cfg.output.neutralize_formulas)
             written = written or path
     ms.save(run_dir / "schema.yaml")
     atomic_write_text(run_dir / "report.json", report.to_json())
@@ -172,7 +192,8 @@ def run_multitable(cfg: PipelineConfig, run_dir: Path, timer: Any, progress: Any
     atomic_write_text(run_dir / "manifest.json", json.dumps(manifest, indent=2, default=str))
     metrics = dict(report.metrics)
     return RunResult(run_dir=run_dir, passed=passed, metrics=metrics, synthetic_path=written,
-                     gate=list(verdict.results), timings=dict(timer.timings))
+                     gate=list(verdict.results), timings=dict(timer.timings),
+                     judged=verdict.judged)
 
 
 PATIENT_LEAKAGE = ("exact_copies", "exact_copy_share", "exact_copy_excess", "dcr_share",

@@ -20,9 +20,12 @@ import numpy as np
 import pandas as pd
 
 from synthdata.errors import ConfigError, DataError
-from synthdata.io.files import atomic_write_text, fingerprint, read_table, write_table
+from synthdata.io.files import (PRIVATE_DIR_MODE, atomic_write_text, fingerprint, private_dir,
+                                read_table, write_table)
 from synthdata.pipeline.config import PipelineConfig
 from synthdata.pipeline.deid import LEDGER_REASON, LEDGER_STEP, SECTION, deid_table
+from synthdata.pipeline.rare import SECTION as RARE_SECTION
+from synthdata.pipeline.rare import merge_rare_categories
 from synthdata.schema.model import Schema, load_yaml
 
 log = logging.getLogger(__name__)
@@ -35,7 +38,13 @@ def _no_progress(step: str, done: int, total: int) -> None:
 
 @dataclass
 class RunResult:
-    """What a pipeline run produced."""
+    """What a pipeline run produced.
+
+    ``passed``: the gate judged the data and every rule held. ``judged`` is False only for
+    an explicit ``gate: none``: then ``passed`` is False, the data is exported anyway (the
+    user said so) and ``gate_status`` is ``"not_judged"``. ``synthetic_path`` is set exactly
+    when data was exported.
+    """
 
     run_dir: Path
     passed: bool
@@ -43,6 +52,14 @@ class RunResult:
     synthetic_path: Path | None
     gate: list[dict[str, Any]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    judged: bool = True
+
+    @property
+    def gate_status(self) -> str:
+        """``"passed"``, ``"failed"`` or ``"not_judged"``."""
+        if not self.judged:
+            return "not_judged"
+        return "passed" if self.passed else "failed"
 
 
 class _Timer:
@@ -64,8 +81,10 @@ def run_pipeline(config: str | Path | PipelineConfig | dict[str, Any], *,
     """Run a pipeline end to end and write its run directory.
 
     Writes ``report.json``, ``report.html``, ``manifest.json`` and ``schema.yaml``; writes
-    ``synthetic.csv`` (or ``.parquet``) only when the gate passes. ``result.passed`` says
-    whether it did. ``data`` replaces ``data.path`` (used by the service).
+    ``synthetic.csv`` (or ``.parquet``) only when the gate passes, or when the pipeline
+    says ``gate: none`` (then the run is NOT JUDGED: ``result.judged`` is False). Without a
+    ``gate:`` key the ``default`` preset judges. The run folder is private (0700, files
+    0600). ``data`` replaces ``data.path`` (used by the service).
 
     Examples
     --------
@@ -99,10 +118,11 @@ def _load_config(config: str | Path | PipelineConfig | dict[str, Any]) -> Pipeli
 
 def _make_tmp_dir(root: Path, cfg: PipelineConfig) -> Path:
     try:
-        root.mkdir(parents=True, exist_ok=True)
+        private_dir(root)  # a new output root is private; an existing one keeps its mode
         stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-%f")
         tmp = root / f".run-{stamp}.tmp"
-        tmp.mkdir()
+        tmp.mkdir(mode=PRIVATE_DIR_MODE)
+        tmp.chmod(PRIVATE_DIR_MODE)  # the run folder holds rows derived from the real data
         probe = tmp / ".probe"
         probe.write_text("ok")
         probe.unlink()
@@ -147,6 +167,8 @@ def _run(cfg: PipelineConfig, data: pd.DataFrame | None, run_dir: Path, timer: _
     progress("load", 1, 1)
     with timer.step("deid"):  # before the split: train, holdout and schema are de-identified
         df, schema, deid_section = deid_table(df, schema, cfg.deid, seed=cfg.seed)
+        df, schema, rare_section = merge_rare_categories(df, schema, cfg.deid.rare_categories,
+                                                         private=cfg.privacy is not None)
 
     rules = resolve_gate(cfg.gate)
     train, holdout = split_frame(df, cfg.split.holdout, cfg.split.seed)
@@ -169,6 +191,11 @@ def _run(cfg: PipelineConfig, data: pd.DataFrame | None, run_dir: Path, timer: _
                           target=cfg.evaluate.target, seed=cfg.seed, progress=progress,
                           sections=sections)
     report.add_section(SECTION, deid_section)
+    report.add_section(RARE_SECTION, rare_section)
+    if rare_section["columns"]:
+        ledger.record_not_private("deid.rare_categories", reason="which categories were merged "
+                                  "depends on exact counts of the real rows; the report's "
+                                  "rare_categories section is internal QA")
     ledger.record_not_private("evaluate", reason="fidelity and leakage metrics read the real "
                               "train and holdout splits; publish them only as internal QA")
     with timer.step("constraints"):
@@ -196,16 +223,16 @@ def _run(cfg: PipelineConfig, data: pd.DataFrame | None, run_dir: Path, timer: _
                               "private: drop them before publishing the manifest of a DP run")
     ledger.record_not_private("gate", reason="the export decision reads the non-private "
                               "evaluation metrics (it reveals one bit: passed or not)")
-    report.add_section("gate", {"passed": verdict.passed, "rules": verdict.results})
+    report.add_section("gate", verdict.to_dict())
     report.add_section("privacy", ledger.to_dict() | {"statement": ledger.plain_language()})
     report.add_section("timings", dict(timer.timings))
     manifest = _manifest(cfg, input_fp, train, holdout, synth, timer, ledger, verdict)
     report.add_section("manifest", manifest)
 
     synth_path = None
-    if verdict.passed:
+    if verdict.passed or not verdict.judged:  # not judged: exported because `gate: none`
         synth_path = write_table(synth, run_dir / f"synthetic.{cfg.output.format}",
-                                 cfg.output.format)
+                                 cfg.output.format, neutralize=cfg.output.neutralize_formulas)
     schema.save(run_dir / "schema.yaml")
     if suite_json is not None:
         atomic_write_text(run_dir / "expectations.json", suite_json)
@@ -214,18 +241,20 @@ def _run(cfg: PipelineConfig, data: pd.DataFrame | None, run_dir: Path, timer: _
     atomic_write_text(run_dir / "manifest.json", json.dumps(manifest, indent=2, default=str))
     return RunResult(run_dir=run_dir, passed=verdict.passed, metrics=dict(report.metrics),
                      synthetic_path=synth_path, gate=list(verdict.results),
-                     timings=dict(timer.timings))
+                     timings=dict(timer.timings), judged=verdict.judged)
 
 
-def resolve_gate(spec: str | dict[str, Any] | None) -> Any:
-    """The pipeline's gate: a preset name, a mapping of rules, or none (no rules)."""
-    from synthdata.evaluate.gate import GateConfig, gate_preset
+def resolve_gate(spec: str | dict[str, Any] | None) -> str | dict[str, Any] | None:
+    """Check the pipeline's gate before any work; return the spec ``check_gate`` takes.
 
-    if spec is None:
-        return GateConfig()
-    if isinstance(spec, str):
-        return gate_preset(spec)
-    return GateConfig.parse(spec, where="gate")
+    No ``gate:`` means the ``default`` preset; ``gate: none`` means NOT JUDGED (exported
+    without a verdict); a string names a preset; a mapping holds rules. An unknown preset
+    or metric is a ``ConfigError`` here, before fitting.
+    """
+    from synthdata.evaluate.gate import resolve_gate as parse
+
+    parse(spec, where="gate")
+    return spec
 
 
 def _public_only(schema: Schema) -> Schema:
@@ -341,5 +370,8 @@ def _manifest(cfg: PipelineConfig, input_fp: str | dict[str, str], train: pd.Dat
         "platform": {"machine": platform.machine(), "system": platform.system()},
         "timings_s": dict(timer.timings),
         "privacy": {"epsilon_delta": list(ledger.spent()) if ledger.epsilon is not None else None},
-        "gate": {"passed": verdict.passed},
+        "gate": {"status": verdict.status, "passed": verdict.passed if verdict.judged else None,
+                 "preset": verdict.preset,
+                 **({} if verdict.judged else {"note": "NOT JUDGED: the pipeline says gate: "
+                                               "none; exported without a verdict"})},
     }
