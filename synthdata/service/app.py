@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import os
 import shutil
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -27,6 +28,7 @@ from sqlalchemy.engine import RowMapping
 
 from synthdata import __version__
 from synthdata.errors import SynthDataError
+from synthdata.io.files import private_dir
 from synthdata.service.auth import Authenticator, require_tenant
 from synthdata.service.jobs import JobManager, build_config, json_safe
 from synthdata.service.settings import ServiceSettings
@@ -148,6 +150,24 @@ NOT_FOUND = {404: {"model": Error, "description": "no such id for this tenant"}}
 AUTH = {401: {"model": Error, "description": "missing or invalid bearer token"}}
 
 
+def private_sqlite_file(url: str) -> None:
+    """Create a SQLite database file as 0600 before SQLite does (its journal files copy the
+    database file's mode); an existing file is made 0600 too."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:  # noqa: BLE001 - the store reports a bad URL itself
+        return
+    if not parsed.drivername.startswith("sqlite") or not parsed.database:
+        return
+    path = Path(parsed.database)
+    if path.name == ":memory:":
+        return
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    os.chmod(path, 0o600)
+
+
 def _not_found(what: str) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, detail=f"{what} not found")
 
@@ -162,7 +182,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         for folder in (settings.data_dir, settings.datasets_dir, settings.jobs_dir):
-            folder.mkdir(parents=True, exist_ok=True)
+            private_dir(folder)  # uploads, runs and the database are readable by us only
+        private_sqlite_file(settings.database_url)
         store.create_all()
         interrupted = store.fail_running(INTERRUPTED)
         if interrupted:
@@ -231,7 +252,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
                                             f"({settings.max_upload_mb:g} MB)")
         dataset_id = new_id()
         folder = settings.datasets_dir / dataset_id
-        folder.mkdir(parents=True)
+        private_dir(folder, exist_ok=False)
         part = folder / "upload.part"
         try:
             filename, size = await receive_file(request.headers.get("content-type"),

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from synthdata.errors import ConfigError, SynthDataError
+from synthdata.io.files import private_dir
 from synthdata.service.settings import ServiceSettings
 from synthdata.service.store import (
     CANCELLED,
@@ -71,6 +72,11 @@ def build_config(body: Any, *, data_path: Path, fmt: str,
     output = body.get("output")
     if isinstance(output, dict) and "dir" in output:
         raise ConfigError("pipeline.output.dir: not allowed; the server chooses where runs go")
+    gate = body.get("gate")
+    if isinstance(gate, str) and gate.strip().lower() == "none":
+        raise ConfigError("pipeline.gate: 'none' is not allowed in the service: every job is "
+                          "judged before its data can be downloaded; leave 'gate' out for the "
+                          "default preset, or name a preset or rules")
     name = body.get("name")
     if name is not None and (not isinstance(name, str) or not _NAME_RE.match(name)):
         raise ConfigError("pipeline.name: use 1-64 letters, digits, '.', '_' or '-' "
@@ -206,8 +212,7 @@ def _run_job(store: Store, data_dir: Path, runner: str, job_id: str, attempt: in
     if dataset is None:
         store.finish_job(job_id, attempt, status=FAILED, error="the dataset was deleted")
         return 0
-    job_dir = data_dir / "jobs" / job_id
-    job_dir.mkdir(parents=True, exist_ok=True)
+    job_dir = private_dir(data_dir / "jobs" / job_id)
     progress = _Progress(store, job_id, attempt, parent)
     try:
         schema_path = _write_overrides(job_dir, dataset["schema_overrides"])
@@ -271,14 +276,14 @@ class LocalExecutor:
             return len(self._procs)
 
     def start(self, job: Claimed) -> None:
-        job_dir = self.settings.jobs_dir / job.id
-        job_dir.mkdir(parents=True, exist_ok=True)
+        job_dir = private_dir(self.settings.jobs_dir / job.id)
         env = {**os.environ, **self.settings.extra_env,
                _ENV_DB: self.settings.database_url, _ENV_DATA: str(self.settings.data_dir),
                _ENV_RUNNER: self.settings.runner, _ENV_PARENT: str(os.getpid()),
                _ENV_NICE: str(self.settings.worker_nice),
                _ENV_IDLE: "1" if self.settings.worker_idle else "0"}
-        with open(job_dir / "worker.log", "ab") as out:
+        log_fd = os.open(job_dir / "worker.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(log_fd, "ab") as out:
             popen = subprocess.Popen(
                 [sys.executable, "-m", "synthdata.service.jobs", job.id, str(job.attempt)],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
@@ -423,10 +428,11 @@ class RayExecutor:
         if row is None or row["status"] != "running":  # cancelled or deleted meanwhile
             return 0
         final = self.settings.jobs_dir / job_id / out["run_name"]
-        tmp = final.with_name("." + final.name + ".tmp")
-        tmp.mkdir(parents=True, exist_ok=True)
+        tmp = private_dir(final.with_name("." + final.name + ".tmp"))
         for name, blob in out["files"].items():
-            (tmp / Path(name).name).write_bytes(blob)
+            fd = os.open(tmp / Path(name).name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(blob)
         tmp.rename(final)
         status = SUCCEEDED if out["passed"] else REJECTED
         self.store.finish_job(job_id, attempt, status=status, gate_passed=out["passed"],

@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import os
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -83,7 +84,9 @@ class _FileSink:
             self.found = True
             raw = opts.get(b"filename")
             self.filename = raw.decode("utf-8", "replace") if raw is not None else None
-            self._fh = open(self.dest, "wb")
+            # private: the upload is the real data (0600, whatever the umask)
+            self._fh = os.fdopen(os.open(self.dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+                                         0o600), "wb")
 
     def _data(self, data: bytes, start: int, end: int) -> None:
         if self._fh is None:
