@@ -385,7 +385,9 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
     if workers < 0 or tenant_jobs < 1 or max_upload_mb <= 0 or max_columns < 1:
         raise ConfigError("--workers must be >= 0, --tenant-jobs and --max-columns >= 1, "
                           "--max-upload-mb > 0")
-    data_dir.mkdir(parents=True, exist_ok=True)
+    from synthdata.io.files import private_dir
+
+    private_dir(data_dir)  # uploads, runs and the database: readable by this user only
     settings = ServiceSettings(data_dir=data_dir, db_url=db, max_upload_mb=max_upload_mb,
                                workers=workers, tenant_jobs=tenant_jobs,
                                max_columns=max_columns, ray_address=ray_address or None,
@@ -399,11 +401,14 @@ def tokens_create(tenant: Annotated[str, typer.Option("--tenant", help="Tenant n
                   debug: Debug = False) -> None:
     """Create an API token for TENANT (the tenant too, if new); the last line is the token."""
     _state["debug"] |= debug
-    from synthdata.service.settings import default_db_url
+    from synthdata.service.settings import default_db_url, private_sqlite_file
     from synthdata.service.store import Store
 
     if db is None:
-        data_dir.mkdir(parents=True, exist_ok=True)
+        from synthdata.io.files import private_dir
+
+        private_dir(data_dir)
+        private_sqlite_file(default_db_url(data_dir))
     store = Store(db or default_db_url(data_dir))
     try:
         store.create_all()

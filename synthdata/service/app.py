@@ -31,7 +31,7 @@ from synthdata.errors import SynthDataError
 from synthdata.io.files import private_dir
 from synthdata.service.auth import Authenticator, require_tenant
 from synthdata.service.jobs import JobManager, build_config, json_safe
-from synthdata.service.settings import ServiceSettings
+from synthdata.service.settings import ServiceSettings, private_sqlite_file
 from synthdata.service.store import (
     INTERRUPTED,
     QUEUED,
@@ -148,24 +148,6 @@ def _job_out(row: RowMapping) -> JobOut:
 
 NOT_FOUND = {404: {"model": Error, "description": "no such id for this tenant"}}
 AUTH = {401: {"model": Error, "description": "missing or invalid bearer token"}}
-
-
-def private_sqlite_file(url: str) -> None:
-    """Create a SQLite database file as 0600 before SQLite does (its journal files copy the
-    database file's mode); an existing file is made 0600 too."""
-    from sqlalchemy.engine import make_url
-
-    try:
-        parsed = make_url(url)
-    except Exception:  # noqa: BLE001 - the store reports a bad URL itself
-        return
-    if not parsed.drivername.startswith("sqlite") or not parsed.database:
-        return
-    path = Path(parsed.database)
-    if path.name == ":memory:":
-        return
-    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-    os.chmod(path, 0o600)
 
 
 def _not_found(what: str) -> HTTPException:

@@ -67,3 +67,21 @@ class ServiceSettings:
 
 def default_db_url(data_dir: Path) -> str:
     return f"sqlite:///{Path(data_dir).resolve() / 'synthdata.db'}"
+
+
+def private_sqlite_file(url: str) -> None:
+    """Create a SQLite database file as 0600 before SQLite does (its journal files copy the
+    database file's mode); an existing file is made 0600 too."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:  # noqa: BLE001 - the store reports a bad URL itself
+        return
+    if not parsed.drivername.startswith("sqlite") or not parsed.database:
+        return
+    path = Path(parsed.database)
+    if path.name == ":memory:":
+        return
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    os.chmod(path, 0o600)
