@@ -66,7 +66,9 @@ def clinic_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def _config(files: tuple[Path, Path], out: Path, **extra: object) -> dict:
     return {"name": "clinic", "data": {"path": str(files[0]), "schema": str(files[1])},
             "generator": {"kind": "gmm", "params": {"n_components": 3, "max_iter": 30}},
-            "evaluate": {"full": False}, "output": {"dir": str(out)}, **extra}
+            "evaluate": {"full": False}, "output": {"dir": str(out)},
+            "gate": {"exact_copy_excess": {"max": 0.005}},  # the fast evaluation computes it
+            **extra}
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,7 @@ def pbc_run(tmp_path_factory: pytest.TempPathFactory):
         "generator": {"kind": "gmm", "params": {"n_components": 6, "max_iter": 40}},
         "evaluate": {"full": False},
         "output": {"dir": str(tmp_path_factory.mktemp("pbc"))},
+        "gate": {"exact_copy_excess": {"max": 0.005}},  # the fast evaluation computes it
     }
     result = run_pipeline(cfg)
     report = json.loads((result.run_dir / "report.json").read_text())
