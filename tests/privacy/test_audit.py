@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -23,6 +24,7 @@ from synthdata.privacy.audit import (
     epsilon_lower_bound,
     make_canaries,
     plan_audit,
+    relational_factory,
 )
 
 
@@ -96,8 +98,8 @@ def test_detectable_epsilon_is_the_bound_of_a_perfect_attack() -> None:
     assert values == sorted(values) and values[-1] < 6
 
 
-@settings(max_examples=30, deadline=None)
-@given(claim=st.floats(0.05, 4.5), canaries=st.integers(2, 16))
+@settings(max_examples=15, deadline=None)
+@given(claim=st.floats(0.05, 4.0), canaries=st.integers(2, 16))
 def test_planned_trials_can_detect_the_claim(claim: float, canaries: int) -> None:
     design = plan_audit(claim, 1e-5, n_canaries=canaries, max_trials=10**6)
     assert design.feasible and design.n_trials == design.trials_needed
@@ -192,7 +194,7 @@ def test_too_few_trials_are_inconclusive_even_for_a_copy(small, copy_registered)
 def test_leaky_gmm_is_caught_at_a_small_claim(small: pd.DataFrame) -> None:
     """Claiming ε=0.1 for a fit without any noise must fail the audit."""
     result = audit_generator(leaky_gmm, None, small, privacy=DPConfig(epsilon=0.1),
-                             params={"n_components": 4}, n_canaries=8, n_trials=10, seed=0)
+                             params={"n_components": 4}, n_canaries=8, n_trials=6, seed=0)
     assert result.verdict == "FAIL", result.summary()
     ev = result.details["evaluation"]
     assert ev["tpr"] > ev["fpr"]
@@ -236,6 +238,95 @@ def test_broken_generator_caught_at_scale(flchain: pd.DataFrame) -> None:
                              privacy=DPConfig(epsilon=1.0), params={"n_components": 4},
                              n_canaries=8, n_trials=30, seed=1)
     assert result.verdict == "FAIL", result.summary()
+
+
+@pytest.mark.slow
+def test_leaky_gmm_never_passes_at_the_claim_of_a_run(small: pd.DataFrame) -> None:
+    """The non-private GMM at ε=3, trials sized to the claim (58 fits, ~45 s measured)."""
+    result = audit_generator(leaky_gmm, None, small, privacy=DPConfig(epsilon=3.0),
+                             params={"n_components": 4}, seed=1)
+    assert result.verdict == "FAIL", result.summary()
+
+
+# -- every generator with a DP path ---------------------------------------------------------
+
+TINY = {
+    "vae": {"epochs": 3, "batch_size": 100, "compress_dims": (16,), "decompress_dims": (16,),
+            "embedding_dim": 8},
+    "ctgan": {"epochs": 3, "batch_size": 100, "generator_dims": (16,),
+              "discriminator_dims": (16,), "embedding_dim": 8, "pac": 1},
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["vae", "ctgan"])
+def test_dp_sgd_generators_pass_at_epsilon_1(small: pd.DataFrame, kind: str) -> None:
+    pytest.importorskip("torch")
+    result = audit_generator(kind, None, small, privacy=DPConfig(epsilon=1.0),
+                             params=TINY[kind], seed=1)
+    assert result.verdict == "PASS", result.summary()
+    assert result.detectable_epsilon > 1.0
+
+
+def test_ddpm_has_no_dp_path_so_the_audit_refuses(small: pd.DataFrame) -> None:
+    with pytest.raises(ConfigError, match="DP for ddpm is not available"):
+        audit_generator("ddpm", None, small, privacy=DPConfig(epsilon=1.0))
+
+
+@pytest.fixture(scope="module")
+def pbc() -> tuple:
+    from synthdata.medical.multitable import MultiTableSchema
+
+    root = Path(__file__).resolve().parents[2]
+    ms = MultiTableSchema.load(root / "schemas" / "pbc.yaml")
+    tables = {"pbc": pd.read_csv(root / "data" / "pbc.csv"),
+              "pbcseq": pd.read_csv(root / "data" / "pbcseq.csv")}
+    return ms, tables
+
+
+def test_relational_target_adds_canary_patients_without_linked_rows(pbc: tuple) -> None:
+    ms, tables = pbc
+    factory = relational_factory(ms, tables)
+    canary = tables["pbc"].iloc[[0, 5]].copy()
+    canary["bili"] = 1e3
+    rows = pd.concat([tables["pbc"], canary], ignore_index=True)
+    seen = {}
+
+    class Spy:  # records what the synthesizer is fitted on
+        def __init__(self, ms, **kw) -> None:
+            seen["privacy"] = kw["privacy"]
+
+        def fit(self, tables):
+            seen["tables"] = tables
+            return self
+
+    import synthdata.medical.relational as rel
+
+    target = factory(ms.tables["pbc"], privacy=DPConfig(epsilon=1.0), seed=0)
+    real = rel.RelationalSynthesizer
+    try:
+        rel.RelationalSynthesizer = Spy
+        target.fit(rows)
+    finally:
+        rel.RelationalSynthesizer = real
+    fitted = seen["tables"]
+    assert fitted["pbcseq"] is tables["pbcseq"]  # linked rows untouched
+    keys = fitted["pbc"]["id"]
+    assert keys.is_unique and len(keys) == len(tables["pbc"]) + 2
+    new = keys.iloc[-2:]
+    assert (new > tables["pbc"]["id"].max()).all()
+    assert not fitted["pbcseq"]["id"].isin(new).any()  # canaries have no linked rows
+    assert seen["privacy"].epsilon == 1.0
+    with pytest.raises(ConfigError, match="root tables"):
+        relational_factory(ms, tables, root="pbcseq")
+
+
+@pytest.mark.slow
+def test_relational_synthesizer_passes_at_epsilon_1(pbc: tuple) -> None:
+    ms, tables = pbc
+    result = audit_generator(relational_factory(ms, tables), ms.tables["pbc"], tables["pbc"],
+                             privacy=DPConfig(epsilon=1.0), n_canaries=11, seed=1)
+    assert result.verdict == "PASS", result.summary()
 
 
 # -- CLI --------------------------------------------------------------------------------
