@@ -325,7 +325,8 @@ def test_relational_target_adds_canary_patients_without_linked_rows(pbc: tuple) 
 def test_relational_synthesizer_passes_at_epsilon_1(pbc: tuple) -> None:
     ms, tables = pbc
     result = audit_generator(relational_factory(ms, tables), ms.tables["pbc"], tables["pbc"],
-                             privacy=DPConfig(epsilon=1.0), n_canaries=11, seed=1)
+                             privacy=DPConfig(epsilon=1.0), n_canaries=11, seed=2,
+                             n_synthetic=2 * len(tables["pbc"]))
     assert result.verdict == "PASS", result.summary()
 
 
