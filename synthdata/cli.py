@@ -23,6 +23,7 @@ app.add_typer(schema_app, name="schema")
 
 EXIT_BAD_INPUT = 2
 EXIT_GATE = 3
+EXIT_INCONCLUSIVE = 4  # `synthdata audit`: the claim is above what the audit can detect
 
 _state = {"debug": False}
 
@@ -297,9 +298,14 @@ def audit(data: Annotated[Path, typer.Argument(help="CSV or Parquet table to aud
           generator: Annotated[str, typer.Option("--generator", "-g")] = "gmm",
           delta: Annotated[float | None, typer.Option(help="Claimed δ (default: from the "
                                                       "row count).")] = None,
-          trials: Annotated[int, typer.Option("--trials", help="Fits (half choose the "
-                                              "threshold, half give the bound).")] = 10,
-          canaries: Annotated[int, typer.Option("--canaries", help="Canary rows per fit.")] = 8,
+          trials: Annotated[int | None, typer.Option(
+              "--trials", help="Fits (half choose the threshold, half give the bound); "
+                               "default: sized to the claim.")] = None,
+          max_trials: Annotated[int, typer.Option(
+              "--max-trials", help="Most fits when sizing the trials to the claim.")] = 200,
+          canaries: Annotated[int | None, typer.Option(
+              "--canaries", help="Canary rows per fit (default: two per numeric column, at "
+                                 "most 16).")] = None,
           seed: int = 0,
           schema: Annotated[Path | None, typer.Option(help="Schema YAML (overrides "
                                                       "inference; must admit the canaries).")] = None,
@@ -308,7 +314,11 @@ def audit(data: Annotated[Path, typer.Argument(help="CSV or Parquet table to aud
           output: Annotated[Path | None, typer.Option("--output", "-o",
                             help="Write the full audit result as JSON.")] = None,
           quiet: Quiet = False, debug: Debug = False) -> None:
-    """Audit a DP claim: canary membership test, empirical ε lower bound; exit 3 if violated."""
+    """Audit a DP claim with canaries: PASS (exit 0), FAIL (exit 3) or INCONCLUSIVE (exit 4).
+
+    INCONCLUSIVE: the claimed ε is above the largest ε this many trials can detect; the
+    message says how many trials would be needed.
+    """
     _state["debug"] |= debug
     import json
 
@@ -333,20 +343,26 @@ def audit(data: Annotated[Path, typer.Argument(help="CSV or Parquet table to aud
         raise ConfigError(f"--epsilon/--delta: {err.errors()[0]['msg']}") from None
     with _progress(quiet) as progress:
         result = audit_generator(generator, sch, df, privacy=claim, n_canaries=canaries,
-                                 n_trials=trials, params=_parse_pairs(param, "--param"),
-                                 seed=seed, progress=progress)
+                                 n_trials=trials, max_trials=max_trials,
+                                 params=_parse_pairs(param, "--param"), seed=seed,
+                                 progress=progress)
     if output is not None:
         atomic_write_text(output, json.dumps(result.to_dict(), indent=2))
-    typer.echo(f"epsilon lower bound: {result.epsilon_lower_bound:.4f} "
-               f"(confidence {result.confidence:.0%})")
-    typer.echo(f"claimed epsilon:     {result.claimed_epsilon:g} "
-               f"(delta {result.details['delta']:g})")
-    typer.echo(f"largest detectable:  {result.details['max_detectable_epsilon']:.4f}")
-    typer.echo("PASS" if result.passed else "FAIL: the empirical lower bound exceeds the claim")
-    if not result.passed:  # GateFailed: main() turns it into exit code 3 (EXIT_GATE)
+    d = result.details
+    typer.echo(f"design:              {d['n_trials']} trials x {d['n_canaries']} canaries"
+               f"{' (sized to the claim)' if d['trials_sized_to_claim'] else ''}")
+    if d.get("fitted"):
+        typer.echo(f"epsilon lower bound: {result.epsilon_lower_bound:.4f} "
+                   f"(confidence {result.confidence:.0%})")
+    typer.echo(f"claimed epsilon:     {result.claimed_epsilon:g} (delta {d['delta']:g})")
+    typer.echo(f"largest detectable:  {result.detectable_epsilon:.4f}")
+    typer.echo(result.summary())
+    if result.verdict == "FAIL":  # GateFailed: main() turns it into exit code 3 (EXIT_GATE)
         raise GateFailed(f"privacy audit: the empirical lower bound ε >= "
                          f"{result.epsilon_lower_bound:.3g} exceeds the claimed "
                          f"ε = {result.claimed_epsilon:g}", failures=["epsilon_lower_bound"])
+    if result.verdict == "INCONCLUSIVE":
+        raise typer.Exit(EXIT_INCONCLUSIVE)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -435,7 +435,7 @@ class DPSGD:
             steps=self.steps, accountant=self.accountant_name,
             max_grad_norm=self.max_grad_norm, expected_batch_size=self.expected_batch_size,
             note="Poisson sampling; charged once for the planned steps before training")
-        self.accountant = acc._make_accountant(self.accountant_name)
+        self.accountant = acc.make_accountant(self.accountant_name)
         self.generator = generator
         self.params = [p for p in module.parameters() if p.requires_grad]
         self._acts: dict[nn.Linear, torch.Tensor] = {}
