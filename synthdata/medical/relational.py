@@ -352,12 +352,12 @@ class RelationalSynthesizer:
                 if not learned or not all(c in schema and schema[c].kind.is_discrete
                                           for c in rule.column_names):
                     continue
-                if self.schema.parent_link(tname) is not None:
+                if self._group_size(tname) > 1:
                     raise ConfigError(
                         f"patient-level privacy: table {tname!r} constraint "
                         f"{rule.describe()!r} learns its allowed combinations from the rows (a "
                         "thresholded DP histogram, which costs a δ that has no tight bound for a "
-                        f"patient with up to {self.max_rows_per_patient} rows of {tname!r}); "
+                        f"patient with up to {self._group_size(tname)} rows of {tname!r}); "
                         "declare them in the rule (combinations: [[...], ...], public "
                         "knowledge) or remove the rule")
                 if tname not in out:
@@ -375,10 +375,10 @@ class RelationalSynthesizer:
         """The ledger a table's generator sees: its row-level plan, charged per patient.
 
         A root row is the patient itself (k = 1); every descendant table holds at most
-        k = ``max_rows_per_patient`` rows of one patient after the cap, whatever its depth."""
+        k = :meth:`_group_size` rows of one patient after the cap, whatever its depth."""
         from synthdata.privacy.group import GroupLedger, planning_delta, planning_epsilon
 
-        k = 1 if link is None else self.max_rows_per_patient
+        k = self._group_size(tname)
         share = self.privacy.preprocessing_share
         thresholds = self._threshold_delta / len(self._threshold_tables) \
             if tname in self._threshold_tables else 0.0
@@ -387,6 +387,18 @@ class RelationalSynthesizer:
         eps = planning_epsilon(rho / (k * k), delta, share)
         return GroupLedger(self.ledger_, tname, k, eps, delta, rho_budget=rho,
                            delta_budget=thresholds)
+
+    def _group_size(self, tname: str) -> int:
+        """The most rows one patient has in ``tname``'s training data: 1 for the root; the cap
+        for a descendant table, or less where the schema itself bounds it (a table whose
+        primary key is its link column has at most one row per parent row). Always a public
+        bound, never the largest count seen in the data (that would depend on the patients)."""
+        link = self.schema.parent_link(tname)
+        if link is None:
+            return 1
+        if tuple(self.schema.primary_keys.get(tname, ())) == (link.column,):
+            return min(self.max_rows_per_patient, self._group_size(link.parent))
+        return self.max_rows_per_patient
 
     def _ranks_and_caps(self, tables: Mapping[str, pd.DataFrame]
                         ) -> tuple[dict[str, np.ndarray], dict[str, pd.DataFrame]]:
@@ -411,10 +423,12 @@ class RelationalSynthesizer:
         for tname, keep in cap_per_patient(self.schema, tables, k, secure_rng()).items():
             capped[tname] = tables[tname].loc[keep].reset_index(drop=True)
             ranks[tname] = ranks[tname][keep]
+            group = self._group_size(tname)
             self.ledger_.record_public(
                 f"{tname}.cap", reason=f"at most {k} random row(s) per patient (a row of "
                 f"{root!r}, counted through every link) used in training, chosen with OS "
-                f"entropy; every fit that reads {tname!r} rows is charged for a group of {k} rows")
+                f"entropy; the fit of {tname!r} is charged for a group of {group} row(s)"
+                + ("" if group == k else " (its primary key is its link: one row per parent)"))
         return ranks, capped
 
     def _context_columns(self, tname: str) -> list[Column]:
@@ -914,7 +928,8 @@ def patient_lineage(schema: MultiTableSchema, tables: Mapping[str, pd.DataFrame]
         if link is None:
             continue
         keys = tables[link.parent][link.parent_column]
-        first = ~keys.duplicated().to_numpy()   # duplicate keys are reported by validate()
+        # a missing key matches nothing; duplicate keys are reported by validate()
+        first = (~keys.duplicated() & keys.notna()).to_numpy()
         index = pd.Index(keys.to_numpy()[first])
         positions = np.flatnonzero(first)
         hit = index.get_indexer(tables[tname][link.column].to_numpy())

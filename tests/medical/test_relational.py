@@ -336,6 +336,27 @@ def test_dp_fit_charges_each_table_for_its_real_maximum_per_patient(monkeypatch)
     assert ms.check(synth).is_ok
 
 
+def test_a_table_keyed_by_its_link_is_charged_for_one_row_per_parent():
+    from synthdata.privacy.config import DPConfig
+
+    d = _three_level_schema().to_dict()
+    d["tables"]["profile"] = {"primary_key": "id", "columns": [
+        {"name": "id", "kind": "id", "dtype": "int64", "nullable": False},
+        {"name": "bmi", "kind": "continuous", "dtype": "float64", "nullable": False}]}
+    d["foreign_keys"].append({"child": "profile", "column": "id", "parent": "patients",
+                              "parent_column": "id"})
+    ms = MultiTableSchema.from_dict(d)
+    tables = _three_level_tables()
+    tables["profile"] = pd.DataFrame({"id": tables["patients"]["id"].iloc[::2].to_numpy(),
+                                      "bmi": 25.0 + np.arange(40) % 7})
+    rs = RelationalSynthesizer(ms, generator_params=TINY, seed=0,
+                               privacy=DPConfig(epsilon=3, max_rows_per_unit=4)).fit(tables)
+    charged = {t: {e.params["rows_per_unit"] for e in rs.ledger_.entries
+                   if e.step.startswith(f"{t}.") and e.rho} for t in ("profile", "labs")}
+    assert charged == {"profile": {1}, "labs": {4}}
+    assert rs.ledger_.spent()[0] <= 3
+
+
 def test_two_dp_fits_with_the_same_seed_cap_different_rows(monkeypatch):
     import synthdata.medical.relational as rel
     from synthdata.privacy.config import DPConfig
