@@ -80,7 +80,7 @@ PUBLIC_MAX_RANK = 1000              # under privacy, rank bins are fixed up to t
 POOLED_GENERATORS = ("vae",)        # condition by rejection: children come from one pool
 POOL_FACTOR = 4                     # pool rows per child row
 UNENFORCED_RHO_SHARE = 0.01         # of the run's ρ, per unenforced link (its non-missing share)
-PRIVATE_CONTEXT_ROWS = 2000         # synthetic parents the clusters are fitted on under privacy
+PRIVATE_CONTEXT_ROWS = 1000         # synthetic parents the clusters are fitted on under privacy
 
 
 def count_column(child: str) -> str:
