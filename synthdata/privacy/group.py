@@ -16,8 +16,9 @@ is ``kε``-DP. The fits of the tables read disjoint rows of one patient, and zCD
 adding ρ, so one patient costs ``Σ_t k_t² ρ_t`` (``k_root = 1``): :class:`GroupLedger` is what
 one table's generator sees as its ledger; it forwards every charge to the run's patient-level
 ledger with the patient-level cost (ρ·k², sensitivity·k, ε·k), so the composed (ε, δ) of the
-run holds for one patient. ``k`` is the public cap, never the largest count seen in the data:
-a cap read from the rows would itself depend on the patients (and the noise on it).
+run holds for one patient. ``k`` is a public bound (the cap, or less where the schema itself
+bounds the rows, e.g. a table keyed by its link), never the largest count seen in the data: a
+group size read from the rows would itself depend on the patients, and so would the noise.
 
 What it refuses for ``k > 1`` (``ConfigError``): charges with a δ (thresholded category
 discovery -- declare the categories, or a fixed-combination rule's combinations, public),

@@ -58,7 +58,8 @@ def test_a_table_is_held_to_its_allotment_with_a_message_that_names_it():
     main = _main()
     view = GroupLedger(main, "labs", 3, 1.0, 1e-5, rho_budget=0.01)
     view.charge("sums", rho=0.001)                               # 0.009 for a patient of 3 rows
-    with pytest.raises(PrivacyBudgetError, match=r"'labs.more' needs ρ=0.009 for a patient \(3 row\(s\) of "
+    with pytest.raises(PrivacyBudgetError, match=r"'labs.more' needs ρ=0.009 for a patient "
+                                                 r"\(3 row\(s\) of "
                                                  r"'labs'.*left of its share ρ=0.01"):
         view.charge("more", rho=0.001)
     assert [e.step for e in main.entries] == ["labs.sums"]       # nothing recorded on refusal
