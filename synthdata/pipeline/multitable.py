@@ -54,13 +54,16 @@ def run_multitable(cfg: PipelineConfig, run_dir: Path, timer: Any, progress: Any
     from synthdata.evaluate.gate import check_gate
     from synthdata.medical.multitable import MultiTableSchema
     from synthdata.medical.patients import parent_child_correlations, patient_table
-    from synthdata.medical.relational import RelationalSynthesizer, children_per_parent_tv
+    from synthdata.medical.relational import (RelationalSynthesizer, check_patient_rows,
+                                              children_per_parent_tv, patient_root)
     from synthdata.medical.survival import survival_metrics, survival_summary
     from synthdata.pipeline.deid import LEDGER_REASON, LEDGER_STEP, SECTION, deid_tables
     from synthdata.pipeline.runner import RunResult, _dp_config, _manifest, resolve_gate
+    from synthdata.privacy.group import check_privacy_unit
     from synthdata.privacy.ledger import PrivacyLedger
 
     privacy = _dp_config(cfg)
+    check_privacy_unit(privacy, linked=True)
     if privacy is not None:  # linked tables: the unit of privacy is the patient (a root row)
         privacy = privacy.model_copy(update={"unit": "patient"})
     assert cfg.data.tables is not None and cfg.data.schema_path is not None
@@ -73,6 +76,9 @@ def run_multitable(cfg: PipelineConfig, run_dir: Path, timer: Any, progress: Any
         if unknown:
             raise ConfigError(f"data.tables and the schema {cfg.data.schema_path} disagree on "
                               f"table(s) {unknown}")
+        if privacy is not None:  # every row must belong to one patient (clear refusals first)
+            patient_root(ms)
+            check_patient_rows(ms, tables)
         ms.validate(tables)
     progress("load", 1, 1)
     with timer.step("deid"):  # per table by its schema; one date shift per patient, all tables

@@ -128,12 +128,14 @@ def _run(cfg: PipelineConfig, data: pd.DataFrame | None, run_dir: Path, timer: _
     import synthdata as sd
     from synthdata.evaluate import evaluate
     from synthdata.evaluate.gate import check_gate
+    from synthdata.privacy.group import check_privacy_unit
     from synthdata.privacy.ledger import PrivacyLedger
 
     if cfg.data.tables is not None:
         from synthdata.pipeline.multitable import run_multitable
 
         return run_multitable(cfg, run_dir, timer, progress)
+    check_privacy_unit(_dp_config(cfg), linked=False)   # before any data is read
     with timer.step("load"):
         if data is None:
             df = read_table(cfg.data.path, encoding=cfg.data.encoding, fmt=cfg.data.format)
