@@ -67,13 +67,22 @@ def _root(debug: Debug = False) -> None:
 def run(pipeline: Annotated[Path, typer.Argument(help="Pipeline YAML file.")],
         output_dir: Annotated[Path | None, typer.Option("--output-dir", "-o",
                               help="Folder for the run directory (default: output.dir).")] = None,
+        budget_file: Annotated[Path | None, typer.Option(
+            "--budget-file", help="Per-dataset privacy budget file (JSON) that adds up DP "
+                                  "runs on the same data; sets privacy.budget.file.")] = None,
         quiet: Quiet = False, debug: Debug = False) -> None:
     """Run a pipeline: load, split, fit, sample, evaluate, gate, export."""
     _state["debug"] |= debug
     from synthdata.pipeline.runner import run_pipeline
 
+    config: Any = pipeline
+    if budget_file is not None:
+        from synthdata.pipeline.budget import with_budget_file
+        from synthdata.pipeline.config import PipelineConfig
+
+        config = with_budget_file(PipelineConfig.from_yaml(pipeline), budget_file)
     with _progress(quiet) as progress:
-        result = run_pipeline(pipeline, output_dir=output_dir, progress=progress)
+        result = run_pipeline(config, output_dir=output_dir, progress=progress)
     if not quiet:
         m = result.metrics
         shown = {k: m.get(k) for k in ("shapes", "pair_trends", "detection_auc", "exact_copies",
@@ -213,6 +222,78 @@ def evaluate(real: Annotated[Path, typer.Argument(help="Real training table.")],
     atomic_write_text(output_dir / "report.json", report.to_json())
     atomic_write_text(output_dir / "report.html", report.to_html())
     typer.echo(str(output_dir))
+
+
+# ---- per-dataset privacy budgets: `synthdata budget show|set|clear` --------------------------
+budget_app = typer.Typer(no_args_is_help=True,
+                         help="Inspect and manage per-dataset privacy budget files.")
+app.add_typer(budget_app, name="budget")
+BudgetFile = Annotated[Path, typer.Argument(help="Budget file (privacy.budget.file).")]
+
+
+@budget_app.command("show")
+def budget_show(file: BudgetFile,
+                as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+                debug: Debug = False) -> None:
+    """List every dataset's declared total, spent and remaining (ε, δ) and its runs."""
+    _state["debug"] |= debug
+    import json
+
+    from synthdata.errors import ConfigError
+    from synthdata.privacy.budget import BudgetStore
+
+    if not file.is_file():
+        raise ConfigError(f"budget file not found: {file}")
+    statuses = BudgetStore(file).datasets()
+    if as_json:
+        typer.echo(json.dumps([s.to_dict() for s in statuses], indent=2))
+        return
+    typer.echo(f"{file}: {len(statuses)} dataset(s); runs add up by basic composition "
+               "(sum of ε, sum of δ)")
+    for s in statuses:
+        typer.echo(f"dataset {s.dataset_key[:12]} ({s.label or 'no label'}): "
+                   f"ε spent {_fmt(s.spent_epsilon)} of {s.total_epsilon:g} "
+                   f"(remaining {_fmt(s.remaining_epsilon)}), δ spent {s.spent_delta:.3g} of "
+                   f"{s.total_delta:g} (remaining {s.remaining_delta:.3g})")
+        for r in s.runs:
+            typer.echo(f"  {r['status']:<9} run {r['run']} {r.get('generator') or '?':<10} "
+                       f"ε={r['epsilon']} δ={r['delta']:g} started {r.get('started')}")
+        if s.reserved_epsilon:
+            typer.echo("  (a 'reserved' run is in progress or died before committing: it stays "
+                       "charged; `synthdata budget clear` removes one you know never read the "
+                       "data)")
+
+
+@budget_app.command("set")
+def budget_set(file: BudgetFile,
+               dataset: Annotated[str, typer.Argument(help="Dataset key (or its first 6+ "
+                                                      "characters) from `budget show`.")],
+               total_epsilon: Annotated[float, typer.Option("--total-epsilon")],
+               total_delta: Annotated[float, typer.Option("--total-delta")],
+               debug: Debug = False) -> None:
+    """Change a dataset's declared total knowingly (spent runs stay counted)."""
+    _state["debug"] |= debug
+    from synthdata.privacy.budget import BudgetStore
+
+    store = BudgetStore(file)
+    s = store.declare(store.resolve_key(dataset), total_epsilon=total_epsilon,
+                      total_delta=total_delta)
+    typer.echo(f"dataset {s.dataset_key[:12]}: total ε={s.total_epsilon:g}, "
+               f"δ={s.total_delta:g}; spent ε={_fmt(s.spent_epsilon)}, δ={s.spent_delta:.3g}")
+
+
+@budget_app.command("clear")
+def budget_clear(file: BudgetFile,
+                 dataset: Annotated[str, typer.Argument(help="Dataset key (or 6+ characters).")],
+                 run_id: Annotated[str, typer.Argument(help="Run id of a 'reserved' run.")],
+                 debug: Debug = False) -> None:
+    """Remove a stale reservation of a run that died before reading the data."""
+    _state["debug"] |= debug
+    from synthdata.privacy.budget import BudgetStore
+
+    store = BudgetStore(file)
+    store.clear(store.resolve_key(dataset), run_id)
+    typer.echo(f"removed reservation {run_id}")
 
 
 # ---- service: `synthdata serve` and `synthdata tokens create` --------------------------------
