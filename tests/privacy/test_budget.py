@@ -17,6 +17,8 @@ from synthdata.privacy.budget import MAX_DEFAULT_DELTA, BudgetStore, fits_budget
 from synthdata.privacy.config import default_delta
 
 KEY = "a" * 64
+# fork where there is one: a spawned child re-imports the test module (seconds under load)
+CTX = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
 
 
 def test_runs_add_up_and_the_one_that_does_not_fit_is_refused(tmp_path):
@@ -87,7 +89,7 @@ def test_a_different_total_is_changed_only_knowingly(tmp_path):
 def test_crash_between_reserve_and_commit_stays_charged(tmp_path):
     """A process killed after reserving (no commit, no release) keeps its ε on the budget."""
     path = tmp_path / "b.json"
-    proc = mp.get_context("spawn").Process(target=_reserve_and_die, args=(str(path),))
+    proc = CTX.Process(target=_reserve_and_die, args=(str(path),))
     proc.start()
     proc.join(60)
     assert proc.exitcode == 9
@@ -146,7 +148,7 @@ def test_concurrent_processes_cannot_overspend(tmp_path):
     """Six processes reserve ε=1 at the same moment on a total of 4: exactly four pass."""
     path = tmp_path / "b.json"
     BudgetStore(path).declare(KEY, total_epsilon=4.0, total_delta=1e-5)
-    ctx = mp.get_context("spawn")
+    ctx = CTX
     barrier, results = ctx.Barrier(6), ctx.Queue()
     procs = [ctx.Process(target=_race, args=(str(path), barrier, results)) for _ in range(6)]
     for p in procs:
