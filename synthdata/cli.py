@@ -327,6 +327,11 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
               help="Run job processes under SCHED_IDLE (Linux) as well as nice 10, so "
                    "requests always get the CPU first; only on a machine the service has "
                    "to itself: beside other busy programs the jobs starve.")] = False,
+          budget_epsilon: Annotated[float, typer.Option(
+              "--budget-epsilon", help="Privacy budget of a dataset whose upload declares "
+                                       "none: total ε of all its DP jobs.")] = 10.0,
+          budget_delta: Annotated[float, typer.Option(
+              "--budget-delta", help="Default total δ of a dataset's DP jobs.")] = 1e-4,
           debug: Debug = False) -> None:
     """Run the HTTP service (FastAPI on uvicorn); jobs run in worker processes or on Ray."""
     _state["debug"] |= debug
@@ -342,11 +347,15 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
     if workers < 0 or tenant_jobs < 1 or max_upload_mb <= 0 or max_columns < 1:
         raise ConfigError("--workers must be >= 0, --tenant-jobs and --max-columns >= 1, "
                           "--max-upload-mb > 0")
+    if not (0 < budget_epsilon < float("inf") and 0 < budget_delta < 1):
+        raise ConfigError("--budget-epsilon must be a finite number > 0 and --budget-delta "
+                          "in (0, 1)")
     data_dir.mkdir(parents=True, exist_ok=True)
     settings = ServiceSettings(data_dir=data_dir, db_url=db, max_upload_mb=max_upload_mb,
                                workers=workers, tenant_jobs=tenant_jobs,
                                max_columns=max_columns, ray_address=ray_address or None,
-                               worker_idle=idle_workers)
+                               worker_idle=idle_workers, budget_epsilon=budget_epsilon,
+                               budget_delta=budget_delta)
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
 
 
