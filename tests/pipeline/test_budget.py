@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from synthdata.cli import main
+from synthdata.errors import PrivacyBudgetError
 from synthdata.pipeline import runner
 from synthdata.privacy.budget import MAX_DEFAULT_DELTA, BudgetStore
 
@@ -179,3 +180,32 @@ def _key(path: Path) -> str:
     from synthdata.io.files import fingerprint
 
     return fingerprint(path)
+
+
+def test_linked_tables_are_one_dataset(tmp_path):
+    """The key of linked tables covers every table: changing one is another dataset."""
+    from synthdata.pipeline.budget import dataset_key, reserve_budget
+    from synthdata.pipeline.config import PipelineConfig
+
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    a.write_text("id,x\n1,2\n")
+    b.write_text("id,y\n1,3\n")
+    (tmp_path / "s.yaml").write_text("tables: {}\n")
+    raw = {"data": {"tables": {"patients": str(a), "visits": str(b)},
+                    "schema": str(tmp_path / "s.yaml")},
+           "privacy": {"epsilon": 1.0, "delta": 1e-6,
+                       "budget": {"file": str(tmp_path / "b.json"), "total_epsilon": 1.5,
+                                  "total_delta": 1e-5}}}
+    cfg = PipelineConfig.from_dict(raw)
+    hold = reserve_budget(cfg)
+    assert hold is not None and hold.token.delta == 1e-6  # an explicit δ is reserved as is
+    (run_,) = hold.store.status(hold.token.dataset_key).runs
+    assert run_["generator"] == "relational"
+    assert hold.store.status(hold.token.dataset_key).label == "linked tables patients, visits"
+    with pytest.raises(PrivacyBudgetError, match="exceeded"):
+        reserve_budget(cfg)
+    key = dataset_key(cfg)
+    b.write_text("id,y\n1,4\n")
+    assert dataset_key(cfg) != key
+    hold.abandon()  # no ledger attached: nothing ran, the reservation is returned
+    assert hold.store.status(key).runs == ()
