@@ -213,7 +213,8 @@ def _job_out(row: RowMapping) -> JobOut:
                   progress=float(row["progress"] or 0.0), step=row["step"], error=row["error"],
                   gate=gate, report_available=row["run_dir"] is not None,
                   synthetic_available=bool(row["status"] == SUCCEEDED and row["synthetic_file"]),
-                  privacy=_job_privacy(row), created_at=_iso(row["created_at"]), started_at=_iso(row["started_at"]),
+                  privacy=_job_privacy(row), created_at=_iso(row["created_at"]),
+                  started_at=_iso(row["started_at"]),
                   finished_at=_iso(row["finished_at"]))
 
 

@@ -548,7 +548,8 @@ def _reserve(conn: Any, job_id: str, tenant_id: str, dataset_id: str, charge: Ch
             total_epsilon=charge.default_total_epsilon,
             total_delta=charge.default_total_delta, updated_at=now))
     status = _budget_status(conn, tenant_id, dataset_id, (0.0, 0.0))
-    refuse_unless_fits(status, charge.epsilon, charge.delta, where="declared per dataset on this server",
+    refuse_unless_fits(status, charge.epsilon, charge.delta,
+                       where="declared per dataset on this server",
                        how_to_raise=f"PUT /v1/datasets/{dataset_id}/budget")
     conn.execute(insert(budget_charges).values(
         job_id=job_id, dataset_id=dataset_id, tenant_id=tenant_id, status="reserved",
