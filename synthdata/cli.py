@@ -68,13 +68,22 @@ def _root(debug: Debug = False) -> None:
 def run(pipeline: Annotated[Path, typer.Argument(help="Pipeline YAML file.")],
         output_dir: Annotated[Path | None, typer.Option("--output-dir", "-o",
                               help="Folder for the run directory (default: output.dir).")] = None,
+        budget_file: Annotated[Path | None, typer.Option(
+            "--budget-file", help="Per-dataset privacy budget file (JSON) that adds up DP "
+                                  "runs on the same data; sets privacy.budget.file.")] = None,
         quiet: Quiet = False, debug: Debug = False) -> None:
     """Run a pipeline: load, split, fit, sample, evaluate, gate, export."""
     _state["debug"] |= debug
     from synthdata.pipeline.runner import run_pipeline
 
+    config: Any = pipeline
+    if budget_file is not None:
+        from synthdata.pipeline.budget import with_budget_file
+        from synthdata.pipeline.config import PipelineConfig
+
+        config = with_budget_file(PipelineConfig.from_yaml(pipeline), budget_file)
     with _progress(quiet) as progress:
-        result = run_pipeline(pipeline, output_dir=output_dir, progress=progress)
+        result = run_pipeline(config, output_dir=output_dir, progress=progress)
     if not quiet:
         m = result.metrics
         shown = {k: m.get(k) for k in ("shapes", "pair_trends", "detection_auc", "exact_copies",
@@ -216,6 +225,78 @@ def evaluate(real: Annotated[Path, typer.Argument(help="Real training table.")],
     typer.echo(str(output_dir))
 
 
+# ---- per-dataset privacy budgets: `synthdata budget show|set|clear` --------------------------
+budget_app = typer.Typer(no_args_is_help=True,
+                         help="Inspect and manage per-dataset privacy budget files.")
+app.add_typer(budget_app, name="budget")
+BudgetFile = Annotated[Path, typer.Argument(help="Budget file (privacy.budget.file).")]
+
+
+@budget_app.command("show")
+def budget_show(file: BudgetFile,
+                as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+                debug: Debug = False) -> None:
+    """List every dataset's declared total, spent and remaining (ε, δ) and its runs."""
+    _state["debug"] |= debug
+    import json
+
+    from synthdata.errors import ConfigError
+    from synthdata.privacy.budget import BudgetStore
+
+    if not file.is_file():
+        raise ConfigError(f"budget file not found: {file}")
+    statuses = BudgetStore(file).datasets()
+    if as_json:
+        typer.echo(json.dumps([s.to_dict() for s in statuses], indent=2))
+        return
+    typer.echo(f"{file}: {len(statuses)} dataset(s); runs add up by basic composition "
+               "(sum of ε, sum of δ)")
+    for s in statuses:
+        typer.echo(f"dataset {s.dataset_key[:12]} ({s.label or 'no label'}): "
+                   f"ε spent {_fmt(s.spent_epsilon)} of {s.total_epsilon:g} "
+                   f"(remaining {_fmt(s.remaining_epsilon)}), δ spent {s.spent_delta:.3g} of "
+                   f"{s.total_delta:g} (remaining {s.remaining_delta:.3g})")
+        for r in s.runs:
+            typer.echo(f"  {r['status']:<9} run {r['run']} {r.get('generator') or '?':<10} "
+                       f"ε={r['epsilon']} δ={r['delta']:g} started {r.get('started')}")
+        if s.reserved_epsilon:
+            typer.echo("  (a 'reserved' run is in progress or died before committing: it stays "
+                       "charged; `synthdata budget clear` removes one you know never read the "
+                       "data)")
+
+
+@budget_app.command("set")
+def budget_set(file: BudgetFile,
+               dataset: Annotated[str, typer.Argument(help="Dataset key (or its first 6+ "
+                                                      "characters) from `budget show`.")],
+               total_epsilon: Annotated[float, typer.Option("--total-epsilon")],
+               total_delta: Annotated[float, typer.Option("--total-delta")],
+               debug: Debug = False) -> None:
+    """Change a dataset's declared total knowingly (spent runs stay counted)."""
+    _state["debug"] |= debug
+    from synthdata.privacy.budget import BudgetStore
+
+    store = BudgetStore(file)
+    s = store.declare(store.resolve_key(dataset), total_epsilon=total_epsilon,
+                      total_delta=total_delta)
+    typer.echo(f"dataset {s.dataset_key[:12]}: total ε={s.total_epsilon:g}, "
+               f"δ={s.total_delta:g}; spent ε={_fmt(s.spent_epsilon)}, δ={s.spent_delta:.3g}")
+
+
+@budget_app.command("clear")
+def budget_clear(file: BudgetFile,
+                 dataset: Annotated[str, typer.Argument(help="Dataset key (or 6+ characters).")],
+                 run_id: Annotated[str, typer.Argument(help="Run id of a 'reserved' run.")],
+                 debug: Debug = False) -> None:
+    """Remove a stale reservation of a run that died before reading the data."""
+    _state["debug"] |= debug
+    from synthdata.privacy.budget import BudgetStore
+
+    store = BudgetStore(file)
+    store.clear(store.resolve_key(dataset), run_id)
+    typer.echo(f"removed reservation {run_id}")
+
+
 # ---- service: `synthdata serve` and `synthdata tokens create` --------------------------------
 tokens_app = typer.Typer(no_args_is_help=True, help="Manage the service's API tokens.")
 app.add_typer(tokens_app, name="tokens")
@@ -247,6 +328,11 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
               help="Run job processes under SCHED_IDLE (Linux) as well as nice 10, so "
                    "requests always get the CPU first; only on a machine the service has "
                    "to itself: beside other busy programs the jobs starve.")] = False,
+          budget_epsilon: Annotated[float, typer.Option(
+              "--budget-epsilon", help="Privacy budget of a dataset whose upload declares "
+                                       "none: total ε of all its DP jobs.")] = 10.0,
+          budget_delta: Annotated[float, typer.Option(
+              "--budget-delta", help="Default total δ of a dataset's DP jobs.")] = 1e-4,
           debug: Debug = False) -> None:
     """Run the HTTP service (FastAPI on uvicorn); jobs run in worker processes or on Ray."""
     _state["debug"] |= debug
@@ -262,11 +348,15 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
     if workers < 0 or tenant_jobs < 1 or max_upload_mb <= 0 or max_columns < 1:
         raise ConfigError("--workers must be >= 0, --tenant-jobs and --max-columns >= 1, "
                           "--max-upload-mb > 0")
+    if not (0 < budget_epsilon < float("inf") and 0 < budget_delta < 1):
+        raise ConfigError("--budget-epsilon must be a finite number > 0 and --budget-delta "
+                          "in (0, 1)")
     data_dir.mkdir(parents=True, exist_ok=True)
     settings = ServiceSettings(data_dir=data_dir, db_url=db, max_upload_mb=max_upload_mb,
                                workers=workers, tenant_jobs=tenant_jobs,
                                max_columns=max_columns, ray_address=ray_address or None,
-                               worker_idle=idle_workers)
+                               worker_idle=idle_workers, budget_epsilon=budget_epsilon,
+                               budget_delta=budget_delta)
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
 
 

@@ -49,7 +49,8 @@ def split_by_root(tables: dict[str, pd.DataFrame], ms: Any, holdout: float,
     return train, hold
 
 
-def run_multitable(cfg: PipelineConfig, run_dir: Path, timer: Any, progress: Any) -> Any:
+def run_multitable(cfg: PipelineConfig, run_dir: Path, timer: Any, progress: Any,
+                   budget: Any = None) -> Any:
     from synthdata.evaluate import evaluate
     from synthdata.evaluate.gate import check_gate
     from synthdata.medical.multitable import MultiTableSchema
@@ -57,6 +58,7 @@ def run_multitable(cfg: PipelineConfig, run_dir: Path, timer: Any, progress: Any
     from synthdata.medical.relational import (RelationalSynthesizer, check_patient_rows,
                                               children_per_parent_tv, patient_root)
     from synthdata.medical.survival import survival_metrics, survival_summary
+    from synthdata.pipeline.budget import budget_section
     from synthdata.pipeline.deid import LEDGER_REASON, LEDGER_STEP, SECTION, deid_tables
     from synthdata.pipeline.runner import RunResult, _dp_config, _manifest, resolve_gate
     from synthdata.privacy.group import check_privacy_unit
@@ -87,6 +89,8 @@ def run_multitable(cfg: PipelineConfig, run_dir: Path, timer: Any, progress: Any
     train, hold = split_by_root(tables, ms, cfg.split.holdout, cfg.split.seed)
     root = ms.order()[0]
     ledger = PrivacyLedger.from_config(privacy, n_rows=len(train[root]))
+    if budget is not None:  # the per-dataset budget charges what this ledger spends
+        budget.attach(ledger)
     if deid_section["enabled"]:
         ledger.record_public(LEDGER_STEP, reason=LEDGER_REASON)
     synth_model = RelationalSynthesizer(ms, generator=cfg.generator.kind,
@@ -162,6 +166,7 @@ def run_multitable(cfg: PipelineConfig, run_dir: Path, timer: Any, progress: Any
                                 "referential_integrity_required": 1.0,
                                 "declared_constraint_violations_allowed": 0})
     report.add_section("privacy", ledger.to_dict() | {"statement": ledger.plain_language()})
+    report.add_section("budget", budget_section(budget, privacy))
     report.add_section("timings", dict(timer.timings))
     manifest = _manifest(cfg, fingerprints, train[root], None if hold is None else hold[root],
                          synth[root], timer, ledger, verdict)

@@ -76,12 +76,22 @@ def run_pipeline(config: str | Path | PipelineConfig | dict[str, Any], *,
     timer = _Timer()
     out_root = Path(output_dir) if output_dir is not None else cfg.output.dir
     tmp_dir = _make_tmp_dir(out_root, cfg)
+    hold = None
     try:
-        result = _run(cfg, data, tmp_dir, timer, progress)
+        # per-dataset budget (privacy.budget): reserved before any data is read, charged
+        # with the ledger's spent (ε, δ) once the run has succeeded
+        from synthdata.pipeline.budget import reserve_budget
+
+        hold = reserve_budget(cfg, data)
+        result = _run(cfg, data, tmp_dir, timer, progress, budget=hold)
+        if hold is not None:
+            hold.commit()
         final = _final_dir(out_root, cfg)
         tmp_dir.rename(final)
     except BaseException:
         shutil.rmtree(tmp_dir, ignore_errors=True)
+        if hold is not None:
+            hold.abandon()
         raise
     result.run_dir = final
     if result.synthetic_path is not None:
@@ -124,17 +134,18 @@ def _final_dir(root: Path, cfg: PipelineConfig) -> Path:
 
 
 def _run(cfg: PipelineConfig, data: pd.DataFrame | None, run_dir: Path, timer: _Timer,
-         progress: Progress) -> RunResult:
+         progress: Progress, budget: Any = None) -> RunResult:
     import synthdata as sd
     from synthdata.evaluate import evaluate
     from synthdata.evaluate.gate import check_gate
+    from synthdata.pipeline.budget import budget_section
     from synthdata.privacy.group import check_privacy_unit
     from synthdata.privacy.ledger import PrivacyLedger
 
     if cfg.data.tables is not None:
         from synthdata.pipeline.multitable import run_multitable
 
-        return run_multitable(cfg, run_dir, timer, progress)
+        return run_multitable(cfg, run_dir, timer, progress, budget=budget)
     check_privacy_unit(_dp_config(cfg), linked=False)   # before any data is read
     with timer.step("load"):
         if data is None:
@@ -154,6 +165,8 @@ def _run(cfg: PipelineConfig, data: pd.DataFrame | None, run_dir: Path, timer: _
     train, holdout = split_frame(df, cfg.split.holdout, cfg.split.seed)
     privacy = _dp_config(cfg)
     ledger = PrivacyLedger.from_config(privacy, n_rows=len(train))
+    if budget is not None:  # the per-dataset budget charges what this ledger spends
+        budget.attach(ledger)
     if deid_section["enabled"]:
         ledger.record_public(LEDGER_STEP, reason=LEDGER_REASON)
     gen = sd.make_generator(cfg.generator.kind, schema, seed=cfg.seed, privacy=privacy,
@@ -200,6 +213,7 @@ def _run(cfg: PipelineConfig, data: pd.DataFrame | None, run_dir: Path, timer: _
                               "evaluation metrics (it reveals one bit: passed or not)")
     report.add_section("gate", {"passed": verdict.passed, "rules": verdict.results})
     report.add_section("privacy", ledger.to_dict() | {"statement": ledger.plain_language()})
+    report.add_section("budget", budget_section(budget, privacy))
     report.add_section("timings", dict(timer.timings))
     manifest = _manifest(cfg, input_fp, train, holdout, synth, timer, ledger, verdict)
     report.add_section("manifest", manifest)
@@ -262,11 +276,12 @@ def _dp_config(cfg: PipelineConfig) -> Any:
         return None
     from pydantic import ValidationError
 
+    from synthdata.pipeline.budget import split_privacy
     from synthdata.pipeline.config import format_validation_error
     from synthdata.privacy.config import DPConfig
 
     try:
-        return DPConfig(**cfg.privacy)
+        return DPConfig(**split_privacy(cfg.privacy)[0])  # privacy.budget: pipeline/budget.py
     except ValidationError as err:
         raise ConfigError("privacy: " + format_validation_error(err)) from None
     except TypeError as err:

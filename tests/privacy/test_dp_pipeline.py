@@ -169,6 +169,8 @@ NO_ENTRY_NEEDED: dict[str, str] = {
     "TableTransformer._check_columns": "a check that raises on missing columns",
     "_plan": "de-identification plan: reads column names and the schema only",
     "identifier_plan": "de-identification plan: reads column names and the schema only",
+    "reserve_budget": "with privacy.budget, hashes the input to key the custodian's budget "
+                      "file (never in a release); reserves ε before any step reads the data",
 }
 # Known gaps, reported to the owners: the run manifest (shipped with an export) holds the
 # SHA-256 of the input frame and the exact row counts, computed without privacy and not on
