@@ -84,10 +84,10 @@ class Column:
     max: float | None = None
     categories: tuple[Any, ...] | None = None
     datetime_format: str | None = None
-    precision: int | None = None
     pii: PiiRole | None = None
     public: bool = False
     description: str | None = None
+    precision: int | None = None  # last: positional construction stays as it was
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "kind": self.kind.value, "dtype": self.dtype,
