@@ -55,7 +55,8 @@ def _artefacts(run_dir: Path) -> dict[str, Any]:
     return {"schema": (run_dir / "schema.yaml").read_text(),
             "manifest": json.loads((run_dir / "manifest.json").read_text()),
             "report": json.loads((run_dir / "report.json").read_text()),
-            "synth": pd.read_csv(run_dir / "synthetic.csv")}
+            "synth": pd.read_csv(run_dir / "synthetic.csv"),
+            "html": (run_dir / "report.html").read_text()}
 
 
 def test_dp_run_validates_against_public_facts_only(tmp_path, fl):
@@ -162,6 +163,8 @@ def test_neighbouring_tables_change_nothing_but_dp_noise(tmp_path, fl, no_valida
             if name not in release["dp_safe"]:
                 assert section["privacy_label"] == NOT_PRIVATE_LABEL, name
         assert {"deidentification", "gate", "timings", "constraints"} <= set(release["not_private"])
+    for art in (a, b):
+        assert "Not private (internal QA, do not publish)" in art["html"]
     # outputs are shaped by declared facts only: precision and public bounds hold in both
     for synth in (a["synth"], b["synth"]):
         for column, decimals in (("kappa", 3), ("lambda", 3), ("creatinine", 1)):
@@ -203,3 +206,21 @@ def test_dp_gate_decides_on_dp_safe_rules_only(tmp_path, fl, no_validation):
     assert advisory["detection_auc"]["advisory"] == "advisory (not private)"
     cfg["gate"] = {"epsilon": {"max": 0.1}}  # a DP-safe rule decides
     assert not run_pipeline(cfg).passed
+
+
+@pytest.mark.slow
+def test_linked_tables_dp_manifest_has_no_exact_counts(tmp_path):
+    from tests.conftest import DATA
+
+    cfg = {"data": {"tables": {"pbc": str(DATA / "pbc.csv"), "pbcseq": str(DATA / "pbcseq.csv")},
+                    "schema": str(ROOT / "schemas" / "pbc.yaml")},
+           "generator": {"kind": "gmm"}, "privacy": {"epsilon": 3, "max_rows_per_unit": 8},
+           "evaluate": {"full": False}, "output": {"dir": str(tmp_path)},
+           "gate": {"epsilon": {"max": 3}}}
+    result = run_pipeline(cfg)
+    manifest = json.loads((result.run_dir / "manifest.json").read_text())
+    assert "sha256" not in json.dumps(manifest) and "timings_s" not in manifest
+    noisy = manifest["rows"]["training_units_noisy"]
+    assert manifest["rows"]["synthetic"] == noisy == len(pd.read_csv(result.run_dir / "pbc.csv"))
+    assert '"train"' not in json.dumps(manifest["rows"])  # no exact count per table
+    assert manifest["release"]["covered_by_epsilon"][:2] == ["pbc.csv", "pbcseq.csv"]
