@@ -284,7 +284,7 @@ class BaseGenerator:
         def write(tmp: Path) -> None:
             with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
                 zf.writestr("meta.json", json.dumps(meta, indent=1))
-                zf.writestr("schema.json", json.dumps(self.schema.to_dict()))
+                zf.writestr("schema.json", json.dumps(self._archived_schema().to_dict()))
                 zf.writestr("transformer.json", json.dumps(self.transformer_.get_state()))
                 zf.writestr("ledger.json", json.dumps(self.ledger_.to_dict()))
                 if getattr(self, "constraints_", None) is not None:
@@ -299,6 +299,18 @@ class BaseGenerator:
                     torch.save(torch_state, tbuf)
                     zf.writestr("weights.pt", tbuf.getvalue())
         return atomic_write(Path(path), write)
+
+    def _archived_schema(self) -> Schema:
+        """The schema written to the archive: under DP without bounds and categories that
+        are not declared public (an inferred schema's are facts of the private rows; the
+        fitted encoders keep their DP versions in the transformer state)."""
+        if self.privacy is None:
+            return self.schema
+        import dataclasses
+
+        return self.schema.replace_columns(
+            c if c.public else dataclasses.replace(c, min=None, max=None, categories=None)
+            for c in self.schema.columns)
 
     def _get_extra(self) -> dict[str, Any]:
         return {}
