@@ -310,6 +310,12 @@ def render(report: Mapping[str, Any]) -> str:
              f"{_fmt(meta.get('n_train'))} rows · synthetic {_fmt(meta.get('n_synthetic'))} "
              f"rows · holdout {_fmt(meta.get('n_holdout'))} rows · seed "
              f"{_fmt(meta.get('seed'))}</p>", _banner(sections.get("gate"))]
+    if sections.get("release"):  # a DP run: this page is internal QA, not a release
+        release = sections["release"]
+        label = str(release.get("label", ""))
+        parts.insert(1, f"<p class='bad'><b>{_e(label[:1].upper() + label[1:])}"
+                        f"</b>: {_e(release.get('note', ''))}. Parts that read the real data: "
+                        f"{_e(', '.join(release.get('not_private', [])))}.</p>")
 
     cards = []
     for name in _HEADLINE:

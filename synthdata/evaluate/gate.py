@@ -189,3 +189,30 @@ def gate_preset(name: str) -> GateConfig:
     if name not in GATE_PRESETS:
         raise ConfigError(f"unknown gate preset {name!r}; choose one of {sorted(GATE_PRESETS)}")
     return GateConfig.parse(GATE_PRESETS[name], where=f"gate preset {name}")
+
+
+# -- the gate of a DP run (which rules may decide a release) ---------------------------------
+# Under DP the export decision is itself released (one bit), so it may read only DP-safe
+# quantities: the ledger's (ε, δ) and checks of the synthetic table alone against the
+# declared (public) schema and constraints -- post-processing of DP releases. Every other
+# metric compares with the real rows: still computed and shown, as advisory (not private).
+DP_SAFE_METRICS = frozenset({"epsilon", "delta", "constraint_violations", "validation"})
+ADVISORY_LABEL = "advisory (not private)"
+
+
+def is_dp_safe(metric: str) -> bool:
+    """Whether a gate rule on ``metric`` may decide the release of a DP run."""
+    return metric in DP_SAFE_METRICS
+
+
+def dp_verdict(result: GateResult) -> GateResult:
+    """``result`` with only DP-safe rules deciding; the others marked advisory.
+
+    Each rule gains ``decides`` (bool) and, when advisory, ``advisory``: the label.
+    """
+    rules = []
+    for entry in result.results:
+        decides = is_dp_safe(str(entry["metric"]))
+        rules.append({**entry, "decides": decides}
+                     | ({} if decides else {"advisory": ADVISORY_LABEL}))
+    return GateResult(passed=all(r["passed"] for r in rules if r["decides"]), results=rules)

@@ -320,8 +320,9 @@ class CTGANGenerator(TrainingRecord, BaseGenerator):
         data = torch.from_numpy(np.ascontiguousarray(matrix, dtype=np.float32))
         codes = plan.codes(data)
         n = len(data)
-        batch = min(int(self.batch_size), n)
-        steps = max(n // batch, 1)
+        n_plan = self._planning_rows(n)  # the noisy count: q and steps never read the true n
+        batch = min(int(self.batch_size), n_plan)
+        steps = max(n_plan // batch, 1)
         d_steps = int(self.discriminator_steps)
         epochs = int(self.epochs)
         ledger = self.ledger_
@@ -336,7 +337,8 @@ class CTGANGenerator(TrainingRecord, BaseGenerator):
         g_net, d_net = self._build(gen, pac=1)
         set_dropout_generator(d_net, gen)
         dp = DPSGD(self, d_net, step="model.ctgan.dp_sgd", expected_batch_size=batch, n_rows=n,
-                   steps=epochs * steps * d_steps, epsilon=eps_sgd, generator=gen)
+                   steps=epochs * steps * d_steps, epsilon=eps_sgd, generator=gen,
+                   planned_rows=n_plan)
         ledger.release("model.ctgan.dp_sgd")
         opt_g = Adam(g_net.parameters(), lr=self.generator_lr, betas=ADAM_BETAS,
                      weight_decay=WEIGHT_DECAY)

@@ -210,11 +210,13 @@ class VAEGenerator(TrainingRecord, BaseGenerator):
         data = torch.from_numpy(np.ascontiguousarray(matrix, dtype=np.float32))
         codes = self.plan_.codes(data)
         n = len(data)
-        batch = min(int(self.batch_size), n)
-        steps = math.ceil(n / batch)
+        n_plan = self._planning_rows(n)  # the noisy count: q and steps never read the true n
+        batch = min(int(self.batch_size), n_plan)
+        steps = math.ceil(n_plan / batch)
         epochs = int(self.epochs)
         dp = DPSGD(self, net, step="model.vae.dp_sgd", expected_batch_size=batch, n_rows=n,
-                   steps=epochs * steps, epsilon=self.dp_plan_.training_epsilon, generator=gen)
+                   steps=epochs * steps, epsilon=self.dp_plan_.training_epsilon, generator=gen,
+                   planned_rows=n_plan)
         opt = Adam(net.parameters(), lr=self.lr, weight_decay=self.l2scale)
         emb = int(self.embedding_dim)
         self.history_ = []
@@ -411,7 +413,7 @@ class DPSGD:
 
     def __init__(self, owner: BaseGenerator, module: nn.Module, *, step: str,
                  expected_batch_size: int, n_rows: int, steps: int, epsilon: float,
-                 generator: torch.Generator) -> None:
+                 generator: torch.Generator, planned_rows: int | None = None) -> None:
         from synthdata.errors import PrivacyBudgetError
         from synthdata.privacy import accounting as acc
 
@@ -419,7 +421,8 @@ class DPSGD:
         cfg, ledger = owner.privacy, owner.ledger_
         self.ledger, self.step_name, self.accountant_name = ledger, step, cfg.accountant
         self.n_rows, self.expected_batch_size = int(n_rows), int(expected_batch_size)
-        self.sample_rate = min(1.0, self.expected_batch_size / self.n_rows)
+        # q is fixed from the planned (noisy) n; the Poisson mask runs over the n_rows rows
+        self.sample_rate = min(1.0, self.expected_batch_size / int(planned_rows or n_rows))
         self.steps, self.steps_done = int(steps), 0
         self.max_grad_norm = float(cfg.max_grad_norm)
         self.delta = ledger.dpsgd_delta

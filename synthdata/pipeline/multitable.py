@@ -72,7 +72,8 @@ def run_multitable(cfg: PipelineConfig, run_dir: Path, timer: Any, progress: Any
     with timer.step("load"):
         tables = {name: read_table(path, encoding=cfg.data.encoding)
                   for name, path in cfg.data.tables.items()}
-        fingerprints = {name: fingerprint(path) for name, path in cfg.data.tables.items()}
+        fingerprints = ({name: fingerprint(path) for name, path in cfg.data.tables.items()}
+                        if privacy is None else None)  # under DP no input hash is computed
         ms = MultiTableSchema.load(cfg.data.schema_path)
         unknown = sorted(set(tables) ^ set(ms.tables))
         if unknown:
@@ -88,7 +89,13 @@ def run_multitable(cfg: PipelineConfig, run_dir: Path, timer: Any, progress: Any
     rules = resolve_gate(cfg.gate)
     train, hold = split_by_root(tables, ms, cfg.split.holdout, cfg.split.seed)
     root = ms.order()[0]
-    ledger = PrivacyLedger.from_config(privacy, n_rows=len(train[root]))
+    n_noisy = None
+    if privacy is None:
+        ledger = PrivacyLedger.from_config(privacy, n_rows=len(train[root]))
+    else:  # n is not public: one DP count of the patients sets δ and the default size
+        from synthdata.privacy.count import dp_unit_count
+
+        ledger, n_noisy = dp_unit_count(len(train[root]), privacy, what="training patients")
     if budget is not None:  # the per-dataset budget charges what this ledger spends
         budget.attach(ledger)
     if deid_section["enabled"]:
@@ -102,7 +109,7 @@ def run_multitable(cfg: PipelineConfig, run_dir: Path, timer: Any, progress: Any
         ledger.record_not_private("model.relational.fit", reason="per-table generators and "
                                   "parent contexts learned without privacy", shapes_release=True)
     with timer.step("sample"):
-        synth = synth_model.sample(cfg.sample.rows or len(train[root]), seed=cfg.seed)
+        synth = synth_model.sample(cfg.sample.rows or n_noisy or len(train[root]), seed=cfg.seed)
     progress("sample", 1, 1)
 
     with timer.step("evaluate"):
@@ -152,6 +159,10 @@ def run_multitable(cfg: PipelineConfig, run_dir: Path, timer: Any, progress: Any
     report.metrics["parent_child_correlation_difference"] = \
         relational["parent_child_correlations"]["mean_abs_difference"]
     verdict = check_gate(report.metrics, rules, validation_passed=None)
+    if privacy is not None:  # only DP-safe rules decide; integrity/violations are synthetic-only
+        from synthdata.pipeline.runner import _dp_gate
+
+        verdict = _dp_gate(verdict, ledger)
     passed = verdict.passed and integrity.integrity == 1.0 and not constraints["declared_violations"]
     report.add_section(SECTION, deid_section)
     report.add_section("tables", per_table)
@@ -171,6 +182,14 @@ def run_multitable(cfg: PipelineConfig, run_dir: Path, timer: Any, progress: Any
     manifest = _manifest(cfg, fingerprints, train[root], None if hold is None else hold[root],
                          synth[root], timer, ledger, verdict)
     manifest["rows"] = {t: {"train": len(train[t]), "synthetic": len(synth[t])} for t in synth}
+    if privacy is not None:
+        from synthdata.pipeline.runner import _dp_manifest, _mark_not_private
+
+        manifest = _dp_manifest(manifest, n_noisy, cfg,
+                                [f"{t}.{cfg.output.format}" for t in synth])
+        manifest["rows"]["synthetic_per_table"] = {t: len(synth[t]) for t in synth}
+        manifest["release"]["covered_by_epsilon"].remove("expectations.json")  # not written
+        _mark_not_private(report)
     report.add_section("manifest", manifest)
     written = None
     if passed:

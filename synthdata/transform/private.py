@@ -42,13 +42,15 @@ class PrivateBudget:
 
 def _needs(col: Column, ordinal: bool) -> tuple[int, int]:
     """(rho units, threshold units) this column needs under DP (one unit: missing count)."""
+    missing = 1 if col.nullable else 0  # a declared non-nullable column needs no count
     if col.kind in (ColumnKind.CONTINUOUS, ColumnKind.INTEGER, ColumnKind.DATETIME):
-        has_public_bounds = col.public and col.min is not None and col.max is not None
-        return (2 if has_public_bounds else 3), 0
+        has_public_bounds = col.public and col.min is not None and col.max is not None \
+            and col.kind != ColumnKind.DATETIME
+        return (1 if has_public_bounds else 2) + missing, 0
     if col.kind.is_discrete:  # public categories still need frequencies (ordinal encoding)
         if col.public and col.categories is not None:
-            return (2 if ordinal else 1), 0
-        return 2, 1
+            return (1 if ordinal else 0) + missing, 0
+        return 1 + missing, 1
     return 0, 0
 
 
@@ -56,8 +58,15 @@ MISSING_SHARE_FLOOR = 0.005
 
 
 def _dp_missing(series: pd.Series, ledger: Any, rho: float, rng: np.random.Generator,
-                name: str) -> tuple[bool, float]:
-    """DP count of missing cells; keep a missing slot only when it is non-negligible."""
+                name: str, nullable: bool = True) -> tuple[bool, float]:
+    """DP count of missing cells; keep a missing slot only when it is non-negligible.
+
+    A column the schema declares ``nullable: false`` has no missing slot and costs nothing
+    (the data was checked to have no missing cell, a refusal that releases nothing)."""
+    if not nullable:
+        ledger.record_public(f"transform.missing[{name}]", reason="declared nullable: false "
+                             "in the schema")
+        return False, 0.0
     from synthdata.privacy.accounting import calibrate_gaussian_sigma
     from synthdata.privacy.mechanisms import dp_count
 
@@ -99,7 +108,7 @@ def _private_numeric(col: Column, series: pd.Series, ledger: Any, rho_unit: floa
 
     values = _as_float(series, col)
     values = values[~np.isnan(values)]
-    has_missing, _ = _dp_missing(series, ledger, rho_unit, rng, col.name)
+    has_missing, _ = _dp_missing(series, ledger, rho_unit, rng, col.name, col.nullable)
     if col.public and col.min is not None and col.max is not None \
             and col.kind != ColumnKind.DATETIME:
         lower, upper = float(col.min), float(col.max)
@@ -107,6 +116,13 @@ def _private_numeric(col: Column, series: pd.Series, ledger: Any, rho_unit: floa
                              "in the schema")
     else:
         lower, upper = dp_log_bounds(values, rho_unit, ledger, f"transform.bounds[{col.name}]", rng)
+        if col.public and col.kind != ColumnKind.DATETIME:  # a declared end wins (clipped)
+            if col.min is not None:
+                lower = float(col.min)
+                upper = max(upper, lower + 1.0)
+            if col.max is not None:
+                upper = float(col.max)
+                lower = min(lower, upper - 1.0)
     levels = np.linspace(0.0, 1.0, N_KNOTS)
     clipped = np.clip(values, lower, upper)
     skewed = lower >= 0 and upper > 0 and upper / max(lower, upper * 1e-6) > 50
@@ -173,7 +189,8 @@ def _private_categories(col: Column, series: pd.Series, ledger: Any, rho_unit: f
     from synthdata.privacy.mechanisms import dp_categories, dp_histogram
 
     enc = CategoryEncoder(col, ordinal=ordinal)
-    has_missing, missing_count = _dp_missing(series, ledger, rho_unit, rng, col.name)
+    has_missing, missing_count = _dp_missing(series, ledger, rho_unit, rng, col.name,
+                                             col.nullable)
     if col.public and col.categories is not None:
         ledger.record_public(f"transform.categories[{col.name}]",
                              reason="categories declared public in the schema")

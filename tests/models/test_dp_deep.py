@@ -1,7 +1,7 @@
 """DP-SGD for the deep generators (VAE: whole model; CTGAN: critic only).
 
 Tiny epochs on a 600-row flchain sample: the spend stays within the budget, the ledger holds
-one DP-SGD entry with the planned sample rate and steps, fits are reproducible, a plan that
+one DP-SGD entry with the planned sample rate and steps (from the noisy count), a plan that
 cannot fit raises before any training step, sampling works, and the vectorised clipping
 equals opacus's per-sample gradients.
 """
@@ -32,8 +32,6 @@ FAST = {"vae": {"epochs": EPOCHS, "batch_size": BATCH, "compress_dims": (32, 32)
                 "decompress_dims": (32, 32), "embedding_dim": 16},
         "ctgan": {"epochs": EPOCHS, "batch_size": BATCH, "generator_dims": (32, 32),
                   "discriminator_dims": (32, 32), "embedding_dim": 16}}
-# planned DP-SGD steps: the VAE takes ceil(n/batch) steps an epoch, the GAN n//batch critic steps
-STEPS = {"vae": EPOCHS * math.ceil(N / BATCH), "ctgan": EPOCHS * (N // BATCH)}
 KINDS = ("vae", "ctgan")
 
 
@@ -67,8 +65,13 @@ def test_spent_within_budget_and_ledger_entry(kind, fitted):
     assert len(sgd) == 1
     entry = sgd[0]
     assert entry.step == f"model.{kind}.dp_sgd"
-    assert entry.sample_rate == pytest.approx(BATCH / N)
-    assert entry.steps == STEPS[kind] == gen.dp_steps_
+    # q and steps come from the run's noisy count (n is not public), never the true N
+    n_plan = gen.dp_rows_
+    assert n_plan is not None and n_plan == gen.ledger.entries[0].params["released"]
+    assert gen.ledger.entries[0].step == "data.count"
+    assert entry.sample_rate == pytest.approx(BATCH / n_plan)
+    steps = EPOCHS * (math.ceil(n_plan / BATCH) if kind == "vae" else n_plan // BATCH)
+    assert entry.steps == steps == gen.dp_steps_
     assert entry.params["noise_multiplier"] == gen.dp_noise_multiplier_
     assert entry.params["max_grad_norm"] == 1.0
     # calibrated at the ledger's DP-SGD δ for the plan's training ε
@@ -109,9 +112,8 @@ def test_reproducible_and_global_rng_untouched(kind, fitted, data):
     again = fit(kind, data)
     assert torch.equal(torch.get_rng_state(), state)
     assert np.array_equal(np.random.get_state()[1], np_state)
-    pd.testing.assert_frame_equal(again.sample(200, seed=3), fitted[kind].sample(200, seed=3))
-    other = fit(kind, data, seed=1)
-    assert not other.sample(200, seed=3).equals(again.sample(200, seed=3))
+    # a DP fit is not bit-reproducible (the count, at least, draws from OS entropy)
+    assert list(again.sample(200, seed=3).columns) == list(data.columns)
 
 
 @pytest.mark.parametrize("kind", KINDS)
