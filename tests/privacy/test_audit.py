@@ -104,13 +104,16 @@ def test_dp_gmm_passes_at_epsilon_1(small: pd.DataFrame) -> None:
     assert d["passed"] is True and len(d["details"]["scores_sd"]) == 10
 
 
-def test_audit_is_reproducible(small: pd.DataFrame) -> None:
+def test_audit_design_is_reproducible_dp_noise_is_not(small: pd.DataFrame) -> None:
+    """The seed fixes the audit's design (canaries, memberships); the DP fits inside it draw
+    fresh OS-entropy noise, so their scores differ from run to run."""
     a = audit_generator("gmm", None, small, privacy=DPConfig(epsilon=1.0), n_canaries=4,
                         n_trials=4, seed=3)
     b = audit_generator("gmm", None, small, privacy=DPConfig(epsilon=1.0), n_canaries=4,
                         n_trials=4, seed=3)
-    assert a.details["scores_sd"] == b.details["scores_sd"]
-    assert a.epsilon_lower_bound == b.epsilon_lower_bound
+    assert a.details["canaries"] == b.details["canaries"]
+    assert a.details["member"] == b.details["member"]
+    assert a.details["scores_sd"] != b.details["scores_sd"]
 
 
 @pytest.mark.slow
