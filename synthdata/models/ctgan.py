@@ -35,10 +35,10 @@ checks without improvement and keeps the best generator. Off by default.
 
 Differential privacy (``privacy=DPConfig(...)``): DP-SGD on the critic only
 (:class:`~synthdata.models.vae.DPSGD`: Poisson sampling, per-row clipping, Gaussian noise
-from fresh OS entropy -- as is every draw of the DP training loop -- σ calibrated and the ledger charged once for the planned
-``epochs × (n // batch_size) × discriminator_steps`` steps before training). The generator
-only learns through the private critic and the DP condition frequencies, so it is
-post-processing. Under DP the critic uses ``pac = 1`` and no gradient penalty (whatever
+from fresh OS entropy -- as is every draw of the DP training loop -- σ calibrated and the
+ledger charged once for the planned ``epochs × (n // batch_size) × discriminator_steps``
+steps before training). The generator only learns through the private critic and the DP
+condition frequencies, so it is post-processing. Under DP the critic uses ``pac = 1`` and no gradient penalty (whatever
 ``pac``/``gradient_penalty`` say: both mix rows inside one per-sample gradient), and
 training-by-sampling is replaced:
 

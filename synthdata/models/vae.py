@@ -44,10 +44,10 @@ gradients). Each step draws a Poisson sample of the rows (rate ``q = batch_size 
 Poisson sample, the noise and every other draw of the training loop come from a
 ``torch.Generator`` seeded with fresh OS entropy (``privacy.noise.secure_torch_generator``),
 never from ``seed``: a DP fit is not bit-reproducible (the seed still fixes the weight
-initialisation, which reads no data, and sampling from the fitted model). σ is calibrated up front so that the planned
-``epochs × steps_per_epoch`` steps spend the plan's training ε at the ledger's DP-SGD δ; the
-ledger is charged once before training (a plan that does not fit raises
-``PrivacyBudgetError`` before any step) and cross-checked against an opacus accountant fed
+initialisation, which reads no data, and sampling from the fitted model). σ is calibrated
+up front so that the planned ``epochs × steps_per_epoch`` steps spend the plan's training ε
+at the ledger's DP-SGD δ; the ledger is charged once before training (a plan that does not
+fit raises ``PrivacyBudgetError`` before any step) and cross-checked against an opacus accountant fed
 every step at the end; training stops hard at the planned steps. No early stopping under
 DP (it would read held-out real rows).
 """

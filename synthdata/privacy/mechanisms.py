@@ -189,7 +189,7 @@ def dp_categories(
         raise ConfigError(f"step '{step}': threshold_factor must be > 0, got {threshold_factor!r}")
     d0 = acc.threshold_delta(threshold_factor)
     cal = _calibrate(rho, 1.0, step)
-    # the threshold uses the σ actually drawn (≥ 1/√(2ρ)), so δ₀ = Φ̄(threshold_factor) holds
+    # the threshold uses the σ actually drawn (>= 1/√(2ρ)): δ₀ = Φ̄(threshold_factor) holds
     threshold = 1.0 + threshold_factor * cal.scale
     ledger.charge(step, "gaussian", rho=rho, sigma=cal.scale, sensitivity=1.0, delta=d0,
                   statistic="thresholded histogram", threshold=threshold,
