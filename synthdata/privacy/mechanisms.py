@@ -168,9 +168,10 @@ def dp_categories(
 ) -> tuple[list[Any], np.ndarray]:
     """Discover the category set of a column privately (noisy counts + threshold).
 
-    Every observed category gets a Gaussian-noised count (``σ = 1/√(2ρ)``); only those with
-    noisy count ``>= 1 + threshold_factor·σ`` are kept, so a category that only one unit
-    has is released with probability at most ``δ₀ = Φ̄(threshold_factor)``. The mechanism is
+    Every observed category gets a count with discrete Gaussian noise (``σ = 1/√(2ρ)``);
+    only those with noisy count ``>= 2 + ⌈threshold_factor·σ⌉`` are kept, so a category
+    that only one unit has is released with probability at most
+    ``δ₀ = Φ̄(threshold_factor)`` (the extra 1 covers the discrete tail). The mechanism is
     therefore δ₀-approximately ρ-zCDP and is charged as such: ``δ₀`` comes out of the δ
     budget (give ``delta`` instead of ``threshold_factor`` to pick δ₀ directly; split the
     plan's ``preprocessing_threshold_delta`` across columns). Rare real categories are
@@ -189,8 +190,11 @@ def dp_categories(
         raise ConfigError(f"step '{step}': threshold_factor must be > 0, got {threshold_factor!r}")
     d0 = acc.threshold_delta(threshold_factor)
     cal = _calibrate(rho, 1.0, step)
-    # the threshold uses the σ actually drawn (>= 1/√(2ρ)): δ₀ = Φ̄(threshold_factor) holds
-    threshold = 1.0 + threshold_factor * cal.scale
+    # The noise is a discrete Gaussian Z on the integers, whose tail at an integer can exceed
+    # the continuous one (σ=1: P(Z >= 2) = 0.059 > Φ̄(1.645) = 0.05). Since its normaliser is
+    # >= √(2π)σ, P(Z >= m) <= Φ̄((m-1)/σ); a singleton (1 + Z) clears 2 + ⌈t·σ⌉ only if
+    # Z >= 1 + ⌈t·σ⌉, with probability <= Φ̄(t) = δ₀ (σ: the one actually drawn).
+    threshold = 2.0 + math.ceil(threshold_factor * cal.scale)
     ledger.charge(step, "gaussian", rho=rho, sigma=cal.scale, sensitivity=1.0, delta=d0,
                   statistic="thresholded histogram", threshold=threshold,
                   threshold_factor=float(threshold_factor), **cal.ledger_params())

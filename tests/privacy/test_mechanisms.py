@@ -211,3 +211,37 @@ def test_distinguishing_attack_stays_within_epsilon(name: str, monkeypatch) -> N
 def test_distinguishing_attack_catches_a_sigma_over_ten_mechanism(name: str, monkeypatch) -> None:
     measured, claimed = _attack(ATTACKS[name], True, monkeypatch)
     assert measured > claimed, (name, measured, claimed)
+
+
+@pytest.mark.parametrize("broken", [False, True])
+def test_a_singleton_category_is_released_at_most_delta0_of_the_time(broken, monkeypatch) -> None:
+    """dp_categories on D with one unit of "rare": the category leaks with probability at
+    most δ₀; a threshold at a quarter of the needed factor (negative control) is caught."""
+    delta0 = 0.05
+    if broken:
+        real = acc.threshold_factor_for_delta
+        monkeypatch.setattr(acc, "threshold_factor_for_delta", lambda d: real(d) / 4)
+    values = pd.Series(["common"] * 50 + ["rare"])
+    hits = sum("rare" in m.dp_categories(values, 0.02, None, _open(), "c", delta=delta0)[0]
+               for _ in range(N_DRAWS))
+    rate_lo = beta.ppf(ALPHA, hits, N_DRAWS - hits + 1) if hits else 0.0
+    assert (rate_lo > delta0) == broken, (hits, rate_lo)
+
+
+@pytest.mark.parametrize("rho", [0.5, 0.125, 0.02, 1e-3])
+@pytest.mark.parametrize("delta0", [0.05, 1e-3, 1e-6])
+def test_category_threshold_bounds_the_exact_discrete_gaussian_tail(rho, delta0) -> None:
+    """Exact check (no sampling): with the threshold dp_categories records, a singleton's
+    noisy count 1 + Z (Z discrete Gaussian at the recorded σ) clears it with probability
+    <= δ₀. The continuous-Gaussian threshold 1 + t·σ fails this at σ = 1."""
+    ledger = _open()
+    m.dp_categories(["a"] * 5, rho, None, ledger, "c", delta=delta0)
+    sigma, threshold = ledger.entries[-1].params["sigma"], ledger.entries[-1].params["threshold"]
+    z = np.arange(-int(60 * sigma) - 60, int(60 * sigma) + 61)
+    logw = -(z.astype(float) ** 2) / (2 * sigma**2)
+    w = np.exp(logw - logw.max())
+    tail = w[1 + z >= threshold].sum() / w.sum()
+    assert tail <= delta0
+    if rho == 0.5 and delta0 == 0.05:
+        naive = 1 + acc.threshold_factor_for_delta(delta0) * sigma
+        assert w[1 + z >= naive].sum() / w.sum() > delta0
