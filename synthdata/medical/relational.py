@@ -460,7 +460,7 @@ class RelationalSynthesizer:
             from synthdata.privacy.mechanisms import gaussian_mechanism
 
             count = float(gaussian_mechanism(count, 1.0, self._unenforced_rho, self.ledger_,
-                                             f"{tname}.{column}.non_missing_count", rng))
+                                             f"{tname}.{column}.non_missing_count"))
         return float(np.clip(count / max(len(df), 1), 0.0, 1.0))
 
     def _training_frame(self, tname: str, df: pd.DataFrame, tables: Mapping[str, pd.DataFrame],

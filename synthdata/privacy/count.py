@@ -14,7 +14,6 @@ release like any other noisy statistic.
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 from synthdata.errors import ConfigError
@@ -54,14 +53,9 @@ def count_rho(cfg: DPConfig) -> float:
 
 
 def _dp_count(n_units: int, rho: float, ledger: PrivacyLedger, step: str) -> float:
-    """``mechanisms.dp_count`` without an ``rng`` (its secure form); while this branch's
-    ``dp_count`` still takes ``rng``, pass a fresh OS-entropy generator (never the seed)."""
+    """The noisy count (``mechanisms.dp_count``: OpenDP's discrete Gaussian, OS entropy)."""
     from synthdata.privacy.mechanisms import dp_count
 
-    if "rng" in inspect.signature(dp_count).parameters:  # shim until the secure dp_count lands
-        from synthdata.privacy.noise import secure_rng
-
-        return float(dp_count(n_units, rho, ledger, step, secure_rng()))
     return float(dp_count(n_units, rho, ledger, step))
 
 

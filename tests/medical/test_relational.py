@@ -125,7 +125,7 @@ def test_patient_level_privacy_on_pbc(pbc_tables, pbc_schema):
     synth = rs.sample(seed=1)
     assert pbc_schema.check(synth).is_ok
     assert rs.violations_ == {"pbcseq: 0 <= day <= futime": 0}
-    # the cap is part of the DP mechanism: the same seed does not give the same fit
+    # DP noise comes from OS entropy, not the seed: the same seed gives a different release
     again = RelationalSynthesizer(pbc_schema, seed=0, privacy=DPConfig(epsilon=3, max_rows_per_unit=5)
                                   ).fit(pbc_tables).sample(seed=1)
     assert not synth["pbcseq"].equals(again["pbcseq"])

@@ -219,6 +219,7 @@ def test_audit_choices_follow_the_seed(small: pd.DataFrame) -> None:
     assert a.details["fitted"] and b.details["fitted"]
     assert a.details["member"] == b.details["member"]
     assert a.details["canaries"] == b.details["canaries"]
+    assert a.details["scores_sd"] != b.details["scores_sd"]  # DP noise: OS entropy, not the seed
 
 
 @pytest.mark.slow
