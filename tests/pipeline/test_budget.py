@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,8 @@ from synthdata.cli import main
 from synthdata.errors import PrivacyBudgetError
 from synthdata.pipeline import runner
 from synthdata.privacy.budget import MAX_DEFAULT_DELTA, BudgetStore
+
+DP_SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "flchain_dp.yaml"
 
 
 @pytest.fixture()
@@ -29,12 +32,13 @@ def no_validation(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def write_pipeline(tmp_path: Path, data: Path, privacy: dict | None, name: str = "p") -> Path:
-    cfg = {"data": {"path": str(data)},
+    cfg = {"data": {"path": str(data), "drop": ["chapter", "futime"]},
            "generator": {"kind": "gmm", "params": {"n_components": 2, "max_iter": 5}},
            "evaluate": {"full": False}, "split": {"holdout": 0.2},
            "output": {"dir": str(tmp_path / "out")}}
-    if privacy is not None:
+    if privacy is not None:  # a DP run infers nothing: the declared schema
         cfg["privacy"] = privacy
+        cfg["data"]["schema"] = str(DP_SCHEMA)
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
@@ -83,7 +87,11 @@ def test_runs_on_the_same_data_add_up_and_the_overrun_is_refused(tmp_path, capsy
     code, out, err = run(capsys, "run", str(pipe), "--quiet")  # 3 × 1.0 > 2.5
     assert code == 2 and "Traceback" not in err
     assert "privacy budget of dataset small.csv" in err and "exceeded" in err
-    assert "ε: this run needs 1, 2 of the declared total 2.5 is spent, 0.5 remains" in err
+    # the declared schema leaves a little of each run's ε unspent: what is spent is the sum
+    need = re.search(r"ε: this run needs 1, ([\d.]+) of the declared total 2\.5 is spent, "
+                     r"([\d.]+) remains", err)
+    assert need and float(need.group(1)) == pytest.approx(2 * spent_eps, abs=0.01)
+    assert float(need.group(2)) == pytest.approx(2.5 - 2 * spent_eps, abs=0.01)
     assert "lower privacy.epsilon" in err
     assert sorted((tmp_path / "out").iterdir()) == runs_dir  # refused before any output
     assert len(store.datasets()[0].runs) == 2
