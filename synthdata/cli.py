@@ -23,6 +23,7 @@ app.add_typer(schema_app, name="schema")
 
 EXIT_BAD_INPUT = 2
 EXIT_GATE = 3
+EXIT_INCONCLUSIVE = 4  # `synthdata audit`: the claim is above what the audit can detect
 
 _state = {"debug": False}
 
@@ -67,13 +68,22 @@ def _root(debug: Debug = False) -> None:
 def run(pipeline: Annotated[Path, typer.Argument(help="Pipeline YAML file.")],
         output_dir: Annotated[Path | None, typer.Option("--output-dir", "-o",
                               help="Folder for the run directory (default: output.dir).")] = None,
+        budget_file: Annotated[Path | None, typer.Option(
+            "--budget-file", help="Per-dataset privacy budget file (JSON) that adds up DP "
+                                  "runs on the same data; sets privacy.budget.file.")] = None,
         quiet: Quiet = False, debug: Debug = False) -> None:
     """Run a pipeline: load, split, fit, sample, evaluate, gate, export."""
     _state["debug"] |= debug
     from synthdata.pipeline.runner import run_pipeline
 
+    config: Any = pipeline
+    if budget_file is not None:
+        from synthdata.pipeline.budget import with_budget_file
+        from synthdata.pipeline.config import PipelineConfig
+
+        config = with_budget_file(PipelineConfig.from_yaml(pipeline), budget_file)
     with _progress(quiet) as progress:
-        result = run_pipeline(pipeline, output_dir=output_dir, progress=progress)
+        result = run_pipeline(config, output_dir=output_dir, progress=progress)
     if not quiet:
         m = result.metrics
         shown = {k: m.get(k) for k in ("shapes", "pair_trends", "detection_auc", "exact_copies",
@@ -84,7 +94,7 @@ def run(pipeline: Annotated[Path, typer.Argument(help="Pipeline YAML file.")],
         typer.echo(str(result.run_dir))
         return
     if not result.passed:
-        failed = [r for r in result.gate if not r.get("passed")]
+        failed = [r for r in result.gate if not r.get("passed") and r.get("decides", True)]
         for r in failed:
             typer.echo(f"gate: {r.get('metric')} failed: {r.get('reason')}", err=True)
         typer.echo(f"gate FAILED ({len(failed)} of {len(result.gate)} rule(s)): export refused; "
@@ -339,6 +349,78 @@ def evaluate(real: Annotated[Path, typer.Argument(help="Real training table.")],
         raise typer.Exit(EXIT_GATE)
 
 
+# ---- per-dataset privacy budgets: `synthdata budget show|set|clear` --------------------------
+budget_app = typer.Typer(no_args_is_help=True,
+                         help="Inspect and manage per-dataset privacy budget files.")
+app.add_typer(budget_app, name="budget")
+BudgetFile = Annotated[Path, typer.Argument(help="Budget file (privacy.budget.file).")]
+
+
+@budget_app.command("show")
+def budget_show(file: BudgetFile,
+                as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+                debug: Debug = False) -> None:
+    """List every dataset's declared total, spent and remaining (ε, δ) and its runs."""
+    _state["debug"] |= debug
+    import json
+
+    from synthdata.errors import ConfigError
+    from synthdata.privacy.budget import BudgetStore
+
+    if not file.is_file():
+        raise ConfigError(f"budget file not found: {file}")
+    statuses = BudgetStore(file).datasets()
+    if as_json:
+        typer.echo(json.dumps([s.to_dict() for s in statuses], indent=2))
+        return
+    typer.echo(f"{file}: {len(statuses)} dataset(s); runs add up by basic composition "
+               "(sum of ε, sum of δ)")
+    for s in statuses:
+        typer.echo(f"dataset {s.dataset_key[:12]} ({s.label or 'no label'}): "
+                   f"ε spent {_fmt(s.spent_epsilon)} of {s.total_epsilon:g} "
+                   f"(remaining {_fmt(s.remaining_epsilon)}), δ spent {s.spent_delta:.3g} of "
+                   f"{s.total_delta:g} (remaining {s.remaining_delta:.3g})")
+        for r in s.runs:
+            typer.echo(f"  {r['status']:<9} run {r['run']} {r.get('generator') or '?':<10} "
+                       f"ε={r['epsilon']} δ={r['delta']:g} started {r.get('started')}")
+        if s.reserved_epsilon:
+            typer.echo("  (a 'reserved' run is in progress or died before committing: it stays "
+                       "charged; `synthdata budget clear` removes one you know never read the "
+                       "data)")
+
+
+@budget_app.command("set")
+def budget_set(file: BudgetFile,
+               dataset: Annotated[str, typer.Argument(help="Dataset key (or its first 6+ "
+                                                      "characters) from `budget show`.")],
+               total_epsilon: Annotated[float, typer.Option("--total-epsilon")],
+               total_delta: Annotated[float, typer.Option("--total-delta")],
+               debug: Debug = False) -> None:
+    """Change a dataset's declared total knowingly (spent runs stay counted)."""
+    _state["debug"] |= debug
+    from synthdata.privacy.budget import BudgetStore
+
+    store = BudgetStore(file)
+    s = store.declare(store.resolve_key(dataset), total_epsilon=total_epsilon,
+                      total_delta=total_delta)
+    typer.echo(f"dataset {s.dataset_key[:12]}: total ε={s.total_epsilon:g}, "
+               f"δ={s.total_delta:g}; spent ε={_fmt(s.spent_epsilon)}, δ={s.spent_delta:.3g}")
+
+
+@budget_app.command("clear")
+def budget_clear(file: BudgetFile,
+                 dataset: Annotated[str, typer.Argument(help="Dataset key (or 6+ characters).")],
+                 run_id: Annotated[str, typer.Argument(help="Run id of a 'reserved' run.")],
+                 debug: Debug = False) -> None:
+    """Remove a stale reservation of a run that died before reading the data."""
+    _state["debug"] |= debug
+    from synthdata.privacy.budget import BudgetStore
+
+    store = BudgetStore(file)
+    store.clear(store.resolve_key(dataset), run_id)
+    typer.echo(f"removed reservation {run_id}")
+
+
 # ---- service: `synthdata serve` and `synthdata tokens create` --------------------------------
 tokens_app = typer.Typer(no_args_is_help=True, help="Manage the service's API tokens.")
 app.add_typer(tokens_app, name="tokens")
@@ -370,6 +452,11 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
               help="Run job processes under SCHED_IDLE (Linux) as well as nice 10, so "
                    "requests always get the CPU first; only on a machine the service has "
                    "to itself: beside other busy programs the jobs starve.")] = False,
+          budget_epsilon: Annotated[float, typer.Option(
+              "--budget-epsilon", help="Privacy budget of a dataset whose upload declares "
+                                       "none: total ε of all its DP jobs.")] = 10.0,
+          budget_delta: Annotated[float, typer.Option(
+              "--budget-delta", help="Default total δ of a dataset's DP jobs.")] = 1e-4,
           debug: Debug = False) -> None:
     """Run the HTTP service (FastAPI on uvicorn); jobs run in worker processes or on Ray."""
     _state["debug"] |= debug
@@ -385,13 +472,17 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
     if workers < 0 or tenant_jobs < 1 or max_upload_mb <= 0 or max_columns < 1:
         raise ConfigError("--workers must be >= 0, --tenant-jobs and --max-columns >= 1, "
                           "--max-upload-mb > 0")
+    if not (0 < budget_epsilon < float("inf") and 0 < budget_delta < 1):
+        raise ConfigError("--budget-epsilon must be a finite number > 0 and --budget-delta "
+                          "in (0, 1)")
     from synthdata.io.files import private_dir
 
     private_dir(data_dir)  # uploads, runs and the database: readable by this user only
     settings = ServiceSettings(data_dir=data_dir, db_url=db, max_upload_mb=max_upload_mb,
                                workers=workers, tenant_jobs=tenant_jobs,
                                max_columns=max_columns, ray_address=ray_address or None,
-                               worker_idle=idle_workers)
+                               worker_idle=idle_workers, budget_epsilon=budget_epsilon,
+                               budget_delta=budget_delta)
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
 
 
@@ -426,9 +517,14 @@ def audit(data: Annotated[Path, typer.Argument(help="CSV or Parquet table to aud
           generator: Annotated[str, typer.Option("--generator", "-g")] = "gmm",
           delta: Annotated[float | None, typer.Option(help="Claimed δ (default: from the "
                                                       "row count).")] = None,
-          trials: Annotated[int, typer.Option("--trials", help="Fits (half choose the "
-                                              "threshold, half give the bound).")] = 10,
-          canaries: Annotated[int, typer.Option("--canaries", help="Canary rows per fit.")] = 8,
+          trials: Annotated[int | None, typer.Option(
+              "--trials", help="Fits (half choose the threshold, half give the bound); "
+                               "default: sized to the claim.")] = None,
+          max_trials: Annotated[int, typer.Option(
+              "--max-trials", help="Most fits when sizing the trials to the claim.")] = 200,
+          canaries: Annotated[int | None, typer.Option(
+              "--canaries", help="Canary rows per fit (default: two per numeric column, at "
+                                 "most 16).")] = None,
           seed: int = 0,
           schema: Annotated[Path | None, typer.Option(help="Schema YAML (overrides "
                                                       "inference; must admit the canaries).")] = None,
@@ -437,7 +533,11 @@ def audit(data: Annotated[Path, typer.Argument(help="CSV or Parquet table to aud
           output: Annotated[Path | None, typer.Option("--output", "-o",
                             help="Write the full audit result as JSON.")] = None,
           quiet: Quiet = False, debug: Debug = False) -> None:
-    """Audit a DP claim: canary membership test, empirical ε lower bound; exit 3 if violated."""
+    """Audit a DP claim with canaries: PASS (exit 0), FAIL (exit 3) or INCONCLUSIVE (exit 4).
+
+    INCONCLUSIVE: the claimed ε is above the largest ε this many trials can detect; the
+    message says how many trials would be needed.
+    """
     _state["debug"] |= debug
     import json
 
@@ -462,20 +562,26 @@ def audit(data: Annotated[Path, typer.Argument(help="CSV or Parquet table to aud
         raise ConfigError(f"--epsilon/--delta: {err.errors()[0]['msg']}") from None
     with _progress(quiet) as progress:
         result = audit_generator(generator, sch, df, privacy=claim, n_canaries=canaries,
-                                 n_trials=trials, params=_parse_pairs(param, "--param"),
-                                 seed=seed, progress=progress)
+                                 n_trials=trials, max_trials=max_trials,
+                                 params=_parse_pairs(param, "--param"), seed=seed,
+                                 progress=progress)
     if output is not None:
         atomic_write_text(output, json.dumps(result.to_dict(), indent=2))
-    typer.echo(f"epsilon lower bound: {result.epsilon_lower_bound:.4f} "
-               f"(confidence {result.confidence:.0%})")
-    typer.echo(f"claimed epsilon:     {result.claimed_epsilon:g} "
-               f"(delta {result.details['delta']:g})")
-    typer.echo(f"largest detectable:  {result.details['max_detectable_epsilon']:.4f}")
-    typer.echo("PASS" if result.passed else "FAIL: the empirical lower bound exceeds the claim")
-    if not result.passed:  # GateFailed: main() turns it into exit code 3 (EXIT_GATE)
+    d = result.details
+    typer.echo(f"design:              {d['n_trials']} trials x {d['n_canaries']} canaries"
+               f"{' (sized to the claim)' if d['trials_sized_to_claim'] else ''}")
+    if d.get("fitted"):
+        typer.echo(f"epsilon lower bound: {result.epsilon_lower_bound:.4f} "
+                   f"(confidence {result.confidence:.0%})")
+    typer.echo(f"claimed epsilon:     {result.claimed_epsilon:g} (delta {d['delta']:g})")
+    typer.echo(f"largest detectable:  {result.detectable_epsilon:.4f}")
+    typer.echo(result.summary())
+    if result.verdict == "FAIL":  # GateFailed: main() turns it into exit code 3 (EXIT_GATE)
         raise GateFailed(f"privacy audit: the empirical lower bound ε >= "
                          f"{result.epsilon_lower_bound:.3g} exceeds the claimed "
                          f"ε = {result.claimed_epsilon:g}", failures=["epsilon_lower_bound"])
+    if result.verdict == "INCONCLUSIVE":
+        raise typer.Exit(EXIT_INCONCLUSIVE)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -90,6 +90,30 @@ def _decimals(*arrays: np.ndarray) -> int | None:
     return None
 
 
+def _declared_unit(schema: Schema, *names: str) -> int:
+    """The coarsest output unit the declared datetime formats of ``names`` share (the
+    finest of their units, so both ends stay exact)."""
+    from synthdata.schema.public import datetime_unit_ns
+
+    units = [datetime_unit_ns(schema[n].datetime_format) for n in names
+             if schema[n].kind == ColumnKind.DATETIME]
+    return min(units) if units else 1
+
+
+def _declared_decimals(schema: Schema, *names: str) -> int | None:
+    """Decimals of a difference from the declared precisions (integers: 0; a continuous
+    column without a declared precision: ``None``, full precision)."""
+    out = 0
+    for name in names:
+        col = schema[name]
+        if col.kind == ColumnKind.INTEGER:
+            continue
+        if col.kind != ColumnKind.CONTINUOUS or col.precision is None:
+            return None
+        out = max(out, col.precision)
+    return out
+
+
 def _dt_unit(*arrays: np.ndarray) -> int:
     values = np.concatenate(arrays)
     for unit in _DT_UNITS:
@@ -129,7 +153,7 @@ class ConstraintEnforcer:
     def fit(self, data: pd.DataFrame, *, private: bool = False) -> ConstraintEnforcer:
         self.learn(data, private=private)
         self._check_training(data)
-        self._plan(data)
+        self._plan(data, private=private)
         return self
 
     def learn(self, data: pd.DataFrame, *, private: bool = False) -> ConstraintEnforcer:
@@ -162,7 +186,11 @@ class ConstraintEnforcer:
                                 f"({rule.kind}) in {rows.size} of {n} row(s) (first: row "
                                 f"{int(rows[0])}); fix the data or remove the rule from the schema")
 
-    def _plan(self, data: pd.DataFrame) -> None:
+    def _plan(self, data: pd.DataFrame, *, private: bool = False) -> None:
+        """Plan the reparameterisation. Without privacy, nullability, the datetime unit
+        and the decimals of a difference are read off the data; under privacy they come
+        from the declared schema only (``nullable``, ``datetime_format``, ``precision``),
+        so one extra row cannot change how every synthetic value is shaped."""
         schema = self.schema
         flat = _flatten(schema)
         derived = [(i, r) for i, r in flat if isinstance(r, Derived)]
@@ -210,20 +238,26 @@ class ConstraintEnforcer:
             lo, hi = rule.low, rule.high
             if {lo, hi} & (dropped | in_group) or hi in highs or _reaches(highs, lo, hi):
                 continue
-            a, ma = column_values(data, lo, schema)
-            b, mb = column_values(data, hi, schema)
-            if ma.any() or schema[lo].nullable:
-                continue  # the low end must always be there to rebuild the high end
-            plan: dict[str, Any] = {"rule": i, "low": lo, "high": hi, "strict": rule.strict,
-                                    "nullable": bool(mb.any() or schema[hi].nullable)}
+            if private:
+                if schema[lo].nullable:
+                    continue  # the low end must always be there to rebuild the high end
+                plan: dict[str, Any] = {"rule": i, "low": lo, "high": hi,
+                                        "strict": rule.strict, "nullable": schema[hi].nullable}
+                unit, k = _declared_unit(schema, lo, hi), _declared_decimals(schema, lo, hi)
+            else:
+                a, ma = column_values(data, lo, schema)
+                b, mb = column_values(data, hi, schema)
+                if ma.any() or schema[lo].nullable:
+                    continue  # the low end must always be there to rebuild the high end
+                plan = {"rule": i, "low": lo, "high": hi, "strict": rule.strict,
+                        "nullable": bool(mb.any() or schema[hi].nullable)}
+                unit, k = _dt_unit(a, b[~mb]), _decimals(a, b[~mb])
             if schema[hi].kind == ColumnKind.DATETIME:
-                plan.update(mode="datetime", unit=_dt_unit(a, b[~mb]))
+                plan.update(mode="datetime", unit=unit)
                 plan["min"] = 1 if rule.strict else 0
-            elif schema[lo].kind == schema[hi].kind == ColumnKind.INTEGER and \
-                    _decimals(a, b[~mb]) == 0:
+            elif schema[lo].kind == schema[hi].kind == ColumnKind.INTEGER and k == 0:
                 plan.update(mode="integer", min=1 if rule.strict else 0)
             else:
-                k = _decimals(a, b[~mb])
                 plan.update(mode="float", decimals=k,
                             min=(10.0 ** -k if k is not None else 0.0) if rule.strict else 0.0)
             highs[hi] = lo

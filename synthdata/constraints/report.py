@@ -56,3 +56,13 @@ def constraints_section(real: pd.DataFrame, synth: pd.DataFrame, schema: Schema,
                                             and p["synthetic_violations"] > 0),
         "discovery": note,
     }
+
+
+def synthetic_violations(synth: pd.DataFrame, schema: Schema) -> int:
+    """Rows of ``synth`` breaking a declared rule, checked against the declared rules alone
+    (no combination or lookup learned from real rows): DP-safe post-processing, so a DP
+    gate may decide on it. Learned fixed combinations count as met here (the DP
+    transformer's released set is what enforcement uses)."""
+    sub = dataclasses.replace(schema, proposed_constraints=())
+    enf = ConstraintEnforcer(sub).learn(synth.iloc[:0], private=True)
+    return int(sum(enf.violation_counts(synth).values()))

@@ -304,7 +304,8 @@ def _banner(gate: Mapping[str, Any] | None) -> str:
                 "— no gate was applied to this evaluation: the numbers below are not a "
                 "verdict.</div>")
     rows = gate_rows(gate)
-    failing = [r for r in rows if not r.get("passed")]
+    # under DP, rules on real-data metrics are advisory: shown, but they do not decide
+    failing = [r for r in rows if not r.get("passed") and r.get("decides", True)]
     status = gate.get("status") or ("passed" if gate.get("passed") else "failed")
     if status == "not_judged" or gate.get("judged") is False:
         return ("<div class='banner none' id='gate-banner' data-status='not_judged'>NOT JUDGED — "
@@ -342,6 +343,9 @@ def _gate_table(gate: Mapping[str, Any] | None) -> str:
         if operator is None:  # reports written before operator/threshold were recorded
             operator, _, threshold = str(r.get("rule", "")).partition(" ")
         ok = bool(r.get("passed"))
+        verdict = "pass" if ok else "FAIL"
+        if r.get("decides") is False:
+            verdict += f" ({r.get('advisory') or 'advisory'})"
         value = r.get("value")
         cls = " class='num'" if isinstance(value, (int, float)) and not isinstance(value, bool) \
             else ""
@@ -349,7 +353,7 @@ def _gate_table(gate: Mapping[str, Any] | None) -> str:
                     f"data-metric='{_e(r.get('metric'))}'>"
                     f"<td><code>{_e(r.get('metric'))}</code></td><td>{_e(operator)}</td>"
                     f"<td class='num'>{_fmt(threshold)}</td><td{cls}>{_fmt(value)}</td>"
-                    f"<td class='{'ok' if ok else 'bad'}'>{'pass' if ok else 'FAIL'}</td>"
+                    f"<td class='{'ok' if ok else 'bad'}'>{_e(verdict)}</td>"
                     f"<td>{_e(r.get('reason', ''))}</td></tr>")
     return (f"<h2 id='gate'>Gate rules</h2><table class='gate-rules'><tr>{head}</tr>"
             f"{''.join(body)}</table>")
@@ -383,6 +387,12 @@ def render(report: Mapping[str, Any]) -> str:
              f"rows · holdout {_fmt(meta.get('n_holdout'))} rows · seed "
              f"{_fmt(meta.get('seed'))}</p>", _banner(sections.get("gate")),
              _gate_table(sections.get("gate"))]
+    if sections.get("release"):  # a DP run: this page is internal QA, not a release
+        release = sections["release"]
+        label = str(release.get("label", ""))
+        parts.insert(1, f"<p class='bad'><b>{_e(label[:1].upper() + label[1:])}"
+                        f"</b>: {_e(release.get('note', ''))}. Parts that read the real data: "
+                        f"{_e(', '.join(release.get('not_private', [])))}.</p>")
 
     cards = []
     for name in _HEADLINE:

@@ -134,7 +134,9 @@ class GateResult:
 
     @property
     def failures(self) -> list[str]:
-        return [f"{r['metric']}: {r['reason']}" for r in self.results if not r["passed"]]
+        """The failing rules that decide (under DP, advisory rules do not)."""
+        return [f"{r['metric']}: {r['reason']}" for r in self.results
+                if not r["passed"] and r.get("decides", True)]
 
     def to_dict(self) -> dict[str, Any]:
         """The report's ``gate`` section: status, counts and one entry per rule."""
@@ -314,3 +316,33 @@ def gate_preset(name: str, *, where: str = "gate") -> GateConfig:
                           f"{sorted(GATE_PRESETS)}, a mapping of rules, or '{NO_GATE}' to "
                           "export without a verdict (reported as NOT JUDGED)")
     return GateConfig.parse(GATE_PRESETS[name], where=f"gate preset {name}")
+
+
+# -- the gate of a DP run (which rules may decide a release) ---------------------------------
+# Under DP the export decision is itself released (one bit), so it may read only DP-safe
+# quantities: the ledger's (ε, δ) and checks of the synthetic table alone against the
+# declared (public) schema and constraints -- post-processing of DP releases. Every other
+# metric compares with the real rows: still computed and shown, as advisory (not private).
+DP_SAFE_METRICS = frozenset({"epsilon", "delta", "constraint_violations", "validation"})
+ADVISORY_LABEL = "advisory (not private)"
+
+
+def is_dp_safe(metric: str) -> bool:
+    """Whether a gate rule on ``metric`` may decide the release of a DP run."""
+    return metric in DP_SAFE_METRICS
+
+
+def dp_verdict(result: GateResult) -> GateResult:
+    """``result`` with only DP-safe rules deciding; the others marked advisory.
+
+    Each rule gains ``decides`` (bool) and, when advisory, ``advisory``: the label.
+    """
+    rules = []
+    for entry in result.results:
+        decides = is_dp_safe(str(entry["metric"]))
+        rules.append({**entry, "decides": decides}
+                     | ({} if decides else {"advisory": ADVISORY_LABEL}))
+    if not result.judged:  # gate: none stays NOT JUDGED
+        return result
+    return GateResult(passed=all(r["passed"] for r in rules if r["decides"]), results=rules,
+                      preset=result.preset)

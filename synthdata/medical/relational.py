@@ -30,13 +30,20 @@ by clipping after sampling (numeric columns). ``violations_`` then counts the ro
 declared rule in the output (0 expected).
 
 Patient-level privacy (``privacy=DPConfig``, gmm only). The unit is a root row (a patient) with
-all its linked rows. Every table's generator runs DP-EM (zCDP) on an equal share of the run's
-ρ; a child table is trained on at most ``max_rows_per_unit`` (default 10) random rows per patient
-(ranks in time are taken before the cap) and its charges go to the ledger multiplied by k²
-(:class:`~synthdata.privacy.group.GroupLedger`: zCDP group privacy). Child counts and
-parent-level values are columns of the patient's own row. Parent clusters are fitted on
-*synthetic* parents; the non-missing share of an unenforced link is a noisy count. Discrete
-columns need public category lists (no thresholded discovery), so nothing else reads the data.
+all its linked rows, at every depth (a lab belongs to the patient of its visit). The schema
+must give every row exactly one patient (:func:`patient_root`: one root table, one parent per
+table, no cycle; otherwise ``ConfigError``) and every row must reach its patient through its
+keys (:func:`check_patient_rows`: otherwise ``DataError``). Every table's generator runs DP-EM
+(zCDP) on an equal share of the run's ρ; each descendant table is trained on at most
+``max_rows_per_unit`` (default 10) random rows *per patient* (:func:`cap_per_patient`, counted
+across all of the patient's parent rows, chosen with OS entropy; ranks in time are taken before
+the cap) and its charges go to the ledger multiplied by k² (:class:`~synthdata.privacy.group.
+GroupLedger`: zCDP group privacy; k is the public cap). Child counts and parent-level values
+are columns of the patient's own rows. Parent clusters are fitted on *synthetic* parents; the
+non-missing share of an unenforced link (root table only) is a noisy count. Discrete columns
+need public category lists; a fixed-combination rule without declared combinations is allowed
+on the root table (its thresholded discovery gets a δ held back before the ρ is shared out) and
+refused on descendant tables. Nothing else reads the data.
 
 Referential integrity of the output is checked before it is returned. Unenforced links (e.g.
 nafld1.case.id) are not modelled: the column is filled with random synthetic keys at the real
@@ -73,6 +80,7 @@ PUBLIC_MAX_RANK = 1000              # under privacy, rank bins are fixed up to t
 POOLED_GENERATORS = ("vae",)        # condition by rejection: children come from one pool
 POOL_FACTOR = 4                     # pool rows per child row
 UNENFORCED_RHO_SHARE = 0.01         # of the run's ρ, per unenforced link (its non-missing share)
+PRIVATE_CONTEXT_ROWS = 1000         # synthetic parents the clusters are fitted on under privacy
 
 
 def count_column(child: str) -> str:
@@ -234,15 +242,20 @@ class RelationalSynthesizer:
 
         self._validate_params()
         ms = self.schema
+        private = self.privacy is not None
+        if private:  # every row must belong to one patient, through one chain of links
+            patient_root(ms)
+            check_patient_rows(ms, tables)
         ms.validate(tables)
         tables = {t: df.reset_index(drop=True) for t, df in tables.items()}
         rng = make_rng(self.seed)
         self.plans_: dict[str, _TablePlan] = {}
         self.seq_edges_: dict[str, np.ndarray] = {}
         self.order_ = ms.order()
-        private = self.privacy is not None
+        if private:
+            self._threshold_tables = self._tables_needing_thresholds()
         self.ledger_ = self._patient_ledger(ledger, tables) if private else ledger
-        ranks, capped = self._ranks_and_caps(tables, rng)
+        ranks, capped = self._ranks_and_caps(tables)
         per_table_rho = self._table_rho() if private else 0.0
         contexts: dict[str, pd.DataFrame] = {}   # child table -> its training rows' extra columns
         for tname in self.order_:
@@ -278,8 +291,9 @@ class RelationalSynthesizer:
             gen.fit(train, ledger=table_ledger)
             if children and private:
                 # clusters of *synthetic* parents (post-processing of a private fit), then each
-                # real parent is assigned to its nearest cluster: a per-patient feature
-                reference = gen.sample(max(len(train), 500), seed=child_seed(rng))
+                # real parent is assigned to its nearest cluster: a per-patient feature. The
+                # reference size is fixed (the real row count is not public).
+                reference = gen.sample(PRIVATE_CONTEXT_ROWS, seed=child_seed(rng))
                 plan.context = self._fit_context(tname, reference, train_schema, children, rng)
                 self.ledger_.record_public(f"{tname}.context", reason="parent clusters fitted on "
                                            "synthetic parents (post-processing)")
@@ -305,16 +319,50 @@ class RelationalSynthesizer:
                 f"patient-level privacy for linked tables needs the gmm generator (DP-EM, whose "
                 f"zCDP cost for a patient with several rows is exact); {self.generator!r} trains "
                 "with DP-SGD, which would need per-patient gradient clipping (not available)")
+        from synthdata.privacy.group import remaining_rho
+
         roots = [t for t in self.order_ if self.schema.parent_link(t) is None]
         if ledger is None:
             cfg = self.privacy.model_copy(update={"unit": "patient"})
             ledger = PrivacyLedger.from_config(cfg, n_rows=sum(len(tables[t]) for t in roots))
         if not ledger.is_private:
             raise ConfigError("privacy= is set but the ledger has no budget")
-        self._rho_total = ledger.remaining_rho() * (1 - 1e-6)   # float safety
+        # category thresholds (learned combinations of a fixed-combination rule on the root
+        # table) spend δ, which leaves less δ to convert the run's ρ into ε: hold it back
+        # before the ρ is shared out, or the last fits overrun whatever the ε
+        self._threshold_delta = (ledger.delta * self.privacy.threshold_delta_share
+                                 if self._threshold_tables else 0.0)
+        self._rho_total = remaining_rho(ledger, reserve_delta=self._threshold_delta) * (1 - 1e-6)
         if not self._rho_total > 0:
             raise ConfigError("the privacy ledger has no budget left for the relational fit")
         return ledger
+
+    def _tables_needing_thresholds(self) -> list[str]:
+        """Tables whose generator must discover categories with a δ (thresholds): the merged
+        column of a fixed-combination (or one-hot) rule without declared combinations. Only the
+        root table may (one row per patient); elsewhere the rule is refused (``ConfigError``)."""
+        from synthdata.constraints.kinds import FixedCombinations, OneHot
+
+        out = []
+        for tname in self.order_:
+            schema = self.schema.tables[tname]
+            for rule in schema.constraints:
+                learned = (isinstance(rule, FixedCombinations) and rule.combinations is None) \
+                    or isinstance(rule, OneHot)
+                if not learned or not all(c in schema and schema[c].kind.is_discrete
+                                          for c in rule.column_names):
+                    continue
+                if self._group_size(tname) > 1:
+                    raise ConfigError(
+                        f"patient-level privacy: table {tname!r} constraint "
+                        f"{rule.describe()!r} learns its allowed combinations from the rows (a "
+                        "thresholded DP histogram, which costs a δ that has no tight bound for a "
+                        f"patient with up to {self._group_size(tname)} rows of {tname!r}); "
+                        "declare them in the rule (combinations: [[...], ...], public "
+                        "knowledge) or remove the rule")
+                if tname not in out:
+                    out.append(tname)
+        return out
 
     def _table_rho(self) -> float:
         """Equal shares of the run's ρ per table (after the unenforced-link shares)."""
@@ -324,17 +372,40 @@ class RelationalSynthesizer:
         return self._rho_total * (1 - misc) / len(self.order_)
 
     def _table_ledger(self, tname: str, link: ForeignKey | None, rho: float) -> Any:
-        from synthdata.privacy.group import GroupLedger, planning_epsilon
+        """The ledger a table's generator sees: its row-level plan, charged per patient.
 
-        k = 1 if link is None else self.max_rows_per_patient
-        delta = self.ledger_.delta
-        eps = planning_epsilon(rho / (k * k), delta, self.privacy.preprocessing_share)
-        return GroupLedger(self.ledger_, tname, k, eps, delta)
+        A root row is the patient itself (k = 1); every descendant table holds at most
+        k = :meth:`_group_size` rows of one patient after the cap, whatever its depth."""
+        from synthdata.privacy.group import GroupLedger, planning_delta, planning_epsilon
 
-    def _ranks_and_caps(self, tables: Mapping[str, pd.DataFrame], rng: np.random.Generator
+        k = self._group_size(tname)
+        share = self.privacy.preprocessing_share
+        thresholds = self._threshold_delta / len(self._threshold_tables) \
+            if tname in self._threshold_tables else 0.0
+        # plan with the δ whose threshold part is this table's allotment (planning only)
+        delta = planning_delta(thresholds, share) if thresholds else self.ledger_.delta
+        eps = planning_epsilon(rho / (k * k), delta, share)
+        return GroupLedger(self.ledger_, tname, k, eps, delta, rho_budget=rho,
+                           delta_budget=thresholds)
+
+    def _group_size(self, tname: str) -> int:
+        """The most rows one patient has in ``tname``'s training data: 1 for the root; the cap
+        for a descendant table, or less where the schema itself bounds it (a table whose
+        primary key is its link column has at most one row per parent row). Always a public
+        bound, never the largest count seen in the data (that would depend on the patients)."""
+        link = self.schema.parent_link(tname)
+        if link is None:
+            return 1
+        if tuple(self.schema.primary_keys.get(tname, ())) == (link.column,):
+            return min(self.max_rows_per_patient, self._group_size(link.parent))
+        return self.max_rows_per_patient
+
+    def _ranks_and_caps(self, tables: Mapping[str, pd.DataFrame]
                         ) -> tuple[dict[str, np.ndarray], dict[str, pd.DataFrame]]:
-        """Each child row's rank in time within its parent; under privacy, the capped tables
-        (at most ``max_rows_per_patient`` random rows per parent; ranks kept from the full table)."""
+        """Each child row's rank in time within its parent; under privacy, the capped tables:
+        at most ``max_rows_per_patient`` random rows per *patient* (root row) in every
+        descendant table (:func:`cap_per_patient`; ranks kept from the full table). The
+        random choice is part of the DP mechanism: it comes from OS entropy, never the seed."""
         ranks, capped = {}, {}
         for fk in self.schema.foreign_keys:
             if not fk.enforce or fk.child == fk.parent:
@@ -343,16 +414,21 @@ class RelationalSynthesizer:
             order = [fk.column, fk.order_by] if fk.order_by else [fk.column]
             rank = child.sort_values(order, kind="stable").groupby(fk.column, sort=False).cumcount()
             ranks[fk.child] = rank.reindex(child.index).to_numpy()
-            if self.privacy is not None:
-                k = self.max_rows_per_patient
-                draw = pd.Series(rng.random(len(child)))
-                keep = (draw.groupby(child[fk.column].to_numpy()).rank(method="first") <= k).to_numpy()
-                capped[fk.child] = child.loc[keep].reset_index(drop=True)
-                ranks[fk.child] = ranks[fk.child][keep]
-                self.ledger_.record_public(
-                    f"{fk.child}.cap", reason=f"at most {k} random row(s) per patient used in "
-                    f"training ({int((~keep).sum())} of {len(child)} rows left out); the fit of "
-                    f"{fk.child} is charged for a group of {k} rows")
+        if self.privacy is None:
+            return ranks, capped
+        from synthdata.privacy.noise import secure_rng
+
+        k = self.max_rows_per_patient
+        root = patient_root(self.schema)
+        for tname, keep in cap_per_patient(self.schema, tables, k, secure_rng()).items():
+            capped[tname] = tables[tname].loc[keep].reset_index(drop=True)
+            ranks[tname] = ranks[tname][keep]
+            group = self._group_size(tname)
+            self.ledger_.record_public(
+                f"{tname}.cap", reason=f"at most {k} random row(s) per patient (a row of "
+                f"{root!r}, counted through every link) used in training, chosen with OS "
+                f"entropy; the fit of {tname!r} is charged for a group of {group} row(s)"
+                + ("" if group == k else " (its primary key is its link: one row per parent)"))
         return ranks, capped
 
     def _context_columns(self, tname: str) -> list[Column]:
@@ -384,7 +460,7 @@ class RelationalSynthesizer:
             from synthdata.privacy.mechanisms import gaussian_mechanism
 
             count = float(gaussian_mechanism(count, 1.0, self._unenforced_rho, self.ledger_,
-                                             f"{tname}.{column}.non_missing_count", rng))
+                                             f"{tname}.{column}.non_missing_count"))
         return float(np.clip(count / max(len(df), 1), 0.0, 1.0))
 
     def _training_frame(self, tname: str, df: pd.DataFrame, tables: Mapping[str, pd.DataFrame],
@@ -779,6 +855,148 @@ def _new_keys(n: int, dtype: str) -> np.ndarray | list[str]:
     if dtype.startswith(("int", "uint", "float", "Int")):
         return np.arange(1, n + 1, dtype=np.int64)
     return [f"s{i}" for i in range(1, n + 1)]
+
+
+# -- patient-level privacy: who owns each row, and the cap ---------------------------------------
+def patient_root(schema: MultiTableSchema) -> str:
+    """The root table (one row per patient) of a schema that patient-level privacy can bound.
+
+    Every row must belong to exactly one patient through a single chain of enforced links, so
+    a schema is refused (``ConfigError``) when a table has two parent tables (several paths to
+    a patient), the links form a cycle, there is not exactly one root table, the root has no
+    single-column key, a table links to itself, or a descendant table carries an unenforced
+    link (its non-missing count would need a per-patient sensitivity).
+    """
+    ms = schema
+    links = [fk for fk in ms.foreign_keys if fk.enforce and fk.child != fk.parent]
+    parents: dict[str, list[str]] = {t: [] for t in ms.tables}
+    for fk in links:
+        parents[fk.child].append(fk.parent)
+    for tname, ps in parents.items():
+        if len(ps) > 1:
+            raise ConfigError(
+                f"patient-level privacy: table {tname!r} links to {len(ps)} parent tables {ps}, "
+                "so its rows can be reached from a patient along several paths and no cap per "
+                "patient can be guaranteed; keep one enforced link per table (the one that "
+                "leads to the patient) or run without privacy")
+    for tname in ms.tables:  # follow the single parent up: a cycle never reaches a root
+        seen = [tname]
+        while parents[seen[-1]]:
+            nxt = parents[seen[-1]][0]
+            if nxt in seen:
+                cycle = seen[seen.index(nxt):]
+                raise ConfigError(
+                    f"patient-level privacy: the foreign keys of tables {cycle} form a cycle, so "
+                    "their rows belong to no patient; break the cycle so that every table leads "
+                    "to one root table of patients")
+            seen.append(nxt)
+    roots = [t for t, ps in parents.items() if not ps]
+    if len(roots) != 1:
+        raise ConfigError(
+            f"patient-level privacy needs one root table (one row per patient) that every other "
+            f"table links to, directly or through its parents; this schema has {len(roots)} "
+            f"root tables {roots}: link them to the patient table, or fit them in separate runs")
+    root = roots[0]
+    if len(ms.primary_keys.get(root, ())) != 1:
+        raise ConfigError(f"patient-level privacy: the root table {root!r} needs a "
+                          "single-column primary key (the patient key); declare primary_key")
+    for fk in ms.foreign_keys:
+        if fk.child == fk.parent and fk.enforce:
+            raise ConfigError(
+                f"patient-level privacy: {fk.label} links table {fk.child!r} to itself, so a "
+                "row can depend on another patient's row; declare the link enforce: false "
+                "(it is then filled with random synthetic keys) or drop the column")
+        if not fk.enforce and fk.child != root:
+            raise ConfigError(
+                f"patient-level privacy: {fk.label} is an unenforced link on {fk.child!r}, a "
+                f"table with several rows per patient; only the root table {root!r} may carry "
+                "one (its share of filled values is a per-patient count); drop the column")
+    return root
+
+
+def patient_lineage(schema: MultiTableSchema, tables: Mapping[str, pd.DataFrame]
+                    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """For every table, each row's patient (its root row's position) and its parent row's
+    position; ``-1`` where a key points to no row (a dangling or missing foreign key). Call
+    :func:`patient_root` first: it guarantees one chain of links per table."""
+    root = patient_root(schema)
+    n_root = len(tables[root])
+    patient = {root: np.arange(n_root, dtype=np.int64)}
+    parent_pos = {root: np.full(n_root, -1, dtype=np.int64)}
+    for tname in schema.order():
+        link = schema.parent_link(tname)
+        if link is None:
+            continue
+        keys = tables[link.parent][link.parent_column]
+        # a missing key matches nothing; duplicate keys are reported by validate()
+        first = (~keys.duplicated() & keys.notna()).to_numpy()
+        index = pd.Index(keys.to_numpy()[first])
+        positions = np.flatnonzero(first)
+        hit = index.get_indexer(tables[tname][link.column].to_numpy())
+        pos = np.where(hit >= 0, positions[np.maximum(hit, 0)], -1)
+        parent_pos[tname] = pos
+        patient[tname] = np.where(pos >= 0, patient[link.parent][np.maximum(pos, 0)], -1)
+    return patient, parent_pos
+
+
+def check_patient_rows(schema: MultiTableSchema, tables: Mapping[str, pd.DataFrame]) -> None:
+    """Refuse (``DataError``) rows that cannot be attributed to a patient under patient-level
+    privacy: their foreign key, or one of their parents' keys, points to no row."""
+    for fk in schema.foreign_keys:  # missing tables or columns: validate() names them
+        if fk.child not in tables or fk.parent not in tables or \
+                fk.column not in tables[fk.child] or fk.parent_column not in tables[fk.parent]:
+            return
+    patient, parent_pos = patient_lineage(schema, tables)
+    problems = []
+    for tname in schema.order():
+        link = schema.parent_link(tname)
+        if link is None:
+            continue
+        lost = int((patient[tname] < 0).sum())
+        if not lost:
+            continue
+        own = int((parent_pos[tname] < 0).sum())
+        how = (f"{own} with a key in column {link.column!r} that matches no "
+               f"{link.parent}.{link.parent_column}" if own else "")
+        via = lost - own
+        if via:
+            how += ("; " if how else "") + f"{via} whose parent row in {link.parent!r} belongs to no patient"
+        problems.append(f"{lost} row(s) of table {tname!r} ({how})")
+    if problems:
+        raise DataError(
+            "patient-level privacy: " + "; ".join(problems) + " cannot be attributed to a "
+            "patient, so their contribution cannot be bounded; fix or drop these rows (and "
+            "their children) before the run")
+
+
+def cap_per_patient(schema: MultiTableSchema, tables: Mapping[str, pd.DataFrame], k: int,
+                    rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Which rows of each descendant table are kept: at most ``k`` random rows per patient
+    (root row) in every table, counted across all of the patient's parent rows; rows whose
+    parent row was left out go too (their parent context would be missing). Returns
+    ``{table: boolean mask}`` for the non-root tables. Under DP ``rng`` must be
+    :func:`synthdata.privacy.noise.secure_rng` (the choice is part of the mechanism)."""
+    patient, parent_pos = patient_lineage(schema, tables)
+    keep: dict[str, np.ndarray] = {}
+    for tname in schema.order():
+        link = schema.parent_link(tname)
+        if link is None:
+            continue
+        owner = patient[tname]
+        pos = parent_pos[tname]
+        candidate = owner >= 0
+        if link.parent in keep:
+            candidate &= keep[link.parent][np.maximum(pos, 0)]
+        draw = rng.random(len(owner))
+        draw[~candidate] = 2.0   # never before a candidate of the same patient
+        order = np.lexsort((draw, owner))
+        sorted_owner = owner[order]
+        starts = np.r_[0, np.flatnonzero(np.diff(sorted_owner)) + 1] if len(order) else np.array([], dtype=np.int64)
+        sizes = np.diff(np.r_[starts, len(order)])
+        rank = np.empty(len(order), dtype=np.int64)
+        rank[order] = np.arange(len(order)) - np.repeat(starts, sizes)
+        keep[tname] = candidate & (rank < k)
+    return keep
 
 
 # -- evaluation helpers ----------------------------------------------------------------------------

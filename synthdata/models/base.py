@@ -28,6 +28,9 @@ def no_progress(step: str, done: int, total: int) -> None:
 
 
 MIN_TRAINING_ROWS = 10
+# Training records computed from the real rows without privacy (losses per epoch, fit
+# time, likelihoods): left out of the archive of a DP fit, which holds only DP releases.
+NOT_PUBLIC_EXTRA = frozenset({"history", "fit_seconds", "bic", "loglik", "best_epoch"})
 
 
 class BaseGenerator:
@@ -86,6 +89,11 @@ class BaseGenerator:
                             f"{MIN_TRAINING_ROWS} are needed to fit a generator")
         rng = make_rng(self.seed)
         self.ledger_ = self._make_ledger(ledger, len(data))
+        # Under DP n is not public: DP-SGD rates and steps use the run's noisy unit count
+        # (ledger step data.count); None when the caller's ledger made no count.
+        from synthdata.privacy.count import released_count
+
+        self.dp_rows_ = released_count(self.ledger_) if self.privacy is not None else None
         # Declared constraints: checked against the data, then the table is reparameterised
         # (difference columns, merged categoricals, derived columns dropped) before the
         # transformer sees it; sample() inverts that and rejects what still breaks a rule.
@@ -111,9 +119,19 @@ class BaseGenerator:
     def _make_ledger(self, ledger: Any, n_rows: int) -> Any:
         if ledger is not None:
             return ledger
+        if self.privacy is not None:  # n is not public: one DP count, δ from the noisy n
+            from synthdata.privacy.count import dp_unit_count
+
+            return dp_unit_count(n_rows, self.privacy)[0]
         from synthdata.privacy.ledger import PrivacyLedger
 
         return PrivacyLedger.from_config(self.privacy, n_rows=n_rows)
+
+    def _planning_rows(self, n_rows: int) -> int:
+        """The n that DP-SGD batch size, sampling rate and steps are planned from: the
+        noisy count under DP (``n_rows`` when the caller's ledger made no count)."""
+        noisy = getattr(self, "dp_rows_", None)
+        return int(noisy) if noisy is not None else int(n_rows)
 
     def _fit_transformer(self, data: pd.DataFrame, rng: np.random.Generator,
                          progress: Progress) -> TableTransformer:
@@ -144,7 +162,14 @@ class BaseGenerator:
         eps, delta = self.ledger_.epsilon, self.ledger_.delta
         self.dp_plan_ = plan_split(eps, delta, self.privacy.preprocessing_share,
                                    training=self.dp_training)
-        budget = PrivateBudget(rho=self.dp_plan_.preprocessing_rho,
+        from synthdata.errors import PrivacyBudgetError
+        from synthdata.privacy.count import count_spent_rho
+
+        rho = self.dp_plan_.preprocessing_rho - count_spent_rho(self.ledger_)  # n came first
+        if rho <= 0:
+            raise PrivacyBudgetError(f"{self.name}: the unit count used the whole preprocessing "
+                                     "budget; raise privacy.preprocessing_share")
+        budget = PrivateBudget(rho=rho,
                                threshold_delta=self.dp_plan_.preprocessing_threshold_delta)
         tt = TableTransformer(self._model_schema(), numeric="quantile", **self._transformer_options())
         return tt.fit(data, rng=rng, progress=progress, ledger=self.ledger_, private=budget)
@@ -249,13 +274,17 @@ class BaseGenerator:
                 "params": params, "privacy": privacy, "n_train_rows": self.n_train_rows_,
                 "sample_seed": self.sample_seed_,
                 "extra": self._get_extra()}
+        if self.privacy is not None:  # the archive of a DP fit is a release: no exact n, no
+            meta.pop("n_train_rows")  # per-epoch losses on real rows, no fit time
+            meta["extra"] = {k: v for k, v in meta["extra"].items()
+                             if k not in NOT_PUBLIC_EXTRA}
         arrays = self._get_arrays()
         torch_state = self._get_torch_state()
 
         def write(tmp: Path) -> None:
             with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
                 zf.writestr("meta.json", json.dumps(meta, indent=1))
-                zf.writestr("schema.json", json.dumps(self.schema.to_dict()))
+                zf.writestr("schema.json", json.dumps(self._archived_schema().to_dict()))
                 zf.writestr("transformer.json", json.dumps(self.transformer_.get_state()))
                 zf.writestr("ledger.json", json.dumps(self.ledger_.to_dict()))
                 if getattr(self, "constraints_", None) is not None:
@@ -270,6 +299,18 @@ class BaseGenerator:
                     torch.save(torch_state, tbuf)
                     zf.writestr("weights.pt", tbuf.getvalue())
         return atomic_write(Path(path), write)
+
+    def _archived_schema(self) -> Schema:
+        """The schema written to the archive: under DP without bounds and categories that
+        are not declared public (an inferred schema's are facts of the private rows; the
+        fitted encoders keep their DP versions in the transformer state)."""
+        if self.privacy is None:
+            return self.schema
+        import dataclasses
+
+        return self.schema.replace_columns(
+            c if c.public else dataclasses.replace(c, min=None, max=None, categories=None)
+            for c in self.schema.columns)
 
     def _get_extra(self) -> dict[str, Any]:
         return {}
@@ -342,7 +383,7 @@ def load_generator(path: str | Path) -> BaseGenerator:
         gen.constraints_ = ConstraintEnforcer.from_state(schema, cstate)
     gen.transformer_ = TableTransformer.from_state(gen._model_schema(), tstate)
     gen.ledger_ = ledger
-    gen.n_train_rows_ = meta["n_train_rows"]
+    gen.n_train_rows_ = meta.get("n_train_rows")  # absent in the archive of a DP fit
     gen._set_extra(meta.get("extra", {}))
     gen._set_arrays(arrays)
     if torch_state is not None:

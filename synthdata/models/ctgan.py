@@ -34,11 +34,11 @@ of softmax spans, a quantile distance for values); training stops after ``patien
 checks without improvement and keeps the best generator. Off by default.
 
 Differential privacy (``privacy=DPConfig(...)``): DP-SGD on the critic only
-(:class:`~synthdata.models.vae.DPSGD`: Poisson sampling, per-row clipping, seeded Gaussian
-noise, σ calibrated and the ledger charged once for the planned
-``epochs × (n // batch_size) × discriminator_steps`` steps before training). The generator
-only learns through the private critic and the DP condition frequencies, so it is
-post-processing. Under DP the critic uses ``pac = 1`` and no gradient penalty (whatever
+(:class:`~synthdata.models.vae.DPSGD`: Poisson sampling, per-row clipping, Gaussian noise
+from fresh OS entropy -- as is every draw of the DP training loop -- σ calibrated and the
+ledger charged once for the planned ``epochs × (n // batch_size) × discriminator_steps``
+steps before training). The generator only learns through the private critic and the DP
+condition frequencies, so it is post-processing. Under DP the critic uses ``pac = 1`` and no gradient penalty (whatever
 ``pac``/``gradient_penalty`` say: both mix rows inside one per-sample gradient), and
 training-by-sampling is replaced:
 
@@ -279,8 +279,7 @@ class CTGANGenerator(TrainingRecord, BaseGenerator):
             else:
                 self._train(matrix, rng, progress)
 
-    def _dp_sampler(self, codes: torch.Tensor, eps_marginals: float,
-                    rng: np.random.Generator) -> ConditionSampler:
+    def _dp_sampler(self, codes: torch.Tensor, eps_marginals: float) -> ConditionSampler:
         """A condition sampler whose frequencies are DP (noisy histograms on the ledger)."""
         from synthdata.privacy import accounting as acc
         from synthdata.privacy.mechanisms import dp_histogram
@@ -305,7 +304,7 @@ class CTGANGenerator(TrainingRecord, BaseGenerator):
         for j, span in enumerate(sampler.spans):
             col_codes = codes[:, span.index].numpy()
             counts = dp_histogram(col_codes, list(range(span.width)), rho_col, ledger,
-                                  f"model.ctgan.condition_frequencies[{span.column}]", rng)
+                                  f"model.ctgan.condition_frequencies[{span.column}]")
             counts = counts + 1e-3  # never an all-zero row; post-processing
             freq[j, :span.width] = torch.from_numpy(counts / counts.sum()).to(freq.dtype)
         sampler.freq_probs = freq
@@ -316,12 +315,12 @@ class CTGANGenerator(TrainingRecord, BaseGenerator):
     def _train_dp(self, matrix: np.ndarray, rng: np.random.Generator, progress: Progress) -> None:
         """DP-SGD on the critic; the generator is post-processing (see the module docstring)."""
         plan = self.plan_
-        gen = make_torch_generator(rng)
         data = torch.from_numpy(np.ascontiguousarray(matrix, dtype=np.float32))
         codes = plan.codes(data)
         n = len(data)
-        batch = min(int(self.batch_size), n)
-        steps = max(n // batch, 1)
+        n_plan = self._planning_rows(n)  # the noisy count: q and steps never read the true n
+        batch = min(int(self.batch_size), n_plan)
+        steps = max(n_plan // batch, 1)
         d_steps = int(self.discriminator_steps)
         epochs = int(self.epochs)
         ledger = self.ledger_
@@ -330,13 +329,17 @@ class CTGANGenerator(TrainingRecord, BaseGenerator):
         eps_sgd = self.dp_plan_.training_epsilon * (1.0 - share)
         # hold the DP-SGD part first, so a plan that cannot fit fails before any data is read
         ledger.reserve("model.ctgan.dp_sgd", epsilon=eps_sgd)
-        sampler = self._dp_sampler(codes, self.dp_plan_.training_epsilon * share, rng)
+        sampler = self._dp_sampler(codes, self.dp_plan_.training_epsilon * share)
         self.sampler_ = sampler
         self.n_options_ = sampler.n_options
-        g_net, d_net = self._build(gen, pac=1)
-        set_dropout_generator(d_net, gen)
+        g_net, d_net = self._build(make_torch_generator(rng), pac=1)  # seeded init: reads no data
         dp = DPSGD(self, d_net, step="model.ctgan.dp_sgd", expected_batch_size=batch, n_rows=n,
-                   steps=epochs * steps * d_steps, epsilon=eps_sgd, generator=gen)
+                   steps=epochs * steps * d_steps, epsilon=eps_sgd, planned_rows=n_plan)
+        # every draw of the loop (fakes, Gumbel noise, dropout, conditions) uses the run's
+        # secure generator: a seeded stream would be advanced by the private Poisson batch
+        # sizes, tying later steps to the data outside the accounting
+        gen = dp.generator
+        set_dropout_generator(d_net, gen)
         ledger.release("model.ctgan.dp_sgd")
         opt_g = Adam(g_net.parameters(), lr=self.generator_lr, betas=ADAM_BETAS,
                      weight_decay=WEIGHT_DECAY)

@@ -176,7 +176,10 @@ class GMMGenerator(BaseGenerator):
             shares = {"counts": 0.25, "categories": 0.75}
         if not widths:
             shares = {"counts": 0.1, "sums": 0.45, "second": 0.45}
-        # data-independent start: random means in the unit box, identity covariances
+        # data-independent start: random means in the unit box, identity covariances. Seeded
+        # on purpose (reproducible): the draw reads no data and its shape comes from the DP
+        # layout, so knowing it helps no attacker. All noise on the data goes through
+        # gaussian_mechanism (OS entropy, OpenDP), never through ``rng``.
         means = rng.normal(0, 1, size=(k, d))
         covs = np.broadcast_to(np.eye(d), (k, d, d)).copy()
         weights = np.full(k, 1.0 / k)
@@ -191,16 +194,16 @@ class GMMGenerator(BaseGenerator):
             resp /= resp.sum(axis=1, keepdims=True)
             step = f"model.gmm.dp_em[iter={it + 1}]"
             nk = gaussian_mechanism(resp.sum(axis=0), 1.0, rho_iter * shares["counts"],
-                                    self.ledger_, step + ".counts", rng)
+                                    self.ledger_, step + ".counts")
             nk = np.maximum(nk, 1.0)
             weights = nk / nk.sum()
             if d:
                 sums = gaussian_mechanism(resp.T @ x, DP_CLIP * np.sqrt(d),
                                           rho_iter * shares["sums"], self.ledger_,
-                                          step + ".sums", rng)
+                                          step + ".sums")
                 second = gaussian_mechanism(np.einsum("nk,ni,nj->kij", resp, x, x, optimize=True),
                                             DP_CLIP**2 * d, rho_iter * shares["second"],
-                                            self.ledger_, step + ".second_moments", rng)
+                                            self.ledger_, step + ".second_moments")
                 means = np.clip(sums / nk[:, None], -DP_CLIP, DP_CLIP)
                 second = (second + np.transpose(second, (0, 2, 1))) / 2
                 covs = second / nk[:, None, None] - np.einsum("ki,kj->kij", means, means)
@@ -208,7 +211,7 @@ class GMMGenerator(BaseGenerator):
             if widths:
                 counts = gaussian_mechanism(resp.T @ onehot, np.sqrt(len(widths)),
                                             rho_iter * shares["categories"], self.ledger_,
-                                            step + ".categories", rng)
+                                            step + ".categories")
                 log_theta = np.empty_like(counts)
                 pos = 0
                 for w in widths:

@@ -40,11 +40,14 @@ is ``nn.Linear``, so opacus's ``GradSampleModule`` computes vectorised per-sampl
 gradients). Each step draws a Poisson sample of the rows (rate ``q = batch_size / n``;
 ``ceil(n / batch_size)`` steps per epoch, as without DP), clips every row's gradient to
 ``max_grad_norm`` (L2 over all parameters), sums, adds Gaussian noise
-``N(0, (σ·max_grad_norm)²)`` drawn from the fit's seeded ``torch.Generator`` and divides by
-the expected batch size (:class:`DPSGD`). σ is calibrated up front so that the planned
-``epochs × steps_per_epoch`` steps spend the plan's training ε at the ledger's DP-SGD δ; the
-ledger is charged once before training (a plan that does not fit raises
-``PrivacyBudgetError`` before any step) and cross-checked against an opacus accountant fed
+``N(0, (σ·max_grad_norm)²)`` and divides by the expected batch size (:class:`DPSGD`). The
+Poisson sample, the noise and every other draw of the training loop come from a
+``torch.Generator`` seeded with fresh OS entropy (``privacy.noise.secure_torch_generator``),
+never from ``seed``: a DP fit is not bit-reproducible (the seed still fixes the weight
+initialisation, which reads no data, and sampling from the fitted model). σ is calibrated
+up front so that the planned ``epochs × steps_per_epoch`` steps spend the plan's training ε
+at the ledger's DP-SGD δ; the ledger is charged once before training (a plan that does not
+fit raises ``PrivacyBudgetError`` before any step) and cross-checked against an opacus accountant fed
 every step at the end; training stops hard at the planned steps. No early stopping under
 DP (it would read held-out real rows).
 """
@@ -205,16 +208,21 @@ class VAEGenerator(TrainingRecord, BaseGenerator):
 
     def _train_dp(self, matrix: np.ndarray, rng: np.random.Generator, progress: Progress) -> None:
         """DP-SGD on the whole model (see the module docstring)."""
-        gen = make_torch_generator(rng)
-        net = self._build(gen)
+        net = self._build(make_torch_generator(rng))  # seeded init: reads no data
         data = torch.from_numpy(np.ascontiguousarray(matrix, dtype=np.float32))
         codes = self.plan_.codes(data)
         n = len(data)
-        batch = min(int(self.batch_size), n)
-        steps = math.ceil(n / batch)
+        n_plan = self._planning_rows(n)  # the noisy count: q and steps never read the true n
+        batch = min(int(self.batch_size), n_plan)
+        steps = math.ceil(n_plan / batch)
         epochs = int(self.epochs)
         dp = DPSGD(self, net, step="model.vae.dp_sgd", expected_batch_size=batch, n_rows=n,
-                   steps=epochs * steps, epsilon=self.dp_plan_.training_epsilon, generator=gen)
+                   steps=epochs * steps, epsilon=self.dp_plan_.training_epsilon,
+                   planned_rows=n_plan)
+        # every draw inside the loop (here the reparameterisation noise) uses the DP-SGD
+        # run's secure generator: a seeded stream would be advanced by the (private)
+        # Poisson batch sizes, tying later steps to the data outside the accounting
+        gen = dp.generator
         opt = Adam(net.parameters(), lr=self.lr, weight_decay=self.l2scale)
         emb = int(self.embedding_dim)
         self.history_ = []
@@ -392,8 +400,13 @@ class DPSGD:
     Per step: :meth:`poisson_sample` draws the batch (each row independently with
     probability ``q``), the caller runs forward + backward of the *summed* per-row loss on
     ``module``, and :meth:`step` clips each row's gradient (L2 norm over all parameters) to
-    ``max_grad_norm``, sums, adds ``N(0, (σ·C)²)`` noise from the seeded ``generator`` (never
-    the global RNG), divides by the expected batch size and applies ``optimizer``.
+    ``max_grad_norm``, sums, adds ``N(0, (σ·C)²)`` noise, divides by the expected batch size
+    and applies ``optimizer``. Sampling and noise come from :attr:`generator`, a
+    ``torch.Generator`` seeded with fresh OS entropy for this run (never the user seed, never
+    the global RNG); the training loop uses it for its own draws too. Noise is torch's
+    floating-point ``normal`` (the DP-SGD practice, as in opacus without ``secure_mode``,
+    which needs ``torchcsprng``): the released object is a trained model, not a statistic
+    snapped to a grid.
 
     Per-sample gradients: every parameter must belong to an ``nn.Linear`` applied once per
     forward pass to 2-D input. The row-``i`` gradient of such a layer is ``b_i a_iᵀ`` (``a``
@@ -411,7 +424,7 @@ class DPSGD:
 
     def __init__(self, owner: BaseGenerator, module: nn.Module, *, step: str,
                  expected_batch_size: int, n_rows: int, steps: int, epsilon: float,
-                 generator: torch.Generator) -> None:
+                 planned_rows: int | None = None) -> None:
         from synthdata.errors import PrivacyBudgetError
         from synthdata.privacy import accounting as acc
 
@@ -419,7 +432,8 @@ class DPSGD:
         cfg, ledger = owner.privacy, owner.ledger_
         self.ledger, self.step_name, self.accountant_name = ledger, step, cfg.accountant
         self.n_rows, self.expected_batch_size = int(n_rows), int(expected_batch_size)
-        self.sample_rate = min(1.0, self.expected_batch_size / self.n_rows)
+        # q is fixed from the planned (noisy) n; the Poisson mask runs over the n_rows rows
+        self.sample_rate = min(1.0, self.expected_batch_size / int(planned_rows or n_rows))
         self.steps, self.steps_done = int(steps), 0
         self.max_grad_norm = float(cfg.max_grad_norm)
         self.delta = ledger.dpsgd_delta
@@ -435,8 +449,10 @@ class DPSGD:
             steps=self.steps, accountant=self.accountant_name,
             max_grad_norm=self.max_grad_norm, expected_batch_size=self.expected_batch_size,
             note="Poisson sampling; charged once for the planned steps before training")
-        self.accountant = acc._make_accountant(self.accountant_name)
-        self.generator = generator
+        self.accountant = acc.make_accountant(self.accountant_name)
+        from synthdata.privacy.noise import secure_torch_generator
+
+        self.generator = secure_torch_generator()
         self.params = [p for p in module.parameters() if p.requires_grad]
         self._acts: dict[nn.Linear, torch.Tensor] = {}
         self._backs: dict[nn.Linear, torch.Tensor] = {}

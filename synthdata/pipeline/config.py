@@ -204,7 +204,10 @@ class PipelineConfig(_Frozen):
         data = self.data.model_copy(update={"path": fix(self.data.path), "tables": tables,
                                             "schema_path": fix(self.data.schema_path)})
         output = self.output.model_copy(update={"dir": fix(self.output.dir)})
-        return self.model_copy(update={"data": data, "output": output})
+        from synthdata.pipeline.budget import resolve_budget_path
+
+        privacy = resolve_budget_path(self.privacy, base)  # privacy.budget.file
+        return self.model_copy(update={"data": data, "output": output, "privacy": privacy})
 
 
 def format_validation_error(err: ValidationError) -> str:

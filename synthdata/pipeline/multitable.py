@@ -49,30 +49,39 @@ def split_by_root(tables: dict[str, pd.DataFrame], ms: Any, holdout: float,
     return train, hold
 
 
-def run_multitable(cfg: PipelineConfig, run_dir: Path, timer: Any, progress: Any) -> Any:
+def run_multitable(cfg: PipelineConfig, run_dir: Path, timer: Any, progress: Any,
+                   budget: Any = None) -> Any:
     from synthdata.evaluate import evaluate
     from synthdata.evaluate.gate import check_gate
     from synthdata.medical.multitable import MultiTableSchema
     from synthdata.medical.patients import parent_child_correlations, patient_table
-    from synthdata.medical.relational import RelationalSynthesizer, children_per_parent_tv
+    from synthdata.medical.relational import (RelationalSynthesizer, check_patient_rows,
+                                              children_per_parent_tv, patient_root)
     from synthdata.medical.survival import survival_metrics, survival_summary
+    from synthdata.pipeline.budget import budget_section
     from synthdata.pipeline.deid import LEDGER_REASON, LEDGER_STEP, SECTION, deid_tables
     from synthdata.pipeline.runner import RunResult, _dp_config, _manifest, resolve_gate
+    from synthdata.privacy.group import check_privacy_unit
     from synthdata.privacy.ledger import PrivacyLedger
 
     privacy = _dp_config(cfg)
+    check_privacy_unit(privacy, linked=True)
     if privacy is not None:  # linked tables: the unit of privacy is the patient (a root row)
         privacy = privacy.model_copy(update={"unit": "patient"})
     assert cfg.data.tables is not None and cfg.data.schema_path is not None
     with timer.step("load"):
         tables = {name: read_table(path, encoding=cfg.data.encoding)
                   for name, path in cfg.data.tables.items()}
-        fingerprints = {name: fingerprint(path) for name, path in cfg.data.tables.items()}
+        fingerprints = ({name: fingerprint(path) for name, path in cfg.data.tables.items()}
+                        if privacy is None else None)  # under DP no input hash is computed
         ms = MultiTableSchema.load(cfg.data.schema_path)
         unknown = sorted(set(tables) ^ set(ms.tables))
         if unknown:
             raise ConfigError(f"data.tables and the schema {cfg.data.schema_path} disagree on "
                               f"table(s) {unknown}")
+        if privacy is not None:  # every row must belong to one patient (clear refusals first)
+            patient_root(ms)
+            check_patient_rows(ms, tables)
         ms.validate(tables)
     progress("load", 1, 1)
     with timer.step("deid"):  # per table by its schema; one date shift per patient, all tables
@@ -80,7 +89,15 @@ def run_multitable(cfg: PipelineConfig, run_dir: Path, timer: Any, progress: Any
     rules = resolve_gate(cfg.gate)
     train, hold = split_by_root(tables, ms, cfg.split.holdout, cfg.split.seed)
     root = ms.order()[0]
-    ledger = PrivacyLedger.from_config(privacy, n_rows=len(train[root]))
+    n_noisy = None
+    if privacy is None:
+        ledger = PrivacyLedger.from_config(privacy, n_rows=len(train[root]))
+    else:  # n is not public: one DP count of the patients sets δ and the default size
+        from synthdata.privacy.count import dp_unit_count
+
+        ledger, n_noisy = dp_unit_count(len(train[root]), privacy, what="training patients")
+    if budget is not None:  # the per-dataset budget charges what this ledger spends
+        budget.attach(ledger)
     if deid_section["enabled"]:
         ledger.record_public(LEDGER_STEP, reason=LEDGER_REASON)
     synth_model = RelationalSynthesizer(ms, generator=cfg.generator.kind,
@@ -92,7 +109,7 @@ def run_multitable(cfg: PipelineConfig, run_dir: Path, timer: Any, progress: Any
         ledger.record_not_private("model.relational.fit", reason="per-table generators and "
                                   "parent contexts learned without privacy", shapes_release=True)
     with timer.step("sample"):
-        synth = synth_model.sample(cfg.sample.rows or len(train[root]), seed=cfg.seed)
+        synth = synth_model.sample(cfg.sample.rows or n_noisy or len(train[root]), seed=cfg.seed)
     progress("sample", 1, 1)
 
     with timer.step("evaluate"):
@@ -142,6 +159,10 @@ def run_multitable(cfg: PipelineConfig, run_dir: Path, timer: Any, progress: Any
     report.metrics["parent_child_correlation_difference"] = \
         relational["parent_child_correlations"]["mean_abs_difference"]
     verdict = check_gate(report.metrics, rules, validation_passed=None)
+    if privacy is not None:  # only DP-safe rules decide; integrity/violations are synthetic-only
+        from synthdata.pipeline.runner import _dp_gate
+
+        verdict = _dp_gate(verdict, ledger)
     sound = integrity.integrity == 1.0 and not constraints["declared_violations"]
     passed = verdict.passed and sound
     export = sound and (verdict.passed or not verdict.judged)  # not judged: `gate: none`
@@ -166,19 +187,29 @@ def run_multitable(cfg: PipelineConfig, run_dir: Path, timer: Any, progress: Any
     gate_rows = list(verdict.results) + structural
     report.add_section("gate", {**verdict.to_dict(), "results": gate_rows,
                                 "n_rules": len(gate_rows),
-                                "n_failed": sum(not r["passed"] for r in gate_rows),
+                                "n_failed": sum(not r["passed"] and r.get("decides", True)
+                                                for r in gate_rows),
                                 "passed": passed if verdict.judged else None,
                                 "status": ("not_judged" if not verdict.judged else
                                            "passed" if passed else "failed"),
                                 "referential_integrity_required": 1.0,
                                 "declared_constraint_violations_allowed": 0})
     report.add_section("privacy", ledger.to_dict() | {"statement": ledger.plain_language()})
+    report.add_section("budget", budget_section(budget, privacy))
     report.add_section("timings", dict(timer.timings))
     manifest = _manifest(cfg, fingerprints, train[root], None if hold is None else hold[root],
                          synth[root], timer, ledger, verdict)
     manifest["rows"] = {t: {"train": len(train[t]), "synthetic": len(synth[t])} for t in synth}
     if verdict.judged:  # the structural checks count too
         manifest["gate"].update(passed=passed, status="passed" if passed else "failed")
+    if privacy is not None:
+        from synthdata.pipeline.runner import _dp_manifest, _mark_not_private
+
+        manifest = _dp_manifest(manifest, n_noisy, cfg,
+                                [f"{t}.{cfg.output.format}" for t in synth])
+        manifest["rows"]["synthetic_per_table"] = {t: len(synth[t]) for t in synth}
+        manifest["release"]["covered_by_epsilon"].remove("expectations.json")  # not written
+        _mark_not_private(report)
     report.add_section("manifest", manifest)
     written = None
     if export:

@@ -95,12 +95,22 @@ def run_pipeline(config: str | Path | PipelineConfig | dict[str, Any], *,
     timer = _Timer()
     out_root = Path(output_dir) if output_dir is not None else cfg.output.dir
     tmp_dir = _make_tmp_dir(out_root, cfg)
+    hold = None
     try:
-        result = _run(cfg, data, tmp_dir, timer, progress)
+        # per-dataset budget (privacy.budget): reserved before any data is read, charged
+        # with the ledger's spent (ε, δ) once the run has succeeded
+        from synthdata.pipeline.budget import reserve_budget
+
+        hold = reserve_budget(cfg, data)
+        result = _run(cfg, data, tmp_dir, timer, progress, budget=hold)
+        if hold is not None:
+            hold.commit()
         final = _final_dir(out_root, cfg)
         tmp_dir.rename(final)
     except BaseException:
         shutil.rmtree(tmp_dir, ignore_errors=True)
+        if hold is not None:
+            hold.abandon()
         raise
     result.run_dir = final
     if result.synthetic_path is not None:
@@ -144,25 +154,30 @@ def _final_dir(root: Path, cfg: PipelineConfig) -> Path:
 
 
 def _run(cfg: PipelineConfig, data: pd.DataFrame | None, run_dir: Path, timer: _Timer,
-         progress: Progress) -> RunResult:
+         progress: Progress, budget: Any = None) -> RunResult:
     import synthdata as sd
     from synthdata.evaluate import evaluate
     from synthdata.evaluate.gate import check_gate
+    from synthdata.pipeline.budget import budget_section
+    from synthdata.privacy.group import check_privacy_unit
     from synthdata.privacy.ledger import PrivacyLedger
 
     if cfg.data.tables is not None:
         from synthdata.pipeline.multitable import run_multitable
 
-        return run_multitable(cfg, run_dir, timer, progress)
+        return run_multitable(cfg, run_dir, timer, progress, budget=budget)
+    privacy = _dp_config(cfg)
+    check_privacy_unit(privacy, linked=False)   # before any data is read
     with timer.step("load"):
         if data is None:
             df = read_table(cfg.data.path, encoding=cfg.data.encoding, fmt=cfg.data.format)
-            input_fp = fingerprint(cfg.data.path)
         else:
             df = data
-            input_fp = _frame_fingerprint(df)
+        # under DP the input's hash would identify the table: never computed, never shipped
+        input_fp = None if privacy is not None else (
+            fingerprint(cfg.data.path) if data is None else _frame_fingerprint(df))
         df = _drop_columns(df, cfg.data.drop)
-        schema = _schema_for(df, cfg)
+        schema = _schema_for(df, cfg) if privacy is None else _declared_schema_for(df, cfg)
         schema.validate(df, where=str(cfg.data.path))
     progress("load", 1, 1)
     with timer.step("deid"):  # before the split: train, holdout and schema are de-identified
@@ -172,15 +187,24 @@ def _run(cfg: PipelineConfig, data: pd.DataFrame | None, run_dir: Path, timer: _
 
     rules = resolve_gate(cfg.gate)
     train, holdout = split_frame(df, cfg.split.holdout, cfg.split.seed)
-    privacy = _dp_config(cfg)
-    ledger = PrivacyLedger.from_config(privacy, n_rows=len(train))
+    n_noisy = None
+    if privacy is None:
+        ledger = PrivacyLedger.from_config(privacy, n_rows=len(train))
+    else:  # n is not public: one DP count first; the noisy n sets δ, rates and sizes
+        from synthdata.privacy.count import dp_unit_count
+
+        ledger, n_noisy = dp_unit_count(len(train), privacy, what="training rows")
+        ledger.record_public("schema", reason="declared in the schema file; nothing inferred "
+                             "from the rows")
+    if budget is not None:  # the per-dataset budget charges what this ledger spends
+        budget.attach(ledger)
     if deid_section["enabled"]:
         ledger.record_public(LEDGER_STEP, reason=LEDGER_REASON)
     gen = sd.make_generator(cfg.generator.kind, schema, seed=cfg.seed, privacy=privacy,
                             **cfg.generator.params)
     with timer.step("fit"):
         gen.fit(train, ledger=ledger, progress=progress)
-    n_rows = cfg.sample.rows or len(train)
+    n_rows = cfg.sample.rows or (len(train) if n_noisy is None else n_noisy)
     with timer.step("sample"):
         synth = gen.sample(n_rows, conditions=cfg.sample.conditions or None, seed=cfg.seed)
     progress("sample", 1, 1)
@@ -202,13 +226,15 @@ def _run(cfg: PipelineConfig, data: pd.DataFrame | None, run_dir: Path, timer: _
         # Violations of declared rules (0 by enforcement) and of proposed ones. Under
         # privacy: no discovery, since found rules are a property of the private data;
         # declared constraints are public and free.
-        from synthdata.constraints.report import constraints_section
+        from synthdata.constraints.report import constraints_section, synthetic_violations
 
         section = constraints_section(train, synth, schema, discover=privacy is None)
     report.add_section("constraints", section)
     ledger.record_not_private("constraints.report", reason="violation counts of proposed rules "
                               "compare the synthetic data with the real training split")
     report.metrics["constraint_violations"] = section["declared_violations"]
+    if privacy is not None:  # DP-safe: the synthetic table against the declared rules alone
+        report.metrics["constraint_violations"] = synthetic_violations(synth, schema)
 
     # Under DP the shipped suite may state only public facts: inferred bounds and category
     # lists are properties of the private table (and DP outputs may lawfully exceed them).
@@ -218,15 +244,22 @@ def _run(cfg: PipelineConfig, data: pd.DataFrame | None, run_dir: Path, timer: _
         report.metrics["epsilon"], report.metrics["delta"] = ledger.spent()
     verdict = check_gate(report.metrics, rules, validation_passed=validation_passed)
 
-    ledger.record_not_private("manifest", reason="the manifest holds the input's SHA-256 and "
-                              "exact train/holdout row counts; they are not differentially "
-                              "private: drop them before publishing the manifest of a DP run")
-    ledger.record_not_private("gate", reason="the export decision reads the non-private "
-                              "evaluation metrics (it reveals one bit: passed or not)")
+    if privacy is None:
+        ledger.record_not_private("manifest", reason="the manifest holds the input's SHA-256 "
+                                  "and exact train/holdout row counts; they are not "
+                                  "differentially private")
+        ledger.record_not_private("gate", reason="the export decision reads the non-private "
+                                  "evaluation metrics (it reveals one bit: passed or not)")
+    else:
+        verdict = _dp_gate(verdict, ledger)
     report.add_section("gate", verdict.to_dict())
     report.add_section("privacy", ledger.to_dict() | {"statement": ledger.plain_language()})
+    report.add_section("budget", budget_section(budget, privacy))
     report.add_section("timings", dict(timer.timings))
     manifest = _manifest(cfg, input_fp, train, holdout, synth, timer, ledger, verdict)
+    if privacy is not None:
+        manifest = _dp_manifest(manifest, n_noisy, cfg)
+        _mark_not_private(report)
     report.add_section("manifest", manifest)
 
     synth_path = None
@@ -255,6 +288,82 @@ def resolve_gate(spec: str | dict[str, Any] | None) -> str | dict[str, Any] | No
 
     parse(spec, where="gate")
     return spec
+
+
+# -- the DP release path: only declared facts and DP releases leave the run ------------------
+NOT_PRIVATE_LABEL = "not private (internal QA, do not publish)"
+# Files of a DP run folder: release artefacts covered by the run's (ε, δ), and internal QA.
+DP_RELEASE_FILES = ("schema.yaml", "expectations.json", "manifest.json")  # + the synthetic data
+DP_QA_FILES = ("report.json", "report.html")
+# report.json keys and sections that hold only DP releases or public facts
+_DP_SAFE_SECTIONS = ("privacy", "manifest", "release", "validation")  # validation: synthetic
+# table against the declared schema only
+
+
+def _declared_schema_for(df: pd.DataFrame, cfg: PipelineConfig) -> Schema:
+    """The schema of a DP run: declared only (ConfigError lists every missing field)."""
+    from synthdata.schema.public import declared_schema
+
+    where = str(cfg.data.schema_path) if cfg.data.schema_path is not None else "data.schema"
+    overrides = load_yaml(cfg.data.schema_path) if cfg.data.schema_path is not None else None
+    return declared_schema(overrides, list(df.columns), name=cfg.data.table or cfg.data.stem,
+                           drop=cfg.data.drop, where=where)
+
+
+def _dp_gate(verdict: Any, ledger: Any) -> Any:
+    """Under DP only DP-safe rules decide; the others are kept as advisory (not private)."""
+    from synthdata.evaluate.gate import dp_verdict
+
+    verdict = dp_verdict(verdict)
+    ledger.record_public("gate", reason="under privacy the export decision reads only DP-safe "
+                         "rules (ε, δ, the synthetic data against the declared schema and "
+                         "constraints); rules on real-data metrics are advisory")
+    ledger.record_public("manifest", reason="a DP run's manifest holds no input hash and no "
+                         "exact count; only the config, versions, ledger totals and the noisy n")
+    ledger.record_not_private("report", reason="report.json/report.html sections that read the "
+                              "real data are marked " + NOT_PRIVATE_LABEL)
+    return verdict
+
+
+def _dp_manifest(manifest: dict[str, Any], n_noisy: int | None, cfg: PipelineConfig,
+                 synthetic_files: list[str] | None = None) -> dict[str, Any]:
+    """The manifest of a DP run: public facts and DP releases only."""
+    out = dict(manifest)
+    out["input"] = {"path": str(cfg.data.path)} if cfg.data.tables is None else \
+        {"tables": sorted(cfg.data.tables)}
+    out["rows"] = {"training_units_noisy": n_noisy,
+                   "synthetic": cfg.sample.rows or n_noisy,
+                   "note": "n is not public: the training count is a DP release (ledger step "
+                           "data.count); exact train/holdout counts are not shipped"}
+    out.pop("timings_s", None)  # run time grows with n: internal QA (report.json) only
+    out["release"] = {
+        "covered_by_epsilon": [*(synthetic_files or [f"synthetic.{cfg.output.format}"]),
+                               *DP_RELEASE_FILES],
+        "internal_qa_not_private": list(DP_QA_FILES),
+        "note": "files under covered_by_epsilon hold only declared public facts and DP "
+                "releases; report.json/report.html are for the data custodian: their sections "
+                "marked '" + NOT_PRIVATE_LABEL + "' read the real data",
+    }
+    return out
+
+
+def _mark_not_private(report: Any) -> None:
+    """Label every report part that reads the real data (a DP run's internal QA)."""
+    marked = []
+    for name, payload in list(report.sections.items()):
+        if name in _DP_SAFE_SECTIONS or not isinstance(payload, dict):
+            continue
+        report.sections[name] = {"privacy_label": NOT_PRIVATE_LABEL, **payload}
+        marked.append(name)
+    report.add_section("release", {
+        "label": NOT_PRIVATE_LABEL,
+        "not_private": ["metrics", "columns", "pairs", "meta", *marked],
+        "dp_safe": [*_DP_SAFE_SECTIONS],
+        "note": "this report is internal QA for the data custodian: everything listed under "
+                "not_private reads the real train/holdout rows (fidelity, leakage, "
+                "de-identification counts, row counts, timings) and is outside the DP "
+                "guarantee; the release artefacts are listed in manifest.json",
+    })
 
 
 def _public_only(schema: Schema) -> Schema:
@@ -289,11 +398,12 @@ def _dp_config(cfg: PipelineConfig) -> Any:
         return None
     from pydantic import ValidationError
 
+    from synthdata.pipeline.budget import split_privacy
     from synthdata.pipeline.config import format_validation_error
     from synthdata.privacy.config import DPConfig
 
     try:
-        return DPConfig(**cfg.privacy)
+        return DPConfig(**split_privacy(cfg.privacy)[0])  # privacy.budget: pipeline/budget.py
     except ValidationError as err:
         raise ConfigError("privacy: " + format_validation_error(err)) from None
     except TypeError as err:

@@ -15,7 +15,10 @@ Two kinds of spend
   event of probability ``δ₀`` (e.g. the threshold of a DP category set) is
   ``δ₀``-approximately ρ-zCDP; those compose by adding ``ρ`` and ``δ₀``.
 * **DP-SGD** (Poisson-subsampled Gaussian). Composed with an opacus accountant
-  (PRV by default, RDP or GDP on request) to an ``(ε, δ)`` pair at a fixed ``δ``.
+  (PRV by default, RDP on request) to an ``(ε, δ)`` pair at a fixed ``δ``. Both are upper
+  bounds on the true ε; opacus's ``gdp`` accountant (a central-limit approximation, which
+  can fall below the true ε) is not offered. ``tests/privacy/test_accounting_crosscheck.py``
+  checks both against Google's ``dp-accounting`` PLD accountant.
 
 How the ledger composes them (:func:`compose`)
 ----------------------------------------------
@@ -48,8 +51,13 @@ from scipy.special import ndtr, ndtri
 
 from synthdata.errors import ConfigError
 
-Accountant = Literal["prv", "rdp", "gdp"]
-ACCOUNTANTS: tuple[str, ...] = ("prv", "rdp", "gdp")
+Accountant = Literal["prv", "rdp"]
+ACCOUNTANTS: tuple[str, ...] = ("prv", "rdp")
+REMOVED_ACCOUNTANTS: dict[str, str] = {
+    "gdp": ("the 'gdp' accountant was removed: it is a central-limit approximation of "
+            "DP-SGD's privacy loss, not an upper bound, so noise calibrated to it can spend "
+            "more than the claimed ε; use accountant 'prv' (the default, tightest) or 'rdp'"),
+}
 
 # Plans leave this relative slack so that float rounding never pushes a planned total
 # over the budget.
@@ -61,9 +69,11 @@ __all__ = [
     "Composition",
     "calibrate_dpsgd_noise",
     "calibrate_gaussian_sigma",
+    "check_accountant",
     "compose",
     "dpsgd_epsilon",
     "gaussian_rho",
+    "make_accountant",
     "plan_split",
     "pure_to_rho",
     "rho_for_epsilon",
@@ -208,18 +218,27 @@ def threshold_factor_for_delta(delta: float) -> float:
 # --------------------------------------------------------------------------- DP-SGD
 
 
-def _make_accountant(name: str):  # noqa: ANN202 - opacus type, imported lazily
+def check_accountant(name: str) -> str:
+    """``name`` if it is one of :data:`ACCOUNTANTS`, else a ConfigError saying what to use."""
+    if name in REMOVED_ACCOUNTANTS:
+        raise ConfigError(REMOVED_ACCOUNTANTS[name])
     if name not in ACCOUNTANTS:
         raise ConfigError(f"accountant must be one of {ACCOUNTANTS}, got {name!r}")
+    return name
+
+
+def make_accountant(name: str):  # noqa: ANN201 - opacus type, imported lazily
+    """A fresh opacus accountant (``prv`` or ``rdp``) with an empty history."""
+    check_accountant(name)
     try:
-        from opacus.accountants import GaussianAccountant, PRVAccountant, RDPAccountant
+        from opacus.accountants import PRVAccountant, RDPAccountant
     except ImportError as err:  # pragma: no cover - depends on the environment
         raise ConfigError(
             "DP-SGD accounting needs opacus: pip install 'synthdata[dp]'"
         ) from err
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return {"prv": PRVAccountant, "rdp": RDPAccountant, "gdp": GaussianAccountant}[name]()
+        return {"prv": PRVAccountant, "rdp": RDPAccountant}[name]()
 
 
 def _normalise_history(
@@ -252,12 +271,7 @@ def _dpsgd_epsilon_cached(
         return 0.0
     if delta <= 0:
         return math.inf
-    acc = _make_accountant(accountant)
-    if accountant == "gdp" and len(history) > 1:
-        raise ConfigError(
-            "the gdp accountant needs one constant noise_multiplier and sample_rate for all "
-            f"DP-SGD steps, got {len(history)} different pairs; use accountant='prv'"
-        )
+    acc = make_accountant(accountant)
     acc.history = list(history)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -289,8 +303,7 @@ def calibrate_dpsgd_noise(
         raise ConfigError(
             f"sample_rate must be in (0, 1] and steps >= 1, got {sample_rate!r}, {steps!r}"
         )
-    if accountant not in ACCOUNTANTS:
-        raise ConfigError(f"accountant must be one of {ACCOUNTANTS}, got {accountant!r}")
+    check_accountant(accountant)
     from opacus.accountants.utils import get_noise_multiplier
 
     with warnings.catch_warnings():

@@ -33,8 +33,9 @@ class DPConfig(BaseModel):
     * ``delta`` -- total δ; ``None`` means "derive from the row count":
       :meth:`resolve_delta` gives ``min(1e-5, 1/(10·n))`` rounded down to a power of ten.
       The resolved value is recorded in the ledger.
-    * ``accountant`` -- opacus accountant for DP-SGD: ``prv`` (default, tightest), ``rdp``
-      or ``gdp`` (experimental, constant noise only).
+    * ``accountant`` -- opacus accountant for DP-SGD: ``prv`` (default, tightest) or ``rdp``;
+      both are upper bounds. ``gdp`` (a central-limit approximation, not an upper bound) is
+      refused with a message saying so.
     * ``max_grad_norm`` -- per-sample gradient clipping norm for DP-SGD.
     * ``preprocessing_share`` -- fraction of ε for DP preprocessing (bounds, categories,
       missing rates, condition marginals); 0 when every such fact is public in the schema.
@@ -52,7 +53,7 @@ class DPConfig(BaseModel):
 
     epsilon: float = Field(gt=0)
     delta: float | None = Field(default=None, gt=0, lt=1)
-    accountant: Literal["prv", "rdp", "gdp"] = "prv"
+    accountant: Literal["prv", "rdp"] = "prv"
     max_grad_norm: float = Field(default=1.0, gt=0)
     preprocessing_share: float = Field(default=0.1, ge=0, lt=1)
     dpsgd_delta_share: float = Field(default=0.5, gt=0, le=1)
@@ -65,6 +66,15 @@ class DPConfig(BaseModel):
     def _finite(cls, value: float) -> float:
         if not math.isfinite(value):
             raise ValueError("must be finite (leave `privacy` unset for a non-private run)")
+        return value
+
+    @field_validator("accountant", mode="before")
+    @classmethod
+    def _removed_accountant(cls, value: object) -> object:
+        from synthdata.privacy.accounting import REMOVED_ACCOUNTANTS
+
+        if isinstance(value, str) and value in REMOVED_ACCOUNTANTS:
+            raise ValueError(REMOVED_ACCOUNTANTS[value])
         return value
 
     @model_validator(mode="after")

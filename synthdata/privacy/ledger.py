@@ -549,6 +549,10 @@ class PrivacyLedger:
         else:
             text = (f"this dataset was generated with (ε={_round_up(eps)}, "
                     f"δ={_round_up(delta, 2)})-differential privacy at the level of one {unit}")
+        if self.is_private:
+            from synthdata.privacy.noise import REPRODUCIBILITY_NOTE
+
+            text += ". " + REPRODUCIBILITY_NOTE.rstrip(".")
         hidden = [e for e in self._entries if not e.private]
         if hidden:
             items = "; ".join(f"{e.step} ({e.note})" for e in hidden)

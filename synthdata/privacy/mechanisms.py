@@ -1,9 +1,13 @@
 """DP primitives for private preprocessing and DP-EM.
 
 Each mechanism validates its arguments, **charges the ledger first** (so a refused charge
-means no work and no noise drawn), then computes on the real data and adds noise from the
-given ``rng``. All are vectorised numpy; missing values (NaN/None/NA) are never counted
-as data unless a function says so.
+means no work and no noise drawn), then computes on the real data and adds noise through
+:mod:`synthdata.privacy.noise`: OpenDP's discrete Gaussian sampler fed by the operating
+system's cryptographic source, never a generator derived from the (public) seed, and no
+mechanism takes an ``rng``. Counts and histograms get exact integer noise; real-valued
+statistics are snapped to OpenDP's grid, with σ inflated so that OpenDP's own privacy map
+fits the ρ charged. Missing values (NaN/None/NA) are never counted as data unless a
+function says so.
 
 Sensitivities assume the add/remove-one-unit relation of :mod:`.accounting` with *one value
 per unit*: a histogram over one column has L2 sensitivity 1. For multi-table data, pass one
@@ -21,6 +25,7 @@ import pandas as pd
 
 from synthdata.errors import ConfigError, DataError
 from synthdata.privacy import accounting as acc
+from synthdata.privacy import noise as nz
 from synthdata.privacy.ledger import PrivacyLedger
 
 __all__ = [
@@ -32,17 +37,15 @@ __all__ = [
     "dp_missing_rate",
     "dp_quantiles",
     "gaussian_mechanism",
-    "gaussian_noise",
 ]
 
 
-def gaussian_noise(
-    shape: int | tuple[int, ...], sigma: float, rng: np.random.Generator
-) -> np.ndarray:
-    """Draw ``N(0, sigma²)`` noise of ``shape`` from ``rng``."""
-    if not sigma >= 0:
-        raise ConfigError(f"sigma must be >= 0, got {sigma!r}")
-    return rng.normal(0.0, float(sigma), size=shape)
+def _calibrate(rho: float, sensitivity: float, step: str, size: int | None = None
+               ) -> nz.NoiseCalibration:
+    try:
+        return nz.calibrate_gaussian(rho, sensitivity, size=size)
+    except ConfigError as err:
+        raise ConfigError(f"step '{step}': {err}") from err
 
 
 def gaussian_mechanism(
@@ -51,19 +54,21 @@ def gaussian_mechanism(
     rho: float,
     ledger: PrivacyLedger,
     step: str,
-    rng: np.random.Generator,
     **params: Any,
 ) -> np.ndarray | float:
     """Release ``value`` (a statistic with L2 ``sensitivity``) with Gaussian noise at ``ρ``.
 
     The building block for DP-EM sufficient statistics: compute the (clipped) statistic,
-    pass it here, get the noisy copy back. Scalars in, float out; arrays keep their shape.
+    pass it here, get the noisy copy back. Integer statistics get exact integer noise,
+    real ones noise on OpenDP's grid (calibrated to the number of values, which must not
+    depend on the data). Scalars in, float out; arrays keep their shape (as floats).
+    Non-finite values raise ``DataError`` before anything is charged.
     """
-    sigma = acc.calibrate_gaussian_sigma(rho, sensitivity)
-    arr = np.asarray(value, dtype=float)
-    ledger.charge(step, "gaussian", rho=rho, sigma=sigma, sensitivity=sensitivity,
-                  size=int(arr.size), **params)
-    noisy = arr + gaussian_noise(arr.shape, sigma, rng)
+    arr, integer = nz._as_statistic(value, f"step '{step}'")
+    cal = _calibrate(rho, sensitivity, step, None if integer else int(arr.size))
+    ledger.charge(step, "gaussian", rho=rho, sigma=cal.scale, sensitivity=float(sensitivity),
+                  size=int(arr.size), **cal.ledger_params(), **params)
+    noisy = np.asarray(cal.release(arr, what=f"step '{step}'"), dtype=float)
     return float(noisy) if noisy.ndim == 0 else noisy
 
 
@@ -102,16 +107,17 @@ def dp_count(
     rho: float,
     ledger: PrivacyLedger,
     step: str,
-    rng: np.random.Generator,
     *,
     sensitivity: float = 1.0,
 ) -> float:
-    """Noisy number of units (``len(values)``, or ``values`` itself if an int), ``>= 0``."""
-    sigma = acc.calibrate_gaussian_sigma(rho, sensitivity)
-    ledger.charge(step, "gaussian", rho=rho, sigma=sigma, sensitivity=sensitivity,
-                  statistic="count")
+    """Noisy number of units (``len(values)``, or ``values`` itself if an int), ``>= 0``.
+
+    Exact discrete Gaussian noise, so the release is an integer (as a float)."""
+    cal = _calibrate(rho, sensitivity, step)
+    ledger.charge(step, "gaussian", rho=rho, sigma=cal.scale, sensitivity=float(sensitivity),
+                  statistic="count", **cal.ledger_params())
     n = int(values) if isinstance(values, int | np.integer) else len(_as_series(values, step))
-    return max(0.0, n + float(gaussian_noise((), sigma, rng)))
+    return max(0.0, float(cal.release(n, what=f"step '{step}'")))
 
 
 def dp_histogram(
@@ -120,26 +126,35 @@ def dp_histogram(
     rho: float,
     ledger: PrivacyLedger,
     step: str,
-    rng: np.random.Generator,
     *,
     sensitivity: float = 1.0,
 ) -> np.ndarray:
     """Noisy counts of ``values`` over the given (public or DP-chosen) ``categories``.
 
     Values outside ``categories`` and missing values are not counted. Counts are clipped
-    at 0 (post-processing). Returns a float array aligned with ``categories``.
+    at 0 (post-processing). Returns a float array (of integers) aligned with ``categories``.
     """
     cats = list(categories)
     if not cats:
         raise ConfigError(f"step '{step}': dp_histogram needs at least one category")
     if not pd.Index(cats).is_unique:
         raise ConfigError(f"step '{step}': categories contain duplicates")
-    sigma = acc.calibrate_gaussian_sigma(rho, sensitivity)
-    ledger.charge(step, "gaussian", rho=rho, sigma=sigma, sensitivity=sensitivity,
-                  statistic="histogram", bins=len(cats))
+    cal = _calibrate(rho, sensitivity, step)
+    ledger.charge(step, "gaussian", rho=rho, sigma=cal.scale, sensitivity=float(sensitivity),
+                  statistic="histogram", bins=len(cats), **cal.ledger_params())
     codes = pd.Index(cats).get_indexer(_as_series(values, step))
-    counts = np.bincount(codes[codes >= 0], minlength=len(cats)).astype(float)
-    return np.maximum(counts + gaussian_noise(len(cats), sigma, rng), 0.0)
+    counts = np.bincount(codes[codes >= 0], minlength=len(cats))
+    return np.maximum(cal.release(counts, what=f"step '{step}'"), 0).astype(float)
+
+
+def _canonical_order(labels: Sequence[Any]) -> list[int]:
+    """Positions of ``labels`` in an order that depends only on the set (never on their
+    counts): the natural order when they are comparable, else by type name and ``str``."""
+    pos = list(range(len(labels)))
+    try:
+        return sorted(pos, key=lambda i: labels[i])
+    except TypeError:  # mixed, unorderable labels
+        return sorted(pos, key=lambda i: (type(labels[i]).__name__, str(labels[i])))
 
 
 def dp_categories(
@@ -148,20 +163,21 @@ def dp_categories(
     threshold_factor: float | None,
     ledger: PrivacyLedger,
     step: str,
-    rng: np.random.Generator,
     *,
     delta: float | None = None,
 ) -> tuple[list[Any], np.ndarray]:
     """Discover the category set of a column privately (noisy counts + threshold).
 
-    Every observed category gets a Gaussian-noised count (``σ = 1/√(2ρ)``); only those with
-    noisy count ``>= 1 + threshold_factor·σ`` are kept, so a category that only one unit
-    has is released with probability at most ``δ₀ = Φ̄(threshold_factor)``. The mechanism is
+    Every observed category gets a count with discrete Gaussian noise (``σ = 1/√(2ρ)``);
+    only those with noisy count ``>= 2 + ⌈threshold_factor·σ⌉`` are kept, so a category
+    that only one unit has is released with probability at most
+    ``δ₀ = Φ̄(threshold_factor)`` (the extra 1 covers the discrete tail). The mechanism is
     therefore δ₀-approximately ρ-zCDP and is charged as such: ``δ₀`` comes out of the δ
     budget (give ``delta`` instead of ``threshold_factor`` to pick δ₀ directly; split the
     plan's ``preprocessing_threshold_delta`` across columns). Rare real categories are
     dropped -- the caller maps them to an "other" value or to missing; an empty result is
-    possible on small data.
+    possible on small data. The released categories are in a canonical order (sorted, or
+    by ``str`` for mixed labels) that does not depend on their counts.
 
     Returns ``(categories, noisy_counts)``: the counts are DP too and may be reused for
     marginals (e.g. condition vectors) at no further cost.
@@ -173,27 +189,30 @@ def dp_categories(
     if not threshold_factor > 0:
         raise ConfigError(f"step '{step}': threshold_factor must be > 0, got {threshold_factor!r}")
     d0 = acc.threshold_delta(threshold_factor)
-    sigma = acc.calibrate_gaussian_sigma(rho, 1.0)
-    threshold = 1.0 + threshold_factor * sigma
-    ledger.charge(step, "gaussian", rho=rho, sigma=sigma, sensitivity=1.0, delta=d0,
+    cal = _calibrate(rho, 1.0, step)
+    # The noise is a discrete Gaussian Z on the integers, whose tail at an integer can exceed
+    # the continuous one (σ=1: P(Z >= 2) = 0.059 > Φ̄(1.645) = 0.05). Since its normaliser is
+    # >= √(2π)σ, P(Z >= m) <= Φ̄((m-1)/σ); a singleton (1 + Z) clears 2 + ⌈t·σ⌉ only if
+    # Z >= 1 + ⌈t·σ⌉, with probability <= Φ̄(t) = δ₀ (σ: the one actually drawn).
+    threshold = 2.0 + math.ceil(threshold_factor * cal.scale)
+    ledger.charge(step, "gaussian", rho=rho, sigma=cal.scale, sensitivity=1.0, delta=d0,
                   statistic="thresholded histogram", threshold=threshold,
-                  threshold_factor=float(threshold_factor))
+                  threshold_factor=float(threshold_factor), **cal.ledger_params())
     counts = _as_series(values, step).value_counts(dropna=True)
-    try:
-        counts = counts.sort_index()
-    except TypeError:  # mixed, unorderable labels: keep the value_counts order
-        pass
-    noisy = counts.to_numpy(dtype=float) + gaussian_noise(len(counts), sigma, rng)
+    labels = [c.item() if hasattr(c, "item") else c for c in counts.index]
+    order = _canonical_order(labels)
+    true = counts.to_numpy(dtype=np.int64)[order]
+    noisy = cal.release(true, what=f"step '{step}'").astype(float)
     keep = noisy >= threshold
-    return [c.item() if hasattr(c, "item") else c for c in counts.index[keep]], noisy[keep]
+    return [labels[i] for i, k in zip(order, keep, strict=True) if k], noisy[keep]
 
 
 def _noisy_cdf(
-    x: np.ndarray, lo: float, hi: float, bins: int, sigma: float, rng: np.random.Generator
+    x: np.ndarray, lo: float, hi: float, bins: int, cal: nz.NoiseCalibration
 ) -> tuple[np.ndarray, np.ndarray]:
     edges = np.linspace(lo, hi, bins + 1)
     counts, _ = np.histogram(np.clip(x, lo, hi), bins=edges)
-    noisy = counts + gaussian_noise(bins, sigma, rng)
+    noisy = cal.release(counts.astype(np.int64), what="quantile histogram").astype(float)
     # unclipped cumulative sum is unbiased; make it monotone and non-negative afterwards
     cdf = np.maximum.accumulate(np.maximum(np.cumsum(noisy), 0.0))
     return edges, cdf
@@ -220,7 +239,6 @@ def dp_quantiles(
     rho: float,
     ledger: PrivacyLedger,
     step: str,
-    rng: np.random.Generator,
     *,
     bins: int = 128,
 ) -> np.ndarray:
@@ -238,11 +256,11 @@ def dp_quantiles(
     lo, hi = _check_range(lower, upper, step)
     if int(bins) != bins or bins < 1:
         raise ConfigError(f"step '{step}': bins must be a positive integer, got {bins!r}")
-    sigma = acc.calibrate_gaussian_sigma(rho, 1.0)
-    ledger.charge(step, "gaussian", rho=rho, sigma=sigma, sensitivity=1.0,
+    cal = _calibrate(rho, 1.0, step)
+    ledger.charge(step, "gaussian", rho=rho, sigma=cal.scale, sensitivity=1.0,
                   statistic="quantiles", quantiles=[float(q) for q in qs], bins=int(bins),
-                  range=[lo, hi])
-    edges, cdf = _noisy_cdf(_numeric(values, step), lo, hi, int(bins), sigma, rng)
+                  range=[lo, hi], **cal.ledger_params())
+    edges, cdf = _noisy_cdf(_numeric(values, step), lo, hi, int(bins), cal)
     return _invert_cdf(edges, cdf, qs)
 
 
@@ -253,7 +271,6 @@ def dp_bounds(
     rho: float,
     ledger: PrivacyLedger,
     step: str,
-    rng: np.random.Generator,
     *,
     quantiles: tuple[float, float] = (0.01, 0.99),
     bins: int = 64,
@@ -268,7 +285,7 @@ def dp_bounds(
         raise ConfigError(f"step '{step}': quantiles must satisfy 0 <= low < high <= 1, "
                           f"got {quantiles!r}")
     lo_r, hi_r = _check_range(lower, upper, step)
-    est = dp_quantiles(values, [q_lo, q_hi], lo_r, hi_r, rho, ledger, step, rng, bins=bins)
+    est = dp_quantiles(values, [q_lo, q_hi], lo_r, hi_r, rho, ledger, step, bins=bins)
     width = (hi_r - lo_r) / bins
     lo = lo_r + math.floor((est[0] - lo_r) / width + 1e-9) * width
     hi = lo_r + math.ceil((est[1] - lo_r) / width - 1e-9) * width
@@ -285,7 +302,6 @@ def dp_mean(
     rho: float,
     ledger: PrivacyLedger,
     step: str,
-    rng: np.random.Generator,
 ) -> float:
     """DP mean of values clipped to ``[lower, upper]`` (NaN dropped).
 
@@ -294,13 +310,14 @@ def dp_mean(
     """
     lo, hi = _check_range(lower, upper, step)
     center, half = 0.5 * (lo + hi), 0.5 * (hi - lo)
-    sigma_n = acc.calibrate_gaussian_sigma(rho / 2.0, 1.0)
-    sigma_s = acc.calibrate_gaussian_sigma(rho / 2.0, half)
-    ledger.charge(step, "gaussian", rho=rho, statistic="mean", sigma_count=sigma_n,
-                  sigma_sum=sigma_s, range=[lo, hi])
+    cal_n = _calibrate(rho / 2.0, 1.0, step)
+    cal_s = _calibrate(rho / 2.0, half, step, size=1)
+    ledger.charge(step, "gaussian", rho=rho, statistic="mean", sigma_count=cal_n.scale,
+                  sigma_sum=cal_s.scale, range=[lo, hi], sampler="opendp discrete gaussian",
+                  grid_sum=2.0 ** (cal_s.k or 0), opendp_rho=cal_n.loss + cal_s.loss)
     x = np.clip(_numeric(values, step), lo, hi)
-    n = x.size + float(gaussian_noise((), sigma_n, rng))
-    s = float(np.sum(x - center)) + float(gaussian_noise((), sigma_s, rng))
+    n = float(cal_n.release(int(x.size), what=f"step '{step}'"))
+    s = float(cal_s.release(float(np.sum(x - center)), what=f"step '{step}'"))
     return float(np.clip(center + s / max(n, 1.0), lo, hi))
 
 
@@ -309,15 +326,14 @@ def dp_missing_rate(
     rho: float,
     ledger: PrivacyLedger,
     step: str,
-    rng: np.random.Generator,
 ) -> float:
     """DP fraction of missing values: a noisy two-bin histogram (missing, present)."""
-    sigma = acc.calibrate_gaussian_sigma(rho, 1.0)
-    ledger.charge(step, "gaussian", rho=rho, sigma=sigma, sensitivity=1.0,
-                  statistic="missing rate")
+    cal = _calibrate(rho, 1.0, step)
+    ledger.charge(step, "gaussian", rho=rho, sigma=cal.scale, sensitivity=1.0,
+                  statistic="missing rate", **cal.ledger_params())
     s = _as_series(values, step)
     missing = int(s.isna().sum())
-    noisy = np.maximum(np.array([missing, len(s) - missing], dtype=float)
-                       + gaussian_noise(2, sigma, rng), 0.0)
+    true = np.array([missing, len(s) - missing], dtype=np.int64)
+    noisy = np.maximum(cal.release(true, what=f"step '{step}'"), 0).astype(float)
     total = noisy.sum()
     return float(noisy[0] / total) if total > 0 else 0.0

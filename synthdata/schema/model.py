@@ -16,6 +16,7 @@ import pandas as pd
 from synthdata.errors import DataError, SchemaError
 
 SCHEMA_VERSION = 1
+MAX_PRECISION = 12  # decimals a continuous column may declare
 
 
 class ColumnKind(str, Enum):
@@ -70,7 +71,9 @@ class Column:
 
     ``categories`` holds the known values of a discrete column in their original type;
     ``dtype`` is the pandas dtype to restore on output; ``public`` says that bounds and
-    categories are public knowledge (not learned from the private data).
+    categories are public knowledge (not learned from the private data); ``precision`` is
+    the number of decimals a continuous column is recorded with (outputs are rounded to
+    it; ``None``: learned from the data without privacy, full precision under DP).
     """
 
     name: str
@@ -84,11 +87,12 @@ class Column:
     pii: PiiRole | None = None
     public: bool = False
     description: str | None = None
+    precision: int | None = None  # last: positional construction stays as it was
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "kind": self.kind.value, "dtype": self.dtype,
                                "nullable": self.nullable}
-        for key in ("min", "max", "datetime_format", "description"):
+        for key in ("min", "max", "datetime_format", "precision", "description"):
             value = getattr(self, key)
             if value is not None:
                 out[key] = to_native(value)
@@ -122,6 +126,14 @@ class Column:
             if values.get(key) is not None and not isinstance(values[key], (int, float)):
                 raise SchemaError(f"{where}: column {name!r} {key} must be a number, "
                                   f"got {values[key]!r}")
+        precision = values.get("precision")
+        if precision is not None and (isinstance(precision, bool) or not isinstance(precision, int)
+                                      or not 0 <= precision <= MAX_PRECISION):
+            raise SchemaError(f"{where}: column {name!r} precision must be a whole number of "
+                              f"decimals from 0 to {MAX_PRECISION}, got {precision!r}")
+        if precision is not None and values["kind"] != ColumnKind.CONTINUOUS:
+            raise SchemaError(f"{where}: column {name!r} is {values['kind'].value}; precision "
+                              "(decimals) applies to continuous columns only")
         values.setdefault("dtype", _default_dtype(values["kind"]))
         return cls(**values)
 
@@ -258,7 +270,7 @@ class Schema:
             base = by_name[col_name].to_dict()
             if "kind" in entry and entry["kind"] != base["kind"]:
                 # a new kind invalidates inferred kind-specific fields
-                for key in ("categories", "datetime_format", "min", "max"):
+                for key in ("categories", "datetime_format", "min", "max", "precision"):
                     base.pop(key, None)
                 base.pop("dtype", None)
                 base["dtype"] = by_name[col_name].dtype

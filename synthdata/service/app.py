@@ -30,7 +30,7 @@ from synthdata import __version__
 from synthdata.errors import SynthDataError
 from synthdata.io.files import private_dir
 from synthdata.service.auth import Authenticator, require_tenant
-from synthdata.service.jobs import JobManager, build_config, json_safe
+from synthdata.service.jobs import JobManager, build_config, dp_cost, json_safe
 from synthdata.service.settings import ServiceSettings, private_sqlite_file
 from synthdata.service.store import (
     INTERRUPTED,
@@ -39,6 +39,7 @@ from synthdata.service.store import (
     RUNNING,
     STATUSES,
     SUCCEEDED,
+    Charge,
     Store,
     new_id,
 )
@@ -61,7 +62,9 @@ class DatasetOut(BaseModel):
     name: str = Field(description="the uploaded file's name (display only)")
     format: Literal["csv", "parquet"]
     size_bytes: int
-    n_rows: int
+    n_rows: int = Field(description="exact row count of your upload: internal metadata for "
+                                    "the data custodian, not differentially private; never "
+                                    "publish it beside a DP release")
     n_columns: int
     columns: list[str]
     schema_source: Literal["inferred", "user"] | None
@@ -91,6 +94,50 @@ class JobIn(BaseModel):
                     '{"generator": {"kind": "gmm"}, "sample": {"rows": 1000}}')
 
 
+class BudgetIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    total_epsilon: float = Field(gt=0, allow_inf_nan=False)
+    total_delta: float = Field(gt=0, lt=1)
+
+
+class BudgetRun(BaseModel):
+    job: str
+    status: Literal["reserved", "committed"] = Field(
+        description="reserved: queued, running, or stopped without a result (counted at "
+                    "what it reserved); committed: counted at what its ledger spent")
+    generator: str
+    epsilon: float | None = Field(description="counted against the total (null: unbounded)")
+    delta: float
+    reserved_epsilon: float
+    reserved_delta: float
+    created_at: str
+    finished_at: str | None
+
+
+class BudgetOut(BaseModel):
+    dataset: str
+    composition: Literal["basic"] = Field(
+        "basic", description="runs add up: the sum of their ε and the sum of their δ")
+    total_epsilon: float
+    total_delta: float
+    spent_epsilon: float | None = Field(description="null: unbounded (a run released "
+                                                    "without privacy)")
+    spent_delta: float
+    remaining_epsilon: float
+    remaining_delta: float
+    runs: list[BudgetRun]
+
+
+class JobPrivacy(BaseModel):
+    epsilon: float = Field(description="the ε the job declared (privacy.epsilon)")
+    delta: float | None = Field(description="the δ it declared (null: derived from the noisy "
+                                            "row count)")
+    note: str = Field(
+        "covered by ε: the synthetic data and its public schema. Not private (internal QA "
+        "for the data custodian, do not publish): the gate rules' metric values here and the "
+        "report's sections that read the real data")
+
+
 class GateOut(BaseModel):
     passed: bool | None
     rules: list[dict[str, Any]]
@@ -106,6 +153,7 @@ class JobOut(BaseModel):
     gate: GateOut | None
     report_available: bool
     synthetic_available: bool
+    privacy: JobPrivacy | None = Field(None, description="set for a DP job")
     created_at: str
     started_at: str | None
     finished_at: str | None
@@ -134,6 +182,31 @@ def _dataset_out(row: RowMapping) -> DatasetOut:
                       schema_source=row["schema_source"], created_at=_iso(row["created_at"]))
 
 
+def _job_privacy(row: RowMapping) -> JobPrivacy | None:
+    privacy = (row["pipeline"] or {}).get("privacy")
+    if not isinstance(privacy, dict) or privacy.get("epsilon") is None:
+        return None
+    return JobPrivacy(epsilon=privacy["epsilon"], delta=privacy.get("delta"))
+
+
+def _budget_out(status_: Any) -> BudgetOut:
+    import math
+
+    def fin(x: float) -> float | None:
+        return x if math.isfinite(x) else None
+
+    runs = [BudgetRun(job=r["job"], status=r["status"], generator=r["generator"],
+                      epsilon=fin(r["epsilon"]), delta=r["delta"],
+                      reserved_epsilon=r["reserved_epsilon"], reserved_delta=r["reserved_delta"],
+                      created_at=_iso(r["created_at"]), finished_at=_iso(r["finished_at"]))
+            for r in status_.runs]
+    return BudgetOut(dataset=status_.dataset_key, total_epsilon=status_.total_epsilon,
+                     total_delta=status_.total_delta, spent_epsilon=fin(status_.spent_epsilon),
+                     spent_delta=status_.spent_delta,
+                     remaining_epsilon=status_.remaining_epsilon,
+                     remaining_delta=status_.remaining_delta, runs=runs)
+
+
 def _job_out(row: RowMapping) -> JobOut:
     gate = None
     if row["gate_passed"] is not None or row["gate"] is not None:
@@ -142,7 +215,8 @@ def _job_out(row: RowMapping) -> JobOut:
                   progress=float(row["progress"] or 0.0), step=row["step"], error=row["error"],
                   gate=gate, report_available=row["run_dir"] is not None,
                   synthetic_available=bool(row["status"] == SUCCEEDED and row["synthetic_file"]),
-                  created_at=_iso(row["created_at"]), started_at=_iso(row["started_at"]),
+                  privacy=_job_privacy(row), created_at=_iso(row["created_at"]),
+                  started_at=_iso(row["started_at"]),
                   finished_at=_iso(row["finished_at"]))
 
 
@@ -225,8 +299,20 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
               responses={**AUTH, 400: {"model": Error}, 413: {"model": Error},
                          415: {"model": Error}, 422: {"model": Error}})
     async def upload_dataset(request: Request,
-                             tenant: str = Depends(require_tenant)) -> DatasetOut:
-        """Upload a CSV or Parquet table (multipart field ``file``), streamed to disk."""
+                             tenant: str = Depends(require_tenant),
+                             total_epsilon: float | None = Query(
+                                 None, gt=0, allow_inf_nan=False,
+                                 description="privacy budget: total ε of all DP jobs on this "
+                                             "dataset (default: the server's)"),
+                             total_delta: float | None = Query(
+                                 None, gt=0, lt=1, description="privacy budget: total δ "
+                                                              "(default: the server's)"),
+                             ) -> DatasetOut:
+        """Upload a CSV or Parquet table (multipart field ``file``), streamed to disk.
+        ``total_epsilon``/``total_delta`` declare its privacy budget (see
+        ``GET /v1/datasets/{id}/budget``)."""
+        total_epsilon = settings.budget_epsilon if total_epsilon is None else total_epsilon
+        total_delta = settings.budget_delta if total_delta is None else total_delta
         limit = settings.max_upload_bytes
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > limit + (1 << 20):
@@ -247,7 +333,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
                 store.add_dataset, id=dataset_id, tenant_id=tenant, name=display_name(filename),
                 format=info.format, file=final.relative_to(settings.data_dir).as_posix(),
                 size_bytes=size, n_rows=info.n_rows, n_columns=len(info.columns),
-                columns=info.columns))
+                columns=info.columns, total_epsilon=total_epsilon, total_delta=total_delta))
         except UploadError as err:
             shutil.rmtree(folder, ignore_errors=True)
             raise HTTPException(err.status, detail=str(err)) from None
@@ -343,23 +429,65 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         row = _dataset(tenant, dataset_id)
         return SchemaOut(dataset=dataset_id, source="user", schema=row["schema"])
 
+    # ---- privacy budgets ---------------------------------------------------------------------
+    def _budget(tenant: str, dataset_id: str) -> BudgetOut:
+        return _budget_out(store.budget_status(
+            tenant, dataset_id, default_total_epsilon=settings.budget_epsilon,
+            default_total_delta=settings.budget_delta))
+
+    @app.get("/v1/datasets/{dataset_id}/budget", response_model=BudgetOut, tags=["datasets"],
+             responses={**AUTH, **NOT_FOUND})
+    def get_budget(dataset_id: str, tenant: str = Depends(require_tenant)) -> BudgetOut:
+        """The dataset's privacy budget: declared total, spent and remaining (ε, δ), and
+        every DP job's charge. DP jobs add up (basic composition); a job that would pass the
+        total is refused at submission (409)."""
+        _dataset(tenant, dataset_id)
+        return _budget(tenant, dataset_id)
+
+    @app.put("/v1/datasets/{dataset_id}/budget", response_model=BudgetOut, tags=["datasets"],
+             responses={**AUTH, **NOT_FOUND, 422: {"model": Error}})
+    def put_budget(dataset_id: str, body: BudgetIn,
+                   tenant: str = Depends(require_tenant)) -> BudgetOut:
+        """Declare (or knowingly change) the dataset's total ε and δ. What earlier DP jobs
+        spent stays counted: raising the total lets more jobs run on the same data, and each
+        adds to what an attacker holding all their outputs learns."""
+        _dataset(tenant, dataset_id)
+        store.set_budget(tenant, dataset_id, total_epsilon=body.total_epsilon,
+                         total_delta=body.total_delta)
+        log.info("dataset %s: privacy budget set", dataset_id)
+        return _budget(tenant, dataset_id)
+
     # ---- jobs --------------------------------------------------------------------------------
     @app.post("/v1/jobs", status_code=202, response_model=JobOut, tags=["jobs"],
               responses={**AUTH, 404: {"model": Error, "description": "no such dataset"},
+                         409: {"model": Error, "description": "the DP job does not fit in "
+                                                              "the dataset's privacy budget"},
                          422: {"model": Error}, 429: {"model": Error}})
     def submit_job(job: JobIn, tenant: str = Depends(require_tenant)) -> JobOut:
         """Queue a pipeline run on one of your datasets (same model as the pipeline YAML,
-        without 'data'). It runs in a worker process; poll ``GET /v1/jobs/{id}``."""
+        without 'data'). It runs in a worker process; poll ``GET /v1/jobs/{id}``. A DP job
+        reserves its (ε, δ) on the dataset's privacy budget here, or is refused (409)."""
+        from synthdata.errors import PrivacyBudgetError
+
         ds = store.get_dataset(tenant, job.dataset)
         if ds is None:
             raise _not_found("dataset")
-        build_config(job.pipeline, data_path=settings.data_dir / ds["file"], fmt=ds["format"])
+        cfg = build_config(job.pipeline, data_path=settings.data_dir / ds["file"],
+                           fmt=ds["format"])
+        cost = dp_cost(cfg)
         if store.count_jobs(tenant, (QUEUED,)) >= settings.max_queued_per_tenant:
             raise HTTPException(429, detail=f"too many queued jobs (limit "
                                             f"{settings.max_queued_per_tenant}); wait or cancel some")
         job_id = new_id()
-        store.add_job(job_id=job_id, tenant_id=tenant, dataset_id=ds["id"],
-                      pipeline=json_safe(job.pipeline))
+        charge = None if cost is None else Charge(
+            epsilon=cost[0], delta=cost[1], generator=cost[2],
+            default_total_epsilon=settings.budget_epsilon,
+            default_total_delta=settings.budget_delta)
+        try:
+            store.add_job(job_id=job_id, tenant_id=tenant, dataset_id=ds["id"],
+                          pipeline=json_safe(job.pipeline), charge=charge)
+        except PrivacyBudgetError as err:
+            raise HTTPException(409, detail=str(err)) from None
         app.state.jobs.wake()
         row = store.get_job(tenant, job_id)
         assert row is not None
@@ -419,9 +547,16 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         row = _job(tenant, job_id)
         if row["run_dir"] is None:
             raise HTTPException(409, detail=f"no report: the job is {row['status']}")
+        # a DP job's report is for the data custodian: its sections that read the real data
+        # are not covered by ε (the report marks them); say so on the response too
+        headers = ({"X-Synthdata-Privacy": "internal QA: sections that read the real data "
+                    "are not differentially private; do not publish"}
+                   if _job_privacy(row) is not None else None)
         if format_ == "html":
-            return FileResponse(_run_file(row, "report.html"), media_type="text/html")
-        return FileResponse(_run_file(row, "report.json"), media_type="application/json")
+            return FileResponse(_run_file(row, "report.html"), media_type="text/html",
+                                headers=headers)
+        return FileResponse(_run_file(row, "report.json"), media_type="application/json",
+                            headers=headers)
 
     @app.get("/v1/jobs/{job_id}/synthetic", tags=["jobs"],
              responses={**AUTH, **NOT_FOUND, 409: {"model": Error},

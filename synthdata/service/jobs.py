@@ -77,6 +77,10 @@ def build_config(body: Any, *, data_path: Path, fmt: str,
         raise ConfigError("pipeline.gate: 'none' is not allowed in the service: every job is "
                           "judged before its data can be downloaded; leave 'gate' out for the "
                           "default preset, or name a preset or rules")
+    privacy = body.get("privacy")
+    if isinstance(privacy, dict) and "budget" in privacy:
+        raise ConfigError("pipeline.privacy.budget: not allowed; the service keeps each "
+                          "dataset's privacy budget (GET/PUT /v1/datasets/{id}/budget)")
     name = body.get("name")
     if name is not None and (not isinstance(name, str) or not _NAME_RE.match(name)):
         raise ConfigError("pipeline.name: use 1-64 letters, digits, '.', '_' or '-' "
@@ -92,6 +96,36 @@ def build_config(body: Any, *, data_path: Path, fmt: str,
         raise ConfigError(f"pipeline.generator.kind: unknown generator {parsed.generator.kind!r}; "
                           f"choose one of {available_generators()}")
     return cfg
+
+
+def dp_cost(cfg: dict[str, Any]) -> tuple[float, float, str] | None:
+    """``(ε, δ, generator)`` a job reserves on its dataset's budget; ``None`` for a non-DP
+    job. Without ``privacy.delta`` the δ is derived from the (noisy) row count during the
+    run: reserve the largest such δ, and commit what the ledger resolved."""
+    from synthdata.pipeline.config import PipelineConfig
+    from synthdata.pipeline.runner import _dp_config
+    from synthdata.privacy.budget import MAX_DEFAULT_DELTA
+
+    parsed = PipelineConfig.from_dict(cfg, where="pipeline")
+    privacy = _dp_config(parsed)
+    if privacy is None:
+        return None
+    kind = "relational" if parsed.data.tables is not None else parsed.generator.kind
+    delta = privacy.delta if privacy.delta is not None else MAX_DEFAULT_DELTA
+    return float(privacy.epsilon), float(delta), kind
+
+
+def spent_of(result: Any) -> tuple[float | None, float | None]:
+    """The run's spent ``(ε, δ)`` from its metrics (``None``: commit the reservation)."""
+    metrics = getattr(result, "metrics", None) or {}
+    eps, delta = metrics.get("epsilon"), metrics.get("delta")
+    try:
+        eps, delta = float(eps), float(delta)
+    except (TypeError, ValueError):
+        return None, None
+    if math.isnan(eps) or math.isnan(delta) or eps < 0 or not 0 <= delta <= 1:
+        return None, None
+    return eps, delta
 
 
 def json_safe(value: Any) -> Any:
@@ -218,6 +252,11 @@ def _run_job(store: Store, data_dir: Path, runner: str, job_id: str, attempt: in
         schema_path = _write_overrides(job_dir, dataset["schema_overrides"])
         cfg = build_config(job["pipeline"], data_path=data_dir / dataset["file"],
                            fmt=dataset["format"], schema_path=schema_path)
+    except SynthDataError as err:  # before the data was read: give the budget back
+        store.release_charge(job_id)
+        store.finish_job(job_id, attempt, status=FAILED, error=str(err))
+        return 0
+    try:
         progress("load", 0, 1)
         result = _resolve(runner)(cfg, output_dir=job_dir, progress=progress)
     except _Stopped:
@@ -225,13 +264,18 @@ def _run_job(store: Store, data_dir: Path, runner: str, job_id: str, attempt: in
         return 0
     except SynthDataError as err:
         log.info("job %s failed: %s", job_id, type(err).__name__)
+        store.settle_charge(job_id)  # fail closed: a DP job keeps what it reserved
         store.finish_job(job_id, attempt, status=FAILED, error=str(err))
         return 0
     except Exception as err:  # unexpected: keep the traceback in the private worker log only
         traceback.print_exc()
+        store.settle_charge(job_id)
         store.finish_job(job_id, attempt, status=FAILED,
                          error=f"internal error ({type(err).__name__}); the server log has details")
         return 1
+    # a DP job's budget charge: what the ledger spent (a failed job keeps its reservation:
+    # the service cannot tell whether it read the data under DP before failing)
+    store.settle_charge(job_id, *spent_of(result))
     run_dir = Path(result.run_dir).resolve()
     synthetic = result.synthetic_path.name if result.synthetic_path is not None else None
     status = SUCCEEDED if result.passed else REJECTED
@@ -351,7 +395,7 @@ def _ray_job(cfg: dict[str, Any], payload: bytes, overrides: dict[str, Any] | No
         run_dir = Path(result.run_dir)
         files = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
         return {"passed": bool(result.passed), "gate": json_safe(list(result.gate)),
-                "run_name": run_dir.name, "files": files,
+                "run_name": run_dir.name, "files": files, "spent": spent_of(result),
                 "synthetic": result.synthetic_path.name if result.synthetic_path else None}
 
 
@@ -424,6 +468,7 @@ class RayExecutor:
             self.store.finish_job(job_id, attempt, status=FAILED,
                                   error=f"internal error ({name}) in the Ray task")
             return 1
+        self.store.settle_charge(job_id, *out.get("spent", (None, None)))
         row = self.store.job_by_id(job_id)
         if row is None or row["status"] != "running":  # cancelled or deleted meanwhile
             return 0

@@ -24,6 +24,9 @@ class ServiceSettings:
     ``SCHED_IDLE`` (any runnable thread preempts them; on a machine with other busy programs
     the jobs then starve — seen in a test run beside a training job, where jobs never left
     "starting" in 60 s).
+    ``budget_epsilon``/``budget_delta``: the privacy budget a dataset gets when its upload
+    declares none; every DP job on it reserves its (ε, δ) at submission, and the sum of a
+    dataset's jobs (basic composition) never passes its total.
     """
 
     data_dir: Path = DEFAULT_DATA_DIR
@@ -40,6 +43,8 @@ class ServiceSettings:
     worker_nice: int = 10
     worker_idle: bool = False
     extra_env: dict[str, str] = field(default_factory=dict)
+    budget_epsilon: float = 10.0
+    budget_delta: float = 1e-4
 
     @property
     def database_url(self) -> str:

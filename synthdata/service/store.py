@@ -113,6 +113,47 @@ jobs = Table(
 )
 
 
+# Per-dataset privacy budgets (synthdata.privacy.budget, kept here instead of in a file):
+# the declared total, and one charge per DP job (reserved at submission, committed with the
+# ledger's spent values when the job ends). Separate tables, so databases made before them
+# gain them with create_all().
+dataset_budgets = Table(
+    "dataset_budgets", metadata,
+    Column("dataset_id", String(36), primary_key=True),
+    Column("tenant_id", String(36), ForeignKey("tenants.id"), nullable=False, index=True),
+    Column("total_epsilon", Float, nullable=False),
+    Column("total_delta", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+budget_charges = Table(
+    "budget_charges", metadata,
+    Column("job_id", String(36), primary_key=True),
+    Column("dataset_id", String(36), nullable=False, index=True),
+    Column("tenant_id", String(36), ForeignKey("tenants.id"), nullable=False),
+    Column("status", String(16), nullable=False),          # "reserved" | "committed"
+    Column("generator", String(64), nullable=False),
+    Column("epsilon", Float, nullable=False),               # what counts against the total
+    Column("delta", Float, nullable=False),
+    Column("reserved_epsilon", Float, nullable=False),
+    Column("reserved_delta", Float, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("finished_at", Float, nullable=True),
+)
+
+
+@dataclass(frozen=True)
+class Charge:
+    """What a DP job reserves on its dataset's budget, and the total to declare when the
+    dataset has none yet (the server default)."""
+
+    epsilon: float
+    delta: float
+    generator: str
+    default_total_epsilon: float
+    default_total_delta: float
+
+
 # The status poll's reads, built once: building a statement costs more than running it.
 _JOB_OF_TENANT = select(jobs).where(jobs.c.id == bindparam("job_id"),
                                     jobs.c.tenant_id == bindparam("tenant_id"))
@@ -226,9 +267,16 @@ class Store:
         return row.tenant_id
 
     # ---- datasets -----------------------------------------------------------------------
-    def add_dataset(self, **values: Any) -> None:
+    def add_dataset(self, *, total_epsilon: float | None = None,
+                    total_delta: float | None = None, **values: Any) -> None:
+        """Insert a dataset row; with both totals, declare its privacy budget too."""
         with self.engine.begin() as conn:
-            conn.execute(insert(datasets).values(created_at=time.time(), **values))
+            now = time.time()
+            conn.execute(insert(datasets).values(created_at=now, **values))
+            if total_epsilon is not None and total_delta is not None:
+                conn.execute(insert(dataset_budgets).values(
+                    dataset_id=values["id"], tenant_id=values["tenant_id"],
+                    total_epsilon=total_epsilon, total_delta=total_delta, updated_at=now))
 
     def get_dataset(self, tenant_id: str, dataset_id: str) -> RowMapping | None:
         if not is_id(dataset_id):
@@ -272,16 +320,79 @@ class Store:
                                             jobs.c.tenant_id == tenant_id))
             conn.execute(delete(datasets).where(datasets.c.id == dataset_id,
                                                 datasets.c.tenant_id == tenant_id))
+            conn.execute(delete(budget_charges).where(budget_charges.c.dataset_id == dataset_id,
+                                                      budget_charges.c.tenant_id == tenant_id))
+            conn.execute(delete(dataset_budgets).where(
+                dataset_budgets.c.dataset_id == dataset_id,
+                dataset_budgets.c.tenant_id == tenant_id))
         return job_ids
+
+    # ---- privacy budgets ----------------------------------------------------------------
+    def set_budget(self, tenant_id: str, dataset_id: str, *, total_epsilon: float,
+                   total_delta: float) -> None:
+        """Declare (or knowingly change) a dataset's total; its charges stay counted."""
+        now = time.time()
+        with self.engine.begin() as conn:
+            res = conn.execute(update(dataset_budgets).where(
+                dataset_budgets.c.dataset_id == dataset_id,
+                dataset_budgets.c.tenant_id == tenant_id).values(
+                total_epsilon=total_epsilon, total_delta=total_delta, updated_at=now))
+            if res.rowcount == 0:
+                conn.execute(insert(dataset_budgets).values(
+                    dataset_id=dataset_id, tenant_id=tenant_id, total_epsilon=total_epsilon,
+                    total_delta=total_delta, updated_at=now))
+
+    def budget_status(self, tenant_id: str, dataset_id: str, *, default_total_epsilon: float,
+                      default_total_delta: float) -> Any:
+        """The dataset's :class:`~synthdata.privacy.budget.BudgetStatus` (the server default
+        total when none was declared); its ``runs`` are the DP jobs' charges."""
+        with self.engine.connect() as conn:
+            return _budget_status(conn, tenant_id, dataset_id,
+                                  (default_total_epsilon, default_total_delta))
+
+    def settle_charge(self, job_id: str, epsilon: float | None = None,
+                      delta: float | None = None) -> bool:
+        """Commit a job's charge: what its ledger spent, or (``None``) what it reserved."""
+        values: dict[str, Any] = {"status": "committed", "finished_at": time.time()}
+        if epsilon is not None and delta is not None:
+            values.update(epsilon=epsilon, delta=delta)
+        with self.engine.begin() as conn:
+            return conn.execute(update(budget_charges).where(
+                budget_charges.c.job_id == job_id, budget_charges.c.status == "reserved")
+                .values(**values)).rowcount == 1
+
+    def release_charge(self, job_id: str) -> bool:
+        """Drop a job's reservation: only for a job that never read its data."""
+        with self.engine.begin() as conn:
+            return conn.execute(delete(budget_charges).where(
+                budget_charges.c.job_id == job_id,
+                budget_charges.c.status == "reserved")).rowcount == 1
 
     # ---- jobs ---------------------------------------------------------------------------
     def add_job(self, *, job_id: str, tenant_id: str, dataset_id: str,
-                pipeline: dict[str, Any]) -> None:
-        now = time.time()
-        with self.engine.begin() as conn:
-            conn.execute(insert(jobs).values(id=job_id, tenant_id=tenant_id, dataset_id=dataset_id,
-                                             status=QUEUED, attempt=0, progress=0.0,
-                                             pipeline=pipeline, created_at=now, updated_at=now))
+                pipeline: dict[str, Any], charge: Charge | None = None) -> None:
+        """Queue a job; a DP job (``charge``) first reserves its (ε, δ) on the dataset's
+        budget in the same transaction, or raises ``PrivacyBudgetError`` and queues nothing.
+
+        The reservation locks the dataset's budget row first (an UPDATE: SQLite's write
+        lock, a row lock on PostgreSQL), so two submissions cannot both pass the check.
+        """
+        from sqlalchemy.exc import IntegrityError
+
+        for attempt in range(3):
+            now = time.time()
+            try:
+                with self.engine.begin() as conn:
+                    if charge is not None:
+                        _reserve(conn, job_id, tenant_id, dataset_id, charge, now)
+                    conn.execute(insert(jobs).values(
+                        id=job_id, tenant_id=tenant_id, dataset_id=dataset_id, status=QUEUED,
+                        attempt=0, progress=0.0, pipeline=pipeline, created_at=now,
+                        updated_at=now))
+                return
+            except IntegrityError:  # two first reservations created the budget row at once
+                if charge is None or attempt == 2:
+                    raise
 
     def get_job(self, tenant_id: str, job_id: str) -> RowMapping | None:
         if not is_id(job_id):
@@ -381,6 +492,8 @@ class Store:
                                                   jobs.c.status == row.status)
                                .values(status=CANCELLED, error="cancelled by the user",
                                        finished_at=now, updated_at=now))
+            if res.rowcount == 1 and row.status == QUEUED:  # never read its data
+                conn.execute(delete(budget_charges).where(budget_charges.c.job_id == job_id))
             return row.status if res.rowcount == 1 else None
 
     def fail_running(self, reason: str = INTERRUPTED, job_ids: Iterable[str] | None = None) -> int:
@@ -395,6 +508,53 @@ class Store:
 
     def fail_if_running(self, job_id: str, attempt: int, reason: str) -> bool:
         return self.finish_job(job_id, attempt, status=FAILED, error=reason)
+
+
+def _budget_status(conn: Any, tenant_id: str, dataset_id: str,
+                   default: tuple[float, float]) -> Any:
+    from synthdata.privacy.budget import BudgetStatus
+
+    row = conn.execute(select(dataset_budgets).where(
+        dataset_budgets.c.dataset_id == dataset_id,
+        dataset_budgets.c.tenant_id == tenant_id)).first()
+    total_e, total_d = (row.total_epsilon, row.total_delta) if row is not None else default
+    charges = conn.execute(select(budget_charges).where(
+        budget_charges.c.dataset_id == dataset_id, budget_charges.c.tenant_id == tenant_id)
+        .order_by(budget_charges.c.created_at, budget_charges.c.job_id)).mappings().all()
+    runs = tuple({"job": c["job_id"], "status": c["status"], "generator": c["generator"],
+                  "epsilon": c["epsilon"], "delta": c["delta"],
+                  "reserved_epsilon": c["reserved_epsilon"],
+                  "reserved_delta": c["reserved_delta"], "created_at": c["created_at"],
+                  "finished_at": c["finished_at"]} for c in charges)
+    reserved = [r for r in runs if r["status"] == "reserved"]
+    return BudgetStatus(
+        dataset_key=dataset_id, total_epsilon=float(total_e), total_delta=float(total_d),
+        spent_epsilon=sum(r["epsilon"] for r in runs),
+        spent_delta=min(1.0, sum(r["delta"] for r in runs)),
+        reserved_epsilon=sum(r["epsilon"] for r in reserved),
+        reserved_delta=sum(r["delta"] for r in reserved), label=dataset_id, runs=runs)
+
+
+def _reserve(conn: Any, job_id: str, tenant_id: str, dataset_id: str, charge: Charge,
+             now: float) -> None:
+    from synthdata.privacy.budget import refuse_unless_fits
+
+    locked = conn.execute(update(dataset_budgets).where(
+        dataset_budgets.c.dataset_id == dataset_id, dataset_budgets.c.tenant_id == tenant_id)
+        .values(updated_at=now)).rowcount
+    if not locked:  # a dataset without a declared total: the server default, from now on
+        conn.execute(insert(dataset_budgets).values(
+            dataset_id=dataset_id, tenant_id=tenant_id,
+            total_epsilon=charge.default_total_epsilon,
+            total_delta=charge.default_total_delta, updated_at=now))
+    status = _budget_status(conn, tenant_id, dataset_id, (0.0, 0.0))
+    refuse_unless_fits(status, charge.epsilon, charge.delta,
+                       where="declared per dataset on this server",
+                       how_to_raise=f"PUT /v1/datasets/{dataset_id}/budget")
+    conn.execute(insert(budget_charges).values(
+        job_id=job_id, dataset_id=dataset_id, tenant_id=tenant_id, status="reserved",
+        generator=charge.generator[:64], epsilon=charge.epsilon, delta=charge.delta,
+        reserved_epsilon=charge.epsilon, reserved_delta=charge.delta, created_at=now))
 
 
 def _with_driver(url: str) -> str:

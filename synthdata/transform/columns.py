@@ -175,6 +175,8 @@ class NumericEncoder:
         self.impute_missing_ = not has_missing
         self.min_, self.max_ = float(lower), float(upper)
         self.step_ = 1.0 if self.column.kind == ColumnKind.INTEGER else 0.0
+        if self.column.kind == ColumnKind.CONTINUOUS and self.column.precision is not None:
+            self.step_ = 10.0**-self.column.precision  # declared (public), never from the rows
         if self.column.kind == ColumnKind.DATETIME:
             self.step_ = 1.0  # whole days: finer resolution would need more budget
         uniq, inverse = np.unique(np.asarray(knots, dtype=float), return_inverse=True)
@@ -191,6 +193,8 @@ class NumericEncoder:
         """Rounding step on output: 1 for integers, the observed unit for datetimes."""
         if self.column.kind == ColumnKind.INTEGER:
             return 1.0
+        if self.column.kind == ColumnKind.CONTINUOUS and self.column.precision is not None:
+            return 10.0**-self.column.precision  # declared in the schema
         if self.column.kind == ColumnKind.CONTINUOUS:
             # the recording precision (e.g. 2 decimals): outputs are rounded to it, since
             # full-precision floats alone give synthetic rows away to a detector

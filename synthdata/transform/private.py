@@ -42,33 +42,50 @@ class PrivateBudget:
 
 def _needs(col: Column, ordinal: bool) -> tuple[int, int]:
     """(rho units, threshold units) this column needs under DP (one unit: missing count)."""
+    missing = 1 if col.nullable else 0  # a declared non-nullable column needs no count
     if col.kind in (ColumnKind.CONTINUOUS, ColumnKind.INTEGER, ColumnKind.DATETIME):
-        has_public_bounds = col.public and col.min is not None and col.max is not None
-        return (2 if has_public_bounds else 3), 0
+        has_public_bounds = col.public and col.min is not None and col.max is not None \
+            and col.kind != ColumnKind.DATETIME
+        return (1 if has_public_bounds else 2) + missing, 0
     if col.kind.is_discrete:  # public categories still need frequencies (ordinal encoding)
         if col.public and col.categories is not None:
-            return (2 if ordinal else 1), 0
-        return 2, 1
+            return (1 if ordinal else 0) + missing, 0
+        return 1 + missing, 1
     return 0, 0
 
 
 MISSING_SHARE_FLOOR = 0.005
 
 
-def _dp_missing(series: pd.Series, ledger: Any, rho: float, rng: np.random.Generator,
-                name: str) -> tuple[bool, float]:
-    """DP count of missing cells; keep a missing slot only when it is non-negligible."""
-    from synthdata.privacy.accounting import calibrate_gaussian_sigma
-    from synthdata.privacy.mechanisms import dp_count
+def _dp_missing(series: pd.Series, ledger: Any, rho: float, name: str,
+                nullable: bool = True) -> tuple[bool, float]:
+    """DP count of missing cells; keep a missing slot only when it is non-negligible.
 
-    noisy = float(dp_count(series[series.isna()], rho, ledger, f"transform.missing[{name}]", rng))
+    One noisy two-bin histogram (missing, present) -- one row moves one bin, so it costs
+    what a noisy missing count costs -- so the share floor compares against a noisy total,
+    never the exact number of rows. A column the schema declares ``nullable: false`` has no
+    missing slot and costs nothing (the data was checked to have no missing cell, a refusal
+    that releases nothing)."""
+    if not nullable:
+        ledger.record_public(f"transform.missing[{name}]", reason="declared nullable: false "
+                             "in the schema")
+        return False, 0.0
+    from synthdata.privacy.accounting import calibrate_gaussian_sigma
+    from synthdata.privacy.mechanisms import dp_histogram
+
+    missing, present = dp_histogram(series.isna(), [True, False], rho, ledger,
+                                     f"transform.missing[{name}]")
     sigma = calibrate_gaussian_sigma(rho, 1.0)
-    return bool(noisy > max(3 * sigma, MISSING_SHARE_FLOOR * len(series))), noisy
+    floor = MISSING_SHARE_FLOOR * (missing + present)
+    return bool(missing > max(3 * sigma, floor)), float(missing)
 
 
 def fit_private_encoders(schema: Schema, data: pd.DataFrame, ledger: Any, budget: PrivateBudget,
-                         rng: np.random.Generator, *, ordinal: bool = False) -> dict[str, Any]:
-    """Build fitted encoders for every column using only public facts and DP estimates."""
+                         *, ordinal: bool = False) -> dict[str, Any]:
+    """Build fitted encoders for every column using only public facts and DP estimates.
+
+    Takes no generator: every noise draw happens inside :mod:`synthdata.privacy.mechanisms`
+    from the OS cryptographic source, never from the run's seed."""
     from synthdata.transform.columns import RegeneratedEncoder
 
     ledger.record_public("schema", reason="column names, kinds and dtypes are treated as "
@@ -82,9 +99,9 @@ def fit_private_encoders(schema: Schema, data: pd.DataFrame, ledger: Any, budget
     for col in schema:
         series = data[col.name]
         if col.kind in (ColumnKind.CONTINUOUS, ColumnKind.INTEGER, ColumnKind.DATETIME):
-            encoders[col.name] = _private_numeric(col, series, ledger, rho_unit, rng)
+            encoders[col.name] = _private_numeric(col, series, ledger, rho_unit)
         elif col.kind.is_discrete:
-            encoders[col.name] = _private_categories(col, series, ledger, rho_unit, delta_unit, rng,
+            encoders[col.name] = _private_categories(col, series, ledger, rho_unit, delta_unit,
                                                      ordinal)
         else:
             enc = RegeneratedEncoder(col)
@@ -93,31 +110,38 @@ def fit_private_encoders(schema: Schema, data: pd.DataFrame, ledger: Any, budget
     return encoders
 
 
-def _private_numeric(col: Column, series: pd.Series, ledger: Any, rho_unit: float,
-                     rng: np.random.Generator) -> NumericEncoder:
+def _private_numeric(col: Column, series: pd.Series, ledger: Any,
+                     rho_unit: float) -> NumericEncoder:
     from synthdata.privacy.mechanisms import dp_quantiles
 
     values = _as_float(series, col)
     values = values[~np.isnan(values)]
-    has_missing, _ = _dp_missing(series, ledger, rho_unit, rng, col.name)
+    has_missing, _ = _dp_missing(series, ledger, rho_unit, col.name, col.nullable)
     if col.public and col.min is not None and col.max is not None \
             and col.kind != ColumnKind.DATETIME:
         lower, upper = float(col.min), float(col.max)
         ledger.record_public(f"transform.bounds[{col.name}]", reason="bounds declared public "
                              "in the schema")
     else:
-        lower, upper = dp_log_bounds(values, rho_unit, ledger, f"transform.bounds[{col.name}]", rng)
+        lower, upper = dp_log_bounds(values, rho_unit, ledger, f"transform.bounds[{col.name}]")
+        if col.public and col.kind != ColumnKind.DATETIME:  # a declared end wins (clipped)
+            if col.min is not None:
+                lower = float(col.min)
+                upper = max(upper, lower + 1.0)
+            if col.max is not None:
+                upper = float(col.max)
+                lower = min(lower, upper - 1.0)
     levels = np.linspace(0.0, 1.0, N_KNOTS)
     clipped = np.clip(values, lower, upper)
     skewed = lower >= 0 and upper > 0 and upper / max(lower, upper * 1e-6) > 50
     if skewed:  # quantiles on a log scale keep resolution where the mass is
         scaled = np.log1p(clipped - lower)
         qs = dp_quantiles(scaled, levels, 0.0, float(np.log1p(upper - lower)), rho_unit, ledger,
-                          f"transform.quantiles[{col.name}]", rng, bins=64)
+                          f"transform.quantiles[{col.name}]", bins=64)
         knots = np.expm1(qs) + lower
     else:
         knots = dp_quantiles(clipped, levels, lower, upper, rho_unit, ledger,
-                             f"transform.quantiles[{col.name}]", rng, bins=64)
+                             f"transform.quantiles[{col.name}]", bins=64)
     knots = np.clip(np.sort(knots), lower, upper)
     knots[0], knots[-1] = lower, upper
     if col.kind in (ColumnKind.INTEGER,):
@@ -126,8 +150,7 @@ def _private_numeric(col: Column, series: pd.Series, ledger: Any, rho_unit: floa
                                                                    has_missing)
 
 
-def dp_log_bounds(values: np.ndarray, rho: float, ledger: Any, step: str,
-                  rng: np.random.Generator) -> tuple[float, float]:
+def dp_log_bounds(values: np.ndarray, rho: float, ledger: Any, step: str) -> tuple[float, float]:
     """DP (lower, upper) within a factor of two, with no public range needed.
 
     A noisy histogram over the buckets (-2^(k+1), -2^k], ..., [-2^-10, 2^-10], ...,
@@ -143,7 +166,7 @@ def dp_log_bounds(values: np.ndarray, rho: float, ledger: Any, step: str,
     mag = np.abs(values)
     idx = np.searchsorted(edges_pos, mag, side="right")  # 0 => |v| < 2^-10
     bucket = np.where(mag < edges_pos[0], 0, np.sign(values) * idx).astype(int)
-    counts = dp_histogram(bucket, labels, rho, ledger, step, rng)
+    counts = dp_histogram(bucket, labels, rho, ledger, step)
     sigma = calibrate_gaussian_sigma(rho, 1.0)
     kept = [lab for lab, c in zip(labels, counts, strict=True) if c > 3 * sigma]
     if not kept:
@@ -166,23 +189,22 @@ def dp_log_bounds(values: np.ndarray, rho: float, ledger: Any, step: str,
 
 
 def _private_categories(col: Column, series: pd.Series, ledger: Any, rho_unit: float,
-                        delta_unit: float, rng: np.random.Generator,
-                        ordinal: bool) -> CategoryEncoder:
+                        delta_unit: float, ordinal: bool) -> CategoryEncoder:
     """Private category set; for the ordinal encoding also noisy frequencies (one more unit
     for public categories; the thresholded counts are reused otherwise)."""
     from synthdata.privacy.mechanisms import dp_categories, dp_histogram
 
     enc = CategoryEncoder(col, ordinal=ordinal)
-    has_missing, missing_count = _dp_missing(series, ledger, rho_unit, rng, col.name)
+    has_missing, missing_count = _dp_missing(series, ledger, rho_unit, col.name, col.nullable)
     if col.public and col.categories is not None:
         ledger.record_public(f"transform.categories[{col.name}]",
                              reason="categories declared public in the schema")
         cats = list(col.categories)
         counts = dp_histogram(series.dropna(), cats, rho_unit, ledger,
-                              f"transform.frequencies[{col.name}]", rng) if ordinal else None
+                              f"transform.frequencies[{col.name}]") if ordinal else None
     else:
         cats, counts = dp_categories(series.dropna(), rho_unit, None, ledger,
-                                     f"transform.categories[{col.name}]", rng, delta=delta_unit)
+                                     f"transform.categories[{col.name}]", delta=delta_unit)
     enc.fit_private(cats, has_missing)
     if ordinal:
         counts = np.asarray(counts if counts is not None else [], dtype=float)

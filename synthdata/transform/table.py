@@ -90,7 +90,7 @@ class TableTransformer:
             if ledger is None:
                 raise DataError("a private transformer fit needs the privacy ledger")
             self.numeric = "quantile"
-            self.encoders_ = fit_private_encoders(self.schema, data, ledger, private, rng,
+            self.encoders_ = fit_private_encoders(self.schema, data, ledger, private,
                                                   ordinal=self.discrete == "ordinal")
             progress("transform.fit", 1, 1)
             self._build_layout()

@@ -172,3 +172,16 @@ def test_plan_split_validates() -> None:
         acc.plan_split(1.0, 1e-6, 0.1, dpsgd_delta_share=1.0)
     plan = acc.plan_split(1.0, 1e-6, 0.0, dpsgd_delta_share=1.0)
     assert plan.training_delta == 1e-6 and plan.preprocessing_rho == 0.0
+
+
+def test_only_upper_bound_accountants_are_offered() -> None:
+    assert acc.ACCOUNTANTS == ("prv", "rdp")
+    for call in (lambda: acc.make_accountant("gdp"),
+                 lambda: acc.dpsgd_epsilon([(1.0, 0.01, 100)], 1e-6, "gdp"),
+                 lambda: acc.calibrate_dpsgd_noise(1.0, 1e-6, 0.01, 100, accountant="gdp")):
+        with pytest.raises(ConfigError, match="not an upper bound.*'prv'"):
+            call()
+    with pytest.raises(ConfigError, match="must be one of"):
+        acc.make_accountant("moments")
+    fresh = acc.make_accountant("rdp")
+    assert type(fresh).__name__ == "RDPAccountant" and fresh.history == []

@@ -56,3 +56,18 @@ def test_ledger_from_config() -> None:
     assert not PrivacyLedger.from_config(None).is_private
     with pytest.raises(ConfigError):
         PrivacyLedger(epsilon=1.0)  # a budget needs delta
+
+
+def test_gdp_accountant_is_refused_with_the_reason_and_the_alternative() -> None:
+    from synthdata.pipeline.runner import _dp_config
+
+    with pytest.raises(ValidationError, match="not an upper bound.*use accountant 'prv'"):
+        DPConfig(epsilon=1, accountant="gdp")
+
+    class _Cfg:  # the pipeline's privacy block, as _dp_config reads it
+        privacy = {"epsilon": 3, "accountant": "gdp"}
+
+    with pytest.raises(ConfigError, match=r"privacy: accountant: .*'gdp' accountant was removed"
+                                          r".*central-limit approximation.*'prv'.*'rdp'"):
+        _dp_config(_Cfg())  # type: ignore[arg-type]
+    assert DPConfig(epsilon=1, accountant="rdp").accountant == "rdp"

@@ -42,8 +42,12 @@ def fl600(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]
     return path, pd.read_csv(path)
 
 
+DECLARED = ROOT / "schemas" / "flchain_dp.yaml"  # a DP run needs its schema declared
+
+
 def pipeline(path: Path, out: Path, epsilon: float = 3.0, **generator: Any) -> dict[str, Any]:
-    return {"name": "dp", "seed": 0, "data": {"path": str(path)},
+    return {"name": "dp", "seed": 0,
+            "data": {"path": str(path), "schema": str(DECLARED), "drop": ["chapter", "futime"]},
             "generator": {"kind": "gmm", "params": generator},
             "privacy": {"epsilon": epsilon},
             "evaluate": {"full": False, "target": "death"},
@@ -130,6 +134,8 @@ def _every_column(steps: list[str], schema: Any) -> bool:
 # Every synthdata function that receives the real data, and what on the ledger covers it.
 COVERED_BY: dict[str, Callable[[list[str], Any], bool]] = {
     "_schema_for": _has("schema"),
+    "_declared_schema_for": _has("schema"),  # reads column names only
+    "_manifest": _has("manifest"),  # a DP manifest: no exact counts (replaced by the noisy n)
     "Schema.infer": _has("schema"),
     "infer_schema": _has("schema"),
     "TableTransformer.fit": _every_column,
@@ -172,14 +178,13 @@ NO_ENTRY_NEEDED: dict[str, str] = {
     "_plan": "de-identification plan: reads column names and the schema only",
     "identifier_plan": "de-identification plan: reads column names and the schema only",
     "merge_rare_categories": "under DP it returns the frame unchanged without reading it",
+    "reserve_budget": "with privacy.budget, hashes the input to key the custodian's budget "
+                      "file (never in a release); reserves ε before any step reads the data",
 }
 # Known gaps, reported to the owners: the run manifest (shipped with an export) holds the
 # SHA-256 of the input frame and the exact row counts, computed without privacy and not on
 # the ledger. test_known_gaps_are_still_open fails once they are fixed, so this list stays true.
-KNOWN_GAPS: dict[str, str] = {
-    "_frame_fingerprint": "sha256 of the input in manifest.json (a perfect distinguisher)",
-    "_manifest": "exact train/holdout row counts in manifest.json",
-}
+KNOWN_GAPS: dict[str, str] = {}  # closed: no input hash under DP, noisy n in the manifest
 
 
 @pytest.fixture(scope="module")
@@ -211,11 +216,12 @@ def test_spent_within_budget_and_statement(dp_run: dict[str, Any]) -> None:
     assert privacy["spent"]["delta"] <= privacy["budget"]["delta"] <= 1 / (10 * 420)
     statement = privacy["statement"]
     assert "differential privacy at the level of one row" in statement
-    assert "ε=3" in statement
+    # the declared schema's public categories need no threshold δ: a little ε stays unspent
+    assert "(ε=2.9" in statement or "(ε=3" in statement
     assert "evaluate" in statement  # the not-private QA step is named for the reader
     # QA and bookkeeping steps that read real data are named, none of them shapes the data
-    assert sorted(privacy["not_private_steps"]) == ["constraints.report", "evaluate", "gate",
-                                                    "manifest"]
+    # (under DP the gate and the manifest are DP-safe: recorded as public)
+    assert sorted(privacy["not_private_steps"]) == ["constraints.report", "evaluate", "report"]
     assert "differential privacy" in dp_run["html"]
 
 
@@ -236,17 +242,20 @@ def test_ledger_covers_every_step_that_reads_the_data(dp_run: dict[str, Any]) ->
     assert any(s.startswith("model.gmm.dp_em") for s in steps)
     assert "evaluate" in steps
     entries = dp_run["report"]["sections"]["privacy"]["entries"]
-    qa_steps = {"evaluate", "constraints.report", "gate", "manifest"}
+    qa_steps = {"evaluate", "constraints.report", "report"}
     assert all(e["private"] for e in entries if e["step"] not in qa_steps)
     # none of the non-private steps shapes the released data
     assert not any(e["params"].get("shapes_release") for e in entries if not e["private"])
 
 
-def test_manifest_fingerprint_and_counts_are_on_the_ledger(dp_run: dict[str, Any]) -> None:
-    steps = _steps(dp_run["report"]["sections"]["privacy"])
-    open_gaps = [g for g in KNOWN_GAPS if g in dp_run["readers"]
-                 and not any(s.startswith("manifest") for s in steps)]
-    assert not open_gaps
+def test_manifest_has_no_fingerprint_and_no_exact_count(dp_run: dict[str, Any]) -> None:
+    assert "_frame_fingerprint" not in dp_run["readers"]
+    manifest = json.loads((dp_run["result"].run_dir / "manifest.json").read_text())
+    assert "sha256" not in json.dumps(manifest["input"])
+    noisy = manifest["rows"]["training_units_noisy"]
+    steps = dp_run["report"]["sections"]["privacy"]["entries"]
+    assert steps[0]["step"] == "data.count" and steps[0]["params"]["released"] == noisy
+    assert set(manifest["rows"]) == {"training_units_noisy", "synthetic", "note"}
 
 
 def test_plan_that_cannot_fit_fails_before_training(

@@ -176,9 +176,13 @@ def test_plain_language() -> None:
     ledger.charge("model", "approx", epsilon=3.0, delta=1e-6)
     assert ledger.plain_language() == (
         "this dataset was generated with (ε=3, δ=1e-06)-differential privacy at the level of "
-        "one row"
+        "one row. DP noise is drawn from the operating system's cryptographic source, not "
+        "from the seed: a DP run is not bit-reproducible; the seed fixes only its non-private "
+        "parts"
     )
-    assert ledger.plain_language(unit="patient").endswith("one patient")
+    assert "at the level of one patient. DP noise" in ledger.plain_language(unit="patient")
+    assert "not bit-reproducible" in ledger.to_dict()["plain_language"]
+    assert "bit-reproducible" not in PrivacyLedger().plain_language()
 
 
 def test_round_trip_to_dict() -> None:

@@ -1,14 +1,21 @@
-"""DP primitives: accurate at large ρ, noisy at small ρ, charged before any work."""
+"""DP primitives: accurate at large ρ, noisy at small ρ, charged before any work, noise on
+OpenDP's grid from OS entropy, and -- attacked statistically on neighbouring datasets -- no
+more distinguishable than the ε they are charged for (with a σ/10 negative control)."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import beta
 
-from synthdata.errors import PrivacyBudgetError
+from synthdata.errors import ConfigError, DataError, PrivacyBudgetError
 from synthdata.privacy import PrivacyLedger
+from synthdata.privacy import accounting as acc
 from synthdata.privacy import mechanisms as m
+from synthdata.privacy import noise as nz
 
 BIG = 1e7  # ρ large enough that the noise is negligible
 
@@ -28,48 +35,82 @@ def _open() -> PrivacyLedger:
 
 
 def test_large_rho_is_accurate(data: dict) -> None:
-    rng = np.random.default_rng(0)
     ledger = _open()
     age, sex = data["age"], data["sex"]
     clean = age[~np.isnan(age)]
     cats = ["f", "m", "x"]
-    hist = m.dp_histogram(sex, cats, BIG, ledger, "h", rng)
+    hist = m.dp_histogram(sex, cats, BIG, ledger, "h")
     np.testing.assert_allclose(hist, [np.sum(sex == c) for c in cats], atol=0.01)
-    assert m.dp_count(sex, BIG, ledger, "n", rng) == pytest.approx(len(sex), abs=0.01)
-    qs = m.dp_quantiles(age, [0.1, 0.5, 0.9], 0, 120, BIG, ledger, "q", rng, bins=1200)
+    assert m.dp_count(sex, BIG, ledger, "n") == pytest.approx(len(sex), abs=0.01)
+    qs = m.dp_quantiles(age, [0.1, 0.5, 0.9], 0, 120, BIG, ledger, "q", bins=1200)
     np.testing.assert_allclose(qs, np.quantile(clean, [0.1, 0.5, 0.9]), atol=0.2)
-    lo, hi = m.dp_bounds(age, 0, 120, BIG, ledger, "b", rng)
+    lo, hi = m.dp_bounds(age, 0, 120, BIG, ledger, "b")
     true_lo, true_hi = np.quantile(clean, [0.01, 0.99])
     assert true_lo - 120 / 64 - 0.1 <= lo <= true_lo + 0.1
     assert true_hi - 0.1 <= hi <= true_hi + 120 / 64 + 0.1
-    assert m.dp_mean(age, 0, 120, BIG, ledger, "mu", rng) == pytest.approx(clean.mean(), abs=0.01)
-    assert m.dp_missing_rate(age, BIG, ledger, "miss", rng) == pytest.approx(
+    assert m.dp_mean(age, 0, 120, BIG, ledger, "mu") == pytest.approx(clean.mean(), abs=0.01)
+    assert m.dp_missing_rate(age, BIG, ledger, "miss") == pytest.approx(
         np.isnan(age).mean(), abs=1e-3)
-    found, counts = m.dp_categories(sex, BIG, 5.0, ledger, "cats", rng)
+    found, counts = m.dp_categories(sex, BIG, 5.0, ledger, "cats")
     assert found == ["f", "m", "x"]  # the singleton (count 1) stays below 1 + 5σ
     np.testing.assert_allclose(counts, [np.sum(sex == c) for c in found], atol=0.01)
-    noisy = m.gaussian_mechanism(np.array([1.0, 2.0]), 1.0, BIG, ledger, "em.sum", rng)
+    noisy = m.gaussian_mechanism(np.array([1.0, 2.0]), 1.0, BIG, ledger, "em.sum")
     np.testing.assert_allclose(noisy, [1.0, 2.0], atol=0.01)
     steps = [e.step for e in ledger.entries]
     assert steps == ["h", "n", "q", "b", "mu", "miss", "cats", "em.sum"]
+    for entry in ledger.entries:  # every charge names the vetted sampler and fits its map
+        assert entry.params["sampler"] == "opendp discrete gaussian"
+        assert entry.params["opendp_rho"] <= entry.rho
 
 
-def test_small_rho_is_noisy(data: dict) -> None:
+def test_small_rho_is_noisy_and_not_seeded(data: dict) -> None:
     ledger = _open()
     age = data["age"]
-    means = [m.dp_mean(age, 0, 120, 1e-4, ledger, "mu", np.random.default_rng(s))
-             for s in range(20)]
+    means = [m.dp_mean(age, 0, 120, 1e-4, ledger, "mu") for _ in range(20)]
     assert np.std(means) > 0.5
-    hists = np.array([m.dp_histogram(data["sex"], ["f", "m", "x"], 1e-4, ledger, "h",
-                                     np.random.default_rng(s)) for s in range(20)])
+    hists = np.array([m.dp_histogram(data["sex"], ["f", "m", "x"], 1e-4, ledger, "h")
+                      for _ in range(20)])
     assert hists.std(axis=0).min() > 10
     assert (hists >= 0).all()
+    # no rng parameter any more: the global numpy stream is not what the noise comes from
+    np.random.seed(0)
+    a = m.dp_count(1000, 1e-2, ledger, "n")
+    np.random.seed(0)
+    b = [m.dp_count(1000, 1e-2, ledger, "n") for _ in range(5)]
+    assert len({a, *b}) > 1
+
+
+def test_outputs_lie_on_the_opendp_grid(data: dict) -> None:
+    ledger = _open()
+    sex = data["sex"]
+    counts = [m.dp_count(sex, 0.01, ledger, "n"),
+              *m.dp_histogram(sex, ["f", "m", "x"], 0.01, ledger, "h"),
+              *m.dp_categories(sex, 0.01, 3.0, ledger, "c")[1]]
+    assert all(float(c).is_integer() for c in counts)  # exact discrete Gaussian on integers
+    stat = np.random.default_rng(1).normal(size=(3, 4))
+    noisy = m.gaussian_mechanism(stat, 2.0, 0.05, ledger, "em.sums")
+    grid = ledger.entries[-1].params["grid"]
+    assert grid <= ledger.entries[-1].params["sigma"] / 1024
+    assert np.all(noisy / grid == np.round(noisy / grid)) and not np.allclose(noisy, stat)
+    assert isinstance(m.gaussian_mechanism(3.0, 1.0, 0.05, ledger, "scalar"), float)
+
+
+def test_released_category_order_does_not_follow_counts() -> None:
+    ledger = _open()
+    common_b = ["b"] * 900 + ["a"] * 300 + ["c"] * 600
+    common_a = ["a"] * 900 + ["b"] * 300 + ["c"] * 600
+    for values in (common_a, common_b):
+        found, _ = m.dp_categories(values, BIG, 3.0, ledger, "c")
+        assert found == ["a", "b", "c"]
+    mixed = [1] * 50 + ["z"] * 400 + [2.5] * 200
+    found, _ = m.dp_categories(mixed, BIG, 3.0, ledger, "c")
+    assert found == [2.5, 1, "z"]  # by type name, then str: float < int < str
 
 
 def test_thresholding_hides_rare_categories(data: dict) -> None:
     ledger = PrivacyLedger(epsilon=3.0, delta=1e-5)
     found, counts = m.dp_categories(data["sex"], 0.05, None, ledger, "transform.categories[sex]",
-                                    np.random.default_rng(1), delta=1e-6)
+                                    delta=1e-6)
     assert "rare-singleton" not in found and {"f", "m"} <= set(found)
     entry = ledger.entries[-1]
     assert entry.delta == pytest.approx(1e-6) and entry.rho == 0.05
@@ -77,21 +118,130 @@ def test_thresholding_hides_rare_categories(data: dict) -> None:
     assert (counts >= entry.params["threshold"]).all()
 
 
-def test_refused_charge_does_no_work(data: dict) -> None:
+def test_refused_charge_does_no_work(data: dict, monkeypatch) -> None:
     ledger = PrivacyLedger(epsilon=0.1, delta=1e-6)
-    rng = np.random.default_rng(7)
-    state = rng.bit_generator.state
+
+    def no_draw(*args, **kwargs):
+        raise AssertionError("noise drawn before the charge")
+
+    monkeypatch.setattr(nz, "_release", no_draw)
     with pytest.raises(PrivacyBudgetError):
-        m.dp_quantiles(data["age"], [0.5], 0, 120, 1.0, ledger, "transform.bounds[age]", rng)
-    assert rng.bit_generator.state == state  # no noise drawn
+        m.dp_quantiles(data["age"], [0.5], 0, 120, 1.0, ledger, "transform.bounds[age]")
     assert ledger.entries == []
 
 
-def test_reproducible_and_pandas_input(data: dict) -> None:
+def test_bad_statistics_are_refused_before_the_charge() -> None:
+    ledger = _open()
+    with pytest.raises(DataError, match="step 'em.sums'.*NaN or infinite"):
+        m.gaussian_mechanism(np.array([1.0, np.nan]), 1.0, 0.1, ledger, "em.sums")
+    with pytest.raises(ConfigError, match="step 'em.sums'.*sensitivity"):
+        m.gaussian_mechanism(np.array([1.0]), 0.0, 0.1, ledger, "em.sums")
+    assert ledger.entries == []
+    assert m.gaussian_mechanism(np.zeros((0, 3)), 1.0, 0.1, ledger, "empty").shape == (0, 3)
+
+
+def test_pandas_input(data: dict) -> None:
     s = pd.Series(data["age"])
-    a = m.dp_bounds(s, 0, 120, 0.1, _open(), "b", np.random.default_rng(3))
-    b = m.dp_bounds(data["age"], 0, 120, 0.1, _open(), "b", np.random.default_rng(3))
-    assert a == b and 0 <= a[0] < a[1] <= 120
-    q = m.dp_quantiles(s, [0.9, 0.1, 0.5], 0, 120, 0.01, _open(), "q", np.random.default_rng(3))
+    lo, hi = m.dp_bounds(s, 0, 120, 0.1, _open(), "b")
+    assert 0 <= lo < hi <= 120
+    q = m.dp_quantiles(s, [0.9, 0.1, 0.5], 0, 120, 0.01, _open(), "q")
     assert q[1] <= q[2] <= q[0]
-    assert m.gaussian_noise((3, 2), 1.0, np.random.default_rng(0)).shape == (3, 2)
+
+
+# -- distinguishing attacks on neighbouring datasets ---------------------------------------
+
+ALPHA = 1e-3  # chance that a correct mechanism fails an attack (Clopper-Pearson, Bonferroni)
+RHO, DELTA, N_DRAWS = 0.125, 1e-3, 600  # σ = 2 at sensitivity 1
+
+
+def _empirical_epsilon(on_d: np.ndarray, on_d2: np.ndarray, delta: float) -> float:
+    """A (1 - ALPHA)-confidence lower bound on the ε of a mechanism at δ, from releases on
+    two neighbouring datasets: every threshold test ``release >= t`` (both directions)
+    must satisfy TPR <= e^ε FPR + δ, so ε >= log((TPR - δ) / FPR) with TPR bounded below
+    and FPR above (Clopper-Pearson)."""
+    thresholds = np.unique(np.quantile(np.concatenate([on_d, on_d2]), np.linspace(0.02, 0.98, 25)))
+    level = ALPHA / (4 * len(thresholds))
+    best = 0.0
+    for a, b in ((on_d, on_d2), (on_d2, on_d)):
+        n_a, n_b = len(a), len(b)
+        for t in thresholds:
+            for hit_a, hit_b in ((np.sum(a >= t), np.sum(b >= t)), (np.sum(a < t), np.sum(b < t))):
+                tpr_lo = beta.ppf(level, hit_a, n_a - hit_a + 1) if hit_a else 0.0
+                fpr_hi = beta.ppf(1 - level, hit_b + 1, n_b - hit_b) if hit_b < n_b else 1.0
+                if tpr_lo > delta:
+                    best = max(best, math.log((tpr_lo - delta) / fpr_hi))
+    return best
+
+
+def _attack(release, broken: bool, monkeypatch) -> tuple[float, float]:
+    """(empirical ε lower bound, claimed ε at DELTA) of ``release(on_d: bool)``."""
+    if broken:  # a mechanism that charges ρ (and records σ) but draws σ/10
+        real = nz._release
+
+        def tenth(kind, value, scale, k, what):
+            return real(kind, value, scale / 10, k, what)
+
+        monkeypatch.setattr(nz, "_release", tenth)
+    on_d = np.array([release(True) for _ in range(N_DRAWS)], dtype=float)
+    on_d2 = np.array([release(False) for _ in range(N_DRAWS)], dtype=float)
+    return _empirical_epsilon(on_d, on_d2, DELTA), acc.zcdp_to_approx_dp(RHO, DELTA)
+
+
+_HIST = {on_d: pd.Series(["a"] * 30 + ["b"] * (20 if on_d else 19) + ["c"] * 5)
+         for on_d in (True, False)}
+ATTACKS = {
+    # D: 40 units, D': one removed
+    "dp_count": lambda on_d: m.dp_count(np.arange(40 if on_d else 39), RHO, _open(), "n"),
+    # one row of category "b" removed; the attacker looks at bin "b"
+    "dp_histogram": lambda on_d: m.dp_histogram(_HIST[on_d], ["a", "b", "c"], RHO, _open(),
+                                                "h")[1],
+    # a clipped sum, sensitivity 1: one unit's value 1.0 removed
+    "gaussian_mechanism": lambda on_d: m.gaussian_mechanism(
+        12.375 + (1.0 if on_d else 0.0), 1.0, RHO, _open(), "s"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ATTACKS))
+def test_distinguishing_attack_stays_within_epsilon(name: str, monkeypatch) -> None:
+    measured, claimed = _attack(ATTACKS[name], False, monkeypatch)
+    assert measured <= claimed, (name, measured, claimed)
+
+
+@pytest.mark.parametrize("name", sorted(ATTACKS))
+def test_distinguishing_attack_catches_a_sigma_over_ten_mechanism(name: str, monkeypatch) -> None:
+    measured, claimed = _attack(ATTACKS[name], True, monkeypatch)
+    assert measured > claimed, (name, measured, claimed)
+
+
+@pytest.mark.parametrize("broken", [False, True])
+def test_a_singleton_category_is_released_at_most_delta0_of_the_time(broken, monkeypatch) -> None:
+    """dp_categories on D with one unit of "rare": the category leaks with probability at
+    most δ₀; a threshold at a quarter of the needed factor (negative control) is caught."""
+    delta0 = 0.05
+    if broken:
+        real = acc.threshold_factor_for_delta
+        monkeypatch.setattr(acc, "threshold_factor_for_delta", lambda d: real(d) / 4)
+    values = pd.Series(["common"] * 50 + ["rare"])
+    hits = sum("rare" in m.dp_categories(values, 0.02, None, _open(), "c", delta=delta0)[0]
+               for _ in range(N_DRAWS))
+    rate_lo = beta.ppf(ALPHA, hits, N_DRAWS - hits + 1) if hits else 0.0
+    assert (rate_lo > delta0) == broken, (hits, rate_lo)
+
+
+@pytest.mark.parametrize("rho", [0.5, 0.125, 0.02, 1e-3])
+@pytest.mark.parametrize("delta0", [0.05, 1e-3, 1e-6])
+def test_category_threshold_bounds_the_exact_discrete_gaussian_tail(rho, delta0) -> None:
+    """Exact check (no sampling): with the threshold dp_categories records, a singleton's
+    noisy count 1 + Z (Z discrete Gaussian at the recorded σ) clears it with probability
+    <= δ₀. The continuous-Gaussian threshold 1 + t·σ fails this at σ = 1."""
+    ledger = _open()
+    m.dp_categories(["a"] * 5, rho, None, ledger, "c", delta=delta0)
+    sigma, threshold = ledger.entries[-1].params["sigma"], ledger.entries[-1].params["threshold"]
+    z = np.arange(-int(60 * sigma) - 60, int(60 * sigma) + 61)
+    logw = -(z.astype(float) ** 2) / (2 * sigma**2)
+    w = np.exp(logw - logw.max())
+    tail = w[1 + z >= threshold].sum() / w.sum()
+    assert tail <= delta0
+    if rho == 0.5 and delta0 == 0.05:
+        naive = 1 + acc.threshold_factor_for_delta(delta0) * sigma
+        assert w[1 + z >= naive].sum() / w.sum() > delta0

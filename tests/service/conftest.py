@@ -70,6 +70,8 @@ def v1_calls(ds: str, job: str) -> list[tuple[str, str, dict]]:
         ("DELETE", f"/v1/datasets/{ds}", {}),
         ("GET", f"/v1/datasets/{ds}/schema", {}),
         ("PUT", f"/v1/datasets/{ds}/schema", {"json": {"columns": []}}),
+        ("GET", f"/v1/datasets/{ds}/budget", {}),
+        ("PUT", f"/v1/datasets/{ds}/budget", {"json": {"total_epsilon": 50, "total_delta": 0.1}}),
         ("GET", "/v1/jobs", {}),
         ("POST", "/v1/jobs", {"json": {"dataset": ds, "pipeline": TINY}}),
         ("GET", f"/v1/jobs/{job}", {}),

@@ -183,3 +183,44 @@ def test_no_server_errors_on_postgresql(pg_server, tmp_path, small_csv):
               min_calls=150)
     finally:
         client.__exit__(None, None, None)
+
+
+def test_budget_reservations_on_postgresql(pg_server):
+    """Concurrent DP submissions on PostgreSQL: the row lock lets exactly what fits pass,
+    also when the first ones race to create a dataset's budget row."""
+    import threading
+
+    from synthdata.errors import PrivacyBudgetError
+    from synthdata.service.store import Charge
+
+    store = Store(_database(pg_server, "budget"))
+    store.create_all()
+    try:
+        tid = store.tenant_id("t", create=True)
+        for n, declared in ((0, True), (1, False)):
+            ds = f"00000000-0000-4000-8000-0000000000a{n}"
+            totals = {"total_epsilon": 3.0, "total_delta": 1e-4} if declared else {}
+            store.add_dataset(id=ds, tenant_id=tid, name="x.csv", format="csv", file="x",
+                              size_bytes=1, n_rows=1, n_columns=1, columns=["a"], **totals)
+            barrier, outcomes = threading.Barrier(6), []
+
+            def go(i: int, ds: str = ds, barrier=barrier, outcomes=outcomes) -> None:
+                barrier.wait()
+                try:
+                    store.add_job(job_id=f"00000000-0000-4000-8000-0000000001{n}{i}",
+                                  tenant_id=tid, dataset_id=ds, pipeline={},
+                                  charge=Charge(1.0, 1e-6, "gmm", 3.0, 1e-4))
+                    outcomes.append("ok")
+                except PrivacyBudgetError:
+                    outcomes.append("refused")
+
+            threads = [threading.Thread(target=go, args=(i,)) for i in range(6)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            assert sorted(outcomes) == ["ok"] * 3 + ["refused"] * 3, (declared, outcomes)
+            status = store.budget_status(tid, ds, default_total_epsilon=9, default_total_delta=1)
+            assert status.spent_epsilon == 3.0 and status.total_epsilon == 3.0
+    finally:
+        store.dispose()
