@@ -312,18 +312,28 @@ def _banner(gate: Mapping[str, Any] | None) -> str:
                 "the pipeline says <code>gate: none</code>: no rule was checked and the "
                 "synthetic data was exported without a verdict.</div>")
     preset = f" (preset <code>{_e(gate['preset'])}</code>)" if gate.get("preset") else ""
+    deciding = [r for r in rows if r.get("decides", True)]
+    advisory = len(rows) - len(deciding)
     if status == "passed" and not failing and rows:
-        return (f"<div class='banner pass' id='gate-banner' data-status='passed'>PASSED — all "
-                f"{len(rows)} gate rule(s){preset} hold; the synthetic data may be "
-                "exported.</div>")
+        if not advisory:
+            return (f"<div class='banner pass' id='gate-banner' data-status='passed'>PASSED — "
+                    f"all {len(rows)} gate rule(s){preset} hold; the synthetic data may be "
+                    "exported.</div>")
+        note = (f"{advisory} advisory rule(s) (not private) are shown below and do not decide")
+        if not deciding:
+            return ("<div class='banner pass' id='gate-banner' data-status='passed'>PASSED — no "
+                    f"rule{preset} decides under differential privacy: the release rests on its "
+                    f"(ε, δ) guarantee; {note}.</div>")
+        return (f"<div class='banner pass' id='gate-banner' data-status='passed'>PASSED — the "
+                f"{len(deciding)} deciding gate rule(s){preset} hold; {note}.</div>")
     items = "".join(f"<li><code>{_e(r.get('metric'))}</code>: {_e(r.get('reason', ''))}</li>"
                     for r in failing)
     if not rows:
         items = "<li>the gate has no rule entries</li>"
     count = len(failing) if failing else "no"
     return (f"<div class='banner fail' id='gate-banner' data-status='failed' "
-            f"data-failed='{len(failing)}'>FAILED — {count} of {len(rows)} gate rule(s){preset} "
-            f"do not hold; nothing was exported.<ul>{items}</ul></div>")
+            f"data-failed='{len(failing)}'>FAILED — {count} of {len(deciding)} gate rule(s)"
+            f"{preset} do not hold; nothing was exported.<ul>{items}</ul></div>")
 
 
 def _gate_table(gate: Mapping[str, Any] | None) -> str:

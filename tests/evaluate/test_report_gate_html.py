@@ -123,3 +123,20 @@ def test_gate_rows_render_in_headless_chromium(tmp_path) -> None:
     assert by["exact_copy_excess"][1:5] == ["<=", "0.005", "0.25", "FAIL"]
     assert by["shapes"][1:5] == [">=", "0.8", "0.7", "FAIL"]
     assert "FAILED — 2 of 4 gate rule(s)" in parsed.banner
+
+
+def test_advisory_rules_of_a_dp_run_do_not_count_as_failures() -> None:
+    from synthdata.evaluate.gate import dp_verdict
+
+    metrics = {"epsilon": 2.9, "mia_auc": 0.9}
+    verdict = dp_verdict(check_gate(metrics, {"epsilon": {"max": 3}, "mia_auc": {"max": 0.6}}))
+    assert verdict.passed and verdict.failures == []
+    report = Report(metrics=metrics, meta={})
+    report.add_section("gate", verdict.to_dict())
+    parsed = parse(report.to_html())
+    assert parsed.banner.startswith("PASSED — the 1 deciding gate rule(s) hold; 1 advisory")
+    by = {row[0]: row for row in parsed.rows}
+    assert by["mia_auc"][4] == "FAIL (advisory (not private))" and by["epsilon"][4] == "pass"
+    only = dp_verdict(check_gate(metrics, {"mia_auc": {"max": 0.6}}))
+    report.add_section("gate", only.to_dict())
+    assert "no rule decides under differential privacy" in parse(report.to_html()).banner
