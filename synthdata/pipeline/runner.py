@@ -146,7 +146,8 @@ def _run(cfg: PipelineConfig, data: pd.DataFrame | None, run_dir: Path, timer: _
         schema.validate(df, where=str(cfg.data.path))
     progress("load", 1, 1)
     with timer.step("deid"):  # before the split: train, holdout and schema are de-identified
-        df, schema, deid_section = deid_table(df, schema, cfg.deid, seed=cfg.seed)
+        df, schema, deid_section = deid_table(df, schema, cfg.deid, seed=cfg.seed,
+                                              where=str(cfg.data.path) if data is None else "data")
 
     rules = resolve_gate(cfg.gate)
     train, holdout = split_frame(df, cfg.split.holdout, cfg.split.seed)
