@@ -225,9 +225,13 @@ def scan_column(series: pd.Series, *, kind: ColumnKind | None = None,
     if not numeric and len(nonnull) >= 20 and distinct_share >= 0.9:
         codes = sum(bool(_CODE.match(t)) for t in texts)
         if codes >= 0.9 * m:
-            return (IdentifierType.OTHER_ID, f"{codes}/{m} sampled values are codes with digits "
-                    f"and {distinct_share:.0%} of values are distinct (record or account "
-                    "number)", 0.7)
+            named = by_name in _NAME_ONLY - {IdentifierType.ZIP, IdentifierType.GEO,
+                                             IdentifierType.BIRTH_DATE}
+            return (by_name if named else IdentifierType.OTHER_ID,
+                    f"{codes}/{m} sampled values are codes with digits and {distinct_share:.0%} "
+                    "of values are distinct" + ("; the column name says " + by_name.value
+                                                if named else " (record or account number)"),
+                    0.75 if named else 0.7)
     return _name_only(by_name, n_distinct)
 
 

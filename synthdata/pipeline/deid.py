@@ -27,7 +27,7 @@ from synthdata.medical.deid import (DeidLog, DeidPolicy, IdentifierType, deident
                                     latest_year)
 from synthdata.medical.identifiers import Finding, scan_identifiers, unmarked_message, unresolved
 from synthdata.pipeline.config import DeidConfig
-from synthdata.schema.model import PiiRole, Schema
+from synthdata.schema.model import ColumnKind, PiiRole, Schema
 
 SECTION = "deidentification"
 LEDGER_STEP = "deid"
@@ -80,7 +80,10 @@ def check_identifiers(df: pd.DataFrame, schema: Schema, cfg: DeidConfig, *, seed
             types[f.column] = f.kind
     handled = identifier_plan(df, schema, DeidPolicy(types=own_types | types)) \
         if cfg.enabled else {}
-    marked_off = {c.name for c in schema.columns if c.pii in (PiiRole.DIRECT, PiiRole.QUASI)}
+    # with de-identification off, marked columns are left as the user asked, and text columns
+    # are never synthesised (their output is empty)
+    marked_off = {c.name for c in schema.columns
+                  if c.pii in (PiiRole.DIRECT, PiiRole.QUASI) or c.kind == ColumnKind.TEXT}
     open_ = unresolved(findings, schema, handled=set(handled) | (set() if cfg.enabled
                                                                  else marked_off))
     if open_ and (cfg.unmarked == "error" or not cfg.enabled):
