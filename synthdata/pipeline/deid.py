@@ -36,6 +36,28 @@ LEDGER_REASON = ("Safe Harbor rules fixed by the pipeline, applied row by row be
                  "its patient's random draw); no statistic of the table is released")
 
 
+SCAN_STEP = "deid.scan"
+SCAN_REASON = ("the identifier scan reads column names and a sample of values: it can stop the "
+               "run, and its evidence (exact counts) is in the report's de-identification "
+               "section (internal QA, do not publish)")
+
+
+def record_scan(ledger: Any, section: dict[str, Any]) -> None:
+    """Put the identifier scan on the ledger: not private; it shapes the release only when
+    ``deid.unmarked: transform`` transformed columns because of what it found, which a ledger
+    with a budget refuses (under DP, mark identifiers in the schema, a public document)."""
+    if "identifier_scan" not in section:
+        return
+    detected = sorted(r["column"] if r.get("table") is None else f"{r['table']}.{r['column']}"
+                      for r in section["identifier_scan"]
+                      if r["decision"].startswith("transformed"))
+    reason = SCAN_REASON
+    if detected:
+        reason += (f"; deid.unmarked: transform de-identified column(s) {detected} because of "
+                   "what it found: mark them in the schema instead")
+    ledger.record_not_private(SCAN_STEP, reason=reason, shapes_release=bool(detected))
+
+
 def deid_policy(cfg: DeidConfig, *, seed: int, types: dict[str, str] | None = None,
                 reference_year: int | None = None) -> tuple[DeidPolicy, list[str]]:
     """The :class:`DeidPolicy` a ``deid:`` block asks for, and notes on defaults filled in.

@@ -56,7 +56,8 @@ def run_multitable(cfg: PipelineConfig, run_dir: Path, timer: Any, progress: Any
     from synthdata.medical.patients import parent_child_correlations, patient_table
     from synthdata.medical.relational import RelationalSynthesizer, children_per_parent_tv
     from synthdata.medical.survival import survival_metrics, survival_summary
-    from synthdata.pipeline.deid import LEDGER_REASON, LEDGER_STEP, SECTION, deid_tables
+    from synthdata.pipeline.deid import (LEDGER_REASON, LEDGER_STEP, SECTION, deid_tables,
+                                         record_scan)
     from synthdata.pipeline.runner import RunResult, _dp_config, _manifest, resolve_gate
     from synthdata.privacy.ledger import PrivacyLedger
 
@@ -83,6 +84,7 @@ def run_multitable(cfg: PipelineConfig, run_dir: Path, timer: Any, progress: Any
     ledger = PrivacyLedger.from_config(privacy, n_rows=len(train[root]))
     if deid_section["enabled"]:
         ledger.record_public(LEDGER_STEP, reason=LEDGER_REASON)
+    record_scan(ledger, deid_section)
     synth_model = RelationalSynthesizer(ms, generator=cfg.generator.kind,
                                         generator_params=cfg.generator.params, seed=cfg.seed,
                                         privacy=privacy)

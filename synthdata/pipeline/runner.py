@@ -22,7 +22,8 @@ import pandas as pd
 from synthdata.errors import ConfigError, DataError
 from synthdata.io.files import atomic_write_text, fingerprint, read_table, write_table
 from synthdata.pipeline.config import PipelineConfig
-from synthdata.pipeline.deid import LEDGER_REASON, LEDGER_STEP, SECTION, deid_table
+from synthdata.pipeline.deid import (LEDGER_REASON, LEDGER_STEP, SECTION, deid_table,
+                                     record_scan)
 from synthdata.schema.model import Schema, load_yaml
 
 log = logging.getLogger(__name__)
@@ -155,6 +156,7 @@ def _run(cfg: PipelineConfig, data: pd.DataFrame | None, run_dir: Path, timer: _
     ledger = PrivacyLedger.from_config(privacy, n_rows=len(train))
     if deid_section["enabled"]:
         ledger.record_public(LEDGER_STEP, reason=LEDGER_REASON)
+    record_scan(ledger, deid_section)
     gen = sd.make_generator(cfg.generator.kind, schema, seed=cfg.seed, privacy=privacy,
                             **cfg.generator.params)
     with timer.step("fit"):

@@ -157,3 +157,14 @@ def test_cli_fit_applies_the_same_check_and_deid(csv, tmp_path, capsys, table):
     synth = pd.read_csv(out / "s.csv", dtype=str)
     assert set(IDENTIFYING) & set(synth.columns) == {"dob"}
     assert synth["zip"].dropna().str.fullmatch(r"\d{3}").all()
+
+
+def test_under_dp_transform_by_detection_is_refused(csv, tmp_path):
+    """What the scan finds is a property of the private data: under DP it may stop a run but
+    not decide which columns are transformed in the release."""
+    from synthdata.errors import PrivacyBudgetError
+
+    cfg = _config(csv, tmp_path, deid={"unmarked": "transform"}, privacy={"epsilon": 3.0})
+    with pytest.raises(PrivacyBudgetError, match=r"deid.scan.*mark them in the schema"):
+        run_pipeline(cfg)
+    assert not list(tmp_path.glob("run-*"))
