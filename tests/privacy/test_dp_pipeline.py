@@ -219,8 +219,8 @@ def test_spent_within_budget_and_statement(dp_run: dict[str, Any]) -> None:
     assert "ε=3" in statement
     assert "evaluate" in statement  # the not-private QA step is named for the reader
     # QA and bookkeeping steps that read real data are named, none of them shapes the data
-    assert sorted(privacy["not_private_steps"]) == ["constraints.report", "evaluate", "gate",
-                                                    "manifest"]
+    assert sorted(privacy["not_private_steps"]) == ["constraints.report", "deid.scan",
+                                                    "evaluate", "gate", "manifest"]
     assert "differential privacy" in dp_run["html"]
 
 
@@ -241,7 +241,7 @@ def test_ledger_covers_every_step_that_reads_the_data(dp_run: dict[str, Any]) ->
     assert any(s.startswith("model.gmm.dp_em") for s in steps)
     assert "evaluate" in steps
     entries = dp_run["report"]["sections"]["privacy"]["entries"]
-    qa_steps = {"evaluate", "constraints.report", "gate", "manifest"}
+    qa_steps = {"evaluate", "constraints.report", "gate", "manifest", "deid.scan"}
     assert all(e["private"] for e in entries if e["step"] not in qa_steps)
     # none of the non-private steps shapes the released data
     assert not any(e["params"].get("shapes_release") for e in entries if not e["private"])
