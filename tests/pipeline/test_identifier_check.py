@@ -168,3 +168,27 @@ def test_under_dp_transform_by_detection_is_refused(csv, tmp_path):
     with pytest.raises(PrivacyBudgetError, match=r"deid.scan.*mark them in the schema"):
         run_pipeline(cfg)
     assert not list(tmp_path.glob("run-*"))
+
+
+def test_linked_tables_name_the_table_and_column():
+    from dataclasses import replace
+
+    from synthdata.medical.multitable import MultiTableSchema
+    from synthdata.pipeline.config import DeidConfig
+    from synthdata.pipeline.deid import deid_tables
+    from tests.conftest import DATA, ROOT
+
+    ms = MultiTableSchema.load(ROOT / "schemas" / "pbc.yaml")
+    tables = {t: pd.read_csv(DATA / f"{t}.csv") for t in ("pbc", "pbcseq")}
+    _, _, section = deid_tables(tables, ms, DeidConfig(), seed=0)    # the shipped marks pass
+    assert {(r["table"], r["column"], r["decision"]) for r in section["identifier_scan"]} == {
+        ("pbc", "id", "kept (pii: none)")}
+    pbc = ms.tables["pbc"]
+    unmarked = pbc.replace_columns([replace(c, pii=None) if c.name in ("id", "age") else c
+                                    for c in pbc.columns])
+    tables["pbc"] = tables["pbc"].assign(age=tables["pbc"]["age"].where(
+        tables["pbc"].index > 3, 93.0))
+    ms = replace(ms, tables={**ms.tables, "pbc": unmarked})
+    with pytest.raises(DataError, match=r"table 'pbc': 2 column\(s\).*'pbc.id' looks like "
+                                        r"other_id.*'pbc.age' looks like age"):
+        deid_tables(tables, ms, DeidConfig(), seed=0)
