@@ -13,8 +13,13 @@ from synthdata.cli import main
 from tests.conftest import DATA
 
 
-def write_pipeline(tmp_path: Path, data_path: Path, **extra) -> Path:
-    cfg = {"data": {"path": str(data_path)}, "generator": {"kind": "gmm",
+# flchain has ages over 89 (a Safe Harbor identifier): its shipped schema marks them
+FLCHAIN_SCHEMA = DATA.parent / "schemas" / "flchain.yaml"
+
+
+def write_pipeline(tmp_path: Path, data_path: Path, schema: Path | None = None, **extra) -> Path:
+    data = {"path": str(data_path)} | ({"schema": str(schema)} if schema is not None else {})
+    cfg = {"data": data, "generator": {"kind": "gmm",
            "params": {"n_components": 2, "max_iter": 10}},
            "evaluate": {"full": False}, "output": {"dir": str(tmp_path / "out")}}
     for key, value in extra.items():
@@ -38,7 +43,8 @@ def small_csv(tmp_path, flchain) -> Path:
 
 
 def test_run_writes_run_directory(tmp_path, capsys, small_csv):
-    code, out, err = run(capsys, "run", str(write_pipeline(tmp_path, small_csv)), "--quiet")
+    code, out, err = run(capsys, "run", str(write_pipeline(tmp_path, small_csv, FLCHAIN_SCHEMA)),
+                         "--quiet")
     assert code == 0, err
     run_dir = Path(out.strip().splitlines()[-1])
     names = {p.name for p in run_dir.iterdir()}
@@ -119,7 +125,8 @@ def test_entirely_null_and_constant_columns_run(tmp_path, capsys, flchain):
     df["const"] = "same"
     path = tmp_path / "edge.csv"
     df.to_csv(path, index=False)
-    code, out, err = run(capsys, "run", str(write_pipeline(tmp_path, path)), "--quiet")
+    code, out, err = run(capsys, "run", str(write_pipeline(tmp_path, path, FLCHAIN_SCHEMA)),
+                         "--quiet")
     assert code == 0, err
     synth = pd.read_csv(Path(out.strip().splitlines()[-1]) / "synthetic.csv")
     assert synth["empty"].isna().all() and (synth["const"] == "same").all()
@@ -146,7 +153,11 @@ def test_schema_infer_fit_sample(tmp_path, capsys, small_csv):
     model = tmp_path / "m.sdg"
     code, _, err = run(capsys, "fit", str(small_csv), "-o", str(model), "-p", "n_components=2",
                        "--quiet")
+    assert code == 2 and "'age' looks like age" in " ".join(err.split())  # ages over 89
+    code, _, err = run(capsys, "fit", str(small_csv), "-o", str(model), "-p", "n_components=2",
+                       "--schema", str(FLCHAIN_SCHEMA), "--quiet")
     assert code == 0, err
+    assert "deid: age: age -> top_code_90" in err
     synth = tmp_path / "syn.csv"
     code, _, err = run(capsys, "sample", str(model), "-n", "25", "-o", str(synth), "-c", "sex=F")
     assert code == 0, err
@@ -170,7 +181,8 @@ def test_shipped_demo_pipeline_is_valid():
 
 
 def test_gate_refusal_exits_3_and_writes_no_synthetic(tmp_path, capsys, small_csv):
-    p = write_pipeline(tmp_path, small_csv, gate={"column_distance_mean": {"max": 0.0}})
+    p = write_pipeline(tmp_path, small_csv, FLCHAIN_SCHEMA,
+                       gate={"column_distance_mean": {"max": 0.0}})
     code, out, err = run(capsys, "run", str(p), "--quiet")
     assert code == 3, err
     run_dir = Path(out.strip().splitlines()[-1])
