@@ -177,17 +177,51 @@ def fit(data: Annotated[Path, typer.Argument(help="CSV or Parquet training table
         seed: int = 0,
         param: Annotated[list[str] | None, typer.Option("--param", "-p",
                          help="Generator parameter name=value (repeatable).")] = None,
+        unmarked: Annotated[str, typer.Option(
+            "--unmarked", help="Suspected identifiers the schema does not mark: 'error' (stop "
+            "before fitting) or 'transform' (apply the Safe Harbor rule), as deid.unmarked.")
+            ] = "error",
+        dates: Annotated[str, typer.Option(help="Dates marked as identifiers: 'year' (Safe "
+                                                "Harbor) or 'shift' (needs --patient-column).")
+                         ] = "year",
+        patient_column: Annotated[str | None, typer.Option(
+            "--patient-column", help="Column identifying a patient (for --dates shift).")] = None,
+        reference_year: Annotated[int | None, typer.Option(
+            "--reference-year", help="Year for the ages-over-89 rule on birth dates (default: "
+            "the latest year among the data's dates).")] = None,
         quiet: Quiet = False, debug: Debug = False) -> None:
-    """Fit a generator on DATA and save it."""
+    """Fit a generator on DATA and save it.
+
+    The same identifier check and Safe Harbor de-identification as ``synthdata run`` (its
+    ``deid:`` block with the defaults) run before fitting: suspected identifiers the schema
+    does not mark stop the command (exit 2) unless ``--unmarked transform``.
+    """
     _state["debug"] |= debug
     import synthdata as sd
+    from synthdata.errors import ConfigError
     from synthdata.io.files import read_table
+    from synthdata.pipeline.config import DeidConfig
+    from synthdata.pipeline.deid import deid_table
     from synthdata.schema.model import load_yaml
 
+    try:
+        deid = DeidConfig(unmarked=unmarked, dates=dates, patient_column=patient_column,
+                          reference_year=reference_year)
+    except ValueError as err:
+        raise ConfigError(f"fit: invalid de-identification option: {err}") from None
+    if deid.dates == "shift" and deid.patient_column is None:
+        raise ConfigError("fit: --dates shift needs --patient-column (the column that identifies "
+                          "a patient, so all of a patient's dates move together)")
     df = read_table(data)
     sch = sd.Schema.infer(df, name=data.stem)
     if schema is not None:
         sch = sch.with_overrides(load_yaml(schema), where=str(schema))
+    sch.validate(df, where=str(data))
+    df, sch, section = deid_table(df, sch, deid, seed=seed, where=str(data))
+    for action in section.get("actions", []):
+        if action["rule"] != "keep":
+            typer.echo(f"deid: {action['column']}: {action['identifier_type']} -> "
+                       f"{action['rule']}", err=True)
     gen = sd.make_generator(generator, sch, seed=seed, **_parse_pairs(param, "--param"))
     with _progress(quiet) as progress:
         gen.fit(df, progress=progress)

@@ -15,11 +15,14 @@ from tests.conftest import DATA
 
 # the fast evaluation computes exact copies but not the default preset's other metrics
 COPY_RULE = {"exact_copy_excess": {"max": 0.005}}
+# flchain has ages over 89 (a Safe Harbor identifier): its shipped schema marks them
+FLCHAIN_SCHEMA = DATA.parent / "schemas" / "flchain.yaml"
 
 
-def write_pipeline(tmp_path: Path, data_path: Path, **extra) -> Path:
+def write_pipeline(tmp_path: Path, data_path: Path, schema: Path | None = None, **extra) -> Path:
     """A quick pipeline; ``gate=None`` leaves the gate out (the default preset judges)."""
-    cfg = {"data": {"path": str(data_path)}, "generator": {"kind": "gmm",
+    data = {"path": str(data_path)} | ({"schema": str(schema)} if schema is not None else {})
+    cfg = {"data": data, "generator": {"kind": "gmm",
            "params": {"n_components": 2, "max_iter": 10}},
            "evaluate": {"full": False}, "output": {"dir": str(tmp_path / "out")},
            "gate": COPY_RULE}
@@ -45,7 +48,8 @@ def small_csv(tmp_path, flchain) -> Path:
 
 
 def test_run_writes_run_directory(tmp_path, capsys, small_csv):
-    code, out, err = run(capsys, "run", str(write_pipeline(tmp_path, small_csv)), "--quiet")
+    code, out, err = run(capsys, "run", str(write_pipeline(tmp_path, small_csv, FLCHAIN_SCHEMA)),
+                         "--quiet")
     assert code == 0, err
     run_dir = Path(out.strip().splitlines()[-1])
     names = {p.name for p in run_dir.iterdir()}
@@ -126,7 +130,8 @@ def test_entirely_null_and_constant_columns_run(tmp_path, capsys, flchain):
     df["const"] = "same"
     path = tmp_path / "edge.csv"
     df.to_csv(path, index=False)
-    code, out, err = run(capsys, "run", str(write_pipeline(tmp_path, path)), "--quiet")
+    code, out, err = run(capsys, "run", str(write_pipeline(tmp_path, path, FLCHAIN_SCHEMA)),
+                         "--quiet")
     assert code == 0, err
     synth = pd.read_csv(Path(out.strip().splitlines()[-1]) / "synthetic.csv")
     assert synth["empty"].isna().all() and (synth["const"] == "same").all()
@@ -153,7 +158,11 @@ def test_schema_infer_fit_sample(tmp_path, capsys, small_csv):
     model = tmp_path / "m.sdg"
     code, _, err = run(capsys, "fit", str(small_csv), "-o", str(model), "-p", "n_components=2",
                        "--quiet")
+    assert code == 2 and "'age' looks like age" in " ".join(err.split())  # ages over 89
+    code, _, err = run(capsys, "fit", str(small_csv), "-o", str(model), "-p", "n_components=2",
+                       "--schema", str(FLCHAIN_SCHEMA), "--quiet")
     assert code == 0, err
+    assert "deid: age: age -> top_code_90" in err
     synth = tmp_path / "syn.csv"
     code, _, err = run(capsys, "sample", str(model), "-n", "25", "-o", str(synth), "-c", "sex=F")
     assert code == 0, err
@@ -177,7 +186,8 @@ def test_shipped_demo_pipeline_is_valid():
 
 
 def test_gate_refusal_exits_3_and_writes_no_synthetic(tmp_path, capsys, small_csv):
-    p = write_pipeline(tmp_path, small_csv, gate={"column_distance_mean": {"max": 0.0}})
+    p = write_pipeline(tmp_path, small_csv, FLCHAIN_SCHEMA,
+                       gate={"column_distance_mean": {"max": 0.0}})
     code, out, err = run(capsys, "run", str(p), "--quiet")
     assert code == 3, err
     run_dir = Path(out.strip().splitlines()[-1])
@@ -191,7 +201,7 @@ def test_gate_refusal_exits_3_and_writes_no_synthetic(tmp_path, capsys, small_cs
 def test_run_without_gate_is_judged_by_the_default_preset(tmp_path, capsys, small_csv):
     # the fast evaluation does not compute the leakage metrics the default preset needs:
     # the run fails closed and says what is missing
-    code, out, err = run(capsys, "run", str(write_pipeline(tmp_path, small_csv, gate=None)),
+    code, out, err = run(capsys, "run", str(write_pipeline(tmp_path, small_csv, FLCHAIN_SCHEMA, gate=None)),
                          "--quiet")
     assert code == 3, err
     text = " ".join(err.split())
@@ -205,7 +215,7 @@ def test_run_without_gate_is_judged_by_the_default_preset(tmp_path, capsys, smal
 
 
 def test_gate_none_exports_as_not_judged(tmp_path, capsys, small_csv):
-    code, out, err = run(capsys, "run", str(write_pipeline(tmp_path, small_csv, gate="none")),
+    code, out, err = run(capsys, "run", str(write_pipeline(tmp_path, small_csv, FLCHAIN_SCHEMA, gate="none")),
                          "--quiet")
     assert code == 0, err
     assert "NOT JUDGED" in err and "PASSED" not in err
@@ -218,7 +228,7 @@ def test_gate_none_exports_as_not_judged(tmp_path, capsys, small_csv):
 
 
 def test_run_folder_and_files_are_private(tmp_path, capsys, small_csv):
-    code, out, err = run(capsys, "run", str(write_pipeline(tmp_path, small_csv, gate="none")),
+    code, out, err = run(capsys, "run", str(write_pipeline(tmp_path, small_csv, FLCHAIN_SCHEMA, gate="none")),
                          "--quiet")
     assert code == 0, err
     run_dir = Path(out.strip().splitlines()[-1])
@@ -262,10 +272,10 @@ def test_run_neutralizes_formula_cells_unless_told_not_to(tmp_path, capsys, form
     assert (synth["delta"] < 0).all() and synth["delta"].dtype == float  # numbers untouched
 
 
-def _fit_model(tmp_path, capsys, csv: Path) -> Path:
+def _fit_model(tmp_path, capsys, csv: Path, *schema: str) -> Path:
     model = tmp_path / "m.sdg"
     code, _, err = run(capsys, "fit", str(csv), "-o", str(model), "-p", "n_components=2",
-                       "--quiet")
+                       *schema, "--quiet")
     assert code == 0, err
     return model
 
@@ -289,7 +299,7 @@ def test_sample_with_gate_needs_real_data_and_judges(tmp_path, capsys, flchain):
     rows = flchain.sample(1500, random_state=0)
     rows.iloc[:1000].to_csv(train, index=False)
     rows.iloc[1000:].to_csv(hold, index=False)
-    model = _fit_model(tmp_path, capsys, train)
+    model = _fit_model(tmp_path, capsys, train, "--schema", str(FLCHAIN_SCHEMA))
     out = tmp_path / "syn.csv"
     _expect_error(capsys, ["sample", str(model), "-n", "50", "-o", str(out), "--gate", "default"],
                   "--gate needs --real TRAIN.csv")

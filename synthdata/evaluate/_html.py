@@ -280,6 +280,12 @@ def _deid(section: Mapping[str, Any]) -> str:
     if suspects:
         parts.append("<h3>Columns that look like identifiers but are not marked</h3>"
                      + _table([{"column": k, "note": v} for k, v in suspects.items()]))
+    scan = section.get("identifier_scan") or []
+    if scan:
+        parts.append("<h3>Identifier scan (column names and a sample of values)</h3>"
+                     + _table(scan, [c for c in ("table", "column", "kind", "evidence",
+                                                 "confidence", "decision")
+                                     if c != "table" or any(r.get("table") for r in scan)]))
     for note in section.get("notes") or []:
         parts.append(f"<p class='muted'>{_e(note)}</p>")
     parts.append("<h3>Policy</h3>" + _kv(section.get("policy") or {}))

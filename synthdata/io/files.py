@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -107,7 +108,43 @@ def read_table(path: str | Path, *, encoding: str = "utf-8", fmt: str | None = N
     if len(df) == 0:
         raise DataError(f"{p} has a header but no rows; a generator needs data to learn from")
     df.columns = [str(c) for c in df.columns]
+    if fmt == "csv":
+        df = _codes_as_text(df, p, encoding)
     return df
+
+
+_ZIP_NAME = re.compile(r"(^|[_.\s-])(zip|zipcode|zip_code|postal|postcode|postal_code)($|[_.\s-])|zip",
+                       re.IGNORECASE)
+_CODE_NAME = re.compile(r"(^|[_.\s-])(id|mrn|code|number|no|nr|num|account|acct|record|"
+                        r"ssn|npi|phone|fax|tel)$|^(id|mrn|code)([_.\s-]|$)", re.IGNORECASE)
+
+
+def _codes_as_text(df: pd.DataFrame, path: Path, encoding: str) -> pd.DataFrame:
+    """Read back as text the numeric-looking columns that are codes, not quantities.
+
+    The CSV parser turns ``"02116"`` into 2116. A numeric column is re-read as text when any
+    value has a leading zero (``0`` followed by digits), when its name says ZIP/postal code, or
+    when its name says code/id/number and every value has the same width of 4 or more digits.
+    """
+    numeric = [i for i, c in enumerate(df.columns)
+               if pd.api.types.is_numeric_dtype(df.iloc[:, i])
+               and not pd.api.types.is_bool_dtype(df.iloc[:, i])]
+    if not numeric:
+        return df
+    raw = pd.read_csv(path, encoding=encoding, usecols=numeric, dtype=str, low_memory=False)
+    out = df.copy()
+    for pos, i in enumerate(numeric):
+        name = df.columns[i]
+        text = raw.iloc[:, pos].str.strip()
+        values = text.dropna()
+        if len(values) == 0 or not values.str.fullmatch(r"[+-]?\d+(\.0+)?").all():
+            continue  # decimals or exponents: a number
+        leading = values.str.fullmatch(r"0\d+").any()
+        widths = values.str.len()
+        fixed = bool(_CODE_NAME.search(name)) and widths.min() == widths.max() >= 4
+        if leading or _ZIP_NAME.search(name) or fixed:
+            out.isetitem(i, text.astype(object).where(text.notna(), None))
+    return out
 
 
 def fingerprint(path: str | Path) -> str:

@@ -9,6 +9,10 @@ Which columns are touched, and as what identifier type:
    (dropped); a ``quasi`` column with no recognisable name is left as it is;
 3. ``text`` columns (schema kind) are ``free_text`` unless listed in ``policy.safe_text``.
 
+A column marked ``pii: none`` (reviewed, not an identifier) is left as it is unless
+``policy.types`` names it. Which columns *look* like identifiers (by name and values) is
+:mod:`synthdata.medical.identifiers`; the pipeline step checks its findings against the marks.
+
 Rules per type:
 
 - names, street/city (``geo``), phone, fax, e-mail, SSN, MRN, health-plan/account/licence/
@@ -23,7 +27,8 @@ Rules per type:
   intervals within a patient. A date shift is *not* Safe Harbor (it keeps month and day
   information); it is the usual expert-determination practice and the log says so;
 - ``birth_date``: the year only, and missing when the person would be over 89 in
-  ``policy.reference_year`` (ages over 89 and birth years revealing them are aggregated);
+  ``policy.reference_year`` (default: the latest year among the data's own dates, not the year
+  of the run) (ages over 89 and birth years revealing them are aggregated);
 - ``age``: values over 89 become 90, meaning "90 or older";
 - ``free_text``: dropped unless the column is in ``policy.safe_text``.
 
@@ -135,8 +140,9 @@ class DeidPolicy:
     max_shift_days
         Shifts are drawn uniformly from ``[-max_shift_days, max_shift_days]``.
     reference_year
-        Needed when a ``birth_date`` column exists: birth years implying an age over 89 in
-        this year are removed.
+        Birth years implying an age over 89 in this year are removed. None (default): the
+        latest year among the table's own dates (:func:`latest_year`); a table with a birth
+        date and no other date then needs it set.
     safe_text
         Free-text columns declared free of identifiers (kept).
     restricted_zip3
@@ -290,9 +296,15 @@ def deidentify(df: pd.DataFrame, schema: Schema, *, policy: DeidPolicy | None = 
         if policy.patient_column not in df.columns:
             raise ConfigError(f"policy.patient_column {policy.patient_column!r} is not a column; "
                               f"columns are {list(df.columns)}")
-    if any(t == IdentifierType.BIRTH_DATE for t, _ in plan.values()) and policy.reference_year is None:
-        raise ConfigError("a birth_date column needs policy.reference_year (the year ages are "
-                          "computed for, to remove birth years of people over 89)")
+    reference_year, year_source = policy.reference_year, "policy.reference_year"
+    if any(t == IdentifierType.BIRTH_DATE for t, _ in plan.values()) and reference_year is None:
+        reference_year = latest_year(df, schema, plan)
+        year_source = "the latest year among the table's own dates"
+        if reference_year is None:
+            raise ConfigError("a birth_date column needs a reference year (the year ages are "
+                              "computed for, to remove birth years of people over 89) and the "
+                              "table has no other date to take it from; set policy.reference_year "
+                              "(deid.reference_year in a pipeline)")
     rng = make_rng(policy.seed)
     out = df.copy()
     log = DeidLog(safe_harbor=not (policy.dates == "shift"
@@ -328,14 +340,14 @@ def deidentify(df: pd.DataFrame, schema: Schema, *, policy: DeidPolicy | None = 
                                           "ages over 89 set to 90, meaning '90 or older'"))
         elif kind == IdentifierType.BIRTH_DATE:
             years = _parse_dates(values, column).dt.year.astype("Int64")
-            old = (policy.reference_year - years) > 89  # type: ignore[operator]
+            old = (reference_year - years) > 89  # type: ignore[operator]
             old = old.fillna(False).astype(bool)
             years = years.mask(old)
             out[column] = years
             log.actions.append(DeidAction(column, kind.value, "birth_year", n,
                                           int(values.notna().sum()), source,
                                           f"year only; {int(old.sum())} birth year(s) implying an age "
-                                          f"over 89 in {policy.reference_year} removed"))
+                                          f"over 89 in {reference_year} ({year_source}) removed"))
         elif kind == IdentifierType.DATE:
             parsed = _parse_dates(values, column)
             if policy.dates == "year":
@@ -355,13 +367,34 @@ def deidentify(df: pd.DataFrame, schema: Schema, *, policy: DeidPolicy | None = 
                     f"one random shift in [-{policy.max_shift_days}, {policy.max_shift_days}] days per "
                     f"{policy.patient_column}; intervals kept; not Safe Harbor (expert determination)"))
     for column in df.columns:
-        if column in plan:
+        if column in plan or (column in schema and schema[column].pii == PiiRole.NONE):
             continue
         guess = guess_identifier_type(column)
         if guess is not None:
             log.unmarked_suspects[column] = (f"looks like {guess.value}; not marked pii in the schema "
                                              "nor listed in policy.types, so left unchanged")
     return out, log
+
+
+def latest_year(df: pd.DataFrame, schema: Schema,
+                plan: Mapping[str, tuple[IdentifierType, str]] | None = None) -> int | None:
+    """The latest year among the table's dates other than birth dates, or None.
+
+    The dates are the columns typed ``date`` in ``plan`` and the schema's datetime columns
+    (birth dates excluded). This is the Safe Harbor reference year for "ages over 89": the
+    data's own time, not the year the pipeline happens to run.
+    """
+    plan = _plan(df, schema, DeidPolicy()) if plan is None else plan
+    columns = [c for c, (t, _) in plan.items() if t == IdentifierType.DATE]
+    columns += [c.name for c in schema.columns if c.kind == ColumnKind.DATETIME and c.name in df
+                and c.name not in plan and guess_identifier_type(c.name) != IdentifierType.BIRTH_DATE]
+    years = []
+    for column in columns:
+        parsed = pd.to_datetime(df[column], errors="coerce", format="mixed") \
+            if not pd.api.types.is_datetime64_any_dtype(df[column]) else df[column]
+        if parsed.notna().any():
+            years.append(int(parsed.max().year))
+    return max(years) if years else None
 
 
 def identifier_plan(df: pd.DataFrame, schema: Schema, policy: DeidPolicy | None = None
@@ -406,6 +439,13 @@ def deidentify_tables(tables: Mapping[str, pd.DataFrame], schema: MultiTableSche
     safe = _by_table({c: True for c in policy.safe_text}, schema, "policy.safe_text")
     rng = make_rng(policy.seed)
     out = {t: tables[t] for t in order}
+    if policy.reference_year is None:  # the latest date of any table, for every table
+        years = [latest_year(tables[t], schema.tables[t],
+                             _plan(tables[t], schema.tables[t], DeidPolicy(types=types[t])))
+                 for t in order]
+        known = [y for y in years if y is not None]
+        if known:
+            policy = replace(policy, reference_year=max(known))
     key_actions, handled = _pseudonymise_keys(out, schema, types, policy, rng)
     row_shifts = (_linked_shifts(tables, schema, policy.max_shift_days, rng)
                   if policy.dates == "shift" else {})
@@ -562,7 +602,7 @@ def _plan(df: pd.DataFrame, schema: Schema, policy: DeidPolicy) -> dict[str, tup
             plan[column] = (IdentifierType(policy.types[column]), "policy")
             continue
         col = schema[column] if column in schema else None
-        if col is None:
+        if col is None or col.pii == PiiRole.NONE:  # none: reviewed, not an identifier
             continue
         if col.kind == ColumnKind.TEXT:
             plan[column] = (IdentifierType.FREE_TEXT, "kind:text")

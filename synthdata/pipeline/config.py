@@ -100,18 +100,25 @@ class DeidConfig(_Frozen):
 
     On by default, for every pipeline: columns the schema marks ``pii: direct`` or ``pii: quasi``
     are dropped or transformed by their identifier type, and ``text`` columns are dropped unless
-    listed in ``safe_text``; with nothing marked nothing changes, and the report still lists
-    columns whose names look like identifiers. ``deid: false`` (or ``enabled: false``) turns it
-    off, and the report says so. With linked tables, ``types`` and ``safe_text`` name columns as
-    ``table.column`` and the patient is the root table's key.
+    listed in ``safe_text``. Before that, every column is scanned for identifiers by name and
+    values (:mod:`synthdata.medical.identifiers`); a suspected identifier that the schema does
+    not mark (and that ``types`` does not list) is handled by ``unmarked``: ``error`` (default:
+    the run stops before fitting and names each column, its evidence and the ways out) or
+    ``transform`` (the Safe Harbor rule for the detected type is applied, and the report says
+    so). ``pii: none`` on a column records "reviewed, not an identifier". ``deid: false`` (or
+    ``enabled: false``) turns the transformations off, and the report says so; the scan still
+    runs and unmarked suspects are still an error. ``reference_year`` (for birth years over 89)
+    defaults to the latest year among the data's own dates. With linked tables, ``types`` and
+    ``safe_text`` name columns as ``table.column`` and the patient is the root table's key.
     """
 
     enabled: bool = True
+    unmarked: Literal["error", "transform"] = "error"
     dates: Literal["year", "shift"] = "year"
     identifiers: Literal["drop", "pseudonym"] = "drop"
     patient_column: str | None = None  # one table with dates: shift; linked tables: the root key
     max_shift_days: PositiveInt = 365
-    reference_year: int | None = Field(default=None, ge=1900, le=2200)  # None: the run's year
+    reference_year: int | None = Field(default=None, ge=1900, le=2200)  # None: the data's latest
     safe_text: tuple[str, ...] = ()
     types: dict[str, str] = Field(default_factory=dict)  # {column: identifier type}
     rare_categories: RareCategoriesConfig = RareCategoriesConfig()

@@ -59,7 +59,8 @@ def run_multitable(cfg: PipelineConfig, run_dir: Path, timer: Any, progress: Any
                                               children_per_parent_tv, patient_root)
     from synthdata.medical.survival import survival_metrics, survival_summary
     from synthdata.pipeline.budget import budget_section
-    from synthdata.pipeline.deid import LEDGER_REASON, LEDGER_STEP, SECTION, deid_tables
+    from synthdata.pipeline.deid import (LEDGER_REASON, LEDGER_STEP, SECTION, deid_tables,
+                                         record_scan)
     from synthdata.pipeline.runner import RunResult, _dp_config, _manifest, resolve_gate
     from synthdata.privacy.group import check_privacy_unit
     from synthdata.privacy.ledger import PrivacyLedger
@@ -100,6 +101,7 @@ def run_multitable(cfg: PipelineConfig, run_dir: Path, timer: Any, progress: Any
         budget.attach(ledger)
     if deid_section["enabled"]:
         ledger.record_public(LEDGER_STEP, reason=LEDGER_REASON)
+    record_scan(ledger, deid_section)
     synth_model = RelationalSynthesizer(ms, generator=cfg.generator.kind,
                                         generator_params=cfg.generator.params, seed=cfg.seed,
                                         privacy=privacy)

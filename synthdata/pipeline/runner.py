@@ -23,7 +23,8 @@ from synthdata.errors import ConfigError, DataError
 from synthdata.io.files import (PRIVATE_DIR_MODE, atomic_write_text, fingerprint, private_dir,
                                 read_table, write_table)
 from synthdata.pipeline.config import PipelineConfig
-from synthdata.pipeline.deid import LEDGER_REASON, LEDGER_STEP, SECTION, deid_table
+from synthdata.pipeline.deid import (LEDGER_REASON, LEDGER_STEP, SECTION, deid_table,
+                                     record_scan)
 from synthdata.pipeline.rare import SECTION as RARE_SECTION
 from synthdata.pipeline.rare import merge_rare_categories
 from synthdata.schema.model import Schema, load_yaml
@@ -181,7 +182,8 @@ def _run(cfg: PipelineConfig, data: pd.DataFrame | None, run_dir: Path, timer: _
         schema.validate(df, where=str(cfg.data.path))
     progress("load", 1, 1)
     with timer.step("deid"):  # before the split: train, holdout and schema are de-identified
-        df, schema, deid_section = deid_table(df, schema, cfg.deid, seed=cfg.seed)
+        df, schema, deid_section = deid_table(df, schema, cfg.deid, seed=cfg.seed,
+                                              where=str(cfg.data.path) if data is None else "data")
         df, schema, rare_section = merge_rare_categories(df, schema, cfg.deid.rare_categories,
                                                          private=cfg.privacy is not None)
 
@@ -200,6 +202,7 @@ def _run(cfg: PipelineConfig, data: pd.DataFrame | None, run_dir: Path, timer: _
         budget.attach(ledger)
     if deid_section["enabled"]:
         ledger.record_public(LEDGER_STEP, reason=LEDGER_REASON)
+    record_scan(ledger, deid_section)
     gen = sd.make_generator(cfg.generator.kind, schema, seed=cfg.seed, privacy=privacy,
                             **cfg.generator.params)
     with timer.step("fit"):

@@ -17,6 +17,10 @@ MAX_NUMERIC_CATEGORIES = 10
 ID_UNIQUE_SHARE = 0.9
 MIN_ROWS_FOR_ID = 20
 _ID_NAME = re.compile(r"(^|[_.\s-])(id|key|uuid|guid|pid|mrn|index)$|^id[_.]", re.IGNORECASE)
+_ZIP_NAME = re.compile(r"(^|[_.\s-])(zip|zipcode|zip_code|postal|postcode|postal_code)"
+                       r"($|[_.\s-])|zip", re.IGNORECASE)
+_CODE_NAME = re.compile(r"(^|[_.\s-])(id|mrn|code|number|no|nr|num|account|acct|record)$"
+                        r"|^(id|mrn|code)([_.\s-]|$)", re.IGNORECASE)
 _BOOL_STRINGS = ({"yes", "no"}, {"true", "false"}, {"y", "n"}, {"t", "f"})
 
 
@@ -24,7 +28,8 @@ def infer_schema(df: pd.DataFrame, *, name: str = "table") -> Schema:
     """Propose a :class:`Schema` for ``df``.
 
     Kinds follow simple, documented rules: booleans are two-valued columns (0/1, yes/no,
-    true/false); numbers with few distinct whole values are categorical; whole-number
+    true/false); ZIP-named and fixed-width code-named whole numbers are categories or ids
+    (labels, not amounts); numbers with few distinct whole values are categorical; whole-number
     columns are integers; strings that parse as dates with one format are datetimes;
     unique keys and high-cardinality strings are ids (never learned); long free text is
     text. Bounds and categories are read from the data (so they are *not* public).
@@ -64,6 +69,11 @@ def infer_column(series: pd.Series) -> Column:
         return Column(name, ColumnKind.DATETIME, dtype=dtype, nullable=nullable,
                       min=None, max=None)
     if pd.api.types.is_numeric_dtype(series):
+        if _is_code(name, nonnull):  # ZIP codes and fixed-width codes are labels, not amounts
+            unique_share = nonnull.nunique() / len(nonnull)
+            if len(nonnull) >= MIN_ROWS_FOR_ID and unique_share > ID_UNIQUE_SHARE:
+                return Column(name, ColumnKind.ID, dtype=dtype, nullable=nullable)
+            return _discrete(name, ColumnKind.CATEGORICAL, dtype, nullable, nonnull)
         return _numeric(name, dtype, nullable, nonnull, n)
     values = nonnull.astype(str) if not _all_str(nonnull) else nonnull
     n_unique = values.nunique()
@@ -81,6 +91,22 @@ def infer_column(series: pd.Series) -> Column:
         kind = ColumnKind.TEXT if (mean_len > 30 and has_spaces) else ColumnKind.ID
         return Column(name, kind, dtype=dtype, nullable=nullable)
     return _discrete(name, ColumnKind.CATEGORICAL, dtype, nullable, nonnull)
+
+
+def _is_code(name: str, nonnull: pd.Series) -> bool:
+    """Whole numbers that are codes: a ZIP/postal-code name, or a code/id/number name with every
+    value of the same width (4 digits or more)."""
+    if pd.api.types.is_bool_dtype(nonnull):
+        return False
+    arr = nonnull.to_numpy(dtype=float)
+    if not (np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)) and np.all(arr >= 0)):
+        return False
+    if _ZIP_NAME.search(name):
+        return True
+    if _CODE_NAME.search(name):
+        widths = {len(str(int(v))) for v in arr}
+        return len(widths) == 1 and min(widths) >= 4
+    return False
 
 
 def _all_str(values: pd.Series) -> bool:

@@ -93,8 +93,11 @@ def test_policy_errors():
         DeidPolicy(types={"x": "zipcode"}).validate()
     with pytest.raises(ConfigError, match="not have"):
         deidentify(df, schema, policy=DeidPolicy(types={"nope": "zip"}, reference_year=2024))
-    with pytest.raises(ConfigError, match="reference_year"):
-        deidentify(df, schema, policy=DeidPolicy())
+    with pytest.raises(ConfigError, match="reference_year"):  # a birth date and no other date
+        deidentify(df[["dob", "bili"]], schema.replace_columns([schema["dob"], schema["bili"]]),
+                   policy=DeidPolicy())
+    _, log = deidentify(df, schema, policy=DeidPolicy())      # else the data's latest year
+    assert "over 89 in 2021" in next(a.note for a in log.actions if a.column == "dob")
     with pytest.raises(DataError, match="not US ZIP codes"):
         deidentify(pd.DataFrame({"z": ["ABC"]}), Schema.infer(pd.DataFrame({"z": ["ABC"]})),
                    policy=DeidPolicy(types={"z": "zip"}))

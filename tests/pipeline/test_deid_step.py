@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from synthdata.errors import ConfigError
+from synthdata.errors import ConfigError, DataError
 from synthdata.pipeline.config import PipelineConfig
 from synthdata.pipeline.runner import run_pipeline
 from synthdata.schema.model import Schema
@@ -51,7 +51,7 @@ def _clinic(n: int = N, seed: int = 7) -> pd.DataFrame:
         "diet": rng.choice(["low salt diet advised", "no restriction needed"], n),
         "bili": rng.gamma(2.0, 1.0, n).round(2),
         "stage": rng.choice([1, 2, 3, 4], n),
-        "home_phone": [f"555-02{i:03d}" for i in range(n)],   # not marked: reported, kept
+        "home_phone": [f"555-02{i:03d}" for i in range(n)],   # not marked: found by the scan
     })
 
 
@@ -74,7 +74,7 @@ def _config(files: tuple[Path, Path], out: Path, **extra: object) -> dict:
 @pytest.fixture(scope="module")
 def clinic_run(clinic_files: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory):
     cfg = _config(clinic_files, tmp_path_factory.mktemp("out"),
-                  deid={"safe_text": ["diet"], "reference_year": 2024})
+                  deid={"safe_text": ["diet"], "reference_year": 2024, "unmarked": "transform"})
     result = run_pipeline(cfg)
     report = json.loads((result.run_dir / "report.json").read_text())
     return result, report
@@ -90,7 +90,7 @@ def test_written_synthetic_table_holds_no_identifier(clinic_run):
     result, _ = clinic_run
     assert result.passed
     synth = pd.read_csv(result.synthetic_path, dtype={"zip": str})
-    assert set(synth.columns) == {"zip", "dob", "age", "diet", "bili", "stage", "home_phone"}
+    assert set(synth.columns) == {"zip", "dob", "age", "diet", "bili", "stage"}
     assert set(synth["zip"].dropna()) <= {"021", "000", "100", "941"}   # 036 and 890 -> 000
     assert synth["age"].max() <= 90
     years = synth["dob"].dropna()
@@ -98,7 +98,7 @@ def test_written_synthetic_table_holds_no_identifier(clinic_run):
     assert synth["diet"].isna().all()          # kept as declared safe, but text is not synthesised
     # the shipped schema is the one the generator saw
     schema = Schema.load(result.run_dir / "schema.yaml")
-    assert schema.names == ["zip", "dob", "age", "diet", "bili", "stage", "home_phone"]
+    assert schema.names == ["zip", "dob", "age", "diet", "bili", "stage"]
     assert schema["dob"].kind.value == "integer" and schema["age"].max == 90
 
 
@@ -108,11 +108,13 @@ def test_report_logs_each_rule_per_column(clinic_run):
     assert section["enabled"] and section["method"] == "HIPAA Safe Harbor"
     rules = {a["column"]: a["rule"] for a in section["actions"]}
     assert rules == {"name": "drop", "email": "drop", "zip": "zip3", "dob": "birth_year",
-                     "age": "top_code_90", "notes": "drop", "diet": "keep"}
+                     "age": "top_code_90", "notes": "drop", "diet": "keep", "home_phone": "drop"}
     changed = {a["column"]: a["n_changed"] for a in section["actions"]}
     assert changed["age"] == 12
-    assert sorted(section["dropped_columns"]) == ["email", "name", "notes"]
-    assert "home_phone" in section["unmarked_suspects"]
+    assert sorted(section["dropped_columns"]) == ["email", "home_phone", "name", "notes"]
+    scan = {r["column"]: r["decision"] for r in section["identifier_scan"]}
+    assert scan["home_phone"] == "transformed (deid.unmarked: transform)"
+    assert scan["email"] == "marked pii: direct"
     privacy = report["sections"]["privacy"]
     assert any(e["step"] == "deid" for e in privacy["entries"])
     html = (result.run_dir / "report.html").read_text()
@@ -126,8 +128,19 @@ def test_evaluation_compares_with_the_deidentified_training_data(clinic_run):
     assert report["meta"]["n_train"] == round(N * 0.7)
 
 
+def test_unmarked_identifier_stops_the_run_by_default(clinic_files, tmp_path):
+    with pytest.raises(DataError, match=r"1 column\(s\) look like identifiers .*'home_phone' "
+                                        r"looks like phone .*pii: none"):
+        run_pipeline(_config(clinic_files, tmp_path, deid={"reference_year": 2024}))
+    assert not list(tmp_path.glob("run-*"))
+
+
 def test_deid_can_be_turned_off_and_the_report_says_so(clinic_files, tmp_path):
-    result = run_pipeline(_config(clinic_files, tmp_path, deid=False))
+    with pytest.raises(DataError, match="de-identification is off"):  # the scan still runs
+        run_pipeline(_config(clinic_files, tmp_path, deid=False))
+    cfg = _config(clinic_files, tmp_path, deid=False)
+    cfg["data"]["drop"] = ["home_phone"]
+    result = run_pipeline(cfg)
     report = json.loads((result.run_dir / "report.json").read_text())
     section = report["sections"]["deidentification"]
     assert section["enabled"] is False

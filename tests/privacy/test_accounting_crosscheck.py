@@ -130,7 +130,9 @@ def test_ledger_of_a_dp_gmm_run_is_an_upper_bound_close_to_pld(flchain: pd.DataF
         assert e["mechanism"] == "gaussian", f"cross-check does not cover {e['mechanism']!r}"
         p = e["params"]
         multiplier = p["sigma"] / p["sensitivity"]
-        assert e["rho"] == pytest.approx(acc.gaussian_rho(p["sigma"], p["sensitivity"]))
+        # the sampler inflates σ a little (OpenDP's grid): the charged ρ bounds the noise's
+        actual = acc.gaussian_rho(p["sigma"], p["sensitivity"])
+        assert 0.99 * e["rho"] <= actual <= e["rho"] * (1 + 1e-9)
         lo.append(_gaussian_pld(multiplier, pessimistic=False))
         hi.append(_gaussian_pld(multiplier, pessimistic=True))
         delta0 += e["delta"] or 0.0  # thresholded histograms: δ₀ of the threshold event

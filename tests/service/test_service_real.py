@@ -11,9 +11,13 @@ from synthdata.service.settings import DEFAULT_RUNNER
 from tests.service.conftest import TINY, open_api
 
 
+# flchain has ages over 89, a Safe Harbor identifier: the job marks the column for Safe Harbor
+MARKED = TINY | {"deid": {"types": {"age": "age"}}}
+
+
 def _run_tiny_job(api, small_csv) -> dict:
     ds = api.upload(small_csv).json()["id"]
-    resp = api.submit(ds, TINY)
+    resp = api.submit(ds, MARKED)
     assert resp.status_code == 202, resp.text
     job = api.wait(resp.json()["id"], timeout=600)
     assert job["status"] in ("succeeded", "rejected"), job
@@ -32,6 +36,18 @@ def test_real_pipeline_in_a_worker_process(tmp_path, small_csv):
     try:
         job = _run_tiny_job(api, small_csv)
         assert job["progress"] == 1.0 and job["gate"] is not None
+    finally:
+        client.__exit__(None, None, None)
+
+
+@pytest.mark.slow
+def test_unmarked_identifier_fails_the_job_with_the_reason(tmp_path, small_csv):
+    client, api = open_api(tmp_path, runner=DEFAULT_RUNNER)
+    try:
+        ds = api.upload(small_csv).json()["id"]
+        job = api.wait(api.submit(ds, TINY).json()["id"], timeout=600)
+        assert job["status"] == "failed", job
+        assert "'age' looks like age" in job["error"] and "pii: none" in job["error"]
     finally:
         client.__exit__(None, None, None)
 
