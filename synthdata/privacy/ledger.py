@@ -41,6 +41,8 @@ __all__ = ["LedgerEntry", "PrivacyLedger", "Reservation"]
 _ZCDP = ("gaussian", "laplace", "pure")
 _MECHANISMS = (*_ZCDP, "approx")
 _FORMAT_VERSION = 1
+#: where the written privacy contract lives; every DP statement points to it
+CONTRACT = "docs/privacy.md in the synthdata repository"
 
 
 @dataclass(frozen=True)
@@ -553,6 +555,8 @@ class PrivacyLedger:
             from synthdata.privacy.noise import REPRODUCIBILITY_NOTE
 
             text += ". " + REPRODUCIBILITY_NOTE.rstrip(".")
+            text += (". What is protected, what is public and what each file of the run "
+                     f"contains: the privacy contract, {CONTRACT}")
         hidden = [e for e in self._entries if not e.private]
         if hidden:
             items = "; ".join(f"{e.step} ({e.note})" for e in hidden)

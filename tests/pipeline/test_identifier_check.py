@@ -162,9 +162,27 @@ def test_cli_fit_applies_the_same_check_and_deid(csv, tmp_path, capsys, table):
 def test_under_dp_transform_by_detection_is_refused(csv, tmp_path):
     """What the scan finds is a property of the private data: under DP it may stop a run but
     not decide which columns are transformed in the release."""
-    from synthdata.errors import PrivacyBudgetError
+    import yaml
 
+    from synthdata.errors import PrivacyBudgetError
+    from synthdata.io.files import read_table
+    from synthdata.schema.model import Schema
+
+    # a complete declaration (a DP run infers nothing), with no identifier marked
+    df = read_table(csv)
+    columns = []
+    for col in Schema.infer(df).columns:
+        entry = {"name": col.name, "kind": col.kind.value,
+                 "nullable": bool(df[col.name].isna().any())}
+        if col.kind.value == "continuous":
+            entry["precision"] = None
+        if col.kind.value == "datetime":
+            entry["datetime_format"] = col.datetime_format
+        columns.append(entry)
+    declared = tmp_path / "declared.yaml"
+    declared.write_text(yaml.safe_dump({"version": 1, "name": "patients", "columns": columns}))
     cfg = _config(csv, tmp_path, deid={"unmarked": "transform"}, privacy={"epsilon": 3.0})
+    cfg["data"]["schema"] = str(declared)
     with pytest.raises(PrivacyBudgetError, match=r"deid.scan.*mark them in the schema"):
         run_pipeline(cfg)
     assert not list(tmp_path.glob("run-*"))

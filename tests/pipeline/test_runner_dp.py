@@ -151,11 +151,17 @@ def test_neighbouring_tables_change_nothing_but_dp_noise(tmp_path, fl, no_valida
         assert "report.json" in m["release"]["internal_qa_not_private"]
         assert "synthetic.csv" in m["release"]["covered_by_epsilon"]
 
-    # the ledger: same steps, mechanisms and ρ (δ from the noisy n is 1e-5 either way)
+    # the ledger: same steps, mechanisms and ρ before the model (δ from the noisy n is 1e-5
+    # either way). The model's plan may differ between ANY two DP runs: whether a missing
+    # slot is kept follows a noisy count (post-processing of a DP release), and the layout
+    # sets DP-EM's split of ρ -- so its entries are only checked to be private.
     def ledger_shape(r: dict[str, Any]) -> list[tuple[Any, ...]]:
         return [(e["step"], e["mechanism"], e["private"], e["rho"])
-                for e in r["sections"]["privacy"]["entries"]]
+                for e in r["sections"]["privacy"]["entries"] if not e["step"].startswith("model.")]
     assert ledger_shape(a["report"]) == ledger_shape(b["report"])
+    for r in (a["report"], b["report"]):
+        model = [e for e in r["sections"]["privacy"]["entries"] if e["step"].startswith("model.")]
+        assert model and all(e["private"] and e["mechanism"] == "gaussian" for e in model)
     # every report part outside the DP-safe ones is marked not private
     for r in (a["report"], b["report"]):
         release = r["sections"]["release"]

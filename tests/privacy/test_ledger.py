@@ -178,7 +178,8 @@ def test_plain_language() -> None:
         "this dataset was generated with (ε=3, δ=1e-06)-differential privacy at the level of "
         "one row. DP noise is drawn from the operating system's cryptographic source, not "
         "from the seed: a DP run is not bit-reproducible; the seed fixes only its non-private "
-        "parts"
+        "parts. What is protected, what is public and what each file of the run contains: "
+        "the privacy contract, docs/privacy.md in the synthdata repository"
     )
     assert "at the level of one patient. DP noise" in ledger.plain_language(unit="patient")
     assert "not bit-reproducible" in ledger.to_dict()["plain_language"]
@@ -204,3 +205,13 @@ def test_round_trip_to_dict() -> None:
     non_private = json.loads(json.dumps(PrivacyLedger().to_dict()))
     assert non_private["spent"]["epsilon"] is None
     assert PrivacyLedger.from_dict(non_private).entries == []
+
+
+def test_dp_statement_points_to_the_contract_and_says_not_reproducible():
+    from synthdata.privacy.config import DPConfig
+
+    ledger = PrivacyLedger.from_config(DPConfig(epsilon=1.0, delta=1e-6))
+    ledger.charge("x", "gaussian", rho=0.01)
+    text = ledger.plain_language()
+    assert "docs/privacy.md" in text and "not bit-reproducible" in text
+    assert "docs/privacy.md" not in PrivacyLedger.from_config(None).plain_language()
