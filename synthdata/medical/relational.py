@@ -485,8 +485,12 @@ class RelationalSynthesizer:
             # a category list would have to be public)
             is_cat = self.privacy is None and counts.nunique() <= MAX_COUNT_CATEGORIES
             count_cat[fk.child] = is_cat
-            columns.append(Column(name, ColumnKind.CATEGORICAL if is_cat else ColumnKind.INTEGER,
-                                  dtype="int64", min=None if is_cat else 0.0))
+            if self.privacy is None:
+                columns.append(Column(name, ColumnKind.CATEGORICAL if is_cat else ColumnKind.INTEGER,
+                                      dtype="int64", min=None if is_cat else 0.0))
+            else:  # the cap k is a public bound: no DP range estimate (it could explode)
+                columns.append(Column(name, ColumnKind.INTEGER, dtype="int64", min=0.0,
+                                      max=float(self.max_rows_per_patient), public=True))
             if fk.parent_level:
                 ordered = child.sort_values([fk.column, fk.order_by] if fk.order_by else [fk.column],
                                             kind="stable")
@@ -666,7 +670,9 @@ class RelationalSynthesizer:
         fk = plan.link
         assert fk is not None
         pplan = self.plans_[fk.parent]
-        counts = parent_aug[count_column(plan.name)].to_numpy().astype(np.int64)
+        counts = np.maximum(parent_aug[count_column(plan.name)].to_numpy().astype(np.int64), 0)
+        if self.privacy is not None:  # no patient had more than k rows in training
+            counts = np.minimum(counts, self.max_rows_per_patient)
         total = int(counts.sum())
         if total == 0:
             return pd.DataFrame(columns=self.schema.tables[plan.name].names)
