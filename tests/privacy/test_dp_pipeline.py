@@ -31,6 +31,8 @@ from synthdata.privacy import DPConfig, PrivacyLedger
 from synthdata.schema.model import ColumnKind
 
 ROOT = Path(__file__).resolve().parents[2]
+# the package's own folder (a checkout may itself be named "synthdata": never match on names)
+_PACKAGE = str(Path(sd.__file__).resolve().parent) + "/"
 
 
 @pytest.fixture(scope="module")
@@ -92,14 +94,14 @@ class DataTracker:
 
     def __call__(self, frame: Any, event: str, arg: Any) -> None:
         code = frame.f_code
-        if "/synthdata/" not in code.co_filename:
+        if not code.co_filename.startswith(_PACKAGE):
             return
         if event == "call":
             n_args = code.co_argcount + code.co_kwonlyargcount
             if any(self._is_tracked(frame.f_locals.get(name))
                    for name in code.co_varnames[:n_args]):
                 self.readers.setdefault(code.co_qualname,
-                                        code.co_filename.split("/synthdata/")[1])
+                                        code.co_filename[len(_PACKAGE):])
                 self._open.add(id(frame))
         elif event == "return" and id(frame) in self._open:
             self._open.discard(id(frame))
