@@ -279,7 +279,8 @@ class RelationalSynthesizer:
                 params["privacy"] = self.privacy
             gen = make_generator(self.generator, train_schema, seed=child_seed(rng), **params)
             plan = _TablePlan(name=tname, schema=train_schema, generator=gen, link=link,
-                              children=children, count_is_categorical=count_cat, n_rows=len(df))
+                              children=children, count_is_categorical=count_cat,
+                              n_rows=self._public_size(tname, df))
             for fk in ms.foreign_keys:
                 if fk.child == tname and not fk.enforce:
                     plan.unenforced[fk.column] = self._non_missing_share(tname, fk.column, df, rng)
@@ -322,9 +323,12 @@ class RelationalSynthesizer:
         from synthdata.privacy.group import remaining_rho
 
         roots = [t for t in self.order_ if self.schema.parent_link(t) is None]
-        if ledger is None:
+        if ledger is None:  # n is not public: one DP count of the patients (data.count)
+            from synthdata.privacy.count import dp_unit_count
+
             cfg = self.privacy.model_copy(update={"unit": "patient"})
-            ledger = PrivacyLedger.from_config(cfg, n_rows=sum(len(tables[t]) for t in roots))
+            ledger, _ = dp_unit_count(sum(len(tables[t]) for t in roots), cfg,
+                                      what="training patients")
         if not ledger.is_private:
             raise ConfigError("privacy= is set but the ledger has no budget")
         # category thresholds (learned combinations of a fixed-combination rule on the root
@@ -336,6 +340,18 @@ class RelationalSynthesizer:
         if not self._rho_total > 0:
             raise ConfigError("the privacy ledger has no budget left for the relational fit")
         return ledger
+
+    def _public_size(self, tname: str, df: pd.DataFrame) -> int:
+        """The default number of rows to sample for a root table: its size, or under
+        privacy the DP count of the patients on the ledger (0 when the ledger has none:
+        ``sample`` then needs ``n``). Never the exact count under DP."""
+        if self.privacy is None:
+            return len(df)
+        from synthdata.privacy.count import released_count
+
+        roots = [t for t in self.order_ if self.schema.parent_link(t) is None]
+        noisy = released_count(self.ledger_)
+        return int(noisy) if noisy is not None and roots == [tname] else 0
 
     def _tables_needing_thresholds(self) -> list[str]:
         """Tables whose generator must discover categories with a δ (thresholds): the merged
@@ -488,6 +504,14 @@ class RelationalSynthesizer:
             if self.privacy is None:
                 columns.append(Column(name, ColumnKind.CATEGORICAL if is_cat else ColumnKind.INTEGER,
                                       dtype="int64", min=None if is_cat else 0.0))
+            elif self.max_rows_per_patient <= MAX_COUNT_CATEGORIES:
+                # the cap k is public, so the categories 0..k are too: a DP histogram of the
+                # counts (an integer column's DP quantiles were too coarse: some runs sampled
+                # no child row at all)
+                count_cat[fk.child] = True
+                columns.append(Column(name, ColumnKind.CATEGORICAL, dtype="int64",
+                                      categories=tuple(range(self.max_rows_per_patient + 1)),
+                                      public=True))
             else:  # the cap k is a public bound: no DP range estimate (it could explode)
                 columns.append(Column(name, ColumnKind.INTEGER, dtype="int64", min=0.0,
                                       max=float(self.max_rows_per_patient), public=True))
@@ -617,6 +641,10 @@ class RelationalSynthesizer:
             plan = self.plans_[tname]
             if plan.link is None:
                 n_rows = plan.n_rows if n is None else int(n)
+                if n_rows <= 0:
+                    raise ConfigError(
+                        f"under privacy the number of rows of {tname!r} is not public and the "
+                        "ledger holds no DP count of the patients: pass n to sample()")
                 synth = plan.generator.sample(n_rows, seed=child_seed(rng))
             else:
                 parent_aug = augmented[plan.link.parent]

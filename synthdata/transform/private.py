@@ -154,8 +154,9 @@ def dp_log_bounds(values: np.ndarray, rho: float, ledger: Any, step: str) -> tup
     """DP (lower, upper) within a factor of two, with no public range needed.
 
     A noisy histogram over the buckets (-2^(k+1), -2^k], ..., [-2^-10, 2^-10], ...,
-    [2^k, 2^(k+1)); the outermost buckets whose noisy count clears a 3σ threshold give the
-    bounds. Values in dropped outer buckets are clipped by the caller.
+    [2^k, 2^(k+1)); the run of buckets around the fullest one whose noisy counts clear a 3σ
+    threshold gives the bounds (see ``_bulk``). Values in dropped outer buckets are clipped
+    by the caller.
     """
     from synthdata.privacy.accounting import calibrate_gaussian_sigma
     from synthdata.privacy.mechanisms import dp_histogram
@@ -168,24 +169,58 @@ def dp_log_bounds(values: np.ndarray, rho: float, ledger: Any, step: str) -> tup
     bucket = np.where(mag < edges_pos[0], 0, np.sign(values) * idx).astype(int)
     counts = dp_histogram(bucket, labels, rho, ledger, step)
     sigma = calibrate_gaussian_sigma(rho, 1.0)
-    kept = [lab for lab, c in zip(labels, counts, strict=True) if c > 3 * sigma]
-    if not kept:
+    first, last = _bulk(np.asarray(counts, dtype=float), 3 * sigma)
+    if first is None:
         return 0.0, 1.0
 
     def edge(label: int, upper: bool) -> float:
         if label == 0:
             return float(edges_pos[0]) * (1 if upper else -1)
         k = abs(label)
-        hi = float(edges_pos[min(k, len(exps) - 1)])
+        # the outermost bucket [2^max, inf) is open: its far end is taken as 2^(max+1)
+        hi = float(edges_pos[k]) if k < len(exps) else 2.0 * float(edges_pos[-1])
         lo = float(edges_pos[k - 1])
         if label > 0:
             return hi if upper else lo
         return -lo if upper else -hi
 
-    lower, upper = edge(min(kept), False), edge(max(kept), True)
-    if min(kept) > 0:
+    lo_label, hi_label = labels[first], labels[last]
+    lower, upper = edge(lo_label, False), edge(hi_label, True)
+    if lo_label > 0:
         lower = 0.0 if lower <= 1 else lower  # small positive values: start at zero
+    if not lower < upper:  # cannot happen with the edges above; never hand on an empty range
+        upper = lower + 1.0
     return lower, upper
+
+
+def _bulk(counts: np.ndarray, threshold: float, max_gap: int = 1) -> tuple[int | None, int]:
+    """First and last bucket of the run of buckets around the fullest one whose noisy
+    counts clear ``threshold`` (gaps of up to ``max_gap`` buckets are bridged).
+
+    With ~100 buckets, some empty bucket's noise clears a 3σ threshold in about one run in
+    eight; taking the outermost such bucket put bounds at ±2^40 on a column of values near
+    1. Growing outwards from the mode ignores isolated noise far from the data; a real tail
+    is contiguous on this log scale.
+    """
+    if counts.size == 0 or counts.max() <= threshold:
+        return None, 0
+    mode = int(np.argmax(counts))
+    first = last = mode
+    i = mode - 1
+    while i >= 0:
+        if counts[i] > threshold:
+            first = i
+        elif first - i > max_gap:
+            break
+        i -= 1
+    i = mode + 1
+    while i < counts.size:
+        if counts[i] > threshold:
+            last = i
+        elif i - last > max_gap:
+            break
+        i += 1
+    return first, last
 
 
 def _private_categories(col: Column, series: pd.Series, ledger: Any, rho_unit: float,

@@ -485,3 +485,20 @@ def test_fixed_combinations_under_patient_privacy():
     assert rs.ledger_.spent()[0] <= 2
     synth = rs.sample(seed=0)
     assert not ((synth["labs"]["test"] == "b") & (synth["labs"]["flag"] == "high")).any()
+
+
+def test_private_default_size_is_the_dp_count_not_the_real_one():
+    """Under patient-level DP the default number of synthetic patients is the DP count on the
+    ledger (data.count), never the exact number of real patients."""
+    from synthdata.privacy.config import DPConfig
+    from tests.conftest import DATA
+
+    ms = MultiTableSchema.load(DATA.parent / "schemas" / "pbc.yaml")
+    tables = {"pbc": pd.read_csv(DATA / "pbc.csv"), "pbcseq": pd.read_csv(DATA / "pbcseq.csv")}
+    model = RelationalSynthesizer(ms, privacy=DPConfig(epsilon=3, max_rows_per_unit=4)).fit(tables)
+    steps = [e.step for e in model.ledger_.entries]
+    assert steps[0] == "data.count"
+    released = int(model.ledger_.entries[0].params["released"])
+    out = model.sample(seed=1)
+    assert len(out["pbc"]) == released
+    assert np.all(out["pbcseq"].groupby("id").size() <= 4)
