@@ -31,9 +31,10 @@ class KaplanMeier:
     def __call__(self, t: Iterable[float] | float) -> np.ndarray:
         """S(t) evaluated at ``t`` (right-continuous step function)."""
         t = np.atleast_1d(np.asarray(t, dtype=float))
+        if not len(self.survival):  # no event: S(t) = 1 everywhere
+            return np.ones_like(t)
         idx = np.searchsorted(self.times, t, side="right") - 1
-        values = np.where(idx >= 0, self.survival[np.maximum(idx, 0)], 1.0)
-        return values if len(self.survival) else np.ones_like(t)
+        return np.where(idx >= 0, self.survival[np.maximum(idx, 0)], 1.0)
 
     def median(self) -> float:
         """The first time at which S(t) <= 0.5 (``nan`` if never reached)."""

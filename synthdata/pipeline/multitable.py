@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from synthdata.errors import ConfigError
+from synthdata.errors import ConfigError, DataError
 from synthdata.io.files import atomic_write_text, fingerprint, read_table, write_table
 from synthdata.pipeline.config import PipelineConfig
 
@@ -113,6 +113,14 @@ def run_multitable(cfg: PipelineConfig, run_dir: Path, timer: Any, progress: Any
     with timer.step("sample"):
         synth = synth_model.sample(cfg.sample.rows or n_noisy or len(train[root]), seed=cfg.seed)
     progress("sample", 1, 1)
+    empty = [t for t, df in synth.items() if len(df) == 0]
+    if empty:
+        fixes = "; ".join(f"{k}: {v}" for k, v in getattr(synth_model, "fixes_", {}).items())
+        raise DataError(
+            f"the synthetic table(s) {', '.join(empty)} came out empty, so nothing can be "
+            "evaluated or released" + (f" (repairs while sampling: {fixes})" if fixes else "")
+            + ". Under privacy this means the noise swamped the child counts or the time "
+            "bounds: raise epsilon, lower privacy.max_rows_per_unit, or use more patients")
 
     with timer.step("evaluate"):
         sections = None if cfg.evaluate.full else ("fidelity_basic",)

@@ -360,6 +360,15 @@ class PrivacyLedger:
         res = self._reservations if reservations is None else reservations
         after = self._compose(entries, res, self.delta)
         eps_now = self.committed()[0]
+        pieces = sum(e.delta or 0.0 for e in entries)  # δ spent outright (thresholds)
+        if after.epsilon <= self.epsilon or pieces >= self.delta:  # it is δ that ran out
+            raise PrivacyBudgetError(
+                f"step '{step}' ({what}) does not fit the privacy budget "
+                f"(ε={self.epsilon:g}, δ={self.delta:g}): δ runs out (the steps' own δ "
+                f"add up to {pieces:.3g}, and converting ρ to ε needs the rest); raise "
+                f"delta, or spend less δ on category thresholds by declaring the categories "
+                f"public in the schema"
+            )
         raise PrivacyBudgetError(
             f"step '{step}' ({what}) does not fit the privacy budget "
             f"(ε={self.epsilon:g}, δ={self.delta:g}): it would bring the committed total to "

@@ -53,3 +53,14 @@ def test_errors_and_checks():
     check = check_survival_times([0, -1, 5, np.nan], end=[1, 1, 4, 1])
     assert (check.n_negative, check.n_after_end, check.n_missing, check.is_ok) == (1, 1, 1, False)
     assert check_survival_times([0, 3], end=3).is_ok
+
+
+def test_km_distance_when_one_side_has_no_event():
+    from synthdata.medical.survival import kaplan_meier, km_distance
+
+    none = kaplan_meier([1, 2, 3], [0, 0, 0])
+    some = kaplan_meier([1, 2, 3], [1, 0, 1])
+    assert none(2.5).tolist() == [1.0]
+    # no event on one side: S = 1 there; the other curve falls to 0 at its last event
+    assert km_distance(none, some) == km_distance(some, none) == 1.0
+    assert km_distance(none, none) == 0.0

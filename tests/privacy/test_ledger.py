@@ -215,3 +215,13 @@ def test_dp_statement_points_to_the_contract_and_says_not_reproducible():
     text = ledger.plain_language()
     assert "docs/privacy.md" in text and "not bit-reproducible" in text
     assert "docs/privacy.md" not in PrivacyLedger.from_config(None).plain_language()
+
+
+def test_refusal_names_delta_when_delta_runs_out():
+    from synthdata.errors import PrivacyBudgetError
+
+    ledger = PrivacyLedger(epsilon=3.0, delta=1e-6)
+    with pytest.raises(PrivacyBudgetError, match="δ runs out.*raise delta"):
+        ledger.charge("thresholds", rho=1e-4, delta=2e-6)
+    with pytest.raises(PrivacyBudgetError, match="raise epsilon"):
+        ledger.charge("big", rho=50.0)
