@@ -95,6 +95,24 @@ _INFO = [
                "the pipeline's privacy ledger"),
     MetricInfo("constraint_violations", False, "rows of the synthetic data breaking a declared "
                "constraint (0 when enforcement works)"),
+    # per-group numbers (filled by the pipeline when there are sensitive columns:
+    # evaluate.sensitive or pii: sensitive; see synthdata.evaluate.groups)
+    MetricInfo("worst_group_shapes", True, "lowest within-group shapes over the groups of the "
+               "sensitive columns", "a sensitive column"),
+    MetricInfo("group_share_difference", False, "largest |real share - synthetic share| of a "
+               "group of a sensitive column", "a sensitive column"),
+    MetricInfo("tstr_worst_group_ratio", True, "lowest per-group TSTR ROC AUC / TRTR ROC AUC "
+               "on the holdout", "a sensitive column, a two-class target and holdout"),
+    MetricInfo("tstr_dp_difference", False, "demographic parity difference (fairlearn) of the "
+               "model trained on synthetic data, worst sensitive column",
+               "a sensitive column, a two-class target and holdout"),
+    MetricInfo("trtr_dp_difference", None, "the same for the model trained on real data (the "
+               "reference)", "a sensitive column, a two-class target and holdout"),
+    MetricInfo("tstr_eo_difference", False, "equalised odds difference (fairlearn) of the "
+               "model trained on synthetic data, worst sensitive column",
+               "a sensitive column, a two-class target and holdout"),
+    MetricInfo("trtr_eo_difference", None, "the same for the model trained on real data (the "
+               "reference)", "a sensitive column, a two-class target and holdout"),
     # linked tables (filled by the multi-table pipeline)
     MetricInfo("referential_integrity", True, "share of child rows pointing to an existing "
                "parent (1 = 100%)", "linked tables"),

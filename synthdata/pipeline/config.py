@@ -81,6 +81,10 @@ class OutputConfig(_Frozen):
 class EvaluateConfig(_Frozen):
     target: str | None = None
     full: bool = True  # False: only the fast fidelity basics
+    # per-group fidelity/utility/fairness (synthdata.evaluate.groups); default: the schema's
+    # pii: sensitive columns. Groups under min_group_size rows are suppressed.
+    sensitive: tuple[str, ...] | None = None
+    min_group_size: int = Field(default=20, ge=1)
 
 
 class RareCategoriesConfig(_Frozen):

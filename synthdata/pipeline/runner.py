@@ -203,6 +203,10 @@ def _run(cfg: PipelineConfig, data: pd.DataFrame | None, run_dir: Path, timer: _
     if deid_section["enabled"]:
         ledger.record_public(LEDGER_STEP, reason=LEDGER_REASON)
     record_scan(ledger, deid_section)
+    if cfg.evaluate.sensitive:  # checked before any training
+        from synthdata.evaluate.groups import sensitive_columns
+
+        sensitive_columns(schema, cfg.evaluate.sensitive)
     gen = sd.make_generator(cfg.generator.kind, schema, seed=cfg.seed, privacy=privacy,
                             **cfg.generator.params)
     with timer.step("fit"):
@@ -217,6 +221,8 @@ def _run(cfg: PipelineConfig, data: pd.DataFrame | None, run_dir: Path, timer: _
         report = evaluate(train, synth, holdout=holdout, schema=schema,
                           target=cfg.evaluate.target, seed=cfg.seed, progress=progress,
                           sections=sections)
+        if cfg.evaluate.full:
+            _add_groups(report, train, synth, holdout, schema, cfg, ledger)
     report.add_section(SECTION, deid_section)
     report.add_section(RARE_SECTION, rare_section)
     if rare_section["columns"]:
@@ -488,3 +494,20 @@ def _manifest(cfg: PipelineConfig, input_fp: str | dict[str, str], train: pd.Dat
                  **({} if verdict.judged else {"note": "NOT JUDGED: the pipeline says gate: "
                                                "none; exported without a verdict"})},
     }
+
+
+def _add_groups(report: Any, train: pd.DataFrame, synth: pd.DataFrame,
+                holdout: pd.DataFrame | None, schema: Any, cfg: Any, ledger: Any) -> None:
+    """Per-group fidelity, utility and fairness (issue 23), when there are sensitive columns."""
+    from synthdata.evaluate.groups import group_report, sensitive_columns
+
+    if not sensitive_columns(schema, cfg.evaluate.sensitive):
+        return
+    section = group_report(train, synth, holdout=holdout, schema=schema,
+                           sensitive=cfg.evaluate.sensitive, target=cfg.evaluate.target,
+                           min_group_size=cfg.evaluate.min_group_size, seed=cfg.seed)
+    report.metrics.update(section["metrics"])
+    report.add_section("groups", section)
+    ledger.record_not_private("evaluate.groups", reason="per-group shares, fidelity and "
+                              "fairness read the real train and holdout splits")
+

@@ -1,0 +1,113 @@
+"""Per-group fidelity, utility and fairness (synthdata.evaluate.groups)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from synthdata.errors import ConfigError
+from synthdata.evaluate.groups import group_report
+from synthdata.schema.model import Schema
+
+
+def _table(n: int, seed: int, minority_rate: float = 0.8, minority_share: float = 0.25) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    group = np.where(rng.random(n) < minority_share, "B", "A")
+    x = rng.normal(0, 1, n) + (group == "B") * 1.0
+    z = rng.normal(0, 1, n)
+    base = np.where(group == "B", np.log(minority_rate / (1 - minority_rate)), -1.4)
+    y = (rng.random(n) < 1 / (1 + np.exp(-(base + 1.5 * z)))).astype(int)
+    return pd.DataFrame({"group": group, "x": x, "z": z, "y": y})
+
+
+@pytest.fixture(scope="module")
+def data():
+    train, holdout = _table(1000, 0), _table(600, 1)
+    faithful = _table(1000, 2)               # an independent sample of the same process
+    erased = _table(1000, 3, minority_rate=0.2, minority_share=0.05)  # minority shrunk, outcome shifted
+    return train, holdout, faithful, erased
+
+
+def _schema(train):
+    return Schema.infer(train).with_overrides({"columns": [{"name": "y", "kind": "categorical"}]})
+
+
+def test_a_faithful_copy_treats_each_group_as_the_real_data(data):
+    train, holdout, faithful, _ = data
+    rep = group_report(train, faithful, holdout=holdout, schema=_schema(train),
+                       sensitive=["group"], target="y")
+    m = rep["metrics"]
+    assert m["group_share_difference"] < 0.05
+    assert m["worst_group_shapes"] > 0.9
+    assert 0.9 < m["tstr_worst_group_ratio"] < 1.1
+    rows = {r["group"]: r for r in rep["columns"]["group"]["groups"]}
+    assert abs(rows["B"]["outcome_real"] - rows["B"]["outcome_synthetic"]) < 0.08
+    assert rows["B"]["detection_auc"] < 0.65
+
+
+def test_a_generator_that_erases_a_minority_is_named(data):
+    train, holdout, faithful, erased = data
+    schema = _schema(train)
+    good = group_report(train, faithful, holdout=holdout, schema=schema, sensitive=["group"],
+                        target="y", detection=False)
+    bad = group_report(train, erased, holdout=holdout, schema=schema, sensitive=["group"],
+                       target="y", detection=False)
+    assert bad["metrics"]["group_share_difference"] > 0.15
+    rows = {r["group"]: r for r in bad["columns"]["group"]["groups"]}
+    assert rows["B"]["outcome_real"] - rows["B"]["outcome_synthetic"] > 0.3
+    assert bad["worst_group"]["group"] == "group = B"
+    assert bad["metrics"]["worst_group_shapes"] < good["metrics"]["worst_group_shapes"]
+    # the model trained on the distorted data is worse for the minority than for everyone
+    assert bad["metrics"]["tstr_worst_group_ratio"] < good["metrics"]["tstr_worst_group_ratio"]
+
+
+def test_fairness_of_the_tstr_model_is_compared_with_trtr(data):
+    train, holdout, faithful, _ = data
+    rep = group_report(train, faithful, holdout=holdout, schema=_schema(train),
+                       sensitive=["group"], target="y", detection=False)
+    fair = rep["columns"]["group"]["fairness"]
+    for key in ("tstr_dp_difference", "trtr_dp_difference", "tstr_eo_difference",
+                "trtr_eo_difference"):
+        assert 0.0 <= fair[key] <= 1.0
+    # the groups' outcome rates differ a lot: a model reproducing them is far from parity
+    assert fair["trtr_dp_difference"] > 0.2
+    assert abs(fair["tstr_dp_difference"] - fair["trtr_dp_difference"]) < 0.15
+
+
+def test_small_groups_are_suppressed(data):
+    train, holdout, faithful, _ = data
+    train = train.copy()
+    train.loc[:4, "group"] = "C"             # five rows: below the default minimum of 20
+    rep = group_report(train, faithful, holdout=holdout, schema=Schema.infer(train),
+                       sensitive=["group"], detection=False)
+    rows = {r["group"]: r for r in rep["columns"]["group"]["groups"]}
+    assert rows["C"]["n_train"] == "< 20"
+    assert rows["C"]["share_real"] is None and rows["C"]["shapes"] is None
+    rep5 = group_report(train, faithful, holdout=holdout, schema=Schema.infer(train),
+                        sensitive=["group"], min_group_size=5, detection=False)
+    assert {r["group"]: r for r in rep5["columns"]["group"]["groups"]}["C"]["n_train"] == 5
+
+
+def test_numeric_sensitive_column_is_banded_at_quartiles(data):
+    train, holdout, faithful, _ = data
+    rep = group_report(train, faithful, holdout=holdout, schema=Schema.infer(train),
+                       sensitive=["x"], detection=False)
+    groups = rep["columns"]["x"]["groups"]
+    assert len(groups) == 4
+    shares = [g["share_real"] for g in groups]
+    assert all(abs(s - 0.25) < 0.02 for s in shares)
+
+
+def test_default_sensitive_columns_come_from_the_schema(data):
+    train, holdout, faithful, _ = data
+    none = group_report(train, faithful, holdout=holdout, schema=Schema.infer(train), detection=False)
+    assert none["metrics"]["worst_group_shapes"] is None and "no sensitive column" in none["notes"][0]
+    schema = Schema.infer(train).with_overrides({"columns": [{"name": "group", "pii": "sensitive"}]})
+    rep = group_report(train, faithful, holdout=holdout, schema=schema, detection=False)
+    assert list(rep["columns"]) == ["group"]
+
+
+def test_unknown_sensitive_column_is_a_config_error(data):
+    train, holdout, faithful, _ = data
+    with pytest.raises(ConfigError, match="evaluate.sensitive.*'race'"):
+        group_report(train, faithful, holdout=holdout, schema=Schema.infer(train),
+                     sensitive=["race"])
