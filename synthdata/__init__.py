@@ -41,6 +41,7 @@ _LAZY = {
     "Report": "synthdata.evaluate",
     "check_gate": "synthdata.evaluate.gate",
     "run_pipeline": "synthdata.pipeline.runner",
+    "augment": "synthdata.augmentation",
     "PipelineConfig": "synthdata.pipeline.config",
     "DPConfig": "synthdata.privacy.config",
     "PrivacyLedger": "synthdata.privacy.ledger",
