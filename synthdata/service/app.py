@@ -23,6 +23,7 @@ from synthdata.errors import SynthDataError
 from synthdata.io.files import private_dir
 from synthdata.service.auth import Authenticator
 from synthdata.service.deps import Context
+from synthdata.service.guards import Guards
 from synthdata.service.jobs import JobManager
 from synthdata.service.routers import datasets, health, jobs
 from synthdata.service.settings import ServiceSettings, private_sqlite_file
@@ -65,12 +66,15 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     settings = settings or ServiceSettings.from_env()
     settings = dataclasses.replace(settings, data_dir=Path(settings.data_dir).resolve())
     ctx = Context(settings, Store(settings.database_url))
-    app = FastAPI(title="synthdata", version=__version__, lifespan=_lifespan(ctx),
+    docs = {} if settings.docs else {"docs_url": None, "redoc_url": None}
+    app = FastAPI(title="synthdata", version=__version__, lifespan=_lifespan(ctx), **docs,
                   description="Upload a dataset, run a pipeline, read the report, and download "
                               "the synthetic table when the gate passed.")
     app.state.ctx, app.state.settings, app.state.store = ctx, settings, ctx.store
     app.state.auth = Authenticator(ctx.store)
     app.add_exception_handler(SynthDataError, _synthdata_error)  # type: ignore[arg-type]
+    app.add_middleware(Guards, max_body_bytes=settings.max_body_bytes,
+                       max_depth=settings.max_json_depth)
     for router in (health.router, datasets.router, jobs.router):
         app.include_router(router)
     return app

@@ -30,7 +30,13 @@ from synthdata.service.models import (
     not_found,
 )
 from synthdata.service.store import new_id
-from synthdata.service.uploads import UploadError, display_name, inspect_file, receive_file
+from synthdata.service.uploads import (
+    UploadError,
+    display_name,
+    inspect_file,
+    read_sample,
+    receive_file,
+)
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
@@ -71,9 +77,11 @@ async def upload_dataset(request: Request, tenant: str = Depends(require_tenant)
     part = folder / "upload.part"
     try:
         filename, size = await receive_file(request.headers.get("content-type"),
-                                             request.stream(), part, limit)
-        info = await anyio.to_thread.run_sync(
-            lambda: inspect_file(part, filename, max_columns=settings.max_columns))
+                                             request.stream(), part, limit,
+                                             max_cells=settings.max_upload_cells)
+        info = await anyio.to_thread.run_sync(functools.partial(
+            inspect_file, part, filename, max_columns=settings.max_columns,
+            max_cells=settings.max_upload_cells, sample_rows=settings.schema_sample_rows))
         final = folder / f"data.{info.format}"
         part.rename(final)
         await anyio.to_thread.run_sync(functools.partial(  # a write: off the loop
@@ -126,12 +134,13 @@ def delete_dataset(dataset_id: str, tenant: str = Depends(require_tenant),
 
 
 def read_frame(ctx: Context, row: RowMapping) -> Any:
+    """A bounded sample of the upload (``schema_sample_rows``): the API process never
+    loads a whole upload; the job's worker reads and checks all of it."""
     from synthdata.errors import DataError
-    from synthdata.io.files import read_table
 
     path = ctx.settings.data_dir / row["file"]
     try:
-        return read_table(path, encoding="utf-8-sig", fmt=row["format"])
+        return read_sample(path, row["format"], ctx.settings.schema_sample_rows)
     except DataError as err:
         raise DataError(str(err).replace(str(path), row["name"])) from None
 
@@ -139,7 +148,9 @@ def read_frame(ctx: Context, row: RowMapping) -> Any:
 @router.get("/{dataset_id}/schema", response_model=SchemaOut, responses={**AUTH, **NOT_FOUND})
 def get_schema(dataset_id: str, tenant: str = Depends(require_tenant),
                ctx: Context = Depends(context)) -> SchemaOut:
-    """The dataset's schema: inferred on first request, or the one you PUT."""
+    """The dataset's schema: inferred on first request (from the first
+    ``schema_sample_rows`` rows, see ``GET /v1/limits``; a job infers from all rows), or
+    the one you PUT."""
     row = ctx.dataset(tenant, dataset_id)
     if row["schema"] is None:
         from synthdata.schema import Schema
@@ -158,7 +169,8 @@ def put_schema(dataset_id: str, body: dict[str, Any] = Body(
                                                 "min": 0, "max": 120, "public": True}]}]),
                tenant: str = Depends(require_tenant), ctx: Context = Depends(context)) -> SchemaOut:
     """Set the schema jobs on this dataset use: a schema mapping whose entries override
-    the inferred columns they name (a complete schema works too). Checked against the data."""
+    the inferred columns they name (a complete schema works too). Checked here against a
+    bounded sample of the data, and by the job against all of it."""
     from synthdata.errors import SchemaError
     from synthdata.schema import Schema
 

@@ -23,6 +23,7 @@ from synthdata.service.models import (
     job_privacy,
     not_found,
 )
+from synthdata.service.validate import check_job
 from synthdata.service.store import QUEUED, REJECTED, RUNNING, SUCCEEDED, Charge, new_id
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -45,6 +46,7 @@ def submit_job(job: JobIn, tenant: str = Depends(require_tenant),
     if ds is None:
         raise not_found("dataset")
     cfg = build_config(job.pipeline, data_path=settings.data_dir / ds["file"], fmt=ds["format"])
+    check_job(cfg, settings)  # the whole model and the limits: 422 before any worker
     cost = dp_cost(cfg)
     if store.count_jobs(tenant, (QUEUED,)) >= settings.max_queued_per_tenant:
         raise HTTPException(429, detail=f"too many queued jobs (limit "
