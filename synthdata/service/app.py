@@ -21,13 +21,13 @@ from fastapi.responses import JSONResponse
 from synthdata import __version__
 from synthdata.errors import SynthDataError
 from synthdata.io.files import private_dir
-from synthdata.service.auth import Authenticator
+from synthdata.service.auth import Authenticator, RateLimiter
 from synthdata.service.deps import Context
 from synthdata.service.guards import Guards
 from synthdata.service.jobs import JobManager
-from synthdata.service.routers import datasets, health, jobs
+from synthdata.service.routers import datasets, health, jobs, tokens
 from synthdata.service.settings import ServiceSettings, private_sqlite_file
-from synthdata.service.store import INTERRUPTED, Store
+from synthdata.service.store import INTERRUPTED, QuotaExceeded, Store
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,11 @@ async def _synthdata_error(_request: Request, err: SynthDataError) -> Response:
     return JSONResponse({"detail": str(err)}, status_code=422)
 
 
+async def _quota_error(_request: Request, err: QuotaExceeded) -> Response:
+    return JSONResponse({"detail": str(err)}, status_code=429,
+                        headers={"Retry-After": str(err.retry_after)})
+
+
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     """Build the app. Folders, tables and the job dispatcher start with the app (lifespan)."""
     settings = settings or ServiceSettings.from_env()
@@ -71,10 +76,13 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
                   description="Upload a dataset, run a pipeline, read the report, and download "
                               "the synthetic table when the gate passed.")
     app.state.ctx, app.state.settings, app.state.store = ctx, settings, ctx.store
-    app.state.auth = Authenticator(ctx.store)
+    app.state.auth = Authenticator(ctx.store, ttl_s=settings.auth_cache_s,
+                                   limiter=RateLimiter(settings.rate_per_second,
+                                                       settings.rate_burst))
     app.add_exception_handler(SynthDataError, _synthdata_error)  # type: ignore[arg-type]
+    app.add_exception_handler(QuotaExceeded, _quota_error)  # type: ignore[arg-type]
     app.add_middleware(Guards, max_body_bytes=settings.max_body_bytes,
                        max_depth=settings.max_json_depth)
-    for router in (health.router, datasets.router, jobs.router):
+    for router in (health.router, datasets.router, jobs.router, tokens.router):
         app.include_router(router)
     return app

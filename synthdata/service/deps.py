@@ -19,7 +19,7 @@ from sqlalchemy.engine import RowMapping
 
 from synthdata.service.models import not_found
 from synthdata.service.settings import ServiceSettings
-from synthdata.service.store import Store
+from synthdata.service.store import Quotas, Store
 
 T = TypeVar("T")
 
@@ -39,6 +39,13 @@ class Context:
         if self.store.inline_reads:
             return fn(*args, **kwargs)
         return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
+
+    @property
+    def quotas(self) -> Quotas:
+        s = self.settings
+        return Quotas(storage_bytes=int(s.quota_storage_mb * 1024 * 1024),
+                      datasets=s.quota_datasets, jobs_per_hour=s.quota_jobs_per_hour,
+                      queued=s.max_queued_per_tenant)
 
     def dataset(self, tenant: str, dataset_id: str) -> RowMapping:
         """The tenant's dataset row, or 404 (blocking: call from a sync route)."""

@@ -60,6 +60,11 @@ class JobIn(BaseModel):
         default_factory=dict,
         description="the pipeline model without its 'data' block, e.g. "
                     '{"generator": {"kind": "gmm"}, "sample": {"rows": 1000}}')
+    webhook: str | None = Field(
+        None, max_length=2048,
+        description="https URL called (POST, JSON) when the job ends, signed: header "
+                    "X-Synthdata-Signature: sha256=<HMAC-SHA256 of the body with your "
+                    "tenant's webhook secret> (POST /v1/webhook-secret)")
 
 
 class BudgetIn(BaseModel):
@@ -192,3 +197,57 @@ AUTH = {401: {"model": Error, "description": "missing or invalid bearer token"}}
 
 def not_found(what: str) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, detail=f"{what} not found")
+
+
+class LimitsOut(BaseModel):
+    limits: dict[str, float | int | bool | None] = Field(
+        description="per request and per job; over one: 413/422 at submit or upload")
+    quotas: dict[str, float | int] = Field(description="per tenant; over one: 429 + Retry-After")
+    usage: dict[str, int] = Field(description="this tenant's current use of its quotas")
+
+
+class TokenOut(BaseModel):
+    id: str = Field(description="the public part of the token (sdt_<id>_...)")
+    scopes: list[str]
+    label: str | None
+    created_at: str
+    expires_at: str | None
+    last_used_at: str | None = Field(description="to within a minute")
+    revoked_at: str | None
+
+
+class TokenIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    scopes: list[Literal["read", "submit", "download", "admin"]] = Field(
+        min_length=1, max_length=4, description="at most the calling token's own scopes")
+    expires_in_days: float | None = Field(None, gt=0, le=3650, allow_inf_nan=False)
+    label: str | None = Field(None, max_length=100)
+
+
+class TokenCreated(TokenOut):
+    token: str = Field(description="shown once; only its hash is stored")
+
+
+class AuditEntry(BaseModel):
+    id: int
+    at: str
+    actor: str = Field(description="token id, or 'cli' for the server's command line")
+    action: str
+    target: str | None
+    detail: dict[str, Any] | None
+
+
+class AuditList(BaseModel):
+    items: list[AuditEntry]
+    limit: int
+    offset: int
+
+
+class WebhookSecret(BaseModel):
+    secret: str = Field(description="shown once: the HMAC key of your jobs' webhooks")
+
+
+def token_out(row: Any) -> TokenOut:
+    return TokenOut(id=row["id"], scopes=list(row["scopes"]), label=row["label"],
+                    created_at=iso(row["created_at"]), expires_at=iso(row["expires_at"]),
+                    last_used_at=iso(row["last_used_at"]), revoked_at=iso(row["revoked_at"]))

@@ -113,7 +113,7 @@ def test_deleting_the_dataset_deletes_its_budget(idle, small_csv):
 
 def _tenant(api) -> str:
     token = api.a["Authorization"].split()[1]
-    return api.app.state.store.authenticate(token)
+    return api.app.state.store.authenticate(token).tenant_id
 
 
 def test_finished_jobs_commit_what_the_run_spent(api, small_csv):

@@ -13,7 +13,7 @@ from sqlalchemy.engine import RowMapping
 
 from synthdata.errors import SynthDataError
 from synthdata.io.files import private_dir
-from synthdata.service.auth import require_tenant
+from synthdata.service.auth import actor, need
 from synthdata.service.deps import Context, context
 from synthdata.service.jobs import json_safe
 from synthdata.service.models import (
@@ -29,7 +29,7 @@ from synthdata.service.models import (
     dataset_out,
     not_found,
 )
-from synthdata.service.store import new_id
+from synthdata.service.store import ADMIN, READ, SUBMIT, QuotaExceeded, new_id
 from synthdata.service.uploads import (
     UploadError,
     display_name,
@@ -50,7 +50,7 @@ UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-dat
 @router.post("", status_code=201, response_model=DatasetOut, openapi_extra=UPLOAD_BODY,
              responses={**AUTH, 400: {"model": Error}, 413: {"model": Error},
                         415: {"model": Error}, 422: {"model": Error}})
-async def upload_dataset(request: Request, tenant: str = Depends(require_tenant),
+async def upload_dataset(request: Request, tenant: str = Depends(need(SUBMIT)),
                          ctx: Context = Depends(context),
                          total_epsilon: float | None = Query(
                              None, gt=0, allow_inf_nan=False,
@@ -88,10 +88,14 @@ async def upload_dataset(request: Request, tenant: str = Depends(require_tenant)
             ctx.store.add_dataset, id=dataset_id, tenant_id=tenant, name=display_name(filename),
             format=info.format, file=final.relative_to(settings.data_dir).as_posix(),
             size_bytes=size, n_rows=info.n_rows, n_columns=len(info.columns),
-            columns=info.columns, total_epsilon=total_epsilon, total_delta=total_delta))
+            columns=info.columns, total_epsilon=total_epsilon, total_delta=total_delta,
+            quotas=ctx.quotas, actor=actor(request)))
     except UploadError as err:
         shutil.rmtree(folder, ignore_errors=True)
         raise HTTPException(err.status, detail=str(err)) from None
+    except QuotaExceeded:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
@@ -102,7 +106,7 @@ async def upload_dataset(request: Request, tenant: str = Depends(require_tenant)
 
 
 @router.get("", response_model=DatasetList, responses=AUTH)
-async def list_datasets(tenant: str = Depends(require_tenant), ctx: Context = Depends(context),
+async def list_datasets(tenant: str = Depends(need(READ)), ctx: Context = Depends(context),
                         limit: int = Query(50, ge=1, le=500),
                         offset: int = Query(0, ge=0, le=1_000_000)) -> DatasetList:
     rows = await ctx.read(ctx.store.list_datasets, tenant, limit=limit, offset=offset)
@@ -110,7 +114,7 @@ async def list_datasets(tenant: str = Depends(require_tenant), ctx: Context = De
 
 
 @router.get("/{dataset_id}", response_model=DatasetOut, responses={**AUTH, **NOT_FOUND})
-async def get_dataset(dataset_id: str, tenant: str = Depends(require_tenant),
+async def get_dataset(dataset_id: str, tenant: str = Depends(need(READ)),
                       ctx: Context = Depends(context)) -> DatasetOut:
     row = await ctx.read(ctx.store.get_dataset, tenant, dataset_id)
     if row is None:
@@ -119,7 +123,7 @@ async def get_dataset(dataset_id: str, tenant: str = Depends(require_tenant),
 
 
 @router.delete("/{dataset_id}", status_code=204, responses={**AUTH, **NOT_FOUND})
-def delete_dataset(dataset_id: str, tenant: str = Depends(require_tenant),
+def delete_dataset(dataset_id: str, request: Request, tenant: str = Depends(need(SUBMIT)),
                    ctx: Context = Depends(context)) -> Response:
     """Delete a dataset and everything derived from it (jobs, reports, synthetic data);
     running jobs on it are stopped."""
@@ -129,6 +133,8 @@ def delete_dataset(dataset_id: str, tenant: str = Depends(require_tenant),
         ctx.jobs.cancel(job_id)
         shutil.rmtree(ctx.settings.jobs_dir / job_id, ignore_errors=True)
     shutil.rmtree(ctx.settings.datasets_dir / dataset_id, ignore_errors=True)
+    ctx.store.audit(tenant, actor(request), "dataset.delete", dataset_id,
+                    {"jobs": len(job_ids)})
     log.info("dataset %s deleted with %d job(s)", dataset_id, len(job_ids))
     return Response(status_code=204)
 
@@ -146,7 +152,7 @@ def read_frame(ctx: Context, row: RowMapping) -> Any:
 
 
 @router.get("/{dataset_id}/schema", response_model=SchemaOut, responses={**AUTH, **NOT_FOUND})
-def get_schema(dataset_id: str, tenant: str = Depends(require_tenant),
+def get_schema(dataset_id: str, tenant: str = Depends(need(READ)),
                ctx: Context = Depends(context)) -> SchemaOut:
     """The dataset's schema: inferred on first request (from the first
     ``schema_sample_rows`` rows, see ``GET /v1/limits``; a job infers from all rows), or
@@ -164,10 +170,11 @@ def get_schema(dataset_id: str, tenant: str = Depends(require_tenant),
 
 @router.put("/{dataset_id}/schema", response_model=SchemaOut,
             responses={**AUTH, **NOT_FOUND, 422: {"model": Error}})
-def put_schema(dataset_id: str, body: dict[str, Any] = Body(
+def put_schema(dataset_id: str, request: Request, body: dict[str, Any] = Body(
                    ..., examples=[{"columns": [{"name": "age", "kind": "integer",
                                                 "min": 0, "max": 120, "public": True}]}]),
-               tenant: str = Depends(require_tenant), ctx: Context = Depends(context)) -> SchemaOut:
+               tenant: str = Depends(need(SUBMIT)),
+               ctx: Context = Depends(context)) -> SchemaOut:
     """Set the schema jobs on this dataset use: a schema mapping whose entries override
     the inferred columns they name (a complete schema works too). Checked here against a
     bounded sample of the data, and by the job against all of it."""
@@ -185,6 +192,7 @@ def put_schema(dataset_id: str, body: dict[str, Any] = Body(
         raise SchemaError(f"schema: {err}") from None
     ctx.store.set_schema(tenant, dataset_id, json_safe(effective.to_dict()), "user",
                          json_safe(body))
+    ctx.store.audit(tenant, actor(request), "dataset.schema", dataset_id, None)
     row = ctx.dataset(tenant, dataset_id)
     return SchemaOut(dataset=dataset_id, source="user", schema=row["schema"])
 
@@ -196,7 +204,7 @@ def _budget(ctx: Context, tenant: str, dataset_id: str) -> BudgetOut:
 
 
 @router.get("/{dataset_id}/budget", response_model=BudgetOut, responses={**AUTH, **NOT_FOUND})
-def get_budget(dataset_id: str, tenant: str = Depends(require_tenant),
+def get_budget(dataset_id: str, tenant: str = Depends(need(READ)),
                ctx: Context = Depends(context)) -> BudgetOut:
     """The dataset's privacy budget: declared total, spent and remaining (ε, δ), and
     every DP job's charge. DP jobs add up (basic composition); a job that would pass the
@@ -207,7 +215,8 @@ def get_budget(dataset_id: str, tenant: str = Depends(require_tenant),
 
 @router.put("/{dataset_id}/budget", response_model=BudgetOut,
             responses={**AUTH, **NOT_FOUND, 422: {"model": Error}})
-def put_budget(dataset_id: str, body: BudgetIn, tenant: str = Depends(require_tenant),
+def put_budget(dataset_id: str, body: BudgetIn, request: Request,
+               tenant: str = Depends(need(ADMIN)),
                ctx: Context = Depends(context)) -> BudgetOut:
     """Declare (or knowingly change) the dataset's total ε and δ. What earlier DP jobs
     spent stays counted: raising the total lets more jobs run on the same data, and each
@@ -215,5 +224,7 @@ def put_budget(dataset_id: str, body: BudgetIn, tenant: str = Depends(require_te
     ctx.dataset(tenant, dataset_id)
     ctx.store.set_budget(tenant, dataset_id, total_epsilon=body.total_epsilon,
                          total_delta=body.total_delta)
+    ctx.store.audit(tenant, actor(request), "dataset.budget", dataset_id,
+                    {"total_epsilon": body.total_epsilon, "total_delta": body.total_delta})
     log.info("dataset %s: privacy budget set", dataset_id)
     return _budget(ctx, tenant, dataset_id)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Response
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
 from fastapi.responses import FileResponse
 
-from synthdata.service.auth import require_tenant
+from synthdata.service.auth import actor, need
 from synthdata.service.deps import Context, context
 from synthdata.service.jobs import build_config, dp_cost, json_safe
 from synthdata.service.models import (
@@ -24,7 +25,17 @@ from synthdata.service.models import (
     not_found,
 )
 from synthdata.service.validate import check_job
-from synthdata.service.store import QUEUED, REJECTED, RUNNING, SUCCEEDED, Charge, new_id
+from synthdata.service.webhooks import check_webhook_url
+from synthdata.service.store import (
+    DOWNLOAD,
+    READ,
+    REJECTED,
+    RUNNING,
+    SUBMIT,
+    SUCCEEDED,
+    Charge,
+    new_id,
+)
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -34,11 +45,16 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
                         409: {"model": Error, "description": "the DP job does not fit in "
                                                              "the dataset's privacy budget"},
                         422: {"model": Error}, 429: {"model": Error}})
-def submit_job(job: JobIn, tenant: str = Depends(require_tenant),
-               ctx: Context = Depends(context)) -> JobOut:
+def submit_job(job: JobIn, request: Request, tenant: str = Depends(need(SUBMIT)),
+               ctx: Context = Depends(context),
+               idempotency_key: str | None = Header(
+                   None, max_length=200, description="a retried POST with the same key and "
+                                                     "body returns the first job")) -> JobOut:
     """Queue a pipeline run on one of your datasets (same model as the pipeline YAML,
-    without 'data'). It runs in a worker process; poll ``GET /v1/jobs/{id}``. A DP job
-    reserves its (ε, δ) on the dataset's privacy budget here, or is refused (409)."""
+    without 'data'). The whole model and the server's limits are checked here (422), so an
+    invalid job never takes a worker; it then runs in a worker process: poll
+    ``GET /v1/jobs/{id}``. A DP job reserves its (ε, δ) on the dataset's privacy budget
+    here, or is refused (409 with the remaining budget)."""
     from synthdata.errors import PrivacyBudgetError
 
     settings, store = ctx.settings, ctx.store
@@ -47,17 +63,19 @@ def submit_job(job: JobIn, tenant: str = Depends(require_tenant),
         raise not_found("dataset")
     cfg = build_config(job.pipeline, data_path=settings.data_dir / ds["file"], fmt=ds["format"])
     check_job(cfg, settings)  # the whole model and the limits: 422 before any worker
+    if job.webhook is not None:
+        check_webhook_url(job.webhook, allow_http=settings.webhook_allow_http)
     cost = dp_cost(cfg)
-    if store.count_jobs(tenant, (QUEUED,)) >= settings.max_queued_per_tenant:
-        raise HTTPException(429, detail=f"too many queued jobs (limit "
-                                        f"{settings.max_queued_per_tenant}); wait or cancel some")
-    job_id = new_id()
     charge = None if cost is None else Charge(
         epsilon=cost[0], delta=cost[1], generator=cost[2],
         default_total_epsilon=settings.budget_epsilon, default_total_delta=settings.budget_delta)
+    request_hash = hashlib.sha256(job.model_dump_json().encode()).hexdigest()
     try:
-        store.add_job(job_id=job_id, tenant_id=tenant, dataset_id=ds["id"],
-                      pipeline=json_safe(job.pipeline), charge=charge)
+        job_id = store.add_job(job_id=new_id(), tenant_id=tenant, dataset_id=ds["id"],
+                               pipeline=json_safe(job.pipeline), charge=charge,
+                               quotas=ctx.quotas, actor=actor(request),
+                               webhook_url=job.webhook, idempotency_key=idempotency_key,
+                               request_hash=request_hash)
     except PrivacyBudgetError as err:
         raise HTTPException(409, detail=str(err)) from None
     ctx.jobs.wake()
@@ -65,7 +83,7 @@ def submit_job(job: JobIn, tenant: str = Depends(require_tenant),
 
 
 @router.get("", response_model=JobList, responses=AUTH)
-async def list_jobs(tenant: str = Depends(require_tenant), ctx: Context = Depends(context),
+async def list_jobs(tenant: str = Depends(need(READ)), ctx: Context = Depends(context),
                     status_: Status | None = Query(None, alias="status"),
                     dataset: str | None = Query(None, max_length=64),
                     limit: int = Query(50, ge=1, le=500),
@@ -76,7 +94,7 @@ async def list_jobs(tenant: str = Depends(require_tenant), ctx: Context = Depend
 
 
 @router.get("/{job_id}", response_model=JobOut, responses={**AUTH, **NOT_FOUND})
-async def get_job(job_id: str, tenant: str = Depends(require_tenant),
+async def get_job(job_id: str, tenant: str = Depends(need(READ)),
                   ctx: Context = Depends(context)) -> JobOut:
     """Status (queued, running, succeeded, failed, rejected, cancelled), progress 0..1,
     gate verdict. ``rejected``: the gate refused export; the report says why."""
@@ -88,7 +106,7 @@ async def get_job(job_id: str, tenant: str = Depends(require_tenant),
 
 @router.post("/{job_id}/cancel", response_model=JobOut,
              responses={**AUTH, **NOT_FOUND, 409: {"model": Error}})
-def cancel_job(job_id: str, tenant: str = Depends(require_tenant),
+def cancel_job(job_id: str, request: Request, tenant: str = Depends(need(SUBMIT)),
                ctx: Context = Depends(context)) -> JobOut:
     """Cancel a queued or running job (a running worker is terminated)."""
     row = ctx.job(tenant, job_id)
@@ -97,6 +115,7 @@ def cancel_job(job_id: str, tenant: str = Depends(require_tenant),
         raise HTTPException(409, detail=f"the job is already {row['status']}")
     if previous == RUNNING:
         ctx.jobs.cancel(job_id)
+    ctx.store.audit(tenant, actor(request), "job.cancel", job_id, {"was": previous})
     return job_out(ctx.job(tenant, job_id))
 
 
@@ -104,7 +123,7 @@ def cancel_job(job_id: str, tenant: str = Depends(require_tenant),
             responses={**AUTH, **NOT_FOUND, 409: {"model": Error},
                        200: {"content": {"application/json": {}, "text/html": {}},
                              "description": "the run report (aggregates only)"}})
-def job_report(job_id: str, tenant: str = Depends(require_tenant),
+def job_report(job_id: str, request: Request, tenant: str = Depends(need(READ)),
                ctx: Context = Depends(context),
                format_: Literal["json", "html"] = Query("json", alias="format")) -> Response:
     """The run report: JSON by default, ``?format=html`` for the page a person reads."""
@@ -116,6 +135,7 @@ def job_report(job_id: str, tenant: str = Depends(require_tenant),
     headers = ({"X-Synthdata-Privacy": "internal QA: sections that read the real data "
                 "are not differentially private; do not publish"}
                if job_privacy(row) is not None else None)
+    ctx.store.audit(tenant, actor(request), "job.report", job_id, {"format": format_})
     if format_ == "html":
         return FileResponse(ctx.run_file(row, "report.html"), media_type="text/html",
                             headers=headers)
@@ -127,7 +147,7 @@ def job_report(job_id: str, tenant: str = Depends(require_tenant),
             responses={**AUTH, **NOT_FOUND, 409: {"model": Error},
                        200: {"content": {"text/csv": {}, "application/vnd.apache.parquet": {}},
                              "description": "the synthetic table"}})
-def job_synthetic(job_id: str, tenant: str = Depends(require_tenant),
+def job_synthetic(job_id: str, request: Request, tenant: str = Depends(need(DOWNLOAD)),
                   ctx: Context = Depends(context)) -> Response:
     """The synthetic table, only when the job succeeded (the gate passed)."""
     row = ctx.job(tenant, job_id)
@@ -137,5 +157,6 @@ def job_synthetic(job_id: str, tenant: str = Depends(require_tenant),
         raise HTTPException(409, detail=f"no synthetic data: the job is {row['status']}")
     name = row["synthetic_file"]
     media = "application/vnd.apache.parquet" if name.endswith(".parquet") else "text/csv"
+    ctx.store.audit(tenant, actor(request), "job.download", job_id, {"file": name})
     return FileResponse(ctx.run_file(row, name), media_type=media,
                         filename=f"synthetic-{job_id}{Path(name).suffix}")
