@@ -11,6 +11,14 @@ DEFAULT_RUNNER = "synthdata.pipeline.runner:run_pipeline"
 RAY_ADDRESS_ENV = "SYNTHDATA_RAY_ADDRESS"
 
 
+# the settings ``synthdata serve --limit KEY=VALUE`` may set
+LIMIT_FIELDS = ("max_sample_rows", "max_epochs", "max_param_value", "max_upload_cells",
+                "max_body_bytes", "max_json_depth", "job_time_limit_s", "worker_memory_mb",
+                "schema_sample_rows", "quota_storage_mb", "quota_datasets",
+                "quota_jobs_per_hour", "max_queued_per_tenant", "rate_per_second",
+                "rate_burst", "auth_cache_s", "worker_threads", "webhook_allow_http")
+
+
 @dataclass(frozen=True)
 class ServiceSettings:
     """Everything the app, the store and the job manager need.

@@ -8,6 +8,7 @@ else succeeds at once. It writes the run folder the real runner writes.
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -32,8 +33,9 @@ def run(config: dict[str, Any], *, output_dir: Path, progress: Any = None,
     run_dir = Path(output_dir) / f"run-fake-{time.time_ns()}"
     run_dir.mkdir(parents=True)
     passed = name != "reject"
-    (run_dir / "report.json").write_text(json.dumps({"metrics": {"shapes": 0.9},
-                                                     "schema_override": config["data"].get("schema")}))
+    (run_dir / "report.json").write_text(json.dumps({
+        "metrics": {"shapes": 0.9}, "schema_override": config["data"].get("schema"),
+        "threads": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}}))
     (run_dir / "report.html").write_text("<html><body>fake report</body></html>")
     synthetic = None
     if passed:
