@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, JSONResponse
 
 from synthdata.service.auth import actor, need
 from synthdata.service.deps import Context, context
@@ -139,8 +140,30 @@ def job_report(job_id: str, request: Request, tenant: str = Depends(need(READ)),
     if format_ == "html":
         return FileResponse(ctx.run_file(row, "report.html"), media_type="text/html",
                             headers=headers)
-    return FileResponse(ctx.run_file(row, "report.json"), media_type="application/json",
-                        headers=headers)
+    path = ctx.run_file(row, "report.json")
+    if headers is None:
+        return FileResponse(path, media_type="application/json")
+    report = json.loads(path.read_text(encoding="utf-8"))
+    report["dataset_budget"] = _cumulative_budget(ctx, tenant, row)
+    return JSONResponse(report, headers=headers)
+
+
+def _cumulative_budget(ctx: Context, tenant: str, row: Any) -> dict[str, Any]:
+    """The DP job's charge and its dataset's cumulative spend (basic composition) so far."""
+    status = ctx.store.budget_status(tenant, row["dataset_id"],
+                                     default_total_epsilon=ctx.settings.budget_epsilon,
+                                     default_total_delta=ctx.settings.budget_delta)
+    mine = next((r for r in status.runs if r["job"] == row["id"]), None)
+    return {"composition": "basic", "total_epsilon": status.total_epsilon,
+            "total_delta": status.total_delta,
+            "spent_epsilon": json_safe(status.spent_epsilon),
+            "spent_delta": status.spent_delta,
+            "remaining_epsilon": status.remaining_epsilon,
+            "remaining_delta": status.remaining_delta,
+            "this_job": None if mine is None else {
+                "status": mine["status"], "epsilon": json_safe(mine["epsilon"]),
+                "delta": mine["delta"]},
+            "n_dp_jobs": len(status.runs)}
 
 
 @router.get("/{job_id}/synthetic",
