@@ -32,7 +32,7 @@ from synthdata.service.store import INTERRUPTED, QuotaExceeded, Store
 log = logging.getLogger(__name__)
 
 
-def _lifespan(ctx: Context):  # noqa: ANN202 - FastAPI's lifespan protocol
+def _lifespan(ctx: Context):
     settings, store = ctx.settings, ctx.store
 
     @asynccontextmanager

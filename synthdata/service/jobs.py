@@ -36,7 +36,6 @@ from synthdata.errors import ConfigError, SynthDataError
 from synthdata.io.files import private_dir
 from synthdata.service.settings import ServiceSettings
 from synthdata.service.store import (
-    CANCELLED,
     FAILED,
     REJECTED,
     SUCCEEDED,

@@ -215,7 +215,7 @@ def test_webhook_is_called_signed_when_the_job_ends(tmp_path, small_csv):
     got: list = []
 
     class Hook(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802
+        def do_POST(self):
             body = self.rfile.read(int(self.headers["Content-Length"]))
             got.append((body, self.headers["X-Synthdata-Signature"]))
             self.send_response(204)

@@ -3,7 +3,6 @@ a worker; GET /v1/limits shows them; safe outputs (headers, no server paths, tem
 
 from __future__ import annotations
 
-import io
 import json
 
 import pandas as pd

@@ -6,8 +6,8 @@ from fastapi import APIRouter, Depends, HTTPException
 from sqlalchemy import text
 
 from synthdata import __version__
-from synthdata.service.deps import Context, context
 from synthdata.service.auth import need
+from synthdata.service.deps import Context, context
 from synthdata.service.models import AUTH, Error, Health, LimitsOut
 from synthdata.service.store import READ
 

@@ -25,8 +25,6 @@ from synthdata.service.models import (
     job_privacy,
     not_found,
 )
-from synthdata.service.validate import check_job
-from synthdata.service.webhooks import check_webhook_url
 from synthdata.service.store import (
     DOWNLOAD,
     READ,
@@ -37,6 +35,8 @@ from synthdata.service.store import (
     Charge,
     new_id,
 )
+from synthdata.service.validate import check_job
+from synthdata.service.webhooks import check_webhook_url
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
