@@ -14,6 +14,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
@@ -66,6 +67,31 @@ async def _quota_error(_request: Request, err: QuotaExceeded) -> Response:
                         headers={"Retry-After": str(err.retry_after)})
 
 
+def _allow_header(app: FastAPI) -> Any:
+    """405 answers with ``Allow`` listing every method of the path (Starlette lists only
+    the first matching route's)."""
+    import re
+
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    table: list[tuple[re.Pattern[str], set[str]]] = []
+
+    async def handler(request: Request, err: StarletteHTTPException) -> Response:
+        headers = dict(err.headers or {})
+        if err.status_code == 405:
+            if not table:
+                for path, ops in app.openapi()["paths"].items():
+                    pattern = re.sub(r"\\{[^/]+\\}", "[^/]+", re.escape(path))
+                    table.append((re.compile(pattern + "$"), {m.upper() for m in ops}))
+            methods = set().union(*(m for rx, m in table if rx.match(request.url.path)))
+            if methods:
+                headers["Allow"] = ", ".join(sorted(methods))
+        return JSONResponse({"detail": err.detail}, status_code=err.status_code,
+                            headers=headers or None)
+
+    return handler
+
+
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     """Build the app. Folders, tables and the job dispatcher start with the app (lifespan)."""
     settings = settings or ServiceSettings.from_env()
@@ -81,6 +107,9 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
                                                        settings.rate_burst))
     app.add_exception_handler(SynthDataError, _synthdata_error)  # type: ignore[arg-type]
     app.add_exception_handler(QuotaExceeded, _quota_error)  # type: ignore[arg-type]
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    app.add_exception_handler(StarletteHTTPException, _allow_header(app))
     app.add_middleware(Guards, max_body_bytes=settings.max_body_bytes,
                        max_depth=settings.max_json_depth)
     for router in (health.router, datasets.router, jobs.router, tokens.router):

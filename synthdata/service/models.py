@@ -192,7 +192,15 @@ def job_out(row: RowMapping) -> JobOut:
 
 
 NOT_FOUND = {404: {"model": Error, "description": "no such id for this tenant"}}
-AUTH = {401: {"model": Error, "description": "missing or invalid bearer token"}}
+AUTH = {401: {"model": Error, "description": "missing or invalid bearer token"},
+        403: {"model": Error, "description": "the token lacks the route's scope"},
+        429: {"model": Error, "description": "request rate or quota exceeded; see the "
+                                            "Retry-After header and GET /v1/limits"}}
+# routes with a JSON body: the guards answer these before the route runs
+JSON_BODY = {400: {"model": Error, "description": "malformed JSON"},
+             413: {"model": Error, "description": "body larger than max_body_bytes"},
+             422: {"model": Error, "description": "invalid body (or nested deeper than "
+                                                  "max_json_depth)"}}
 
 
 def not_found(what: str) -> HTTPException:

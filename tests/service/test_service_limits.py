@@ -175,3 +175,16 @@ def test_thread_share_setting():
 
     assert ServiceSettings(worker_threads=3).threads_per_worker == 3
     assert ServiceSettings(workers=10_000).threads_per_worker == 1
+
+
+def test_405_lists_every_method_of_the_path(idle):
+    resp = idle.client.patch("/v1/jobs", headers=idle.a)
+    assert resp.status_code == 405 and resp.headers["allow"] == "GET, POST"
+    resp = idle.client.put("/v1/datasets/x", headers=idle.a)
+    assert resp.headers["allow"] == "DELETE, GET"
+
+
+def test_error_bodies_are_documented(idle):
+    spec = idle.client.get("/openapi.json").json()["paths"]
+    post = spec["/v1/jobs"]["post"]["responses"]
+    assert {"400", "401", "403", "404", "409", "413", "422", "429"} <= set(post)

@@ -18,6 +18,7 @@ from synthdata.service.deps import Context, context
 from synthdata.service.jobs import json_safe
 from synthdata.service.models import (
     AUTH,
+    JSON_BODY,
     NOT_FOUND,
     BudgetIn,
     BudgetOut,
@@ -169,7 +170,7 @@ def get_schema(dataset_id: str, tenant: str = Depends(need(READ)),
 
 
 @router.put("/{dataset_id}/schema", response_model=SchemaOut,
-            responses={**AUTH, **NOT_FOUND, 422: {"model": Error}})
+            responses={**AUTH, **NOT_FOUND, **JSON_BODY})
 def put_schema(dataset_id: str, request: Request, body: dict[str, Any] = Body(
                    ..., examples=[{"columns": [{"name": "age", "kind": "integer",
                                                 "min": 0, "max": 120, "public": True}]}]),
@@ -214,7 +215,7 @@ def get_budget(dataset_id: str, tenant: str = Depends(need(READ)),
 
 
 @router.put("/{dataset_id}/budget", response_model=BudgetOut,
-            responses={**AUTH, **NOT_FOUND, 422: {"model": Error}})
+            responses={**AUTH, **NOT_FOUND, **JSON_BODY})
 def put_budget(dataset_id: str, body: BudgetIn, request: Request,
                tenant: str = Depends(need(ADMIN)),
                ctx: Context = Depends(context)) -> BudgetOut:

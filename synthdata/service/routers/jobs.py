@@ -15,6 +15,7 @@ from synthdata.service.deps import Context, context
 from synthdata.service.jobs import build_config, dp_cost, json_safe
 from synthdata.service.models import (
     AUTH,
+    JSON_BODY,
     NOT_FOUND,
     Error,
     JobIn,
@@ -42,7 +43,8 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 
 @router.post("", status_code=202, response_model=JobOut,
-             responses={**AUTH, 404: {"model": Error, "description": "no such dataset"},
+             responses={**AUTH, **JSON_BODY,
+                        404: {"model": Error, "description": "no such dataset"},
                         409: {"model": Error, "description": "the DP job does not fit in "
                                                              "the dataset's privacy budget"},
                         422: {"model": Error}, 429: {"model": Error}})

@@ -10,6 +10,7 @@ from synthdata.service.auth import actor, authenticate, need
 from synthdata.service.deps import Context, context
 from synthdata.service.models import (
     AUTH,
+    JSON_BODY,
     NOT_FOUND,
     AuditEntry,
     AuditList,
@@ -36,7 +37,7 @@ def list_tokens(tenant: str = Depends(need(READ)), ctx: Context = Depends(contex
 
 
 @router.post("/tokens", status_code=201, response_model=TokenCreated,
-             responses={**AUTH, **FORBIDDEN, 422: {"model": Error}})
+             responses={**AUTH, **JSON_BODY})
 def create_token(body: TokenIn, request: Request, info: TokenInfo = Depends(authenticate),
                  tenant: str = Depends(need(ADMIN)), ctx: Context = Depends(context)
                  ) -> TokenCreated:
