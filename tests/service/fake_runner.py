@@ -1,7 +1,8 @@
 """A stand-in for ``run_pipeline`` in worker processes: same call, no training.
 
 The pipeline's ``name`` picks the behaviour: ``reject`` (the gate refuses), ``boom`` (a
-DataError), ``slow...`` (reports progress for a minute, for cancel/limit tests); anything
+DataError), ``slow...`` (reports progress for a minute, for cancel/limit tests), ``hog`` (asks for
+8 GB); anything
 else succeeds at once. It writes the run folder the real runner writes.
 """
 
@@ -25,6 +26,8 @@ def run(config: dict[str, Any], *, output_dir: Path, progress: Any = None,
         raise DataError("data file not found")
     if name == "boom":
         raise DataError("the table is unusable (fake runner)")
+    if name == "hog":  # more memory than any worker limit in the tests
+        bytearray(8 * 1024**3)
     if name.startswith("slow"):
         for i in range(600):
             progress("gmm.fit", i, 600)

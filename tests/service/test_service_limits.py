@@ -188,3 +188,15 @@ def test_error_bodies_are_documented(idle):
     spec = idle.client.get("/openapi.json").json()["paths"]
     post = spec["/v1/jobs"]["post"]["responses"]
     assert {"400", "401", "403", "404", "409", "413", "422", "429"} <= set(post)
+
+
+def test_memory_limit_fails_the_job_not_the_machine(tmp_path, small_csv):
+    client, api = open_api(tmp_path / "svc", workers=1, worker_memory_mb=2048)
+    try:
+        ds = api.upload(small_csv).json()["id"]
+        done = api.wait(api.submit(ds, {**TINY, "name": "hog"}).json()["id"], timeout=60)
+        assert done["status"] == "failed"
+        assert done["error"].startswith("memory limit: the job needed more than this "
+                                        "server's 2048 MB per worker")
+    finally:
+        client.__exit__(None, None, None)
