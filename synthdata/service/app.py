@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from synthdata.service.store import INTERRUPTED, QuotaExceeded, Store
 log = logging.getLogger(__name__)
 
 
-def _lifespan(ctx: Context):
+def _lifespan(ctx: Context) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     settings, store = ctx.settings, ctx.store
 
     @asynccontextmanager

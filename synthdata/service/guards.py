@@ -58,8 +58,8 @@ class Guards:
         return await self.app(scope, _replay(body), send)
 
     async def _read(self, headers: dict, receive: Any) -> tuple[bytes, tuple[int, str] | None]:
-        too_big = (413, f"the request body is larger than this server's limit of "
-                        f"{self.max_body_bytes} bytes (GET /v1/limits)")
+        too_big = (413, (f"the request body is larger than this server's limit of "
+                         f"{self.max_body_bytes} bytes (GET /v1/limits)"))
         length = headers.get(b"content-length", b"")
         if length.isdigit() and int(length) > self.max_body_bytes:
             return b"", too_big
@@ -108,7 +108,7 @@ def _with_headers(send: Any) -> Any:
             headers = [(k, v) for k, v in message.get("headers", [])
                        if k.lower() not in {h for h, _ in SECURITY_HEADERS}]
             headers += SECURITY_HEADERS
-            ctype = dict((k.lower(), v) for k, v in headers).get(b"content-type", b"")
+            ctype = {k.lower(): v for k, v in headers}.get(b"content-type", b"")
             if ctype.startswith(b"text/html"):
                 headers.append((b"content-security-policy", HTML_CSP))
             message = {**message, "headers": headers}
