@@ -204,6 +204,35 @@ def _children_cpu(proc: psutil.Process) -> dict[int, float]:
     return out
 
 
+class _Uploader:
+    """Uploads data/flchain.csv back to back in a thread until ``stop()``."""
+
+    def __init__(self, base: str, token: str) -> None:
+        import threading
+
+        self.codes: dict[int, int] = {}
+        self._stop = threading.Event()
+        self._client = httpx.Client(base_url=base, timeout=120,
+                                    headers={"Authorization": f"Bearer {token}"})
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        payload = (ROOT / "data" / "flchain.csv").read_bytes()
+        for _ in range(200):  # bounded
+            if self._stop.is_set():
+                return
+            code = self._client.post("/v1/datasets",
+                                     files={"file": ("flchain.csv", payload)}).status_code
+            self.codes[code] = self.codes.get(code, 0) + 1
+
+    def stop(self) -> dict[int, int]:
+        self._stop.set()
+        self._thread.join(timeout=120)
+        self._client.close()
+        return self.codes
+
+
 THROUGHPUT_JOB = {"generator": {"kind": "gmm", "params": {"n_components": 4, "max_iter": 50}},
                   "sample": {"rows": 2000}, "evaluate": {"full": False},
                   "deid": {"unmarked": "transform"}}
@@ -288,6 +317,8 @@ def main() -> int:
     ap.add_argument("--client", choices=["raw", "httpx"], default="raw",
                     help="raw: one lean keep-alive connection per client; httpx: one shared "
                          "httpx.AsyncClient (the first version's)")
+    ap.add_argument("--upload-during", action="store_true",
+                    help="also upload data/flchain.csv back to back during the window")
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args()
     host = _loopback(args.host)
@@ -336,8 +367,10 @@ def main() -> int:
             srv, me = psutil.Process(server.pid), psutil.Process()
             load_before = os.getloadavg()
             cpu0 = (sum(srv.cpu_times()[:2]), _children_cpu(srv), sum(me.cpu_times()[:2]))
+            uploads = _Uploader(base, token) if args.upload_during else None
             out = asyncio.run(_load(host, port, token, job_id, dataset, clients, duration,
                                     args.think_ms / 1000, args.client))
+            upload_codes = uploads.stop() if uploads is not None else None
             cpu1 = (sum(srv.cpu_times()[:2]), _children_cpu(srv), sum(me.cpu_times()[:2]))
             load_after = os.getloadavg()
             after = sync.get(f"/v1/jobs/{job_id}").json()
@@ -364,6 +397,7 @@ def main() -> int:
         "poll_mean_ms": round(statistics.fmean(polls), 2),
         "other_p99_ms": round(_pct(out["other_ms"], 0.99), 2),
         "errors": out["errors"], "server_errors_5xx": out["5xx"],
+        "uploads_during": upload_codes,
         "exceptions": sorted(set(out["exceptions"])), "jobs_submitted": len(out["submitted"]),
         "training_job": {"before": [before["status"], round(before["progress"], 3)],
                          "after": [after["status"], round(after["progress"], 3)],

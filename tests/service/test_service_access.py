@@ -243,3 +243,28 @@ def test_webhook_is_called_signed_when_the_job_ends(tmp_path, small_csv):
     finally:
         client.__exit__(None, None, None)
         server.shutdown()
+
+
+def test_a_database_from_the_previous_version_gains_the_new_columns(tmp_path):
+    import sqlite3
+
+    from synthdata.service.store import Store
+
+    db = tmp_path / "old.db"
+    con = sqlite3.connect(db)
+    con.executescript(
+        "CREATE TABLE tenants (id VARCHAR(36) PRIMARY KEY, name VARCHAR(200) NOT NULL UNIQUE,"
+        " created_at FLOAT NOT NULL);"
+        "CREATE TABLE tokens (id VARCHAR(32) PRIMARY KEY, tenant_id VARCHAR(36) NOT NULL,"
+        " salt VARCHAR(64) NOT NULL, digest VARCHAR(64) NOT NULL, created_at FLOAT NOT NULL,"
+        " revoked_at FLOAT);")
+    con.close()
+    store = Store(f"sqlite:///{db}")
+    try:
+        store.create_all()
+        token = store.create_token("old", scopes=["read"])
+        info = store.authenticate(token)
+        assert info is not None and info.scopes == frozenset({"read"})
+        assert [t["scopes"] for t in store.list_tokens("old")] == [["read"]]
+    finally:
+        store.dispose()
