@@ -135,6 +135,8 @@ datasets = Table(
     Column("schema_source", String(16), nullable=True),   # "inferred" | "user"
     Column("schema_overrides", JSON, nullable=True),      # what PUT gave; jobs apply it
     Column("created_at", Float, nullable=False),
+    Column("idempotency_key", String(200), nullable=True),
+    Column("request_hash", String(64), nullable=True),     # SHA-256 of the uploaded file
 )
 
 jobs = Table(
@@ -404,14 +406,19 @@ class Store:
     # ---- datasets -----------------------------------------------------------------------
     def add_dataset(self, *, total_epsilon: float | None = None,
                     total_delta: float | None = None, quotas: Quotas | None = None,
-                    actor: str = "cli", **values: Any) -> None:
-        """Insert a dataset row; with both totals, declare its privacy budget too. With
-        ``quotas``, the tenant's storage and dataset count are checked in the same
-        transaction (``QuotaExceeded``), after locking the tenant's row."""
+                    actor: str = "cli", **values: Any) -> str:
+        """Insert a dataset row and return its id; with both totals, declare its privacy
+        budget too. With ``quotas``, the tenant's storage and dataset count are checked in
+        the same transaction (``QuotaExceeded``), after locking the tenant's row. An
+        ``idempotency_key`` used before with the same file returns that dataset's id."""
         with self.engine.begin() as conn:
             now = time.time()
+            _lock_tenant(conn, values["tenant_id"])
+            earlier = _idempotent(conn, datasets, values["tenant_id"],
+                                  values.get("idempotency_key"), values.get("request_hash"))
+            if earlier is not None:
+                return earlier
             if quotas is not None:
-                _lock_tenant(conn, values["tenant_id"])
                 _check_storage(conn, values["tenant_id"], values["size_bytes"], quotas)
             conn.execute(insert(datasets).values(created_at=now, **values))
             _audit(conn, values["tenant_id"], actor, "dataset.upload", values["id"],
@@ -420,6 +427,7 @@ class Store:
                 conn.execute(insert(dataset_budgets).values(
                     dataset_id=values["id"], tenant_id=values["tenant_id"],
                     total_epsilon=total_epsilon, total_delta=total_delta, updated_at=now))
+        return values["id"]
 
     def get_dataset(self, tenant_id: str, dataset_id: str) -> RowMapping | None:
         if not is_id(dataset_id):
@@ -529,7 +537,7 @@ class Store:
             try:
                 with self.engine.begin() as conn:
                     _lock_tenant(conn, tenant_id)
-                    earlier = _idempotent(conn, tenant_id, idempotency_key, request_hash)
+                    earlier = _idempotent(conn, jobs, tenant_id, idempotency_key, request_hash)
                     if earlier is not None:
                         return earlier
                     if quotas is not None:
@@ -784,19 +792,19 @@ def _check_jobs(conn: Any, tenant_id: str, quotas: Quotas, now: float) -> None:
                             recent[0] + 3600 - now + 1)
 
 
-def _idempotent(conn: Any, tenant_id: str, key: str | None, request_hash: str | None
-                ) -> str | None:
-    """The job an earlier request with this idempotency key created (``ConfigError`` when
+def _idempotent(conn: Any, table: Table, tenant_id: str, key: str | None,
+                request_hash: str | None) -> str | None:
+    """The row an earlier request with this idempotency key created (``ConfigError`` when
     that request was a different one)."""
     if key is None:
         return None
-    row = conn.execute(select(jobs.c.id, jobs.c.request_hash).where(
-        jobs.c.tenant_id == tenant_id, jobs.c.idempotency_key == key)).first()
+    row = conn.execute(select(table.c.id, table.c.request_hash).where(
+        table.c.tenant_id == tenant_id, table.c.idempotency_key == key)).first()
     if row is None:
         return None
     if row.request_hash != request_hash:
         raise ConfigError("Idempotency-Key: already used for a different request; use a "
-                          "new key for a new job")
+                          "new key for a new one")
     return row.id
 
 
@@ -806,7 +814,7 @@ def _add_missing_columns(engine: Engine) -> None:
 
     have = sa_inspect(engine)
     with engine.begin() as conn:
-        for table in (tenants, tokens, jobs):
+        for table in (tenants, tokens, datasets, jobs):
             present = {c["name"] for c in have.get_columns(table.name)}
             for col in table.columns:
                 if col.name not in present and col.nullable:

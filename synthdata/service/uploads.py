@@ -8,6 +8,7 @@ Error messages name the uploaded file, never a server path, and quote no data va
 from __future__ import annotations
 
 import codecs
+import hashlib
 import csv
 import os
 import re
@@ -55,6 +56,7 @@ class _FileSink:
         self.dest, self.limit, self.max_cells = dest, limit, max_cells
         self.size, self.filename, self.found = 0, None, False
         self._head, self._n_columns, self._newlines = b"", 0, 0
+        self.digest = hashlib.sha256()
         self._fh: Any = None
         self._field, self._value = b"", b""
         self._headers: dict[bytes, bytes] = {}
@@ -96,6 +98,7 @@ class _FileSink:
             raise UploadError(413, f"the file is larger than the upload limit "
                                    f"({self.limit / 1024 / 1024:g} MB)")
         self._fh.write(data[start:end])
+        self.digest.update(data[start:end])
         if self.max_cells is not None:
             self._count_cells(data[start:end])
 
@@ -128,8 +131,9 @@ class _FileSink:
 
 
 async def receive_file(content_type: str | None, stream: AsyncIterator[bytes], dest: Path,
-                       limit: int, max_cells: int | None = None) -> tuple[str | None, int]:
-    """Write the multipart ``file`` field to ``dest``; return (client file name, size).
+                       limit: int, max_cells: int | None = None) -> tuple[str | None, int, str]:
+    """Write the multipart ``file`` field to ``dest``; return (client file name, size,
+    SHA-256 of the content).
     ``max_cells``: refuse a CSV (413) as soon as its rows x columns pass it."""
     kind, opts = parse_options_header(content_type or "")
     boundary = opts.get(b"boundary")
@@ -156,7 +160,7 @@ async def receive_file(content_type: str | None, stream: AsyncIterator[bytes], d
     if not sink.found:
         raise UploadError(422, "no field named 'file' in the form; send the dataset as "
                                "multipart/form-data field 'file'")
-    return sink.filename, sink.size
+    return sink.filename, sink.size, sink.digest.hexdigest()
 
 
 def inspect_file(path: Path, filename: str | None, *, max_columns: int,

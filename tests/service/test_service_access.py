@@ -268,3 +268,15 @@ def test_a_database_from_the_previous_version_gains_the_new_columns(tmp_path):
         assert [t["scopes"] for t in store.list_tokens("old")] == [["read"]]
     finally:
         store.dispose()
+
+
+def test_idempotency_key_on_upload(svc, small_csv):
+    key = {**svc.a, "Idempotency-Key": "up-1"}
+    first = svc.upload(small_csv, headers=key)
+    again = svc.upload(small_csv, headers=key)
+    assert first.status_code == again.status_code == 201
+    assert first.json()["id"] == again.json()["id"]
+    other = svc.upload(small_csv, headers=key, content=small_csv.read_bytes() + b"1,2\n")
+    assert other.status_code == 422 and "Idempotency-Key: already used" in other.text
+    folders = list(svc.app.state.settings.datasets_dir.iterdir())
+    assert [p.name for p in folders] == [first.json()["id"]]  # retries left nothing behind

@@ -8,7 +8,7 @@ import shutil
 from typing import Any
 
 import anyio
-from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Header, HTTPException, Query, Request, Response
 from sqlalchemy.engine import RowMapping
 
 from synthdata.errors import SynthDataError
@@ -60,6 +60,9 @@ async def upload_dataset(request: Request, tenant: str = Depends(need(SUBMIT)),
                          total_delta: float | None = Query(
                              None, gt=0, lt=1, description="privacy budget: total δ "
                                                           "(default: the server's)"),
+                         idempotency_key: str | None = Header(
+                             None, max_length=200, description="a retried upload with the "
+                             "same key and file returns the first dataset"),
                          ) -> DatasetOut:
     """Upload a CSV or Parquet table (multipart field ``file``), streamed to disk.
     ``total_epsilon``/``total_delta`` declare its privacy budget (see
@@ -77,7 +80,7 @@ async def upload_dataset(request: Request, tenant: str = Depends(need(SUBMIT)),
     private_dir(folder, exist_ok=False)
     part = folder / "upload.part"
     try:
-        filename, size = await receive_file(request.headers.get("content-type"),
+        filename, size, digest = await receive_file(request.headers.get("content-type"),
                                              request.stream(), part, limit,
                                              max_cells=settings.max_upload_cells)
         info = await anyio.to_thread.run_sync(functools.partial(
@@ -85,8 +88,8 @@ async def upload_dataset(request: Request, tenant: str = Depends(need(SUBMIT)),
             max_cells=settings.max_upload_cells, sample_rows=settings.schema_sample_rows))
         final = folder / f"data.{info.format}"
         part.rename(final)
-        await anyio.to_thread.run_sync(functools.partial(  # a write: off the loop
-            ctx.store.add_dataset, id=dataset_id, tenant_id=tenant, name=display_name(filename),
+        stored = await anyio.to_thread.run_sync(functools.partial(  # a write: off the loop
+            ctx.store.add_dataset, idempotency_key=idempotency_key, request_hash=digest, id=dataset_id, tenant_id=tenant, name=display_name(filename),
             format=info.format, file=final.relative_to(settings.data_dir).as_posix(),
             size_bytes=size, n_rows=info.n_rows, n_columns=len(info.columns),
             columns=info.columns, total_epsilon=total_epsilon, total_delta=total_delta,
@@ -94,14 +97,16 @@ async def upload_dataset(request: Request, tenant: str = Depends(need(SUBMIT)),
     except UploadError as err:
         shutil.rmtree(folder, ignore_errors=True)
         raise HTTPException(err.status, detail=str(err)) from None
-    except QuotaExceeded:
+    except (QuotaExceeded, SynthDataError):
         shutil.rmtree(folder, ignore_errors=True)
         raise
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
-    log.info("dataset %s uploaded (%d bytes)", dataset_id, size)
-    row = await ctx.read(ctx.store.get_dataset, tenant, dataset_id)
+    if stored != dataset_id:  # a retry: the first upload's dataset
+        shutil.rmtree(folder, ignore_errors=True)
+    log.info("dataset %s uploaded (%d bytes)", stored, size)
+    row = await ctx.read(ctx.store.get_dataset, tenant, stored)
     assert row is not None
     return dataset_out(row)
 
