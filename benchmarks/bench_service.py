@@ -280,12 +280,15 @@ def throughput(host: str, workers: int, n_jobs: int, threads: int | None) -> dic
             ids = [c.post("/v1/jobs", json={"dataset": ds, "pipeline": THROUGHPUT_JOB}).json()["id"]
                    for _ in range(n_jobs)]
             statuses: dict[str, str] = {}
+            errors: list[str] = []
             while len(statuses) < n_jobs and time.monotonic() - t0 < 900:
                 for job in ids:
                     if job not in statuses:
-                        st = c.get(f"/v1/jobs/{job}").json()["status"]
-                        if st not in ("queued", "running"):
-                            statuses[job] = st
+                        body = c.get(f"/v1/jobs/{job}").json()
+                        if body["status"] not in ("queued", "running"):
+                            statuses[job] = body["status"]
+                            if body["error"]:
+                                errors.append(body["error"][:200])
                 time.sleep(0.5)
             elapsed = time.monotonic() - t0
             c.close()
@@ -297,7 +300,7 @@ def throughput(host: str, workers: int, n_jobs: int, threads: int | None) -> dic
                 server.kill()
     done = sum(st in ("succeeded", "rejected") for st in statuses.values())
     return {"workers": workers, "threads_per_worker": share, "jobs": n_jobs,
-            "finished": done, "statuses": sorted(statuses.values()),
+            "finished": done, "statuses": sorted(statuses.values()), "errors": errors,
             "elapsed_s": round(elapsed, 1), "jobs_per_hour": round(done / elapsed * 3600, 1),
             "loadavg": [round(x, 2) for x in os.getloadavg()], "cpus": os.cpu_count()}
 
