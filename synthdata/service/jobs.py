@@ -208,8 +208,9 @@ def _die_with_parent(parent: int | None) -> None:
 
 def _lower_priority(nice: str | None, idle: bool) -> None:
     """Yield the CPU to the API process. Called first thing in the worker, so every thread
-    the job starts later (torch, BLAS) inherits it; thread counts stay as they are (the
-    same seed gives the same output as ``synthdata run``)."""
+    the job starts later (torch, BLAS) inherits it. Thread counts are the worker's share of
+    the cores (``THREAD_ENV``, set by the executor): the same seed gives the same output as
+    ``synthdata run`` with the same thread count."""
     if nice and hasattr(os, "nice"):
         try:
             os.nice(int(nice))
