@@ -35,6 +35,9 @@ class ServiceSettings:
     ``budget_epsilon``/``budget_delta``: the privacy budget a dataset gets when its upload
     declares none; every DP job on it reserves its (ε, δ) at submission, and the sum of a
     dataset's jobs (basic composition) never passes its total.
+    Limits, quotas and the rest (the fields below ``budget_delta``) are described in
+    docs/service.md and shown to clients at ``GET /v1/limits``; ``synthdata serve --limit
+    KEY=VALUE`` sets those named in ``LIMIT_FIELDS``.
     """
 
     data_dir: Path = DEFAULT_DATA_DIR
