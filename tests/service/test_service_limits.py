@@ -136,9 +136,15 @@ def test_security_headers_and_no_docs(idle):
     assert idle.client.get("/openapi.json").status_code == 200
 
 
-def test_html_report_has_a_csp_and_no_server_paths(api, batch):
-    job = batch["ok2"]["id"]  # its run received a schema-overrides file under the data dir
+def test_html_report_has_a_csp_and_no_server_paths(api, batch, small_csv):
+    ds = api.upload(small_csv).json()["id"]
+    put = api.client.put(f"/v1/datasets/{ds}/schema", headers=api.a,
+                         json={"columns": [{"name": "age", "kind": "continuous"}]})
+    assert put.status_code == 200, put.text
+    # its run receives a schema-overrides file under the data folder
+    job = api.wait(api.submit(ds, TINY).json()["id"])["id"]
     html = api.client.get(f"/v1/jobs/{job}/report?format=html", headers=api.a)
+    assert html.status_code == 200, html.text
     csp = html.headers["content-security-policy"]
     assert "default-src 'none'" in csp and html.headers["x-content-type-options"] == "nosniff"
     report = api.client.get(f"/v1/jobs/{job}/report", headers=api.a)
