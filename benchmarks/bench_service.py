@@ -17,6 +17,10 @@ their own CPU backlog adds to every latency (on 2 cores, this client used more C
 the server it measured).
 
     .venv/bin/python benchmarks/bench_service.py --duration 60 --clients 20
+    .venv/bin/python benchmarks/bench_service.py --throughput 1,2 --jobs 4   # jobs/hour
+
+The server runs with the per-tenant rate limit and jobs/hour quota lifted (one tenant
+makes all the load here).
 """
 
 from __future__ import annotations
@@ -43,9 +47,9 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 MAX_DURATION_S = 60.0
 TRAIN = {"ctgan": {"generator": {"kind": "ctgan", "params": {"epochs": 300}},
-                   "evaluate": {"full": False}},
+                   "evaluate": {"full": False}, "deid": {"unmarked": "transform"}},
          "gmm": {"generator": {"kind": "gmm", "params": {"n_components": 8, "max_iter": 300}},
-                 "evaluate": {"full": False}}}
+                 "evaluate": {"full": False}, "deid": {"unmarked": "transform"}}}
 TINY = {"generator": {"kind": "gmm", "params": {"n_components": 2, "max_iter": 10}},
         "sample": {"rows": 100}, "evaluate": {"full": False}}
 
@@ -200,8 +204,113 @@ def _children_cpu(proc: psutil.Process) -> dict[int, float]:
     return out
 
 
+class _Uploader:
+    """Uploads data/flchain.csv back to back in a thread until ``stop()``."""
+
+    def __init__(self, base: str, token: str) -> None:
+        import threading
+
+        self.codes: dict[int, int] = {}
+        self._stop = threading.Event()
+        self._client = httpx.Client(base_url=base, timeout=120,
+                                    headers={"Authorization": f"Bearer {token}"})
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        payload = (ROOT / "data" / "flchain.csv").read_bytes()
+        for _ in range(200):  # bounded
+            if self._stop.is_set():
+                return
+            code = self._client.post("/v1/datasets",
+                                     files={"file": ("flchain.csv", payload)}).status_code
+            self.codes[code] = self.codes.get(code, 0) + 1
+
+    def stop(self) -> dict[int, int]:
+        self._stop.set()
+        self._thread.join(timeout=120)
+        self._client.close()
+        return self.codes
+
+
+THROUGHPUT_JOB = {"generator": {"kind": "gmm", "params": {"n_components": 4, "max_iter": 50}},
+                  "sample": {"rows": 2000}, "evaluate": {"full": False},
+                  "deid": {"unmarked": "transform"}}
+
+
+def _serve(host: str, port: int, data_dir: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "synthdata.cli", "serve", "--host", host, "--port", str(port),
+         "--data-dir", str(data_dir), "--limit", "rate_per_second=100000", "--limit",
+         "rate_burst=100000", "--limit", "quota_jobs_per_hour=100000", *extra], cwd=ROOT,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ})
+
+
+def throughput(host: str, workers: int, n_jobs: int, threads: int | None) -> dict[str, Any]:
+    """Jobs/hour of ``n_jobs`` identical GMM jobs (flchain) with ``workers`` workers, each
+    with its thread budget (``cores // workers`` unless ``threads``)."""
+    port = _free_port(host)
+    with tempfile.TemporaryDirectory(prefix="bench-throughput-") as tmp:
+        data_dir = Path(tmp) / "data"
+        token = subprocess.run(
+            [sys.executable, "-m", "synthdata.cli", "tokens", "create", "--tenant", "bench",
+             "--data-dir", str(data_dir)], cwd=ROOT, capture_output=True, text=True,
+            check=True).stdout.strip().splitlines()[-1]
+        extra = ["--workers", str(workers), "--tenant-jobs", str(workers)]
+        if threads is not None:
+            extra += ["--limit", f"worker_threads={threads}"]
+        server = _serve(host, port, data_dir, *extra)
+        try:
+            c = httpx.Client(base_url=f"http://{host}:{port}", timeout=60,
+                             headers={"Authorization": f"Bearer {token}"})
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if c.get("/healthz").status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise SystemExit("the server did not start")
+                time.sleep(0.2)
+            with open(ROOT / "data" / "flchain.csv", "rb") as fh:
+                ds = c.post("/v1/datasets", files={"file": ("flchain.csv", fh)}).json()["id"]
+            share = c.get("/v1/limits").json()["limits"]["threads_per_worker"]
+            t0 = time.monotonic()
+            ids = [c.post("/v1/jobs", json={"dataset": ds, "pipeline": THROUGHPUT_JOB}).json()["id"]
+                   for _ in range(n_jobs)]
+            statuses: dict[str, str] = {}
+            errors: list[str] = []
+            while len(statuses) < n_jobs and time.monotonic() - t0 < 900:
+                for job in ids:
+                    if job not in statuses:
+                        body = c.get(f"/v1/jobs/{job}").json()
+                        if body["status"] not in ("queued", "running"):
+                            statuses[job] = body["status"]
+                            if body["error"]:
+                                errors.append(body["error"][:200])
+                time.sleep(0.5)
+            elapsed = time.monotonic() - t0
+            c.close()
+        finally:
+            server.send_signal(signal.SIGTERM)
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+    done = sum(st in ("succeeded", "rejected") for st in statuses.values())
+    return {"workers": workers, "threads_per_worker": share, "jobs": n_jobs,
+            "finished": done, "statuses": sorted(statuses.values()), "errors": errors,
+            "elapsed_s": round(elapsed, 1), "jobs_per_hour": round(done / elapsed * 3600, 1),
+            "loadavg": [round(x, 2) for x in os.getloadavg()], "cpus": os.cpu_count()}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--throughput", help="instead of the poll load: jobs/hour for these "
+                                         "worker counts, e.g. 1,2")
+    ap.add_argument("--jobs", type=int, default=4, help="jobs per throughput run (max 20)")
+    ap.add_argument("--threads", type=int, help="threads per worker (default cores // workers)")
     ap.add_argument("--duration", type=float, default=30.0, help="seconds of load (max 60)")
     ap.add_argument("--clients", type=int, default=20)
     ap.add_argument("--think-ms", type=float, default=100.0, help="pause between a client's calls")
@@ -211,9 +320,18 @@ def main() -> int:
     ap.add_argument("--client", choices=["raw", "httpx"], default="raw",
                     help="raw: one lean keep-alive connection per client; httpx: one shared "
                          "httpx.AsyncClient (the first version's)")
+    ap.add_argument("--upload-during", action="store_true",
+                    help="also upload data/flchain.csv back to back during the window")
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args()
     host = _loopback(args.host)
+    if args.throughput:
+        rows = [throughput(host, int(w), min(max(args.jobs, 1), 20), args.threads)
+                for w in args.throughput.split(",")]
+        print(json.dumps(rows, indent=2))
+        if args.json:
+            args.json.write_text(json.dumps(rows, indent=2))
+        return 0
     duration = min(max(args.duration, 1.0), MAX_DURATION_S)
     clients = min(max(args.clients, 1), 100)
     port = _free_port(host)
@@ -225,10 +343,7 @@ def main() -> int:
             [sys.executable, "-m", "synthdata.cli", "tokens", "create", "--tenant", "bench",
              "--data-dir", str(data_dir)], cwd=ROOT, capture_output=True, text=True,
             check=True).stdout.strip().splitlines()[-1]
-        server = subprocess.Popen(
-            [sys.executable, "-m", "synthdata.cli", "serve", "--host", host, "--port", str(port),
-             "--data-dir", str(data_dir), "--workers", "1"], cwd=ROOT,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ})
+        server = _serve(host, port, data_dir, "--workers", "1")
         try:
             sync = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"},
                                 timeout=30)
@@ -255,8 +370,10 @@ def main() -> int:
             srv, me = psutil.Process(server.pid), psutil.Process()
             load_before = os.getloadavg()
             cpu0 = (sum(srv.cpu_times()[:2]), _children_cpu(srv), sum(me.cpu_times()[:2]))
+            uploads = _Uploader(base, token) if args.upload_during else None
             out = asyncio.run(_load(host, port, token, job_id, dataset, clients, duration,
                                     args.think_ms / 1000, args.client))
+            upload_codes = uploads.stop() if uploads is not None else None
             cpu1 = (sum(srv.cpu_times()[:2]), _children_cpu(srv), sum(me.cpu_times()[:2]))
             load_after = os.getloadavg()
             after = sync.get(f"/v1/jobs/{job_id}").json()
@@ -283,6 +400,7 @@ def main() -> int:
         "poll_mean_ms": round(statistics.fmean(polls), 2),
         "other_p99_ms": round(_pct(out["other_ms"], 0.99), 2),
         "errors": out["errors"], "server_errors_5xx": out["5xx"],
+        "uploads_during": upload_codes,
         "exceptions": sorted(set(out["exceptions"])), "jobs_submitted": len(out["submitted"]),
         "training_job": {"before": [before["status"], round(before["progress"], 3)],
                          "after": [after["status"], round(after["progress"], 3)],

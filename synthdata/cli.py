@@ -455,7 +455,7 @@ def budget_clear(file: BudgetFile,
     typer.echo(f"removed reservation {run_id}")
 
 
-# ---- service: `synthdata serve` and `synthdata tokens create` --------------------------------
+# ---- service: `synthdata serve` and `synthdata tokens create|list|revoke` --------------------------------
 tokens_app = typer.Typer(no_args_is_help=True, help="Manage the service's API tokens.")
 app.add_typer(tokens_app, name="tokens")
 
@@ -491,6 +491,15 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
                                        "none: total ε of all its DP jobs.")] = 10.0,
           budget_delta: Annotated[float, typer.Option(
               "--budget-delta", help="Default total δ of a dataset's DP jobs.")] = 1e-4,
+          limit: Annotated[list[str] | None, typer.Option(
+              "--limit", help="Set a limit or quota, KEY=VALUE (repeatable), e.g. "
+                              "max_sample_rows=200000, job_time_limit_s=1800, "
+                              "quota_jobs_per_hour=30, worker_threads=2; see GET /v1/limits "
+                              "and docs/service.md.")] = None,
+          docs: Annotated[bool, typer.Option("--docs/--no-docs", help="Serve /docs and /redoc "
+                                             "(Swagger UI loads from a CDN).")] = False,
+          ssl_certfile: Annotated[Path | None, typer.Option("--ssl-certfile")] = None,
+          ssl_keyfile: Annotated[Path | None, typer.Option("--ssl-keyfile")] = None,
           debug: Debug = False) -> None:
     """Run the HTTP service (FastAPI on uvicorn); jobs run in worker processes or on Ray."""
     _state["debug"] |= debug
@@ -516,16 +525,55 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
                                workers=workers, tenant_jobs=tenant_jobs,
                                max_columns=max_columns, ray_address=ray_address or None,
                                worker_idle=idle_workers, budget_epsilon=budget_epsilon,
-                               budget_delta=budget_delta)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+                               budget_delta=budget_delta, docs=docs,
+                               **_service_limits(limit or []))
+    if not _is_loopback(host) and ssl_certfile is None:
+        typer.secho(f"WARNING: serving plain HTTP on {host}: tokens and data cross the network "
+                    "unencrypted. Put a TLS proxy in front (docs/service.md) and bind "
+                    "127.0.0.1, or pass --ssl-certfile/--ssl-keyfile.", fg="yellow", err=True)
+    tls = {} if ssl_certfile is None else {"ssl_certfile": str(ssl_certfile),
+                                           "ssl_keyfile": str(ssl_keyfile) if ssl_keyfile else None}
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", **tls)
 
 
-@tokens_app.command("create")
-def tokens_create(tenant: Annotated[str, typer.Option("--tenant", help="Tenant name.")],
-                  db: DbUrl = None, data_dir: DataDir = Path("synthdata-data"),
-                  debug: Debug = False) -> None:
-    """Create an API token for TENANT (the tenant too, if new); the last line is the token."""
-    _state["debug"] |= debug
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _service_limits(pairs: list[str]) -> dict[str, Any]:
+    """``--limit KEY=VALUE`` pairs as ServiceSettings fields, typed like their defaults."""
+    import dataclasses
+
+    from synthdata.errors import ConfigError
+    from synthdata.service.settings import LIMIT_FIELDS, ServiceSettings
+
+    defaults = {f.name: f.default for f in dataclasses.fields(ServiceSettings)}
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip()
+        if not sep or key not in LIMIT_FIELDS:
+            raise ConfigError(f"--limit {pair!r}: use KEY=VALUE with KEY one of "
+                              f"{', '.join(LIMIT_FIELDS)}")
+        kind = type(defaults[key]) if defaults[key] is not None else int
+        try:
+            out[key] = (value.strip().lower() in ("1", "true", "yes")) if kind is bool \
+                else kind(float(value)) if kind is int else kind(value)
+        except ValueError:
+            raise ConfigError(f"--limit {key}: {value!r} is not a {kind.__name__}") from None
+        if not isinstance(out[key], bool) and out[key] < 0:
+            raise ConfigError(f"--limit {key}: must be >= 0")
+    return out
+
+
+def _open_store(db: str | None, data_dir: Path) -> Any:
     from synthdata.service.settings import default_db_url, private_sqlite_file
     from synthdata.service.store import Store
 
@@ -535,14 +583,104 @@ def tokens_create(tenant: Annotated[str, typer.Option("--tenant", help="Tenant n
         private_dir(data_dir)
         private_sqlite_file(default_db_url(data_dir))
     store = Store(db or default_db_url(data_dir))
+    store.create_all()
+    return store
+
+
+def _expiry(text: str | None) -> float | None:
+    """``30d``, ``12h``, ``90m`` from now, or an ISO date/time (UTC when no zone)."""
+    import re as _re
+    import time as _time
+    from datetime import datetime, timezone
+
+    from synthdata.errors import ConfigError
+
+    if text is None:
+        return None
+    m = _re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([dhm])\s*", text)
+    if m:
+        return _time.time() + float(m.group(1)) * {"d": 86400, "h": 3600, "m": 60}[m.group(2)]
     try:
-        store.create_all()
-        token = store.create_token(tenant)
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"--expires: {text!r} is neither a duration (30d, 12h, 90m) nor an "
+                          "ISO date (2027-01-31)") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return when.timestamp()
+
+
+@tokens_app.command("create")
+def tokens_create(tenant: Annotated[str, typer.Option("--tenant", help="Tenant name.")],
+                  scopes: Annotated[str, typer.Option(
+                      "--scopes", help="Comma-separated: read (datasets, jobs, reports), "
+                                       "submit (upload, jobs), download (synthetic rows), "
+                                       "admin (budgets, tokens).")] = "read,submit,download,admin",
+                  expires: Annotated[str | None, typer.Option(
+                      "--expires", help="Lifetime (30d, 12h, 90m) or an ISO date; default: "
+                                        "never.")] = None,
+                  label: Annotated[str | None, typer.Option("--label", help="A note.")] = None,
+                  db: DbUrl = None, data_dir: DataDir = Path("synthdata-data"),
+                  debug: Debug = False) -> None:
+    """Create an API token for TENANT (the tenant too, if new); the last line is the token."""
+    _state["debug"] |= debug
+    store = _open_store(db, data_dir)
+    try:
+        token = store.create_token(tenant, scopes=scopes.split(","), expires_at=_expiry(expires),
+                                   label=label)
     finally:
         store.dispose()
     typer.echo(f"token for tenant {tenant.strip()!r} (shown once; only its hash is stored):",
                err=True)
     typer.echo(token)
+
+
+@tokens_app.command("list")
+def tokens_list(tenant: Annotated[str | None, typer.Option("--tenant", help="Only this "
+                                                           "tenant's tokens.")] = None,
+                db: DbUrl = None, data_dir: DataDir = Path("synthdata-data"),
+                debug: Debug = False) -> None:
+    """List tokens (never their secrets): id, tenant, scopes, expiry, last use, revocation."""
+    from datetime import datetime, timezone
+
+    _state["debug"] |= debug
+    store = _open_store(db, data_dir)
+    try:
+        rows = store.list_tokens(tenant)
+    finally:
+        store.dispose()
+
+    def when(ts: float | None) -> str:
+        return "-" if ts is None else datetime.fromtimestamp(ts, timezone.utc).strftime(
+            "%Y-%m-%d %H:%M")
+
+    typer.echo(f"{'id':16}  {'tenant':16}  {'scopes':26}  {'created':16}  {'expires':16}  "
+               f"{'last used':16}  revoked")
+    for r in rows:
+        typer.echo(f"{r['id']:16}  {r['tenant'][:16]:16}  {','.join(r['scopes']):26}  "
+                   f"{when(r['created_at']):16}  {when(r['expires_at']):16}  "
+                   f"{when(r['last_used_at']):16}  {when(r['revoked_at'])}")
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(token_id: Annotated[str, typer.Argument(
+                      help="The token's id (the part after 'sdt_', or the whole token).")],
+                  db: DbUrl = None, data_dir: DataDir = Path("synthdata-data"),
+                  debug: Debug = False) -> None:
+    """Revoke a token; a running server refuses it within one second."""
+    from synthdata.errors import ConfigError
+
+    _state["debug"] |= debug
+    if token_id.startswith("sdt_"):
+        token_id = token_id.split("_")[1]
+    store = _open_store(db, data_dir)
+    try:
+        revoked = store.revoke_token(token_id)
+    finally:
+        store.dispose()
+    if not revoked:
+        raise ConfigError(f"no active token with id {token_id!r}; see: synthdata tokens list")
+    typer.echo(f"revoked token {token_id}")
 
 
 @app.command()

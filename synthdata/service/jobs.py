@@ -36,7 +36,6 @@ from synthdata.errors import ConfigError, SynthDataError
 from synthdata.io.files import private_dir
 from synthdata.service.settings import ServiceSettings
 from synthdata.service.store import (
-    CANCELLED,
     FAILED,
     REJECTED,
     SUCCEEDED,
@@ -47,9 +46,15 @@ from synthdata.service.store import (
 log = logging.getLogger(__name__)
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-_ENV_DB, _ENV_DATA, _ENV_RUNNER, _ENV_PARENT, _ENV_NICE, _ENV_IDLE = (
+_ENV_DB, _ENV_DATA, _ENV_RUNNER, _ENV_PARENT, _ENV_NICE, _ENV_IDLE, _ENV_MEM = (
     "SYNTHDATA_SERVICE_DB", "SYNTHDATA_SERVICE_DATA_DIR", "SYNTHDATA_SERVICE_RUNNER",
-    "SYNTHDATA_SERVICE_PARENT", "SYNTHDATA_SERVICE_NICE", "SYNTHDATA_SERVICE_IDLE")
+    "SYNTHDATA_SERVICE_PARENT", "SYNTHDATA_SERVICE_NICE", "SYNTHDATA_SERVICE_IDLE",
+    "SYNTHDATA_SERVICE_MEMORY_MB")
+# the thread pools a job may size: torch (intra-op), OpenMP, and the BLAS libraries
+THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+              "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
+# files of a run folder that may name server paths (rewritten before the job finishes)
+TEXT_FILES = ("report.json", "report.html", "manifest.json", "schema.yaml", "expectations.json")
 OVERRIDES_FILE = "schema-overrides.yaml"
 
 
@@ -203,8 +208,9 @@ def _die_with_parent(parent: int | None) -> None:
 
 def _lower_priority(nice: str | None, idle: bool) -> None:
     """Yield the CPU to the API process. Called first thing in the worker, so every thread
-    the job starts later (torch, BLAS) inherits it; thread counts stay as they are (the
-    same seed gives the same output as ``synthdata run``)."""
+    the job starts later (torch, BLAS) inherits it. Thread counts are the worker's share of
+    the cores (``THREAD_ENV``, set by the executor): the same seed gives the same output as
+    ``synthdata run`` with the same thread count."""
     if nice and hasattr(os, "nice"):
         try:
             os.nice(int(nice))
@@ -217,6 +223,41 @@ def _lower_priority(nice: str | None, idle: bool) -> None:
             pass
 
 
+def _limit_memory(megabytes: str | None) -> None:
+    """Cap the worker's address space (``RLIMIT_AS``): an oversized job gets MemoryError
+    (the job fails with "memory limit") instead of waking the OOM killer."""
+    if not megabytes or megabytes == "0":
+        return
+    try:
+        import resource
+
+        limit = int(megabytes) * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    except (ImportError, ValueError, OSError) as err:
+        log.warning("worker memory limit not set: %s", err)
+
+
+def public_text(text: str, data_dir: Path, dataset: Any) -> str:
+    """``text`` without server paths: the dataset's file becomes its display name, anything
+    else under the data folder its path inside it."""
+    if dataset is not None:
+        text = text.replace(str(data_dir / dataset["file"]), dataset["name"])
+    return text.replace(str(data_dir) + os.sep, "").replace(str(data_dir), ".")
+
+
+def _scrub_run_dir(run_dir: Path, data_dir: Path, dataset: Any) -> None:
+    """Remove server paths from the run's text files (they are served as they are)."""
+    from synthdata.io.files import atomic_write_text
+
+    for name in TEXT_FILES:
+        path = run_dir / name
+        if path.is_file():
+            text = path.read_text(encoding="utf-8")
+            clean = public_text(text, data_dir, dataset)
+            if clean != text:
+                atomic_write_text(path, clean)
+
+
 def _on_sigterm(signum: int, _frame: Any) -> None:
     raise SystemExit(128 + signum)  # unwinds the runner, which removes its temporary folder
 
@@ -226,7 +267,9 @@ def worker_main(job_id: str, attempt: int) -> int:
     signal.signal(signal.SIGTERM, _on_sigterm)
     parent = int(os.environ[_ENV_PARENT]) if os.environ.get(_ENV_PARENT) else None
     _die_with_parent(parent)
+    os.umask(0o077)  # every file the job writes is the service user's only
     _lower_priority(os.environ.get(_ENV_NICE), os.environ.get(_ENV_IDLE) == "1")
+    _limit_memory(os.environ.get(_ENV_MEM))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     store = Store(os.environ[_ENV_DB])
     data_dir = Path(os.environ[_ENV_DATA]).resolve()
@@ -254,7 +297,8 @@ def _run_job(store: Store, data_dir: Path, runner: str, job_id: str, attempt: in
                            fmt=dataset["format"], schema_path=schema_path)
     except SynthDataError as err:  # before the data was read: give the budget back
         store.release_charge(job_id)
-        store.finish_job(job_id, attempt, status=FAILED, error=str(err))
+        store.finish_job(job_id, attempt, status=FAILED,
+                         error=public_text(str(err), data_dir, dataset))
         return 0
     try:
         progress("load", 0, 1)
@@ -265,7 +309,15 @@ def _run_job(store: Store, data_dir: Path, runner: str, job_id: str, attempt: in
     except SynthDataError as err:
         log.info("job %s failed: %s", job_id, type(err).__name__)
         store.settle_charge(job_id)  # fail closed: a DP job keeps what it reserved
-        store.finish_job(job_id, attempt, status=FAILED, error=str(err))
+        store.finish_job(job_id, attempt, status=FAILED,
+                         error=public_text(str(err), data_dir, dataset))
+        return 0
+    except MemoryError:
+        store.settle_charge(job_id)
+        store.finish_job(job_id, attempt, status=FAILED,
+                         error=f"memory limit: the job needed more than this server's "
+                               f"{os.environ.get(_ENV_MEM)} MB per worker (GET /v1/limits); "
+                               "use fewer rows, columns or a smaller model")
         return 0
     except Exception as err:  # unexpected: keep the traceback in the private worker log only
         traceback.print_exc()
@@ -277,6 +329,7 @@ def _run_job(store: Store, data_dir: Path, runner: str, job_id: str, attempt: in
     # the service cannot tell whether it read the data under DP before failing)
     store.settle_charge(job_id, *spent_of(result))
     run_dir = Path(result.run_dir).resolve()
+    _scrub_run_dir(run_dir, data_dir, dataset)
     synthetic = result.synthetic_path.name if result.synthetic_path is not None else None
     status = SUCCEEDED if result.passed else REJECTED
     store.finish_job(job_id, attempt, status=status, gate_passed=bool(result.passed),
@@ -325,7 +378,9 @@ class LocalExecutor:
                _ENV_DB: self.settings.database_url, _ENV_DATA: str(self.settings.data_dir),
                _ENV_RUNNER: self.settings.runner, _ENV_PARENT: str(os.getpid()),
                _ENV_NICE: str(self.settings.worker_nice),
-               _ENV_IDLE: "1" if self.settings.worker_idle else "0"}
+               _ENV_IDLE: "1" if self.settings.worker_idle else "0",
+               _ENV_MEM: str(self.settings.worker_memory_mb),
+               **dict.fromkeys(THREAD_ENV, str(self.settings.threads_per_worker))}
         log_fd = os.open(job_dir / "worker.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         with os.fdopen(log_fd, "ab") as out:
             popen = subprocess.Popen(
@@ -535,15 +590,40 @@ class JobManager:
             self._wake.wait(self.settings.poll_interval)
             self._wake.clear()
 
+    def enforce_time_limit(self) -> None:
+        """Fail and stop every job running longer than ``job_time_limit_s``."""
+        limit = self.settings.job_time_limit_s
+        for job_id, attempt in self.store.overdue_jobs(limit):
+            if self.store.fail_if_running(job_id, attempt,
+                                          f"time limit: the job ran longer than this server's "
+                                          f"{limit:g} s (GET /v1/limits)"):
+                self.store.settle_charge(job_id)  # it read the data: keep its reservation
+                log.warning("job %s: time limit reached, worker stopped", job_id)
+            self.executor.cancel(job_id)
+
+    def _notify(self, row: Any) -> None:
+        from synthdata.service.webhooks import deliver_in_background
+
+        secret = self.store.webhook_secret(row["tenant_id"])
+        if secret is None:
+            log.warning("job %s: webhook skipped (the tenant has no webhook secret)", row["id"])
+            return
+        deliver_in_background(row["webhook_url"], secret, {
+            "job": row["id"], "dataset": row["dataset_id"], "status": row["status"],
+            "error": row["error"], "finished_at": row["finished_at"]})
+
     def tick(self) -> None:
+        self.enforce_time_limit()
         for job_id, attempt, code in self.executor.reap():
             if self.store.fail_if_running(job_id, attempt,
                                           f"the worker exited unexpectedly (exit code {code})"):
                 log.warning("job %s: worker exited with code %s", job_id, code)
             row = self.store.job_by_id(job_id)
+            if row is not None and row["webhook_url"]:
+                self._notify(row)
             if row is None:  # its dataset was deleted while it ran
                 shutil.rmtree(self.settings.jobs_dir / job_id, ignore_errors=True)
-            elif row["status"] == CANCELLED:
+            elif row["status"] not in (SUCCEEDED, REJECTED):
                 _clean_partial(self.settings.jobs_dir / job_id)
         capacity = self.settings.workers - self.executor.active()
         for claimed in self.store.claim_jobs(capacity=capacity,
@@ -561,6 +641,11 @@ def _clean_partial(job_dir: Path) -> None:
     if job_dir.is_dir():
         for p in job_dir.glob(".run-*.tmp"):
             shutil.rmtree(p, ignore_errors=True)
+        for p in job_dir.iterdir():
+            if p.is_dir() and not any(p.iterdir()):
+                p.rmdir()  # an empty folder a failed worker left
+        if not any(job_dir.iterdir()):
+            job_dir.rmdir()
 
 
 def main(argv: list[str] | None = None) -> int:

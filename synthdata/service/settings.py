@@ -11,6 +11,14 @@ DEFAULT_RUNNER = "synthdata.pipeline.runner:run_pipeline"
 RAY_ADDRESS_ENV = "SYNTHDATA_RAY_ADDRESS"
 
 
+# the settings ``synthdata serve --limit KEY=VALUE`` may set
+LIMIT_FIELDS = ("max_sample_rows", "max_epochs", "max_param_value", "max_upload_cells",
+                "max_body_bytes", "max_json_depth", "job_time_limit_s", "worker_memory_mb",
+                "schema_sample_rows", "quota_storage_mb", "quota_datasets",
+                "quota_jobs_per_hour", "max_queued_per_tenant", "rate_per_second",
+                "rate_burst", "auth_cache_s", "worker_threads", "webhook_allow_http")
+
+
 @dataclass(frozen=True)
 class ServiceSettings:
     """Everything the app, the store and the job manager need.
@@ -27,6 +35,9 @@ class ServiceSettings:
     ``budget_epsilon``/``budget_delta``: the privacy budget a dataset gets when its upload
     declares none; every DP job on it reserves its (ε, δ) at submission, and the sum of a
     dataset's jobs (basic composition) never passes its total.
+    Limits, quotas and the rest (the fields below ``budget_delta``) are described in
+    docs/service.md and shown to clients at ``GET /v1/limits``; ``synthdata serve --limit
+    KEY=VALUE`` sets those named in ``LIMIT_FIELDS``.
     """
 
     data_dir: Path = DEFAULT_DATA_DIR
@@ -45,6 +56,27 @@ class ServiceSettings:
     extra_env: dict[str, str] = field(default_factory=dict)
     budget_epsilon: float = 10.0
     budget_delta: float = 1e-4
+    # ---- limits (GET /v1/limits shows them; over a limit: 413/422 at submit or upload)
+    max_sample_rows: int = 1_000_000
+    max_epochs: int = 2_000                 # generator epochs / max_iter / n_timesteps
+    max_param_value: int = 100_000          # any other integer generator parameter
+    max_upload_cells: int = 50_000_000      # rows x columns of an upload, after decompression
+    max_body_bytes: int = 1 << 20           # a JSON request body
+    max_json_depth: int = 32
+    job_time_limit_s: float = 3600.0        # wall clock; the worker is killed
+    worker_memory_mb: int = 4096            # address-space rlimit per worker (0: none)
+    schema_sample_rows: int = 10_000        # GET/PUT schema read at most this many rows
+    # ---- quotas and rate limits per tenant (429 + Retry-After)
+    quota_storage_mb: float = 2048.0
+    quota_datasets: int = 100
+    quota_jobs_per_hour: int = 120
+    rate_per_second: float = 50.0
+    rate_burst: int = 100
+    # ---- tokens, workers, webhooks, docs
+    auth_cache_s: float = 1.0               # revocation takes effect within this time
+    worker_threads: int | None = None       # None: cores // workers
+    webhook_allow_http: bool = False        # http:// webhooks (tests, loopback only)
+    docs: bool = False                      # /docs and /redoc (Swagger UI loads from a CDN)
 
     @property
     def database_url(self) -> str:
@@ -53,6 +85,13 @@ class ServiceSettings:
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def threads_per_worker(self) -> int:
+        """torch/OpenMP/BLAS threads of one job: its share of the machine's cores."""
+        if self.worker_threads is not None:
+            return max(1, self.worker_threads)
+        return max(1, (os.cpu_count() or 1) // max(1, self.workers))
 
     @property
     def datasets_dir(self) -> Path:

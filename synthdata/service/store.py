@@ -52,6 +52,36 @@ ACTIVE = (QUEUED, RUNNING)
 INTERRUPTED = "interrupted by server restart"
 
 TOKEN_PREFIX = "sdt"
+READ, SUBMIT, DOWNLOAD, ADMIN = "read", "submit", "download", "admin"
+SCOPES = (READ, SUBMIT, DOWNLOAD, ADMIN)
+
+
+class QuotaExceeded(Exception):
+    """A tenant quota or queue limit: the app answers 429 with ``Retry-After``."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, int(retry_after))
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """Who a valid token speaks for, and what it may do."""
+
+    tenant_id: str
+    token_id: str
+    scopes: frozenset[str]
+    expires_at: float | None
+
+
+@dataclass(frozen=True)
+class Quotas:
+    """A tenant's quotas, checked in the transaction that adds the dataset or job."""
+
+    storage_bytes: int
+    datasets: int
+    jobs_per_hour: int
+    queued: int
 
 metadata = MetaData()
 
@@ -60,6 +90,7 @@ tenants = Table(
     Column("id", String(36), primary_key=True),
     Column("name", String(200), nullable=False, unique=True),
     Column("created_at", Float, nullable=False),
+    Column("webhook_secret", String(100), nullable=True),  # HMAC key of its job webhooks
 )
 
 tokens = Table(
@@ -70,6 +101,23 @@ tokens = Table(
     Column("digest", String(64), nullable=False),         # sha256(salt + secret), hex
     Column("created_at", Float, nullable=False),
     Column("revoked_at", Float, nullable=True),
+    Column("scopes", String(100), nullable=True),          # comma-separated; NULL: all
+    Column("expires_at", Float, nullable=True),
+    Column("last_used_at", Float, nullable=True),
+    Column("label", String(100), nullable=True),
+)
+
+# Append-only: the store has no update or delete for it, and SQLite/PostgreSQL refuse both
+# (triggers / rules created with the table, see ``_protect_audit``).
+audit_log = Table(
+    "audit_log", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),
+    Column("tenant_id", String(36), nullable=False, index=True),
+    Column("actor", String(40), nullable=False),           # token id, or "cli"
+    Column("action", String(40), nullable=False),          # e.g. "dataset.upload"
+    Column("target", String(64), nullable=True),           # dataset / job / token id
+    Column("detail", JSON, nullable=True),                 # metadata only, never data values
 )
 
 datasets = Table(
@@ -87,6 +135,8 @@ datasets = Table(
     Column("schema_source", String(16), nullable=True),   # "inferred" | "user"
     Column("schema_overrides", JSON, nullable=True),      # what PUT gave; jobs apply it
     Column("created_at", Float, nullable=False),
+    Column("idempotency_key", String(200), nullable=True),
+    Column("request_hash", String(64), nullable=True),     # SHA-256 of the uploaded file
 )
 
 jobs = Table(
@@ -108,6 +158,9 @@ jobs = Table(
     Column("started_at", Float, nullable=True),
     Column("finished_at", Float, nullable=True),
     Column("updated_at", Float, nullable=False),
+    Column("webhook_url", String(2048), nullable=True),
+    Column("idempotency_key", String(200), nullable=True),
+    Column("request_hash", String(64), nullable=True),
     Index("ix_jobs_tenant_status", "tenant_id", "status"),
     Index("ix_jobs_status_created", "status", "created_at"),
 )
@@ -216,6 +269,8 @@ class Store:
 
     def create_all(self) -> None:
         metadata.create_all(self.engine)
+        _add_missing_columns(self.engine)
+        _protect_audit(self.engine)
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -232,7 +287,14 @@ class Store:
             conn.execute(insert(tenants).values(id=tid, name=name, created_at=time.time()))
             return tid
 
-    def create_token(self, tenant: str) -> str:
+    def tenant_name(self, tenant_id: str) -> str:
+        with self.engine.connect() as conn:
+            return conn.execute(select(tenants.c.name).where(tenants.c.id == tenant_id)
+                                ).scalar_one()
+
+    def create_token(self, tenant: str, *, scopes: Iterable[str] = SCOPES,
+                     expires_at: float | None = None, label: str | None = None,
+                     actor: str = "cli") -> str:
         """Create (if needed) the tenant and a new token for it; return the token once.
 
         Only a salted SHA-256 digest is stored: a leaked database does not leak tokens.
@@ -241,42 +303,131 @@ class Store:
         if not name or len(name) > 200 or not name.isprintable():
             raise ConfigError("--tenant must be a non-empty name of at most 200 printable "
                               "characters")
+        scopes = parse_scopes(scopes)
+        if expires_at is not None and expires_at <= time.time():
+            raise ConfigError("--expires must be in the future")
         tid = self.tenant_id(name, create=True)
         token_id, secret, salt = secrets.token_hex(8), secrets.token_urlsafe(32), secrets.token_hex(16)
         with self.engine.begin() as conn:
             conn.execute(insert(tokens).values(id=token_id, tenant_id=tid, salt=salt,
                                                digest=_digest(salt, secret),
-                                               created_at=time.time()))
+                                               created_at=time.time(), scopes=",".join(scopes),
+                                               expires_at=expires_at,
+                                               label=(label or "")[:100] or None))
+            _audit(conn, tid, actor, "token.create", token_id,
+                   {"scopes": list(scopes), "expires_at": expires_at})
         return f"{TOKEN_PREFIX}_{token_id}_{secret}"
 
-    def authenticate(self, token: str) -> str | None:
-        """The tenant id a token belongs to, or ``None`` (constant-time comparison)."""
+    def list_tokens(self, tenant: str | None = None, *, tenant_id: str | None = None
+                    ) -> list[dict[str, Any]]:
+        """Tokens (never their secrets) of one tenant, by name or id, or of all tenants."""
+        q = (select(tokens.c.id, tokens.c.scopes, tokens.c.created_at, tokens.c.expires_at,
+                    tokens.c.last_used_at, tokens.c.revoked_at, tokens.c.label,
+                    tenants.c.name.label("tenant"))
+             .join(tenants, tenants.c.id == tokens.c.tenant_id)
+             .order_by(tokens.c.created_at, tokens.c.id))
+        if tenant is not None:
+            q = q.where(tenants.c.name == tenant.strip())
+        if tenant_id is not None:
+            q = q.where(tokens.c.tenant_id == tenant_id)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).mappings().all()
+        return [{**r, "scopes": list(parse_scopes(r["scopes"]))} for r in rows]
+
+    def revoke_token(self, token_id: str, *, tenant_id: str | None = None,
+                     actor: str = "cli") -> bool:
+        """Revoke a token (of ``tenant_id`` when given); False when there is none to revoke."""
+        if not _TOKEN_ID_RE.match(token_id or ""):
+            return False
+        q = update(tokens).where(tokens.c.id == token_id, tokens.c.revoked_at.is_(None))
+        if tenant_id is not None:
+            q = q.where(tokens.c.tenant_id == tenant_id)
+        with self.engine.begin() as conn:
+            owner = conn.execute(select(tokens.c.tenant_id).where(tokens.c.id == token_id)
+                                 ).scalar_one_or_none()
+            if owner is None or not conn.execute(q.values(revoked_at=time.time())).rowcount:
+                return False
+            _audit(conn, owner, actor, "token.revoke", token_id, None)
+        return True
+
+    def authenticate(self, token: str) -> TokenInfo | None:
+        """Who a token speaks for, or ``None`` (unknown, revoked, expired; constant-time
+        comparison). Records its last use (at most once a minute)."""
         prefix, _, rest = token.partition("_")
         token_id, _, secret = rest.partition("_")
         if (prefix != TOKEN_PREFIX or len(token) > 200 or not _TOKEN_ID_RE.match(token_id)
                 or not _SECRET_RE.match(secret)):
             return None
+        now = time.time()
         with self.engine.connect() as conn:
-            row = conn.execute(select(tokens.c.tenant_id, tokens.c.salt, tokens.c.digest)
-                               .where(tokens.c.id == token_id,
-                                      tokens.c.revoked_at.is_(None))).first()
-        if row is None:
+            row = conn.execute(select(tokens).where(tokens.c.id == token_id,
+                                                    tokens.c.revoked_at.is_(None))).first()
+        if row is None or not hmac.compare_digest(row.digest, _digest(row.salt, secret)):
             return None
-        if not hmac.compare_digest(row.digest, _digest(row.salt, secret)):
+        if row.expires_at is not None and row.expires_at <= now:
             return None
-        return row.tenant_id
+        if row.last_used_at is None or now - row.last_used_at > 60:
+            with self.engine.begin() as conn:
+                conn.execute(update(tokens).where(tokens.c.id == token_id)
+                             .values(last_used_at=now))
+        return TokenInfo(row.tenant_id, token_id, frozenset(parse_scopes(row.scopes)),
+                         row.expires_at)
+
+    def new_webhook_secret(self, tenant_id: str, actor: str) -> str:
+        """A new webhook secret for the tenant (returned once; the old one stops working)."""
+        secret = secrets.token_urlsafe(32)
+        with self.engine.begin() as conn:
+            conn.execute(update(tenants).where(tenants.c.id == tenant_id)
+                         .values(webhook_secret=secret))
+            _audit(conn, tenant_id, actor, "webhook.secret", None, None)
+        return secret
+
+    def webhook_secret(self, tenant_id: str) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(tenants.c.webhook_secret).where(
+                tenants.c.id == tenant_id)).scalar_one_or_none()
+
+    # ---- audit log ----------------------------------------------------------------------
+    def audit(self, tenant_id: str, actor: str, action: str, target: str | None = None,
+              detail: dict[str, Any] | None = None) -> None:
+        """Append one entry (who did what to which object); never updated or deleted."""
+        with self.engine.begin() as conn:
+            _audit(conn, tenant_id, actor, action, target, detail)
+
+    def list_audit(self, tenant_id: str, *, limit: int, offset: int,
+                   action: str | None = None) -> list[RowMapping]:
+        q = select(audit_log).where(audit_log.c.tenant_id == tenant_id)
+        if action is not None:
+            q = q.where(audit_log.c.action == action)
+        q = q.order_by(audit_log.c.id.desc()).limit(limit).offset(offset)
+        with self.engine.connect() as conn:
+            return list(conn.execute(q).mappings())
 
     # ---- datasets -----------------------------------------------------------------------
     def add_dataset(self, *, total_epsilon: float | None = None,
-                    total_delta: float | None = None, **values: Any) -> None:
-        """Insert a dataset row; with both totals, declare its privacy budget too."""
+                    total_delta: float | None = None, quotas: Quotas | None = None,
+                    actor: str = "cli", **values: Any) -> str:
+        """Insert a dataset row and return its id; with both totals, declare its privacy
+        budget too. With ``quotas``, the tenant's storage and dataset count are checked in
+        the same transaction (``QuotaExceeded``), after locking the tenant's row. An
+        ``idempotency_key`` used before with the same file returns that dataset's id."""
         with self.engine.begin() as conn:
             now = time.time()
+            _lock_tenant(conn, values["tenant_id"])
+            earlier = _idempotent(conn, datasets, values["tenant_id"],
+                                  values.get("idempotency_key"), values.get("request_hash"))
+            if earlier is not None:
+                return earlier
+            if quotas is not None:
+                _check_storage(conn, values["tenant_id"], values["size_bytes"], quotas)
             conn.execute(insert(datasets).values(created_at=now, **values))
+            _audit(conn, values["tenant_id"], actor, "dataset.upload", values["id"],
+                   {"size_bytes": values["size_bytes"], "format": values["format"]})
             if total_epsilon is not None and total_delta is not None:
                 conn.execute(insert(dataset_budgets).values(
                     dataset_id=values["id"], tenant_id=values["tenant_id"],
                     total_epsilon=total_epsilon, total_delta=total_delta, updated_at=now))
+        return values["id"]
 
     def get_dataset(self, tenant_id: str, dataset_id: str) -> RowMapping | None:
         if not is_id(dataset_id):
@@ -370,29 +521,54 @@ class Store:
 
     # ---- jobs ---------------------------------------------------------------------------
     def add_job(self, *, job_id: str, tenant_id: str, dataset_id: str,
-                pipeline: dict[str, Any], charge: Charge | None = None) -> None:
-        """Queue a job; a DP job (``charge``) first reserves its (ε, δ) on the dataset's
-        budget in the same transaction, or raises ``PrivacyBudgetError`` and queues nothing.
-
-        The reservation locks the dataset's budget row first (an UPDATE: SQLite's write
-        lock, a row lock on PostgreSQL), so two submissions cannot both pass the check.
-        """
+                pipeline: dict[str, Any], charge: Charge | None = None,
+                quotas: Quotas | None = None, actor: str = "cli",
+                webhook_url: str | None = None, idempotency_key: str | None = None,
+                request_hash: str | None = None) -> str:
+        """Queue a job; return its id (an earlier job's id when ``idempotency_key`` was
+        used before with the same request). In one transaction, after locking the tenant's
+        row (so two submissions cannot both pass a check): the idempotency key, the queue
+        limit and jobs-per-hour quota (``QuotaExceeded``), and for a DP job (``charge``) its
+        (ε, δ) reservation on the dataset's budget (``PrivacyBudgetError``)."""
         from sqlalchemy.exc import IntegrityError
 
         for attempt in range(3):
             now = time.time()
             try:
                 with self.engine.begin() as conn:
+                    _lock_tenant(conn, tenant_id)
+                    earlier = _idempotent(conn, jobs, tenant_id, idempotency_key, request_hash)
+                    if earlier is not None:
+                        return earlier
+                    if quotas is not None:
+                        _check_jobs(conn, tenant_id, quotas, now)
                     if charge is not None:
                         _reserve(conn, job_id, tenant_id, dataset_id, charge, now)
                     conn.execute(insert(jobs).values(
                         id=job_id, tenant_id=tenant_id, dataset_id=dataset_id, status=QUEUED,
                         attempt=0, progress=0.0, pipeline=pipeline, created_at=now,
-                        updated_at=now))
-                return
+                        updated_at=now, webhook_url=webhook_url,
+                        idempotency_key=idempotency_key, request_hash=request_hash))
+                    _audit(conn, tenant_id, actor, "job.submit", job_id,
+                           {"dataset": dataset_id, "dp": charge is not None})
+                return job_id
             except IntegrityError:  # two first reservations created the budget row at once
                 if charge is None or attempt == 2:
                     raise
+        raise AssertionError("unreachable")
+
+    def usage(self, tenant_id: str) -> dict[str, Any]:
+        """The tenant's current use of each quota (for ``GET /v1/limits``)."""
+        now = time.time()
+        with self.engine.connect() as conn:
+            storage, n_datasets = conn.execute(
+                select(func.coalesce(func.sum(datasets.c.size_bytes), 0), func.count())
+                .where(datasets.c.tenant_id == tenant_id)).one()
+            hour = conn.execute(select(func.count()).select_from(jobs).where(
+                jobs.c.tenant_id == tenant_id, jobs.c.created_at > now - 3600)).scalar_one()
+        return {"storage_bytes": int(storage), "datasets": int(n_datasets),
+                "jobs_last_hour": int(hour), "queued": self.count_jobs(tenant_id, (QUEUED,)),
+                "running": self.count_jobs(tenant_id, (RUNNING,))}
 
     def get_job(self, tenant_id: str, job_id: str) -> RowMapping | None:
         if not is_id(job_id):
@@ -506,6 +682,14 @@ class Store:
             return conn.execute(q.values(status=FAILED, error=reason, finished_at=now,
                                          updated_at=now)).rowcount
 
+    def overdue_jobs(self, limit_s: float) -> list[tuple[str, int]]:
+        """``(job id, attempt)`` of running jobs started more than ``limit_s`` ago."""
+        cutoff = time.time() - limit_s
+        with self.engine.connect() as conn:
+            return [(r.id, r.attempt) for r in conn.execute(
+                select(jobs.c.id, jobs.c.attempt).where(jobs.c.status == RUNNING,
+                                                        jobs.c.started_at < cutoff))]
+
     def fail_if_running(self, job_id: str, attempt: int, reason: str) -> bool:
         return self.finish_job(job_id, attempt, status=FAILED, error=reason)
 
@@ -555,6 +739,101 @@ def _reserve(conn: Any, job_id: str, tenant_id: str, dataset_id: str, charge: Ch
         job_id=job_id, dataset_id=dataset_id, tenant_id=tenant_id, status="reserved",
         generator=charge.generator[:64], epsilon=charge.epsilon, delta=charge.delta,
         reserved_epsilon=charge.epsilon, reserved_delta=charge.delta, created_at=now))
+
+
+def parse_scopes(value: Iterable[str] | str | None) -> tuple[str, ...]:
+    """Scopes from a list or a comma-separated string (``None``: all), checked."""
+    if value is None:
+        return SCOPES
+    items = value.split(",") if isinstance(value, str) else list(value)
+    out = tuple(dict.fromkeys(s.strip().lower() for s in items if s.strip()))
+    bad = [s for s in out if s not in SCOPES]
+    if bad or not out:
+        raise ConfigError(f"--scopes: unknown scope(s) {bad or items}; choose from "
+                          f"{', '.join(SCOPES)} (comma-separated)")
+    return out
+
+
+def _audit(conn: Any, tenant_id: str, actor: str, action: str, target: str | None,
+           detail: dict[str, Any] | None) -> None:
+    conn.execute(insert(audit_log).values(at=time.time(), tenant_id=tenant_id,
+                                          actor=actor[:40], action=action, target=target,
+                                          detail=detail))
+
+
+def _lock_tenant(conn: Any, tenant_id: str) -> None:
+    """Take the write lock (SQLite) / the tenant's row lock (PostgreSQL) first, so the
+    quota counts that follow cannot race another request of the same tenant."""
+    conn.execute(update(tenants).where(tenants.c.id == tenant_id).values(name=tenants.c.name))
+
+
+def _check_storage(conn: Any, tenant_id: str, size: int, quotas: Quotas) -> None:
+    used, count = conn.execute(select(func.coalesce(func.sum(datasets.c.size_bytes), 0),
+                                      func.count()).where(datasets.c.tenant_id == tenant_id)).one()
+    if count >= quotas.datasets:
+        raise QuotaExceeded(f"dataset quota reached ({quotas.datasets} datasets); delete "
+                            "some (GET /v1/limits shows your usage)", 3600)
+    if used + size > quotas.storage_bytes:
+        raise QuotaExceeded(f"storage quota reached: {used + size} bytes would pass your "
+                            f"{quotas.storage_bytes}; delete datasets (GET /v1/limits)", 3600)
+
+
+def _check_jobs(conn: Any, tenant_id: str, quotas: Quotas, now: float) -> None:
+    queued = conn.execute(select(func.count()).select_from(jobs).where(
+        jobs.c.tenant_id == tenant_id, jobs.c.status == QUEUED)).scalar_one()
+    if queued >= quotas.queued:
+        raise QuotaExceeded(f"too many queued jobs (limit {quotas.queued}); wait or cancel "
+                            "some", 30)
+    recent = conn.execute(select(jobs.c.created_at).where(
+        jobs.c.tenant_id == tenant_id, jobs.c.created_at > now - 3600)
+        .order_by(jobs.c.created_at).limit(quotas.jobs_per_hour)).scalars().all()
+    if len(recent) >= quotas.jobs_per_hour:
+        raise QuotaExceeded(f"job quota reached ({quotas.jobs_per_hour} jobs per hour)",
+                            recent[0] + 3600 - now + 1)
+
+
+def _idempotent(conn: Any, table: Table, tenant_id: str, key: str | None,
+                request_hash: str | None) -> str | None:
+    """The row an earlier request with this idempotency key created (``ConfigError`` when
+    that request was a different one)."""
+    if key is None:
+        return None
+    row = conn.execute(select(table.c.id, table.c.request_hash).where(
+        table.c.tenant_id == tenant_id, table.c.idempotency_key == key)).first()
+    if row is None:
+        return None
+    if row.request_hash != request_hash:
+        raise ConfigError("Idempotency-Key: already used for a different request; use a "
+                          "new key for a new one")
+    return row.id
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """Databases made by an older version gain the new (nullable) columns."""
+    from sqlalchemy import inspect as sa_inspect
+
+    have = sa_inspect(engine)
+    with engine.begin() as conn:
+        for table in (tenants, tokens, datasets, jobs):
+            present = {c["name"] for c in have.get_columns(table.name)}
+            for col in table.columns:
+                if col.name not in present and col.nullable:
+                    ddl = col.type.compile(dialect=engine.dialect)
+                    conn.exec_driver_sql(f'ALTER TABLE {table.name} ADD COLUMN "{col.name}" {ddl}')
+
+
+def _protect_audit(engine: Engine) -> None:
+    """Make the audit table refuse UPDATE and DELETE in the database itself."""
+    with engine.begin() as conn:
+        if engine.dialect.name == "sqlite":
+            for op in ("UPDATE", "DELETE"):
+                conn.exec_driver_sql(
+                    f"CREATE TRIGGER IF NOT EXISTS audit_log_no_{op.lower()} BEFORE {op} ON "
+                    f"audit_log BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END")
+        elif engine.dialect.name == "postgresql":
+            for op in ("UPDATE", "DELETE"):
+                conn.exec_driver_sql(f"CREATE OR REPLACE RULE audit_log_no_{op.lower()} AS ON "
+                                     f"{op} TO audit_log DO INSTEAD NOTHING")
 
 
 def _with_driver(url: str) -> str:

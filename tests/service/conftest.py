@@ -26,7 +26,8 @@ TINY = {"generator": {"kind": "gmm", "params": {"n_components": 2, "max_iter": 1
 def settings_for(data_dir: Path, **overrides) -> ServiceSettings:
     env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     base = dict(data_dir=data_dir, runner=FAKE_RUNNER, poll_interval=0.05, cancel_grace_s=3.0,
-                extra_env=env, workers=2, tenant_jobs=1)
+                extra_env=env, workers=2, tenant_jobs=1, rate_per_second=10_000.0,
+                rate_burst=10_000)
     base.update(overrides)
     return ServiceSettings(**base)
 
@@ -61,9 +62,15 @@ class Api:
             time.sleep(0.1)
 
 
-def v1_calls(ds: str, job: str) -> list[tuple[str, str, dict]]:
-    """Every /v1 operation, aimed at the given dataset and job ids."""
+def v1_calls(ds: str, job: str, tok: str = "0123456789abcdef") -> list[tuple[str, str, dict]]:
+    """Every /v1 operation, aimed at the given dataset, job and token ids."""
     return [
+        ("GET", "/v1/limits", {}),
+        ("GET", "/v1/audit", {}),
+        ("GET", "/v1/tokens", {}),
+        ("POST", "/v1/tokens", {"json": {"scopes": ["read"]}}),
+        ("DELETE", f"/v1/tokens/{tok}", {}),
+        ("POST", "/v1/webhook-secret", {}),
         ("GET", "/v1/datasets", {}),
         ("POST", "/v1/datasets", {"files": {"file": ("x.csv", b"a,b\n1,2\n", "text/csv")}}),
         ("GET", f"/v1/datasets/{ds}", {}),
@@ -86,18 +93,23 @@ def assert_tenant_isolated(api: Api, ds: str, job: str, also: list[str] = ()) ->
     """Tenant beta tries every /v1 call on alpha's dataset ``ds`` and job ``job``: each
     answers exactly as for an id that never existed, lists show none of alpha's ids
     (``also``: more of them), and alpha's objects are untouched."""
-    for method, path, kwargs in v1_calls(ds, job):
-        if path in ("/v1/datasets", "/v1/jobs") and method == "GET":
-            items = api.client.get(path, headers=api.b).json()["items"]
-            assert not {i["id"] for i in items} & {ds, job, *also}
+    tok = api.a["Authorization"].split("_")[1]
+    for method, path, kwargs in v1_calls(ds, job, tok):
+        if path in ("/v1/datasets", "/v1/jobs", "/v1/audit", "/v1/tokens") and method == "GET":
+            body = api.client.get(path, headers=api.b).json()
+            items = body["items"] if isinstance(body, dict) else body
+            seen = {i.get("id") for i in items} | {i.get("target") for i in items}
+            assert not seen & {ds, job, tok, *also}
             continue
-        if method == "POST" and path == "/v1/datasets":
-            continue  # an upload names no existing id
+        if method == "POST" and path in ("/v1/datasets", "/v1/tokens", "/v1/webhook-secret"):
+            continue  # these name no existing id
+        if path == "/v1/limits":
+            continue  # the tenant's own usage (tested in test_service_limits)
         resp = api.client.request(method, path, headers=api.b, **kwargs)
         assert resp.status_code == 404, (method, path, resp.status_code, resp.text)
         # the answer is the same as for an id that never existed
         fake = path.replace(ds, "00000000-0000-4000-8000-000000000000").replace(
-            job, "00000000-0000-4000-8000-000000000001")
+            job, "00000000-0000-4000-8000-000000000001").replace(tok, "0123456789abcdef")
         kwargs2 = kwargs
         if "json" in kwargs and "dataset" in kwargs["json"]:
             kwargs2 = {"json": {**kwargs["json"], "dataset": "00000000-0000-4000-8000-000000000000"}}

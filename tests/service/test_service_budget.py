@@ -113,7 +113,7 @@ def test_deleting_the_dataset_deletes_its_budget(idle, small_csv):
 
 def _tenant(api) -> str:
     token = api.a["Authorization"].split()[1]
-    return api.app.state.store.authenticate(token)
+    return api.app.state.store.authenticate(token).tenant_id
 
 
 def test_finished_jobs_commit_what_the_run_spent(api, small_csv):
@@ -138,6 +138,12 @@ def test_finished_jobs_commit_what_the_run_spent(api, small_csv):
     assert "not private" in ok_job["privacy"]["note"].lower()
     report = api.client.get(f"/v1/jobs/{ok_job['id']}/report", headers=api.a)
     assert "not differentially private" in report.headers["x-synthdata-privacy"]
+    # the report shows the dataset's cumulative spend and this job's charge
+    spend = report.json()["dataset_budget"]
+    assert spend["spent_epsilon"] == pytest.approx(1.9) and spend["total_epsilon"] == 3
+    assert spend["remaining_epsilon"] == pytest.approx(1.1) and spend["n_dp_jobs"] == 2
+    assert spend["this_job"] == {"status": "committed", "epsilon": pytest.approx(0.9),
+                                 "delta": 5e-6}
 
 
 def test_non_dp_job_responses_carry_no_privacy_block(api, batch):
