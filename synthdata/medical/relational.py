@@ -187,7 +187,9 @@ class RelationalSynthesizer:
     schema
         The :class:`MultiTableSchema` (tables, keys, links, time columns).
     generator
-        Per-table generator name: ``"gmm"``, ``"vae"`` or ``"ctgan"``.
+        Per-table generator name: ``"gmm"``, ``"vae"`` or ``"ctgan"``; or ``"ar"``: every
+        child table is one history per parent (:mod:`synthdata.models.sequence`, conditioned
+        on the parent's row; ``generator_params`` go to it), root tables use gmm.
     generator_params
         Keyword parameters for every table's generator (``seed`` is set here).
     table_params

@@ -148,3 +148,23 @@ def test_fit_errors_name_the_problem():
         ctx = parents.drop(columns="pid").iloc[:5]
         make_generator("ar", schema, epochs=1).fit(data, groups=rows["pid"], context=ctx,
                                                    context_schema=Schema.infer(ctx))
+
+
+def test_gaps_and_cumulative_sums_are_inverse():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from synthdata.models.sequence import _cumulate, _gaps
+
+    @settings(max_examples=50, deadline=None)
+    @given(st.lists(st.lists(st.integers(0, 50), min_size=1, max_size=6), min_size=1, max_size=8))
+    def check(groups):
+        times = np.concatenate([np.cumsum(g) for g in groups]).astype(float)
+        lengths = np.array([len(g) for g in groups])
+        starts = np.r_[0, np.cumsum(lengths)[:-1]]
+        owner = np.repeat(np.arange(len(groups)), lengths)
+        gaps = _gaps(times, starts, lengths)
+        assert (gaps >= 0).all()
+        np.testing.assert_allclose(_cumulate(gaps, owner), times)
+
+    check()
