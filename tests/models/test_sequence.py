@@ -168,3 +168,22 @@ def test_gaps_and_cumulative_sums_are_inverse():
         np.testing.assert_allclose(_cumulate(gaps, owner), times)
 
     check()
+
+
+def test_sampling_step_matches_the_trained_gru():
+    import torch
+
+    from synthdata.models.sequence import _ARNet
+
+    gen = torch.Generator().manual_seed(0)
+    from synthdata.models._torch import build_module
+
+    net = build_module(lambda: _ARNet(10 + 5, 5, 16, 7), gen)
+    ctx = torch.randn((4, 5), generator=gen)
+    x = torch.randn((4, 3, 10), generator=gen)
+    full = net(torch.cat([x, ctx.unsqueeze(1).expand(4, 3, 5)], dim=-1), ctx)
+    h, prepared, steps = net.initial(ctx)[0], net.prepare(ctx), []
+    for k in range(3):
+        out, h = net.step(x[:, k], h, prepared)
+        steps.append(out)
+    torch.testing.assert_close(torch.stack(steps, dim=1), full)
