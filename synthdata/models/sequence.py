@@ -55,7 +55,12 @@ import pandas as pd
 
 from synthdata._rng import make_rng
 from synthdata.errors import ConfigError, DataError
-from synthdata.models.base import MIN_TRAINING_ROWS, BaseGenerator, Progress, no_progress
+from synthdata.models.base import (
+    MIN_TRAINING_ROWS,
+    BaseGenerator,
+    Progress,
+    no_progress,
+)
 from synthdata.schema.model import ColumnKind, Schema
 from synthdata.transform.table import TableTransformer
 
@@ -345,7 +350,7 @@ class SequenceGenerator(BaseGenerator):
         """Per-history NLL: end-of-history at steps 0..len, rows 0..len-1 (teacher forcing)."""
         import torch
 
-        b, t_max, nf = rows.shape
+        b, _, nf = rows.shape
         t_run = int(lengths.max())
         rows, codes = rows[:, :t_run], codes[:, :t_run]
         steps = t_run + 1
@@ -614,7 +619,7 @@ def _net_class() -> type:
     return ARNet
 
 
-def _ARNet(*args: Any) -> Any:  # noqa: N802 - a factory that keeps torch out of import time
+def _ARNet(*args: Any) -> Any:  # a factory: torch stays out of import time
     return _net_class()(*args)
 
 

@@ -64,13 +64,13 @@ def test_histories_keep_the_trend_better_than_independent_rows(fitted):
     assert (days >= 0).all()
     assert synth["day"].dtype == rows["day"].dtype
     # the "flag" turns on after the first visit in the real data: the model learns it
-    first = pd.Series(owner).duplicated(keep="first").to_numpy() == False  # noqa: E712
+    first = pd.Series(owner).duplicated(keep="first").to_numpy() == False
     assert (synth.loc[first, "flag"] == "off").mean() > 0.8
     assert (synth.loc[~first, "flag"] == "on").mean() > 0.8
 
 
 def test_parent_row_drives_length_and_level(fitted):
-    gen, rows, parents = fitted
+    gen, _, parents = fitted
     ctx = parents.drop(columns="pid")
     synth, owner = gen.sample_histories(ctx, min_length=1, seed=1)
     lengths = np.bincount(owner, minlength=len(ctx))
@@ -97,7 +97,7 @@ def test_seeded_and_save_load_round_trip(fitted, tmp_path):
     gen, _, parents = fitted
     ctx = parents.drop(columns="pid")
     a, oa = gen.sample_histories(ctx, seed=5)
-    b, ob = gen.sample_histories(ctx, seed=5)
+    b, _ = gen.sample_histories(ctx, seed=5)
     pd.testing.assert_frame_equal(a, b)
     loaded = sd.load_generator(gen.save(tmp_path / "ar.sdg"))
     c, oc = loaded.sample_histories(ctx, seed=5)
