@@ -74,3 +74,26 @@ def test_root_params_go_through_table_params(pbc_tables, pbc_schema):
     assert rs.plans_["pbc"].generator.n_components == 2
     assert rs.plans_["pbcseq"].generator.epochs == 1
     assert np.isfinite(rs.sample(50, seed=0)["pbcseq"]["bili"]).all()
+
+
+@pytest.mark.slow
+def test_pipeline_generator_kind_ar(tmp_path):
+    from tests.conftest import DATA, ROOT
+
+    cfg = tmp_path / "p.yaml"
+    cfg.write_text(f"""
+name: pbc_ar
+seed: 0
+data:
+  tables: {{pbc: {DATA / 'pbc.csv'}, pbcseq: {DATA / 'pbcseq.csv'}}}
+  schema: {ROOT / 'schemas' / 'pbc.yaml'}
+generator: {{kind: ar, params: {{epochs: 3}}}}
+sample: {{rows: 300}}
+output: {{dir: {tmp_path / 'out'}}}
+gate: none
+""")
+    result = sd.run_pipeline(cfg)
+    assert result.synthetic_path is not None
+    seq = pd.read_csv(result.run_dir / "pbcseq.csv")
+    assert (seq.groupby("id")["day"].diff().dropna() > 0).all()
+    assert (seq["day"] <= seq["futime"]).all()
