@@ -138,7 +138,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     rows = run(args.dataset, args.generators.split(","), args.epochs, args.seed)
-    out = ROOT / "benchmarks" / "results" / f"histories_{args.dataset}.md"
+    suffix = "" if args.seed == 0 else f"_seed{args.seed}"
+    out = ROOT / "benchmarks" / "results" / f"histories_{args.dataset}{suffix}.md"
     lines = [f"# Whole-patient detection on {args.dataset} (seed {args.seed})", "",
              "Produced by `benchmarks/bench_histories.py` (see its docstring for the features and "
              "classifier). Timings measured on a shared 2-core machine under load.", "",
