@@ -71,6 +71,7 @@ log = logging.getLogger(__name__)
 
 CTX = "__ctx"
 SEQ = "__seq"
+AR = "ar"   # the sequence generator: child tables as histories, root tables with gmm
 # A count column with at most this many distinct values is modelled as categorical (its
 # distribution is then reproduced exactly up to sampling noise); above, as an integer.
 MAX_COUNT_CATEGORIES = 30
@@ -163,6 +164,7 @@ class _TablePlan:
     n_rows: int = 0
     unenforced: dict[str, float] = field(default_factory=dict)  # column -> non-missing share
     bounds: list[_Bound] = field(default_factory=list)  # rules applied after sampling
+    ar_context: list[str] | None = None  # generator "ar": the parent columns it conditions on
 
 
 @dataclass(frozen=True)
@@ -185,7 +187,9 @@ class RelationalSynthesizer:
     schema
         The :class:`MultiTableSchema` (tables, keys, links, time columns).
     generator
-        Per-table generator name: ``"gmm"``, ``"vae"`` or ``"ctgan"``.
+        Per-table generator name: ``"gmm"``, ``"vae"`` or ``"ctgan"``; or ``"ar"``: every
+        child table is one history per parent (:mod:`synthdata.models.sequence`, conditioned
+        on the parent's row; ``generator_params`` go to it), root tables use gmm.
     generator_params
         Keyword parameters for every table's generator (``seed`` is set here).
     table_params
@@ -263,6 +267,14 @@ class RelationalSynthesizer:
             link = ms.parent_link(tname)
             children = ms.children_of(tname)
             train, train_schema, count_cat = self._training_frame(tname, df, tables, link, children)
+            if link is not None and self.generator == AR:
+                # a history per parent: fitted here, conditioned on the parent's training row
+                plan = self._fit_sequences(tname, df, train, train_schema, link, children,
+                                           count_cat, contexts[tname], rng)
+                for fk in children:
+                    contexts[fk.child] = (plan, train, df)
+                self.plans_[tname] = plan
+                continue
             if link is not None:
                 extra = contexts[tname]
                 train = pd.concat([train.reset_index(drop=True), extra.reset_index(drop=True)], axis=1)
@@ -271,13 +283,16 @@ class RelationalSynthesizer:
             if private:
                 self._check_public_categories(tname, train_schema)
             params = {**(self.generator_params or {}), **(self.table_params or {}).get(tname, {})}
-            if self.generator == "gmm":
+            kind = self.generator
+            if kind == AR:  # root tables: one row per patient, the gmm baseline (own params only)
+                kind, params = "gmm", dict((self.table_params or {}).get(tname, {}))
+            if kind == "gmm":
                 # measured on pbc: one-hot categorical components keep the children-per-parent
                 # distribution closer (TV 0.07 vs 0.12-0.13 with the copula scores)
                 params.setdefault("discrete", "onehot")
             if private:
                 params["privacy"] = self.privacy
-            gen = make_generator(self.generator, train_schema, seed=child_seed(rng), **params)
+            gen = make_generator(kind, train_schema, seed=child_seed(rng), **params)
             plan = _TablePlan(name=tname, schema=train_schema, generator=gen, link=link,
                               children=children, count_is_categorical=count_cat,
                               n_rows=self._public_size(tname, df))
@@ -286,7 +301,7 @@ class RelationalSynthesizer:
                     plan.unenforced[fk.column] = self._non_missing_share(tname, fk.column, df, rng)
             plan.bounds = self._bounds_of(tname, train_schema)
             table_ledger = self._table_ledger(tname, link, per_table_rho) if private else None
-            if children and not private:
+            if children and not private and self.generator != AR:
                 plan.context = self._fit_context(tname, train, train_schema, children, rng)
             log.info("fitting %s on %d rows x %d columns", tname, len(train), train.shape[1])
             gen.fit(train, ledger=table_ledger)
@@ -299,8 +314,9 @@ class RelationalSynthesizer:
                 self.ledger_.record_public(f"{tname}.context", reason="parent clusters fitted on "
                                            "synthetic parents (post-processing)")
             for fk in children:
-                contexts[fk.child] = self._child_context(fk, plan, train, df, capped.get(
-                    fk.child, tables[fk.child]), ranks[fk.child])
+                contexts[fk.child] = (plan, train, df) if self.generator == AR else \
+                    self._child_context(fk, plan, train, df, capped.get(fk.child, tables[fk.child]),
+                                        ranks[fk.child])
             self.plans_[tname] = plan
         self.sample_seed_ = int(rng.integers(0, 2**63 - 1))
         self._sample_rng = np.random.default_rng(self.sample_seed_)
@@ -315,6 +331,12 @@ class RelationalSynthesizer:
     def _patient_ledger(self, ledger: Any, tables: Mapping[str, pd.DataFrame]) -> Any:
         from synthdata.privacy.ledger import PrivacyLedger
 
+        if self.generator == AR:
+            raise ConfigError(
+                "patient-level privacy for linked tables is not available with the sequence "
+                "generator 'ar' (its DP-SGD would need one clipped gradient per patient through "
+                "the recurrent network, not implemented); use generator 'gmm' (DP-EM, charged "
+                "per patient) or run without privacy")
         if self.generator != "gmm":
             raise ConfigError(
                 f"patient-level privacy for linked tables needs the gmm generator (DP-EM, whose "
@@ -698,6 +720,8 @@ class RelationalSynthesizer:
         fk = plan.link
         assert fk is not None
         pplan = self.plans_[fk.parent]
+        if plan.ar_context is not None:
+            return self._sample_histories(plan, parent_aug, parent_out, rng)
         counts = np.maximum(parent_aug[count_column(plan.name)].to_numpy().astype(np.int64), 0)
         if self.privacy is not None:  # no patient had more than k rows in training
             counts = np.minimum(counts, self.max_rows_per_patient)
@@ -729,6 +753,98 @@ class RelationalSynthesizer:
         for col in fk.parent_level:
             synth[col] = parent_aug[parent_level_column(plan.name, col)].to_numpy()[parent_idx]
         return self._order_in_time(plan, synth, parent_out, parent_idx)
+
+    # -- generator "ar": one history per parent ------------------------------------------------
+    def _fit_sequences(self, tname: str, df: pd.DataFrame, train: pd.DataFrame,
+                       train_schema: Schema, link: ForeignKey, children: list[ForeignKey],
+                       count_cat: dict[str, bool], parent: tuple, rng: np.random.Generator
+                       ) -> _TablePlan:
+        """Fit the sequence generator on the child rows, grouped by parent and ordered in
+        time, each history conditioned on its parent's training row (its learned columns and
+        the parent-level copies; not the child count: the number of rows is learned by the
+        model's end-of-history step)."""
+        from synthdata.models.registry import make_generator
+
+        pplan, parent_train, parent_df = parent
+        counts = {count_column(fk.child) for fk in pplan.children}
+        ctx_cols = [c.name for c in pplan.schema.columns if c.name not in counts]
+        ctx_schema = dataclasses.replace(pplan.schema.replace_columns(
+            [pplan.schema[c] for c in ctx_cols]), constraints=(), proposed_constraints=(),
+            primary_key=None)
+        keys = pd.Index(parent_df[link.parent_column].to_numpy())
+        pos = keys.get_indexer(df[link.column].to_numpy())
+        has_parent = pos >= 0
+        if not has_parent.all():
+            log.info("%s: %d row(s) without a parent row left out of the histories", tname,
+                     int((~has_parent).sum()))
+        time_key = (pd.to_numeric(df[link.order_by], errors="coerce").to_numpy(dtype=float)
+                    if link.order_by is not None and train_schema[link.order_by].kind.is_numeric
+                    else np.zeros(len(df)))
+        rows = np.flatnonzero(has_parent)
+        rows = rows[np.lexsort((time_key[rows], pos[rows]))]
+        order_col = link.order_by if link.order_by in train_schema and \
+            train_schema[link.order_by].kind in (ColumnKind.INTEGER, ColumnKind.CONTINUOUS) else None
+        params = {**(self.generator_params or {}), **(self.table_params or {}).get(tname, {})}
+        params.setdefault("order_column", order_col)
+        gen = make_generator(AR, train_schema, seed=child_seed(rng), **params)
+        groups = pos[rows]
+        first = np.r_[True, groups[1:] != groups[:-1]]
+        context = parent_train.iloc[groups[first]][ctx_cols].reset_index(drop=True)
+        log.info("fitting %s as %d histories (%d rows)", tname, int(first.sum()), len(rows))
+        gen.fit(train.iloc[rows].reset_index(drop=True), groups=groups, context=context,
+                context_schema=ctx_schema)
+        plan = _TablePlan(name=tname, schema=train_schema, generator=gen, link=link,
+                          children=children, count_is_categorical=count_cat, n_rows=len(df),
+                          ar_context=ctx_cols)
+        for fk in self.schema.foreign_keys:
+            if fk.child == tname and not fk.enforce:
+                plan.unenforced[fk.column] = self._non_missing_share(tname, fk.column, df, rng)
+        plan.bounds = self._bounds_of(tname, train_schema)
+        return plan
+
+    def _sample_histories(self, plan: _TablePlan, parent_aug: pd.DataFrame,
+                          parent_out: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+        """Every synthetic parent whose sampled child count is positive gets one history of
+        at least one row (its length from the model); the others get none."""
+        fk = plan.link
+        assert fk is not None and plan.ar_context is not None
+        counts = pd.to_numeric(parent_aug[count_column(plan.name)], errors="coerce").fillna(0)
+        active = np.flatnonzero(counts.to_numpy() > 0)
+        if not active.size:
+            return pd.DataFrame(columns=self.schema.tables[plan.name].names)
+        context = parent_aug.iloc[active][plan.ar_context].reset_index(drop=True)
+        limit = self._time_limit(plan, parent_aug, parent_out)
+        synth, owner = plan.generator.sample_histories(
+            context, min_length=1, time_limit=None if limit is None else limit[active],
+            seed=child_seed(rng))
+        parent_idx = active[owner]
+        synth[fk.column] = parent_out[fk.parent_column].to_numpy()[parent_idx]
+        for col in fk.parent_level:
+            synth[col] = parent_aug[parent_level_column(plan.name, col)].to_numpy()[parent_idx]
+        return self._order_in_time(plan, synth, parent_out, parent_idx)
+
+    def _time_limit(self, plan: _TablePlan, parent_aug: pd.DataFrame,
+                    parent_out: pd.DataFrame) -> np.ndarray | None:
+        """Per parent, the latest time the declared rules allow (e.g. ``day <= futime``): a
+        history ends there instead of piling rows onto the bound (``None``: no such rule)."""
+        fk = plan.link
+        assert fk is not None
+        out = None
+        for b in plan.bounds:
+            if b.column != fk.order_by or b.low:
+                continue
+            kind, ref = b.other
+            if kind == "const":
+                value = np.full(len(parent_aug), float(ref))
+            else:
+                src = (parent_aug[parent_level_column(plan.name, ref)] if kind == "child"
+                       and ref in fk.parent_level else parent_out[ref] if kind == "parent" else None)
+                if src is None:
+                    continue
+                value = pd.to_numeric(src, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+            value = np.where(np.isnan(value), np.inf, value)
+            out = value if out is None else np.minimum(out, value)
+        return out
 
     def _apply_bounds(self, plan: _TablePlan, synth: pd.DataFrame, parent_out: pd.DataFrame,
                       parent_idx: np.ndarray) -> tuple[pd.DataFrame, np.ndarray, dict[str, tuple]]:

@@ -13,9 +13,10 @@ _GENERATORS: dict[str, str] = {
     "vae": "synthdata.models.vae:VAEGenerator",
     "ctgan": "synthdata.models.ctgan:CTGANGenerator",
     "ddpm": "synthdata.models.diffusion:DDPMGenerator",
+    "ar": "synthdata.models.sequence:SequenceGenerator",   # child tables: one history per parent
 }
 # The optional extra that provides each generator's heavy dependencies.
-_EXTRAS: dict[str, str] = {"vae": "deep", "ctgan": "deep", "ddpm": "deep"}
+_EXTRAS: dict[str, str] = {"vae": "deep", "ctgan": "deep", "ddpm": "deep", "ar": "deep"}
 
 
 def available_generators() -> list[str]:

@@ -450,8 +450,11 @@ class CategoryEncoder:
         """Integer code per row (``len(categories_)`` for a missing value)."""
         lookup = {_key(c): i for i, c in enumerate(self.categories_)}
         missing = series.isna().to_numpy()
-        keys = series.map(_key, na_action="ignore") if len(series) else series
-        codes = np.array(keys.map(lookup).to_numpy(dtype=float, na_value=np.nan))
+        # one key per distinct value, not per row (per-row _key calls dominated sampling a
+        # relational model's children: 82k calls, 3.4 s of 15.7 s for 7.5k histories)
+        fac, uniq = pd.factorize(series, use_na_sentinel=True)
+        mapped = np.array([lookup.get(_key(u), np.nan) for u in uniq] + [np.nan], dtype=float)
+        codes = mapped[np.where(fac >= 0, fac, len(uniq))]
         unknown = np.isnan(codes) & ~missing
         if getattr(self, "unknown_as_missing_", False):
             missing = missing | unknown

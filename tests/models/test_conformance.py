@@ -11,7 +11,8 @@ from synthdata.schema import Schema
 FAST = {"gmm": {"n_components": 3, "max_iter": 20},
         "vae": {"epochs": 2, "batch_size": 200},
         "ctgan": {"epochs": 2, "batch_size": 200},
-        "ddpm": {"epochs": 2, "batch_size": 200, "hidden_dims": (32, 32), "sampling_steps": 5}}
+        "ddpm": {"epochs": 2, "batch_size": 200, "hidden_dims": (32, 32), "sampling_steps": 5},
+        "ar": {"epochs": 2, "batch_size": 200}}
 
 
 def _available() -> list[str]:

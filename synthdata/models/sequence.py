@@ -1,0 +1,646 @@
+"""Sequence generator (``"ar"``): an autoregressive model over each patient's ordered rows.
+
+A child table (visits, labs) is a set of *histories*: the rows of one parent (patient) in time
+order. The model reads a history one row at a time, so row k is drawn given rows < k and the
+parent row, never as an independent row matched to a parent afterwards:
+
+- **Encoding.** Rows go through the usual :class:`~synthdata.transform.table.TableTransformer`
+  with ``numeric="quantile"``: every number becomes one normal score (a VALUE span) plus a
+  missing indicator when nullable; categories, booleans and indicators are one-hot spans.
+  The parent row (``context``) has its own quantile transformer. The time column
+  (``order_column``, numeric) is learned as the *gap* to the previous row of the same history
+  (the first row's gap is its own value), and restored by a cumulative sum: times never go
+  backwards within a history.
+- **Network.** A GRU (``hidden_dim`` units) whose initial state is an MLP of the encoded parent
+  row; its input at step k is the previous row's encoding (zeros at the start), a start flag,
+  the elapsed time (the previous row's time, scaled), the step number and the parent encoding
+  again. From the state at step k, one head gives: an end-of-history logit (so the number of
+  rows per parent is learned), logits for every softmax span of row k, and for every number a
+  mixture of ``n_mixture`` Gaussians over its normal score. Columns of one row are independent
+  *given* the state (which carries the patient's past and parent).
+- **Training.** Teacher forcing: the real previous row is the input; the loss per history is
+  the end-of-history cross-entropy at every step up to its length, plus the row NLL
+  (cross-entropy of the softmax spans, mixture NLL of the observed numbers — a missing number
+  adds only its indicator's term). Adam, ``epochs`` passes over shuffled histories in batches of
+  ``batch_size`` histories.
+- **Sampling.** All histories of a call advance together, one step at a time (a batched tensor
+  op per step, never a loop over patients): draw end-of-history, then every span of the row;
+  histories that ended are masked. ``max_length`` (default: the longest training history) caps
+  a history. ``min_length=1`` forbids an empty history (the relational synthesizer uses it:
+  whether a parent has children is decided with the parent row, how many by this model).
+
+Use on its own: ``fit(rows, groups=ids)`` (rows sorted by group then time) learns histories
+without a parent; ``sample(n)`` then returns ``n`` histories (the group column, if in the
+schema, numbered 1..n). Without ``groups`` every row is a history of length one and
+``sample(n)`` returns ``n`` rows (a plain table generator). With a parent, the relational
+synthesizer calls :meth:`SequenceGenerator.fit` with ``context=`` parent rows and
+:meth:`SequenceGenerator.sample_histories` with the synthetic parents.
+
+Differential privacy is refused (``ConfigError``): it would need DP-SGD with one clipped
+gradient per *patient* through a recurrent network, which is not implemented yet; use the gmm
+generator (DP-EM with patient-level accounting) for linked tables under privacy.
+Conditional sampling on column values is not supported (``ConfigError``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Mapping
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import pandas as pd
+
+from synthdata._rng import make_rng
+from synthdata.errors import ConfigError, DataError
+from synthdata.models.base import (
+    MIN_TRAINING_ROWS,
+    BaseGenerator,
+    Progress,
+    no_progress,
+)
+from synthdata.schema.model import ColumnKind, Schema
+from synthdata.transform.table import TableTransformer
+
+logger = logging.getLogger(__name__)
+
+SAMPLE_CHUNK = 16_384      # histories advanced together per sampling pass
+# Batches of a few dozen histories gain nothing from a second intra-op thread, and on a busy
+# 2-core machine fork-join made a GRU step 30x slower (measured: 11 ms with 1 thread, 360 ms
+# with 2, batch 64 x 9 steps); a fixed count also keeps fits reproducible whatever the load.
+FIT_THREADS = 1
+SAMPLE_THREADS = 1
+MIN_LOG_SCALE, MAX_LOG_SCALE = math.log(0.02), math.log(2.0)
+
+
+class SequenceGenerator(BaseGenerator):
+    """Autoregressive GRU over each parent's ordered child rows (see the module docstring).
+
+    Parameters
+    ----------
+    schema:
+        The child table's learned columns (no key or foreign-key column).
+    order_column:
+        A numeric column holding each row's time; learned as gaps within a history. ``None``:
+        rows keep the order they were given in.
+    epochs, batch_size, lr:
+        Passes over the histories, histories per step, Adam learning rate.
+    hidden_dim:
+        GRU state and MLP width.
+    n_mixture:
+        Gaussian components per number (over its normal score).
+    max_length:
+        Longest history sampled; ``None``: the longest seen in training.
+    privacy:
+        Must be ``None`` (DP is refused, see the module docstring).
+    seed:
+        Seed of every random draw of fit and sampling (local generators only).
+    """
+
+    name: ClassVar[str] = "ar"
+    numeric_encoding = "quantile"
+
+    def __init__(self, schema: Schema, *, order_column: str | None = None, epochs: int = 150,
+                 batch_size: int = 64, lr: float = 3e-3, hidden_dim: int = 96, n_mixture: int = 3,
+                 max_length: int | None = None, privacy: Any = None, seed: int | None = 0) -> None:
+        self.schema, self.order_column = schema, order_column
+        self.epochs, self.batch_size, self.lr = epochs, batch_size, lr
+        self.hidden_dim, self.n_mixture, self.max_length = hidden_dim, n_mixture, max_length
+        self.privacy, self.seed = privacy, seed
+
+    # -- params -------------------------------------------------------------------------
+    def _validate_params(self) -> None:
+        super()._validate_params()
+        if self.privacy is not None:
+            raise ConfigError(
+                "ar: differential privacy is not available for the sequence generator (DP-SGD "
+                "would need one clipped gradient per patient through the recurrent network, "
+                "which is not implemented); run without privacy, or use generator 'gmm' "
+                "(DP-EM with patient-level accounting) for linked tables under privacy")
+        for key in ("epochs", "batch_size", "hidden_dim", "n_mixture"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+                raise ConfigError(f"ar: parameter {key} must be a positive integer, got {value!r}")
+        if self.max_length is not None and (isinstance(self.max_length, bool) or not isinstance(
+                self.max_length, (int, np.integer)) or self.max_length <= 0):
+            raise ConfigError(f"ar: parameter max_length must be a positive integer or null, got "
+                              f"{self.max_length!r}")
+        self._positive(lr=self.lr)
+        if self.order_column is not None:
+            if self.order_column not in self.schema:
+                raise ConfigError(f"ar: order_column {self.order_column!r} is not a column of "
+                                  f"table {self.schema.name!r}; columns are {self.schema.names}")
+            if self.schema[self.order_column].kind not in (ColumnKind.INTEGER, ColumnKind.CONTINUOUS):
+                raise ConfigError(f"ar: order_column {self.order_column!r} must be an integer or "
+                                  f"continuous column (a time in days, say), got "
+                                  f"{self.schema[self.order_column].kind.value}")
+
+    # -- fit ----------------------------------------------------------------------------
+    def fit(self, data: pd.DataFrame, *, groups: Any = None, context: pd.DataFrame | None = None,
+            context_schema: Schema | None = None, ledger: Any = None,
+            progress: Progress = no_progress) -> Self:
+        """Learn the histories in ``data``; returns self.
+
+        ``groups``: each row's history (any labels; rows of one history must be contiguous
+        and in time order — sorted by ``order_column`` when it is set). ``context``: one
+        parent row per history, in order of first appearance of each group, described by
+        ``context_schema``. Without ``groups`` each row is a history of length one.
+        """
+        from synthdata.models._torch import torch_threads
+
+        self._validate_params()
+        if not isinstance(data, pd.DataFrame):
+            raise DataError(f"fit() expects a pandas DataFrame, got {type(data).__name__}")
+        self.schema.validate(data, where="training data")
+        if len(data) < MIN_TRAINING_ROWS:
+            raise DataError(f"the training data has {len(data)} row(s); at least "
+                            f"{MIN_TRAINING_ROWS} are needed to fit a generator")
+        data = data.reset_index(drop=True)
+        lengths = self._lengths(data, groups)
+        if context is not None:
+            if context_schema is None:
+                raise ConfigError("ar: fit(context=...) needs context_schema= describing its columns")
+            if len(context) != len(lengths):
+                raise DataError(f"ar: context has {len(context)} row(s) but the data has "
+                                f"{len(lengths)} histories (one parent row per history)")
+        rng = make_rng(self.seed)
+        self.ledger_ = self._make_ledger(ledger, len(data))
+        self.constraints_ = None
+        from synthdata.constraints.enforce import fit_enforcer
+
+        self.enforcer_ = fit_enforcer(self.schema, data)  # rules over this table's own columns
+        inner = data if self.enforcer_ is None else self.enforcer_.forward(data).reset_index(drop=True)
+        starts = np.r_[0, np.cumsum(lengths)[:-1]].astype(np.int64)
+        times = None
+        if self.order_column is not None and self.order_column in inner:
+            times = pd.to_numeric(inner[self.order_column], errors="coerce").to_numpy(dtype=float)
+            if np.any(np.diff(times)[np.diff(np.repeat(np.arange(len(lengths)), lengths)) == 0] < 0):
+                raise DataError(f"ar: rows must be sorted by {self.order_column!r} within each "
+                                "history; sort them before fit()")
+            inner = inner.copy()
+            inner[self.order_column] = _gaps(times, starts, lengths)
+        self.transformer_ = TableTransformer(self._inner_schema(), numeric="quantile")
+        self.transformer_.fit(inner, rng=rng, progress=progress)
+        matrix = self.transformer_.transform(inner)
+        self.has_context_ = context is not None
+        self.context_schema_ = context_schema
+        if context is not None:
+            self.context_transformer_ = TableTransformer(context_schema, numeric="quantile")
+            self.context_transformer_.fit(context.reset_index(drop=True), rng=rng)
+            ctx = self.context_transformer_.transform(context.reset_index(drop=True))
+        else:
+            ctx = np.ones((len(lengths), 1))
+        self.ledger_.record_not_private(
+            "transform.fit", reason="bounds, categories and encodings learned from the training "
+            "data without privacy", shapes_release=True)
+        finite = times[~np.isnan(times)] if times is not None else np.array([])
+        self.time_scale_ = float(np.std(finite)) if finite.size > 1 and np.std(finite) > 0 else 1.0
+        self.max_length_ = int(lengths.max())
+        self.is_single_ = groups is None
+        self.n_train_rows_ = len(data)
+        self.n_train_histories_ = len(lengths)
+        self._build_plan()
+        with torch_threads(FIT_THREADS):
+            self._train(matrix, ctx, lengths, starts, times, rng, progress)
+        self.ledger_.record_not_private(f"model.{self.name}.fit", reason="model parameters "
+                                        "learned without privacy", shapes_release=True)
+        self.sample_seed_ = int(rng.integers(0, 2**63 - 1))
+        self._sample_rng = np.random.default_rng(self.sample_seed_)
+        return self
+
+    def _inner_schema(self) -> Schema:
+        return self.schema if self.enforcer_ is None else self.enforcer_.inner_schema_
+
+    def _lengths(self, data: pd.DataFrame, groups: Any) -> np.ndarray:
+        if groups is None:
+            return np.ones(len(data), dtype=np.int64)
+        labels = pd.Series(np.asarray(groups)).reset_index(drop=True)
+        if len(labels) != len(data):
+            raise DataError(f"ar: groups has {len(labels)} entries for {len(data)} rows")
+        if labels.isna().any():
+            raise DataError(f"ar: {int(labels.isna().sum())} row(s) have no group (missing key)")
+        change = np.r_[True, labels.to_numpy()[1:] != labels.to_numpy()[:-1]]
+        if change.sum() != labels.nunique():
+            raise DataError("ar: the rows of each group must be contiguous; sort the data by "
+                            "group (then time) before fit()")
+        return np.diff(np.r_[np.flatnonzero(change), len(labels)]).astype(np.int64)
+
+    def _build_plan(self) -> None:
+        """Index tensors over the layout: softmax spans, value columns and their missing slots."""
+        import torch
+
+        from synthdata.models._torch import SpanPlan
+        from synthdata.transform.columns import SpanRole
+
+        self.plan_ = plan = SpanPlan(self.transformer_.layout_)
+        value_missing = []   # per value column: matrix column of its "missing" slot, or -1
+        order_value = -1     # position among value columns of the (gap) time column
+        pos = 0
+        missing_at: dict[str, int] = {}
+        for span in self.transformer_.layout_:
+            if span.role == SpanRole.MISSING:
+                missing_at[span.column] = pos + 1
+            pos += span.width
+        value_names = []
+        pos = 0
+        for span in self.transformer_.layout_:
+            if span.role == SpanRole.VALUE:
+                value_names.append(span.column)
+                value_missing.append(missing_at.get(span.column, -1))
+            pos += span.width
+        if self.order_column in value_names:
+            order_value = value_names.index(self.order_column)
+        self.value_missing_ = torch.tensor(value_missing, dtype=torch.long)
+        self.order_value_ = order_value
+        self.n_values_ = int(plan.value_cols.numel())
+        if order_value >= 0:
+            state = self.transformer_.encoder(self.order_column).get_state()
+            self.gap_knots_ = torch.tensor(state["knots"], dtype=torch.float32)
+            self.gap_zmid_ = torch.tensor(state["zmid"], dtype=torch.float32)
+            self.gap_range_ = (float(state["min"]), float(state["max"]))
+
+    def _n_context(self) -> int:
+        return self.context_transformer_.n_features_ if self.has_context_ else 1
+
+    def _build(self, generator: Any) -> Any:
+        from synthdata.models._torch import build_module
+
+        n_features, n_ctx = self.plan_.n_features, self._n_context()
+        hidden, k = int(self.hidden_dim), int(self.n_mixture)
+        n_out = n_features + 1 + 3 * self.n_values_ * k
+        return build_module(lambda: _ARNet(n_features + 3 + n_ctx, n_ctx, hidden, n_out), generator)
+
+    def _step_inputs(self, prev: Any, elapsed: Any, step: Any, ctx: Any = None) -> Any:
+        """The input at each step: previous row, start flag, elapsed time, step number and
+        (last, so that sampling can project it once) the parent row."""
+        import torch
+
+        start = (step == 0).to(prev.dtype)
+        parts = [prev, start.unsqueeze(-1), (elapsed / self.time_scale_).unsqueeze(-1),
+                 (torch.log1p(step.to(prev.dtype)) / 3.0).unsqueeze(-1)]
+        return torch.cat(parts if ctx is None else [*parts, ctx], dim=-1)
+
+    def _split_heads(self, out: Any) -> tuple[Any, Any, Any, Any, Any]:
+        """eos logit, span logits, mixture logits / means / log-scales ``(..., values, k)``."""
+        import torch
+
+        nf, v, k = self.plan_.n_features, self.n_values_, int(self.n_mixture)
+        eos = out[..., 0]
+        logits = out[..., 1:1 + nf]
+        mix = out[..., 1 + nf:].reshape(*out.shape[:-1], v, 3 * k)
+        w, mu, raw = mix[..., :k], mix[..., k:2 * k], mix[..., 2 * k:]
+        log_scale = MIN_LOG_SCALE + (MAX_LOG_SCALE - MIN_LOG_SCALE) * torch.sigmoid(raw)
+        return eos, logits, w, mu, log_scale
+
+    def _train(self, matrix: np.ndarray, ctx: np.ndarray, lengths: np.ndarray, starts: np.ndarray,
+               times: np.ndarray | None, rng: np.random.Generator, progress: Progress) -> None:
+        import torch
+
+        from synthdata._rng import make_torch_generator
+        from synthdata.models._torch import Adam
+
+        gen = make_torch_generator(rng)
+        net = self._build(gen)
+        n_hist, t_max = len(lengths), int(lengths.max())
+        nf = self.plan_.n_features
+        # padded (histories, t_max, features) target rows; the input at step k is row k-1
+        rows = np.zeros((n_hist, t_max, nf), dtype=np.float32)
+        hist = np.repeat(np.arange(n_hist), lengths)
+        step = np.arange(len(matrix)) - np.repeat(starts, lengths)
+        rows[hist, step] = matrix
+        tim = np.zeros((n_hist, t_max + 1), dtype=np.float32)   # elapsed before step k
+        if times is not None:  # a missing time keeps the last known one of its history
+            tim[hist, step + 1] = pd.Series(times).groupby(hist).ffill().fillna(0.0).to_numpy()
+        x_rows = torch.from_numpy(rows)
+        x_time = torch.from_numpy(tim)
+        x_ctx = torch.from_numpy(np.ascontiguousarray(ctx, dtype=np.float32))
+        x_len = torch.from_numpy(lengths)
+        codes = self.plan_.codes(torch.from_numpy(np.ascontiguousarray(matrix, dtype=np.float32)))
+        code_pad = torch.zeros((n_hist, t_max, codes.shape[1]), dtype=torch.long)
+        code_pad[torch.from_numpy(hist), torch.from_numpy(step)] = codes
+        opt = Adam(net.parameters(), lr=float(self.lr))
+        batch = min(int(self.batch_size), n_hist)
+        steps = math.ceil(n_hist / batch)
+        epochs = int(self.epochs)
+        self.history_: list[dict[str, float]] = []
+        started = time.perf_counter()
+        net.train()
+        for epoch in range(epochs):
+            perm = torch.randperm(n_hist, generator=gen)
+            total = 0.0
+            for i in range(steps):
+                idx = perm[i * batch:(i + 1) * batch]
+                loss = self._history_loss(net, x_rows[idx], code_pad[idx], x_time[idx],
+                                          x_ctx[idx], x_len[idx]).mean()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total += float(loss.detach())
+            self.history_.append({"epoch": epoch + 1, "loss": total / steps})
+            progress("ar.fit", epoch + 1, epochs)
+        logger.debug("ar fit: %d epochs, last loss %.4f", epochs, self.history_[-1]["loss"])
+        self.fit_seconds_ = time.perf_counter() - started
+        net.eval()
+        self.net_ = net
+
+    def _history_loss(self, net: Any, rows: Any, codes: Any, elapsed: Any, ctx: Any,
+                      lengths: Any) -> Any:
+        """Per-history NLL: end-of-history at steps 0..len, rows 0..len-1 (teacher forcing)."""
+        import torch
+
+        b, _, nf = rows.shape
+        t_run = int(lengths.max())
+        rows, codes = rows[:, :t_run], codes[:, :t_run]
+        steps = t_run + 1
+        prev = torch.cat([rows.new_zeros((b, 1, nf)), rows], dim=1)          # (b, steps, nf)
+        step = torch.arange(steps).expand(b, steps)
+        inp = self._step_inputs(prev, elapsed[:, :steps], step,
+                                ctx.unsqueeze(1).expand(b, steps, ctx.shape[1]))
+        out = net(inp, ctx)                                                   # (b, steps, n_out)
+        eos, logits, w, mu, log_scale = self._split_heads(out)
+        k_idx = torch.arange(steps).unsqueeze(0)
+        live = k_idx <= lengths.unsqueeze(1)                                  # eos term exists
+        is_row = k_idx < lengths.unsqueeze(1)                                 # a row is emitted
+        target = (~is_row).to(eos.dtype)
+        eos_nll = torch.nn.functional.binary_cross_entropy_with_logits(eos, target, reduction="none")
+        loss = (eos_nll * live).sum(dim=1)
+        r_logits = logits[:, :t_run].reshape(b * t_run, nf)
+        r_rows = rows.reshape(b * t_run, nf)
+        nll = self.plan_.cross_entropy(r_logits, codes.reshape(b * t_run, -1))
+        if self.n_values_:
+            x = r_rows[:, self.plan_.value_cols].unsqueeze(-1)                  # (n, v, 1)
+            ls = log_scale[:, :t_run].reshape(b * t_run, self.n_values_, -1)
+            m = mu[:, :t_run].reshape(b * t_run, self.n_values_, -1)
+            lw = torch.log_softmax(w[:, :t_run].reshape(b * t_run, self.n_values_, -1), dim=-1)
+            comp = lw - 0.5 * ((x - m) * torch.exp(-ls)).square() - ls - 0.5 * math.log(2 * math.pi)
+            value_nll = -torch.logsumexp(comp, dim=-1)                          # (n, v)
+            has_missing = self.value_missing_ >= 0
+            observed = torch.ones_like(value_nll)
+            if has_missing.any():
+                miss = r_rows[:, self.value_missing_.clamp(min=0)] > 0.5
+                observed = (~(miss & has_missing)).to(value_nll.dtype)
+            nll = nll + (value_nll * observed).sum(dim=1)
+        loss = loss + (nll.reshape(b, t_run) * is_row[:, :t_run]).sum(dim=1)
+        return loss
+
+    # -- sample -------------------------------------------------------------------------
+    def sample(self, n: int, *, conditions: Mapping[str, Any] | None = None,
+               seed: int | None = None) -> pd.DataFrame:
+        """``n`` histories (``n`` rows when fitted without groups), rows in history order.
+
+        A generator fitted with a parent ``context`` samples through
+        :meth:`sample_histories` (it needs the parent rows).
+        """
+        self.check_is_fitted()
+        if conditions:
+            raise ConfigError("ar: conditional sampling on column values is not supported by the "
+                              "sequence generator; condition through the parent rows instead")
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
+            raise ConfigError(f"number of histories to sample must be a positive integer, got {n!r}")
+        if self.has_context_:
+            raise ConfigError("ar: this generator was fitted with parent rows; call "
+                              "sample_histories(context=parent rows) instead of sample(n)")
+        out, _ = self.sample_histories(n=int(n), seed=seed)
+        return out
+
+    def sample_histories(self, context: pd.DataFrame | None = None, *, n: int | None = None,
+                         min_length: int = 0, time_limit: np.ndarray | None = None,
+                         seed: int | None = None) -> tuple[pd.DataFrame, np.ndarray]:
+        """One history per parent row of ``context`` (or ``n`` histories without a parent).
+
+        Returns the rows (schema columns, history after history, in time order) and each
+        row's history index (0-based position in ``context``). ``min_length=1`` gives every
+        parent at least one row. ``time_limit`` (one value per history, ``inf`` or NaN for
+        none): a history ends before its first row whose ``order_column`` time would pass the
+        limit (e.g. the end of follow-up) — rows within ``min_length`` are kept. ``sample_histories()`` continues the stream; ``seed=s``
+        makes it reproducible.
+        """
+        import torch
+
+        from synthdata._rng import make_torch_generator
+        from synthdata.models._torch import torch_threads
+
+        self.check_is_fitted()
+        rng = self._sample_rng if seed is None else np.random.default_rng(seed)
+        if self.has_context_:
+            if context is None:
+                raise ConfigError("ar: this generator was fitted with parent rows; pass context=")
+            ctx = self.context_transformer_.transform(context.reset_index(drop=True))
+        else:
+            if n is None:
+                raise ConfigError("ar: pass n= (the number of histories) when there is no parent")
+            ctx = np.ones((int(n), 1))
+        n_hist = len(ctx)
+        max_len = int(self.max_length or self.max_length_)
+        if self.is_single_:
+            min_length, max_len = 1, 1
+        limit = np.full(n_hist, np.inf) if time_limit is None else \
+            np.nan_to_num(np.asarray(time_limit, dtype=float), nan=np.inf)
+        if len(limit) != n_hist:
+            raise ConfigError(f"ar: time_limit has {len(limit)} values for {n_hist} histories")
+        gen = make_torch_generator(rng)
+        mats, owners = [], []
+        with torch_threads(SAMPLE_THREADS), torch.inference_mode():
+            for lo in range(0, n_hist, SAMPLE_CHUNK):
+                c = torch.from_numpy(np.ascontiguousarray(ctx[lo:lo + SAMPLE_CHUNK], dtype=np.float32))
+                lim = torch.from_numpy(limit[lo:lo + SAMPLE_CHUNK].astype(np.float64))
+                m, owner = self._sample_chunk(c, gen, min_length, max_len, lim)
+                mats.append(m)
+                owners.append(owner + lo)
+        matrix = np.concatenate(mats) if mats else np.zeros((0, self.plan_.n_features))
+        owner = np.concatenate(owners) if owners else np.zeros(0, dtype=np.int64)
+        inner = self.transformer_.inverse_transform(matrix.astype(np.float64))
+        if self.order_value_ >= 0:  # gaps back to times: cumulative sum within each history
+            gaps = pd.to_numeric(inner[self.order_column], errors="coerce").to_numpy(dtype=float)
+            inner[self.order_column] = _cumulate(gaps, owner)
+            col = self._inner_schema()[self.order_column]
+            if col.dtype.startswith("int") and not np.isnan(inner[self.order_column]).any():
+                inner[self.order_column] = inner[self.order_column].round().astype(col.dtype)
+        out = inner if self.enforcer_ is None else self.enforcer_.inverse(inner)
+        return out[self.schema.names].reset_index(drop=True), owner
+
+    def _sample_chunk(self, ctx: Any, gen: Any, min_length: int, max_len: int, limit: Any
+                      ) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+
+        net, plan = self.net_, self.plan_
+        b, nf = ctx.shape[0], plan.n_features
+        h = net.initial(ctx)[0]
+        prepared = net.prepare(ctx)
+        prev = torch.zeros((b, nf))
+        elapsed = torch.zeros(b)
+        alive = torch.ones(b, dtype=torch.bool)
+        rows, masks = [], []
+        for k in range(max_len):
+            step = torch.full((b,), k, dtype=torch.long)
+            out, h = net.step(self._step_inputs(prev, elapsed, step), h, prepared)
+            eos, logits, w, mu, log_scale = self._split_heads(out)
+            if k >= min_length:
+                stop = torch.rand(b, generator=gen) < torch.sigmoid(eos)
+                alive = alive & ~stop
+            if not bool(alive.any()):
+                break
+            row = torch.zeros((b, nf))
+            if plan.n_soft:
+                hot = plan.sample_codes(logits, gen)
+                row.scatter_(1, plan.starts.unsqueeze(0) + hot, 1.0)
+            if self.n_values_:
+                g = -torch.log(-torch.log(torch.rand(w.shape, generator=gen).clamp_(1e-10, 1 - 1e-7)))
+                comp = (w + g).max(dim=-1, keepdim=True).indices
+                m = mu.gather(-1, comp).squeeze(-1)
+                s = log_scale.gather(-1, comp).squeeze(-1).exp()
+                z = m + s * torch.randn(m.shape, generator=gen)
+                has_missing = self.value_missing_ >= 0
+                if has_missing.any():
+                    miss = (row[:, self.value_missing_.clamp(min=0)] > 0.5) & has_missing
+                    z = torch.where(miss, torch.zeros_like(z), z)
+                row[:, plan.value_cols] = z
+                if self.order_value_ >= 0:
+                    elapsed = elapsed + self._gap_value(z[:, self.order_value_])
+                    if k >= min_length:  # past the limit: the history has ended
+                        alive = alive & (elapsed.double() <= limit)
+            rows.append(row)
+            masks.append(alive.clone())
+            prev = row
+        if not rows:
+            return np.zeros((0, nf), dtype=np.float32), np.zeros(0, dtype=np.int64)
+        stacked = torch.stack(rows, dim=1)                   # (b, steps, nf)
+        mask = torch.stack(masks, dim=1)                     # (b, steps)
+        owner = torch.arange(b).unsqueeze(1).expand_as(mask)[mask]
+        return stacked[mask].numpy(), owner.numpy().astype(np.int64)
+
+    def _gap_value(self, z: Any) -> Any:
+        """A gap's normal score back to time units (piecewise-linear quantile map)."""
+        import torch
+
+        knots, zmid = self.gap_knots_, self.gap_zmid_
+        if knots.numel() == 1:
+            return torch.full_like(z, float(knots[0]))
+        i = torch.searchsorted(zmid, z.contiguous()).clamp(1, knots.numel() - 1)
+        z0, z1, k0, k1 = zmid[i - 1], zmid[i], knots[i - 1], knots[i]
+        x = k0 + (z - z0) * (k1 - k0) / (z1 - z0).clamp(min=1e-9)
+        return x.clamp(*self.gap_range_)
+
+    # -- state --------------------------------------------------------------------------
+    def _get_extra(self) -> dict[str, Any]:
+        return {"has_context": self.has_context_, "is_single": self.is_single_,
+                "max_length": self.max_length_, "time_scale": self.time_scale_,
+                "context_schema": self.context_schema_.to_dict() if self.has_context_ else None,
+                "context_transformer": (self.context_transformer_.get_state()
+                                        if self.has_context_ else None),
+                "enforcer": self.enforcer_.get_state() if self.enforcer_ is not None else None,
+                "n_train_histories": self.n_train_histories_,
+                "history": self.history_, "fit_seconds": self.fit_seconds_}
+
+    def _set_extra(self, extra: dict[str, Any]) -> None:
+        from synthdata.constraints.enforce import ConstraintEnforcer
+
+        self.has_context_, self.is_single_ = bool(extra["has_context"]), bool(extra["is_single"])
+        self.max_length_, self.time_scale_ = int(extra["max_length"]), float(extra["time_scale"])
+        self.n_train_histories_ = extra.get("n_train_histories")
+        self.history_, self.fit_seconds_ = extra.get("history", []), extra.get("fit_seconds")
+        self.enforcer_ = None
+        if extra.get("enforcer") is not None:
+            self.enforcer_ = ConstraintEnforcer.from_state(self.schema, extra["enforcer"])
+        self.context_schema_ = None
+        if self.has_context_:
+            self.context_schema_ = Schema.from_dict(extra["context_schema"], where="ar archive")
+            self.context_transformer_ = TableTransformer.from_state(self.context_schema_,
+                                                                    extra["context_transformer"])
+        # load_generator built the transformer on the table schema: rebuild it on the schema
+        # the rules reparameterise (the same columns when there are none)
+        self.transformer_ = TableTransformer.from_state(self._inner_schema(),
+                                                        self.transformer_.get_state())
+        self._build_plan()
+
+    def _get_torch_state(self) -> dict[str, Any]:
+        return {"net": self.net_.state_dict()}
+
+    def _set_torch_state(self, state: dict[str, Any]) -> None:
+        import torch
+
+        net = self._build(torch.Generator().manual_seed(0))  # weights overwritten below
+        net.load_state_dict(state["net"])
+        net.eval()
+        self.net_ = net
+
+
+def _net_class() -> type:
+    import torch
+    from torch import nn
+
+    class ARNet(nn.Module):
+        """GRU over steps; the parent row gives the initial state and is an input at every step."""
+
+        def __init__(self, n_in: int, n_ctx: int, hidden: int, n_out: int) -> None:
+            super().__init__()
+            self.init = nn.Linear(n_ctx, hidden)
+            self.gru = nn.GRU(n_in, hidden, batch_first=True)
+            self.body = nn.Linear(hidden + n_ctx, hidden)
+            self.out = nn.Linear(hidden, n_out)
+
+        def initial(self, ctx: torch.Tensor) -> torch.Tensor:
+            return torch.tanh(self.init(ctx)).unsqueeze(0)
+
+        def heads(self, h: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:
+            return self.out(torch.relu(self.body(torch.cat([h, ctx], dim=-1))))
+
+        def forward(self, inp: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:
+            hs, _ = self.gru(inp, self.initial(ctx))
+            return self.heads(hs, ctx.unsqueeze(1).expand(-1, hs.shape[1], -1))
+
+        def prepare(self, ctx: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            """For sampling: the parent row's share of the input and head projections, computed
+            once per batch instead of at every step (the parent is half the input width)."""
+            n_ctx, hidden = self.init.in_features, self.gru.hidden_size
+            w_ih = self.gru.weight_ih_l0
+            gi_ctx = torch.addmm(self.gru.bias_ih_l0, ctx, w_ih[:, -n_ctx:].T)
+            body_ctx = torch.addmm(self.body.bias, ctx, self.body.weight[:, hidden:].T)
+            return (gi_ctx, body_ctx, w_ih[:, :-n_ctx].T.contiguous(),
+                    self.gru.weight_hh_l0.T.contiguous(), self.body.weight[:, :hidden].T.contiguous())
+
+        def step(self, x: torch.Tensor, h: torch.Tensor, prepared: tuple[torch.Tensor, ...]
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+            """One GRU step (torch's gate equations) and the heads; ``x`` without the parent
+            columns, ``h`` of shape ``(batch, hidden)``."""
+            gi_ctx, body_ctx, w_x, w_hh, w_body = prepared
+            gi = torch.addmm(gi_ctx, x, w_x)
+            gh = torch.addmm(self.gru.bias_hh_l0, h, w_hh)
+            i_r, i_z, i_n = gi.chunk(3, dim=1)
+            h_r, h_z, h_n = gh.chunk(3, dim=1)
+            r = torch.sigmoid(i_r + h_r)
+            z = torch.sigmoid(i_z + h_z)
+            n = torch.tanh(i_n + r * h_n)
+            h = n + z * (h - n)
+            return self.out(torch.relu(torch.addmm(body_ctx, h, w_body))), h
+
+    return ARNet
+
+
+def _ARNet(*args: Any) -> Any:  # a factory: torch stays out of import time
+    return _net_class()(*args)
+
+
+def _gaps(times: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Each row's time minus the previous row's of its history (the first row keeps its time);
+    a missing time gives a missing gap and the next gap is measured from the last known time."""
+    known = pd.Series(times).ffill().to_numpy()
+    prev = np.r_[np.nan, known[:-1]]
+    first = np.zeros(len(times), dtype=bool)
+    first[starts] = True
+    base = np.where(first, 0.0, prev)
+    # before the first known time of a history the base is 0
+    hist = np.repeat(np.arange(len(lengths)), lengths)
+    seen = pd.Series(~np.isnan(times)).groupby(hist).cummax().shift(1, fill_value=False).to_numpy().copy()
+    seen[first] = False
+    base = np.where(seen, base, 0.0)
+    return times - base
+
+
+def _cumulate(gaps: np.ndarray, owner: np.ndarray) -> np.ndarray:
+    """Cumulative sum of gaps within each history (missing gaps add nothing, stay missing)."""
+    filled = np.where(np.isnan(gaps), 0.0, gaps)
+    total = pd.Series(filled).groupby(owner).cumsum().to_numpy()
+    return np.where(np.isnan(gaps), np.nan, total)

@@ -1,0 +1,189 @@
+"""The sequence generator ("ar"): histories keep their within-patient structure."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import synthdata as sd
+from synthdata.errors import ConfigError, DataError
+from synthdata.models.registry import make_generator
+from synthdata.schema import Schema
+
+pytest.importorskip("torch")
+
+
+def _histories(n: int = 200, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rows per patient follow an upward trend from a patient-level start; 'long' patients
+    have 6 visits, 'short' ones 2; gaps between visits are 30..200 days."""
+    rng = np.random.default_rng(seed)
+    rows, parents = [], []
+    for pid in range(n):
+        kind = "long" if pid % 2 else "short"
+        level = rng.normal(50, 10)
+        parents.append({"pid": pid, "kind": kind, "level": level})
+        day = int(rng.integers(0, 20))
+        for k in range(6 if kind == "long" else 2):
+            rows.append({"pid": pid, "day": day, "value": level + 3.0 * k + rng.normal(0, 0.5),
+                         "flag": "on" if k > 0 else "off"})
+            day += int(rng.integers(30, 200))
+    return pd.DataFrame(rows), pd.DataFrame(parents)
+
+
+def _rising_share(values: pd.Series, owner: np.ndarray) -> float:
+    diff = pd.Series(values.to_numpy(dtype=float)).groupby(owner).diff().dropna()
+    return float((diff > 0).mean())
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    rows, parents = _histories()
+    data = rows.drop(columns="pid")
+    ctx = parents.drop(columns="pid")
+    gen = make_generator("ar", Schema.infer(data), order_column="day", epochs=25, seed=3)
+    gen.fit(data, groups=rows["pid"], context=ctx, context_schema=Schema.infer(ctx))
+    return gen, rows, parents
+
+
+def test_histories_keep_the_trend_better_than_independent_rows(fitted):
+    gen, rows, parents = fitted
+    synth, owner = gen.sample_histories(parents.drop(columns="pid"), min_length=1, seed=0)
+    real_share = _rising_share(rows["value"], rows["pid"].to_numpy())
+    ar_share = _rising_share(synth["value"], owner)
+    # baseline: a row generator (gmm) whose rows are dealt to the same histories in order
+    data = rows.drop(columns="pid")
+    flat = make_generator("gmm", Schema.infer(data), n_components=5, seed=0).fit(data)
+    base = flat.sample(len(rows), seed=0)
+    base_share = _rising_share(base["value"], rows["pid"].to_numpy())
+    assert real_share > 0.95
+    assert ar_share > 0.8, ar_share
+    assert ar_share > base_share + 0.25, (ar_share, base_share)
+    # times never go back within a history and start where real histories start
+    days = pd.Series(synth["day"].to_numpy()).groupby(owner).diff().dropna()
+    assert (days >= 0).all()
+    assert synth["day"].dtype == rows["day"].dtype
+    # the "flag" turns on after the first visit in the real data: the model learns it
+    first = pd.Series(owner).duplicated(keep="first").to_numpy() == False
+    assert (synth.loc[first, "flag"] == "off").mean() > 0.8
+    assert (synth.loc[~first, "flag"] == "on").mean() > 0.8
+
+
+def test_parent_row_drives_length_and_level(fitted):
+    gen, _, parents = fitted
+    ctx = parents.drop(columns="pid")
+    synth, owner = gen.sample_histories(ctx, min_length=1, seed=1)
+    lengths = np.bincount(owner, minlength=len(ctx))
+    long = (ctx["kind"] == "long").to_numpy()
+    assert lengths[long].mean() > 4.0 and lengths[~long].mean() < 3.0, (
+        lengths[long].mean(), lengths[~long].mean())
+    assert (lengths >= 1).all()                                # min_length=1
+    first = pd.Series(synth["value"].to_numpy()).groupby(owner).first()
+    corr = np.corrcoef(first.to_numpy(), ctx["level"].to_numpy()[first.index])[0, 1]
+    assert corr > 0.7, corr                                    # the parent's level carries over
+
+
+def test_time_limit_ends_histories(fitted):
+    gen, _, parents = fitted
+    ctx = parents.drop(columns="pid")
+    limit = np.full(len(ctx), 150.0)
+    synth, owner = gen.sample_histories(ctx, min_length=1, time_limit=limit, seed=2)
+    later = pd.Series(owner).duplicated().to_numpy()          # rows after a history's first
+    assert (synth.loc[later, "day"] <= 150 + 1).all()
+    assert np.bincount(owner, minlength=len(ctx)).max() < 6
+
+
+def test_seeded_and_save_load_round_trip(fitted, tmp_path):
+    gen, _, parents = fitted
+    ctx = parents.drop(columns="pid")
+    a, oa = gen.sample_histories(ctx, seed=5)
+    b, _ = gen.sample_histories(ctx, seed=5)
+    pd.testing.assert_frame_equal(a, b)
+    loaded = sd.load_generator(gen.save(tmp_path / "ar.sdg"))
+    c, oc = loaded.sample_histories(ctx, seed=5)
+    pd.testing.assert_frame_equal(a, c)
+    np.testing.assert_array_equal(oa, oc)
+    assert loaded.ledger.to_dict() == gen.ledger.to_dict()
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "ar.sdg") as zf:
+        assert "weights.pt" in zf.namelist() and not any(n.endswith(".pkl") for n in zf.namelist())
+
+
+def test_without_parent_samples_n_histories():
+    rows, _ = _histories(60, seed=1)
+    data = rows.drop(columns="pid")
+    gen = make_generator("ar", Schema.infer(data), order_column="day", epochs=3, seed=0)
+    gen.fit(data, groups=rows["pid"])
+    out = gen.sample(10, seed=0)
+    assert list(out.columns) == list(data.columns) and len(out) >= 10
+    with pytest.raises(ConfigError, match="conditional sampling"):
+        gen.sample(5, conditions={"flag": "on"})
+
+
+def test_refuses_privacy_with_a_reason():
+    rows, _ = _histories(20)
+    data = rows.drop(columns="pid")
+    gen = make_generator("ar", Schema.infer(data), privacy=sd.DPConfig(epsilon=1.0, delta=1e-6))
+    with pytest.raises(ConfigError, match="differential privacy is not available.*use generator 'gmm'"):
+        gen.fit(data, groups=rows["pid"])
+
+
+def test_fit_errors_name_the_problem():
+    rows, parents = _histories(20)
+    data = rows.drop(columns="pid")
+    schema = Schema.infer(data)
+    with pytest.raises(DataError, match="contiguous"):
+        make_generator("ar", schema, epochs=1).fit(data, groups=rows["pid"].sample(
+            frac=1, random_state=0).to_numpy())
+    shuffled = rows.sample(frac=1, random_state=0).sort_values("pid", kind="stable")
+    with pytest.raises(DataError, match="sorted by 'day'"):
+        make_generator("ar", schema, order_column="day", epochs=1).fit(
+            shuffled.drop(columns="pid"), groups=shuffled["pid"])
+    with pytest.raises(ConfigError, match="order_column 'nope'"):
+        make_generator("ar", schema, order_column="nope").fit(data, groups=rows["pid"])
+    with pytest.raises(ConfigError, match="hidden_dim must be a positive integer"):
+        make_generator("ar", schema, hidden_dim=0).fit(data, groups=rows["pid"])
+    with pytest.raises(DataError, match="one parent row per history"):
+        ctx = parents.drop(columns="pid").iloc[:5]
+        make_generator("ar", schema, epochs=1).fit(data, groups=rows["pid"], context=ctx,
+                                                   context_schema=Schema.infer(ctx))
+
+
+def test_gaps_and_cumulative_sums_are_inverse():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from synthdata.models.sequence import _cumulate, _gaps
+
+    @settings(max_examples=50, deadline=None)
+    @given(st.lists(st.lists(st.integers(0, 50), min_size=1, max_size=6), min_size=1, max_size=8))
+    def check(groups):
+        times = np.concatenate([np.cumsum(g) for g in groups]).astype(float)
+        lengths = np.array([len(g) for g in groups])
+        starts = np.r_[0, np.cumsum(lengths)[:-1]]
+        owner = np.repeat(np.arange(len(groups)), lengths)
+        gaps = _gaps(times, starts, lengths)
+        assert (gaps >= 0).all()
+        np.testing.assert_allclose(_cumulate(gaps, owner), times)
+
+    check()
+
+
+def test_sampling_step_matches_the_trained_gru():
+    import torch
+
+    from synthdata.models.sequence import _ARNet
+
+    gen = torch.Generator().manual_seed(0)
+    from synthdata.models._torch import build_module
+
+    net = build_module(lambda: _ARNet(10 + 5, 5, 16, 7), gen)
+    ctx = torch.randn((4, 5), generator=gen)
+    x = torch.randn((4, 3, 10), generator=gen)
+    full = net(torch.cat([x, ctx.unsqueeze(1).expand(4, 3, 5)], dim=-1), ctx)
+    h, prepared, steps = net.initial(ctx)[0], net.prepare(ctx), []
+    for k in range(3):
+        out, h = net.step(x[:, k], h, prepared)
+        steps.append(out)
+    torch.testing.assert_close(torch.stack(steps, dim=1), full)
