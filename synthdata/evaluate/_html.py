@@ -84,6 +84,7 @@ font-size:.85rem;margin:.5rem 0}
 .sdr details{background:#fff;border:1px solid #d6dae2;border-radius:6px;padding:.4rem .8rem;
 margin:.6rem 0}
 .sdr details>summary{cursor:pointer;font-weight:600}
+.sdr details.muted{border:none;background:none;padding:0;margin:0 0 .4rem}
 .sdr tr.gate-rule.fail td{background:#fdf1f1}.sdr tr.gate-rule.pass td{background:#f3fbf5}
 """
 _PAGE_CSS = """
@@ -336,8 +337,8 @@ def _summary_cards(summary: Mapping[str, Any], gate: Mapping[str, Any] | None) -
 
 def _tile(t: scoring.Tile) -> str:
     value = "not computed" if t.value is None else _fmt(t.value)
-    if t.ci is not None:
-        value += (f" <span class='t'>(95% CI {_fmt(t.ci[0])}–{_fmt(t.ci[1])})</span>")
+    ci = ("" if t.ci is None else
+          f"<div class='t'>95% confidence interval {_fmt(t.ci[0])} to {_fmt(t.ci[1])}</div>")
     if t.threshold_text:
         judged = {"pass": "holds", "fail": "FAILS", "missing": "not computed",
                   "warn": "suspicious"}.get(t.status, "")
@@ -349,7 +350,7 @@ def _tile(t: scoring.Tile) -> str:
         limit = "no threshold (context)"
     return (f"<div class='tile t-{t.status}' data-metric='{_e(t.name)}' "
             f"data-status='{t.status}' title='{_e(t.name)}'>"
-            f"<div class='l'>{_e(t.label)}</div><div class='v'>{value}</div>"
+            f"<div class='l'>{_e(t.label)}</div><div class='v'>{value}</div>{ci}"
             f"<div class='t'>{limit}</div><div class='x'>{_e(t.explanation)}</div></div>")
 
 

@@ -314,3 +314,19 @@ def test_evaluation_carries_the_data_of_the_new_plots(evaluated: Report) -> None
                 "PCA embedding", "membership inference ROC"):
         assert f"alt='{alt}" in page or alt in page, alt
     assert page.count("data:image/png;base64,") >= 6
+
+
+def test_docs_list_every_default_threshold() -> None:
+    from pathlib import Path
+
+    from synthdata.evaluate.score import _num
+
+    docs = Path(__file__).resolve().parents[2] / "docs" / "report.md"
+    if not docs.is_file():
+        pytest.skip("docs/report.md is not in this checkout")
+    text = docs.read_text()
+    for name, spec in METRICS.items():
+        if spec.operator is not None:
+            row = (f"| {spec.label} | `{name}` | {spec.operator} "
+                   f"{_num(float(spec.threshold))} | {spec.basis} |")
+            assert row in text, row
