@@ -185,6 +185,14 @@ METRICS: dict[str, Spec] = {
                   "<=", DELTA_MAX, "the privacy-level bound on δ"),
 }
 
+# metric families of linked tables, named e.g. "km_max_distance[pbc]"
+FAMILY_LABELS = {"children_per_parent_tv": "Children per parent (TV)",
+                 "km_max_distance": "Kaplan-Meier gap",
+                 "survival_time_violations": "Survival time violations",
+                 "c_index_tstr": "C-index, trained on synthetic",
+                 "c_index_trtr": "C-index, trained on real",
+                 "survival_concordance_ratio": "Survival concordance ratio"}
+
 # leakage metrics the privacy level of a run without DP is judged on
 LEAKAGE_CHECKS = ("exact_copy_excess", "rare_value_replay_excess", "dcr_share", "mia_auc",
                   "singling_out_risk", "linkability_risk", "inference_risk")
@@ -236,9 +244,11 @@ def spec_for(name: str) -> Spec:
                         inner.group)
     info = metric_info(name)
     base, _, rest = name.partition("[")
-    label = base.replace("_", " ").capitalize() + (f" [{rest}" if rest else "")
-    text = info.description if info is not None else ""
-    return Spec(label, (text[:1].upper() + text[1:] + ".") if text else "", "other")
+    label = FAMILY_LABELS.get(base) or base.replace("_", " ").capitalize()
+    label += f" [{rest}" if rest else ""
+    text = (info.description if info is not None else "").split(", e.g.")[0]
+    return Spec(label, (text[:1].upper() + text[1:] + ".") if text else
+                "Reported by another stage of the run.", "other")
 
 
 def gate_thresholds(gate: Mapping[str, Any] | None) -> dict[str, tuple[str, float]]:
