@@ -248,6 +248,10 @@ class Report:
         return frame
 
     def __repr__(self) -> str:
+        summary = self.summary
+        quality, privacy = summary["quality"], summary["privacy"]
+        score = "—" if quality["score"] is None else f"{quality['score']:.0f}"
         shown = {k: self.metrics.get(k) for k in ("shapes", "pair_trends", "detection_auc",
                                                    "exact_copies", "dcr_share", "mia_auc")}
-        return f"Report({shown})"
+        return (f"Report(gate={summary['gate_status']}, quality={score}/100 "
+                f"{quality['grade']}, privacy={privacy['level']}, {shown})")
