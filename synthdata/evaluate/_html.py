@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from synthdata.evaluate import plots
@@ -114,7 +114,7 @@ def _e(text: Any) -> str:
     return html.escape(str(text))
 
 
-def _table(rows: list[Mapping[str, Any]], columns: list[str] | None = None,
+def _table(rows: Sequence[Mapping[str, Any]], columns: list[str] | None = None,
            headers: Mapping[str, str] | None = None) -> str:
     if not rows:
         return "<p class='muted'>none</p>"
@@ -189,9 +189,7 @@ class _Page:
 
 # -- first screen ---------------------------------------------------------------------------
 
-def gate_rows(gate: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
-    """The rule entries of a report's gate section (``results``; ``rules`` in old reports)."""
-    return scoring._gate_rows(gate)
+gate_rows = scoring.gate_rows
 
 
 def _dp_line(dp: Mapping[str, Any] | None) -> str:
@@ -199,9 +197,10 @@ def _dp_line(dp: Mapping[str, Any] | None) -> str:
         return ("<span class='dp'>No differential privacy: no ε or δ applies; privacy rests on "
                 "the leakage checks below.</span>")
     delta = dp.get("delta")
-    delta_text = "δ not recorded" if delta is None else f"δ = {_e(scoring._num(delta))}"
+    delta_text = "δ not recorded" if delta is None else f"δ = {_e(scoring.format_number(delta))}"
     return (f"<span class='dp' id='dp-facts'>Differential privacy: <b>ε = "
-            f"{_e(scoring._num(dp['epsilon']))}</b>, <b>{delta_text}</b>, unit of privacy: "
+            f"{_e(scoring.format_number(dp['epsilon']))}</b>, <b>{delta_text}</b>, "
+            "unit of privacy: "
             f"<b>{_e(scoring.unit_text(dp.get('unit')))}</b>.</span>")
 
 
@@ -289,7 +288,8 @@ def _answer(summary: Mapping[str, Any]) -> str:
                 "tiles below yourself before sharing.")
     if dp is not None:
         return (f"<b>Passed, covered by differential privacy</b> (ε = "
-                f"{_e(scoring._num(dp['epsilon']))} per {_e(dp.get('unit') or 'row')}): the "
+                f"{_e(scoring.format_number(dp['epsilon']))} per "
+                f"{_e(dp.get('unit') or 'row')}): the "
                 "synthetic data and the files listed in manifest.json may be released under "
                 "that guarantee; this report itself stays internal.")
     if level == "low":
@@ -317,6 +317,7 @@ def _summary_cards(summary: Mapping[str, Any], gate: Mapping[str, Any] | None) -
                 + (f", {advisory} advisory (not private)" if advisory else "")
                 + (f"; preset {gate.get('preset')}" if gate and gate.get("preset") else ""))
     score_text = "—" if q["score"] is None else f"{q['score']:.0f}"
+    score_attr = "" if q["score"] is None else q["score"]
     comps = " · ".join(f"{k} {v:.2f}" for k, v in q["components"].items())
     why_q = q.get("note") or (comps + (f" ({q['capped']})" if q.get("capped") else ""))
     return (
@@ -324,7 +325,7 @@ def _summary_cards(summary: Mapping[str, Any], gate: Mapping[str, Any] | None) -
         f"<div class='sum' id='gate-card' data-status='{status}'><div class='k'>Gate</div>"
         f"<div class='big st-{status}'>{status_text}</div>"
         f"<div class='why'>{_e(gate_why)}</div></div>"
-        f"<div class='sum' id='quality-score' data-score='{'' if q['score'] is None else q['score']}'"
+        f"<div class='sum' id='quality-score' data-score='{score_attr}'"
         f" data-grade='{_e(q['grade'])}'><div class='k'>Quality score</div>"
         f"<div class='big'>{score_text}<small> / 100</small>"
         f"<span class='grade g-{_e(q['grade'])}'>{_e(q['grade'])}</span></div>"
@@ -345,7 +346,7 @@ def _tile(t: scoring.Tile) -> str:
         source = "gate" if t.threshold_source == "gate" else "default"
         limit = f"target {_e(t.threshold_text)} ({source}) · {judged}"
     elif t.status == "warn":
-        limit = f"suspicious: >= {scoring._num(scoring.TRTR_LEAK)} suggests a leak column"
+        limit = f"suspicious: >= {scoring.format_number(scoring.TRTR_LEAK)} suggests a leak column"
     else:
         limit = "no threshold (context)"
     return (f"<div class='tile t-{t.status}' data-metric='{_e(t.name)}' "
@@ -384,8 +385,8 @@ def first_screen(report: Mapping[str, Any]) -> tuple[str, str]:
             parts.append(f"<h3>{titles[group]}{badge}</h3><div class='tiles'>"
                          + "".join(_tile(t) for t in groups[group]) + "</div>")
     parts.append("<p class='muted'>Green: meets its target; red: does not; amber: suspicious; "
-                 "grey: context without a target. Targets come from the gate when it has a rule for the "
-                 "metric, otherwise from documented defaults (docs/report.md). "
+                 "grey: context without a target. Targets come from the gate when it has a rule "
+                 "for the metric, otherwise from documented defaults (docs/report.md). "
                  f"Train {_fmt(meta.get('n_train'))} rows · synthetic "
                  f"{_fmt(meta.get('n_synthetic'))} · holdout {_fmt(meta.get('n_holdout'))}."
                  "</p>")
@@ -508,10 +509,10 @@ def _risks(risks: Mapping[str, Any]) -> str:
 
 
 def _survival(section: Mapping[str, Any]) -> str:
-    parts = ["<p class='muted'>Kaplan-Meier curves of the real training "
-             "patients and the synthetic ones; max distance = largest vertical gap up to the "
-             "shorter follow-up. Concordance: Harrell's C on the real holdout of a Cox model "
-             "trained on synthetic (TSTR) vs on real (TRTR) data.</p>"]
+    parts = [("<p class='muted'>Kaplan-Meier curves of the real training "
+              "patients and the synthetic ones; max distance = largest vertical gap up to the "
+              "shorter follow-up. Concordance: Harrell's C on the real holdout of a Cox model "
+              "trained on synthetic (TSTR) vs on real (TRTR) data.</p>")]
     for name, endpoint in section.items():
         if not isinstance(endpoint, Mapping):
             continue
@@ -537,11 +538,12 @@ def _survival(section: Mapping[str, Any]) -> str:
 def _deid(section: Mapping[str, Any]) -> str:
     if not section.get("enabled"):
         return f"<p class='bad'>{_e(section.get('note', 'off'))}</p>"
-    parts = [f"<p><b>{_e(section.get('method'))}</b>, applied before fitting: the generator "
-             "and the evaluation saw the de-identified columns.</p>"]
+    parts = [(f"<p><b>{_e(section.get('method'))}</b>, applied before fitting: the generator "
+              "and the evaluation saw the de-identified columns.</p>")]
     actions = section.get("actions") or []
+    has_table = any(a.get("table") for a in actions)
     columns = [c for c in ("table", "column", "identifier_type", "rule", "n_rows", "n_changed",
-                           "source", "note") if c != "table" or any(a.get("table") for a in actions)]
+                           "source", "note") if c != "table" or has_table]
     parts.append(_table(actions, columns) if actions else
                  "<p class='muted'>No column is marked as an identifier: nothing changed.</p>")
     if section.get("dropped_columns"):
@@ -563,9 +565,9 @@ def _deid(section: Mapping[str, Any]) -> str:
 
 
 def _rare(section: Mapping[str, Any]) -> str:
-    parts = ["<p class='muted'>Not private (internal QA, do not "
-             "publish): which columns had categories rarer than k rows depends on exact counts "
-             "of the real data.</p>"]
+    parts = [("<p class='muted'>Not private (internal QA, do not "
+              "publish): which columns had categories rarer than k rows depends on exact counts "
+              "of the real data.</p>")]
     if section.get("note"):
         parts.append(f"<p>{_e(section['note'])}</p>")
     cols = section.get("columns") or []
@@ -573,8 +575,9 @@ def _rare(section: Mapping[str, Any]) -> str:
         parts.append(f"<p>No categorical column has a category held by fewer than "
                      f"{_fmt(section.get('k'))} rows: nothing merged.</p>")
     elif cols:
+        what = "merged into one value" if section.get("action") == "merge" else "made missing"
         parts.append(f"<p>Categories held by fewer than {_fmt(section.get('k'))} rows were "
-                     f"{'merged into one value' if section.get('action') == 'merge' else 'made missing'}"
+                     f"{what}"
                      " before fitting:</p>" + _table(cols))
     return "".join(parts)
 
@@ -728,8 +731,9 @@ def render(report: Mapping[str, Any]) -> str:
     titles = ", ".join(t.lower() for _, t, _ in appendix)
     page.toc.insert(0, ("summary", "Summary"))
     page.toc.append(("appendix", "Appendix"))
-    page.parts.append(f"<h2>Appendix</h2><details id='appendix'><summary>{_e(titles[:1].upper() + titles[1:])}"
-                      f"</summary>{inner}</details>")
+    summary = _e(titles[:1].upper() + titles[1:])
+    page.parts.append(f"<h2>Appendix</h2><details id='appendix'><summary>{summary}</summary>"
+                      f"{inner}</details>")
     header = (f"<h1>Synthetic data report</h1><p class='muted'>{_e(report.get('generator'))} · "
               f"report version {_e(report.get('report_version'))} · train "
               f"{_fmt(meta.get('n_train'))} rows · synthetic {_fmt(meta.get('n_synthetic'))} "

@@ -103,9 +103,11 @@ def marginals(columns: Sequence[Mapping[str, Any]]) -> str:
             x = np.arange(real.size)
             ax.bar(x - 0.2, np.nan_to_num(real), width=0.4, color=REAL, label="real")
             ax.bar(x + 0.2, np.nan_to_num(synth), width=0.4, color=SYNTH, label="synthetic")
-            ax.set_xticks(x)
-            ax.set_xticklabels([_short(lab, 8) for lab in plot.get("labels", [])],
-                               rotation=40, ha="right", fontsize=7.5)
+            labels = list(plot.get("labels") or [])
+            if len(labels) == x.size:
+                ax.set_xticks(x)
+                ax.set_xticklabels([_short(lab, 8) for lab in labels], rotation=40,
+                                   ha="right", fontsize=7.5)
         ax.set_title(f"{_short(col.get('name'), 22)}  ({col.get('metric')} "
                      f"{_fmt(col.get('distance'))})", fontsize=9)
         ax.tick_params(labelsize=7.5)

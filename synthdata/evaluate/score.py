@@ -226,7 +226,7 @@ class Tile:
     def threshold_text(self) -> str:
         if self.operator is None or self.threshold is None:
             return ""
-        return f"{self.operator} {_num(self.threshold)}"
+        return f"{self.operator} {format_number(self.threshold)}"
 
 
 def spec_for(name: str) -> Spec:
@@ -254,10 +254,12 @@ def spec_for(name: str) -> Spec:
 def gate_thresholds(gate: Mapping[str, Any] | None) -> dict[str, tuple[str, float]]:
     """``metric -> (operator, threshold)`` of the gate's numeric rules."""
     out: dict[str, tuple[str, float]] = {}
-    for row in _gate_rows(gate):
+    for row in gate_rows(gate):
         operator, threshold = row.get("operator"), row.get("threshold")
         if operator is None:  # reports written before operator/threshold were recorded
             operator, _, threshold = str(row.get("rule", "")).partition(" ")
+        if isinstance(threshold, bool) or threshold is None:
+            continue
         try:
             out[str(row.get("metric"))] = (str(operator), float(threshold))
         except (TypeError, ValueError):  # "validation: pass" has no number
@@ -265,7 +267,8 @@ def gate_thresholds(gate: Mapping[str, Any] | None) -> dict[str, tuple[str, floa
     return out
 
 
-def _gate_rows(gate: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
+def gate_rows(gate: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
+    """The rule entries of a report's gate section (``results``; ``rules`` in old reports)."""
     if not gate:
         return []
     rows = gate.get("results")
@@ -410,19 +413,19 @@ def privacy_level(report: Mapping[str, Any]) -> dict[str, Any]:
     dp = dp_facts(report)
     if dp is not None:
         eps, delta = dp["epsilon"], dp["delta"]
+        num = format_number
         unit = unit_text(dp["unit"])
         if delta is not None and delta > DELTA_MAX:
-            level, why = "low", f"δ = {_num(delta)} is above {_num(DELTA_MAX)}"
+            level, why = "low", f"δ = {num(delta)} is above {num(DELTA_MAX)}"
         elif eps <= EPSILON_HIGH:
-            level, why = "high", f"ε = {_num(eps)} <= {_num(EPSILON_HIGH)}"
+            level, why = "high", f"ε = {num(eps)} <= {num(EPSILON_HIGH)}"
         elif eps <= EPSILON_MEDIUM:
-            level, why = "medium", f"{_num(EPSILON_HIGH)} < ε = {_num(eps)} <= {_num(EPSILON_MEDIUM)}"
+            level, why = "medium", f"{num(EPSILON_HIGH)} < ε = {num(eps)} <= {num(EPSILON_MEDIUM)}"
         else:
-            level, why = "low", f"ε = {_num(eps)} is above {_num(EPSILON_MEDIUM)}"
+            level, why = "low", f"ε = {num(eps)} is above {num(EPSILON_MEDIUM)}"
         return {"level": level, "basis": "dp", "epsilon": eps, "delta": delta,
                 "unit": dp["unit"],
                 "reason": f"differential privacy, {why}, per {unit}"}
-    metrics = report.get("metrics") or {}
     gate = gate_thresholds((report.get("sections") or {}).get("gate"))
     judged = []
     for base in LEAKAGE_CHECKS:
@@ -435,7 +438,7 @@ def privacy_level(report: Mapping[str, Any]) -> dict[str, Any]:
     if failed:
         level = "low"
         reason = "no differential privacy; leakage found: " + "; ".join(
-            f"{t.label} {_num(t.value)} is not {t.threshold_text}" for t in failed)
+            f"{t.label} {format_number(t.value)} is not {t.threshold_text}" for t in failed)
     elif {"dcr_share", "mia_auc"} <= names:
         level = "medium"
         reason = (f"no differential privacy; all {len(judged)} leakage checks hold "
@@ -467,9 +470,10 @@ def warnings_for(report: Mapping[str, Any]) -> list[str]:
     for name, what in (("trtr_auc", "ROC AUC"), ("trtr_r2", "R²")):
         value = _value(metrics, name)
         if value is not None and value >= TRTR_LEAK:
-            out.append(f"Real-on-real utility is {_num(value)} ({what} of a model trained on "
-                       f"the real rows, predicting {target!r} on the holdout): the target is "
-                       "almost perfectly predictable, so a column probably leaks it (e.g. a "
+            out.append(f"Real-on-real utility is {format_number(value)} ({what} of a model "
+                       f"trained on the real rows, predicting {target!r} on the holdout): the "
+                       "target is almost perfectly predictable, so a column probably leaks it "
+                       "(e.g. a "
                        "value recorded after the outcome). Utility then measures the leak, not "
                        "the synthetic data: drop that column (data.drop) and run again.")
     return out
@@ -493,7 +497,7 @@ def _clip(x: float) -> float:
     return min(1.0, max(0.0, x))
 
 
-def _num(value: Any) -> str:
+def format_number(value: Any) -> str:
     if isinstance(value, float):
         if value.is_integer() and abs(value) < 1e6:
             return str(int(value))

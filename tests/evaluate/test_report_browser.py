@@ -55,7 +55,7 @@ def test_first_screen_renders_with_the_score(page, tmp_path) -> None:
     from PIL import Image
 
     browser = _browser()
-    path, report = page
+    path, _ = page
     shot = tmp_path / "first-screen.png"
     _chromium(browser, tmp_path / "profile", f"--window-size={WIDTH},{HEIGHT}",
               f"--screenshot={shot}", path.as_uri())

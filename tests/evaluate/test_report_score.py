@@ -14,8 +14,14 @@ from hypothesis import strategies as st
 from synthdata.errors import ConfigError
 from synthdata.evaluate import Report, evaluate
 from synthdata.evaluate.gate import check_gate, dp_verdict
-from synthdata.evaluate.score import (METRICS, headline_tiles, privacy_level, quality_score,
-                                      tile, warnings_for)
+from synthdata.evaluate.score import (
+    METRICS,
+    headline_tiles,
+    privacy_level,
+    quality_score,
+    tile,
+    warnings_for,
+)
 
 GOOD = {"shapes": 0.95, "pair_trends": 0.9, "detection_auc": 0.6, "utility_ratio": 0.95,
         "coverage_categories": 1.0, "coverage_range": 0.9, "exact_copy_excess": 0.0,
@@ -246,7 +252,7 @@ def test_repr_html_is_the_compact_first_screen() -> None:
     assert inline.startswith("<div class='sdr'>") and "<img" not in inline
     assert "id='quality-score'" in inline and "Privacy level" in inline
     # scoped CSS: it does not restyle the notebook around it
-    css = re.search(r"<style>(.*?)</style>", inline, re.S).group(1)
+    css = re.search(r"<style>(.*?)</style>", inline, re.DOTALL).group(1)
     for rule in re.findall(r"(?:^|})\s*([^{}@]+)\{", css):
         assert all(sel.strip().startswith(".sdr") for sel in rule.split(",")), rule
     assert len(inline) < len(report.to_html())
@@ -319,7 +325,7 @@ def test_evaluation_carries_the_data_of_the_new_plots(evaluated: Report) -> None
 def test_docs_list_every_default_threshold() -> None:
     from pathlib import Path
 
-    from synthdata.evaluate.score import _num
+    from synthdata.evaluate.score import format_number
 
     docs = Path(__file__).resolve().parents[2] / "docs" / "report.md"
     if not docs.is_file():
@@ -328,5 +334,5 @@ def test_docs_list_every_default_threshold() -> None:
     for name, spec in METRICS.items():
         if spec.operator is not None:
             row = (f"| {spec.label} | `{name}` | {spec.operator} "
-                   f"{_num(float(spec.threshold))} | {spec.basis} |")
+                   f"{format_number(float(spec.threshold))} | {spec.basis} |")
             assert row in text, row
