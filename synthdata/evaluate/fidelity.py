@@ -228,7 +228,74 @@ def pair_report(prepared: Prepared, real: Table, synth: Table) -> dict[str, Any]
         "pair_trends_all": float(np.mean(sims)) if sims else None,
         "pairs_with_trend": int(sum(strong)),
         "correlation_difference": float(upper.mean()) if len(upper) else None,
+        "bivariate": bivariate(prepared, real, synth, diff),
     }
+
+
+N_BIVARIATE = 4            # pairs with the largest association difference, for the report
+N_BIVARIATE_BINS = 20      # numeric bins per axis of a bivariate view
+N_BIVARIATE_CATEGORIES = 12
+
+
+def _axis(prepared: Prepared, name: str, real: Table) -> dict[str, Any]:
+    """One axis of a bivariate view: numeric bins over the real 0.5-99.5% range, or the most
+    frequent real categories (codes are by train frequency, so the first ones)."""
+    info = prepared.info(name)
+    if info.is_numeric:
+        x = real.values[name]
+        finite = x[np.isfinite(x)]
+        if len(finite) == 0:
+            return {"name": name, "type": "none"}
+        lo, hi = np.quantile(finite, [0.005, 0.995])
+        if hi <= lo:
+            lo, hi = float(finite.min()) - 0.5, float(finite.max()) + 0.5
+        return {"name": name, "type": "numeric",
+                "edges": np.linspace(lo, hi, N_BIVARIATE_BINS + 1).tolist()}
+    n = min(info.n_categories, N_BIVARIATE_CATEGORIES)
+    return {"name": name, "type": "discrete", "labels": list(info.categories[:n])}
+
+
+def _axis_codes(axis: dict[str, Any], x: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Bin index per row and the mask of rows inside the axis (missing / rare left out)."""
+    if axis["type"] == "numeric":
+        edges = np.asarray(axis["edges"])
+        ok = np.isfinite(x)
+        codes = np.clip(np.searchsorted(edges, np.where(ok, x, edges[0]), side="right") - 1,
+                        0, len(edges) - 2)
+        return codes, ok, len(edges) - 1
+    n = len(axis["labels"])
+    return np.minimum(x, max(n - 1, 0)).astype(np.int64), x < n, n
+
+
+def bivariate(prepared: Prepared, real: Table, synth: Table, diff: np.ndarray,
+              top: int = N_BIVARIATE) -> list[dict[str, Any]]:
+    """Joint frequency grids (real and synthetic) of the pairs whose association differs most.
+
+    Each view holds the two axes (numeric bin edges or category labels) and, per side, the
+    share of rows in each cell (rows with a missing or rarer value left out). Counts of bins,
+    never row values.
+    """
+    names = prepared.names
+    k = len(names)
+    if k < 2:
+        return []
+    iu = np.triu_indices(k, 1)
+    order = np.argsort(-diff[iu], kind="stable")[:top]
+    views = []
+    for idx in order:
+        i, j = int(iu[0][idx]), int(iu[1][idx])
+        ax, ay = _axis(prepared, names[i], real), _axis(prepared, names[j], real)
+        if "none" in (ax["type"], ay["type"]):
+            continue
+        grids = {}
+        for label, table in (("real", real), ("synth", synth)):
+            cx, okx, nx = _axis_codes(ax, table.values[names[i]])
+            cy, oky, ny = _axis_codes(ay, table.values[names[j]])
+            ok = okx & oky
+            grid = np.bincount(cx[ok] * ny + cy[ok], minlength=nx * ny).reshape(nx, ny)
+            grids[label] = (grid / max(int(ok.sum()), 1)).round(6).tolist()
+        views.append({"x": ax, "y": ay, "difference": float(diff[i, j]), **grids})
+    return views
 
 
 PAIR_CORRELATION_THRESHOLD = 0.5   # |Pearson r| of a numeric pair with a trend

@@ -19,7 +19,9 @@ this close?").
   synthetic row sits on a training row; ties count one half. ``dcr_median_ratio`` is
   median DCR to a holdout-sized train subsample over median DCR to holdout (1 ideal,
   near 0 = copies). ``nndr`` is the median ratio of the nearest to the second-nearest
-  training distance (0 for copies).
+  training distance (0 for copies). For the report, the dcr entry also holds the NNDR
+  distribution of synthetic rows and of holdout rows (the natural level) and a 2-D PCA
+  embedding of the encoded rows as density grids (``embedding``; no row coordinates).
 - membership inference: three attacks score members vs non-members; holdout is split in
   half into a reference set (what an attacker knows about the population) and the
   non-members: distance (closeness to the nearest synthetic row), density ratio
@@ -227,8 +229,10 @@ def dcr(enc: Encoded, rng: np.random.Generator) -> dict[str, Any]:
         ratio = np.where(d1 == 0, 0.0, d1 / np.where(d2 == 0, np.inf, d2))
     out: dict[str, Any] = {"nndr": float(np.median(ratio)), "dcr_share": None,
                            "dcr_median_ratio": None, "dcr_train_median": float(np.median(d1))}
+    out["embedding"] = embedding(enc)
     if enc.holdout is None:
         out["note"] = "DCR share and ratio need a holdout; none was given"
+        out["nndr_histogram"] = _nndr_histogram(enc, ratio, rng)
         return out
     d_ho = _nn(enc.holdout, queries)[0][:, 0]
     closer = np.mean(d1 < d_ho) + 0.5 * np.mean(d1 == d_ho)
@@ -251,6 +255,8 @@ def dcr(enc: Encoded, rng: np.random.Generator) -> dict[str, Any]:
         "histogram": _histogram(d_matched, d_ho),
         "n_synthetic_queries": len(queries),
     })
+    # last: its holdout subsample must not shift the draws above (same metrics as before)
+    out["nndr_histogram"] = _nndr_histogram(enc, ratio, rng)
     return out
 
 
@@ -260,6 +266,68 @@ def _histogram(d_train: np.ndarray, d_holdout: np.ndarray, bins: int = 40) -> di
     return {"edges": edges.tolist(),
             "train": np.histogram(np.clip(d_train, 0, hi), edges)[0].tolist(),
             "holdout": np.histogram(np.clip(d_holdout, 0, hi), edges)[0].tolist()}
+
+
+N_NNDR_BINS = 20
+N_EMBEDDING_BINS = 40
+
+
+def _nndr(reference: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    dist, _ = _nn(reference, queries, k=2)
+    d1 = dist[:, 0]
+    d2 = dist[:, 1] if dist.shape[1] > 1 else dist[:, 0]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(d1 == 0, 0.0, d1 / np.where(d2 == 0, np.inf, d2))
+
+
+def _nndr_histogram(enc: Encoded, ratio: np.ndarray, rng: np.random.Generator
+                    ) -> dict[str, Any]:
+    """Distribution of the NNDR of synthetic rows, and of holdout rows (the natural level).
+
+    Shares of rows per bin of [0, 1]; the holdout side queries at most as many rows as the
+    synthetic side (``None`` without a holdout).
+    """
+    edges = np.linspace(0.0, 1.0, N_NNDR_BINS + 1)
+    out: dict[str, Any] = {"edges": edges.tolist(),
+                           "synth": (np.histogram(np.clip(ratio, 0, 1), edges)[0]
+                                     / max(len(ratio), 1)).tolist(), "holdout": None}
+    if enc.holdout is not None and len(enc.train) > 1:
+        rows = subsample(len(enc.holdout), len(enc.queries), rng)
+        ho = _nndr(enc.train, enc.holdout[rows])
+        out["holdout"] = (np.histogram(np.clip(ho, 0, 1), edges)[0] / max(len(ho), 1)).tolist()
+        out["holdout_median"] = float(np.median(ho))
+    return out
+
+
+def embedding(enc: Encoded) -> dict[str, Any] | None:
+    """2-D PCA of the encoded rows (axes fitted on train) as density grids per side.
+
+    The grids hold the share of rows per cell of a common 40 x 40 grid over the real rows'
+    0.5-99.5% range (rows outside are left out): densities, never coordinates of a row.
+    """
+    if enc.train.shape[1] < 2 or len(enc.train) < 3:
+        return None
+    mean = enc.train.mean(axis=0)
+    _, sing, vt = np.linalg.svd(enc.train - mean, full_matrices=False)
+    axes = vt[:2].T
+    var = sing ** 2
+    explained = (var[:2] / var.sum()).tolist() if var.sum() > 0 else [0.0, 0.0]
+    sides = {"real": enc.train, "synth": enc.synth}
+    if enc.holdout is not None:
+        sides["holdout"] = enc.holdout
+    proj = {k: (v - mean) @ axes for k, v in sides.items()}
+    lo = np.quantile(proj["real"], 0.005, axis=0)
+    hi = np.quantile(proj["real"], 0.995, axis=0)
+    hi = np.where(hi > lo, hi, lo + 1.0)
+    pad = 0.05 * (hi - lo)
+    xe = np.linspace(lo[0] - pad[0], hi[0] + pad[0], N_EMBEDDING_BINS + 1)
+    ye = np.linspace(lo[1] - pad[1], hi[1] + pad[1], N_EMBEDDING_BINS + 1)
+    out: dict[str, Any] = {"method": "pca", "explained_variance": explained,
+                           "x_edges": xe.tolist(), "y_edges": ye.tolist()}
+    for k, p in proj.items():
+        grid = np.histogram2d(p[:, 0], p[:, 1], bins=[xe, ye])[0]
+        out[k] = (grid / max(len(p), 1)).round(6).tolist()
+    return out
 
 
 # -- membership inference ------------------------------------------------------------------

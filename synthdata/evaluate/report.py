@@ -29,8 +29,20 @@ JSON schema, ``report_version`` 1 (every key always present; ``null`` = not comp
                          "baseline_rate", "n_attacks", ...} | {"note"},
                       "exposed_records": [{"row", "attacks_succeeded", ...}],
                       "quasi_columns", "sensitive_columns"} | null,
-      "sections":    {name: payload}     # added by add_section: privacy, gate, validation,
-    }                                    # timings, manifest, deidentification, survival, ...
+      "sections":    {name: payload},    # added by add_section: privacy, gate, validation,
+                                         # timings, manifest, deidentification, survival, ...
+      "summary":     {"quality": {"score": 0-100 | null, "grade": "A".."F" | "?",
+                                  "components", "weights", "capped"},
+                      "privacy": {"level": "high" | "medium" | "low" | "unknown",
+                                  "basis": "dp" | "leakage", "reason", ...},
+                      "dp": {"epsilon", "delta", "unit", "budget"} | null,
+                      "gate_status": "passed" | "failed" | "not_judged",
+                      "warnings": [str]}  # computed from the keys above (score.py), never
+    }                                     # read back: re-rendering recomputes it
+
+``pairs`` also holds ``bivariate``: joint frequency grids (real, synthetic) of the pairs whose
+association differs most; ``leakage.dcr`` holds ``nndr_histogram`` and ``embedding`` (a 2-D
+PCA as density grids). Keys added after version 1 was published are optional when reading.
 
 Rows in ``exposed_records`` are 0-based positions in the training frame; no values are
 ever written to the report.
@@ -41,14 +53,25 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from synthdata.errors import ConfigError
 from synthdata.evaluate.metrics import METRIC_INFO
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 REPORT_VERSION = 1
+
+
+class ReportPaths(NamedTuple):
+    """Where :meth:`Report.save` wrote the report."""
+
+    json: Path
+    html: Path
 _BODY_KEYS = ("columns", "pairs", "detection", "utility", "coverage", "leakage", "risks")
 
 
@@ -125,7 +148,13 @@ class Report:
         for key in _BODY_KEYS:
             out[key] = self.body.get(key)
         out["sections"] = dict(self.sections)
-        return to_jsonable(out)
+        out = to_jsonable(out)
+        from synthdata.evaluate.score import summary
+
+        out["summary"] = to_jsonable(summary(out))
+        if self.sections.get("release"):  # a DP run: the summary reads real-data metrics too
+            out["summary"]["privacy_label"] = self.sections["release"].get("label")
+        return out
 
     def to_json(self, *, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
@@ -152,7 +181,77 @@ class Report:
 
         return render(self.to_dict())
 
+    def _repr_html_(self) -> str:
+        """The notebook view: verdict, quality score, privacy level and tiles (no plots)."""
+        from synthdata.evaluate._html import render_inline
+
+        return render_inline(self.to_dict())
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """Quality score and grade, privacy level, DP facts, gate status, warnings.
+
+        See :mod:`synthdata.evaluate.score` (and docs/report.md) for the definitions.
+        """
+        return self.to_dict()["summary"]
+
+    def save(self, folder: str | Path) -> ReportPaths:
+        """Write ``report.json`` and ``report.html`` into ``folder`` (created if missing).
+
+        Each file is written atomically (a temporary file, then a rename), so a failure
+        leaves no half-written report. Returns the two paths.
+
+        Examples
+        --------
+        >>> paths = report.save("out")          # doctest: +SKIP
+        >>> paths.html                          # doctest: +SKIP
+        PosixPath('out/report.html')
+        """
+        from synthdata.io.files import atomic_write_text
+
+        folder = Path(folder)
+        if folder.exists() and not folder.is_dir():
+            raise ConfigError(f"cannot save the report into {str(folder)!r}: it is a file, not "
+                              "a folder; give a folder path")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise ConfigError(f"cannot create the report folder {str(folder)!r}: "
+                              f"{err.strerror or err}") from err
+        # render both before writing either: an error leaves no report half-saved
+        text_json, text_html = self.to_json(), self.to_html()
+        json_path = atomic_write_text(folder / "report.json", text_json)
+        html_path = atomic_write_text(folder / "report.html", text_html)
+        return ReportPaths(json=json_path, html=html_path)
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per metric: name, label, group, value, operator, threshold,
+        threshold_source, status, explanation.
+
+        ``status`` is "pass"/"fail" against the gate's rule for the metric when there is one,
+        else against the documented default (``threshold_source`` says which); "info" when
+        the metric has no threshold; "missing" when it was not computed.
+        """
+        import pandas as pd
+
+        from synthdata.evaluate.score import tiles
+
+        rows = [{"name": t.name, "label": t.label, "group": t.group, "value": t.value,
+                 "operator": t.operator, "threshold": t.threshold,
+                 "threshold_source": t.threshold_source or None, "status": t.status,
+                 "explanation": t.explanation} for t in tiles(self.to_dict())]
+        columns = ["name", "label", "group", "value", "operator", "threshold",
+                   "threshold_source", "status", "explanation"]
+        frame = pd.DataFrame(rows, columns=columns)
+        frame["value"] = frame["value"].astype("float64")
+        frame["threshold"] = frame["threshold"].astype("float64")
+        return frame
+
     def __repr__(self) -> str:
+        summary = self.summary
+        quality, privacy = summary["quality"], summary["privacy"]
+        score = "—" if quality["score"] is None else f"{quality['score']:.0f}"
         shown = {k: self.metrics.get(k) for k in ("shapes", "pair_trends", "detection_auc",
                                                    "exact_copies", "dcr_share", "mia_auc")}
-        return f"Report({shown})"
+        return (f"Report(gate={summary['gate_status']}, quality={score}/100 "
+                f"{quality['grade']}, privacy={privacy['level']}, {shown})")

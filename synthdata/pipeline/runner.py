@@ -366,7 +366,8 @@ def _mark_not_private(report: Any) -> None:
         marked.append(name)
     report.add_section("release", {
         "label": NOT_PRIVATE_LABEL,
-        "not_private": ["metrics", "columns", "pairs", "meta", *marked],
+        "not_private": ["metrics", "summary", "columns", "pairs", "detection", "utility",
+                        "coverage", "leakage", "risks", "meta", *marked],
         "dp_safe": [*_DP_SAFE_SECTIONS],
         "note": "this report is internal QA for the data custodian: everything listed under "
                 "not_private reads the real train/holdout rows (fidelity, leakage, "
