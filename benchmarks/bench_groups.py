@@ -47,7 +47,7 @@ def run(generators: list[str], epochs: int, seed: int) -> list[dict]:
         schema = Schema.infer(train).with_overrides(
             {"columns": [{"name": c, **v} for c, v in over.items()]})
         for kind in generators:
-            params = {} if kind == "gmm" else {"epochs": epochs}
+            params = {} if kind == "gmm" or not epochs else {"epochs": epochs}
             t0 = time.perf_counter()
             gen = sd.make_generator(kind, schema, seed=seed, **params).fit(train)
             synth = gen.sample(len(train), seed=seed)
@@ -201,7 +201,8 @@ def write(rows: list[dict], out: Path, argv: list[str]) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--generators", nargs="+", default=["gmm", "ddpm", "vae", "ctgan"])
-    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--epochs", type=int, default=0,
+                    help="epochs for the deep generators (default 0: their own defaults)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     ap.add_argument("--augment", action="store_true",
