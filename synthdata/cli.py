@@ -174,7 +174,7 @@ def fit(data: Annotated[Path, typer.Argument(help="CSV or Parquet training table
         output: Annotated[Path, typer.Option("--output", "-o", help="Model archive to write.")],
         generator: Annotated[str, typer.Option("--generator", "-g")] = "gmm",
         schema: Annotated[Path | None, typer.Option(help="Schema YAML (overrides inference).")] = None,
-        seed: int = 0,
+        seed: Annotated[int, typer.Option(min=0, help="Random seed (a non-negative integer).")] = 0,
         param: Annotated[list[str] | None, typer.Option("--param", "-p",
                          help="Generator parameter name=value (repeatable).")] = None,
         unmarked: Annotated[str, typer.Option(
@@ -233,7 +233,8 @@ def fit(data: Annotated[Path, typer.Argument(help="CSV or Parquet training table
 def sample(model: Annotated[Path, typer.Argument(help="Model archive from `synthdata fit`.")],
            rows: Annotated[int, typer.Option("--rows", "-n", help="Rows to generate.")],
            output: Annotated[Path, typer.Option("--output", "-o", help="CSV or Parquet to write.")],
-           seed: int | None = None,
+           seed: Annotated[int | None, typer.Option(min=0, help="Random seed (a non-negative "
+                                                    "integer).")] = None,
            condition: Annotated[list[str] | None, typer.Option("--condition", "-c",
                                 help="Fix a discrete column: name=value (repeatable).")] = None,
            gate: GateOpt = None,
@@ -559,7 +560,7 @@ def audit(data: Annotated[Path, typer.Argument(help="CSV or Parquet table to aud
           canaries: Annotated[int | None, typer.Option(
               "--canaries", help="Canary rows per fit (default: two per numeric column, at "
                                  "most 16).")] = None,
-          seed: int = 0,
+          seed: Annotated[int, typer.Option(min=0, help="Random seed (a non-negative integer).")] = 0,
           schema: Annotated[Path | None, typer.Option(help="Schema YAML (overrides "
                                                       "inference; must admit the canaries).")] = None,
           param: Annotated[list[str] | None, typer.Option("--param", "-p",

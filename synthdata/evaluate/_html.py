@@ -164,7 +164,12 @@ def _heatmap(pairs: Mapping[str, Any]) -> str:
     size = min(13, 7 + 0.15 * len(names))
     fig = _figure(size, size * 0.85)
     ax = fig.add_subplot(1, 1, 1)
-    im = ax.imshow(pairs["difference"], vmin=0, vmax=1, cmap="Reds")
+    # a pair without a finite association is None in the JSON: drawn blank, never a crash
+    import numpy as np
+
+    diff = np.array([[np.nan if v is None else v for v in row] for row in pairs["difference"]],
+                    dtype=float)
+    im = ax.imshow(diff, vmin=0, vmax=1, cmap="Reds")
     ax.set_xticks(range(len(names)))
     ax.set_yticks(range(len(names)))
     labels = [str(n)[:14] for n in names]

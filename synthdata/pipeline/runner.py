@@ -22,7 +22,7 @@ import pandas as pd
 from synthdata.errors import ConfigError, DataError
 from synthdata.io.files import (PRIVATE_DIR_MODE, atomic_write_text, fingerprint, private_dir,
                                 read_table, write_table)
-from synthdata.pipeline.config import PipelineConfig
+from synthdata.pipeline.config import PipelineConfig, public_config
 from synthdata.pipeline.deid import (LEDGER_REASON, LEDGER_STEP, SECTION, deid_table,
                                      record_scan)
 from synthdata.pipeline.rare import SECTION as RARE_SECTION
@@ -170,20 +170,18 @@ def _run(cfg: PipelineConfig, data: pd.DataFrame | None, run_dir: Path, timer: _
     privacy = _dp_config(cfg)
     check_privacy_unit(privacy, linked=False)   # before any data is read
     with timer.step("load"):
-        if data is None:
-            df = read_table(cfg.data.path, encoding=cfg.data.encoding, fmt=cfg.data.format)
-        else:
-            df = data
-        # under DP the input's hash would identify the table: never computed, never shipped
-        input_fp = None if privacy is not None else (
-            fingerprint(cfg.data.path) if data is None else _frame_fingerprint(df))
+        df = load_frame(cfg, data)
         df = _drop_columns(df, cfg.data.drop)
         schema = _schema_for(df, cfg) if privacy is None else _declared_schema_for(df, cfg)
-        schema.validate(df, where=str(cfg.data.path))
+        schema.validate(df, where=_where(cfg, data))
+        # under DP the input's hash would identify the table: never computed, never shipped
+        input_fp = None if privacy is not None else (
+            fingerprint(cfg.data.path) if data is None and cfg.data.path is not None
+            else _frame_fingerprint(df))
     progress("load", 1, 1)
     with timer.step("deid"):  # before the split: train, holdout and schema are de-identified
         df, schema, deid_section = deid_table(df, schema, cfg.deid, seed=cfg.seed,
-                                              where=str(cfg.data.path) if data is None else "data")
+                                              where=_where(cfg, data))
         df, schema, rare_section = merge_rare_categories(df, schema, cfg.deid.rare_categories,
                                                          private=cfg.privacy is not None)
 
@@ -332,7 +330,7 @@ def _dp_manifest(manifest: dict[str, Any], n_noisy: int | None, cfg: PipelineCon
                  synthetic_files: list[str] | None = None) -> dict[str, Any]:
     """The manifest of a DP run: public facts and DP releases only."""
     out = dict(manifest)
-    out["input"] = {"path": str(cfg.data.path)} if cfg.data.tables is None else \
+    out["input"] = _input(cfg) if cfg.data.tables is None else \
         {"tables": sorted(cfg.data.tables)}
     out["rows"] = {"training_units_noisy": n_noisy,
                    "synthetic": cfg.sample.rows or n_noisy,
@@ -413,6 +411,40 @@ def _dp_config(cfg: PipelineConfig) -> Any:
         raise ConfigError(f"privacy: {err}") from None
 
 
+def load_frame(cfg: PipelineConfig, data: Any = None) -> pd.DataFrame:
+    """The real table of a one-table pipeline: ``data`` (pandas or polars) when given, else
+    the file at ``data.path`` or the SQL source (``data.sql``)."""
+    from synthdata.io.files import normalize_cells
+
+    if data is not None:
+        from synthdata.io.sql import as_pandas
+        from synthdata.schema.infer import check_frame
+
+        df = as_pandas(data, where="data")
+        names = list(df.columns)
+        if len(set(names)) != len(names):
+            check_frame(df, where="data")  # names the repeated columns
+        return normalize_cells(df)
+    if cfg.data.sql is not None:
+        from synthdata.io.sql import read_sql
+
+        return read_sql(cfg.data.sql, query=cfg.data.query,
+                        table=cfg.data.table if cfg.data.query is None else None)
+    return read_table(cfg.data.path, encoding=cfg.data.encoding, fmt=cfg.data.format)
+
+
+def _where(cfg: PipelineConfig, data: Any) -> str:
+    return "data" if data is not None else cfg.data.source
+
+
+def _input(cfg: PipelineConfig) -> dict[str, Any]:
+    if cfg.data.sql is not None:
+        from synthdata.io.sql import safe_url
+
+        return {"sql": safe_url(cfg.data.sql), "query": cfg.data.query, "table": cfg.data.table}
+    return {"path": str(cfg.data.path)}
+
+
 def _drop_columns(df: pd.DataFrame, drop: tuple[str, ...]) -> pd.DataFrame:
     missing = [c for c in drop if c not in df.columns]
     if missing:
@@ -426,11 +458,11 @@ def _schema_for(df: pd.DataFrame, cfg: PipelineConfig) -> Schema:
     schema = Schema.infer(df, name=name)
     if cfg.data.schema_path is not None:
         overrides = load_yaml(cfg.data.schema_path)
-        if not isinstance(overrides, dict):
-            raise ConfigError(f"{cfg.data.schema_path}: a schema must be a YAML mapping")
-        columns = overrides.get("columns") or []
-        overrides = dict(overrides)
-        overrides["columns"] = [c for c in columns if c.get("name") not in cfg.data.drop]
+        columns = overrides.get("columns") if isinstance(overrides, dict) else None
+        if isinstance(columns, list) and cfg.data.drop:  # shape errors: with_overrides names them
+            overrides = dict(overrides)
+            overrides["columns"] = [c for c in columns if not isinstance(c, dict)
+                                    or c.get("name") not in cfg.data.drop]
         schema = schema.with_overrides(overrides, where=str(cfg.data.schema_path))
     return schema
 
@@ -473,9 +505,9 @@ def _manifest(cfg: PipelineConfig, input_fp: str | dict[str, str], train: pd.Dat
     return {
         "manifest_version": 1,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "input": ({"path": str(cfg.data.path), "sha256": input_fp} if isinstance(input_fp, str)
+        "input": ({**_input(cfg), "sha256": input_fp} if isinstance(input_fp, str)
                   else {"tables": input_fp}),
-        "config": json.loads(cfg.model_dump_json(by_alias=True)),
+        "config": public_config(cfg),
         "seed": cfg.seed,
         "rows": {"train": len(train), "holdout": 0 if holdout is None else len(holdout),
                  "synthetic": len(synth)},
