@@ -17,7 +17,7 @@ import hashlib
 import os
 import re
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -260,3 +260,55 @@ def write_table(df: pd.DataFrame, path: Path, fmt: str = "csv", *,
     if fmt == "parquet":
         return atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
     raise DataError(f"unknown output format {fmt!r}; use one of {FORMATS}")
+
+
+def write_table_chunks(chunks: Iterable[pd.DataFrame], path: Path, fmt: str = "csv", *,
+                       neutralize: bool = True) -> int:
+    """Write a table that arrives in chunks to ``path``, one chunk in memory at a time.
+
+    CSV: the header once, then each chunk appended (formulas neutralised per chunk, as
+    :func:`write_table` does). Parquet: one row group per chunk through
+    ``pyarrow.parquet.ParquetWriter``, every chunk cast to the first chunk's column types (a
+    column that is entirely missing in the first chunk is typed from the first chunk that
+    has values; text columns stay text). Atomic like :func:`write_table`: a failure leaves no
+    file at ``path``. Returns the number of rows written.
+    """
+    if fmt not in FORMATS:
+        raise DataError(f"unknown output format {fmt!r}; use one of {FORMATS}")
+    written = [0]
+
+    def write_csv(tmp: Path) -> None:
+        with open(tmp, "w", encoding="utf-8", newline="") as fh:
+            for i, chunk in enumerate(chunks):
+                data = neutralize_formulas(chunk) if neutralize else chunk
+                data.to_csv(fh, index=False, header=i == 0)
+                written[0] += len(chunk)
+
+    def write_parquet(tmp: Path) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        writer = None
+        schema = None
+        try:
+            for chunk in chunks:
+                table = pa.Table.from_pandas(chunk, preserve_index=False)
+                if schema is None:
+                    schema = pa.schema([f if not pa.types.is_null(f.type) else
+                                        f.with_type(pa.string()) for f in table.schema],
+                                       metadata=table.schema.metadata)
+                    writer = pq.ParquetWriter(tmp, schema)
+                try:
+                    table = table.cast(schema)
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError) as err:
+                    raise DataError(f"{path}: a later chunk of the synthetic table does not "
+                                    f"fit the column types of the first ({err}); write CSV "
+                                    "(output.format: csv) or raise sample.chunk_rows") from err
+                writer.write_table(table)
+                written[0] += len(chunk)
+        finally:
+            if writer is not None:
+                writer.close()
+
+    atomic_write(Path(path), write_csv if fmt == "csv" else write_parquet)
+    return written[0]

@@ -93,8 +93,13 @@ class GeneratorConfig(_Frozen):
 
 
 class SampleConfig(_Frozen):
+    """``rows`` (default: as many as the training split) are drawn and written in chunks of
+    ``chunk_rows``, so memory does not grow with ``rows``; the first chunk is what the
+    evaluation reads (:mod:`synthdata.pipeline.stream` states the reproducibility rule)."""
+
     rows: PositiveInt | None = None  # None: as many rows as the training split
     conditions: dict[str, Any] = Field(default_factory=dict)
+    chunk_rows: PositiveInt = 100_000
 
 
 class OutputConfig(_Frozen):

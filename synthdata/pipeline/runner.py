@@ -206,8 +206,9 @@ def _run(cfg: PipelineConfig, data: pd.DataFrame | None, run_dir: Path, timer: _
     with timer.step("fit"):
         gen.fit(train, ledger=ledger, progress=progress)
     n_rows = cfg.sample.rows or (len(train) if n_noisy is None else n_noisy)
-    with timer.step("sample"):
-        synth = gen.sample(n_rows, conditions=cfg.sample.conditions or None, seed=cfg.seed)
+    with timer.step("sample"):  # the first chunk: all rows when they fit in one
+        synth = gen.sample(min(n_rows, cfg.sample.chunk_rows),
+                           conditions=cfg.sample.conditions or None, seed=cfg.seed)
     progress("sample", 1, 1)
 
     with timer.step("evaluate"):
@@ -236,6 +237,16 @@ def _run(cfg: PipelineConfig, data: pd.DataFrame | None, run_dir: Path, timer: _
     report.metrics["constraint_violations"] = section["declared_violations"]
     if privacy is not None:  # DP-safe: the synthetic table against the declared rules alone
         report.metrics["constraint_violations"] = synthetic_violations(synth, schema)
+    partial = None
+    if n_rows > len(synth):  # more rows than one chunk: streamed to disk before the gate
+        partial, later = _stream_rows(gen, synth, n_rows, cfg, schema, run_dir, timer, progress)
+        report.metrics["constraint_violations"] += later
+        report.add_section("sample", {
+            "rows": n_rows, "chunk_rows": cfg.sample.chunk_rows, "evaluated_rows": len(synth),
+            "rule": "the evaluation, validation and the gate's metrics read the first chunk "
+                    f"({len(synth)} rows); declared constraints are enforced in every chunk "
+                    "and constraint_violations counts every row written; formulas are "
+                    "neutralised in every chunk"})
 
     # Under DP the shipped suite may state only public facts: inferred bounds and category
     # lists are properties of the private table (and DP outputs may lawfully exceed them).
@@ -257,7 +268,8 @@ def _run(cfg: PipelineConfig, data: pd.DataFrame | None, run_dir: Path, timer: _
     report.add_section("privacy", ledger.to_dict() | {"statement": ledger.plain_language()})
     report.add_section("budget", budget_section(budget, privacy))
     report.add_section("timings", dict(timer.timings))
-    manifest = _manifest(cfg, input_fp, train, holdout, synth, timer, ledger, verdict)
+    manifest = _manifest(cfg, input_fp, train, holdout, synth, timer, ledger, verdict,
+                         n_synthetic=n_rows)
     if privacy is not None:
         manifest = _dp_manifest(manifest, n_noisy, cfg)
         _mark_not_private(report)
@@ -265,8 +277,14 @@ def _run(cfg: PipelineConfig, data: pd.DataFrame | None, run_dir: Path, timer: _
 
     synth_path = None
     if verdict.passed or not verdict.judged:  # not judged: exported because `gate: none`
-        synth_path = write_table(synth, run_dir / f"synthetic.{cfg.output.format}",
-                                 cfg.output.format, neutralize=cfg.output.neutralize_formulas)
+        target = run_dir / f"synthetic.{cfg.output.format}"
+        if partial is not None:
+            synth_path = partial.replace(target)
+        else:
+            synth_path = write_table(synth, target, cfg.output.format,
+                                     neutralize=cfg.output.neutralize_formulas)
+    elif partial is not None:
+        partial.unlink()  # refused: the streamed rows never leave the run's temporary folder
     schema.save(run_dir / "schema.yaml")
     if suite_json is not None:
         atomic_write_text(run_dir / "expectations.json", suite_json)
@@ -276,6 +294,39 @@ def _run(cfg: PipelineConfig, data: pd.DataFrame | None, run_dir: Path, timer: _
     return RunResult(run_dir=run_dir, passed=verdict.passed, metrics=dict(report.metrics),
                      synthetic_path=synth_path, gate=list(verdict.results),
                      timings=dict(timer.timings), judged=verdict.judged)
+
+
+def _stream_rows(gen: Any, first: pd.DataFrame, n_rows: int, cfg: PipelineConfig,
+                 schema: Schema, run_dir: Path, timer: _Timer,
+                 progress: Progress) -> tuple[Path, int]:
+    """Sample and write all ``n_rows`` chunk by chunk into a hidden file of the run folder.
+
+    Returns the file (renamed to ``synthetic.*`` only if the gate lets it out) and the
+    declared-constraint violations in the chunks after the first (DP-safe: synthetic rows
+    against declared rules only).
+    """
+    from synthdata.constraints.report import synthetic_violations
+    from synthdata.io.files import write_table_chunks
+    from synthdata.pipeline.stream import sample_chunks
+
+    later = [0]
+    done = [0]
+
+    def chunks() -> Iterator[pd.DataFrame]:
+        for index, chunk in enumerate(sample_chunks(
+                gen, n_rows, cfg.sample.chunk_rows, seed=cfg.seed,
+                conditions=cfg.sample.conditions or None, first=first)):
+            if index > 0 and schema.constraints:
+                later[0] += synthetic_violations(chunk, schema)
+            done[0] += len(chunk)
+            progress("export", done[0], n_rows)
+            yield chunk
+
+    partial = run_dir / f".synthetic.{cfg.output.format}.partial"
+    with timer.step("sample_stream"):
+        write_table_chunks(chunks(), partial, cfg.output.format,
+                           neutralize=cfg.output.neutralize_formulas)
+    return partial, later[0]
 
 
 def resolve_gate(spec: str | dict[str, Any] | None) -> str | dict[str, Any] | None:
@@ -501,7 +552,7 @@ def package_versions() -> dict[str, str]:
 
 def _manifest(cfg: PipelineConfig, input_fp: str | dict[str, str], train: pd.DataFrame,
               holdout: pd.DataFrame | None, synth: pd.DataFrame, timer: _Timer, ledger: Any,
-              verdict: Any) -> dict[str, Any]:
+              verdict: Any, n_synthetic: int | None = None) -> dict[str, Any]:
     return {
         "manifest_version": 1,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -510,7 +561,7 @@ def _manifest(cfg: PipelineConfig, input_fp: str | dict[str, str], train: pd.Dat
         "config": public_config(cfg),
         "seed": cfg.seed,
         "rows": {"train": len(train), "holdout": 0 if holdout is None else len(holdout),
-                 "synthetic": len(synth)},
+                 "synthetic": len(synth) if n_synthetic is None else n_synthetic},
         "versions": package_versions(),
         "platform": {"machine": platform.machine(), "system": platform.system()},
         "timings_s": dict(timer.timings),
