@@ -102,8 +102,10 @@ def read_sql(url: str, *, query: str | None = None, table: str | None = None,
             df = pd.read_sql(stmt, conn)
     except DataError:
         raise
-    except sa.exc.SQLAlchemyError as err:
-        detail = _scrub(str(getattr(err, "orig", None) or err).splitlines()[0], real)
+    except (sa.exc.SQLAlchemyError, pd.errors.DatabaseError) as err:
+        cause = err.__cause__ if isinstance(err, pd.errors.DatabaseError) and err.__cause__ \
+            else err
+        detail = _scrub(str(getattr(cause, "orig", None) or cause).splitlines()[0], real)
         raise DataError(f"{where} ({shown}): cannot read the {what}: {detail}; check the URL, "
                         "the credentials and the SQL") from None
     finally:

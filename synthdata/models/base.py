@@ -84,8 +84,10 @@ class BaseGenerator:
     def fit(self, data: pd.DataFrame, *, ledger: Any = None, progress: Progress = no_progress) -> Self:
         """Learn the table ``data``; returns self."""
         self._validate_params()
-        if not isinstance(data, pd.DataFrame):
-            raise DataError(f"fit() expects a pandas DataFrame, got {type(data).__name__}")
+        if not isinstance(data, pd.DataFrame):  # a polars DataFrame is converted
+            from synthdata.io.sql import as_pandas
+
+            data = as_pandas(data, where="fit()")
         self.schema.validate(data, where="training data")
         if len(data) < MIN_TRAINING_ROWS:
             raise DataError(f"the training data has {len(data)} row(s); at least "

@@ -85,7 +85,8 @@ def run_pipeline(config: str | Path | PipelineConfig | dict[str, Any], *,
     ``synthetic.csv`` (or ``.parquet``) only when the gate passes, or when the pipeline
     says ``gate: none`` (then the run is NOT JUDGED: ``result.judged`` is False). Without a
     ``gate:`` key the ``default`` preset judges. The run folder is private (0700, files
-    0600). ``data`` replaces ``data.path`` (used by the service).
+    0600). ``data`` (a pandas or polars DataFrame) replaces the configured source (used by
+    the service and notebooks). ``data.sql`` reads a table or query from a database.
 
     Examples
     --------
@@ -93,6 +94,10 @@ def run_pipeline(config: str | Path | PipelineConfig | dict[str, Any], *,
     >>> result.run_dir                                        # doctest: +SKIP
     """
     cfg = _load_config(config)
+    if data is not None:  # a polars DataFrame becomes pandas once, before anything reads it
+        from synthdata.io.sql import as_pandas
+
+        data = as_pandas(data, where="data")
     timer = _Timer()
     out_root = Path(output_dir) if output_dir is not None else cfg.output.dir
     tmp_dir = _make_tmp_dir(out_root, cfg)

@@ -120,8 +120,10 @@ def infer_schema(df: pd.DataFrame, *, name: str = "table") -> Schema:
     unique keys and high-cardinality strings are ids (never learned); long free text is
     text. Bounds and categories are read from the data (so they are *not* public).
     """
-    if not isinstance(df, pd.DataFrame):
-        raise DataError(f"expected a pandas DataFrame, got {type(df).__name__}")
+    if not isinstance(df, pd.DataFrame):  # a polars DataFrame is converted
+        from synthdata.io.sql import as_pandas
+
+        df = as_pandas(df, where=f"table {name!r}")
     if df.shape[1] == 0:
         raise DataError("the table has no columns")
     bad = [c for c in df.columns if not isinstance(c, str)]

@@ -263,8 +263,10 @@ class Schema:
         fixed combinations, lookups, sums) land in ``proposed_constraints`` for a person to
         confirm; they are a property of the data, so not for private data under DP.
         """
+        from synthdata.io.sql import as_pandas
         from synthdata.schema.infer import infer_schema
 
+        df = as_pandas(df, where=f"table {name!r}")  # pandas as is; polars converted
         schema = infer_schema(df, name=name)
         if discover_constraints:
             from synthdata.constraints.discover import discover
