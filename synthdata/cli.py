@@ -250,11 +250,16 @@ def sample(model: Annotated[Path, typer.Argument(help="Model archive from `synth
                "--neutralize-formulas/--keep-formulas",
                help="CSV: prefix text cells starting with = + - @ tab CR with ' so "
                     "spreadsheets do not run them.")] = True,
+           chunk_rows: Annotated[int, typer.Option(
+               "--chunk-rows", min=1, help="Rows drawn and written at a time (memory does not "
+                                           "grow with --rows; part of the reproducibility "
+                                           "recipe with --seed).")] = 100_000,
            quiet: Quiet = False, debug: Debug = False) -> None:
     """Draw ROWS synthetic rows from a saved model (NOT JUDGED unless --gate is given).
 
     With --gate the rows are evaluated against --real (and --holdout) and written only when
-    the gate passes (exit 3 otherwise, report written).
+    the gate passes (exit 3 otherwise, report written). More than --chunk-rows rows are
+    drawn and written chunk by chunk; --gate then judges the first chunk.
     """
     _state["debug"] |= debug
     import synthdata as sd
@@ -266,11 +271,24 @@ def sample(model: Annotated[Path, typer.Argument(help="Model archive from `synth
         raise ConfigError("--gate needs --real TRAIN.csv (the table the model was fitted on) "
                           "and, for the leakage rules, --holdout HOLDOUT.csv")
     gate_spec = _gate_spec(gate) if gate is not None else None
+    from synthdata.io.files import write_table_chunks
+    from synthdata.pipeline.stream import sample_chunks
+
     gen = sd.load_generator(model)
-    synth = gen.sample(rows, conditions=_parse_pairs(condition, "--condition") or None, seed=seed)
+    conditions = _parse_pairs(condition, "--condition") or None
+    synth = gen.sample(min(rows, chunk_rows), conditions=conditions, seed=seed)
     fmt = "parquet" if output.suffix.lower() in (".parquet", ".pq") else "csv"
+
+    def export() -> None:
+        if rows <= len(synth):
+            write_table(synth, output, fmt, neutralize=neutralize)
+        else:
+            write_table_chunks(sample_chunks(gen, rows, chunk_rows, seed=seed,
+                                             conditions=conditions, first=synth),
+                               output, fmt, neutralize=neutralize)
+
     if gate is None:
-        write_table(synth, output, fmt, neutralize=neutralize)
+        export()
         typer.echo(NOT_JUDGED_SAMPLE, err=True)
         typer.echo(str(output))
         return
@@ -279,7 +297,7 @@ def sample(model: Annotated[Path, typer.Argument(help="Model archive from `synth
     if not passed:
         typer.echo(f"gate refused export; report in {folder}, {output} not written", err=True)
         raise typer.Exit(EXIT_GATE)
-    write_table(synth, output, fmt, neutralize=neutralize)
+    export()
     typer.echo(str(output))
 
 

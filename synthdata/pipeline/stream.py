@@ -34,19 +34,22 @@ def chunk_sizes(n: int, chunk_rows: int) -> list[int]:
     return [int(chunk_rows)] * full + ([rest] if rest else [])
 
 
-def sample_chunks(gen: Any, n: int, chunk_rows: int, *, seed: int,
+def sample_chunks(gen: Any, n: int, chunk_rows: int, *, seed: int | None,
                   conditions: Mapping[str, Any] | None = None,
                   first: pd.DataFrame | None = None) -> Iterator[pd.DataFrame]:
     """Yield ``n`` synthetic rows in chunks of ``chunk_rows`` (the last may be shorter).
 
     ``first``: chunk 0 when the caller already drew it (the runner evaluates it).
+    ``seed=None``: every chunk continues the model's own sampling stream (``gen.sample(m)``),
+    as repeated unseeded calls do.
     """
     start = 0
     for index, m in enumerate(chunk_sizes(n, chunk_rows)):
         if index == 0 and first is not None:
             chunk = first
         else:
-            chunk = gen.sample(m, conditions=conditions or None, seed=chunk_seed(seed, index))
+            chunk = gen.sample(m, conditions=conditions or None,
+                               seed=None if seed is None else chunk_seed(seed, index))
             chunk = _continue_ids(gen, chunk, start)
         yield chunk
         start += m
