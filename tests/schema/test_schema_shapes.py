@@ -9,7 +9,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from synthdata.errors import SchemaError
+from synthdata.errors import ConfigError, SchemaError
 from synthdata.schema.model import Schema
 
 DF = pd.DataFrame({"age": np.arange(30, 60, dtype=float), "sex": ["m", "f"] * 15,
@@ -35,13 +35,16 @@ _schema = st.one_of(_value, st.fixed_dictionaries(
 @given(raw=_schema)
 def test_any_yaml_shape_is_accepted_or_a_schema_error(raw):
     """Overrides and full schemas of any shape: a schema, or a SchemaError, nothing else."""
+    from synthdata.schema.public import declared_schema
+
     base = Schema.infer(DF, name="t")
     for build in (lambda: base.with_overrides(raw, where="s.yaml"),
-                  lambda: Schema.from_dict(raw, where="s.yaml")):
+                  lambda: Schema.from_dict(raw, where="s.yaml"),
+                  lambda: declared_schema(raw, list(DF.columns), name="t", where="s.yaml")):
         try:
             schema = build()
-        except SchemaError as err:
-            assert "s.yaml" in str(err)
+        except (SchemaError, ConfigError) as err:  # the DP path's declared schema: ConfigError
+            assert "s.yaml" in str(err) or "data.schema" in str(err)
         else:
             assert isinstance(schema, Schema)
 
