@@ -374,9 +374,14 @@ def evaluate(real: Annotated[Path, typer.Argument(help="Real training table.")],
     from synthdata.schema.model import load_yaml
 
     gate_spec = _gate_spec(gate) if gate is not None else None
+    from synthdata.schema.infer import check_frame
+
     train = read_table(real)
     synth = read_table(synthetic)
     hold = read_table(holdout) if holdout is not None else None
+    for frame, path in ((synth, synthetic), (hold, holdout)):  # the real table: by inference
+        if frame is not None:
+            check_frame(frame, where=str(path))
     sch = sd.Schema.infer(train, name=real.stem)
     if schema is not None:
         sch = sch.with_overrides(load_yaml(schema), where=str(schema))

@@ -391,3 +391,12 @@ def test_run_refuses_duplicate_column_names(tmp_path, capsys):
     data.write_text("a,b,a\n" + "".join(f"{i},{i % 3},{i * 2}\n" for i in range(40)))
     code, _, err = run(capsys, "run", str(write_pipeline(tmp_path, data, gate="none")), "-q")
     assert code == 2 and "['a'] occur more than once" in err
+
+
+def test_evaluate_refuses_a_synthetic_table_with_infinities(tmp_path, capsys):
+    real, synth = tmp_path / "r.csv", tmp_path / "s.csv"
+    frame = pd.DataFrame({"v": [float(i) for i in range(40)], "g": ["a", "b"] * 20})
+    frame.to_csv(real, index=False)
+    frame.assign(v=[float("-inf")] + list(range(1, 40))).to_csv(synth, index=False)
+    code, _, err = run(capsys, "evaluate", str(real), str(synth), "-o", str(tmp_path / "rep"))
+    assert code == 2 and "s.csv: column 'v' has 1 infinite value(s)" in " ".join(err.split())
