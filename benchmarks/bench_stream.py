@@ -56,7 +56,7 @@ def measure(rows: int, chunk: int, fmt: str) -> dict:
     with tempfile.TemporaryDirectory() as out:
         proc = subprocess.run([sys.executable, "-c", CHILD, str(rows), str(chunk), fmt, out,
                                str(ROOT / "pipelines" / "flchain.yaml")],
-                              capture_output=True, text=True, cwd=ROOT,
+                              capture_output=True, text=True, cwd=ROOT, check=False,
                               env={**os.environ, "PYTHONPATH": str(ROOT)})
     if proc.returncode != 0:
         raise SystemExit(f"run failed ({fmt}):\n{proc.stderr[-3000:]}")
@@ -85,8 +85,8 @@ def main() -> None:
     (args.out / "stream.json").write_text(json.dumps({"meta": meta, "runs": runs}, indent=2))
     lines = ["# Chunked sampling and export: peak memory", "",
              f"{meta['date']}, {meta['machine']}, {meta['cpus']} CPUs; {meta['note']}.", "",
-             "`pipelines/flchain.yaml` with GMM, `evaluate.full: false`, `gate: none`; "
-             "one fresh process per format.", "",
+             ("`pipelines/flchain.yaml` with GMM, `evaluate.full: false`, `gate: none`; "
+              "one fresh process per format."), "",
              "| format | rows written | chunk_rows | peak RSS (MiB) | wall (s) | file (MB) |",
              "|---|---:|---:|---:|---:|---:|"]
     for r in runs:

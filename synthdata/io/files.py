@@ -298,6 +298,7 @@ def write_table_chunks(chunks: Iterable[pd.DataFrame], path: Path, fmt: str = "c
                                         f.with_type(pa.string()) for f in table.schema],
                                        metadata=table.schema.metadata)
                     writer = pq.ParquetWriter(tmp, schema)
+                assert writer is not None
                 try:
                     table = table.cast(schema)
                 except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError) as err:

@@ -41,19 +41,28 @@ def safe_url(url: str) -> str:
         return url
     try:
         from sqlalchemy.engine import make_url
-
+        from sqlalchemy.exc import ArgumentError
+    except ImportError:
+        return _mask(url)
+    try:
         return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a URL SQLAlchemy can parse: mask anything between : and @
-        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+    except (ArgumentError, ValueError, TypeError):  # not a URL SQLAlchemy can parse
+        return _mask(url)
+
+
+def _mask(url: str) -> str:
+    """Mask anything between ``user:`` and ``@``."""
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
 
 
 def _scrub(text: str, url: str) -> str:
     """Remove the URL and its password from a driver's error text."""
     try:
         from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
 
         password = make_url(url).password
-    except Exception:
+    except (ImportError, ArgumentError, ValueError, TypeError):
         password = None
     text = text.replace(url, safe_url(url))
     if password:
@@ -84,7 +93,7 @@ def read_sql(url: str, *, query: str | None = None, table: str | None = None,
     except ImportError as err:  # the dialect's driver (psycopg, pymysql, ...) is missing
         raise ConfigError(f"{where} ({shown}): the database driver is not installed "
                           f"({err}); e.g. pip install 'synthdata[postgres]'") from None
-    except Exception as err:  # sqlalchemy.exc.ArgumentError and friends: a malformed URL
+    except (sa.exc.ArgumentError, ValueError, TypeError) as err:  # a malformed URL
         raise ConfigError(f"{where}: not a valid SQLAlchemy URL ({shown}): "
                           f"{_scrub(str(err), real)}") from None
     what = f"table {table!r}" if table is not None else "query"
@@ -98,7 +107,7 @@ def read_sql(url: str, *, query: str | None = None, table: str | None = None,
                 stmt: Any = sa.select(sa.table(table, *[sa.column(c["name"]) for c in
                                                      sa.inspect(conn).get_columns(table)]))
             else:
-                stmt = sa.text(query)
+                stmt = sa.text(str(query))
             df = pd.read_sql(stmt, conn)
     except DataError:
         raise

@@ -57,7 +57,7 @@ def test_nan_and_64_bit_edges_are_accepted():
 
 
 def test_whole_decimal_and_date_columns_are_converted():
-    df = pd.DataFrame({"d": [decimal.Decimal("1.25"), None, decimal.Decimal("3")],
+    df = pd.DataFrame({"d": [decimal.Decimal("1.25"), None, decimal.Decimal(3)],
                        "t": [datetime.date(2020, 1, 2), None, datetime.date(2021, 3, 4)],
                        "s": ["a", "b", "c"]})
     out = normalize_cells(df)

@@ -205,7 +205,7 @@ def pg_url():
             yield url
         finally:
             subprocess.run([pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"],
-                           capture_output=True, timeout=90, **user_kw)
+                           capture_output=True, timeout=90, check=False, **user_kw)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

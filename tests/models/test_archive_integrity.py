@@ -68,7 +68,7 @@ def test_tampered_arrays(archive, tmp_path):
             return data
         with np.load(io.BytesIO(data)) as npz:
             arrays = {k: npz[k] for k in npz.files}
-        key = sorted(arrays)[0]
+        key = min(arrays)
         arrays[key] = arrays[key] * 2
         buf = io.BytesIO()
         np.savez(buf, **arrays)

@@ -19,13 +19,13 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+
 from synthdata.cli import main
 
 KINDS = ("float", "float_inf", "float_huge", "int", "int_edge", "bigint_text", "bool",
@@ -157,8 +157,8 @@ def _check(case) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-_SETTINGS = dict(deadline=None, derandomize=True, database=None,
-                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+_SETTINGS = {"deadline": None, "derandomize": True, "database": None,
+             "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large]}
 
 
 @settings(max_examples=int(os.environ.get("SYNTHDATA_PROPERTY_EXAMPLES", "100")), **_SETTINGS)

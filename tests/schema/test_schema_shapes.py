@@ -23,8 +23,7 @@ _keys = st.sampled_from(["name", "kind", "nullable", "min", "max", "categories",
                          "primary_key", "version", "constraints", "bogus"])
 _value = st.recursive(_leaf, lambda inner: st.one_of(
     st.lists(inner, max_size=3), st.dictionaries(_keys, inner, max_size=4)), max_leaves=12)
-_column = st.dictionaries(_keys, _value, max_size=5).map(
-    lambda d: d if "name" not in d or not isinstance(d["name"], str) else d)
+_column = st.dictionaries(_keys, _value, max_size=5)
 _schema = st.one_of(_value, st.fixed_dictionaries(
     {"columns": st.one_of(_value, st.lists(_column, max_size=3))},
     optional={"name": _value, "primary_key": _value, "version": _value,
