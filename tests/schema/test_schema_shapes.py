@@ -30,7 +30,8 @@ _schema = st.one_of(_value, st.fixed_dictionaries(
               "constraints": _value}))
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(raw=_schema)
 def test_any_yaml_shape_is_accepted_or_a_schema_error(raw):
     """Overrides and full schemas of any shape: a schema, or a SchemaError, nothing else."""
