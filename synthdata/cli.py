@@ -174,7 +174,7 @@ def fit(data: Annotated[Path, typer.Argument(help="CSV or Parquet training table
         output: Annotated[Path, typer.Option("--output", "-o", help="Model archive to write.")],
         generator: Annotated[str, typer.Option("--generator", "-g")] = "gmm",
         schema: Annotated[Path | None, typer.Option(help="Schema YAML (overrides inference).")] = None,
-        seed: int = 0,
+        seed: Annotated[int, typer.Option(min=0, help="Random seed (a non-negative integer).")] = 0,
         param: Annotated[list[str] | None, typer.Option("--param", "-p",
                          help="Generator parameter name=value (repeatable).")] = None,
         unmarked: Annotated[str, typer.Option(
@@ -233,7 +233,8 @@ def fit(data: Annotated[Path, typer.Argument(help="CSV or Parquet training table
 def sample(model: Annotated[Path, typer.Argument(help="Model archive from `synthdata fit`.")],
            rows: Annotated[int, typer.Option("--rows", "-n", help="Rows to generate.")],
            output: Annotated[Path, typer.Option("--output", "-o", help="CSV or Parquet to write.")],
-           seed: int | None = None,
+           seed: Annotated[int | None, typer.Option(min=0, help="Random seed (a non-negative "
+                                                    "integer).")] = None,
            condition: Annotated[list[str] | None, typer.Option("--condition", "-c",
                                 help="Fix a discrete column: name=value (repeatable).")] = None,
            gate: GateOpt = None,
@@ -249,11 +250,16 @@ def sample(model: Annotated[Path, typer.Argument(help="Model archive from `synth
                "--neutralize-formulas/--keep-formulas",
                help="CSV: prefix text cells starting with = + - @ tab CR with ' so "
                     "spreadsheets do not run them.")] = True,
+           chunk_rows: Annotated[int, typer.Option(
+               "--chunk-rows", min=1, help="Rows drawn and written at a time (memory does not "
+                                           "grow with --rows; part of the reproducibility "
+                                           "recipe with --seed).")] = 100_000,
            quiet: Quiet = False, debug: Debug = False) -> None:
     """Draw ROWS synthetic rows from a saved model (NOT JUDGED unless --gate is given).
 
     With --gate the rows are evaluated against --real (and --holdout) and written only when
-    the gate passes (exit 3 otherwise, report written).
+    the gate passes (exit 3 otherwise, report written). More than --chunk-rows rows are
+    drawn and written chunk by chunk; --gate then judges the first chunk.
     """
     _state["debug"] |= debug
     import synthdata as sd
@@ -265,11 +271,24 @@ def sample(model: Annotated[Path, typer.Argument(help="Model archive from `synth
         raise ConfigError("--gate needs --real TRAIN.csv (the table the model was fitted on) "
                           "and, for the leakage rules, --holdout HOLDOUT.csv")
     gate_spec = _gate_spec(gate) if gate is not None else None
+    from synthdata.io.files import write_table_chunks
+    from synthdata.pipeline.stream import sample_chunks
+
     gen = sd.load_generator(model)
-    synth = gen.sample(rows, conditions=_parse_pairs(condition, "--condition") or None, seed=seed)
+    conditions = _parse_pairs(condition, "--condition") or None
+    synth = gen.sample(min(rows, chunk_rows), conditions=conditions, seed=seed)
     fmt = "parquet" if output.suffix.lower() in (".parquet", ".pq") else "csv"
+
+    def export() -> None:
+        if rows <= len(synth):
+            write_table(synth, output, fmt, neutralize=neutralize)
+        else:
+            write_table_chunks(sample_chunks(gen, rows, chunk_rows, seed=seed,
+                                             conditions=conditions, first=synth),
+                               output, fmt, neutralize=neutralize)
+
     if gate is None:
-        write_table(synth, output, fmt, neutralize=neutralize)
+        export()
         typer.echo(NOT_JUDGED_SAMPLE, err=True)
         typer.echo(str(output))
         return
@@ -278,7 +297,7 @@ def sample(model: Annotated[Path, typer.Argument(help="Model archive from `synth
     if not passed:
         typer.echo(f"gate refused export; report in {folder}, {output} not written", err=True)
         raise typer.Exit(EXIT_GATE)
-    write_table(synth, output, fmt, neutralize=neutralize)
+    export()
     typer.echo(str(output))
 
 
@@ -355,9 +374,14 @@ def evaluate(real: Annotated[Path, typer.Argument(help="Real training table.")],
     from synthdata.schema.model import load_yaml
 
     gate_spec = _gate_spec(gate) if gate is not None else None
+    from synthdata.schema.infer import check_frame
+
     train = read_table(real)
     synth = read_table(synthetic)
     hold = read_table(holdout) if holdout is not None else None
+    for frame, path in ((synth, synthetic), (hold, holdout)):  # the real table: by inference
+        if frame is not None:
+            check_frame(frame, where=str(path))
     sch = sd.Schema.infer(train, name=real.stem)
     if schema is not None:
         sch = sch.with_overrides(load_yaml(schema), where=str(schema))
@@ -697,7 +721,7 @@ def audit(data: Annotated[Path, typer.Argument(help="CSV or Parquet table to aud
           canaries: Annotated[int | None, typer.Option(
               "--canaries", help="Canary rows per fit (default: two per numeric column, at "
                                  "most 16).")] = None,
-          seed: int = 0,
+          seed: Annotated[int, typer.Option(min=0, help="Random seed (a non-negative integer).")] = 0,
           schema: Annotated[Path | None, typer.Option(help="Schema YAML (overrides "
                                                       "inference; must admit the canaries).")] = None,
           param: Annotated[list[str] | None, typer.Option("--param", "-p",

@@ -344,3 +344,59 @@ def test_evaluate_with_gate_refuses_a_copy(tmp_path, capsys, flchain):
     assert code == 0 and "NOT JUDGED" in err
     assert "NOT JUDGED" in (tmp_path / "plain" / "report.html").read_text()
     assert (tmp_path / "plain").stat().st_mode & 0o777 == 0o700
+
+
+# -- issue 19 inputs: chunked sample, negative seeds, damaged archives, odd tables ----------
+def test_sample_streams_chunks_reproducibly(tmp_path, capsys, small_csv):
+    model = tmp_path / "m.sdg"
+    code, _, err = run(capsys, "fit", str(small_csv), "-o", str(model), "-p", "n_components=2",
+                       "--schema", str(FLCHAIN_SCHEMA), "--quiet")
+    assert code == 0, err
+    outs = []
+    for name in ("a.parquet", "b.parquet"):
+        code, _, err = run(capsys, "sample", str(model), "-n", "2500", "-o", str(tmp_path / name),
+                           "--chunk-rows", "1000", "--seed", "5", "-c", "sex=F")
+        assert code == 0, err
+        outs.append(pd.read_parquet(tmp_path / name))
+    assert len(outs[0]) == 2500 and (outs[0]["sex"] == "F").all()
+    pd.testing.assert_frame_equal(outs[0], outs[1])
+    code, _, err = run(capsys, "sample", str(model), "-n", "5", "-o", str(tmp_path / "n.csv"),
+                       "--seed", "-1")
+    assert code == 2 and "--seed" in err and not (tmp_path / "n.csv").exists()
+    damaged = tmp_path / "damaged.sdg"
+    damaged.write_bytes(model.read_bytes()[:-200])
+    code, _, err = run(capsys, "sample", str(damaged), "-n", "5", "-o", str(tmp_path / "d.csv"))
+    assert code == 2 and "not a valid synthdata model archive" in " ".join(err.split())
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("frame, message", [
+    (pd.DataFrame({"v": [1.0, float("inf")] * 20, "g": ["a", "b"] * 20}),
+     "column 'v' has 20 infinite value(s)"),
+    (pd.DataFrame({"v": [1.0, 1e308] * 20, "g": ["a", "b"] * 20}), "beyond ±1e+100"),
+    (pd.DataFrame({"user_ref": [f"u{i:04d}" for i in range(40)]}),
+     "no column a generator can learn"),
+])
+def test_run_refuses_unlearnable_tables_with_exit_2(tmp_path, capsys, frame, message):
+    data = tmp_path / "d.csv"
+    frame.to_csv(data, index=False)
+    pipeline = write_pipeline(tmp_path, data, gate="none", deid={"unmarked": "transform"})
+    code, _, err = run(capsys, "run", str(pipeline), "-q")
+    assert code == 2 and message in " ".join(err.split()), err
+    assert not list((tmp_path / "out").glob("*run-*")) if (tmp_path / "out").exists() else True
+
+
+def test_run_refuses_duplicate_column_names(tmp_path, capsys):
+    data = tmp_path / "d.csv"
+    data.write_text("a,b,a\n" + "".join(f"{i},{i % 3},{i * 2}\n" for i in range(40)))
+    code, _, err = run(capsys, "run", str(write_pipeline(tmp_path, data, gate="none")), "-q")
+    assert code == 2 and "['a'] occur more than once" in err
+
+
+def test_evaluate_refuses_a_synthetic_table_with_infinities(tmp_path, capsys):
+    real, synth = tmp_path / "r.csv", tmp_path / "s.csv"
+    frame = pd.DataFrame({"v": [float(i) for i in range(40)], "g": ["a", "b"] * 20})
+    frame.to_csv(real, index=False)
+    frame.assign(v=[float("-inf")] + list(range(1, 40))).to_csv(synth, index=False)
+    code, _, err = run(capsys, "evaluate", str(real), str(synth), "-o", str(tmp_path / "rep"))
+    assert code == 2 and "s.csv: column 'v' has 1 infinite value(s)" in " ".join(err.split())

@@ -17,7 +17,7 @@ import hashlib
 import os
 import re
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -107,10 +107,65 @@ def read_table(path: str | Path, *, encoding: str = "utf-8", fmt: str | None = N
         raise DataError(f"{p}: cannot read as {fmt}: {err}") from err
     if len(df) == 0:
         raise DataError(f"{p} has a header but no rows; a generator needs data to learn from")
+    header = _csv_header(p, encoding) if fmt == "csv" else [str(c) for c in df.columns]
+    _refuse_duplicate_names(header, str(p))
     df.columns = [str(c) for c in df.columns]
     if fmt == "csv":
         df = _codes_as_text(df, p, encoding)
-    return df
+    return normalize_cells(df)
+
+
+def _csv_header(path: Path, encoding: str) -> list[str]:
+    """The header as written (pandas renames a repeated ``a`` to ``a.1``)."""
+    import csv
+
+    with open(path, encoding=encoding, newline="") as fh:
+        return next(csv.reader(fh), [])
+
+
+def _refuse_duplicate_names(names: list[str], where: str) -> None:
+    seen: set[str] = set()
+    dupes = sorted({n for n in names if n in seen or seen.add(n)})  # type: ignore[func-returns-value]
+    if dupes:
+        raise DataError(f"{where}: column name(s) {dupes} occur more than once; rename them so "
+                        "every column has its own name (synthdata never renames them for you)")
+
+
+def normalize_cells(df: pd.DataFrame) -> pd.DataFrame:
+    """Give object columns a learnable dtype where the conversion is exact in meaning.
+
+    A column whose every value is a ``decimal.Decimal`` (Parquet/SQL ``DECIMAL``/``NUMERIC``)
+    becomes float64 (precision beyond ~15 significant digits is lost, as in any float); a
+    column of ``datetime.date``/``datetime.datetime`` values becomes datetime64. Anything
+    else stays as it is and :func:`synthdata.schema.infer.check_frame` judges it.
+    """
+    import datetime
+    import decimal
+
+    out = df
+    for i, name in enumerate(df.columns):
+        series = df.iloc[:, i]
+        if not pd.api.types.is_object_dtype(series):
+            continue
+        values = series.dropna()
+        if len(values) == 0:
+            continue
+        types = set(values.map(type))
+        if all(issubclass(t, decimal.Decimal) for t in types):
+            converted = pd.to_numeric(series.astype(object).where(series.notna(), None)
+                                      .map(lambda v: None if v is None else float(v)),
+                                      errors="coerce").astype(float)
+        elif all(issubclass(t, datetime.date) for t in types):
+            try:
+                converted = pd.to_datetime(series)
+            except (ValueError, TypeError, OverflowError):
+                continue  # dates out of pandas' range stay objects (inferred as categories)
+        else:
+            continue
+        if out is df:
+            out = df.copy()
+        out.isetitem(i, converted)
+    return out
 
 
 _ZIP_NAME = re.compile(r"(^|[_.\s-])(zip|zipcode|zip_code|postal|postcode|postal_code)($|[_.\s-])|zip",
@@ -127,8 +182,8 @@ def _codes_as_text(df: pd.DataFrame, path: Path, encoding: str) -> pd.DataFrame:
     when its name says code/id/number and every value has the same width of 4 or more digits.
     """
     numeric = [i for i, c in enumerate(df.columns)
-               if pd.api.types.is_numeric_dtype(df.iloc[:, i])
-               and not pd.api.types.is_bool_dtype(df.iloc[:, i])]
+               if (pd.api.types.is_numeric_dtype(df.iloc[:, i])
+                   and not pd.api.types.is_bool_dtype(df.iloc[:, i])) or _has_big_ints(df.iloc[:, i])]
     if not numeric:
         return df
     raw = pd.read_csv(path, encoding=encoding, usecols=numeric, dtype=str, low_memory=False)
@@ -136,6 +191,9 @@ def _codes_as_text(df: pd.DataFrame, path: Path, encoding: str) -> pd.DataFrame:
     for pos, i in enumerate(numeric):
         name = df.columns[i]
         text = raw.iloc[:, pos].str.strip()
+        if _has_big_ints(df.iloc[:, i]):  # integers beyond 64 bits are codes: kept as written
+            out.isetitem(i, text.astype(object).where(text.notna(), None))
+            continue
         values = text.dropna()
         if len(values) == 0 or not values.str.fullmatch(r"[+-]?\d+(\.0+)?").all():
             continue  # decimals or exponents: a number
@@ -145,6 +203,13 @@ def _codes_as_text(df: pd.DataFrame, path: Path, encoding: str) -> pd.DataFrame:
         if leading or _ZIP_NAME.search(name) or fixed:
             out.isetitem(i, text.astype(object).where(text.notna(), None))
     return out
+
+
+def _has_big_ints(series: pd.Series) -> bool:
+    """An object column holding Python ints (the CSV parser's integers beyond 64 bits)."""
+    if not pd.api.types.is_object_dtype(series):
+        return False
+    return any(isinstance(v, int) and not isinstance(v, bool) for v in series.dropna().head(1000))
 
 
 def fingerprint(path: str | Path) -> str:
@@ -195,3 +260,56 @@ def write_table(df: pd.DataFrame, path: Path, fmt: str = "csv", *,
     if fmt == "parquet":
         return atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
     raise DataError(f"unknown output format {fmt!r}; use one of {FORMATS}")
+
+
+def write_table_chunks(chunks: Iterable[pd.DataFrame], path: Path, fmt: str = "csv", *,
+                       neutralize: bool = True) -> int:
+    """Write a table that arrives in chunks to ``path``, one chunk in memory at a time.
+
+    CSV: the header once, then each chunk appended (formulas neutralised per chunk, as
+    :func:`write_table` does). Parquet: one row group per chunk through
+    ``pyarrow.parquet.ParquetWriter``, every chunk cast to the first chunk's column types (a
+    column that is entirely missing in the first chunk is typed from the first chunk that
+    has values; text columns stay text). Atomic like :func:`write_table`: a failure leaves no
+    file at ``path``. Returns the number of rows written.
+    """
+    if fmt not in FORMATS:
+        raise DataError(f"unknown output format {fmt!r}; use one of {FORMATS}")
+    written = [0]
+
+    def write_csv(tmp: Path) -> None:
+        with open(tmp, "w", encoding="utf-8", newline="") as fh:
+            for i, chunk in enumerate(chunks):
+                data = neutralize_formulas(chunk) if neutralize else chunk
+                data.to_csv(fh, index=False, header=i == 0)
+                written[0] += len(chunk)
+
+    def write_parquet(tmp: Path) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        writer = None
+        schema = None
+        try:
+            for chunk in chunks:
+                table = pa.Table.from_pandas(chunk, preserve_index=False)
+                if schema is None:
+                    schema = pa.schema([f if not pa.types.is_null(f.type) else
+                                        f.with_type(pa.string()) for f in table.schema],
+                                       metadata=table.schema.metadata)
+                    writer = pq.ParquetWriter(tmp, schema)
+                assert writer is not None
+                try:
+                    table = table.cast(schema)
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError) as err:
+                    raise DataError(f"{path}: a later chunk of the synthetic table does not "
+                                    f"fit the column types of the first ({err}); write CSV "
+                                    "(output.format: csv) or raise sample.chunk_rows") from err
+                writer.write_table(table)
+                written[0] += len(chunk)
+        finally:
+            if writer is not None:
+                writer.close()
+
+    atomic_write(Path(path), write_csv if fmt == "csv" else write_parquet)
+    return written[0]

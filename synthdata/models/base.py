@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import io
 import json
+import pickle
 import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -14,11 +16,12 @@ import numpy as np
 import pandas as pd
 
 from synthdata._rng import make_rng
-from synthdata.errors import ConfigError, DataError, NotFittedError
+from synthdata.errors import ConfigError, DataError, NotFittedError, SynthDataError
 from synthdata.schema.model import Schema
 from synthdata.transform.table import TableTransformer
 
 ARCHIVE_VERSION = 1
+CHECKSUMS = "checksums.json"  # {member: SHA-256}, written last by save()
 Progress = Callable[[str, int, int], None]
 
 
@@ -81,8 +84,10 @@ class BaseGenerator:
     def fit(self, data: pd.DataFrame, *, ledger: Any = None, progress: Progress = no_progress) -> Self:
         """Learn the table ``data``; returns self."""
         self._validate_params()
-        if not isinstance(data, pd.DataFrame):
-            raise DataError(f"fit() expects a pandas DataFrame, got {type(data).__name__}")
+        if not isinstance(data, pd.DataFrame):  # a polars DataFrame is converted
+            from synthdata.io.sql import as_pandas
+
+            data = as_pandas(data, where="fit()")
         self.schema.validate(data, where="training data")
         if len(data) < MIN_TRAINING_ROWS:
             raise DataError(f"the training data has {len(data)} row(s); at least "
@@ -107,6 +112,13 @@ class BaseGenerator:
             data = self.constraints_.forward(data)
         self.transformer_ = self._fit_transformer(data, rng, progress)
         matrix = self.transformer_.transform(data)
+        if matrix.shape[1] == 0:
+            skipped = [f"{c.name} ({c.kind.value})" for c in self.schema.columns] or \
+                "it has no columns left (de-identification drops identifiers and free text)"
+            raise DataError(f"the table has no column a generator can learn: {skipped}; ids "
+                            "are regenerated, text is not synthesised and empty columns stay "
+                            "empty; add a numeric, categorical, boolean or datetime column, or "
+                            "declare a learnable kind for one of these in the schema")
         self.n_train_rows_ = len(data)
         self._fit(matrix, rng, progress)
         if self.privacy is None:
@@ -209,6 +221,9 @@ class BaseGenerator:
         self.check_is_fitted()
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
             raise ConfigError(f"number of rows to sample must be a positive integer, got {n!r}")
+        from synthdata._rng import check_seed
+
+        check_seed(seed, name="sample(seed=...)")
         rng = self._sample_rng if seed is None else np.random.default_rng(seed)
         enforcer = getattr(self, "constraints_", None)
         if enforcer is not None:
@@ -281,23 +296,33 @@ class BaseGenerator:
         arrays = self._get_arrays()
         torch_state = self._get_torch_state()
 
+        members: dict[str, bytes] = {
+            "meta.json": json.dumps(meta, indent=1).encode(),
+            "schema.json": json.dumps(self._archived_schema().to_dict()).encode(),
+            "transformer.json": json.dumps(self.transformer_.get_state()).encode(),
+            "ledger.json": json.dumps(self.ledger_.to_dict()).encode(),
+        }
+        if getattr(self, "constraints_", None) is not None:
+            members["constraints.json"] = json.dumps(self.constraints_.get_state()).encode()
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        members["arrays.npz"] = buf.getvalue()
+        if torch_state is not None:
+            import torch
+
+            tbuf = io.BytesIO()
+            torch.save(torch_state, tbuf)
+            members["weights.pt"] = tbuf.getvalue()
+        # SHA-256 of every member: load_generator refuses an archive edited or damaged after
+        # saving (integrity against accidents; not a signature against a deliberate forger)
+        members[CHECKSUMS] = json.dumps(
+            {name: hashlib.sha256(data).hexdigest() for name, data in members.items()},
+            indent=1).encode()
+
         def write(tmp: Path) -> None:
             with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-                zf.writestr("meta.json", json.dumps(meta, indent=1))
-                zf.writestr("schema.json", json.dumps(self._archived_schema().to_dict()))
-                zf.writestr("transformer.json", json.dumps(self.transformer_.get_state()))
-                zf.writestr("ledger.json", json.dumps(self.ledger_.to_dict()))
-                if getattr(self, "constraints_", None) is not None:
-                    zf.writestr("constraints.json", json.dumps(self.constraints_.get_state()))
-                buf = io.BytesIO()
-                np.savez(buf, **arrays)
-                zf.writestr("arrays.npz", buf.getvalue())
-                if torch_state is not None:
-                    import torch
-
-                    tbuf = io.BytesIO()
-                    torch.save(torch_state, tbuf)
-                    zf.writestr("weights.pt", tbuf.getvalue())
+                for name, data in members.items():
+                    zf.writestr(name, data)
         return atomic_write(Path(path), write)
 
     def _archived_schema(self) -> Schema:
@@ -340,35 +365,82 @@ def _jsonable(value: Any) -> Any:
 
 
 def load_generator(path: str | Path) -> BaseGenerator:
-    """Rebuild a generator saved with ``save()`` (checks the archive version)."""
-    from synthdata.models.registry import generator_class
+    """Rebuild a generator saved with ``save()``.
+
+    Checks the archive version and every member's SHA-256 against ``checksums.json``
+    (written by ``save()``); a truncated, damaged or edited archive is a ``DataError``.
+    """
     from synthdata.privacy.ledger import PrivacyLedger
 
     p = Path(path)
     if not p.is_file():
         raise DataError(f"model file not found: {p}")
+    bad = f"{p} is not a valid synthdata model archive"
     try:
         with zipfile.ZipFile(p) as zf:
+            names = set(zf.namelist())
+            if "meta.json" not in names:
+                raise DataError(f"{bad}: it has no meta.json")
             meta = json.loads(zf.read("meta.json"))
-            if meta.get("format") != "synthdata-generator":
+            if not isinstance(meta, dict) or meta.get("format") != "synthdata-generator":
                 raise DataError(f"{p} is not a synthdata model archive")
             if meta.get("version") != ARCHIVE_VERSION:
                 raise DataError(f"{p}: archive version {meta.get('version')} is not supported by "
                                 f"this synthdata (reads version {ARCHIVE_VERSION}); refit the model")
+            _verify_checksums(zf, names, p)
             schema = Schema.from_dict(json.loads(zf.read("schema.json")), where=str(p))
             tstate = json.loads(zf.read("transformer.json"))
             ledger = PrivacyLedger.from_dict(json.loads(zf.read("ledger.json")))
             cstate = (json.loads(zf.read("constraints.json"))
-                      if "constraints.json" in zf.namelist() else None)
+                      if "constraints.json" in names else None)
             with np.load(io.BytesIO(zf.read("arrays.npz")), allow_pickle=False) as npz:
                 arrays = {k: npz[k] for k in npz.files}
             torch_state = None
-            if "weights.pt" in zf.namelist():
+            if "weights.pt" in names:
                 import torch
 
                 torch_state = torch.load(io.BytesIO(zf.read("weights.pt")), weights_only=True)
-    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError) as err:
-        raise DataError(f"{p} is not a valid synthdata model archive: {err}") from err
+    except SynthDataError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, KeyError, ValueError, TypeError, OSError,
+            EOFError, RuntimeError, pickle.UnpicklingError) as err:
+        raise DataError(f"{bad}: {err}; it may be truncated or damaged: copy it again or refit "
+                        "and save the model") from err
+    try:
+        return _rebuild(meta, schema, tstate, ledger, cstate, arrays, torch_state)
+    except SynthDataError:
+        raise
+    except (KeyError, ValueError, TypeError, IndexError, AttributeError, RuntimeError) as err:
+        raise DataError(f"{bad}: its contents do not fit together ({type(err).__name__}: "
+                        f"{err}); refit and save the model") from err
+
+
+def _verify_checksums(zf: zipfile.ZipFile, names: set[str], path: Path) -> None:
+    """Refuse an archive whose members differ from the checksums written at save time."""
+    if CHECKSUMS not in names:
+        raise DataError(f"{path}: the archive has no {CHECKSUMS} (written by every save since "
+                        "synthdata checks archive integrity), so edits or damage cannot be "
+                        "ruled out; load it with the synthdata that wrote it and save it again, "
+                        "or refit")
+    sums = json.loads(zf.read(CHECKSUMS))
+    if not isinstance(sums, dict):
+        raise DataError(f"{path}: {CHECKSUMS} is not a mapping; the archive was edited")
+    extra = sorted(names - set(sums) - {CHECKSUMS})
+    missing = sorted(set(sums) - names)
+    if extra or missing:
+        raise DataError(f"{path}: the archive's members changed after saving (added {extra}, "
+                        f"missing {missing}); refit and save the model")
+    for name, expected in sums.items():
+        if hashlib.sha256(zf.read(name)).hexdigest() != expected:
+            raise DataError(f"{path}: member {name} was modified after saving (its SHA-256 "
+                            "does not match the archive's checksums); use an unmodified copy "
+                            "or refit and save the model")
+
+
+def _rebuild(meta: dict[str, Any], schema: Schema, tstate: Any, ledger: Any, cstate: Any,
+             arrays: dict[str, np.ndarray], torch_state: Any) -> BaseGenerator:
+    from synthdata.models.registry import generator_class
+
     cls = generator_class(meta["generator"])
     params = dict(meta["params"])
     if meta.get("privacy"):

@@ -101,6 +101,11 @@ def dataset_key(cfg: Any, data: Any = None) -> str | None:
             return None
         joined = "\n".join(f"{name}:{fingerprint(p)}" for name, p in paths.items())
         return hashlib.sha256(joined.encode("utf-8")).hexdigest()
+    if getattr(cfg.data, "sql", None) is not None:  # keyed by the source (URL without its
+        from synthdata.io.sql import resolve_url, safe_url  # password, query or table), since
+        # the rows are read only after the reservation
+        source = f"sql:{safe_url(resolve_url(cfg.data.sql))}|{cfg.data.query}|{cfg.data.table}"
+        return hashlib.sha256(source.encode("utf-8")).hexdigest()
     if cfg.data.path is None or not Path(cfg.data.path).is_file():
         return None
     return fingerprint(cfg.data.path)
@@ -188,7 +193,7 @@ def reserve_budget(cfg: Any, data: Any = None) -> BudgetHold | None:
     elif cfg.data.tables is not None:
         label = "linked tables " + ", ".join(sorted(cfg.data.tables))
     else:
-        label = cfg.data.path.name
+        label = cfg.data.path.name if cfg.data.path is not None else cfg.data.source
     kind = "relational" if cfg.data.tables is not None else cfg.generator.kind
     store = BudgetStore(budget.file)
     token = store.reserve(key, privacy.epsilon, delta, total_epsilon=budget.total_epsilon,

@@ -24,10 +24,18 @@ class _Frozen(BaseModel):
 
 
 class DataConfig(_Frozen):
-    """Where the real table comes from. Relative paths are relative to the YAML file."""
+    """Where the real table comes from. Relative paths are relative to the YAML file.
+
+    One source: ``path`` (a CSV/Parquet file), ``tables`` (linked files) or ``sql`` (a
+    SQLAlchemy URL, or ``env:NAME`` for a URL kept in an environment variable) with either
+    ``query`` (a SELECT) or ``table`` (a whole table). With ``path``, ``table`` only names
+    the schema. A relative SQLite path (``sqlite:///x.db``) is relative to the YAML file.
+    """
 
     path: Path | None = None
     tables: dict[str, Path] | None = None  # multi-table: {table name: file}
+    sql: str | None = None     # SQLAlchemy URL (its password is never logged or written)
+    query: str | None = None   # with sql: the SELECT to read
     schema_path: Path | None = Field(default=None, alias="schema")
     table: str | None = None
     format: Literal["csv", "parquet"] | None = None
@@ -38,20 +46,38 @@ class DataConfig(_Frozen):
 
     @model_validator(mode="after")
     def _one_source(self) -> DataConfig:
-        if (self.path is None) == (self.tables is None):
-            raise ValueError("give exactly one of 'path' (one table) or 'tables' (linked tables)")
+        if sum(x is not None for x in (self.path, self.tables, self.sql)) != 1:
+            raise ValueError("give exactly one of 'path' (one table), 'tables' (linked tables) "
+                             "or 'sql' (a database URL with 'query' or 'table')")
+        if self.sql is not None and (self.query is None) == (self.table is None):
+            raise ValueError("'sql' needs exactly one of 'query' (SELECT ...) or 'table'")
+        if self.query is not None and self.sql is None:
+            raise ValueError("'query' needs 'sql' (the database URL)")
         if self.tables is not None and self.schema_path is None:
             raise ValueError("linked tables need a multi-table 'schema' file (keys and links)")
         return self
 
     @property
     def stem(self) -> str:
-        return self.path.stem if self.path is not None else (self.schema_path or Path("data")).stem
+        if self.path is not None:
+            return self.path.stem
+        if self.sql is not None:
+            return self.table or "query"
+        return (self.schema_path or Path("data")).stem
+
+    @property
+    def source(self) -> str:
+        """The data source for messages and manifests (a SQL URL's password masked)."""
+        if self.sql is not None:
+            from synthdata.io.sql import safe_url
+
+            return f"{safe_url(self.sql)} ({'table ' + repr(self.table) if self.query is None else 'query'})"
+        return str(self.path) if self.path is not None else "data.tables"
 
 
 class SplitConfig(_Frozen):
     holdout: float = Field(default=0.3, ge=0.0, lt=1.0)
-    seed: int = 0
+    seed: int = Field(default=0, ge=0)
 
 
 class GeneratorConfig(_Frozen):
@@ -67,8 +93,13 @@ class GeneratorConfig(_Frozen):
 
 
 class SampleConfig(_Frozen):
+    """``rows`` (default: as many as the training split) are drawn and written in chunks of
+    ``chunk_rows``, so memory does not grow with ``rows``; the first chunk is what the
+    evaluation reads (:mod:`synthdata.pipeline.stream` states the reproducibility rule)."""
+
     rows: PositiveInt | None = None  # None: as many rows as the training split
     conditions: dict[str, Any] = Field(default_factory=dict)
+    chunk_rows: PositiveInt = 100_000
 
 
 class OutputConfig(_Frozen):
@@ -153,7 +184,7 @@ class PipelineConfig(_Frozen):
     """A whole pipeline run: data → split → fit → sample → evaluate → gate → export."""
 
     name: str | None = None
-    seed: int = 0
+    seed: int = Field(default=0, ge=0)  # numpy's SeedSequence takes non-negative integers
     data: DataConfig
     split: SplitConfig = SplitConfig()
     generator: GeneratorConfig = GeneratorConfig()
@@ -213,12 +244,36 @@ class PipelineConfig(_Frozen):
         tables = None if self.data.tables is None else {
             name: fix(path) for name, path in self.data.tables.items()}
         data = self.data.model_copy(update={"path": fix(self.data.path), "tables": tables,
-                                            "schema_path": fix(self.data.schema_path)})
+                                            "schema_path": fix(self.data.schema_path),
+                                            "sql": _fix_sqlite(self.data.sql, base)})
         output = self.output.model_copy(update={"dir": fix(self.output.dir)})
         from synthdata.pipeline.budget import resolve_budget_path
 
         privacy = resolve_budget_path(self.privacy, base)  # privacy.budget.file
         return self.model_copy(update={"data": data, "output": output, "privacy": privacy})
+
+
+def _fix_sqlite(url: str | None, base: Path) -> str | None:
+    """A relative SQLite file in the URL becomes relative to the YAML file's folder."""
+    prefix = "sqlite:///"
+    if url is None or not url.startswith(prefix) or url.startswith(prefix + "/"):
+        return url
+    rest = url[len(prefix):]
+    if not rest or rest.startswith(":memory:"):
+        return url
+    return prefix + os.path.normpath(base / rest)
+
+
+def public_config(cfg: PipelineConfig) -> dict[str, Any]:
+    """The config as JSON-ready data for manifests, a SQL URL's password masked."""
+    import json
+
+    out = json.loads(cfg.model_dump_json(by_alias=True))
+    if cfg.data.sql is not None:
+        from synthdata.io.sql import safe_url
+
+        out["data"]["sql"] = safe_url(cfg.data.sql)
+    return out
 
 
 def format_validation_error(err: ValidationError) -> str:

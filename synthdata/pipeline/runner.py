@@ -22,7 +22,7 @@ import pandas as pd
 from synthdata.errors import ConfigError, DataError
 from synthdata.io.files import (PRIVATE_DIR_MODE, atomic_write_text, fingerprint, private_dir,
                                 read_table, write_table)
-from synthdata.pipeline.config import PipelineConfig
+from synthdata.pipeline.config import PipelineConfig, public_config
 from synthdata.pipeline.deid import (LEDGER_REASON, LEDGER_STEP, SECTION, deid_table,
                                      record_scan)
 from synthdata.pipeline.rare import SECTION as RARE_SECTION
@@ -85,7 +85,8 @@ def run_pipeline(config: str | Path | PipelineConfig | dict[str, Any], *,
     ``synthetic.csv`` (or ``.parquet``) only when the gate passes, or when the pipeline
     says ``gate: none`` (then the run is NOT JUDGED: ``result.judged`` is False). Without a
     ``gate:`` key the ``default`` preset judges. The run folder is private (0700, files
-    0600). ``data`` replaces ``data.path`` (used by the service).
+    0600). ``data`` (a pandas or polars DataFrame) replaces the configured source (used by
+    the service and notebooks). ``data.sql`` reads a table or query from a database.
 
     Examples
     --------
@@ -93,6 +94,10 @@ def run_pipeline(config: str | Path | PipelineConfig | dict[str, Any], *,
     >>> result.run_dir                                        # doctest: +SKIP
     """
     cfg = _load_config(config)
+    if data is not None:  # a polars DataFrame becomes pandas once, before anything reads it
+        from synthdata.io.sql import as_pandas
+
+        data = as_pandas(data, where="data")
     timer = _Timer()
     out_root = Path(output_dir) if output_dir is not None else cfg.output.dir
     tmp_dir = _make_tmp_dir(out_root, cfg)
@@ -170,20 +175,18 @@ def _run(cfg: PipelineConfig, data: pd.DataFrame | None, run_dir: Path, timer: _
     privacy = _dp_config(cfg)
     check_privacy_unit(privacy, linked=False)   # before any data is read
     with timer.step("load"):
-        if data is None:
-            df = read_table(cfg.data.path, encoding=cfg.data.encoding, fmt=cfg.data.format)
-        else:
-            df = data
-        # under DP the input's hash would identify the table: never computed, never shipped
-        input_fp = None if privacy is not None else (
-            fingerprint(cfg.data.path) if data is None else _frame_fingerprint(df))
+        df = load_frame(cfg, data)
         df = _drop_columns(df, cfg.data.drop)
         schema = _schema_for(df, cfg) if privacy is None else _declared_schema_for(df, cfg)
-        schema.validate(df, where=str(cfg.data.path))
+        schema.validate(df, where=_where(cfg, data))
+        # under DP the input's hash would identify the table: never computed, never shipped
+        input_fp = None if privacy is not None else (
+            fingerprint(cfg.data.path) if data is None and cfg.data.path is not None
+            else _frame_fingerprint(df))
     progress("load", 1, 1)
     with timer.step("deid"):  # before the split: train, holdout and schema are de-identified
         df, schema, deid_section = deid_table(df, schema, cfg.deid, seed=cfg.seed,
-                                              where=str(cfg.data.path) if data is None else "data")
+                                              where=_where(cfg, data))
         df, schema, rare_section = merge_rare_categories(df, schema, cfg.deid.rare_categories,
                                                          private=cfg.privacy is not None)
 
@@ -212,8 +215,9 @@ def _run(cfg: PipelineConfig, data: pd.DataFrame | None, run_dir: Path, timer: _
     with timer.step("fit"):
         gen.fit(train, ledger=ledger, progress=progress)
     n_rows = cfg.sample.rows or (len(train) if n_noisy is None else n_noisy)
-    with timer.step("sample"):
-        synth = gen.sample(n_rows, conditions=cfg.sample.conditions or None, seed=cfg.seed)
+    with timer.step("sample"):  # the first chunk: all rows when they fit in one
+        synth = gen.sample(min(n_rows, cfg.sample.chunk_rows),
+                           conditions=cfg.sample.conditions or None, seed=cfg.seed)
     progress("sample", 1, 1)
 
     with timer.step("evaluate"):
@@ -244,6 +248,16 @@ def _run(cfg: PipelineConfig, data: pd.DataFrame | None, run_dir: Path, timer: _
     report.metrics["constraint_violations"] = section["declared_violations"]
     if privacy is not None:  # DP-safe: the synthetic table against the declared rules alone
         report.metrics["constraint_violations"] = synthetic_violations(synth, schema)
+    partial = None
+    if n_rows > len(synth):  # more rows than one chunk: streamed to disk before the gate
+        partial, later = _stream_rows(gen, synth, n_rows, cfg, schema, run_dir, timer, progress)
+        report.metrics["constraint_violations"] += later
+        report.add_section("sample", {
+            "rows": n_rows, "chunk_rows": cfg.sample.chunk_rows, "evaluated_rows": len(synth),
+            "rule": "the evaluation, validation and the gate's metrics read the first chunk "
+                    f"({len(synth)} rows); declared constraints are enforced in every chunk "
+                    "and constraint_violations counts every row written; formulas are "
+                    "neutralised in every chunk"})
 
     # Under DP the shipped suite may state only public facts: inferred bounds and category
     # lists are properties of the private table (and DP outputs may lawfully exceed them).
@@ -265,7 +279,8 @@ def _run(cfg: PipelineConfig, data: pd.DataFrame | None, run_dir: Path, timer: _
     report.add_section("privacy", ledger.to_dict() | {"statement": ledger.plain_language()})
     report.add_section("budget", budget_section(budget, privacy))
     report.add_section("timings", dict(timer.timings))
-    manifest = _manifest(cfg, input_fp, train, holdout, synth, timer, ledger, verdict)
+    manifest = _manifest(cfg, input_fp, train, holdout, synth, timer, ledger, verdict,
+                         n_synthetic=n_rows)
     if privacy is not None:
         manifest = _dp_manifest(manifest, n_noisy, cfg)
         _mark_not_private(report)
@@ -273,8 +288,14 @@ def _run(cfg: PipelineConfig, data: pd.DataFrame | None, run_dir: Path, timer: _
 
     synth_path = None
     if verdict.passed or not verdict.judged:  # not judged: exported because `gate: none`
-        synth_path = write_table(synth, run_dir / f"synthetic.{cfg.output.format}",
-                                 cfg.output.format, neutralize=cfg.output.neutralize_formulas)
+        target = run_dir / f"synthetic.{cfg.output.format}"
+        if partial is not None:
+            synth_path = partial.replace(target)
+        else:
+            synth_path = write_table(synth, target, cfg.output.format,
+                                     neutralize=cfg.output.neutralize_formulas)
+    elif partial is not None:
+        partial.unlink()  # refused: the streamed rows never leave the run's temporary folder
     schema.save(run_dir / "schema.yaml")
     if suite_json is not None:
         atomic_write_text(run_dir / "expectations.json", suite_json)
@@ -284,6 +305,39 @@ def _run(cfg: PipelineConfig, data: pd.DataFrame | None, run_dir: Path, timer: _
     return RunResult(run_dir=run_dir, passed=verdict.passed, metrics=dict(report.metrics),
                      synthetic_path=synth_path, gate=list(verdict.results),
                      timings=dict(timer.timings), judged=verdict.judged)
+
+
+def _stream_rows(gen: Any, first: pd.DataFrame, n_rows: int, cfg: PipelineConfig,
+                 schema: Schema, run_dir: Path, timer: _Timer,
+                 progress: Progress) -> tuple[Path, int]:
+    """Sample and write all ``n_rows`` chunk by chunk into a hidden file of the run folder.
+
+    Returns the file (renamed to ``synthetic.*`` only if the gate lets it out) and the
+    declared-constraint violations in the chunks after the first (DP-safe: synthetic rows
+    against declared rules only).
+    """
+    from synthdata.constraints.report import synthetic_violations
+    from synthdata.io.files import write_table_chunks
+    from synthdata.pipeline.stream import sample_chunks
+
+    later = [0]
+    done = [0]
+
+    def chunks() -> Iterator[pd.DataFrame]:
+        for index, chunk in enumerate(sample_chunks(
+                gen, n_rows, cfg.sample.chunk_rows, seed=cfg.seed,
+                conditions=cfg.sample.conditions or None, first=first)):
+            if index > 0 and schema.constraints:
+                later[0] += synthetic_violations(chunk, schema)
+            done[0] += len(chunk)
+            progress("export", done[0], n_rows)
+            yield chunk
+
+    partial = run_dir / f".synthetic.{cfg.output.format}.partial"
+    with timer.step("sample_stream"):
+        write_table_chunks(chunks(), partial, cfg.output.format,
+                           neutralize=cfg.output.neutralize_formulas)
+    return partial, later[0]
 
 
 def resolve_gate(spec: str | dict[str, Any] | None) -> str | dict[str, Any] | None:
@@ -338,7 +392,7 @@ def _dp_manifest(manifest: dict[str, Any], n_noisy: int | None, cfg: PipelineCon
                  synthetic_files: list[str] | None = None) -> dict[str, Any]:
     """The manifest of a DP run: public facts and DP releases only."""
     out = dict(manifest)
-    out["input"] = {"path": str(cfg.data.path)} if cfg.data.tables is None else \
+    out["input"] = _input(cfg) if cfg.data.tables is None else \
         {"tables": sorted(cfg.data.tables)}
     out["rows"] = {"training_units_noisy": n_noisy,
                    "synthetic": cfg.sample.rows or n_noisy,
@@ -420,6 +474,40 @@ def _dp_config(cfg: PipelineConfig) -> Any:
         raise ConfigError(f"privacy: {err}") from None
 
 
+def load_frame(cfg: PipelineConfig, data: Any = None) -> pd.DataFrame:
+    """The real table of a one-table pipeline: ``data`` (pandas or polars) when given, else
+    the file at ``data.path`` or the SQL source (``data.sql``)."""
+    from synthdata.io.files import normalize_cells
+
+    if data is not None:
+        from synthdata.io.sql import as_pandas
+        from synthdata.schema.infer import check_frame
+
+        df = as_pandas(data, where="data")
+        names = list(df.columns)
+        if len(set(names)) != len(names):
+            check_frame(df, where="data")  # names the repeated columns
+        return normalize_cells(df)
+    if cfg.data.sql is not None:
+        from synthdata.io.sql import read_sql
+
+        return read_sql(cfg.data.sql, query=cfg.data.query,
+                        table=cfg.data.table if cfg.data.query is None else None)
+    return read_table(cfg.data.path, encoding=cfg.data.encoding, fmt=cfg.data.format)
+
+
+def _where(cfg: PipelineConfig, data: Any) -> str:
+    return "data" if data is not None else cfg.data.source
+
+
+def _input(cfg: PipelineConfig) -> dict[str, Any]:
+    if cfg.data.sql is not None:
+        from synthdata.io.sql import safe_url
+
+        return {"sql": safe_url(cfg.data.sql), "query": cfg.data.query, "table": cfg.data.table}
+    return {"path": str(cfg.data.path)}
+
+
 def _drop_columns(df: pd.DataFrame, drop: tuple[str, ...]) -> pd.DataFrame:
     missing = [c for c in drop if c not in df.columns]
     if missing:
@@ -433,11 +521,11 @@ def _schema_for(df: pd.DataFrame, cfg: PipelineConfig) -> Schema:
     schema = Schema.infer(df, name=name)
     if cfg.data.schema_path is not None:
         overrides = load_yaml(cfg.data.schema_path)
-        if not isinstance(overrides, dict):
-            raise ConfigError(f"{cfg.data.schema_path}: a schema must be a YAML mapping")
-        columns = overrides.get("columns") or []
-        overrides = dict(overrides)
-        overrides["columns"] = [c for c in columns if c.get("name") not in cfg.data.drop]
+        columns = overrides.get("columns") if isinstance(overrides, dict) else None
+        if isinstance(columns, list) and cfg.data.drop:  # shape errors: with_overrides names them
+            overrides = dict(overrides)
+            overrides["columns"] = [c for c in columns if not isinstance(c, dict)
+                                    or c.get("name") not in cfg.data.drop]
         schema = schema.with_overrides(overrides, where=str(cfg.data.schema_path))
     return schema
 
@@ -476,16 +564,16 @@ def package_versions() -> dict[str, str]:
 
 def _manifest(cfg: PipelineConfig, input_fp: str | dict[str, str], train: pd.DataFrame,
               holdout: pd.DataFrame | None, synth: pd.DataFrame, timer: _Timer, ledger: Any,
-              verdict: Any) -> dict[str, Any]:
+              verdict: Any, n_synthetic: int | None = None) -> dict[str, Any]:
     return {
         "manifest_version": 1,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "input": ({"path": str(cfg.data.path), "sha256": input_fp} if isinstance(input_fp, str)
+        "input": ({**_input(cfg), "sha256": input_fp} if isinstance(input_fp, str)
                   else {"tables": input_fp}),
-        "config": json.loads(cfg.model_dump_json(by_alias=True)),
+        "config": public_config(cfg),
         "seed": cfg.seed,
         "rows": {"train": len(train), "holdout": 0 if holdout is None else len(holdout),
-                 "synthetic": len(synth)},
+                 "synthetic": len(synth) if n_synthetic is None else n_synthetic},
         "versions": package_versions(),
         "platform": {"machine": platform.machine(), "system": platform.system()},
         "timings_s": dict(timer.timings),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import re
 import warnings
 
@@ -22,6 +23,91 @@ _ZIP_NAME = re.compile(r"(^|[_.\s-])(zip|zipcode|zip_code|postal|postcode|postal
 _CODE_NAME = re.compile(r"(^|[_.\s-])(id|mrn|code|number|no|nr|num|account|acct|record)$"
                         r"|^(id|mrn|code)([_.\s-]|$)", re.IGNORECASE)
 _BOOL_STRINGS = ({"yes", "no"}, {"true", "false"}, {"y", "n"}, {"t", "f"})
+# The largest magnitude a number may have: squares and sums of squares of a few billion
+# such values stay finite in float64 (1e308), so variances, distances and reports hold.
+MAX_ABS_VALUE = 1e100
+_SCALARS = (str, bool, int, float, np.generic, pd.Timestamp, pd.Timedelta, datetime.date)
+
+
+def check_frame(df: pd.DataFrame, *, where: str = "data") -> None:
+    """Refuse a table whose shape no generator can learn; every failure names the column.
+
+    Checked (fail closed, nothing is dropped or replaced silently): column names are unique
+    strings; no column holds nested values (lists, arrays, dicts, structs, maps — e.g. Parquet
+    list/struct/map columns); no number is infinite or beyond ``MAX_ABS_VALUE`` (``inf``
+    is refused rather than read as missing: a sensor's overflow is not an absent value, and
+    the user decides); integers beyond 64 bits are refused (store them as text: they are then
+    labels); other Python objects (``decimal.Decimal``, ``bytes``, dates) are refused in a
+    DataFrame given directly — the file and SQL readers convert whole columns of decimals to
+    floats and of dates to datetimes (:func:`synthdata.io.files.normalize_cells`).
+    """
+    if not isinstance(df, pd.DataFrame):
+        raise DataError(f"{where}: expected a pandas DataFrame, got {type(df).__name__}")
+    names = list(df.columns)
+    dupes = sorted({str(c) for c in names if names.count(c) > 1})
+    if dupes:
+        raise DataError(f"{where}: column name(s) {dupes} occur more than once; rename them so "
+                        "every column has its own name")
+    for i, name in enumerate(names):
+        series = df.iloc[:, i]
+        if pd.api.types.is_bool_dtype(series):
+            continue
+        if pd.api.types.is_float_dtype(series) or pd.api.types.is_complex_dtype(series):
+            _check_finite(name, series, where)
+        elif pd.api.types.is_object_dtype(series):
+            _check_cells(name, series, where)
+
+
+def _check_finite(name: str, series: pd.Series, where: str) -> None:
+    if pd.api.types.is_complex_dtype(series):
+        raise DataError(f"{where}: column {name!r} holds complex numbers; split it into real "
+                        "and imaginary columns or drop it (data.drop)")
+    arr = series.to_numpy(dtype=float, na_value=np.nan)
+    inf = np.isinf(arr)
+    if inf.any():
+        first = int(np.flatnonzero(inf)[0])
+        raise DataError(f"{where}: column {name!r} has {int(inf.sum())} infinite value(s) "
+                        f"(first: {arr[first]}, row {first}); replace them with a finite value "
+                        "or leave the cell empty (missing), or drop the column (data.drop)")
+    big = np.abs(np.nan_to_num(arr)) > MAX_ABS_VALUE
+    if big.any():
+        first = int(np.flatnonzero(big)[0])
+        raise DataError(f"{where}: column {name!r} has {int(big.sum())} value(s) beyond "
+                        f"±{MAX_ABS_VALUE:g} (first: {arr[first]:g}, row {first}); rescale the "
+                        "column (e.g. another unit or a log) or drop it (data.drop)")
+
+
+def _check_cells(name: str, series: pd.Series, where: str) -> None:
+    import decimal
+
+    values = series.dropna().to_numpy(dtype=object)
+    odd = [v for v in values if not isinstance(v, _SCALARS)]
+    if odd:
+        first = odd[0]
+        if isinstance(first, (list, tuple, dict, set, np.ndarray)):
+            raise DataError(f"{where}: column {name!r} holds nested values "
+                            f"({type(first).__name__}, e.g. {_short(first)}); a generator learns "
+                            "flat columns only: flatten it (one column per field or element) "
+                            "or drop it (data.drop)")
+        if isinstance(first, decimal.Decimal):
+            raise DataError(f"{where}: column {name!r} holds decimal.Decimal values; convert "
+                            f"it to float (df[{name!r}].astype(float)) or to text")
+        raise DataError(f"{where}: column {name!r} holds {type(first).__name__} values "
+                        f"(e.g. {_short(first)}); convert them to numbers or text, or drop the "
+                        "column (data.drop)")
+    huge = [v for v in values if isinstance(v, int) and not isinstance(v, bool)
+            and not -2**63 <= v < 2**64]
+    if huge:
+        raise DataError(f"{where}: column {name!r} has {len(huge)} integer(s) beyond 64 bits "
+                        f"(first: {huge[0]}); numbers that long are codes: store them as text")
+    floats = np.array([v for v in values if isinstance(v, (float, np.floating))], dtype=float)
+    if len(floats):
+        _check_finite(name, pd.Series(floats), where)
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def infer_schema(df: pd.DataFrame, *, name: str = "table") -> Schema:
@@ -34,13 +120,16 @@ def infer_schema(df: pd.DataFrame, *, name: str = "table") -> Schema:
     unique keys and high-cardinality strings are ids (never learned); long free text is
     text. Bounds and categories are read from the data (so they are *not* public).
     """
-    if not isinstance(df, pd.DataFrame):
-        raise DataError(f"expected a pandas DataFrame, got {type(df).__name__}")
+    if not isinstance(df, pd.DataFrame):  # a polars DataFrame is converted
+        from synthdata.io.sql import as_pandas
+
+        df = as_pandas(df, where=f"table {name!r}")
     if df.shape[1] == 0:
         raise DataError("the table has no columns")
     bad = [c for c in df.columns if not isinstance(c, str)]
     if bad:
         raise DataError(f"column names must be strings; got {bad[:5]}")
+    check_frame(df, where=f"table {name!r}")
     columns = [infer_column(df[c]) for c in df.columns]
     notes = []
     for col in columns:

@@ -109,14 +109,19 @@ class Column:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, where: str = "schema") -> Column:
+        if not isinstance(data, Mapping):
+            raise SchemaError(f"{where}: every entry under 'columns' must be a mapping with a "
+                              f"'name' (e.g. {{name: age, kind: integer}}), got {data!r:.60}")
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
+        unknown = sorted(str(k) for k in set(data) - known)
         name = data.get("name")
         if unknown:
             raise SchemaError(f"{where}: column {name!r} has unknown key(s) {unknown}; "
                               f"allowed keys are {sorted(known)}")
         if not isinstance(name, str) or not name:
-            raise SchemaError(f"{where}: every column needs a non-empty 'name'")
+            raise SchemaError(f"{where}: every column needs a non-empty 'name' (text), got "
+                              f"{name!r:.60}")
+        _check_field_types(data, name, where)
         values = dict(data)
         values["kind"] = _enum(ColumnKind, values.get("kind"), f"{where}: column {name!r} kind")
         if values.get("pii") is not None:
@@ -139,6 +144,43 @@ class Column:
                               "(decimals) applies to continuous columns only")
         values.setdefault("dtype", _default_dtype(values["kind"]))
         return cls(**values)
+
+
+_SCALAR_TYPES = (str, int, float, bool, type(None))
+
+
+def _check_field_types(data: Mapping[str, Any], name: str, where: str) -> None:
+    """Each column field has the YAML type it needs (a wrong type is a SchemaError)."""
+    for key in ("nullable", "public"):
+        if key in data and not isinstance(data[key], bool):
+            raise SchemaError(f"{where}: column {name!r} {key} must be true or false, got "
+                              f"{data[key]!r:.60}")
+    for key in ("dtype", "datetime_format", "description"):
+        if data.get(key) is not None and not isinstance(data[key], str):
+            raise SchemaError(f"{where}: column {name!r} {key} must be text, got "
+                              f"{data[key]!r:.60}")
+    for key in ("min", "max"):
+        value = data.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not math.isfinite(value)):
+            raise SchemaError(f"{where}: column {name!r} {key} must be a finite number, "
+                              f"got {value!r:.60}")
+    lo, hi = data.get("min"), data.get("max")
+    if lo is not None and hi is not None and lo > hi:
+        raise SchemaError(f"{where}: column {name!r} min {lo} is above max {hi}; swap them")
+    cats = data.get("categories")
+    if isinstance(cats, (list, tuple)):
+        bad = [c for c in cats if not isinstance(c, _SCALAR_TYPES)
+               or (isinstance(c, float) and math.isnan(c))]
+        if bad:
+            raise SchemaError(f"{where}: column {name!r} categories must be plain values "
+                              f"(text, numbers, true/false), got {bad[0]!r:.60}")
+        try:
+            dupes = len(set(cats)) != len(cats)
+        except TypeError:
+            dupes = False
+        if dupes:
+            raise SchemaError(f"{where}: column {name!r} lists a category more than once")
 
 
 def _default_dtype(kind: ColumnKind) -> str:
@@ -221,8 +263,10 @@ class Schema:
         fixed combinations, lookups, sums) land in ``proposed_constraints`` for a person to
         confirm; they are a property of the data, so not for private data under DP.
         """
+        from synthdata.io.sql import as_pandas
         from synthdata.schema.infer import infer_schema
 
+        df = as_pandas(df, where=f"table {name!r}")  # pandas as is; polars converted
         schema = infer_schema(df, name=name)
         if discover_constraints:
             from synthdata.constraints.discover import discover
@@ -254,8 +298,11 @@ class Schema:
         Columns named in the overrides replace the matching fields of inferred columns;
         a column the table does not have is a ``SchemaError``.
         """
-        unknown = sorted(set(overrides) - {"name", "columns", "primary_key", "version", "notes",
-                                           "constraints"})
+        if not isinstance(overrides, Mapping):
+            raise SchemaError(f"{where}: a schema file must be a mapping with 'columns' (a "
+                              f"list of column entries), got {type(overrides).__name__}")
+        unknown = sorted(str(k) for k in set(overrides) - {
+            "name", "columns", "primary_key", "version", "notes", "constraints"})
         if unknown:
             raise SchemaError(f"{where}: unknown top-level key(s) {unknown}; "
                               "allowed: name, columns, primary_key, version, constraints")
@@ -267,7 +314,7 @@ class Schema:
             if not isinstance(entry, Mapping) or "name" not in entry:
                 raise SchemaError(f"{where}: every entry under 'columns' needs a 'name'")
             col_name = entry["name"]
-            if col_name not in by_name:
+            if not isinstance(col_name, str) or col_name not in by_name:
                 raise SchemaError(f"{where}: column {col_name!r} is not in the data; "
                                   f"the data has {list(by_name)}")
             base = by_name[col_name].to_dict()
@@ -282,6 +329,7 @@ class Schema:
         declared, proposed = self.constraints, self.proposed_constraints
         if overrides.get("constraints") is not None:  # the file's list replaces both
             declared, proposed = _constraints_from_list(overrides["constraints"], where)
+        _check_top_level(overrides, where)
         return Schema(columns=tuple(by_name[c.name] for c in self.columns),
                       name=overrides.get("name", self.name),
                       primary_key=overrides.get("primary_key", self.primary_key),
@@ -304,8 +352,8 @@ class Schema:
     def from_dict(cls, data: Mapping[str, Any], *, where: str = "schema") -> Schema:
         if not isinstance(data, Mapping):
             raise SchemaError(f"{where}: expected a mapping with 'columns', got {type(data).__name__}")
-        unknown = sorted(set(data) - {"version", "name", "columns", "primary_key", "notes",
-                                      "constraints"})
+        unknown = sorted(str(k) for k in set(data) - {
+            "version", "name", "columns", "primary_key", "notes", "constraints"})
         if unknown:
             raise SchemaError(f"{where}: unknown top-level key(s) {unknown}")
         version = data.get("version", SCHEMA_VERSION)
@@ -317,6 +365,7 @@ class Schema:
             raise SchemaError(f"{where}: 'columns' must be a non-empty list")
         columns = tuple(Column.from_dict(e, where=where) for e in entries)
         declared, proposed = _constraints_from_list(data.get("constraints") or [], where)
+        _check_top_level(data, where)
         return cls(columns=columns, name=str(data.get("name", "table")),
                    primary_key=data.get("primary_key"), constraints=declared,
                    proposed_constraints=proposed)
@@ -338,7 +387,15 @@ class Schema:
     # -- validation --------------------------------------------------------------------
     def validate(self, df: pd.DataFrame, *, where: str = "data") -> None:
         """Raise ``DataError`` when ``df`` does not fit this schema (missing columns,
-        unexpected nulls, non-numeric values in numeric columns)."""
+        unexpected nulls, non-numeric values in numeric columns, and the table shapes
+        :func:`synthdata.schema.infer.check_frame` refuses: duplicate names, nested
+        values, non-finite or extreme numbers)."""
+        from synthdata.schema.infer import check_frame
+
+        if not isinstance(df, pd.DataFrame):
+            raise DataError(f"{where}: expected a pandas DataFrame, got {type(df).__name__}")
+        check_frame(df[[c for c in df.columns if c in set(self.names)]]
+                    if df.columns.is_unique else df, where=where)
         missing = [c for c in self.names if c not in df.columns]
         if missing:
             raise DataError(f"{where}: column(s) {missing} named in schema {self.name!r} are "
@@ -353,6 +410,14 @@ class Schema:
                 _check_numeric(series, col, where)
             if col.kind == ColumnKind.DATETIME:
                 _check_datetime(series, col, where)
+
+
+def _check_top_level(data: Mapping[str, Any], where: str) -> None:
+    for key in ("name", "primary_key"):
+        if data.get(key) is not None and not isinstance(data[key], str):
+            raise SchemaError(f"{where}: {key} must be text, got {data[key]!r:.60}")
+    if data.get("notes") is not None and not isinstance(data["notes"], list):
+        raise SchemaError(f"{where}: notes must be a list of text")
 
 
 def _constraints_from_list(entries: Any, where: str) -> tuple[tuple, tuple]:
@@ -372,6 +437,10 @@ def _check_numeric(series: pd.Series, col: Column, where: str) -> None:
     if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
         return
     converted = pd.to_numeric(series, errors="coerce")
+    inf = np.isinf(converted.to_numpy(dtype=float, na_value=np.nan))
+    if inf.any():
+        raise DataError(f"{where}: column {col.name!r} has {int(inf.sum())} infinite value(s) "
+                        "(e.g. 'inf'); replace them with finite values or leave them empty")
     bad = converted.isna() & series.notna()
     if bad.any():
         first = int(np.flatnonzero(bad.to_numpy())[0])

@@ -89,9 +89,10 @@ def declared_schema(overrides: Any, data_columns: Sequence[str], *, name: str,
     if not isinstance(overrides, Mapping):
         raise ConfigError(f"{where}: a schema must be a YAML mapping")
     entries = overrides.get("columns") or []
-    if not isinstance(entries, list) or not all(isinstance(e, Mapping) and "name" in e
+    if not isinstance(entries, list) or not all(isinstance(e, Mapping)
+                                                 and isinstance(e.get("name"), str)
                                                  for e in entries):
-        raise ConfigError(f"{where}: 'columns' must be a list of entries with a 'name'")
+        raise ConfigError(f"{where}: 'columns' must be a list of entries with a 'name' (text)")
     by_name = {e["name"]: e for e in entries if e["name"] not in drop}
     wanted = [c for c in data_columns if c not in drop]
     problems = []

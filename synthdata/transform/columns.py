@@ -551,12 +551,13 @@ class RegeneratedEncoder:
     def transform(self, series: pd.Series) -> np.ndarray:
         return np.zeros((len(series), 0))
 
-    def generate(self, n: int) -> pd.Series:
+    def generate(self, n: int, *, start: int = 1) -> pd.Series:
+        """``n`` fresh ids ``start, start+1, ...`` (chunked sampling passes the offset)."""
         if self.column.kind == ColumnKind.TEXT:
             return pd.Series([None] * n, dtype=object)
         if self.numeric_:
-            return _cast(pd.Series(np.arange(1, n + 1)), self.column.dtype)
-        return _cast(pd.Series([f"SYN{i:08d}" for i in range(1, n + 1)], dtype=object),
+            return _cast(pd.Series(np.arange(start, start + n)), self.column.dtype)
+        return _cast(pd.Series([f"SYN{i:08d}" for i in range(start, start + n)], dtype=object),
                      self.column.dtype)
 
     def get_state(self) -> dict[str, Any]:
