@@ -96,7 +96,7 @@ class RareCategoriesConfig(_Frozen):
 
 
 class DeidConfig(_Frozen):
-    """HIPAA Safe Harbor de-identification before fitting (:mod:`synthdata.medical.deid`).
+    """HIPAA Safe Harbor de-identification before fitting (:mod:`synthdata.medical.safe_harbor`).
 
     On by default, for every pipeline: columns the schema marks ``pii: direct`` or ``pii: quasi``
     are dropped or transformed by their identifier type, and ``text`` columns are dropped unless
@@ -136,7 +136,7 @@ class DeidConfig(_Frozen):
     @field_validator("types")
     @classmethod
     def _known_types(cls, value: dict[str, str]) -> dict[str, str]:
-        from synthdata.medical.deid import IdentifierType
+        from synthdata.medical.safe_harbor import IdentifierType
 
         allowed = [t.value for t in IdentifierType]
         bad = {c: t for c, t in value.items() if t not in allowed}

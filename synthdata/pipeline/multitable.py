@@ -53,9 +53,9 @@ def run_multitable(cfg: PipelineConfig, run_dir: Path, timer: Any, progress: Any
                    budget: Any = None) -> Any:
     from synthdata.evaluate import evaluate
     from synthdata.evaluate.gate import check_gate
-    from synthdata.medical.multitable import MultiTableSchema
+    from synthdata.relational.schema import MultiTableSchema
     from synthdata.medical.patients import parent_child_correlations, patient_table
-    from synthdata.medical.relational import (RelationalSynthesizer, check_patient_rows,
+    from synthdata.relational.synthesizer import (RelationalSynthesizer, check_patient_rows,
                                               children_per_parent_tv, patient_root)
     from synthdata.medical.survival import survival_metrics, survival_summary
     from synthdata.pipeline.budget import budget_section

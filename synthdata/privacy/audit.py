@@ -406,7 +406,7 @@ class _RelationalTarget:
         self.privacy, self.seed, self.params = privacy, seed, params
 
     def fit(self, data: pd.DataFrame) -> _RelationalTarget:
-        from synthdata.medical.relational import RelationalSynthesizer
+        from synthdata.relational.synthesizer import RelationalSynthesizer
 
         (key,) = self.ms.primary_keys[self.root]
         data = data.reset_index(drop=True)
@@ -433,7 +433,7 @@ def relational_factory(ms: Any, tables: Mapping[str, pd.DataFrame], *,
 
     Canaries are extra patients (outlier root rows without linked rows); the membership
     test reads the synthetic root table. Extra keyword ``params`` of the audit go to
-    :class:`~synthdata.medical.relational.RelationalSynthesizer`.
+    :class:`~synthdata.relational.synthesizer.RelationalSynthesizer`.
     """
     roots = [t for t in ms.order() if ms.parent_link(t) is None]
     root = root or (roots[0] if len(roots) == 1 else None)

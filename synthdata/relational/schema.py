@@ -24,7 +24,7 @@ A YAML file holds one schema per table plus the links between them::
       pbc: {time: time, event: status, event_values: [2]}
 
 Only ``child``/``column``/``parent``/``parent_column`` are needed for integrity checks; the other
-keys guide relational generation (:mod:`synthdata.medical.relational`). ``enforce: false`` keeps a
+keys guide relational generation (:mod:`synthdata.relational.synthesizer`). ``enforce: false`` keeps a
 link for documentation while integrity checks only count its orphans (e.g. nafld1.case.id).
 
 Time order and bounds are declared as constraints (:mod:`synthdata.constraints`): a table's

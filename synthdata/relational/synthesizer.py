@@ -63,7 +63,7 @@ import pandas as pd
 
 from synthdata._rng import child_seed, make_rng
 from synthdata.errors import ConditionTooRareError, ConfigError, DataError, NotFittedError
-from synthdata.medical.multitable import ForeignKey, MultiTableSchema
+from synthdata.relational.schema import ForeignKey, MultiTableSchema
 from synthdata.constraints.kinds import Inequality, Range, column_values
 from synthdata.schema.model import Column, ColumnKind, Schema
 
