@@ -67,7 +67,7 @@ import pandas as pd
 
 from synthdata.errors import ConfigError, DataError
 from synthdata.privacy.config import DPConfig
-from synthdata.privacy.ledger import _json_safe
+from synthdata.jsonsafe import json_safe
 
 __all__ = [
     "AuditDesign",
@@ -134,7 +134,7 @@ class AuditResult:
                 f"no violation")
 
     def to_dict(self) -> dict[str, Any]:
-        return _json_safe({"verdict": self.verdict, "passed": self.passed,
+        return json_safe({"verdict": self.verdict, "passed": self.passed,
                            "epsilon_lower_bound": self.epsilon_lower_bound,
                            "claimed_epsilon": self.claimed_epsilon,
                            "detectable_epsilon": self.detectable_epsilon,
@@ -487,7 +487,8 @@ def audit_generator(kind: str | GeneratorFactory, schema: Any, data: pd.DataFram
     confidence:
         ``1 − α`` of the Clopper–Pearson bound.
     """
-    import synthdata as sd
+    from synthdata.models.registry import make_generator
+    from synthdata.schema.model import Schema
 
     if not isinstance(privacy, DPConfig):
         raise ConfigError("audit_generator needs privacy=DPConfig(epsilon=...): the claim to audit")
@@ -502,14 +503,14 @@ def audit_generator(kind: str | GeneratorFactory, schema: Any, data: pd.DataFram
     params = dict(params or {})
     rng = np.random.default_rng(seed)
     data = data.reset_index(drop=True)
-    probe_schema = schema if schema is not None else sd.Schema.infer(data)
+    probe_schema = schema if schema is not None else Schema.infer(data)
     columns = _numeric_columns(data, probe_schema)
     if n_canaries is None:
         n_canaries = max(1, min(2 * len(columns), MAX_DEFAULT_CANARIES))
     canary_rows, canaries = make_canaries(data, n_canaries, columns=columns, rng=rng)
     full = pd.concat([data, canary_rows], ignore_index=True)
     if schema is None:
-        schema = sd.Schema.infer(full, name="audit")
+        schema = Schema.infer(full, name="audit")
     schema.validate(full, where="audit data with canaries")
     delta = privacy.resolve_delta(len(full))
     claim = privacy.model_copy(update={"delta": delta})
@@ -550,7 +551,7 @@ def audit_generator(kind: str | GeneratorFactory, schema: Any, data: pd.DataFram
         if callable(kind):
             gen = kind(schema, privacy=claim, seed=fit_seed, **params)
         else:
-            gen = sd.make_generator(kind, schema, privacy=claim, seed=fit_seed, **params)
+            gen = make_generator(kind, schema, privacy=claim, seed=fit_seed, **params)
         gen.fit(train)
         synth = gen.sample(n_synth, seed=fit_seed)
         scores[t] = _scores(synth, canaries)

@@ -487,9 +487,9 @@ class MultiTableSchema:
                 raise SchemaError(f"{where}: survival.{tname} needs 'time' and 'event'")
             surv[str(tname)] = SurvivalSpec(time=raw["time"], event=raw["event"],
                                             event_values=tuple(raw.get("event_values", (1,))))
-        from synthdata.schema.model import _constraints_from_list
+        from synthdata.schema.model import constraints_from_list
 
-        declared, proposed = _constraints_from_list(data.get("constraints") or [],
+        declared, proposed = constraints_from_list(data.get("constraints") or [],
                                                     f"{where}: constraints")
         if proposed:
             raise SchemaError(f"{where}: constraints across tables cannot be 'proposed'; declare "

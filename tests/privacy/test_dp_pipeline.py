@@ -140,7 +140,7 @@ COVERED_BY: dict[str, Callable[[list[str], Any], bool]] = {
     "_declared_schema_for": _has("schema"),  # reads column names only
     "_manifest": _has("manifest"),  # a DP manifest: no exact counts (replaced by the noisy n)
     "Schema.infer": _has("schema"),
-    "infer_schema": _has("schema"),
+    "infer_columns": _has("schema"),
     "TableTransformer.fit": _every_column,
     "fit_private_encoders": _every_column,
     "TableTransformer.transform": _has("model.gmm.dp_em"),  # the matrix the model reads
