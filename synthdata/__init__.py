@@ -29,7 +29,7 @@ from synthdata.errors import (
 )
 from synthdata.schema import Column, ColumnKind, PiiRole, Schema
 
-__version__ = "0.1.0"
+from synthdata._version import __version__
 
 _LAZY = {
     "make_generator": "synthdata.models.registry",

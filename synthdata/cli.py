@@ -197,7 +197,8 @@ def fit(data: Annotated[Path, typer.Argument(help="CSV or Parquet training table
     does not mark stop the command (exit 2) unless ``--unmarked transform``.
     """
     _state["debug"] |= debug
-    import synthdata as sd
+    from synthdata.schema.model import Schema
+    from synthdata.models.registry import make_generator
     from synthdata.errors import ConfigError
     from synthdata.io.files import read_table
     from synthdata.pipeline.config import DeidConfig
@@ -213,7 +214,7 @@ def fit(data: Annotated[Path, typer.Argument(help="CSV or Parquet training table
         raise ConfigError("fit: --dates shift needs --patient-column (the column that identifies "
                           "a patient, so all of a patient's dates move together)")
     df = read_table(data)
-    sch = sd.Schema.infer(df, name=data.stem)
+    sch = Schema.infer(df, name=data.stem)
     if schema is not None:
         sch = sch.with_overrides(load_yaml(schema), where=str(schema))
     sch.validate(df, where=str(data))
@@ -222,7 +223,7 @@ def fit(data: Annotated[Path, typer.Argument(help="CSV or Parquet training table
         if action["rule"] != "keep":
             typer.echo(f"deid: {action['column']}: {action['identifier_type']} -> "
                        f"{action['rule']}", err=True)
-    gen = sd.make_generator(generator, sch, seed=seed, **_parse_pairs(param, "--param"))
+    gen = make_generator(generator, sch, seed=seed, **_parse_pairs(param, "--param"))
     with _progress(quiet) as progress:
         gen.fit(df, progress=progress)
     gen.save(output)
@@ -256,7 +257,7 @@ def sample(model: Annotated[Path, typer.Argument(help="Model archive from `synth
     the gate passes (exit 3 otherwise, report written).
     """
     _state["debug"] |= debug
-    import synthdata as sd
+    from synthdata.models.base import load_generator
     from synthdata.io.files import write_table
 
     if gate is not None and real is None:
@@ -265,7 +266,7 @@ def sample(model: Annotated[Path, typer.Argument(help="Model archive from `synth
         raise ConfigError("--gate needs --real TRAIN.csv (the table the model was fitted on) "
                           "and, for the leakage rules, --holdout HOLDOUT.csv")
     gate_spec = _gate_spec(gate) if gate is not None else None
-    gen = sd.load_generator(model)
+    gen = load_generator(model)
     synth = gen.sample(rows, conditions=_parse_pairs(condition, "--condition") or None, seed=seed)
     fmt = "parquet" if output.suffix.lower() in (".parquet", ".pq") else "csv"
     if gate is None:
@@ -350,7 +351,7 @@ def evaluate(real: Annotated[Path, typer.Argument(help="Real training table.")],
     (as for `run`); without it the report says NOT JUDGED.
     """
     _state["debug"] |= debug
-    import synthdata as sd
+    from synthdata.schema.model import Schema
     from synthdata.io.files import atomic_write_text, private_dir, read_table
     from synthdata.schema.model import load_yaml
 
@@ -358,7 +359,7 @@ def evaluate(real: Annotated[Path, typer.Argument(help="Real training table.")],
     train = read_table(real)
     synth = read_table(synthetic)
     hold = read_table(holdout) if holdout is not None else None
-    sch = sd.Schema.infer(train, name=real.stem)
+    sch = Schema.infer(train, name=real.stem)
     if schema is not None:
         sch = sch.with_overrides(load_yaml(schema), where=str(schema))
     from synthdata.evaluate import check_gate
@@ -575,7 +576,7 @@ def audit(data: Annotated[Path, typer.Argument(help="CSV or Parquet table to aud
     _state["debug"] |= debug
     import json
 
-    import synthdata as sd
+    from synthdata.schema.model import Schema
     from synthdata.io.files import atomic_write_text, read_table
     from synthdata.privacy.audit import audit_generator
     from synthdata.privacy.config import DPConfig
@@ -584,7 +585,7 @@ def audit(data: Annotated[Path, typer.Argument(help="CSV or Parquet table to aud
     df = read_table(data)
     sch = None
     if schema is not None:
-        sch = sd.Schema.infer(df, name=data.stem).with_overrides(load_yaml(schema),
+        sch = Schema.infer(df, name=data.stem).with_overrides(load_yaml(schema),
                                                                  where=str(schema))
     from pydantic import ValidationError
 

@@ -195,3 +195,9 @@ def write_table(df: pd.DataFrame, path: Path, fmt: str = "csv", *,
     if fmt == "parquet":
         return atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
     raise DataError(f"unknown output format {fmt!r}; use one of {FORMATS}")
+
+
+def frame_fingerprint(df: pd.DataFrame) -> str:
+    """SHA-256 of a DataFrame's values (row order matters, the index does not)."""
+    hashed = pd.util.hash_pandas_object(df, index=False).to_numpy()
+    return hashlib.sha256(hashed.tobytes()).hexdigest()

@@ -16,7 +16,7 @@ from pydantic import (
     model_validator,
 )
 
-from synthdata.errors import ConfigError
+from synthdata.errors import ConfigError, format_validation_error
 
 
 class _Frozen(BaseModel):
@@ -217,18 +217,3 @@ class PipelineConfig(_Frozen):
         return self.model_copy(update={"data": data, "output": output, "privacy": privacy})
 
 
-def format_validation_error(err: ValidationError) -> str:
-    """One line per problem, with its YAML path: ``train.epcohs: unknown key``."""
-    lines = []
-    for e in err.errors():
-        loc = ".".join(str(x) for x in e["loc"]) or "(top level)"
-        if e["type"] == "extra_forbidden":
-            msg = "unknown key"
-        elif e["type"] == "missing":
-            msg = "required key is missing"
-        else:
-            msg = e["msg"]
-            if "input" in e and not isinstance(e["input"], dict):
-                msg += f" (got {e['input']!r})"
-        lines.append(f"{loc}: {msg}")
-    return "; ".join(lines)

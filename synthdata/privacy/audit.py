@@ -67,6 +67,7 @@ import pandas as pd
 
 from synthdata.errors import ConfigError, DataError
 from synthdata.privacy.config import DPConfig
+from synthdata.privacy.intervals import clopper_pearson
 from synthdata.jsonsafe import json_safe
 
 __all__ = [
@@ -142,20 +143,6 @@ class AuditResult:
 
 
 # -- statistics --------------------------------------------------------------------------
-
-def clopper_pearson(k: int, n: int, alpha: float) -> tuple[float, float]:
-    """One-sided exact binomial bounds: ``(lo, hi)`` with ``P(p < lo) <= alpha`` and
-    ``P(p > hi) <= alpha`` each (``lo = 0`` when ``k = 0``, ``hi = 1`` when ``k = n``)."""
-    from scipy.stats import beta
-
-    if n <= 0:
-        return 0.0, 1.0
-    if not 0 <= k <= n:
-        raise ValueError(f"k={k} must be in [0, n={n}]")
-    lo = 0.0 if k == 0 else float(beta.ppf(alpha, k, n - k + 1))
-    hi = 1.0 if k == n else float(beta.ppf(1 - alpha, k + 1, n - k))
-    return lo, hi
-
 
 def epsilon_lower_bound(tp: int, n_pos: int, fp: int, n_neg: int, *, delta: float,
                         alpha: float = 0.05) -> dict[str, float]:

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import text
 from sqlalchemy.engine import RowMapping
 
-from synthdata import __version__
+from synthdata._version import __version__
 from synthdata.errors import SynthDataError
 from synthdata.io.files import private_dir
 from synthdata.service.auth import Authenticator, require_tenant

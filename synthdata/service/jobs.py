@@ -103,11 +103,11 @@ def dp_cost(cfg: dict[str, Any]) -> tuple[float, float, str] | None:
     job. Without ``privacy.delta`` the δ is derived from the (noisy) row count during the
     run: reserve the largest such δ, and commit what the ledger resolved."""
     from synthdata.pipeline.config import PipelineConfig
-    from synthdata.pipeline.runner import _dp_config
+    from synthdata.pipeline.budget import dp_config
     from synthdata.privacy.budget import MAX_DEFAULT_DELTA
 
     parsed = PipelineConfig.from_dict(cfg, where="pipeline")
-    privacy = _dp_config(parsed)
+    privacy = dp_config(parsed)
     if privacy is None:
         return None
     kind = "relational" if parsed.data.tables is not None else parsed.generator.kind
