@@ -21,6 +21,14 @@ class ConfigError(SynthDataError, ValueError):
     """A configuration value or parameter is invalid."""
 
 
+class MissingExtraError(ConfigError):
+    """An optional dependency is not installed; the message names the extra to install.
+
+    Raised only for third-party packages: a synthdata module that fails to import is a bug
+    and raises its own error unchanged.
+    """
+
+
 class ConditionTooRareError(ConfigError):
     """Conditional sampling cannot reach the requested rows (a rejection sampler's budget ran
     out); callers that can relax the conditions catch this, others see a ConfigError."""
