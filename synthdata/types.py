@@ -8,6 +8,7 @@ for them.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from enum import Enum
 from typing import Any
 
@@ -62,3 +63,12 @@ def to_native(value: Any) -> Any:
     if isinstance(value, pd.Timestamp):
         return value.isoformat()
     return value
+
+
+# A progress callback: ``progress(step, done, total)``, e.g. ``("fit", 3, 300)`` after epoch 3.
+Progress = Callable[[str, int, int], None]
+
+
+def no_progress(step: str, done: int, total: int) -> None:
+    """The default :data:`Progress`: report nothing."""
+    return None

@@ -17,10 +17,10 @@ from synthdata.evaluate._data import prepare
 from synthdata.evaluate.metrics import KNOWN_METRICS
 from synthdata.evaluate.report import Report
 from synthdata.schema import PiiRole, Schema
+from synthdata.types import Progress
 
 logger = logging.getLogger(__name__)
 
-Progress = Callable[[str, int, int], None]
 
 SECTIONS = ("fidelity_basic", "fidelity", "leakage", "risks")
 DEFAULT_SECTIONS = ("fidelity", "leakage", "risks")

@@ -7,7 +7,7 @@ import logging
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from synthdata.types import Progress, no_progress
 from synthdata.errors import ConfigError, DataError
 from synthdata.io.files import (frame_fingerprint, PRIVATE_DIR_MODE, atomic_write_text, fingerprint, private_dir,
                                 read_table, write_table)
@@ -30,11 +31,7 @@ from synthdata.pipeline.release import (RunResult, build_manifest, dp_gate,
 from synthdata.schema.model import Schema, load_yaml
 
 log = logging.getLogger(__name__)
-Progress = Callable[[str, int, int], None]
 
-
-def _no_progress(step: str, done: int, total: int) -> None:
-    return None
 
 
 class _Timer:
@@ -51,7 +48,7 @@ class _Timer:
 
 
 def run_pipeline(config: str | Path | PipelineConfig | dict[str, Any], *,
-                 output_dir: str | Path | None = None, progress: Progress = _no_progress,
+                 output_dir: str | Path | None = None, progress: Progress = no_progress,
                  data: pd.DataFrame | None = None) -> RunResult:
     """Run a pipeline end to end and write its run directory.
 
