@@ -197,13 +197,12 @@ def fit(data: Annotated[Path, typer.Argument(help="CSV or Parquet training table
     does not mark stop the command (exit 2) unless ``--unmarked transform``.
     """
     _state["debug"] |= debug
-    from synthdata.schema.model import Schema
-    from synthdata.models.registry import make_generator
     from synthdata.errors import ConfigError
     from synthdata.io.files import read_table
+    from synthdata.models.registry import make_generator
     from synthdata.pipeline.config import DeidConfig
     from synthdata.pipeline.deid import deid_table
-    from synthdata.schema.model import load_yaml
+    from synthdata.schema.model import Schema, load_yaml
 
     try:
         deid = DeidConfig(unmarked=unmarked, dates=dates, patient_column=patient_column,
@@ -257,8 +256,8 @@ def sample(model: Annotated[Path, typer.Argument(help="Model archive from `synth
     the gate passes (exit 3 otherwise, report written).
     """
     _state["debug"] |= debug
-    from synthdata.models.base import load_generator
     from synthdata.io.files import write_table
+    from synthdata.models.base import load_generator
 
     if gate is not None and real is None:
         from synthdata.errors import ConfigError
@@ -351,9 +350,8 @@ def evaluate(real: Annotated[Path, typer.Argument(help="Real training table.")],
     (as for `run`); without it the report says NOT JUDGED.
     """
     _state["debug"] |= debug
-    from synthdata.schema.model import Schema
     from synthdata.io.files import atomic_write_text, private_dir, read_table
-    from synthdata.schema.model import load_yaml
+    from synthdata.schema.model import Schema, load_yaml
 
     gate_spec = _gate_spec(gate) if gate is not None else None
     train = read_table(real)
@@ -576,11 +574,10 @@ def audit(data: Annotated[Path, typer.Argument(help="CSV or Parquet table to aud
     _state["debug"] |= debug
     import json
 
-    from synthdata.schema.model import Schema
     from synthdata.io.files import atomic_write_text, read_table
     from synthdata.privacy.audit import audit_generator
     from synthdata.privacy.config import DPConfig
-    from synthdata.schema.model import load_yaml
+    from synthdata.schema.model import Schema, load_yaml
 
     df = read_table(data)
     sch = None

@@ -39,9 +39,9 @@ from synthdata.constraints.kinds import (
     Positive,
     Range,
     Unique,
-    row_key,
     column_values,
     combination_keys,
+    row_key,
 )
 from synthdata.errors import ConfigError, DataError
 from synthdata.schema.model import Column, ColumnKind, Schema, to_native

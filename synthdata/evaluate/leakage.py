@@ -49,8 +49,15 @@ import numpy as np
 import pandas as pd
 
 from synthdata._rng import child_seed
-from synthdata.evaluate._data import (HGB_PARAMS, ColumnInfo, Prepared, RowEncoder, Table,
-                                      model_matrix, subsample)
+from synthdata.evaluate._data import (
+    HGB_PARAMS,
+    ColumnInfo,
+    Prepared,
+    RowEncoder,
+    Table,
+    model_matrix,
+    subsample,
+)
 from synthdata.schema import ColumnKind, PiiRole, Schema
 
 logger = logging.getLogger(__name__)

@@ -10,6 +10,7 @@ import numpy as np
 from synthdata.errors import ConfigError
 from synthdata.models.base import BaseGenerator
 
+
 def check_no_dp_early_stopping(gen: BaseGenerator) -> None:
     if getattr(gen, "privacy", None) is not None and gen.early_stopping:
         raise ConfigError(f"{gen.name}: early_stopping is not available under privacy= (it reads "

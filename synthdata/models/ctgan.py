@@ -68,21 +68,26 @@ from torch import nn
 
 from synthdata._rng import make_torch_generator
 from synthdata.errors import ConfigError
+from synthdata.models._params import (
+    check_dims,
+    check_encoding,
+    check_ints,
+    check_no_dp_early_stopping,
+    check_nonnegative,
+)
 from synthdata.models._torch import (
     SAMPLE_CHUNK,
     Adam,
     ConditionSampler,
     SpanPlan,
+    TrainingRecord,
     build_module,
     mlp,
     set_dropout_generator,
     torch_threads,
 )
-from synthdata.models._torch import TrainingRecord
 from synthdata.models.base import BaseGenerator, Progress, no_progress
 from synthdata.privacy.dpsgd import DPSGD
-from synthdata.models._params import (check_dims, check_encoding, check_ints,
-                                       check_no_dp_early_stopping, check_nonnegative)
 from synthdata.schema.model import Schema
 
 logger = logging.getLogger(__name__)

@@ -66,10 +66,22 @@ from torch import nn
 
 from synthdata._rng import make_torch_generator
 from synthdata.errors import ConditionTooRareError, ConfigError
-from synthdata.models._torch import SAMPLE_CHUNK, Adam, SpanPlan, build_module, mlp, torch_threads
-from synthdata.models._torch import TrainingRecord
-from synthdata.models._params import (check_dims, check_encoding, check_ints,
-                                       check_no_dp_early_stopping, check_nonnegative)
+from synthdata.models._params import (
+    check_dims,
+    check_encoding,
+    check_ints,
+    check_no_dp_early_stopping,
+    check_nonnegative,
+)
+from synthdata.models._torch import (
+    SAMPLE_CHUNK,
+    Adam,
+    SpanPlan,
+    TrainingRecord,
+    build_module,
+    mlp,
+    torch_threads,
+)
 from synthdata.models.base import BaseGenerator, Progress, no_progress
 from synthdata.privacy.dpsgd import DPSGD
 from synthdata.schema.model import Schema

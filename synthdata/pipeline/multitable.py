@@ -53,19 +53,26 @@ def run_multitable(cfg: PipelineConfig, run_dir: Path, timer: Any, progress: Any
                    budget: Any = None) -> Any:
     from synthdata.evaluate import evaluate
     from synthdata.evaluate.gate import check_gate
-    from synthdata.relational.schema import MultiTableSchema
     from synthdata.medical.patients import parent_child_correlations, patient_table
-    from synthdata.relational.evaluate import children_per_parent_tv
-    from synthdata.relational.synthesizer import (RelationalSynthesizer, check_patient_rows,
-                                                  patient_root)
     from synthdata.medical.survival import survival_metrics, survival_summary
-    from synthdata.pipeline.budget import budget_section
-    from synthdata.pipeline.deid import (LEDGER_REASON, LEDGER_STEP, SECTION, deid_tables,
-                                         record_scan)
-    from synthdata.pipeline.budget import dp_config
+    from synthdata.pipeline.budget import budget_section, dp_config
+    from synthdata.pipeline.deid import (
+        LEDGER_REASON,
+        LEDGER_STEP,
+        SECTION,
+        deid_tables,
+        record_scan,
+    )
     from synthdata.pipeline.release import RunResult, build_manifest, resolve_gate
     from synthdata.privacy.group import check_privacy_unit
     from synthdata.privacy.ledger import PrivacyLedger
+    from synthdata.relational.evaluate import children_per_parent_tv
+    from synthdata.relational.schema import MultiTableSchema
+    from synthdata.relational.synthesizer import (
+        RelationalSynthesizer,
+        check_patient_rows,
+        patient_root,
+    )
 
     privacy = dp_config(cfg)
     check_privacy_unit(privacy, linked=True)

@@ -16,19 +16,31 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from synthdata.types import Progress, no_progress
 from synthdata.errors import ConfigError, DataError
-from synthdata.io.files import (frame_fingerprint, PRIVATE_DIR_MODE, atomic_write_text, fingerprint, private_dir,
-                                read_table, write_table)
+from synthdata.io.files import (
+    PRIVATE_DIR_MODE,
+    atomic_write_text,
+    fingerprint,
+    frame_fingerprint,
+    private_dir,
+    read_table,
+    write_table,
+)
 from synthdata.pipeline.budget import dp_config
 from synthdata.pipeline.config import PipelineConfig
-from synthdata.pipeline.deid import (LEDGER_REASON, LEDGER_STEP, SECTION, deid_table,
-                                     record_scan)
+from synthdata.pipeline.deid import LEDGER_REASON, LEDGER_STEP, SECTION, deid_table, record_scan
 from synthdata.pipeline.rare import SECTION as RARE_SECTION
 from synthdata.pipeline.rare import merge_rare_categories
-from synthdata.pipeline.release import (RunResult, build_manifest, dp_gate,
-                                        dp_manifest, mark_not_private, resolve_gate)
+from synthdata.pipeline.release import (
+    RunResult,
+    build_manifest,
+    dp_gate,
+    dp_manifest,
+    mark_not_private,
+    resolve_gate,
+)
 from synthdata.schema.model import Schema, load_yaml
+from synthdata.types import Progress, no_progress
 
 log = logging.getLogger(__name__)
 
@@ -127,9 +139,9 @@ def _final_dir(root: Path, cfg: PipelineConfig) -> Path:
 
 def _run(cfg: PipelineConfig, data: pd.DataFrame | None, run_dir: Path, timer: _Timer,
          progress: Progress, budget: Any = None) -> RunResult:
-    from synthdata.models.registry import make_generator
     from synthdata.evaluate import evaluate
     from synthdata.evaluate.gate import check_gate
+    from synthdata.models.registry import make_generator
     from synthdata.pipeline.budget import budget_section
     from synthdata.privacy.group import check_privacy_unit
     from synthdata.privacy.ledger import PrivacyLedger

@@ -66,9 +66,9 @@ import numpy as np
 import pandas as pd
 
 from synthdata.errors import ConfigError, DataError
+from synthdata.jsonsafe import json_safe
 from synthdata.privacy.config import DPConfig
 from synthdata.privacy.intervals import clopper_pearson
-from synthdata.jsonsafe import json_safe
 
 __all__ = [
     "AuditDesign",

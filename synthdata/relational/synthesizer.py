@@ -52,8 +52,8 @@ share of non-missing values.
 
 from __future__ import annotations
 
-import logging
 import dataclasses
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Self
@@ -62,9 +62,9 @@ import numpy as np
 import pandas as pd
 
 from synthdata._rng import child_seed, make_rng
+from synthdata.constraints.kinds import Inequality, Range, column_values
 from synthdata.errors import ConditionTooRareError, ConfigError, DataError, NotFittedError
 from synthdata.relational.schema import ForeignKey, MultiTableSchema
-from synthdata.constraints.kinds import Inequality, Range, column_values
 from synthdata.schema.model import Column, ColumnKind, Schema
 
 log = logging.getLogger(__name__)

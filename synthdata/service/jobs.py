@@ -36,14 +36,7 @@ from synthdata.errors import ConfigError, SynthDataError
 from synthdata.io.files import private_dir
 from synthdata.jsonsafe import json_safe as encode_json_safe
 from synthdata.service.settings import ServiceSettings
-from synthdata.service.store import (
-    CANCELLED,
-    FAILED,
-    REJECTED,
-    SUCCEEDED,
-    Claimed,
-    Store,
-)
+from synthdata.service.store import CANCELLED, FAILED, REJECTED, SUCCEEDED, Claimed, Store
 
 log = logging.getLogger(__name__)
 

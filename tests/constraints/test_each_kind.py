@@ -14,8 +14,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synthdata.constraints import (Constraint, Derived, FixedCombinations, Inequality, Negative,
-                                   OneHot, Positive, Range, Unique)
+from synthdata.constraints import (
+    Constraint,
+    Derived,
+    FixedCombinations,
+    Inequality,
+    Negative,
+    OneHot,
+    Positive,
+    Range,
+    Unique,
+)
 from synthdata.constraints.discover import discover
 from synthdata.constraints.enforce import ConstraintEnforcer
 from synthdata.schema.column import Column

@@ -5,10 +5,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from synthdata.errors import ConditionTooRareError, ConfigError, NotFittedError
-from synthdata.relational.schema import MultiTableSchema
-from synthdata.relational.evaluate import children_per_parent_tv, total_variation
-from synthdata.relational.synthesizer import RelationalSynthesizer
 from synthdata.medical.survival import check_survival_times, km_curve_distance
+from synthdata.relational.evaluate import children_per_parent_tv, total_variation
+from synthdata.relational.schema import MultiTableSchema
+from synthdata.relational.synthesizer import RelationalSynthesizer
 
 LIGHT = {"n_components": 6, "max_iter": 40}   # keeps the test at a few seconds on 2 cores
 

@@ -6,8 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from synthdata.io.files import read_table
-from synthdata.schema.model import Schema
-from synthdata.schema.model import ColumnKind
+from synthdata.schema.model import ColumnKind, Schema
 
 
 def test_numbers_named_like_codes_are_categories_or_ids():

@@ -14,8 +14,13 @@ from hypothesis import strategies as st
 
 from synthdata.errors import DataError
 from synthdata.schema.column import Column
-from synthdata.transform.columns import (Activation, CategoryEncoder, NumericEncoder,
-                                         NumericMethod, RegeneratedEncoder)
+from synthdata.transform.columns import (
+    Activation,
+    CategoryEncoder,
+    NumericEncoder,
+    NumericMethod,
+    RegeneratedEncoder,
+)
 from synthdata.types import ColumnKind
 
 METHODS = (NumericMethod.MODE, NumericMethod.QUANTILE)
