@@ -22,6 +22,16 @@ def available_generators() -> list[str]:
     return sorted(_GENERATORS)
 
 
+def generator_targets() -> dict[str, str]:
+    """``{name: "module:Class"}`` of every registered generator (a copy)."""
+    return dict(_GENERATORS)
+
+
+def generator_extras() -> dict[str, str]:
+    """``{name: extra}``: the optional extra that provides a generator's dependencies."""
+    return dict(_EXTRAS)
+
+
 def register(name: str, target: str, *, replace: bool = False) -> None:
     """Register ``"module:Class"`` under ``name`` (``replace=True`` to override)."""
     if name in _GENERATORS and not replace:
