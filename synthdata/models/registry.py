@@ -41,7 +41,7 @@ def register(name: str, target: str, *, replace: bool = False) -> None:
     _GENERATORS[name] = target
 
 
-def generator_class(name: str) -> type:
+def generator_class(name: str) -> type[Any]:
     """The class registered under ``name``, imported now.
 
     A missing third-party dependency raises :class:`MissingExtraError` naming the extra to

@@ -121,7 +121,7 @@ class DPSGD:
     @torch.no_grad()
     def clipped_sum(self) -> dict[nn.Parameter, torch.Tensor]:
         """Sum over the batch of the per-row gradients clipped to ``max_grad_norm``."""
-        sums = {p: torch.zeros_like(p) for p in self.params}
+        sums: dict[Any, torch.Tensor] = {p: torch.zeros_like(p) for p in self.params}
         if not self._acts:  # empty Poisson batch
             return sums
         if set(self._acts) != set(self.layers) or set(self._backs) != set(self.layers):

@@ -225,7 +225,8 @@ def constraints_from_list(entries: Any, where: str) -> tuple[tuple, tuple]:
     """(declared, proposed) constraints from the YAML ``constraints:`` list."""
     if not isinstance(entries, list):
         raise SchemaError(f"{where}: 'constraints' must be a list of constraint entries")
-    declared, proposed = [], []
+    declared: list[Any] = []
+    proposed: list[Any] = []
     for entry in entries:
         rule, is_proposed = constraint_from_dict(entry, where=where)
         (proposed if is_proposed else declared).append(rule)
