@@ -12,7 +12,7 @@ from synthdata.models.base import BaseGenerator
 
 
 def check_no_dp_early_stopping(gen: BaseGenerator) -> None:
-    if getattr(gen, "privacy", None) is not None and gen.early_stopping:
+    if getattr(gen, "privacy", None) is not None and getattr(gen, "early_stopping", False):
         raise ConfigError(f"{gen.name}: early_stopping is not available under privacy= (it reads "
                           "held-out real rows after every epoch); set early_stopping=false and "
                           "choose the number of epochs up front")

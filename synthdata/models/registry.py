@@ -59,12 +59,13 @@ def generator_class(name: str) -> type[Any]:
             raise
         extra = _EXTRAS.get(name, "dev")
         raise MissingExtraError(f"generator {name!r} needs the optional dependency {err.name!r}; "
-                          f"install it with: pip install 'synthdata[{extra}]'") from err
+                                f"install it with: pip install 'synthdata[{extra}]'") from err
     try:
-        return getattr(module, attr)
+        cls: type[Any] = getattr(module, attr)
     except AttributeError:
         raise AttributeError(f"generator {name!r}: module {module_name} has no {attr!r} "
                              "(the registry entry is wrong)") from None
+    return cls
 
 
 def make_generator(name: str, schema: Schema, **params: Any) -> Any:

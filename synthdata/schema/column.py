@@ -96,5 +96,5 @@ def _enum(enum: type[Enum], value: Any, where: str) -> Any:
     try:
         return enum(value)
     except ValueError:
-        choices = [e.value for e in enum]  # type: ignore[attr-defined]
+        choices = [e.value for e in enum]
         raise SchemaError(f"{where} is {value!r}; choose one of {choices}") from None
