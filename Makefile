@@ -13,7 +13,7 @@ ANON_PY := $(ANON_VENV)/bin/python
 ANON_STAMP := $(ANON_VENV)/.installed
 CROSSCHECK_DIR := build/crosscheck
 
-.PHONY: demo test test-all bench crosscheck clean
+.PHONY: demo test test-all lint bench crosscheck mutation clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,10 +26,22 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/synthdata run pipelines/flchain.yaml
 
+# Lint and types first (seconds), then the fast suite (the layering and docs tests included).
 # pytest exits 5 when it collected no test: that is a failure too.
 test: $(STAMP)
+	$(PY) -m ruff check synthdata tests benchmarks
+	$(PY) -m mypy
 	$(PY) -m pytest -q; code=$$?; \
 	if [ $$code -eq 5 ]; then echo "no tests were collected" >&2; exit 1; fi; exit $$code
+
+lint: $(STAMP)
+	$(PY) -m ruff check synthdata tests benchmarks
+	$(PY) -m mypy
+
+# Mutation testing over evaluate/leakage.py, privacy/mechanisms.py and constraints/ (slow:
+# about an hour on 2 cores; results in benchmarks/results/mutation.md).
+mutation: $(STAMP)
+	$(VENV)/bin/mutmut run --max-children 2; $(VENV)/bin/mutmut results
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q -m "slow or not slow"
@@ -62,4 +74,4 @@ crosscheck: $(STAMP) $(BENCH_STAMP) $(ANON_STAMP)
 	$(PY) benchmarks/crosscheck.py report --work $(CROSSCHECK_DIR) --out benchmarks/results
 
 clean:
-	rm -rf reports/run-* .pytest_cache
+	rm -rf reports/run-* .pytest_cache .mypy_cache mutants

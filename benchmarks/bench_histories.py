@@ -94,10 +94,7 @@ def detection_auc(real: pd.DataFrame, synth: pd.DataFrame, seed: int = 0) -> flo
 
 def run(dataset: str, generators: list[str], epochs: int | None, seed: int) -> list[dict]:
     from synthdata.medical.multitable import MultiTableSchema
-    from synthdata.medical.relational import (
-        RelationalSynthesizer,
-        children_per_parent_tv,
-    )
+    from synthdata.medical.relational import RelationalSynthesizer, children_per_parent_tv
 
     schema_path, files, child, time_col, end_col = DATASETS[dataset]
     ms = MultiTableSchema.load(ROOT / schema_path)

@@ -28,10 +28,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _common  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-
-import _common  # noqa: E402
 
 EPSILONS = (1.0, 3.0, 10.0, math.inf)
 SEEDS = (0, 1, 2)

@@ -27,10 +27,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _common  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-
-import _common  # noqa: E402
 
 OURS = ("gmm", "vae", "ctgan", "ddpm")
 SDV = {"sdv_gc": "GaussianCopulaSynthesizer", "sdv_tvae": "TVAESynthesizer",

@@ -332,8 +332,7 @@ def stage_sdmetrics(args: argparse.Namespace) -> None:
 
 def stage_anonymeter(args: argparse.Namespace) -> None:
     import anonymeter.evaluators.singling_out_evaluator as so_module
-    from anonymeter.evaluators import (InferenceEvaluator, LinkabilityEvaluator,
-                                       SinglingOutEvaluator)
+    from anonymeter.evaluators import InferenceEvaluator, LinkabilityEvaluator, SinglingOutEvaluator
     from anonymeter.stats.confidence import EvaluationResults
 
     meta, train, holdout, synths = _frames(args.work)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from synthdata._version import __version__
 from synthdata.errors import (
     ConfigError,
     DataError,
@@ -28,8 +29,6 @@ from synthdata.errors import (
     SynthDataError,
 )
 from synthdata.schema import Column, ColumnKind, PiiRole, Schema
-
-__version__ = "0.1.0"
 
 _LAZY = {
     "make_generator": "synthdata.models.registry",

@@ -197,12 +197,12 @@ def fit(data: Annotated[Path, typer.Argument(help="CSV or Parquet training table
     does not mark stop the command (exit 2) unless ``--unmarked transform``.
     """
     _state["debug"] |= debug
-    import synthdata as sd
     from synthdata.errors import ConfigError
     from synthdata.io.files import read_table
+    from synthdata.models.registry import make_generator
     from synthdata.pipeline.config import DeidConfig
     from synthdata.pipeline.deid import deid_table
-    from synthdata.schema.model import load_yaml
+    from synthdata.schema.model import Schema, load_yaml
 
     try:
         deid = DeidConfig(unmarked=unmarked, dates=dates, patient_column=patient_column,
@@ -213,7 +213,7 @@ def fit(data: Annotated[Path, typer.Argument(help="CSV or Parquet training table
         raise ConfigError("fit: --dates shift needs --patient-column (the column that identifies "
                           "a patient, so all of a patient's dates move together)")
     df = read_table(data)
-    sch = sd.Schema.infer(df, name=data.stem)
+    sch = Schema.infer(df, name=data.stem)
     if schema is not None:
         sch = sch.with_overrides(load_yaml(schema), where=str(schema))
     sch.validate(df, where=str(data))
@@ -222,7 +222,7 @@ def fit(data: Annotated[Path, typer.Argument(help="CSV or Parquet training table
         if action["rule"] != "keep":
             typer.echo(f"deid: {action['column']}: {action['identifier_type']} -> "
                        f"{action['rule']}", err=True)
-    gen = sd.make_generator(generator, sch, seed=seed, **_parse_pairs(param, "--param"))
+    gen = make_generator(generator, sch, seed=seed, **_parse_pairs(param, "--param"))
     with _progress(quiet) as progress:
         gen.fit(df, progress=progress)
     gen.save(output)
@@ -262,8 +262,8 @@ def sample(model: Annotated[Path, typer.Argument(help="Model archive from `synth
     drawn and written chunk by chunk; --gate then judges the first chunk.
     """
     _state["debug"] |= debug
-    import synthdata as sd
     from synthdata.io.files import write_table
+    from synthdata.models.base import load_generator
 
     if gate is not None and real is None:
         from synthdata.errors import ConfigError
@@ -274,7 +274,7 @@ def sample(model: Annotated[Path, typer.Argument(help="Model archive from `synth
     from synthdata.io.files import write_table_chunks
     from synthdata.pipeline.stream import sample_chunks
 
-    gen = sd.load_generator(model)
+    gen = load_generator(model)
     conditions = _parse_pairs(condition, "--condition") or None
     synth = gen.sample(min(rows, chunk_rows), conditions=conditions, seed=seed)
     fmt = "parquet" if output.suffix.lower() in (".parquet", ".pq") else "csv"
@@ -369,9 +369,8 @@ def evaluate(real: Annotated[Path, typer.Argument(help="Real training table.")],
     (as for `run`); without it the report says NOT JUDGED.
     """
     _state["debug"] |= debug
-    import synthdata as sd
     from synthdata.io.files import atomic_write_text, private_dir, read_table
-    from synthdata.schema.model import load_yaml
+    from synthdata.schema.model import Schema, load_yaml
 
     gate_spec = _gate_spec(gate) if gate is not None else None
     from synthdata.schema.infer import check_frame
@@ -382,7 +381,7 @@ def evaluate(real: Annotated[Path, typer.Argument(help="Real training table.")],
     for frame, path in ((synth, synthetic), (hold, holdout)):  # the real table: by inference
         if frame is not None:
             check_frame(frame, where=str(path))
-    sch = sd.Schema.infer(train, name=real.stem)
+    sch = Schema.infer(train, name=real.stem)
     if schema is not None:
         sch = sch.with_overrides(load_yaml(schema), where=str(schema))
     from synthdata.evaluate import check_gate
@@ -737,16 +736,15 @@ def audit(data: Annotated[Path, typer.Argument(help="CSV or Parquet table to aud
     _state["debug"] |= debug
     import json
 
-    import synthdata as sd
     from synthdata.io.files import atomic_write_text, read_table
     from synthdata.privacy.audit import audit_generator
     from synthdata.privacy.config import DPConfig
-    from synthdata.schema.model import load_yaml
+    from synthdata.schema.model import Schema, load_yaml
 
     df = read_table(data)
     sch = None
     if schema is not None:
-        sch = sd.Schema.infer(df, name=data.stem).with_overrides(load_yaml(schema),
+        sch = Schema.infer(df, name=data.stem).with_overrides(load_yaml(schema),
                                                                  where=str(schema))
     from pydantic import ValidationError
 

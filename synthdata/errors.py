@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class SynthDataError(Exception):
     """Every error we raise on purpose."""
@@ -17,6 +19,14 @@ class SchemaError(SynthDataError, ValueError):
 
 class ConfigError(SynthDataError, ValueError):
     """A configuration value or parameter is invalid."""
+
+
+class MissingExtraError(ConfigError):
+    """An optional dependency is not installed; the message names the extra to install.
+
+    Raised only for third-party packages: a synthdata module that fails to import is a bug
+    and raises its own error unchanged.
+    """
 
 
 class ConditionTooRareError(ConfigError):
@@ -38,3 +48,20 @@ class GateFailed(SynthDataError):
     def __init__(self, message: str, *, failures: list[str] | None = None) -> None:
         super().__init__(message)
         self.failures = list(failures or [])
+
+
+def format_validation_error(err: Any) -> str:
+    """One line per problem, with its YAML path: ``train.epcohs: unknown key``."""
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(x) for x in e["loc"]) or "(top level)"
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif e["type"] == "missing":
+            msg = "required key is missing"
+        else:
+            msg = e["msg"]
+            if "input" in e and not isinstance(e["input"], dict):
+                msg += f" (got {e['input']!r})"
+        lines.append(f"{loc}: {msg}")
+    return "; ".join(lines)

@@ -1,6 +1,5 @@
 """Fair augmentation: the plan's arithmetic and conditional sampling per group."""
 
-import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st

@@ -12,7 +12,6 @@ import yaml
 from synthdata.cli import main
 from tests.conftest import DATA
 
-
 # the fast evaluation computes exact copies but not the default preset's other metrics
 COPY_RULE = {"exact_copy_excess": {"max": 0.005}}
 # flchain has ages over 89 (a Safe Harbor identifier): its shipped schema marks them

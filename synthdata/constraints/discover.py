@@ -22,6 +22,7 @@ does not run discovery (see :func:`synthdata.pipeline.runner`).
 from __future__ import annotations
 
 import itertools
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -33,7 +34,10 @@ from synthdata.constraints.kinds import (
     Inequality,
     column_values,
 )
-from synthdata.schema.model import ColumnKind, Schema, to_native
+from synthdata.types import ColumnKind, to_native
+
+if TYPE_CHECKING:  # type only: the schema module calls discover(), so no runtime import back
+    from synthdata.schema.model import Schema
 
 MAX_PAIRS = 1500          # column pairs tested per kind
 MIN_EXPECTED = 10.0       # violations expected under independence before a rule counts

@@ -39,9 +39,9 @@ from synthdata.constraints.kinds import (
     Positive,
     Range,
     Unique,
-    _key,
     column_values,
     combination_keys,
+    row_key,
 )
 from synthdata.errors import ConfigError, DataError
 from synthdata.schema.model import Column, ColumnKind, Schema, to_native
@@ -591,7 +591,7 @@ def _order_inequalities(plans: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _matches(values: list[Any], members: list[str], conds: Mapping[str, Any]) -> bool:
-    return all(_key([values[members.index(m)]]) == _key([v]) for m, v in conds.items())
+    return all(row_key([values[members.index(m)]]) == row_key([v]) for m, v in conds.items())
 
 
 def _product(lists: list[list[str]]) -> list[list[str]]:

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from synthdata.errors import SchemaError
+from synthdata.types import ColumnKind, to_native
 
 NS_PER_DAY = 86_400 * 10**9
 DERIVED_EXPRESSIONS = ("sum", "difference", "ratio", "lookup")
@@ -32,8 +33,6 @@ DERIVED_EXPRESSIONS = ("sum", "difference", "ratio", "lookup")
 # -- numeric views ------------------------------------------------------------------------
 def column_values(df: pd.DataFrame, name: str, schema: Any) -> tuple[np.ndarray, np.ndarray]:
     """(values, missing) of a number or datetime column; datetimes as int64 nanoseconds."""
-    from synthdata.schema.model import ColumnKind
-
     series = df[name]
     col = schema[name] if schema is not None and name in schema else None
     is_dt = (col is not None and col.kind == ColumnKind.DATETIME) or \
@@ -72,10 +71,8 @@ def _tuple(value: Any, what: str) -> tuple:
     return tuple(value)
 
 
-def _key(values: Any) -> str:
+def row_key(values: Any) -> str:
     """JSON key of one combination of values (missing → null)."""
-    from synthdata.schema.model import to_native
-
     return json.dumps([to_native(v) for v in values])
 
 
@@ -119,8 +116,6 @@ class Constraint:
         raise NotImplementedError
 
     def _numeric(self, schema: Any, *names: str) -> None:
-        from synthdata.schema.model import ColumnKind
-
         kinds = {schema[n].kind for n in names}
         ok = {ColumnKind.CONTINUOUS, ColumnKind.INTEGER}
         if not (kinds <= ok or kinds == {ColumnKind.DATETIME}):
@@ -130,8 +125,6 @@ class Constraint:
 
 
 def _plain(value: Any) -> Any:
-    from synthdata.schema.model import to_native
-
     if isinstance(value, tuple):
         return [_plain(v) for v in value]
     if isinstance(value, (pd.Timestamp, np.datetime64)):
@@ -209,8 +202,6 @@ class Range(Constraint):
         return (self.column, *self.column_ends(schema).values())
 
     def constant_ends(self, schema: Any) -> dict[str, float | int]:
-        from synthdata.schema.model import ColumnKind
-
         is_dt = schema[self.column].kind == ColumnKind.DATETIME
         out = {}
         for end in ("low", "high"):
@@ -232,8 +223,6 @@ class Range(Constraint):
         super().check_schema(schema)
         ends = self.column_ends(schema)
         self._numeric(schema, self.column, *ends.values())
-        from synthdata.schema.model import ColumnKind
-
         is_dt = schema[self.column].kind == ColumnKind.DATETIME
         for end in ("low", "high"):
             value = getattr(self, end)
@@ -289,8 +278,6 @@ class Positive(Constraint):
 
     def check_schema(self, schema: Any) -> None:
         super().check_schema(schema)
-        from synthdata.schema.model import ColumnKind
-
         if schema[self.column].kind not in (ColumnKind.CONTINUOUS, ColumnKind.INTEGER):
             raise SchemaError(f"constraint {self.describe()!r} needs a number column")
 
@@ -346,7 +333,7 @@ class FixedCombinations(Constraint):
         return out
 
     def allowed_keys(self) -> set[str] | None:
-        return None if self.combinations is None else {_key(c) for c in self.combinations}
+        return None if self.combinations is None else {row_key(c) for c in self.combinations}
 
     def violations(self, df: pd.DataFrame, schema: Any, allowed: set[str] | None = None) -> np.ndarray:
         allowed = allowed if allowed is not None else self.allowed_keys()
@@ -369,10 +356,10 @@ def combination_keys(df: pd.DataFrame, columns: tuple[str, ...]) -> pd.Series:
     shape = tuple(max(len(u), 1) for u in uniques)
     flat = np.ravel_multi_index(tuple(codes), shape) if math.prod(shape) < 2**62 else None
     if flat is None:  # pragma: no cover - astronomically many combinations
-        return pd.Series([_key(r) for r in zip(*(df[c] for c in columns))], dtype=object)
+        return pd.Series([row_key(r) for r in zip(*(df[c] for c in columns))], dtype=object)
     uflat, inverse = np.unique(flat, return_inverse=True)
     parts = np.unravel_index(uflat, shape)
-    keys = np.array([_key([uniques[j][parts[j][i]] for j in range(len(columns))])
+    keys = np.array([row_key([uniques[j][parts[j][i]] for j in range(len(columns))])
                      for i in range(len(uflat))], dtype=object)
     return pd.Series(keys[inverse], index=df.index, dtype=object)
 
@@ -467,15 +454,13 @@ class Derived(Constraint):
     def check_schema(self, schema: Any) -> None:
         super().check_schema(schema)
         if self.expression != "lookup":
-            from synthdata.schema.model import ColumnKind
-
             kinds = {schema[c].kind for c in self.column_names}
             if not kinds <= {ColumnKind.CONTINUOUS, ColumnKind.INTEGER}:
                 raise SchemaError(f"constraint {self.describe()!r}: {self.expression} needs "
                                   "number columns (continuous/integer)")
 
     def lookup_map(self) -> dict[str, Any]:
-        return {_key(r[:-1]): r[-1] for r in (self.table or ())}
+        return {row_key(r[:-1]): r[-1] for r in (self.table or ())}
 
     def compute(self, df: pd.DataFrame, schema: Any, table: dict[str, Any] | None = None) -> pd.Series:
         """The derived values (float for arithmetic, object for lookups; missing → NaN)."""
@@ -504,7 +489,7 @@ class Derived(Constraint):
         if self.expression == "lookup":
             actual = df[self.column]
             exp_missing = expected.isna().to_numpy()
-            same = np.array([_key([a]) == _key([e]) for a, e in zip(actual, expected)]) \
+            same = np.array([row_key([a]) == row_key([e]) for a, e in zip(actual, expected)]) \
                 if len(df) else np.zeros(0, dtype=bool)
             return ~same & ~(inputs_missing & exp_missing)
         actual, missing = column_values(df, self.column, schema)

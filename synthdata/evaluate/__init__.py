@@ -5,8 +5,15 @@ import types
 from typing import Any
 
 from synthdata.evaluate.evaluator import SECTIONS, evaluate
-from synthdata.evaluate.gate import (DEFAULT_PRESET, GATE_PRESETS, GateConfig, GateResult, Rule,
-                                     check_gate, gate_preset)
+from synthdata.evaluate.gate import (
+    DEFAULT_PRESET,
+    GATE_PRESETS,
+    GateConfig,
+    GateResult,
+    Rule,
+    check_gate,
+    gate_preset,
+)
 from synthdata.evaluate.metrics import KNOWN_METRICS, METRIC_INFO, MetricInfo
 from synthdata.evaluate.report import REPORT_VERSION, Report
 

@@ -136,7 +136,7 @@ def prepare(train: pd.DataFrame, synth: pd.DataFrame, holdout: pd.DataFrame | No
             for label, frame in frames.items():
                 tables[label].values[col.name] = _to_float(frame[col.name], col, label)
         else:
-            keys = {label: _keys(frame[col.name]) for label, frame in frames.items()}
+            keys = {label: category_keys(frame[col.name]) for label, frame in frames.items()}
             real = keys["train"]
             order = real.value_counts(dropna=True)
             cats = list(order.index[:MAX_CATEGORIES])
@@ -183,7 +183,7 @@ def _norm_key(value: object) -> str:
     return str(value)
 
 
-def _keys(series: pd.Series) -> pd.Series:
+def category_keys(series: pd.Series) -> pd.Series:
     """Normalised text key per cell (NaN where missing)."""
     missing = series.isna().to_numpy()
     values = series.to_numpy(dtype=object)

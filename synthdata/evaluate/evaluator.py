@@ -6,6 +6,7 @@ import logging
 import time
 import zlib
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -17,10 +18,10 @@ from synthdata.evaluate._data import prepare
 from synthdata.evaluate.metrics import KNOWN_METRICS
 from synthdata.evaluate.report import Report
 from synthdata.schema import PiiRole, Schema
+from synthdata.types import Progress
 
 logger = logging.getLogger(__name__)
 
-Progress = Callable[[str, int, int], None]
 
 SECTIONS = ("fidelity_basic", "fidelity", "leakage", "risks")
 DEFAULT_SECTIONS = ("fidelity", "leakage", "risks")
@@ -32,6 +33,159 @@ def _step_rng(seed: int, step: str) -> np.random.Generator:
     # one independent, named stream per step: a step's result does not depend on which
     # other sections ran
     return np.random.default_rng([seed, zlib.crc32(step.encode())])
+
+
+@dataclass
+class StepResult:
+    """What one metric step returns: metrics, its report payload, notes."""
+
+    metrics: dict[str, Any] = field(default_factory=dict)
+    payload: Any = None  # stored in the report body at the step's ``place`` (None: nothing)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class EvalContext:
+    """The inputs every step reads, and the state two steps share (encoding, roles)."""
+
+    train: pd.DataFrame
+    synth: pd.DataFrame
+    holdout: pd.DataFrame | None
+    schema: Schema
+    prepared: Any
+    target: str | None
+    seed: int
+    metrics: dict[str, Any] = field(default_factory=dict)  # results so far (read only)
+    encoded: Any = None
+    roles: dict[str, Any] = field(default_factory=dict)
+
+    def rng(self, step: str) -> np.random.Generator:
+        return _step_rng(self.seed, step)
+
+
+@dataclass(frozen=True)
+class MetricStep:
+    """One step of :func:`evaluate`: runs when ``section`` is chosen ("basic": always)."""
+
+    name: str
+    section: str
+    place: tuple[str, ...]
+    run: Callable[[EvalContext], StepResult]
+
+
+def _pick(source: dict[str, Any], keys: Sequence[str], *, only_present: bool = False
+          ) -> dict[str, Any]:
+    return {k: source.get(k) for k in keys if not only_present or k in source}
+
+
+def _noted(res: dict[str, Any], label: str) -> list[str]:
+    return [f"{label}: {res['note']}"] if "note" in res else []
+
+
+def _columns(ctx: EvalContext) -> StepResult:
+    cols = fidelity.column_report(ctx.prepared)
+    return StepResult({
+        "column_distance_mean": float(np.mean([c["distance"] for c in cols])),
+        "shapes": fidelity.shapes_score(cols),
+        "shapes_holdout": fidelity.shapes_score(cols, "distance_holdout"),
+        "missing_rate_difference": float(np.mean([c["missing_rate_diff"] for c in cols])),
+    }, cols)
+
+
+def _pairs(ctx: EvalContext) -> StepResult:
+    pairs = fidelity.pair_report(ctx.prepared, ctx.prepared.train, ctx.prepared.synth)
+    out = {k: pairs.pop(k) for k in ("pair_trends", "pair_trends_all", "correlation_difference")}
+    shapes = ctx.metrics.get("shapes")
+    if out["pair_trends"] is not None and shapes is not None:
+        out["quality_score"] = (out["pair_trends"] + shapes) / 2
+    return StepResult(out, pairs)
+
+
+def _copies(ctx: EvalContext) -> StepResult:
+    copies = leakage.exact_copies(ctx.prepared)
+    keys = ("exact_copies", "exact_copy_share", "holdout_exact_copy_share", "exact_copy_excess",
+            "holdout_exact_copy_upper")
+    return StepResult(_pick(copies, keys, only_present=True), copies)
+
+
+def _replay(ctx: EvalContext) -> StepResult:
+    quasi = [n for n in ctx.schema.roles(PiiRole.QUASI) if n in ctx.prepared.names]
+    res = leakage.rare_value_replay(ctx.prepared, ctx.train, ctx.synth, ctx.holdout, quasi)
+    keys = ("rare_value_replay", "holdout_rare_value_replay", "rare_value_replay_excess")
+    return StepResult({k: res[k] for k in keys}, res, _noted(res, "rare-value replay"))
+
+
+def _detection(ctx: EvalContext) -> StepResult:
+    det = fidelity.detection(ctx.prepared, ctx.rng("detection"))
+    return StepResult({"detection_auc": det["auc"]}, det)
+
+
+def _utility(ctx: EvalContext) -> StepResult:
+    if ctx.target is None:
+        return StepResult({}, {"note": "no target given: utility not computed"},
+                          ["utility metrics are None: give a target column"])
+    util = fidelity.utility(ctx.prepared, ctx.target, ctx.rng("utility"))
+    keys = ("utility_ratio", "tstr_auc", "trtr_auc", "tstr_f1", "trtr_f1", "tstr_r2", "trtr_r2")
+    return StepResult(_pick(util, keys), util, _noted(util, "utility"))
+
+
+def _coverage(ctx: EvalContext) -> StepResult:
+    cov = fidelity.coverage(ctx.prepared)
+    return StepResult(_pick(cov, ("coverage_categories", "coverage_range")), cov)
+
+
+def _dcr(ctx: EvalContext) -> StepResult:
+    rng = ctx.rng("dcr")
+    ctx.encoded = leakage.encode(ctx.prepared, rng)
+    res = leakage.dcr(ctx.encoded, rng)
+    return StepResult(_pick(res, ("dcr_share", "dcr_median_ratio", "nndr")), res,
+                      _noted(res, "DCR"))
+
+
+def _mia(ctx: EvalContext) -> StepResult:
+    res = leakage.membership_inference(ctx.prepared, ctx.encoded, ctx.rng("mia"))
+    if "note" in res:
+        return StepResult({}, res, _noted(res, "membership inference"))
+    out = _pick(res, ("mia_auc", "mia_tpr_at_1pct_fpr"))
+    out.update({f"mia_auc_{name}": attack["auc"] for name, attack in res["attacks"].items()})
+    return StepResult(out, res)
+
+
+def _risk(kind: str) -> Callable[[EvalContext], StepResult]:
+    attack = {"singling_out": lambda ctx, rng: leakage.singling_out(
+                  ctx.prepared, ctx.roles["quasi"], rng),
+              "linkability": lambda ctx, rng: leakage.linkability(
+                  ctx.prepared, ctx.roles["quasi"], rng),
+              "inference": lambda ctx, rng: leakage.inference(
+                  ctx.prepared, ctx.roles["quasi"], ctx.roles["sensitive"], rng)}[kind]
+
+    def run(ctx: EvalContext) -> StepResult:
+        notes: list[str] = []
+        if "quasi" not in ctx.roles:
+            quasi, sensitive, notes = leakage.choose_roles(ctx.schema, ctx.prepared, ctx.target)
+            ctx.roles.update(quasi=quasi, sensitive=sensitive)
+        res = attack(ctx, ctx.rng(kind))
+        out = {} if "risk" not in res else {
+            f"{kind}_risk": res["risk"], f"{kind}_risk_ci_low": res["ci_low"],
+            f"{kind}_risk_ci_high": res["ci_high"]}
+        return StepResult(out, res, [*notes, *_noted(res, f"{kind.replace('_', '-')} risk")])
+    return run
+
+
+RISK_KINDS = ("singling_out", "linkability", "inference")
+# The steps in the order they run; ``section`` says when ("basic": every evaluation).
+STEPS: tuple[MetricStep, ...] = (
+    MetricStep("columns", "basic", ("columns",), _columns),
+    MetricStep("pairs", "basic", ("pairs",), _pairs),
+    MetricStep("exact_copies", "basic", ("leakage", "exact_copies"), _copies),
+    MetricStep("rare_value_replay", "basic", ("leakage", "rare_value_replay"), _replay),
+    MetricStep("detection", "fidelity", ("detection",), _detection),
+    MetricStep("utility", "fidelity", ("utility",), _utility),
+    MetricStep("coverage", "fidelity", ("coverage",), _coverage),
+    MetricStep("dcr", "leakage", ("leakage", "dcr"), _dcr),
+    MetricStep("membership_inference", "leakage", ("leakage", "mia"), _mia),
+    *(MetricStep(f"{k}_risk", "risks", ("risks", k), _risk(k)) for k in RISK_KINDS),
+)
 
 
 def evaluate(train: pd.DataFrame, synth: pd.DataFrame, *, holdout: pd.DataFrame | None = None,
@@ -67,11 +221,7 @@ def evaluate(train: pd.DataFrame, synth: pd.DataFrame, *, holdout: pd.DataFrame 
     >>> report = evaluate(train, synth, holdout=holdout, target="death")  # doctest: +SKIP
     >>> report.metrics["detection_auc"]                                   # doctest: +SKIP
     """
-    chosen = tuple(DEFAULT_SECTIONS if sections is None else sections)
-    unknown = sorted(set(chosen) - set(SECTIONS))
-    if unknown or not chosen:
-        raise ConfigError(f"evaluate: unknown section(s) {unknown or list(chosen)}; choose "
-                          f"from {list(SECTIONS)}")
+    chosen = _check_sections(sections)
     if seed is None:
         seed = int(np.random.SeedSequence().generate_state(1)[0])
     schema = schema if schema is not None else Schema.infer(train)
@@ -79,162 +229,79 @@ def evaluate(train: pd.DataFrame, synth: pd.DataFrame, *, holdout: pd.DataFrame 
     if target is not None and target not in prepared.names:
         raise ConfigError(f"evaluate: target {target!r} is not an evaluated column; choose one "
                           f"of {prepared.names}")
-    notes: list[str] = [f"column {k!r} excluded: {v}" for k, v in prepared.excluded.items()]
-    metrics: dict[str, Any] = {m: None for m in KNOWN_METRICS if m not in _EXTERNAL}
-    body: dict[str, Any] = {}
-    timings: dict[str, float] = {}
-    full_fidelity = "fidelity" in chosen
+    ctx = EvalContext(train, synth, holdout, schema, prepared, target, seed,
+                      metrics={m: None for m in KNOWN_METRICS if m not in _EXTERNAL})
+    notes = [f"column {k!r} excluded: {v}" for k, v in prepared.excluded.items()]
+    steps = [s for s in STEPS if s.section == "basic" or s.section in chosen]
+    body, timings = _run_steps(ctx, steps, notes, progress)
+    _finish_risks(body, ctx)
+    if holdout is None:
+        notes.append("no holdout given: holdout-based metrics (shapes_holdout, utility, "
+                     "dcr_share, dcr_median_ratio, membership inference, risks) are None")
+    skipped = [m for m, v in ctx.metrics.items() if v is None]
+    if skipped:
+        logger.info("evaluate: metrics not computed: %s", skipped)
+    return Report(metrics=ctx.metrics, meta=_meta(ctx, chosen, timings), notes=_dedupe(notes),
+                  body=body, steps=[s.name for s in steps])
 
-    steps: list[tuple[str, Callable[[], None]]] = []
 
-    def columns_step() -> None:
-        cols = fidelity.column_report(prepared)
-        body["columns"] = cols
-        metrics["column_distance_mean"] = float(np.mean([c["distance"] for c in cols]))
-        metrics["shapes"] = fidelity.shapes_score(cols)
-        metrics["shapes_holdout"] = fidelity.shapes_score(cols, "distance_holdout")
-        metrics["missing_rate_difference"] = float(np.mean([c["missing_rate_diff"]
-                                                            for c in cols]))
+def _check_sections(sections: Sequence[str] | None) -> tuple[str, ...]:
+    chosen = tuple(DEFAULT_SECTIONS if sections is None else sections)
+    unknown = sorted(set(chosen) - set(SECTIONS))
+    if unknown or not chosen:
+        raise ConfigError(f"evaluate: unknown section(s) {unknown or list(chosen)}; choose "
+                          f"from {list(SECTIONS)}")
+    return chosen
 
-    def pairs_step() -> None:
-        pairs = fidelity.pair_report(prepared, prepared.train, prepared.synth)
-        metrics["pair_trends"] = pairs.pop("pair_trends")
-        metrics["pair_trends_all"] = pairs.pop("pair_trends_all")
-        metrics["correlation_difference"] = pairs.pop("correlation_difference")
-        if metrics["pair_trends"] is not None and metrics["shapes"] is not None:
-            metrics["quality_score"] = (metrics["pair_trends"] + metrics["shapes"]) / 2
-        body["pairs"] = pairs
 
-    def copies_step() -> None:
-        copies = leakage.exact_copies(prepared)
-        body.setdefault("leakage", {})["exact_copies"] = copies
-        for key in ("exact_copies", "exact_copy_share", "holdout_exact_copy_share",
-                    "exact_copy_excess", "holdout_exact_copy_upper"):
-            if key in copies:
-                metrics[key] = copies[key]
-
-    def replay_step() -> None:
-        quasi = [n for n in schema.roles(PiiRole.QUASI) if n in prepared.names]
-        res = leakage.rare_value_replay(prepared, train, synth, holdout, quasi)
-        body.setdefault("leakage", {})["rare_value_replay"] = res
-        for key in ("rare_value_replay", "holdout_rare_value_replay",
-                    "rare_value_replay_excess"):
-            metrics[key] = res[key]
-        if "note" in res:
-            notes.append(f"rare-value replay: {res['note']}")
-
-    def detection_step() -> None:
-        det = fidelity.detection(prepared, _step_rng(seed, "detection"))
-        body["detection"] = det
-        metrics["detection_auc"] = det["auc"]
-
-    def utility_step() -> None:
-        if target is None:
-            body["utility"] = {"note": "no target given: utility not computed"}
-            notes.append("utility metrics are None: give a target column")
-            return
-        util = fidelity.utility(prepared, target, _step_rng(seed, "utility"))
-        body["utility"] = util
-        for key in ("utility_ratio", "tstr_auc", "trtr_auc", "tstr_f1", "trtr_f1", "tstr_r2",
-                    "trtr_r2"):
-            metrics[key] = util.get(key)
-        if "note" in util:
-            notes.append(f"utility: {util['note']}")
-
-    def coverage_step() -> None:
-        cov = fidelity.coverage(prepared)
-        body["coverage"] = cov
-        metrics["coverage_categories"] = cov["coverage_categories"]
-        metrics["coverage_range"] = cov["coverage_range"]
-
-    encoded: dict[str, Any] = {}
-
-    def dcr_step() -> None:
-        rng = _step_rng(seed, "dcr")
-        encoded["enc"] = leakage.encode(prepared, rng)
-        res = leakage.dcr(encoded["enc"], rng)
-        body.setdefault("leakage", {})["dcr"] = res
-        for key in ("dcr_share", "dcr_median_ratio", "nndr"):
-            metrics[key] = res.get(key)
-        if "note" in res:
-            notes.append(f"DCR: {res['note']}")
-
-    def mia_step() -> None:
-        res = leakage.membership_inference(prepared, encoded["enc"], _step_rng(seed, "mia"))
-        body.setdefault("leakage", {})["mia"] = res
-        if "note" in res:
-            notes.append(f"membership inference: {res['note']}")
-            return
-        metrics["mia_auc"] = res["mia_auc"]
-        metrics["mia_tpr_at_1pct_fpr"] = res["mia_tpr_at_1pct_fpr"]
-        for name, attack in res["attacks"].items():
-            metrics[f"mia_auc_{name}"] = attack["auc"]
-
-    roles: dict[str, Any] = {}
-
-    def risk_step(kind: str) -> Callable[[], None]:
-        def run() -> None:
-            if "quasi" not in roles:
-                quasi, sensitive, role_notes = leakage.choose_roles(schema, prepared, target)
-                roles.update(quasi=quasi, sensitive=sensitive)
-                notes.extend(role_notes)
-            rng = _step_rng(seed, kind)
-            if kind == "singling_out":
-                res = leakage.singling_out(prepared, roles["quasi"], rng)
-            elif kind == "linkability":
-                res = leakage.linkability(prepared, roles["quasi"], rng)
-            else:
-                res = leakage.inference(prepared, roles["quasi"], roles["sensitive"], rng)
-            body.setdefault("risks", {})[kind] = res
-            if "risk" in res:
-                metrics[f"{kind}_risk"] = res["risk"]
-                metrics[f"{kind}_risk_ci_low"] = res["ci_low"]
-                metrics[f"{kind}_risk_ci_high"] = res["ci_high"]
-            if "note" in res:
-                notes.append(f"{kind.replace('_', '-')} risk: {res['note']}")
-        return run
-
-    steps += [("columns", columns_step), ("pairs", pairs_step), ("exact_copies", copies_step),
-              ("rare_value_replay", replay_step)]
-    if full_fidelity:
-        steps += [("detection", detection_step), ("utility", utility_step),
-                  ("coverage", coverage_step)]
-    if "leakage" in chosen:
-        steps += [("dcr", dcr_step), ("membership_inference", mia_step)]
-    if "risks" in chosen:
-        steps += [(f"{k}_risk", risk_step(k)) for k in ("singling_out", "linkability",
-                                                         "inference")]
+def _run_steps(ctx: EvalContext, steps: list[MetricStep], notes: list[str],
+               progress: Progress | None) -> tuple[dict[str, Any], dict[str, float]]:
+    """Run ``steps`` in order; merge their metrics, payloads and notes."""
     from threadpoolctl import threadpool_limits
 
-    if set(chosen) - {"fidelity_basic"}:
+    if any(s.section != "basic" for s in steps):
         # load scikit-learn's OpenMP runtime first: threadpoolctl limits loaded libraries only
         import sklearn.ensemble  # noqa: F401
 
-    for done, (name, run) in enumerate(steps, start=1):
+    body: dict[str, Any] = {}
+    timings: dict[str, float] = {}
+    for done, step in enumerate(steps, start=1):
         start = time.perf_counter()
         # gradient boosting's OpenMP threads busy-wait; on a shared 2-core machine that
         # made a 0.6 s fit take 12 s. One OpenMP thread is predictable; BLAS keeps its pool.
         with threadpool_limits(limits=1, user_api="openmp"):
-            run()
-        timings[name] = round(time.perf_counter() - start, 4)
-        logger.debug("evaluate: %s took %.2fs", name, timings[name])
+            result = step.run(ctx)
+        timings[step.name] = round(time.perf_counter() - start, 4)
+        logger.debug("evaluate: %s took %.2fs", step.name, timings[step.name])
+        ctx.metrics.update(result.metrics)
+        notes.extend(result.notes)
+        if result.payload is not None:
+            *parents, last = step.place
+            node = body
+            for key in parents:
+                node = node.setdefault(key, {})
+            node[last] = result.payload
         if progress is not None:
-            progress(name, done, len(steps))
+            progress(step.name, done, len(steps))
+    return body, timings
 
-    if "risks" in body:
-        hits = [body["risks"].get(k, {}).pop("record_hits", None)
-                for k in ("singling_out", "linkability", "inference")]
-        body["risks"]["exposed_records"] = leakage.exposed_records(*hits)
-        body["risks"]["quasi_columns"] = roles.get("quasi")
-        body["risks"]["sensitive_columns"] = roles.get("sensitive")
-    if holdout is None:
-        notes.append("no holdout given: holdout-based metrics (shapes_holdout, utility, "
-                     "dcr_share, dcr_median_ratio, membership inference, risks) are None")
-    meta = {
-        "n_train": int(len(train)), "n_synthetic": int(len(synth)),
-        "n_holdout": None if holdout is None else int(len(holdout)),
-        "columns": prepared.names, "excluded_columns": prepared.excluded,
-        "target": target, "seed": seed, "sections": list(chosen), "timings": timings,
+
+def _finish_risks(body: dict[str, Any], ctx: EvalContext) -> None:
+    if "risks" not in body:
+        return
+    hits = [body["risks"].get(k, {}).pop("record_hits", None) for k in RISK_KINDS]
+    body["risks"]["exposed_records"] = leakage.exposed_records(*hits)
+    body["risks"]["quasi_columns"] = ctx.roles.get("quasi")
+    body["risks"]["sensitive_columns"] = ctx.roles.get("sensitive")
+
+
+def _meta(ctx: EvalContext, chosen: tuple[str, ...], timings: dict[str, float]
+          ) -> dict[str, Any]:
+    return {
+        "n_train": int(len(ctx.train)), "n_synthetic": int(len(ctx.synth)),
+        "n_holdout": None if ctx.holdout is None else int(len(ctx.holdout)),
+        "columns": ctx.prepared.names, "excluded_columns": ctx.prepared.excluded,
+        "target": ctx.target, "seed": ctx.seed, "sections": list(chosen), "timings": timings,
         "subsampling": {
             "model_rows_per_side": fidelity.MAX_MODEL_ROWS,
             "nearest_neighbour_reference_rows": leakage.MAX_REFERENCE_ROWS,
@@ -243,12 +310,6 @@ def evaluate(train: pd.DataFrame, synth: pd.DataFrame, *, holdout: pd.DataFrame 
             "risk_attacks": leakage.N_ATTACKS,
         },
     }
-    computed = [s for s, _ in steps]
-    skipped = [m for m, v in metrics.items() if v is None]
-    if skipped:
-        logger.info("evaluate: metrics not computed: %s", skipped)
-    return Report(metrics=metrics, meta=meta, notes=_dedupe(notes), body=body,
-                  steps=computed)
 
 
 def _dedupe(items: list[str]) -> list[str]:

@@ -51,8 +51,15 @@ import numpy as np
 import pandas as pd
 
 from synthdata._rng import child_seed
-from synthdata.evaluate._data import (HGB_PARAMS, ColumnInfo, Prepared, RowEncoder, Table,
-                                      model_matrix, subsample)
+from synthdata.evaluate._data import (
+    HGB_PARAMS,
+    ColumnInfo,
+    Prepared,
+    RowEncoder,
+    Table,
+    model_matrix,
+    subsample,
+)
 from synthdata.schema import ColumnKind, PiiRole, Schema
 
 logger = logging.getLogger(__name__)
@@ -103,7 +110,7 @@ def exact_copies(prepared: Prepared) -> dict[str, Any]:
                            "holdout_exact_copy_share": None, "exact_copy_excess": None,
                            "synth_duplicate_share": float(pd.Series(synth_keys).duplicated().mean())}
     if prepared.holdout is not None:
-        from synthdata.privacy.audit import clopper_pearson
+        from synthdata.privacy.intervals import clopper_pearson
 
         held = np.isin(row_keys(prepared, prepared.holdout), train_keys)
         out["holdout_exact_copy_share"] = float(held.mean())
@@ -120,14 +127,14 @@ def exact_copies(prepared: Prepared) -> dict[str, Any]:
 def _combo_keys(frame: pd.DataFrame, table: Table, prepared: Prepared,
                 columns: list[str]) -> pd.Series:
     """One text key per row over ``columns`` (numbers as prepared, rounded to 8 decimals)."""
-    from synthdata.evaluate._data import _keys
+    from synthdata.evaluate._data import category_keys
 
     parts = []
     for name in columns:
         if prepared.info(name).is_numeric:
             key = pd.Series(np.round(table.values[name], 8) + 0.0).astype(str)
         else:
-            key = _keys(frame[name]).fillna("\x00NA").astype(str)
+            key = category_keys(frame[name]).fillna("\x00NA").astype(str)
         parts.append(key.reset_index(drop=True))
     out = parts[0]
     for part in parts[1:]:
@@ -147,7 +154,7 @@ def rare_value_replay(prepared: Prepared, train: pd.DataFrame, synth: pd.DataFra
     population meets some rare values too); ``rare_value_replay_excess`` the difference.
     Only counts and shares are reported, never the values.
     """
-    from synthdata.evaluate._data import _keys
+    from synthdata.evaluate._data import category_keys
 
     frames = {"synthetic": synth.reset_index(drop=True), "train": train.reset_index(drop=True)}
     tables = {"synthetic": prepared.synth, "train": prepared.train}
@@ -170,7 +177,7 @@ def rare_value_replay(prepared: Prepared, train: pd.DataFrame, synth: pd.DataFra
         per_column[name] = entry
 
     for info in prepared.discrete:
-        score(info.name, {label: _keys(f[info.name]) for label, f in frames.items()})
+        score(info.name, {label: category_keys(f[info.name]) for label, f in frames.items()})
     quasi = [q for q in quasi if q in prepared.names]
     if quasi:
         score("(" + ", ".join(quasi) + ")",

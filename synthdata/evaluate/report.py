@@ -51,15 +51,13 @@ ever written to the report.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-import numpy as np
-
 from synthdata.errors import ConfigError
 from synthdata.evaluate.metrics import METRIC_INFO
+from synthdata.jsonsafe import json_safe
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -86,21 +84,7 @@ def _version() -> str:
 
 def to_jsonable(value: Any) -> Any:
     """Plain JSON types: numpy scalars/arrays converted, NaN and infinities become null."""
-    if isinstance(value, Mapping):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return to_jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if hasattr(value, "to_dict"):
-        return to_jsonable(value.to_dict())
-    return str(value)
+    return json_safe(value, infinity="null")
 
 
 class Report:

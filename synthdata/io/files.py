@@ -313,3 +313,7 @@ def write_table_chunks(chunks: Iterable[pd.DataFrame], path: Path, fmt: str = "c
 
     atomic_write(Path(path), write_csv if fmt == "csv" else write_parquet)
     return written[0]
+def frame_fingerprint(df: pd.DataFrame) -> str:
+    """SHA-256 of a DataFrame's values (row order matters, the index does not)."""
+    hashed = pd.util.hash_pandas_object(df, index=False).to_numpy()
+    return hashlib.sha256(hashed.tobytes()).hexdigest()

@@ -2,7 +2,7 @@
 
 :func:`scan_identifiers` looks at every column of a table and returns one :class:`Finding` per
 column that looks like a direct identifier or a Safe Harbor quasi-identifier, with the kind (an
-:class:`~synthdata.medical.deid.IdentifierType` value), the evidence (counts, never values) and a
+:class:`~synthdata.medical.safe_harbor.IdentifierType` value), the evidence (counts, never values) and a
 confidence in [0, 1]. The pipeline (:mod:`synthdata.pipeline.deid`) runs it before every fit: a
 finding on a column the schema does not mark is an error unless ``deid.unmarked: transform``.
 
@@ -50,7 +50,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from synthdata.medical.deid import IdentifierType, guess_identifier_type
+from synthdata.medical.safe_harbor import IdentifierType, guess_identifier_type
 from synthdata.schema.model import ColumnKind, PiiRole, Schema
 
 SAMPLE_SIZE = 500

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from synthdata.medical.multitable import MultiTableSchema
+from synthdata.relational.schema import MultiTableSchema
 from synthdata.schema.model import Column, ColumnKind, Schema
 
 __all__ = ["parent_child_correlations", "patient_schema", "patient_table"]

@@ -8,7 +8,7 @@ import io
 import json
 import pickle
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -19,15 +19,10 @@ from synthdata._rng import make_rng
 from synthdata.errors import ConfigError, DataError, NotFittedError, SynthDataError
 from synthdata.schema.model import Schema
 from synthdata.transform.table import TableTransformer
+from synthdata.types import Progress, no_progress
 
 ARCHIVE_VERSION = 1
 CHECKSUMS = "checksums.json"  # {member: SHA-256}, written last by save()
-Progress = Callable[[str, int, int], None]
-
-
-def no_progress(step: str, done: int, total: int) -> None:
-    """Default progress callback: do nothing."""
-    return None
 
 
 MIN_TRAINING_ROWS = 10

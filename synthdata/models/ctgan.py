@@ -34,7 +34,7 @@ of softmax spans, a quantile distance for values); training stops after ``patien
 checks without improvement and keeps the best generator. Off by default.
 
 Differential privacy (``privacy=DPConfig(...)``): DP-SGD on the critic only
-(:class:`~synthdata.models.vae.DPSGD`: Poisson sampling, per-row clipping, Gaussian noise
+(:class:`~synthdata.privacy.dpsgd.DPSGD`: Poisson sampling, per-row clipping, Gaussian noise
 from fresh OS entropy -- as is every draw of the DP training loop -- σ calibrated and the
 ledger charged once for the planned ``epochs × (n // batch_size) × discriminator_steps``
 steps before training). The generator only learns through the private critic and the DP
@@ -68,26 +68,26 @@ from torch import nn
 
 from synthdata._rng import make_torch_generator
 from synthdata.errors import ConfigError
+from synthdata.models._params import (
+    check_dims,
+    check_encoding,
+    check_ints,
+    check_no_dp_early_stopping,
+    check_nonnegative,
+)
 from synthdata.models._torch import (
     SAMPLE_CHUNK,
     Adam,
     ConditionSampler,
     SpanPlan,
+    TrainingRecord,
     build_module,
     mlp,
     set_dropout_generator,
     torch_threads,
 )
-from synthdata.models._torch import TrainingRecord
 from synthdata.models.base import BaseGenerator, Progress, no_progress
-from synthdata.models.vae import (
-    DPSGD,
-    _check_dims,
-    _check_encoding,
-    _check_ints,
-    _check_no_dp_early_stopping,
-    _check_nonnegative,
-)
+from synthdata.privacy.dpsgd import DPSGD
 from synthdata.schema.model import Schema
 
 logger = logging.getLogger(__name__)
@@ -198,14 +198,14 @@ class CTGANGenerator(TrainingRecord, BaseGenerator):
     # -- params -------------------------------------------------------------------------
     def _validate_params(self) -> None:
         super()._validate_params()
-        _check_ints(self, epochs=self.epochs, batch_size=self.batch_size,
+        check_ints(self, epochs=self.epochs, batch_size=self.batch_size,
                     embedding_dim=self.embedding_dim, pac=self.pac,
                     discriminator_steps=self.discriminator_steps, patience=self.patience)
         self._positive(generator_lr=self.generator_lr, discriminator_lr=self.discriminator_lr)
-        _check_dims(self, generator_dims=self.generator_dims,
+        check_dims(self, generator_dims=self.generator_dims,
                     discriminator_dims=self.discriminator_dims)
-        _check_nonnegative(self, gradient_penalty=self.gradient_penalty)
-        _check_encoding(self)
+        check_nonnegative(self, gradient_penalty=self.gradient_penalty)
+        check_encoding(self)
         if self.batch_size % self.pac:
             raise ConfigError(f"{self.name}: parameter batch_size ({self.batch_size}) must be a "
                               f"multiple of pac ({self.pac})")
@@ -216,7 +216,7 @@ class CTGANGenerator(TrainingRecord, BaseGenerator):
             if not isinstance(getattr(self, flag), bool):
                 raise ConfigError(f"{self.name}: parameter {flag} must be true or false, got "
                                   f"{getattr(self, flag)!r}")
-        _check_no_dp_early_stopping(self)
+        check_no_dp_early_stopping(self)
 
     # -- model ----------------------------------------------------------------------------
     def _build(self, gen: torch.Generator, pac: int | None = None) -> tuple[_Generator, _Critic]:

@@ -55,9 +55,9 @@ from torch import nn
 
 from synthdata._rng import make_torch_generator
 from synthdata.errors import ConfigError
+from synthdata.models._params import check_dims, check_encoding, check_ints
 from synthdata.models._torch import Adam, SpanPlan, build_module, mlp, torch_threads
 from synthdata.models.base import BaseGenerator, Progress, no_progress
-from synthdata.models.vae import _check_dims, _check_encoding, _check_ints
 from synthdata.schema.model import Schema
 
 logger = logging.getLogger(__name__)
@@ -181,14 +181,14 @@ class DDPMGenerator(BaseGenerator):
             raise ConfigError("ddpm: DP for ddpm is not available; remove privacy= or choose a "
                               "generator with differential privacy")
         if self.batch_size != "auto":
-            _check_ints(self, batch_size=self.batch_size)
-        _check_ints(self, epochs=self.epochs,
+            check_ints(self, batch_size=self.batch_size)
+        check_ints(self, epochs=self.epochs,
                     n_timesteps=self.n_timesteps, sampling_steps=self.sampling_steps)
         self._positive(lr=self.lr)
         if not math.isfinite(self.lr):
             raise ConfigError(f"ddpm: parameter lr must be a positive number, got {self.lr!r}")
-        _check_dims(self, hidden_dims=self.hidden_dims)
-        _check_encoding(self)
+        check_dims(self, hidden_dims=self.hidden_dims)
+        check_encoding(self)
         if self.sampling_steps > self.n_timesteps:
             raise ConfigError(f"ddpm: parameter sampling_steps ({self.sampling_steps}) must be at "
                               f"most n_timesteps ({self.n_timesteps})")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from synthdata.errors import ConfigError
+from synthdata.errors import ConfigError, MissingExtraError
 from synthdata.schema.model import Schema
 
 _GENERATORS: dict[str, str] = {
@@ -23,6 +23,16 @@ def available_generators() -> list[str]:
     return sorted(_GENERATORS)
 
 
+def generator_targets() -> dict[str, str]:
+    """``{name: "module:Class"}`` of every registered generator (a copy)."""
+    return dict(_GENERATORS)
+
+
+def generator_extras() -> dict[str, str]:
+    """``{name: extra}``: the optional extra that provides a generator's dependencies."""
+    return dict(_EXTRAS)
+
+
 def register(name: str, target: str, *, replace: bool = False) -> None:
     """Register ``"module:Class"`` under ``name`` (``replace=True`` to override)."""
     if name in _GENERATORS and not replace:
@@ -32,20 +42,31 @@ def register(name: str, target: str, *, replace: bool = False) -> None:
     _GENERATORS[name] = target
 
 
-def generator_class(name: str) -> type:
+def generator_class(name: str) -> type[Any]:
+    """The class registered under ``name``, imported now.
+
+    A missing third-party dependency raises :class:`MissingExtraError` naming the extra to
+    install; anything else that goes wrong importing the generator's module (a synthdata
+    module missing, a syntax error, an exception at import time) is a bug in the package
+    and propagates unchanged, so a test or a run fails instead of skipping the generator.
+    """
     if name not in _GENERATORS:
         raise ConfigError(f"unknown generator {name!r}; choose one of {available_generators()}")
     module_name, _, attr = _GENERATORS[name].partition(":")
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as err:
-        if err.name and err.name.startswith("synthdata"):
-            raise ConfigError(f"generator {name!r} is not implemented in this version "
-                              f"({module_name} is missing)") from err
+        if not err.name or err.name.split(".")[0] == "synthdata":
+            raise
         extra = _EXTRAS.get(name, "dev")
-        raise ConfigError(f"generator {name!r} needs the optional dependency {err.name!r}; "
-                          f"install it with: pip install 'synthdata[{extra}]'") from err
-    return getattr(module, attr)
+        raise MissingExtraError(f"generator {name!r} needs the optional dependency {err.name!r}; "
+                                f"install it with: pip install 'synthdata[{extra}]'") from err
+    try:
+        cls: type[Any] = getattr(module, attr)
+    except AttributeError:
+        raise AttributeError(f"generator {name!r}: module {module_name} has no {attr!r} "
+                             "(the registry entry is wrong)") from None
+    return cls
 
 
 def make_generator(name: str, schema: Schema, **params: Any) -> Any:

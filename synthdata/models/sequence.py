@@ -55,12 +55,7 @@ import pandas as pd
 
 from synthdata._rng import make_rng
 from synthdata.errors import ConfigError, DataError
-from synthdata.models.base import (
-    MIN_TRAINING_ROWS,
-    BaseGenerator,
-    Progress,
-    no_progress,
-)
+from synthdata.models.base import MIN_TRAINING_ROWS, BaseGenerator, Progress, no_progress
 from synthdata.schema.model import ColumnKind, Schema
 from synthdata.transform.table import TableTransformer
 

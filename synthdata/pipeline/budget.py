@@ -24,7 +24,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from synthdata.errors import ConfigError, SynthDataError
+from synthdata.errors import ConfigError, SynthDataError, format_validation_error
 from synthdata.privacy.budget import MAX_DEFAULT_DELTA, BudgetStatus, BudgetStore, BudgetToken
 
 log = logging.getLogger(__name__)
@@ -55,8 +55,6 @@ def split_privacy(privacy: dict[str, Any] | None) -> tuple[dict[str, Any] | None
     if not isinstance(raw, dict):
         raise ConfigError("privacy.budget: must be a mapping with 'file' (and total_epsilon, "
                           f"total_delta), got {raw!r}")
-    from synthdata.pipeline.config import format_validation_error
-
     try:
         return rest, BudgetConfig(**raw)
     except ValidationError as err:
@@ -92,9 +90,9 @@ def dataset_key(cfg: Any, data: Any = None) -> str | None:
     from synthdata.io.files import fingerprint
 
     if data is not None:
-        from synthdata.pipeline.runner import _frame_fingerprint
+        from synthdata.io.files import frame_fingerprint
 
-        return _frame_fingerprint(data)
+        return frame_fingerprint(data)
     if cfg.data.tables is not None:
         paths = dict(sorted(cfg.data.tables.items()))
         if not all(Path(p).is_file() for p in paths.values()):
@@ -181,9 +179,7 @@ def reserve_budget(cfg: Any, data: Any = None) -> BudgetHold | None:
     rest, budget = split_privacy(cfg.privacy)
     if budget is None or rest is None:
         return None
-    from synthdata.pipeline.runner import _dp_config
-
-    privacy = _dp_config(cfg)
+    privacy = dp_config(cfg)
     key = dataset_key(cfg, data)
     if key is None:
         return None
@@ -210,3 +206,19 @@ def budget_section(hold: BudgetHold | None, privacy: Any) -> dict[str, Any]:
     if privacy is None:
         return {"tracked": False, "note": "not a DP run: no privacy cost to add up"}
     return {"tracked": False, "note": UNTRACKED}
+
+
+def dp_config(cfg: Any) -> Any:
+    """The pipeline's ``privacy:`` block as a ``DPConfig`` (``None`` without one)."""
+    if cfg.privacy is None:
+        return None
+    from pydantic import ValidationError
+
+    from synthdata.privacy.config import DPConfig
+
+    try:
+        return DPConfig(**split_privacy(cfg.privacy)[0])  # privacy.budget: pipeline/budget.py
+    except ValidationError as err:
+        raise ConfigError("privacy: " + format_validation_error(err)) from None
+    except TypeError as err:
+        raise ConfigError(f"privacy: {err}") from None

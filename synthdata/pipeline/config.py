@@ -16,7 +16,7 @@ from pydantic import (
     model_validator,
 )
 
-from synthdata.errors import ConfigError
+from synthdata.errors import ConfigError, format_validation_error
 
 
 class _Frozen(BaseModel):
@@ -131,7 +131,7 @@ class RareCategoriesConfig(_Frozen):
 
 
 class DeidConfig(_Frozen):
-    """HIPAA Safe Harbor de-identification before fitting (:mod:`synthdata.medical.deid`).
+    """HIPAA Safe Harbor de-identification before fitting (:mod:`synthdata.medical.safe_harbor`).
 
     On by default, for every pipeline: columns the schema marks ``pii: direct`` or ``pii: quasi``
     are dropped or transformed by their identifier type, and ``text`` columns are dropped unless
@@ -171,7 +171,7 @@ class DeidConfig(_Frozen):
     @field_validator("types")
     @classmethod
     def _known_types(cls, value: dict[str, str]) -> dict[str, str]:
-        from synthdata.medical.deid import IdentifierType
+        from synthdata.medical.safe_harbor import IdentifierType
 
         allowed = [t.value for t in IdentifierType]
         bad = {c: t for c, t in value.items() if t not in allowed}
@@ -274,20 +274,3 @@ def public_config(cfg: PipelineConfig) -> dict[str, Any]:
 
         out["data"]["sql"] = safe_url(cfg.data.sql)
     return out
-
-
-def format_validation_error(err: ValidationError) -> str:
-    """One line per problem, with its YAML path: ``train.epcohs: unknown key``."""
-    lines = []
-    for e in err.errors():
-        loc = ".".join(str(x) for x in e["loc"]) or "(top level)"
-        if e["type"] == "extra_forbidden":
-            msg = "unknown key"
-        elif e["type"] == "missing":
-            msg = "required key is missing"
-        else:
-            msg = e["msg"]
-            if "input" in e and not isinstance(e["input"], dict):
-                msg += f" (got {e['input']!r})"
-        lines.append(f"{loc}: {msg}")
-    return "; ".join(lines)

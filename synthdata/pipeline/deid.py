@@ -22,10 +22,17 @@ from typing import Any
 import pandas as pd
 
 from synthdata.errors import DataError
-from synthdata.medical.deid import (DeidLog, DeidPolicy, IdentifierType, deidentify,
-                                    deidentify_tables, guess_identifier_type, identifier_plan,
-                                    latest_year)
-from synthdata.medical.identifiers import Finding, scan_identifiers, unmarked_message, unresolved
+from synthdata.medical.identifiers import scan_identifiers, unmarked_message, unresolved
+from synthdata.medical.safe_harbor import (
+    DeidLog,
+    DeidPolicy,
+    IdentifierType,
+    deidentify,
+    deidentify_tables,
+    guess_identifier_type,
+    identifier_plan,
+    latest_year,
+)
 from synthdata.pipeline.config import DeidConfig
 from synthdata.schema.model import ColumnKind, PiiRole, Schema
 

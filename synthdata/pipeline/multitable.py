@@ -53,19 +53,28 @@ def run_multitable(cfg: PipelineConfig, run_dir: Path, timer: Any, progress: Any
                    budget: Any = None) -> Any:
     from synthdata.evaluate import evaluate
     from synthdata.evaluate.gate import check_gate
-    from synthdata.medical.multitable import MultiTableSchema
     from synthdata.medical.patients import parent_child_correlations, patient_table
-    from synthdata.medical.relational import (RelationalSynthesizer, check_patient_rows,
-                                              children_per_parent_tv, patient_root)
     from synthdata.medical.survival import survival_metrics, survival_summary
-    from synthdata.pipeline.budget import budget_section
-    from synthdata.pipeline.deid import (LEDGER_REASON, LEDGER_STEP, SECTION, deid_tables,
-                                         record_scan)
-    from synthdata.pipeline.runner import RunResult, _dp_config, _manifest, resolve_gate
+    from synthdata.pipeline.budget import budget_section, dp_config
+    from synthdata.pipeline.deid import (
+        LEDGER_REASON,
+        LEDGER_STEP,
+        SECTION,
+        deid_tables,
+        record_scan,
+    )
+    from synthdata.pipeline.release import RunResult, build_manifest, resolve_gate
     from synthdata.privacy.group import check_privacy_unit
     from synthdata.privacy.ledger import PrivacyLedger
+    from synthdata.relational.evaluate import children_per_parent_tv
+    from synthdata.relational.schema import MultiTableSchema
+    from synthdata.relational.synthesizer import (
+        RelationalSynthesizer,
+        check_patient_rows,
+        patient_root,
+    )
 
-    privacy = _dp_config(cfg)
+    privacy = dp_config(cfg)
     check_privacy_unit(privacy, linked=True)
     if privacy is not None:  # linked tables: the unit of privacy is the patient (a root row)
         privacy = privacy.model_copy(update={"unit": "patient"})
@@ -113,14 +122,7 @@ def run_multitable(cfg: PipelineConfig, run_dir: Path, timer: Any, progress: Any
     with timer.step("sample"):
         synth = synth_model.sample(cfg.sample.rows or n_noisy or len(train[root]), seed=cfg.seed)
     progress("sample", 1, 1)
-    empty = [t for t, df in synth.items() if len(df) == 0]
-    if empty:
-        fixes = "; ".join(f"{k}: {v}" for k, v in getattr(synth_model, "fixes_", {}).items())
-        raise DataError(
-            f"the synthetic table(s) {', '.join(empty)} came out empty, so nothing can be "
-            "evaluated or released" + (f" (repairs while sampling: {fixes})" if fixes else "")
-            + ". Under privacy this means the noise swamped the child counts or the time "
-            "bounds: raise epsilon, lower privacy.max_rows_per_unit, or use more patients")
+    _check_not_empty(synth, synth_model)
 
     with timer.step("evaluate"):
         sections = None if cfg.evaluate.full else ("fidelity_basic",)
@@ -170,9 +172,9 @@ def run_multitable(cfg: PipelineConfig, run_dir: Path, timer: Any, progress: Any
         relational["parent_child_correlations"]["mean_abs_difference"]
     verdict = check_gate(report.metrics, rules, validation_passed=None)
     if privacy is not None:  # only DP-safe rules decide; integrity/violations are synthetic-only
-        from synthdata.pipeline.runner import _dp_gate
+        from synthdata.pipeline.release import dp_gate
 
-        verdict = _dp_gate(verdict, ledger)
+        verdict = dp_gate(verdict, ledger)
     sound = integrity.integrity == 1.0 and not constraints["declared_violations"]
     passed = verdict.passed and sound
     export = sound and (verdict.passed or not verdict.judged)  # not judged: `gate: none`
@@ -207,19 +209,19 @@ def run_multitable(cfg: PipelineConfig, run_dir: Path, timer: Any, progress: Any
     report.add_section("privacy", ledger.to_dict() | {"statement": ledger.plain_language()})
     report.add_section("budget", budget_section(budget, privacy))
     report.add_section("timings", dict(timer.timings))
-    manifest = _manifest(cfg, fingerprints, train[root], None if hold is None else hold[root],
+    manifest = build_manifest(cfg, fingerprints, train[root], None if hold is None else hold[root],
                          synth[root], timer, ledger, verdict)
     manifest["rows"] = {t: {"train": len(train[t]), "synthetic": len(synth[t])} for t in synth}
     if verdict.judged:  # the structural checks count too
         manifest["gate"].update(passed=passed, status="passed" if passed else "failed")
     if privacy is not None:
-        from synthdata.pipeline.runner import _dp_manifest, _mark_not_private
+        from synthdata.pipeline.release import dp_manifest, mark_not_private
 
-        manifest = _dp_manifest(manifest, n_noisy, cfg,
+        manifest = dp_manifest(manifest, n_noisy, cfg,
                                 [f"{t}.{cfg.output.format}" for t in synth])
         manifest["rows"]["synthetic_per_table"] = {t: len(synth[t]) for t in synth}
         manifest["release"]["covered_by_epsilon"].remove("expectations.json")  # not written
-        _mark_not_private(report)
+        mark_not_private(report)
     report.add_section("manifest", manifest)
     written = None
     if export:
@@ -264,3 +266,17 @@ def _key_columns(ms: Any, table: str) -> set[str]:
     keys |= {fk.column for fk in ms.foreign_keys if fk.child == table}
     keys |= {fk.parent_column for fk in ms.foreign_keys if fk.parent == table}
     return keys
+
+
+def _check_not_empty(synth: dict[str, Any], model: Any) -> None:
+    """An empty synthetic table ends the run with one actionable error."""
+    empty = [t for t, df in synth.items() if len(df) == 0]
+    if not empty:
+        return
+    fixes = "; ".join(f"{k}: {v}" for k, v in getattr(model, "fixes_", {}).items())
+    raise DataError(
+        f"the synthetic table(s) {', '.join(empty)} came out empty, so nothing can be "
+        "evaluated or released" + (f" (repairs while sampling: {fixes})" if fixes else "")
+        + ". Under privacy this means the noise swamped the child counts or the time "
+        "bounds: raise epsilon, lower privacy.max_rows_per_unit, or use more patients")
+

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
-import platform
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -20,47 +17,33 @@ import numpy as np
 import pandas as pd
 
 from synthdata.errors import ConfigError, DataError
-from synthdata.io.files import (PRIVATE_DIR_MODE, atomic_write_text, fingerprint, private_dir,
-                                read_table, write_table)
-from synthdata.pipeline.config import PipelineConfig, public_config
-from synthdata.pipeline.deid import (LEDGER_REASON, LEDGER_STEP, SECTION, deid_table,
-                                     record_scan)
+from synthdata.io.files import (
+    PRIVATE_DIR_MODE,
+    atomic_write_text,
+    fingerprint,
+    frame_fingerprint,
+    private_dir,
+    read_table,
+    write_table,
+)
+from synthdata.pipeline.budget import dp_config
+from synthdata.pipeline.config import PipelineConfig
+from synthdata.pipeline.deid import LEDGER_REASON, LEDGER_STEP, SECTION, deid_table, record_scan
 from synthdata.pipeline.rare import SECTION as RARE_SECTION
 from synthdata.pipeline.rare import merge_rare_categories
+from synthdata.pipeline.release import (
+    RunResult,
+    build_manifest,
+    dp_gate,
+    dp_manifest,
+    mark_not_private,
+    resolve_gate,
+)
 from synthdata.schema.model import Schema, load_yaml
+from synthdata.types import Progress, no_progress
 
 log = logging.getLogger(__name__)
-Progress = Callable[[str, int, int], None]
 
-
-def _no_progress(step: str, done: int, total: int) -> None:
-    return None
-
-
-@dataclass
-class RunResult:
-    """What a pipeline run produced.
-
-    ``passed``: the gate judged the data and every rule held. ``judged`` is False only for
-    an explicit ``gate: none``: then ``passed`` is False, the data is exported anyway (the
-    user said so) and ``gate_status`` is ``"not_judged"``. ``synthetic_path`` is set exactly
-    when data was exported.
-    """
-
-    run_dir: Path
-    passed: bool
-    metrics: dict[str, Any]
-    synthetic_path: Path | None
-    gate: list[dict[str, Any]] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
-    judged: bool = True
-
-    @property
-    def gate_status(self) -> str:
-        """``"passed"``, ``"failed"`` or ``"not_judged"``."""
-        if not self.judged:
-            return "not_judged"
-        return "passed" if self.passed else "failed"
 
 
 class _Timer:
@@ -77,7 +60,7 @@ class _Timer:
 
 
 def run_pipeline(config: str | Path | PipelineConfig | dict[str, Any], *,
-                 output_dir: str | Path | None = None, progress: Progress = _no_progress,
+                 output_dir: str | Path | None = None, progress: Progress = no_progress,
                  data: pd.DataFrame | None = None) -> RunResult:
     """Run a pipeline end to end and write its run directory.
 
@@ -161,9 +144,9 @@ def _final_dir(root: Path, cfg: PipelineConfig) -> Path:
 
 def _run(cfg: PipelineConfig, data: pd.DataFrame | None, run_dir: Path, timer: _Timer,
          progress: Progress, budget: Any = None) -> RunResult:
-    import synthdata as sd
     from synthdata.evaluate import evaluate
     from synthdata.evaluate.gate import check_gate
+    from synthdata.models.registry import make_generator
     from synthdata.pipeline.budget import budget_section
     from synthdata.privacy.group import check_privacy_unit
     from synthdata.privacy.ledger import PrivacyLedger
@@ -172,7 +155,7 @@ def _run(cfg: PipelineConfig, data: pd.DataFrame | None, run_dir: Path, timer: _
         from synthdata.pipeline.multitable import run_multitable
 
         return run_multitable(cfg, run_dir, timer, progress, budget=budget)
-    privacy = _dp_config(cfg)
+    privacy = dp_config(cfg)
     check_privacy_unit(privacy, linked=False)   # before any data is read
     with timer.step("load"):
         df = load_frame(cfg, data)
@@ -182,7 +165,7 @@ def _run(cfg: PipelineConfig, data: pd.DataFrame | None, run_dir: Path, timer: _
         # under DP the input's hash would identify the table: never computed, never shipped
         input_fp = None if privacy is not None else (
             fingerprint(cfg.data.path) if data is None and cfg.data.path is not None
-            else _frame_fingerprint(df))
+            else frame_fingerprint(df))
     progress("load", 1, 1)
     with timer.step("deid"):  # before the split: train, holdout and schema are de-identified
         df, schema, deid_section = deid_table(df, schema, cfg.deid, seed=cfg.seed,
@@ -210,7 +193,7 @@ def _run(cfg: PipelineConfig, data: pd.DataFrame | None, run_dir: Path, timer: _
         from synthdata.evaluate.groups import sensitive_columns
 
         sensitive_columns(schema, cfg.evaluate.sensitive)
-    gen = sd.make_generator(cfg.generator.kind, schema, seed=cfg.seed, privacy=privacy,
+    gen = make_generator(cfg.generator.kind, schema, seed=cfg.seed, privacy=privacy,
                             **cfg.generator.params)
     with timer.step("fit"):
         gen.fit(train, ledger=ledger, progress=progress)
@@ -274,16 +257,16 @@ def _run(cfg: PipelineConfig, data: pd.DataFrame | None, run_dir: Path, timer: _
         ledger.record_not_private("gate", reason="the export decision reads the non-private "
                                   "evaluation metrics (it reveals one bit: passed or not)")
     else:
-        verdict = _dp_gate(verdict, ledger)
+        verdict = dp_gate(verdict, ledger)
     report.add_section("gate", verdict.to_dict())
     report.add_section("privacy", ledger.to_dict() | {"statement": ledger.plain_language()})
     report.add_section("budget", budget_section(budget, privacy))
     report.add_section("timings", dict(timer.timings))
-    manifest = _manifest(cfg, input_fp, train, holdout, synth, timer, ledger, verdict,
+    manifest = build_manifest(cfg, input_fp, train, holdout, synth, timer, ledger, verdict,
                          n_synthetic=n_rows)
     if privacy is not None:
-        manifest = _dp_manifest(manifest, n_noisy, cfg)
-        _mark_not_private(report)
+        manifest = dp_manifest(manifest, n_noisy, cfg)
+        mark_not_private(report)
     report.add_section("manifest", manifest)
 
     synth_path = None
@@ -340,29 +323,6 @@ def _stream_rows(gen: Any, first: pd.DataFrame, n_rows: int, cfg: PipelineConfig
     return partial, later[0]
 
 
-def resolve_gate(spec: str | dict[str, Any] | None) -> str | dict[str, Any] | None:
-    """Check the pipeline's gate before any work; return the spec ``check_gate`` takes.
-
-    No ``gate:`` means the ``default`` preset; ``gate: none`` means NOT JUDGED (exported
-    without a verdict); a string names a preset; a mapping holds rules. An unknown preset
-    or metric is a ``ConfigError`` here, before fitting.
-    """
-    from synthdata.evaluate.gate import resolve_gate as parse
-
-    parse(spec, where="gate")
-    return spec
-
-
-# -- the DP release path: only declared facts and DP releases leave the run ------------------
-NOT_PRIVATE_LABEL = "not private (internal QA, do not publish)"
-# Files of a DP run folder: release artefacts covered by the run's (ε, δ), and internal QA.
-DP_RELEASE_FILES = ("schema.yaml", "expectations.json", "manifest.json")  # + the synthetic data
-DP_QA_FILES = ("report.json", "report.html")
-# report.json keys and sections that hold only DP releases or public facts
-_DP_SAFE_SECTIONS = ("privacy", "manifest", "release", "validation")  # validation: synthetic
-# table against the declared schema only
-
-
 def _declared_schema_for(df: pd.DataFrame, cfg: PipelineConfig) -> Schema:
     """The schema of a DP run: declared only (ConfigError lists every missing field)."""
     from synthdata.schema.public import declared_schema
@@ -371,63 +331,6 @@ def _declared_schema_for(df: pd.DataFrame, cfg: PipelineConfig) -> Schema:
     overrides = load_yaml(cfg.data.schema_path) if cfg.data.schema_path is not None else None
     return declared_schema(overrides, list(df.columns), name=cfg.data.table or cfg.data.stem,
                            drop=cfg.data.drop, where=where)
-
-
-def _dp_gate(verdict: Any, ledger: Any) -> Any:
-    """Under DP only DP-safe rules decide; the others are kept as advisory (not private)."""
-    from synthdata.evaluate.gate import dp_verdict
-
-    verdict = dp_verdict(verdict)
-    ledger.record_public("gate", reason="under privacy the export decision reads only DP-safe "
-                         "rules (ε, δ, the synthetic data against the declared schema and "
-                         "constraints); rules on real-data metrics are advisory")
-    ledger.record_public("manifest", reason="a DP run's manifest holds no input hash and no "
-                         "exact count; only the config, versions, ledger totals and the noisy n")
-    ledger.record_not_private("report", reason="report.json/report.html sections that read the "
-                              "real data are marked " + NOT_PRIVATE_LABEL)
-    return verdict
-
-
-def _dp_manifest(manifest: dict[str, Any], n_noisy: int | None, cfg: PipelineConfig,
-                 synthetic_files: list[str] | None = None) -> dict[str, Any]:
-    """The manifest of a DP run: public facts and DP releases only."""
-    out = dict(manifest)
-    out["input"] = _input(cfg) if cfg.data.tables is None else \
-        {"tables": sorted(cfg.data.tables)}
-    out["rows"] = {"training_units_noisy": n_noisy,
-                   "synthetic": cfg.sample.rows or n_noisy,
-                   "note": "n is not public: the training count is a DP release (ledger step "
-                           "data.count); exact train/holdout counts are not shipped"}
-    out.pop("timings_s", None)  # run time grows with n: internal QA (report.json) only
-    out["release"] = {
-        "covered_by_epsilon": [*(synthetic_files or [f"synthetic.{cfg.output.format}"]),
-                               *DP_RELEASE_FILES],
-        "internal_qa_not_private": list(DP_QA_FILES),
-        "note": "files under covered_by_epsilon hold only declared public facts and DP "
-                "releases; report.json/report.html are for the data custodian: their sections "
-                "marked '" + NOT_PRIVATE_LABEL + "' read the real data",
-    }
-    return out
-
-
-def _mark_not_private(report: Any) -> None:
-    """Label every report part that reads the real data (a DP run's internal QA)."""
-    marked = []
-    for name, payload in list(report.sections.items()):
-        if name in _DP_SAFE_SECTIONS or not isinstance(payload, dict):
-            continue
-        report.sections[name] = {"privacy_label": NOT_PRIVATE_LABEL, **payload}
-        marked.append(name)
-    report.add_section("release", {
-        "label": NOT_PRIVATE_LABEL,
-        "not_private": ["metrics", "summary", "columns", "pairs", "detection", "utility",
-                        "coverage", "leakage", "risks", "meta", *marked],
-        "dp_safe": [*_DP_SAFE_SECTIONS],
-        "note": "this report is internal QA for the data custodian: everything listed under "
-                "not_private reads the real train/holdout rows (fidelity, leakage, "
-                "de-identification counts, row counts, timings) and is outside the DP "
-                "guarantee; the release artefacts are listed in manifest.json",
-    })
 
 
 def _public_only(schema: Schema) -> Schema:
@@ -457,23 +360,6 @@ def _validate(synth: pd.DataFrame, schema: Schema, timer: _Timer,
     return result.passed, result.suite_json
 
 
-def _dp_config(cfg: PipelineConfig) -> Any:
-    if cfg.privacy is None:
-        return None
-    from pydantic import ValidationError
-
-    from synthdata.pipeline.budget import split_privacy
-    from synthdata.pipeline.config import format_validation_error
-    from synthdata.privacy.config import DPConfig
-
-    try:
-        return DPConfig(**split_privacy(cfg.privacy)[0])  # privacy.budget: pipeline/budget.py
-    except ValidationError as err:
-        raise ConfigError("privacy: " + format_validation_error(err)) from None
-    except TypeError as err:
-        raise ConfigError(f"privacy: {err}") from None
-
-
 def load_frame(cfg: PipelineConfig, data: Any = None) -> pd.DataFrame:
     """The real table of a one-table pipeline: ``data`` (pandas or polars) when given, else
     the file at ``data.path`` or the SQL source (``data.sql``)."""
@@ -498,14 +384,6 @@ def load_frame(cfg: PipelineConfig, data: Any = None) -> pd.DataFrame:
 
 def _where(cfg: PipelineConfig, data: Any) -> str:
     return "data" if data is not None else cfg.data.source
-
-
-def _input(cfg: PipelineConfig) -> dict[str, Any]:
-    if cfg.data.sql is not None:
-        from synthdata.io.sql import safe_url
-
-        return {"sql": safe_url(cfg.data.sql), "query": cfg.data.query, "table": cfg.data.table}
-    return {"path": str(cfg.data.path)}
 
 
 def _drop_columns(df: pd.DataFrame, drop: tuple[str, ...]) -> pd.DataFrame:
@@ -542,47 +420,6 @@ def split_frame(df: pd.DataFrame, holdout: float, seed: int) -> tuple[pd.DataFra
     perm = np.random.default_rng(seed).permutation(n)
     hold_idx, train_idx = np.sort(perm[:n_hold]), np.sort(perm[n_hold:])
     return df.iloc[train_idx].reset_index(drop=True), df.iloc[hold_idx].reset_index(drop=True)
-
-
-def _frame_fingerprint(df: pd.DataFrame) -> str:
-    import hashlib
-
-    hashed = pd.util.hash_pandas_object(df, index=False).to_numpy()
-    return hashlib.sha256(hashed.tobytes()).hexdigest()
-
-
-def package_versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for pkg in ("synthdata", "numpy", "pandas", "scikit-learn", "scipy", "torch", "opacus",
-                "great-expectations"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            continue
-    return out
-
-
-def _manifest(cfg: PipelineConfig, input_fp: str | dict[str, str], train: pd.DataFrame,
-              holdout: pd.DataFrame | None, synth: pd.DataFrame, timer: _Timer, ledger: Any,
-              verdict: Any, n_synthetic: int | None = None) -> dict[str, Any]:
-    return {
-        "manifest_version": 1,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "input": ({**_input(cfg), "sha256": input_fp} if isinstance(input_fp, str)
-                  else {"tables": input_fp}),
-        "config": public_config(cfg),
-        "seed": cfg.seed,
-        "rows": {"train": len(train), "holdout": 0 if holdout is None else len(holdout),
-                 "synthetic": len(synth) if n_synthetic is None else n_synthetic},
-        "versions": package_versions(),
-        "platform": {"machine": platform.machine(), "system": platform.system()},
-        "timings_s": dict(timer.timings),
-        "privacy": {"epsilon_delta": list(ledger.spent()) if ledger.epsilon is not None else None},
-        "gate": {"status": verdict.status, "passed": verdict.passed if verdict.judged else None,
-                 "preset": verdict.preset,
-                 **({} if verdict.judged else {"note": "NOT JUDGED: the pipeline says gate: "
-                                               "none; exported without a verdict"})},
-    }
 
 
 def _add_groups(report: Any, train: pd.DataFrame, synth: pd.DataFrame,

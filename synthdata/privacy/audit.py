@@ -66,8 +66,9 @@ import numpy as np
 import pandas as pd
 
 from synthdata.errors import ConfigError, DataError
+from synthdata.jsonsafe import json_safe
 from synthdata.privacy.config import DPConfig
-from synthdata.privacy.ledger import _json_safe
+from synthdata.privacy.intervals import clopper_pearson
 
 __all__ = [
     "AuditDesign",
@@ -134,7 +135,7 @@ class AuditResult:
                 f"no violation")
 
     def to_dict(self) -> dict[str, Any]:
-        return _json_safe({"verdict": self.verdict, "passed": self.passed,
+        return json_safe({"verdict": self.verdict, "passed": self.passed,
                            "epsilon_lower_bound": self.epsilon_lower_bound,
                            "claimed_epsilon": self.claimed_epsilon,
                            "detectable_epsilon": self.detectable_epsilon,
@@ -142,20 +143,6 @@ class AuditResult:
 
 
 # -- statistics --------------------------------------------------------------------------
-
-def clopper_pearson(k: int, n: int, alpha: float) -> tuple[float, float]:
-    """One-sided exact binomial bounds: ``(lo, hi)`` with ``P(p < lo) <= alpha`` and
-    ``P(p > hi) <= alpha`` each (``lo = 0`` when ``k = 0``, ``hi = 1`` when ``k = n``)."""
-    from scipy.stats import beta
-
-    if n <= 0:
-        return 0.0, 1.0
-    if not 0 <= k <= n:
-        raise ValueError(f"k={k} must be in [0, n={n}]")
-    lo = 0.0 if k == 0 else float(beta.ppf(alpha, k, n - k + 1))
-    hi = 1.0 if k == n else float(beta.ppf(1 - alpha, k + 1, n - k))
-    return lo, hi
-
 
 def epsilon_lower_bound(tp: int, n_pos: int, fp: int, n_neg: int, *, delta: float,
                         alpha: float = 0.05) -> dict[str, float]:
@@ -406,7 +393,7 @@ class _RelationalTarget:
         self.privacy, self.seed, self.params = privacy, seed, params
 
     def fit(self, data: pd.DataFrame) -> _RelationalTarget:
-        from synthdata.medical.relational import RelationalSynthesizer
+        from synthdata.relational.synthesizer import RelationalSynthesizer
 
         (key,) = self.ms.primary_keys[self.root]
         data = data.reset_index(drop=True)
@@ -433,7 +420,7 @@ def relational_factory(ms: Any, tables: Mapping[str, pd.DataFrame], *,
 
     Canaries are extra patients (outlier root rows without linked rows); the membership
     test reads the synthetic root table. Extra keyword ``params`` of the audit go to
-    :class:`~synthdata.medical.relational.RelationalSynthesizer`.
+    :class:`~synthdata.relational.synthesizer.RelationalSynthesizer`.
     """
     roots = [t for t in ms.order() if ms.parent_link(t) is None]
     root = root or (roots[0] if len(roots) == 1 else None)
@@ -487,7 +474,8 @@ def audit_generator(kind: str | GeneratorFactory, schema: Any, data: pd.DataFram
     confidence:
         ``1 − α`` of the Clopper–Pearson bound.
     """
-    import synthdata as sd
+    from synthdata.models.registry import make_generator
+    from synthdata.schema.model import Schema
 
     if not isinstance(privacy, DPConfig):
         raise ConfigError("audit_generator needs privacy=DPConfig(epsilon=...): the claim to audit")
@@ -502,14 +490,14 @@ def audit_generator(kind: str | GeneratorFactory, schema: Any, data: pd.DataFram
     params = dict(params or {})
     rng = np.random.default_rng(seed)
     data = data.reset_index(drop=True)
-    probe_schema = schema if schema is not None else sd.Schema.infer(data)
+    probe_schema = schema if schema is not None else Schema.infer(data)
     columns = _numeric_columns(data, probe_schema)
     if n_canaries is None:
         n_canaries = max(1, min(2 * len(columns), MAX_DEFAULT_CANARIES))
     canary_rows, canaries = make_canaries(data, n_canaries, columns=columns, rng=rng)
     full = pd.concat([data, canary_rows], ignore_index=True)
     if schema is None:
-        schema = sd.Schema.infer(full, name="audit")
+        schema = Schema.infer(full, name="audit")
     schema.validate(full, where="audit data with canaries")
     delta = privacy.resolve_delta(len(full))
     claim = privacy.model_copy(update={"delta": delta})
@@ -550,7 +538,7 @@ def audit_generator(kind: str | GeneratorFactory, schema: Any, data: pd.DataFram
         if callable(kind):
             gen = kind(schema, privacy=claim, seed=fit_seed, **params)
         else:
-            gen = sd.make_generator(kind, schema, privacy=claim, seed=fit_seed, **params)
+            gen = make_generator(kind, schema, privacy=claim, seed=fit_seed, **params)
         gen.fit(train)
         synth = gen.sample(n_synth, seed=fit_seed)
         scores[t] = _scores(synth, canaries)

@@ -46,7 +46,7 @@ class DPConfig(BaseModel):
     * ``unit`` -- the unit of privacy named in the report: one ``row`` or one ``patient``.
     * ``max_rows_per_unit`` -- linked tables (patient-level privacy): at most this many rows of
       each child table per patient are used in training (a random subset); the child fits are
-      charged for a group of that size. ``None``: 10 (:mod:`synthdata.medical.relational`).
+      charged for a group of that size. ``None``: 10 (:mod:`synthdata.relational.synthesizer`).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)

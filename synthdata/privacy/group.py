@@ -2,7 +2,7 @@
 
 The unit of privacy is one *patient*: a row of the root table with every row that links to
 it, directly or through its parents (visits of the patient, labs of those visits, ...).
-:mod:`synthdata.medical.relational` keeps at most ``k`` random rows of each descendant table
+:mod:`synthdata.relational.synthesizer` keeps at most ``k`` random rows of each descendant table
 per root patient for training (the rows of a table, counted per patient whatever their
 parent row), so a patient contributes 1 row to the root table's fit and at most ``k`` rows to
 the fit of each descendant table ``t``. Every value a fit reads from another table is a column

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from synthdata.errors import ConfigError, PrivacyBudgetError
+from synthdata.jsonsafe import json_safe
 from synthdata.privacy import accounting as acc
 from synthdata.privacy.config import DPConfig
 
@@ -71,7 +72,7 @@ class LedgerEntry:
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
-        out["params"] = _json_safe(dict(self.params))
+        out["params"] = json_safe(dict(self.params))
         return out
 
     @classmethod
@@ -96,16 +97,6 @@ class Reservation:
     rho: float = 0.0
 
 
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    if isinstance(value, Mapping):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if hasattr(value, "item") and callable(value.item):  # numpy scalars
-        return _json_safe(value.item())
-    return value
 
 
 def _under(step: str, prefix: str) -> bool:
@@ -590,7 +581,7 @@ class PrivacyLedger:
         out["spent"] = {"epsilon": eps if math.isfinite(eps) else None, "delta": delta}
         if self.delta is not None and math.isfinite(eps):
             comp = self.composition()
-            out["composition"] = _json_safe(dataclasses.asdict(comp))
+            out["composition"] = json_safe(dataclasses.asdict(comp))
         return out
 
     @classmethod

@@ -64,7 +64,7 @@ def gaussian_mechanism(
     depend on the data). Scalars in, float out; arrays keep their shape (as floats).
     Non-finite values raise ``DataError`` before anything is charged.
     """
-    arr, integer = nz._as_statistic(value, f"step '{step}'")
+    arr, integer = nz.as_statistic(value, f"step '{step}'")
     cal = _calibrate(rho, sensitivity, step, None if integer else int(arr.size))
     ledger.charge(step, "gaussian", rho=rho, sigma=cal.scale, sensitivity=float(sensitivity),
                   size=int(arr.size), **cal.ledger_params(), **params)

@@ -119,7 +119,7 @@ def grid_exponent(scale: float, rounding_room: float | None = None) -> int:
     return math.floor(math.log2(ref)) - GRID_BITS
 
 
-def _as_statistic(value: Any, what: str) -> tuple[np.ndarray, bool]:
+def as_statistic(value: Any, what: str) -> tuple[np.ndarray, bool]:
     """``value`` as a 1-D array and whether it is an integer statistic; DataError if it is
     not numeric or not finite (OpenDP would release ±inf as is)."""
     arr = np.asarray(value)
@@ -140,7 +140,7 @@ def _as_statistic(value: Any, what: str) -> tuple[np.ndarray, bool]:
 
 
 def _release(kind: str, value: Any, scale: float, k: int | None, what: str) -> np.ndarray | float:
-    arr, integer = _as_statistic(value, what)
+    arr, integer = as_statistic(value, what)
     if not (scale > 0 and math.isfinite(scale)):
         raise ConfigError(f"{what}: the noise scale must be a finite number > 0, got {scale!r}")
     if integer and k is not None:
@@ -213,7 +213,7 @@ class NoiseCalibration:
 
     def release(self, value: Any, what: str = "statistic") -> np.ndarray | float | int:
         """Draw the noisy copy of ``value`` (real statistics: at most ``size`` values)."""
-        arr, integer = _as_statistic(value, what)
+        arr, integer = as_statistic(value, what)
         if integer != (self.k is None):
             kind = "an integer" if integer else "a real-valued"
             raise ConfigError(f"{what}: {kind} statistic does not match this calibration "

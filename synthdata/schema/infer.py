@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 
 from synthdata.errors import DataError
-from synthdata.schema.model import Column, ColumnKind, Schema, to_native
+from synthdata.schema.column import Column
+from synthdata.types import ColumnKind, to_native
 
 # A numeric column with at most this many distinct values (all whole numbers) is categorical.
 MAX_NUMERIC_CATEGORIES = 10
@@ -110,8 +111,9 @@ def _short(value: object) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def infer_schema(df: pd.DataFrame, *, name: str = "table") -> Schema:
-    """Propose a :class:`Schema` for ``df``.
+def infer_columns(df: pd.DataFrame, name: str = "table"
+                  ) -> tuple[tuple[Column, ...], str | None, tuple[str, ...]]:
+    """Propose the columns of ``df``, its primary key and notes (:meth:`Schema.infer` uses it).
 
     Kinds follow simple, documented rules: booleans are two-valued columns (0/1, yes/no,
     true/false); ZIP-named and fixed-width code-named whole numbers are categories or ids
@@ -139,7 +141,7 @@ def infer_schema(df: pd.DataFrame, *, name: str = "table") -> Schema:
             notes.append(f"{col.name}: free text; not synthesised (output is empty)")
     pk = next((c.name for c in columns if c.kind == ColumnKind.ID and df[c.name].is_unique
                and df[c.name].notna().all()), None)
-    return Schema(columns=tuple(columns), name=name, primary_key=pk, notes=tuple(notes))
+    return tuple(columns), pk, tuple(notes)
 
 
 def infer_column(series: pd.Series) -> Column:

@@ -3,197 +3,27 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from synthdata.constraints.discover import discover
+from synthdata.constraints.kinds import Constraint, constraint_from_dict, constraint_to_dict
 from synthdata.errors import DataError, SchemaError
+from synthdata.schema.column import MAX_PRECISION, Column
+from synthdata.schema.infer import infer_columns
+from synthdata.types import ColumnKind, PiiRole, to_native
+
+# Column, ColumnKind, PiiRole, to_native and MAX_PRECISION live in synthdata.types and
+# synthdata.schema.column; re-exported here, where callers have always found them.
+__all__ = ["MAX_PRECISION", "SCHEMA_VERSION", "Column", "ColumnKind", "PiiRole", "Schema",
+           "constraints_from_list", "load_yaml", "to_native"]
 
 SCHEMA_VERSION = 1
-MAX_PRECISION = 12  # decimals a continuous column may declare
-
-
-class ColumnKind(str, Enum):
-    """What a column holds; decides its transformer."""
-
-    CONTINUOUS = "continuous"
-    INTEGER = "integer"
-    CATEGORICAL = "categorical"
-    BOOLEAN = "boolean"
-    DATETIME = "datetime"
-    ID = "id"
-    TEXT = "text"
-
-    @property
-    def is_numeric(self) -> bool:
-        return self in (ColumnKind.CONTINUOUS, ColumnKind.INTEGER)
-
-    @property
-    def is_discrete(self) -> bool:
-        return self in (ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN)
-
-    @property
-    def is_learned(self) -> bool:
-        """Ids and free text are never learned from the data."""
-        return self not in (ColumnKind.ID, ColumnKind.TEXT)
-
-
-class PiiRole(str, Enum):
-    """Privacy role of a column (used by de-identification and risk metrics)."""
-
-    DIRECT = "direct"
-    QUASI = "quasi"
-    SENSITIVE = "sensitive"
-    # Reviewed and not an identifier: silences the identifier check for this column
-    # (synthdata.medical.identifiers); de-identification leaves it as it is.
-    NONE = "none"
-
-
-def to_native(value: Any) -> Any:
-    """Convert numpy/pandas scalars to plain Python values (YAML/JSON safe)."""
-    if value is None:
-        return None
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, pd.Timestamp):
-        return value.isoformat()
-    return value
-
-
-@dataclass(frozen=True)
-class Column:
-    """One column of a table.
-
-    ``categories`` holds the known values of a discrete column in their original type;
-    ``dtype`` is the pandas dtype to restore on output; ``public`` says that bounds and
-    categories are public knowledge (not learned from the private data); ``precision`` is
-    the number of decimals a continuous column is recorded with (outputs are rounded to
-    it; ``None``: learned from the data without privacy, full precision under DP).
-    """
-
-    name: str
-    kind: ColumnKind
-    dtype: str = "object"
-    nullable: bool = False
-    min: float | None = None
-    max: float | None = None
-    categories: tuple[Any, ...] | None = None
-    datetime_format: str | None = None
-    pii: PiiRole | None = None
-    public: bool = False
-    description: str | None = None
-    precision: int | None = None  # last: positional construction stays as it was
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"name": self.name, "kind": self.kind.value, "dtype": self.dtype,
-                               "nullable": self.nullable}
-        for key in ("min", "max", "datetime_format", "precision", "description"):
-            value = getattr(self, key)
-            if value is not None:
-                out[key] = to_native(value)
-        if self.categories is not None:
-            out["categories"] = [to_native(c) for c in self.categories]
-        if self.pii is not None:
-            out["pii"] = self.pii.value
-        if self.public:
-            out["public"] = True
-        return out
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any], *, where: str = "schema") -> Column:
-        if not isinstance(data, Mapping):
-            raise SchemaError(f"{where}: every entry under 'columns' must be a mapping with a "
-                              f"'name' (e.g. {{name: age, kind: integer}}), got {data!r:.60}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(str(k) for k in set(data) - known)
-        name = data.get("name")
-        if unknown:
-            raise SchemaError(f"{where}: column {name!r} has unknown key(s) {unknown}; "
-                              f"allowed keys are {sorted(known)}")
-        if not isinstance(name, str) or not name:
-            raise SchemaError(f"{where}: every column needs a non-empty 'name' (text), got "
-                              f"{name!r:.60}")
-        _check_field_types(data, name, where)
-        values = dict(data)
-        values["kind"] = _enum(ColumnKind, values.get("kind"), f"{where}: column {name!r} kind")
-        if values.get("pii") is not None:
-            values["pii"] = _enum(PiiRole, values["pii"], f"{where}: column {name!r} pii")
-        if values.get("categories") is not None:
-            if not isinstance(values["categories"], (list, tuple)):
-                raise SchemaError(f"{where}: column {name!r} categories must be a list")
-            values["categories"] = tuple(values["categories"])
-        for key in ("min", "max"):
-            if values.get(key) is not None and not isinstance(values[key], (int, float)):
-                raise SchemaError(f"{where}: column {name!r} {key} must be a number, "
-                                  f"got {values[key]!r}")
-        precision = values.get("precision")
-        if precision is not None and (isinstance(precision, bool) or not isinstance(precision, int)
-                                      or not 0 <= precision <= MAX_PRECISION):
-            raise SchemaError(f"{where}: column {name!r} precision must be a whole number of "
-                              f"decimals from 0 to {MAX_PRECISION}, got {precision!r}")
-        if precision is not None and values["kind"] != ColumnKind.CONTINUOUS:
-            raise SchemaError(f"{where}: column {name!r} is {values['kind'].value}; precision "
-                              "(decimals) applies to continuous columns only")
-        values.setdefault("dtype", _default_dtype(values["kind"]))
-        return cls(**values)
-
-
-_SCALAR_TYPES = (str, int, float, bool, type(None))
-
-
-def _check_field_types(data: Mapping[str, Any], name: str, where: str) -> None:
-    """Each column field has the YAML type it needs (a wrong type is a SchemaError)."""
-    for key in ("nullable", "public"):
-        if key in data and not isinstance(data[key], bool):
-            raise SchemaError(f"{where}: column {name!r} {key} must be true or false, got "
-                              f"{data[key]!r:.60}")
-    for key in ("dtype", "datetime_format", "description"):
-        if data.get(key) is not None and not isinstance(data[key], str):
-            raise SchemaError(f"{where}: column {name!r} {key} must be text, got "
-                              f"{data[key]!r:.60}")
-    for key in ("min", "max"):
-        value = data.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                  or not math.isfinite(value)):
-            raise SchemaError(f"{where}: column {name!r} {key} must be a finite number, "
-                              f"got {value!r:.60}")
-    lo, hi = data.get("min"), data.get("max")
-    if lo is not None and hi is not None and lo > hi:
-        raise SchemaError(f"{where}: column {name!r} min {lo} is above max {hi}; swap them")
-    cats = data.get("categories")
-    if isinstance(cats, (list, tuple)):
-        bad = [c for c in cats if not isinstance(c, _SCALAR_TYPES)
-               or (isinstance(c, float) and math.isnan(c))]
-        if bad:
-            raise SchemaError(f"{where}: column {name!r} categories must be plain values "
-                              f"(text, numbers, true/false), got {bad[0]!r:.60}")
-        try:
-            dupes = len(set(cats)) != len(cats)
-        except TypeError:
-            dupes = False
-        if dupes:
-            raise SchemaError(f"{where}: column {name!r} lists a category more than once")
-
-
-def _default_dtype(kind: ColumnKind) -> str:
-    return {ColumnKind.CONTINUOUS: "float64", ColumnKind.INTEGER: "int64",
-            ColumnKind.BOOLEAN: "object", ColumnKind.DATETIME: "object"}.get(kind, "object")
-
-
-def _enum(enum: type[Enum], value: Any, where: str) -> Any:
-    try:
-        return enum(value)
-    except ValueError:
-        choices = [e.value for e in enum]  # type: ignore[attr-defined]
-        raise SchemaError(f"{where} is {value!r}; choose one of {choices}") from None
 
 
 @dataclass(frozen=True)
@@ -264,13 +94,11 @@ class Schema:
         confirm; they are a property of the data, so not for private data under DP.
         """
         from synthdata.io.sql import as_pandas
-        from synthdata.schema.infer import infer_schema
 
         df = as_pandas(df, where=f"table {name!r}")  # pandas as is; polars converted
-        schema = infer_schema(df, name=name)
+        columns, primary_key, notes = infer_columns(df, name=name)
+        schema = cls(columns=columns, name=name, primary_key=primary_key, notes=notes)
         if discover_constraints:
-            from synthdata.constraints.discover import discover
-
             schema = dataclasses.replace(schema, proposed_constraints=tuple(discover(df, schema)))
         return schema
 
@@ -284,8 +112,6 @@ class Schema:
 
     def with_constraints(self, *constraints: Any) -> Schema:
         """A new schema that also declares ``constraints`` (e.g. ``sd.Inequality(...)``)."""
-        from synthdata.constraints.kinds import Constraint
-
         bad = [c for c in constraints if not isinstance(c, Constraint)]
         if bad:
             raise SchemaError(f"with_constraints() takes constraint objects (sd.Inequality, "
@@ -328,7 +154,7 @@ class Schema:
             by_name[col_name] = Column.from_dict(base, where=where)
         declared, proposed = self.constraints, self.proposed_constraints
         if overrides.get("constraints") is not None:  # the file's list replaces both
-            declared, proposed = _constraints_from_list(overrides["constraints"], where)
+            declared, proposed = constraints_from_list(overrides["constraints"], where)
         _check_top_level(overrides, where)
         return Schema(columns=tuple(by_name[c.name] for c in self.columns),
                       name=overrides.get("name", self.name),
@@ -342,7 +168,6 @@ class Schema:
             out["primary_key"] = self.primary_key
         out["columns"] = [c.to_dict() for c in self.columns]
         if self.constraints or self.proposed_constraints:
-            from synthdata.constraints.kinds import constraint_to_dict
 
             out["constraints"] = [constraint_to_dict(c) for c in self.constraints] + \
                 [constraint_to_dict(c, proposed=True) for c in self.proposed_constraints]
@@ -364,7 +189,7 @@ class Schema:
         if not isinstance(entries, list) or not entries:
             raise SchemaError(f"{where}: 'columns' must be a non-empty list")
         columns = tuple(Column.from_dict(e, where=where) for e in entries)
-        declared, proposed = _constraints_from_list(data.get("constraints") or [], where)
+        declared, proposed = constraints_from_list(data.get("constraints") or [], where)
         _check_top_level(data, where)
         return cls(columns=columns, name=str(data.get("name", "table")),
                    primary_key=data.get("primary_key"), constraints=declared,
@@ -420,13 +245,12 @@ def _check_top_level(data: Mapping[str, Any], where: str) -> None:
         raise SchemaError(f"{where}: notes must be a list of text")
 
 
-def _constraints_from_list(entries: Any, where: str) -> tuple[tuple, tuple]:
+def constraints_from_list(entries: Any, where: str) -> tuple[tuple, tuple]:
     """(declared, proposed) constraints from the YAML ``constraints:`` list."""
-    from synthdata.constraints.kinds import constraint_from_dict
-
     if not isinstance(entries, list):
         raise SchemaError(f"{where}: 'constraints' must be a list of constraint entries")
-    declared, proposed = [], []
+    declared: list[Any] = []
+    proposed: list[Any] = []
     for entry in entries:
         rule, is_proposed = constraint_from_dict(entry, where=where)
         (proposed if is_proposed else declared).append(rule)

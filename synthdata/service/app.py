@@ -19,7 +19,7 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
-from synthdata import __version__
+from synthdata._version import __version__
 from synthdata.errors import SynthDataError
 from synthdata.io.files import private_dir
 from synthdata.service.auth import Authenticator, RateLimiter

@@ -34,14 +34,9 @@ from typing import Any
 
 from synthdata.errors import ConfigError, SynthDataError
 from synthdata.io.files import private_dir
+from synthdata.jsonsafe import json_safe as encode_json_safe
 from synthdata.service.settings import ServiceSettings
-from synthdata.service.store import (
-    FAILED,
-    REJECTED,
-    SUCCEEDED,
-    Claimed,
-    Store,
-)
+from synthdata.service.store import FAILED, REJECTED, SUCCEEDED, Claimed, Store
 
 log = logging.getLogger(__name__)
 
@@ -107,12 +102,12 @@ def dp_cost(cfg: dict[str, Any]) -> tuple[float, float, str] | None:
     """``(ε, δ, generator)`` a job reserves on its dataset's budget; ``None`` for a non-DP
     job. Without ``privacy.delta`` the δ is derived from the (noisy) row count during the
     run: reserve the largest such δ, and commit what the ledger resolved."""
+    from synthdata.pipeline.budget import dp_config
     from synthdata.pipeline.config import PipelineConfig
-    from synthdata.pipeline.runner import _dp_config
     from synthdata.privacy.budget import MAX_DEFAULT_DELTA
 
     parsed = PipelineConfig.from_dict(cfg, where="pipeline")
-    privacy = _dp_config(parsed)
+    privacy = dp_config(parsed)
     if privacy is None:
         return None
     kind = "relational" if parsed.data.tables is not None else parsed.generator.kind
@@ -135,20 +130,7 @@ def spent_of(result: Any) -> tuple[float | None, float | None]:
 
 def json_safe(value: Any) -> Any:
     """Plain JSON types only (numpy scalars unwrapped, NaN and infinities as null)."""
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        try:
-            value = value.item()
-        except (TypeError, ValueError):
-            return str(value)
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return str(value)
+    return encode_json_safe(value, infinity="null")
 
 
 def _resolve(target: str) -> Any:

@@ -8,8 +8,8 @@ Error messages name the uploaded file, never a server path, and quote no data va
 from __future__ import annotations
 
 import codecs
-import hashlib
 import csv
+import hashlib
 import os
 import re
 from collections.abc import AsyncIterator

@@ -18,8 +18,9 @@ EPOCH_PARAMS = ("epochs", "max_iter", "n_timesteps", "sampling_steps", "discrimi
 
 def check_job(cfg: dict[str, Any], settings: ServiceSettings) -> None:
     """Validate a job's full pipeline dict (from ``build_config``) before queueing it."""
+    from synthdata.pipeline.budget import dp_config
     from synthdata.pipeline.config import PipelineConfig
-    from synthdata.pipeline.runner import _dp_config, resolve_gate
+    from synthdata.pipeline.release import resolve_gate
 
     parsed = PipelineConfig.from_dict(cfg, where="pipeline")
     if not parsed.output.neutralize_formulas:
@@ -33,7 +34,7 @@ def check_job(cfg: dict[str, Any], settings: ServiceSettings) -> None:
     except ConfigError as err:
         raise ConfigError(f"pipeline.{err}") from None
     try:
-        privacy = _dp_config(parsed)
+        privacy = dp_config(parsed)
     except ConfigError as err:
         raise ConfigError(f"pipeline.{err}") from None
     if privacy is not None:

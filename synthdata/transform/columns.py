@@ -59,7 +59,7 @@ _MAX_KNOTS = 1000
 _MODE_STD_SCALE = 4.0
 
 
-def _as_float(series: pd.Series, column: Column) -> np.ndarray:
+def as_float(series: pd.Series, column: Column) -> np.ndarray:
     """Numeric view of a number or datetime column (datetimes as days since epoch)."""
     if column.kind == ColumnKind.DATETIME:
         parsed = _parse_datetime(series, column)
@@ -147,7 +147,7 @@ class NumericEncoder:
 
     # -- fit ----------------------------------------------------------------------------
     def fit(self, series: pd.Series, rng: np.random.Generator) -> NumericEncoder:
-        values = _as_float(series, self.column)
+        values = as_float(series, self.column)
         finite = values[~np.isnan(values)]
         self.has_missing_ = bool(self.column.nullable or np.isnan(values).any())
         if finite.size == 0:
@@ -263,7 +263,7 @@ class NumericEncoder:
 
     # -- transform ----------------------------------------------------------------------
     def transform(self, series: pd.Series) -> np.ndarray:
-        values = _as_float(series, self.column)
+        values = as_float(series, self.column)
         missing = np.isnan(values)
         if missing.any() and not self.has_missing_ and getattr(self, "impute_missing_", False):
             values = np.where(missing, self.knots_[len(self.knots_) // 2], values)

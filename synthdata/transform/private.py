@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from synthdata.schema.model import Column, ColumnKind, Schema
-from synthdata.transform.columns import CategoryEncoder, NumericEncoder, NumericMethod, _as_float
+from synthdata.transform.columns import CategoryEncoder, NumericEncoder, NumericMethod, as_float
 
 N_KNOTS = 33
 _MAX_EXP = 40  # signed powers of two up to 2**40 cover every realistic measurement
@@ -114,7 +114,7 @@ def _private_numeric(col: Column, series: pd.Series, ledger: Any,
                      rho_unit: float) -> NumericEncoder:
     from synthdata.privacy.mechanisms import dp_quantiles
 
-    values = _as_float(series, col)
+    values = as_float(series, col)
     values = values[~np.isnan(values)]
     has_missing, _ = _dp_missing(series, ledger, rho_unit, col.name, col.nullable)
     if col.public and col.min is not None and col.max is not None \

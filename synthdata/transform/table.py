@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -11,7 +10,6 @@ import pandas as pd
 from synthdata._rng import make_rng
 from synthdata.errors import DataError, NotFittedError
 from synthdata.schema.model import ColumnKind, Schema
-from synthdata.transform.private import PrivateBudget, fit_private_encoders
 from synthdata.transform.columns import (
     CategoryEncoder,
     NumericEncoder,
@@ -20,13 +18,11 @@ from synthdata.transform.columns import (
     Span,
     SpanRole,
 )
+from synthdata.transform.private import PrivateBudget, fit_private_encoders
+from synthdata.types import Progress, no_progress
 
 Encoder = NumericEncoder | CategoryEncoder | RegeneratedEncoder
-Progress = Callable[[str, int, int], None]
 
-
-def _no_progress(step: str, done: int, total: int) -> None:
-    return None
 
 
 class TableTransformer:
@@ -75,7 +71,7 @@ class TableTransformer:
         return all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in cats)
 
     def fit(self, data: pd.DataFrame, *, rng: np.random.Generator | int | None = 0,
-            progress: Progress = _no_progress, ledger: Any = None,
+            progress: Progress = no_progress, ledger: Any = None,
             private: PrivateBudget | None = None) -> TableTransformer:
         """Learn every column's encoder.
 

@@ -107,10 +107,7 @@ def _generators() -> list[tuple[str, dict]]:
 @pytest.mark.parametrize("kind, params", _generators())
 def test_zero_violations_on_real_data_for_every_generator(flchain_rules, kind, params, tmp_path) -> None:
     df, schema = flchain_rules
-    try:
-        gen = sd.make_generator(kind, schema, seed=0, **params)
-    except ConfigError as err:
-        pytest.skip(str(err))
+    gen = sd.make_generator(kind, schema, seed=0, **params)  # torch-less: not parametrised
     gen.fit(df)
     for synth in (gen.sample(1500), gen.sample(300, conditions={"chapter": "Circulatory"}),
                   gen.sample(300, conditions={"death": 1})):

@@ -1,5 +1,4 @@
 """A "generator" that returns the training rows: what a gate must refuse."""
-import pandas as pd
 
 
 class CopyGenerator:

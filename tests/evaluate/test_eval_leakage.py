@@ -12,8 +12,7 @@ from hypothesis import strategies as st
 
 from synthdata.evaluate import evaluate
 from synthdata.evaluate._data import prepare
-from synthdata.evaluate.leakage import (choose_roles, exact_copies, risk_from_counts,
-                                        success_rate)
+from synthdata.evaluate.leakage import choose_roles, exact_copies, risk_from_counts, success_rate
 from synthdata.schema import Column, PiiRole, Schema
 
 LEAK = ("leakage", "risks")

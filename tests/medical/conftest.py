@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from synthdata.medical.multitable import MultiTableSchema
+from synthdata.relational.schema import MultiTableSchema
 from tests.conftest import DATA, ROOT
 
 

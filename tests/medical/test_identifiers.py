@@ -9,9 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from synthdata.medical.identifiers import (Finding, scan_column, scan_identifiers,
-                                           unmarked_message, unresolved)
-from synthdata.medical.multitable import MultiTableSchema
+from synthdata.medical.identifiers import (
+    Finding,
+    scan_column,
+    scan_identifiers,
+    unmarked_message,
+    unresolved,
+)
+from synthdata.relational.schema import MultiTableSchema
 from synthdata.schema.model import Schema
 from tests.conftest import DATA, ROOT
 from tests.medical.identifier_table import CLEAN, EXPECTED, identifier_table

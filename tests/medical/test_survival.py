@@ -3,8 +3,12 @@ import pandas as pd
 import pytest
 
 from synthdata.errors import DataError
-from synthdata.medical.survival import (check_survival_times, kaplan_meier, km_curve_distance,
-                                        km_distance)
+from synthdata.medical.survival import (
+    check_survival_times,
+    kaplan_meier,
+    km_curve_distance,
+    km_distance,
+)
 
 
 def _naive_km(t, e, x):

@@ -8,8 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synthdata.medical.survival import (concordance_tstr, kaplan_meier, km_steps,
-                                        survival_metrics, survival_summary)
+from synthdata.medical.survival import (
+    concordance_tstr,
+    kaplan_meier,
+    km_steps,
+    survival_metrics,
+    survival_summary,
+)
 from synthdata.pipeline.multitable import split_by_root
 
 ENDPOINT = {"time": "time", "event": "status", "event_values": [2]}

@@ -24,7 +24,7 @@ from synthdata.privacy import DPConfig, PrivacyLedger
 torch = pytest.importorskip("torch")
 pytest.importorskip("opacus")
 
-from synthdata.models.vae import DPSGD  # noqa: E402
+from synthdata.privacy.dpsgd import DPSGD  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 FLCHAIN = ROOT / "data" / "flchain.csv"

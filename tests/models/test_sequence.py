@@ -64,7 +64,7 @@ def test_histories_keep_the_trend_better_than_independent_rows(fitted):
     assert (days >= 0).all()
     assert synth["day"].dtype == rows["day"].dtype
     # the "flag" turns on after the first visit in the real data: the model learns it
-    first = pd.Series(owner).duplicated(keep="first").to_numpy() == False
+    first = ~pd.Series(owner).duplicated(keep="first").to_numpy()
     assert (synth.loc[first, "flag"] == "off").mean() > 0.8
     assert (synth.loc[~first, "flag"] == "on").mean() > 0.8
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,9 +9,15 @@ import pytest
 import synthdata as sd
 from synthdata.errors import ConfigError, NotFittedError
 from synthdata.schema import Schema
-from tests.models.shared import (FLCHAIN, assert_respects_schema, check_numeric_encodings,
-                                 check_reproducible,
-                                 check_save_load, flchain_sample, needs_flchain)
+from tests.models.shared import (
+    FLCHAIN,
+    assert_respects_schema,
+    check_numeric_encodings,
+    check_reproducible,
+    check_save_load,
+    flchain_sample,
+    needs_flchain,
+)
 
 torch = pytest.importorskip("torch")
 

@@ -196,9 +196,9 @@ def test_under_dp_transform_by_detection_is_refused(csv, tmp_path):
 def test_linked_tables_name_the_table_and_column():
     from dataclasses import replace
 
-    from synthdata.medical.multitable import MultiTableSchema
     from synthdata.pipeline.config import DeidConfig
     from synthdata.pipeline.deid import deid_tables
+    from synthdata.relational.schema import MultiTableSchema
     from tests.conftest import DATA, ROOT
 
     ms = MultiTableSchema.load(ROOT / "schemas" / "pbc.yaml")

@@ -36,8 +36,8 @@ def test_pbc_pipeline_writes_linked_tables(tmp_path):
 
 
 def test_split_keeps_patients_together():
-    from synthdata.medical.multitable import MultiTableSchema
     from synthdata.pipeline.multitable import split_by_root
+    from synthdata.relational.schema import MultiTableSchema
 
     tables = {"pbc": pd.read_csv(DATA / "pbc.csv"), "pbcseq": pd.read_csv(DATA / "pbcseq.csv")}
     ms = MultiTableSchema.load(ROOT / "schemas" / "pbc.yaml")

@@ -19,7 +19,8 @@ import pytest
 import synthdata as sd
 from synthdata.errors import ConfigError
 from synthdata.pipeline import runner
-from synthdata.pipeline.runner import NOT_PRIVATE_LABEL, run_pipeline
+from synthdata.pipeline.release import NOT_PRIVATE_LABEL
+from synthdata.pipeline.runner import run_pipeline
 from synthdata.schema.model import load_yaml
 from synthdata.schema.public import declared_schema
 

@@ -276,7 +276,7 @@ def test_ddpm_has_no_dp_path_so_the_audit_refuses(small: pd.DataFrame) -> None:
 
 @pytest.fixture(scope="module")
 def pbc() -> tuple:
-    from synthdata.medical.multitable import MultiTableSchema
+    from synthdata.relational.schema import MultiTableSchema
 
     root = Path(__file__).resolve().parents[2]
     ms = MultiTableSchema.load(root / "schemas" / "pbc.yaml")
@@ -301,7 +301,7 @@ def test_relational_target_adds_canary_patients_without_linked_rows(pbc: tuple) 
             seen["tables"] = tables
             return self
 
-    import synthdata.medical.relational as rel
+    import synthdata.relational.synthesizer as rel
 
     target = factory(ms.tables["pbc"], privacy=DPConfig(epsilon=1.0), seed=0)
     real = rel.RelationalSynthesizer

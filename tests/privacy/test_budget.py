@@ -6,7 +6,6 @@ import json
 import math
 import multiprocessing as mp
 import threading
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings

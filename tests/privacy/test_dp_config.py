@@ -59,7 +59,7 @@ def test_ledger_from_config() -> None:
 
 
 def test_gdp_accountant_is_refused_with_the_reason_and_the_alternative() -> None:
-    from synthdata.pipeline.runner import _dp_config
+    from synthdata.pipeline.budget import dp_config
 
     with pytest.raises(ValidationError, match="not an upper bound.*use accountant 'prv'"):
         DPConfig(epsilon=1, accountant="gdp")
@@ -69,5 +69,5 @@ def test_gdp_accountant_is_refused_with_the_reason_and_the_alternative() -> None
 
     with pytest.raises(ConfigError, match=r"privacy: accountant: .*'gdp' accountant was removed"
                                           r".*central-limit approximation.*'prv'.*'rdp'"):
-        _dp_config(_Cfg())  # type: ignore[arg-type]
+        dp_config(_Cfg())  # type: ignore[arg-type]
     assert DPConfig(epsilon=1, accountant="rdp").accountant == "rdp"

@@ -138,9 +138,9 @@ def _every_column(steps: list[str], schema: Any) -> bool:
 COVERED_BY: dict[str, Callable[[list[str], Any], bool]] = {
     "_schema_for": _has("schema"),
     "_declared_schema_for": _has("schema"),  # reads column names only
-    "_manifest": _has("manifest"),  # a DP manifest: no exact counts (replaced by the noisy n)
+    "build_manifest": _has("manifest"),  # a DP manifest: no exact counts (replaced by the noisy n)
     "Schema.infer": _has("schema"),
-    "infer_schema": _has("schema"),
+    "infer_columns": _has("schema"),
     "TableTransformer.fit": _every_column,
     "fit_private_encoders": _every_column,
     "TableTransformer.transform": _has("model.gmm.dp_em"),  # the matrix the model reads
@@ -265,7 +265,7 @@ def test_ledger_covers_every_step_that_reads_the_data(dp_run: dict[str, Any]) ->
 
 
 def test_manifest_has_no_fingerprint_and_no_exact_count(dp_run: dict[str, Any]) -> None:
-    assert "_frame_fingerprint" not in dp_run["readers"]
+    assert "frame_fingerprint" not in dp_run["readers"]
     manifest = json.loads((dp_run["result"].run_dir / "manifest.json").read_text())
     assert "sha256" not in json.dumps(manifest["input"])
     noisy = manifest["rows"]["training_units_noisy"]

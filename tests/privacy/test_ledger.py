@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from synthdata.errors import ConfigError, PrivacyBudgetError
-from synthdata.privacy import PrivacyLedger, accounting as acc
+from synthdata.privacy import PrivacyLedger
+from synthdata.privacy import accounting as acc
 
 
 def test_reserve_refuses_before_work() -> None:

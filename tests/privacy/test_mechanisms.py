@@ -245,3 +245,30 @@ def test_category_threshold_bounds_the_exact_discrete_gaussian_tail(rho, delta0)
     if rho == 0.5 and delta0 == 0.05:
         naive = 1 + acc.threshold_factor_for_delta(delta0) * sigma
         assert w[1 + z >= naive].sum() / w.sum() > delta0
+
+
+# -- mutation-testing survivors (benchmarks/results/mutation.md): dp_missing_rate ----------
+
+def test_missing_rate_charges_one_gaussian_step_with_sensitivity_one() -> None:
+    ledger = _open()
+    rate = m.dp_missing_rate(pd.Series([1.0, None, 3.0, None]), BIG, ledger, "transform.miss")
+    assert rate == pytest.approx(0.5, abs=1e-3)
+    (entry,) = ledger.entries
+    assert (entry.step, entry.mechanism, entry.rho) == ("transform.miss", "gaussian", BIG)
+    assert entry.params["statistic"] == "missing rate"
+    assert entry.params["sensitivity"] == 1.0
+    assert entry.params["sigma"] > 0
+
+
+@pytest.mark.parametrize(("values", "expected"), [
+    ([None, None, None], 1.0), ([1.0, 2.0, 3.0], 0.0), ([1.0] * 9 + [None], 0.1)])
+def test_missing_rate_is_the_missing_share(values: list, expected: float) -> None:
+    assert m.dp_missing_rate(pd.Series(values, dtype=float), BIG, _open(), "miss") == \
+        pytest.approx(expected, abs=1e-3)
+
+
+def test_missing_rate_is_a_rate_at_small_rho() -> None:
+    rates = [m.dp_missing_rate(pd.Series([1.0, None] * 50), 0.05, _open(), "miss")
+             for _ in range(20)]
+    assert all(0.0 <= r <= 1.0 for r in rates)
+    assert len(set(rates)) > 1  # noisy: not the exact 0.5 every time

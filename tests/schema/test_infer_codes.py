@@ -6,15 +6,14 @@ from __future__ import annotations
 import pandas as pd
 
 from synthdata.io.files import read_table
-from synthdata.schema.infer import infer_schema
-from synthdata.schema.model import ColumnKind
+from synthdata.schema.model import ColumnKind, Schema
 
 
 def test_numbers_named_like_codes_are_categories_or_ids():
     df = pd.DataFrame({"zip": [2116, 94110, 10001] * 10, "postcode": range(10000, 10030),
                        "icd_code": [1234, 2345, 3456] * 10, "weight": [60, 70, 80] * 10,
                        "count": range(30, 60)})
-    kinds = {c.name: c.kind for c in infer_schema(df).columns}
+    kinds = {c.name: c.kind for c in Schema.infer(df).columns}
     assert kinds["zip"] == ColumnKind.CATEGORICAL and kinds["postcode"] == ColumnKind.ID
     assert kinds["icd_code"] == ColumnKind.CATEGORICAL
     assert kinds["weight"] == ColumnKind.CATEGORICAL      # few values: as before

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.service.conftest import assert_tenant_isolated, v1_calls as _calls
+from tests.service.conftest import assert_tenant_isolated
+from tests.service.conftest import v1_calls as _calls
 
 
 def test_every_v1_route_is_listed_here(api):

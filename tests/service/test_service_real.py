@@ -10,7 +10,6 @@ import pytest
 from synthdata.service.settings import DEFAULT_RUNNER
 from tests.service.conftest import TINY, open_api
 
-
 # flchain has ages over 89, a Safe Harbor identifier: the job marks the column for Safe Harbor
 MARKED = TINY | {"deid": {"types": {"age": "age"}}}
 

@@ -2,7 +2,7 @@ import pandas as pd
 import pytest
 
 from synthdata.errors import DataError, SchemaError
-from synthdata.medical.multitable import ForeignKey, MultiTableSchema
+from synthdata.relational.schema import ForeignKey, MultiTableSchema
 from synthdata.schema import Schema
 from tests.conftest import ROOT, SHARED, requires_shared
 

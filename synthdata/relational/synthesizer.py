@@ -52,8 +52,8 @@ share of non-missing values.
 
 from __future__ import annotations
 
-import logging
 import dataclasses
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Self
@@ -62,9 +62,9 @@ import numpy as np
 import pandas as pd
 
 from synthdata._rng import child_seed, make_rng
-from synthdata.errors import ConditionTooRareError, ConfigError, DataError, NotFittedError
-from synthdata.medical.multitable import ForeignKey, MultiTableSchema
 from synthdata.constraints.kinds import Inequality, Range, column_values
+from synthdata.errors import ConditionTooRareError, ConfigError, DataError, NotFittedError
+from synthdata.relational.schema import ForeignKey, MultiTableSchema
 from synthdata.schema.model import Column, ColumnKind, Schema
 
 log = logging.getLogger(__name__)
@@ -329,7 +329,6 @@ class RelationalSynthesizer:
         return DEFAULT_MAX_ROWS_PER_PATIENT if cap is None else int(cap)
 
     def _patient_ledger(self, ledger: Any, tables: Mapping[str, pd.DataFrame]) -> Any:
-        from synthdata.privacy.ledger import PrivacyLedger
 
         if self.generator == AR:
             raise ConfigError(
@@ -1147,24 +1146,3 @@ def cap_per_patient(schema: MultiTableSchema, tables: Mapping[str, pd.DataFrame]
         rank[order] = np.arange(len(order)) - np.repeat(starts, sizes)
         keep[tname] = candidate & (rank < k)
     return keep
-
-
-# -- evaluation helpers ----------------------------------------------------------------------------
-def total_variation(a: pd.Series, b: pd.Series) -> float:
-    """Total-variation distance between the empirical distributions of two discrete series."""
-    pa = a.value_counts(normalize=True, dropna=False)
-    pb = b.value_counts(normalize=True, dropna=False)
-    support = pa.index.union(pb.index)
-    return float(0.5 * np.abs(pa.reindex(support, fill_value=0) - pb.reindex(support, fill_value=0)).sum())
-
-
-def children_per_parent_tv(real: Mapping[str, pd.DataFrame], synthetic: Mapping[str, pd.DataFrame],
-                           schema: MultiTableSchema) -> dict[str, float]:
-    """TV distance of the children-per-parent distribution (zeros included), per enforced link."""
-    out = {}
-    for fk in schema.foreign_keys:
-        if not fk.enforce or fk.child == fk.parent:
-            continue
-        out[fk.label] = total_variation(schema.children_per_parent(real, fk),
-                                        schema.children_per_parent(synthetic, fk))
-    return out

@@ -57,7 +57,7 @@ from synthdata.errors import ConfigError, DataError, SchemaError
 from synthdata.schema.model import Column, ColumnKind, PiiRole, Schema
 
 if TYPE_CHECKING:
-    from synthdata.medical.multitable import MultiTableSchema
+    from synthdata.relational.schema import MultiTableSchema
 
 
 class IdentifierType(str, Enum):
@@ -420,7 +420,7 @@ def deidentify_tables(tables: Mapping[str, pd.DataFrame], schema: MultiTableSche
 
     Returns the new tables, the schema of the de-identified tables and one log per table.
     """
-    from synthdata.medical.multitable import MultiTableSchema
+    from synthdata.relational.schema import MultiTableSchema
 
     if not isinstance(schema, MultiTableSchema):
         raise ConfigError(f"deidentify_tables() needs a MultiTableSchema, got {type(schema).__name__}")

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from synthdata.errors import ConfigError
-from synthdata.medical.deid import DeidPolicy, deidentify_tables
-from synthdata.medical.multitable import ForeignKey, MultiTableSchema
+from synthdata.medical.safe_harbor import DeidPolicy, deidentify_tables
+from synthdata.relational.schema import ForeignKey, MultiTableSchema
 from synthdata.schema import Column, ColumnKind, PiiRole, Schema
 
 DAY = "%Y-%m-%d"

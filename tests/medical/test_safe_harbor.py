@@ -7,8 +7,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from synthdata.errors import ConfigError, DataError
-from synthdata.medical.deid import (RESTRICTED_ZIP3, DeidPolicy, IdentifierType, deidentify,
-                                    guess_identifier_type)
+from synthdata.medical.safe_harbor import (
+    RESTRICTED_ZIP3,
+    DeidPolicy,
+    IdentifierType,
+    deidentify,
+    guess_identifier_type,
+)
 from synthdata.schema import Column, ColumnKind, PiiRole, Schema
 
 

@@ -24,7 +24,7 @@ A YAML file holds one schema per table plus the links between them::
       pbc: {time: time, event: status, event_values: [2]}
 
 Only ``child``/``column``/``parent``/``parent_column`` are needed for integrity checks; the other
-keys guide relational generation (:mod:`synthdata.medical.relational`). ``enforce: false`` keeps a
+keys guide relational generation (:mod:`synthdata.relational.synthesizer`). ``enforce: false`` keeps a
 link for documentation while integrity checks only count its orphans (e.g. nafld1.case.id).
 
 Time order and bounds are declared as constraints (:mod:`synthdata.constraints`): a table's
@@ -487,9 +487,9 @@ class MultiTableSchema:
                 raise SchemaError(f"{where}: survival.{tname} needs 'time' and 'event'")
             surv[str(tname)] = SurvivalSpec(time=raw["time"], event=raw["event"],
                                             event_values=tuple(raw.get("event_values", (1,))))
-        from synthdata.schema.model import _constraints_from_list
+        from synthdata.schema.model import constraints_from_list
 
-        declared, proposed = _constraints_from_list(data.get("constraints") or [],
+        declared, proposed = constraints_from_list(data.get("constraints") or [],
                                                     f"{where}: constraints")
         if proposed:
             raise SchemaError(f"{where}: constraints across tables cannot be 'proposed'; declare "

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from synthdata.errors import ConfigError
-from synthdata.medical.deid import DeidPolicy, deidentify, latest_year
+from synthdata.medical.safe_harbor import DeidPolicy, deidentify, latest_year
 from synthdata.schema.model import Schema
 
 

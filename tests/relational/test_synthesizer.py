@@ -5,9 +5,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from synthdata.errors import ConditionTooRareError, ConfigError, NotFittedError
-from synthdata.medical.multitable import MultiTableSchema
-from synthdata.medical.relational import RelationalSynthesizer, children_per_parent_tv, total_variation
 from synthdata.medical.survival import check_survival_times, km_curve_distance
+from synthdata.relational.evaluate import children_per_parent_tv, total_variation
+from synthdata.relational.schema import MultiTableSchema
+from synthdata.relational.synthesizer import RelationalSynthesizer
 
 LIGHT = {"n_components": 6, "max_iter": 40}   # keeps the test at a few seconds on 2 cores
 
@@ -257,14 +258,14 @@ def _three_level_tables(n: int = 80, seed: int = 0) -> dict[str, pd.DataFrame]:
 
 
 def _rows_per_patient(ms, tables, keep, table):
-    from synthdata.medical.relational import patient_lineage
+    from synthdata.relational.synthesizer import patient_lineage
 
     patient, _ = patient_lineage(ms, tables)
     return pd.Series(patient[table][keep]).value_counts()
 
 
 def test_the_cap_bounds_every_descendant_table_per_patient():
-    from synthdata.medical.relational import cap_per_patient, patient_lineage
+    from synthdata.relational.synthesizer import cap_per_patient, patient_lineage
 
     ms, tables = _three_level_schema(), _three_level_tables()
     patient, parent = patient_lineage(ms, tables)
@@ -287,7 +288,7 @@ def test_the_cap_bounds_every_descendant_table_per_patient():
 @settings(max_examples=40, deadline=None)
 def test_cap_keeps_as_many_rows_as_it_may(k, labs_per_visit, seed):
     """Per patient: min(k, visits) visits, and min(k, labs of the kept visits) labs."""
-    from synthdata.medical.relational import cap_per_patient, patient_lineage
+    from synthdata.relational.synthesizer import cap_per_patient, patient_lineage
 
     ms = _three_level_schema()
     n_visits = [len(v) for v in labs_per_visit]
@@ -311,7 +312,7 @@ def test_cap_keeps_as_many_rows_as_it_may(k, labs_per_visit, seed):
 
 
 def test_dp_fit_charges_each_table_for_its_real_maximum_per_patient(monkeypatch):
-    import synthdata.medical.relational as rel
+    import synthdata.relational.synthesizer as rel
     from synthdata.privacy.config import DPConfig
 
     ms, tables = _three_level_schema(), _three_level_tables()
@@ -358,7 +359,7 @@ def test_a_table_keyed_by_its_link_is_charged_for_one_row_per_parent():
 
 
 def test_two_dp_fits_with_the_same_seed_cap_different_rows(monkeypatch):
-    import synthdata.medical.relational as rel
+    import synthdata.relational.synthesizer as rel
     from synthdata.privacy.config import DPConfig
 
     ms, tables = _three_level_schema(), _three_level_tables()
@@ -447,7 +448,7 @@ def _parts(d):
         entry = dict(entry)
         pks[name] = entry.pop("primary_key")
         tables[name] = Schema.from_dict({**entry, "name": name, "primary_key": pks[name]})
-    from synthdata.medical.multitable import ForeignKey
+    from synthdata.relational.schema import ForeignKey
 
     fks = [ForeignKey(**{k: tuple(v) if isinstance(v, list) else v for k, v in fk.items()})
            for fk in d["foreign_keys"]]

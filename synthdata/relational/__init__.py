@@ -1,0 +1,1 @@
+"""Linked tables: the multi-table schema, the relational synthesizer, linked-table evaluation."""
