@@ -93,8 +93,9 @@ def detection_auc(real: pd.DataFrame, synth: pd.DataFrame, seed: int = 0) -> flo
 
 
 def run(dataset: str, generators: list[str], epochs: int | None, seed: int) -> list[dict]:
-    from synthdata.medical.multitable import MultiTableSchema
-    from synthdata.medical.relational import RelationalSynthesizer, children_per_parent_tv
+    from synthdata.relational.evaluate import children_per_parent_tv
+    from synthdata.relational.schema import MultiTableSchema
+    from synthdata.relational.synthesizer import RelationalSynthesizer
 
     schema_path, files, child, time_col, end_col = DATASETS[dataset]
     ms = MultiTableSchema.load(ROOT / schema_path)

@@ -41,9 +41,9 @@ def best_of(fn, repeat: int = 3) -> tuple[float, float]:
 
 
 def main() -> None:
-    from synthdata.medical.multitable import MultiTableSchema
-    from synthdata.medical.relational import RelationalSynthesizer, count_column
     from synthdata.models import sequence
+    from synthdata.relational.schema import MultiTableSchema
+    from synthdata.relational.synthesizer import RelationalSynthesizer, count_column
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--patients", type=int, default=20_000)

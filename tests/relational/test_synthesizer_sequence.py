@@ -8,8 +8,8 @@ import pytest
 
 import synthdata as sd
 from synthdata.errors import ConfigError
-from synthdata.medical.relational import RelationalSynthesizer
 from synthdata.models.sequence import SequenceGenerator
+from synthdata.relational.synthesizer import RelationalSynthesizer
 
 pytest.importorskip("torch")
 
