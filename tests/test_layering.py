@@ -43,6 +43,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("synthdata.medical",),
     # the empirical audit fits generators (relational ones too): an application of privacy
     ("synthdata.pipeline", "synthdata.privacy.audit"),
+    # fair augmentation samples a fitted generator (models) by group
+    ("synthdata.augmentation",),
     ("synthdata.service",),
     ("synthdata.cli",),
     ("synthdata.__main__", "synthdata.docs"),

@@ -108,7 +108,7 @@ def read_table(path: str | Path, *, encoding: str = "utf-8", fmt: str | None = N
     if len(df) == 0:
         raise DataError(f"{p} has a header but no rows; a generator needs data to learn from")
     header = _csv_header(p, encoding) if fmt == "csv" else [str(c) for c in df.columns]
-    _refuse_duplicate_names(header, str(p))
+    refuse_duplicate_names(header, str(p))
     df.columns = [str(c) for c in df.columns]
     if fmt == "csv":
         df = _codes_as_text(df, p, encoding)
@@ -123,7 +123,7 @@ def _csv_header(path: Path, encoding: str) -> list[str]:
         return next(csv.reader(fh), [])
 
 
-def _refuse_duplicate_names(names: list[str], where: str) -> None:
+def refuse_duplicate_names(names: list[str], where: str) -> None:
     seen: set[str] = set()
     dupes = sorted({n for n in names if n in seen or seen.add(n)})  # type: ignore[func-returns-value]
     if dupes:

@@ -124,9 +124,9 @@ def read_sql(url: str, *, query: str | None = None, table: str | None = None,
     if len(df) == 0:
         raise DataError(f"{where} ({shown}): the {what} returned no rows; a generator needs "
                         "data to learn from")
-    from synthdata.io.files import _refuse_duplicate_names, normalize_cells
+    from synthdata.io.files import normalize_cells, refuse_duplicate_names
 
-    _refuse_duplicate_names([str(c) for c in df.columns], f"{where} ({shown}) {what}")
+    refuse_duplicate_names([str(c) for c in df.columns], f"{where} ({shown}) {what}")
     df.columns = [str(c) for c in df.columns]
     return normalize_cells(df)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, HTTPException
 from sqlalchemy import text
 
-from synthdata import __version__
+from synthdata._version import __version__
 from synthdata.service.auth import need
 from synthdata.service.deps import Context, context
 from synthdata.service.models import AUTH, Error, Health, LimitsOut
