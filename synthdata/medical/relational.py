@@ -690,8 +690,13 @@ class RelationalSynthesizer:
             synth = self._sample_pooled(plan, slots, rng).drop(columns=[CTX, SEQ])
         else:
             pieces, slot_order = [], []
+            known_ctx = set(plan.generator.transformer_.encoder(CTX).categories_)
             for (c, s), group in slots.groupby(["ctx", "seq"], sort=True):
                 cond = {CTX: int(c), SEQ: int(s) if int(s) in known_seq else max(known_seq)}
+                if int(c) not in known_ctx:  # no real parent of this cluster had such children
+                    del cond[CTX]
+                    label = f"{plan.name} rows sampled without their {CTX} condition (unseen)"
+                    self.fixes_[label] = self.fixes_.get(label, 0) + len(group)
                 pieces.append(self._sample_conditioned(plan, len(group), cond, rng))
                 slot_order.append(group["slot"].to_numpy())
             synth = pd.concat(pieces, ignore_index=True)
@@ -785,6 +790,8 @@ class RelationalSynthesizer:
         """Rows for one (parent cluster, rank bin); when the generator cannot reach the pair
         (a VAE conditions by rejection), drop the rank bin, then the cluster, and count it."""
         for keep in ((CTX, SEQ), (CTX,), ()):
+            if any(k not in cond for k in keep):
+                continue
             try:
                 return plan.generator.sample(n, conditions={k: cond[k] for k in keep} or None,
                                              seed=child_seed(rng))
