@@ -108,8 +108,8 @@ def _iso(days: np.ndarray, *, with_time: bool = True) -> list[str | None]:
     return out
 
 
-def _cat(name: str) -> Column:
-    return Column(name, ColumnKind.CATEGORICAL, dtype="object", nullable=True)
+def _cat(name: str, nullable: bool = True) -> Column:
+    return Column(name, ColumnKind.CATEGORICAL, dtype="object", nullable=nullable)
 
 
 def _num(name: str, low: float | None = None) -> Column:
@@ -251,6 +251,7 @@ class FhirSynthesizer:
                                  primary_key="encounter_id"),
         }
         self.events_: list[str] = []
+        self.required_: dict[tuple[str, str], str] = {}
         self.code_attrs_: dict[str, dict[str, dict[str, Any]]] = {}
         self.value_stats_: dict[str, tuple[float, float, float, float]] = {}
         self.value_codes_: dict[str, tuple[list[str], np.ndarray]] = {}
@@ -280,7 +281,9 @@ class FhirSynthesizer:
             for c in cats:
                 if c in df.columns and df[c].notna().any():
                     m[c] = df[c].astype(object).map(lambda v: None if pd.isna(v) else str(v))
-                    cols.append(_cat(c))
+                    cols.append(_cat(c, nullable=bool(m[c].isna().any())))
+                    if not m[c].isna().any():  # a required code (status, intent) stays filled
+                        self.required_[(tname, c)] = str(m[c].mode().iloc[0])
             if endcol is not None and df[endcol].notna().any():
                 m[END_HOURS] = np.clip((_days(_times(df[endcol])) - t) * 24.0, 0.0, None)
                 cols.append(_num(END_HOURS, 0.0))
@@ -392,6 +395,11 @@ class FhirSynthesizer:
                 frame["abatement"] = _iso(t + np.clip(ab, 0.0, None))
             for a in attrs:
                 frame[a] = self._attr(self.code_attrs_[tname], df[code], a)
+            for (table, c), mode in self.required_.items():
+                if table == tname and c in frame and frame[c].isna().any():
+                    self.fixes_[f"{tname}.{c}: missing required code set to its mode"] = \
+                        int(frame[c].isna().sum())
+                    frame[c] = frame[c].astype(object).where(frame[c].notna(), mode)
             if tname == "observations":
                 self._decode_values(df, frame, rng)
             if tname == "primary_source" or "primary_source" in frame:
