@@ -85,6 +85,8 @@ def run(pipeline: Annotated[Path, typer.Argument(help="Pipeline YAML file.")],
     with _progress(quiet) as progress:
         result = run_pipeline(config, output_dir=output_dir, progress=progress)
     if not quiet:
+        for line in result.notes:  # e.g. what a FHIR read took in and skipped
+            typer.echo(line, err=True)
         m = result.metrics
         shown = {k: m.get(k) for k in ("shapes", "pair_trends", "detection_auc", "exact_copies",
                                        "dcr_share", "mia_auc") if m.get(k) is not None}

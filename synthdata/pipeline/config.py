@@ -28,6 +28,7 @@ class DataConfig(_Frozen):
 
     path: Path | None = None
     tables: dict[str, Path] | None = None  # multi-table: {table name: file}
+    fhir: Path | None = None  # FHIR JSON/NDJSON file or folder (synthdata.pipeline.fhir)
     schema_path: Path | None = Field(default=None, alias="schema")
     table: str | None = None
     format: Literal["csv", "parquet"] | None = None
@@ -38,14 +39,19 @@ class DataConfig(_Frozen):
 
     @model_validator(mode="after")
     def _one_source(self) -> DataConfig:
-        if (self.path is None) == (self.tables is None):
-            raise ValueError("give exactly one of 'path' (one table) or 'tables' (linked tables)")
+        if sum(x is not None for x in (self.path, self.tables, self.fhir)) != 1:
+            raise ValueError("give exactly one of 'path' (one table), 'tables' (linked tables) "
+                             "or 'fhir' (FHIR resources)")
+        if self.fhir is not None and self.schema_path is not None:
+            raise ValueError("'fhir' uses the shipped FHIR mapping; remove 'schema'")
         if self.tables is not None and self.schema_path is None:
             raise ValueError("linked tables need a multi-table 'schema' file (keys and links)")
         return self
 
     @property
     def stem(self) -> str:
+        if self.fhir is not None:
+            return self.fhir.stem
         return self.path.stem if self.path is not None else (self.schema_path or Path("data")).stem
 
 
@@ -209,7 +215,8 @@ class PipelineConfig(_Frozen):
         tables = None if self.data.tables is None else {
             name: fix(path) for name, path in self.data.tables.items()}
         data = self.data.model_copy(update={"path": fix(self.data.path), "tables": tables,
-                                            "schema_path": fix(self.data.schema_path)})
+                                            "schema_path": fix(self.data.schema_path),
+                                            "fhir": fix(self.data.fhir)})
         output = self.output.model_copy(update={"dir": fix(self.output.dir)})
         from synthdata.pipeline.budget import resolve_budget_path
 

@@ -54,6 +54,7 @@ class RunResult:
     gate: list[dict[str, Any]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     judged: bool = True
+    notes: list[str] = field(default_factory=list)  # lines for the CLI (e.g. the FHIR read summary)
 
     @property
     def gate_status(self) -> str:
@@ -167,6 +168,10 @@ def _run(cfg: PipelineConfig, data: pd.DataFrame | None, run_dir: Path, timer: _
         from synthdata.pipeline.multitable import run_multitable
 
         return run_multitable(cfg, run_dir, timer, progress, budget=budget)
+    if cfg.data.fhir is not None:
+        from synthdata.pipeline.fhir import run_fhir
+
+        return run_fhir(cfg, run_dir, timer, progress, budget=budget)
     privacy = _dp_config(cfg)
     check_privacy_unit(privacy, linked=False)   # before any data is read
     with timer.step("load"):
