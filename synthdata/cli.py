@@ -620,6 +620,28 @@ def audit(data: Annotated[Path, typer.Argument(help="CSV or Parquet table to aud
         raise typer.Exit(EXIT_INCONCLUSIVE)
 
 
+fhir_app = typer.Typer(no_args_is_help=True, help="Inspect FHIR R4 input.")
+app.add_typer(fhir_app, name="fhir")
+
+
+@fhir_app.command("read")
+def fhir_read(path: Annotated[Path, typer.Argument(help="FHIR JSON/NDJSON file or folder.")],
+              as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+              debug: Debug = False) -> None:
+    """Read FHIR resources and print what was read, de-duplicated and skipped (and why)."""
+    _state["debug"] |= debug
+    import json
+
+    from synthdata.io.fhir import read_fhir_summary
+
+    _, summary = read_fhir_summary(path)
+    if as_json:
+        typer.echo(json.dumps(summary.to_dict(), indent=1))
+        return
+    for line in summary.lines():
+        typer.echo(line)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: turn our errors into one red paragraph and an exit code."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])

@@ -10,6 +10,7 @@ import pytest
 from synthdata.errors import DataError
 from synthdata.io.fhir import (TABLES, read_fhir, read_fhir_summary, write_fhir_bundle,
                                write_fhir_ndjson)
+from tests.conftest import SHARED
 
 pytest.importorskip("fhir.resources")
 
@@ -213,3 +214,35 @@ def test_ndjson_writer_validates_before_writing(tmp_path):
     with pytest.raises(DataError, match="Immunization/i1: occurrence is required"):
         write_fhir_ndjson(tables, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_cli_fhir_read_prints_the_summary(tmp_path):
+    from synthdata.cli import main
+
+    _dump(tmp_path / "p.json", P)
+    _dump(tmp_path / "o.json", {"resourceType": "Organization", "id": "x"})
+    _dump(tmp_path / "obs.json", _obs("a", 1.0, "Patient/nobody"))
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["fhir", "read", str(tmp_path)]) == 0
+    text = out.getvalue()
+    assert "3 resource(s) in 3 file(s) (0 bundle(s)): 2 read, 0 duplicate(s), 1 skipped" in text
+    assert "WARNING 1 dangling reference(s) in observations.patient_id" in text
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["fhir", "read", "--json", str(tmp_path)]) == 0
+    assert json.loads(out.getvalue())["n_accounted"] == 3
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert main(["fhir", "read", str(tmp_path / "missing")]) == 2
+    assert "FHIR path not found" in err.getvalue()
+
+
+@pytest.mark.skipif(not (SHARED / "fhir_r4_examples").is_dir(), reason="../shared is not available")
+def test_shipped_examples_are_fully_accounted_for():
+    _, summary = read_fhir_summary(SHARED / "fhir_r4_examples")
+    assert summary.n_accounted == summary.n_found and summary.n_found >= 9
+    assert summary.n_read >= 9
