@@ -182,6 +182,32 @@ _REF_RE = re.compile(r"^(?:(?P<base>.+)/)?(?P<type>[A-Z][A-Za-z]+)/(?P<id>[A-Za-
 # reading
 # =============================================================================================
 SKIP_NOT_MAPPED = "resource type not read into tables"
+# top-level elements each parser reads; the others are counted per type as "fields_not_kept"
+KEPT_FIELDS = {
+    "Patient": {"identifier", "name", "gender", "birthDate", "deceasedBoolean",
+                "deceasedDateTime", "address", "telecom"},
+    "Encounter": {"status", "class", "type", "subject", "period"},
+    "Observation": {"status", "category", "code", "subject", "encounter", "effectiveDateTime",
+                    "effectiveInstant", "effectivePeriod", "valueQuantity", "valueCodeableConcept",
+                    "valueInteger", "valueString", "valueBoolean", "interpretation",
+                    "referenceRange", "note"},
+    "Condition": {"clinicalStatus", "verificationStatus", "category", "code", "subject",
+                  "encounter", "severity", "bodySite", "onsetDateTime", "onsetPeriod",
+                  "onsetString", "abatementDateTime", "abatementPeriod", "abatementString",
+                  "recordedDate"},
+    "MedicationRequest": {"status", "intent", "medicationCodeableConcept", "medicationReference",
+                          "subject", "encounter", "authoredOn", "dosageInstruction"},
+    "Procedure": {"status", "code", "subject", "encounter", "performedDateTime",
+                  "performedPeriod"},
+    "Immunization": {"status", "vaccineCode", "patient", "encounter", "occurrenceDateTime",
+                     "primarySource"},
+    "AllergyIntolerance": {"clinicalStatus", "verificationStatus", "type", "category",
+                           "criticality", "code", "patient", "encounter", "onsetDateTime",
+                           "recordedDate", "reaction"},
+    "DiagnosticReport": {"status", "category", "code", "subject", "encounter",
+                         "effectiveDateTime", "effectivePeriod", "issued", "conclusion"},
+}
+NOT_DATA_FIELDS = {"resourceType", "id", "meta", "text", "implicitRules", "language"}
 SKIP_NO_TYPE = "bundle entry resource without a resourceType"
 
 
@@ -191,7 +217,8 @@ class FhirReadSummary:
     a duplicate of an identical resource, or skipped with a reason; nothing else happens to it.
 
     ``resources`` maps each resource type to ``{"found", "read", "duplicates", "skipped",
-    "skip_reason"}``; ``dangling`` maps ``table.column`` to the number of references that point
+    "skip_reason"}`` (and, for the types read, ``fields_not_kept``: how many resources carry
+    each top-level element that no table column holds, e.g. an Observation ``component``); ``dangling`` maps ``table.column`` to the number of references that point
     to no resource read (kept as written); ``renamed`` counts rows whose id got a suffix because
     another server had the same ``Type/id``.
     """
@@ -223,7 +250,9 @@ class FhirReadSummary:
                 "n_duplicates": sum(r["duplicates"] for r in self.resources.values()),
                 "n_skipped": sum(r["skipped"] for r in self.resources.values()),
                 "n_accounted": self.n_accounted,
-                "resources": {t: dict(r) for t, r in sorted(self.resources.items())},
+                "resources": {t: {**r, "fields_not_kept": dict(r.get("fields_not_kept", {}))}
+                              if "fields_not_kept" in r else dict(r)
+                              for t, r in sorted(self.resources.items())},
                 "dangling_references": dict(self.dangling),
                 "dangling_examples": {k: list(v) for k, v in self.dangling_examples.items()},
                 "n_entries_without_resource": self.n_entries_without_resource,
@@ -241,6 +270,9 @@ class FhirReadSummary:
                 parts.append(f"{r['duplicates']} duplicate(s)")
             if r["skipped"]:
                 parts.append(f"{r['skipped']} skipped ({r['skip_reason']})")
+            if r.get("fields_not_kept"):
+                parts.append("elements not kept: " + ", ".join(
+                    f"{k} ({n})" for k, n in sorted(r["fields_not_kept"].items())))
             out.append(f"  {rtype}: " + ", ".join(parts))
         if self.n_entries_without_resource:
             out.append(f"  bundle entries without a resource (e.g. responses): "
@@ -432,6 +464,9 @@ def _deduplicate(found: list[_Found]) -> tuple[list[_Found], dict[str, dict[str,
         by_identity[identity] = (content, item)
         by_content.add((rtype, item.rid, content))
         st["read"] += 1
+        dropped = st.setdefault("fields_not_kept", {})
+        for name in set(item.resource) - KEPT_FIELDS[rtype] - NOT_DATA_FIELDS:
+            dropped[name] = dropped.get(name, 0) + 1
         kept.append(item)
     return kept, stats
 

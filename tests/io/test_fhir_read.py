@@ -48,7 +48,8 @@ def test_same_id_on_two_servers_is_two_resources(tmp_path):
     assert pats.set_index("patient_id").loc[obs["patient_id"], "gender"].tolist() == ["female", "male"]
     assert summary.renamed == 2 and not summary.dangling
     assert summary.resources["Observation"] == {"found": 2, "read": 2, "duplicates": 0,
-                                                "skipped": 0, "skip_reason": None}
+                                                "skipped": 0, "skip_reason": None,
+                                                "fields_not_kept": {}}
 
 
 def test_identical_resource_in_two_files_is_read_once(tmp_path):
@@ -75,6 +76,9 @@ def test_same_identity_different_content_names_both_files(tmp_path):
 
 def test_unknown_types_are_counted_with_reason(tmp_path):
     _dump(tmp_path / "p.json", P)
+    bp = {k: v for k, v in _obs("bp", 0.0).items() if k != "valueQuantity"}
+    bp["component"] = [{"code": {"text": "systolic"}, "valueQuantity": {"value": 120}}]
+    _dump(tmp_path / "bp.json", {**bp, "performer": [{"reference": "Practitioner/x"}]})
     for i in range(3):
         _dump(tmp_path / f"org{i}.json", {"resourceType": "Organization", "id": f"org{i}"})
     _dump(tmp_path / "resp.json", {"resourceType": "Bundle", "type": "batch-response", "entry": [
@@ -87,11 +91,13 @@ def test_unknown_types_are_counted_with_reason(tmp_path):
     assert summary.resources["Organization"]["skip_reason"] == "resource type not read into tables"
     assert summary.resources["OperationOutcome"]["skipped"] == 1
     assert summary.n_entries_without_resource == 1 and summary.n_bundles == 1
-    assert summary.n_accounted == summary.n_found == 5
+    assert summary.n_accounted == summary.n_found == 6
+    assert summary.resources["Observation"]["fields_not_kept"] == {"component": 1, "performer": 1}
     text = "\n".join(summary.lines())
     assert "Organization: 0 read, 3 skipped (resource type not read into tables)" in text
+    assert "Observation: 1 read, elements not kept: component (1), performer (1)" in text
     d = summary.to_dict()
-    assert d["n_resources_found"] == 5 and d["n_skipped"] == 4 and d["n_resources_read"] == 1
+    assert d["n_resources_found"] == 6 and d["n_skipped"] == 4 and d["n_resources_read"] == 2
 
 
 def test_dangling_reference_is_counted_and_warned(tmp_path, caplog):
