@@ -11,11 +11,13 @@ so that the coherence is structural, then maps the synthetic rows back to FHIR t
   patient is its encounter's patient, so no reference can dangle or cross patients. Event rows
   without an encounter, and patients without a birth date, are not learned (counted in
   ``not_learned_``).
-- **Times.** A patient keeps a birth date and an age at death; an encounter its start as days
-  after birth and its length in hours (order within the patient by start); an event its place
+- **Times.** A patient keeps a birth date and a death as days after their last encounter
+  (and an age at death for patients without encounters); an encounter its start as days after
+  birth and its length in hours (order within the patient by start); an event its place
   inside its encounter as a fraction of the encounter's length (clipped to [0, 1]), so it is
-  dated inside its encounter by construction. A death date before the patient's last
-  synthetic event moves to that event (counted in ``fixes_``): nothing happens after death.
+  dated inside its encounter by construction, and the death follows the last encounter. A
+  death date that still falls before an event (a patient whose death was learned as an age
+  only) moves to that event (counted in ``fixes_``): nothing happens after death.
 - **Codes.** Codes are categorical columns, so only codes of the input appear; a code's
   system, display, text, category, unit and reference range are attributes of the code (its
   most frequent value in the input), not learned separately, so they cannot disagree with it.
@@ -213,7 +215,6 @@ class FhirSynthesizer:
                           "gender": pats["gender"].astype(object).to_numpy(),
                           "__birth": birth, "__death_age": death - birth})[has_birth]
         p = p.reset_index(drop=True)
-        self.birth_dates_only_ = bool(pats["birth_date"].dropna().astype(str).str.len().le(10).all())
         birth_of = dict(zip(p["patient_id"], p["__birth"]))
 
         enc = tables["encounters"]
@@ -241,10 +242,18 @@ class FhirSynthesizer:
         enc_start_abs = dict(zip(e["encounter_id"], e["__start"] + np.array(
             [birth_of[x] for x in e["patient_id"]])))
 
+        # death as days after the patient's last encounter (so it follows their records) and,
+        # for patients without encounters, as an age
+        ends = e["__start"] + np.nan_to_num(e["__hours"]) / 24.0 + \
+            e["patient_id"].map(birth_of).to_numpy(dtype=float)
+        last = ends.groupby(e["patient_id"].to_numpy()).max()
+        gap = p["__birth"] + p["__death_age"] - p["patient_id"].map(last).to_numpy(dtype=float)
+        p["__death_gap"] = np.clip(gap.to_numpy(dtype=float), 0.0, None)
         out = {"patients": p, "encounters": e}
         schemas = {
             "patients": Schema((_key("patient_id"), _cat("gender"), _num("__birth"),
-                                _num("__death_age", 0.0)), name="patients", primary_key="patient_id"),
+                                _num("__death_age", 0.0), _num("__death_gap", 0.0)),
+                               name="patients", primary_key="patient_id"),
             "encounters": Schema((_key("encounter_id"), _key("patient_id"), _cat("status"),
                                   _cat("class_code"), _cat("type_code"), _num("__start", 0.0),
                                   _num("__hours", 0.0)), name="encounters",
@@ -277,7 +286,10 @@ class FhirSynthesizer:
             key = df.columns[0]
             m = pd.DataFrame({key: df[key].astype(str).to_numpy(), "encounter_id": eid.to_numpy(),
                               code: df[code].astype(object).to_numpy(), FRAC: frac})
-            cols = [_key(key), _key("encounter_id"), _cat(code), _num(FRAC)]
+            code_missing = bool(m[code].isna().any())
+            cols = [_key(key), _key("encounter_id"), _cat(code, nullable=code_missing), _num(FRAC)]
+            if not code_missing:  # a code every input row has stays filled
+                self.required_[(tname, code)] = str(m[code].mode().iloc[0])
             for c in cats:
                 if c in df.columns and df[c].notna().any():
                     m[c] = df[c].astype(object).map(lambda v: None if pd.isna(v) else str(v))
@@ -372,6 +384,11 @@ class FhirSynthesizer:
         for tname in self.events_:
             code, _, endcol, _, attrs = EVENT_SPECS[tname]
             df = raw[tname].reset_index(drop=True)
+            for (table, c), mode in self.required_.items():
+                if table == tname and c in df and df[c].isna().any():
+                    self.fixes_[f"{tname}.{c}: missing required code set to its mode"] = \
+                        int(df[c].isna().sum())
+                    df[c] = df[c].astype(object).where(df[c].notna(), mode)
             eid = df["encounter_id"]
             s = eid.map(start_of).to_numpy(dtype=float)
             h = eid.map(hours_of).to_numpy(dtype=float)
@@ -395,11 +412,6 @@ class FhirSynthesizer:
                 frame["abatement"] = _iso(t + np.clip(ab, 0.0, None))
             for a in attrs:
                 frame[a] = self._attr(self.code_attrs_[tname], df[code], a)
-            for (table, c), mode in self.required_.items():
-                if table == tname and c in frame and frame[c].isna().any():
-                    self.fixes_[f"{tname}.{c}: missing required code set to its mode"] = \
-                        int(frame[c].isna().sum())
-                    frame[c] = frame[c].astype(object).where(frame[c].notna(), mode)
             if tname == "observations":
                 self._decode_values(df, frame, rng)
             if tname == "primary_source" or "primary_source" in frame:
@@ -491,7 +503,11 @@ class FhirSynthesizer:
 
     def _patients(self, pats: pd.DataFrame, birth: np.ndarray, last_event: pd.Series) -> pd.DataFrame:
         death = birth + pd.to_numeric(pats["__death_age"], errors="coerce").to_numpy(dtype=float)
+        gap = np.clip(pd.to_numeric(pats["__death_gap"], errors="coerce").to_numpy(dtype=float),
+                      0.0, None)
         last = pats["patient_id"].map(last_event).to_numpy(dtype=float)
+        after_last = np.isfinite(death) & np.isfinite(last) & np.isfinite(gap)
+        death = np.where(after_last, last + gap, death)
         late = np.isfinite(death) & np.isfinite(last) & (last > death)
         if late.any():
             self.fixes_["patients: death date moved to the last event"] = int(late.sum())
