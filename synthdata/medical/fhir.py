@@ -261,6 +261,7 @@ class FhirSynthesizer:
         }
         self.events_: list[str] = []
         self.required_: dict[tuple[str, str], str] = {}
+        self.time_required_: dict[str, bool] = {}
         self.code_attrs_: dict[str, dict[str, dict[str, Any]]] = {}
         self.value_stats_: dict[str, tuple[float, float, float, float]] = {}
         self.value_codes_: dict[str, tuple[list[str], np.ndarray]] = {}
@@ -287,7 +288,10 @@ class FhirSynthesizer:
             m = pd.DataFrame({key: df[key].astype(str).to_numpy(), "encounter_id": eid.to_numpy(),
                               code: df[code].astype(object).to_numpy(), FRAC: frac})
             code_missing = bool(m[code].isna().any())
-            cols = [_key(key), _key("encounter_id"), _cat(code, nullable=code_missing), _num(FRAC)]
+            time_missing = bool(np.isnan(frac).any())
+            self.time_required_[tname] = not time_missing
+            cols = [_key(key), _key("encounter_id"), _cat(code, nullable=code_missing),
+                    Column(FRAC, ColumnKind.CONTINUOUS, dtype="float64", nullable=time_missing)]
             if not code_missing:  # a code every input row has stays filled
                 self.required_[(tname, code)] = str(m[code].mode().iloc[0])
             for c in cats:
@@ -393,6 +397,10 @@ class FhirSynthesizer:
             s = eid.map(start_of).to_numpy(dtype=float)
             h = eid.map(hours_of).to_numpy(dtype=float)
             frac = np.clip(pd.to_numeric(df[FRAC], errors="coerce").to_numpy(dtype=float), 0.0, 1.0)
+            if self.time_required_[tname] and np.isnan(frac).any():  # every input row had one
+                self.fixes_[f"{tname}: missing time set to its encounter's start"] = \
+                    int(np.isnan(frac).sum())
+                frac = np.nan_to_num(frac, nan=0.0)
             t = np.where(np.isfinite(frac), s + frac * h / 24.0, np.nan)
             last_event = last_event.combine(pd.Series(t).groupby(eid.map(patient_of).to_numpy())
                                             .max(), max, fill_value=-np.inf)
