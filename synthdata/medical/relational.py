@@ -859,12 +859,11 @@ class RelationalSynthesizer:
                     done: Mapping[str, pd.DataFrame], rng: np.random.Generator) -> np.ndarray:
         fk = next(fk for fk in self.schema.foreign_keys if fk.child == tname and fk.column == col.name)
         keys = (synth if fk.parent == tname else done[fk.parent])[fk.parent_column].to_numpy()
+        empty = not len(keys)  # no parent rows to point to
+        picked = rng.choice(np.array([np.nan]) if empty else keys, size=len(synth))
         missing = rng.random(len(synth)) >= self.plans_[tname].unenforced[col.name]
-        if not len(keys):  # no parent rows to point to
-            missing[:] = True
-            keys = np.array([np.nan])
-        picked = rng.choice(keys, size=len(synth))
-        if pd.api.types.is_numeric_dtype(keys):
+        missing |= empty
+        if pd.api.types.is_numeric_dtype(picked):
             values = picked.astype(float)
             values[missing] = np.nan
         else:  # text keys (regenerated as s1, s2, ...): missing is None
