@@ -93,6 +93,18 @@ def baseline(tables: dict[str, pd.DataFrame], seed: int) -> dict[str, pd.DataFra
     return out
 
 
+def value_ks(real: pd.DataFrame, synth: pd.DataFrame) -> dict[str, float]:
+    """Kolmogorov-Smirnov distance between real and synthetic values, per LOINC code."""
+    from scipy.stats import ks_2samp
+
+    out = {}
+    for code, group in real.dropna(subset=["value"]).groupby("code"):
+        values = synth.loc[synth["code"] == code, "value"].dropna()
+        if len(values):
+            out[str(code)] = float(ks_2samp(group["value"], values).statistic)
+    return out
+
+
 def run(n_patients: int, seed: int) -> dict:
     results: dict = {"patients": n_patients, "seed": seed}
     with tempfile.TemporaryDirectory() as tmp:
@@ -103,18 +115,22 @@ def run(n_patients: int, seed: int) -> dict:
         results["read_s"] = time.perf_counter() - t0
         results["read"] = summary.to_dict()
         results["real"] = coherence_checks(tables, tables)
+        model = FhirSynthesizer(seed=seed)
         for label, fit in (("before", lambda: baseline(tables, seed)),
-                           ("after", lambda: FhirSynthesizer(seed=seed).fit(tables).sample(seed=seed))):
+                           ("after", lambda: model.fit(tables).sample(seed=seed))):
             t0 = time.perf_counter()
             synth = fit()
             seconds = time.perf_counter() - t0
             out = write_fhir_bundle(synth, Path(tmp) / f"{label}.json")  # R4B-validated
             again, again_summary = read_fhir_summary(out)
             checks = coherence_checks(tables, again)
+            checks["value_ks_by_code"] = value_ks(tables["observations"], again["observations"])
             checks["fit_sample_s"] = seconds
             checks["resources_written"] = again_summary.n_read
             checks["read_back_accounted"] = again_summary.n_accounted == again_summary.n_found
             results[label] = checks
+        results["after"]["repairs"] = {k: int(v) for k, v in model.fixes_.items()}
+        results["after"]["not_learned"] = dict(model.not_learned_)
     return results
 
 
@@ -131,13 +147,18 @@ def markdown(r: dict) -> str:
                  f"{r['before']['resources_written']} | {r['after']['resources_written']} |")
     lines.append(f"| fit + sample s | | {r['before']['fit_sample_s']:.0f} | "
                  f"{r['after']['fit_sample_s']:.0f} |")
-    lines += ["", "Value range per LOINC code (real / before / after):", "",
-              "| code | real | before | after |", "|---|---|---|---|"]
+    lines += ["", "Repairs made by FhirSynthesizer.sample (counted, also in a run's report):", ""]
+    lines += [f"- {k}: {v}" for k, v in r["after"]["repairs"].items()] or ["- none"]
+    lines += ["", "Value range per LOINC code (real / before / after) and the KS distance of "
+              "the synthetic values to the real ones of the same code (lower is better):", "",
+              "| code | real | before | after | KS before | KS after |", "|---|---|---|---|---:|---:|"]
     for code, rng in sorted(r["real"]["value_range_by_code"].items()):
         fmt = lambda x: "-" if x is None else f"{x[0]:.4g} – {x[1]:.4g}"  # noqa: E731
         before = r["before"]["value_range_by_code"].get(code, {}).get("synthetic")
         after = r["after"]["value_range_by_code"].get(code, {}).get("synthetic")
-        lines.append(f"| {code} | {fmt(rng['real'])} | {fmt(before)} | {fmt(after)} |")
+        ks = [r[k]["value_ks_by_code"].get(code) for k in ("before", "after")]
+        ks_text = " | ".join("-" if x is None else f"{x:.3f}" for x in ks)
+        lines.append(f"| {code} | {fmt(rng['real'])} | {fmt(before)} | {fmt(after)} | {ks_text} |")
     return "\n".join(lines) + "\n"
 
 
