@@ -260,10 +260,10 @@ class FhirReadSummary:
 
     def lines(self) -> list[str]:
         """The summary as short lines for the CLI and logs (counts only, no values)."""
-        out = [f"{self.n_found} resource(s) in {self.n_files} file(s) ({self.n_bundles} bundle(s)): "
-               f"{self.n_read} read, "
-               f"{sum(r['duplicates'] for r in self.resources.values())} duplicate(s), "
-               f"{sum(r['skipped'] for r in self.resources.values())} skipped"]
+        n_dup = sum(r["duplicates"] for r in self.resources.values())
+        n_skip = sum(r["skipped"] for r in self.resources.values())
+        out = [(f"{self.n_found} resource(s) in {self.n_files} file(s) ({self.n_bundles} "
+                f"bundle(s)): {self.n_read} read, {n_dup} duplicate(s), {n_skip} skipped")]
         for rtype, r in sorted(self.resources.items()):
             parts = [f"{r['read']} read"]
             if r["duplicates"]:

@@ -105,7 +105,7 @@ def _iso(days: np.ndarray, *, with_time: bool = True) -> list[str | None]:
         if not np.isfinite(d):
             out.append(None)
             continue
-        ts = EPOCH + pd.Timedelta(int(round(d * DAY_NS)), unit="ns")
+        ts = EPOCH + pd.Timedelta(round(d * DAY_NS), unit="ns")
         out.append(ts.strftime("%Y-%m-%dT%H:%M:%SZ") if with_time else ts.strftime("%Y-%m-%d"))
     return out
 
@@ -455,7 +455,7 @@ class FhirSynthesizer:
                 enc.loc[enc.index[bad], "type_code"] = rng.choice(pool.to_numpy(), size=len(bad))
             else:
                 enc.loc[enc.index[bad], "type_code"] = None
-            self.fixes_["encounters: single-use type repeated, replaced"] = int(len(bad))
+            self.fixes_["encounters: single-use type repeated, replaced"] = len(bad)
         return enc
 
     def _decode_values(self, df: pd.DataFrame, frame: pd.DataFrame,

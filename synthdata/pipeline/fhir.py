@@ -47,7 +47,7 @@ def split_patients(tables: dict[str, pd.DataFrame], holdout: float, seed: int
         return tables, None
     ids = tables["patients"]["patient_id"].to_numpy()
     rng = np.random.default_rng(seed)
-    hold_ids = set(rng.permutation(ids)[: int(round(len(ids) * holdout))].tolist())
+    hold_ids = set(rng.permutation(ids)[: round(len(ids) * holdout)].tolist())
     train, hold = {}, {}
     for name, df in tables.items():
         mask = df["patient_id"].isin(hold_ids).to_numpy()
@@ -100,7 +100,11 @@ def run_fhir(cfg: PipelineConfig, run_dir: Path, timer: Any, progress: Any,
              budget: Any = None) -> Any:
     from synthdata.evaluate import evaluate
     from synthdata.evaluate.gate import check_gate
-    from synthdata.io.fhir import read_fhir_summary, write_fhir_bundle, write_fhir_ndjson
+    from synthdata.io.fhir import (
+        read_fhir_summary,
+        write_fhir_bundle,
+        write_fhir_ndjson,
+    )
     from synthdata.medical.fhir import FhirSynthesizer, coherence_checks
     from synthdata.pipeline.runner import RunResult, _dp_config, _manifest, resolve_gate
     from synthdata.privacy.ledger import PrivacyLedger

@@ -93,7 +93,7 @@ def make_bundle(n_patients: int = 800, seed: int = 0) -> dict:
             links = {"subject": {"reference": f"Patient/{pid}"},
                      "encounter": {"reference": f"Encounter/{eid}"}}
 
-            def at() -> str:
+            def at(start: pd.Timestamp = start, end: pd.Timestamp = end) -> str:
                 return _iso(start + (end - start) * float(rng.random()))
             vitals = list(VITALS) if code in (NEW_PATIENT, "185349003") else \
                 ["8867-4", "8480-6"] if cls != "AMB" else ["8867-4"]

@@ -8,8 +8,13 @@ import pandas as pd
 import pytest
 
 from synthdata.errors import DataError
-from synthdata.io.fhir import (TABLES, read_fhir, read_fhir_summary, write_fhir_bundle,
-                               write_fhir_ndjson)
+from synthdata.io.fhir import (
+    TABLES,
+    read_fhir,
+    read_fhir_summary,
+    write_fhir_bundle,
+    write_fhir_ndjson,
+)
 from tests.conftest import SHARED
 
 pytest.importorskip("fhir.resources")

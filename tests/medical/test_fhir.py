@@ -2,7 +2,6 @@
 
 import json
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -49,7 +48,7 @@ def test_synthetic_records_are_coherent_and_valid(real, fitted, tmp_path):
     assert set(smoking["value_code"].dropna()) <= {"266919005", "8517006", "77176002"}
     # every table is written as a bundle that the R4B models accept, and reads back whole
     out = write_fhir_bundle(synth, tmp_path / "synthetic.json", bundle_type="transaction")
-    again, summary = read_fhir_summary(out)
+    _, summary = read_fhir_summary(out)
     assert summary.n_read == sum(len(t) for t in synth.values()) and not summary.dangling
     assert set(synth) == {"patients", "encounters", *fitted.events_}
     assert {"observations", "conditions", "medication_requests", "immunizations"} <= set(synth)
