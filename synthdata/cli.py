@@ -85,6 +85,8 @@ def run(pipeline: Annotated[Path, typer.Argument(help="Pipeline YAML file.")],
     with _progress(quiet) as progress:
         result = run_pipeline(config, output_dir=output_dir, progress=progress)
     if not quiet:
+        for line in result.notes:  # e.g. what a FHIR read took in and skipped
+            typer.echo(line, err=True)
         m = result.metrics
         shown = {k: m.get(k) for k in ("shapes", "pair_trends", "detection_auc", "exact_copies",
                                        "dcr_share", "mia_auc") if m.get(k) is not None}
@@ -776,6 +778,28 @@ def audit(data: Annotated[Path, typer.Argument(help="CSV or Parquet table to aud
                          f"ε = {result.claimed_epsilon:g}", failures=["epsilon_lower_bound"])
     if result.verdict == "INCONCLUSIVE":
         raise typer.Exit(EXIT_INCONCLUSIVE)
+
+
+fhir_app = typer.Typer(no_args_is_help=True, help="Inspect FHIR R4 input.")
+app.add_typer(fhir_app, name="fhir")
+
+
+@fhir_app.command("read")
+def fhir_read(path: Annotated[Path, typer.Argument(help="FHIR JSON/NDJSON file or folder.")],
+              as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+              debug: Debug = False) -> None:
+    """Read FHIR resources and print what was read, de-duplicated and skipped (and why)."""
+    _state["debug"] |= debug
+    import json
+
+    from synthdata.io.fhir import read_fhir_summary
+
+    _, summary = read_fhir_summary(path)
+    if as_json:
+        typer.echo(json.dumps(summary.to_dict(), indent=1))
+        return
+    for line in summary.lines():
+        typer.echo(line)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,6 +36,7 @@ class DataConfig(_Frozen):
     tables: dict[str, Path] | None = None  # multi-table: {table name: file}
     sql: str | None = None     # SQLAlchemy URL (its password is never logged or written)
     query: str | None = None   # with sql: the SELECT to read
+    fhir: Path | None = None  # FHIR JSON/NDJSON file or folder (synthdata.pipeline.fhir)
     schema_path: Path | None = Field(default=None, alias="schema")
     table: str | None = None
     format: Literal["csv", "parquet"] | None = None
@@ -46,19 +47,24 @@ class DataConfig(_Frozen):
 
     @model_validator(mode="after")
     def _one_source(self) -> DataConfig:
-        if sum(x is not None for x in (self.path, self.tables, self.sql)) != 1:
-            raise ValueError("give exactly one of 'path' (one table), 'tables' (linked tables) "
-                             "or 'sql' (a database URL with 'query' or 'table')")
+        if sum(x is not None for x in (self.path, self.tables, self.sql, self.fhir)) != 1:
+            raise ValueError("give exactly one of 'path' (one table), 'tables' (linked tables), "
+                             "'sql' (a database URL with 'query' or 'table') or 'fhir' (FHIR "
+                             "resources)")
         if self.sql is not None and (self.query is None) == (self.table is None):
             raise ValueError("'sql' needs exactly one of 'query' (SELECT ...) or 'table'")
         if self.query is not None and self.sql is None:
             raise ValueError("'query' needs 'sql' (the database URL)")
+        if self.fhir is not None and self.schema_path is not None:
+            raise ValueError("'fhir' uses the shipped FHIR mapping; remove 'schema'")
         if self.tables is not None and self.schema_path is None:
             raise ValueError("linked tables need a multi-table 'schema' file (keys and links)")
         return self
 
     @property
     def stem(self) -> str:
+        if self.fhir is not None:
+            return self.fhir.stem
         if self.path is not None:
             return self.path.stem
         if self.sql is not None:
@@ -72,6 +78,8 @@ class DataConfig(_Frozen):
             from synthdata.io.sql import safe_url
 
             return f"{safe_url(self.sql)} ({'table ' + repr(self.table) if self.query is None else 'query'})"
+        if self.fhir is not None:
+            return str(self.fhir)
         return str(self.path) if self.path is not None else "data.tables"
 
 
@@ -245,7 +253,8 @@ class PipelineConfig(_Frozen):
             name: fix(path) for name, path in self.data.tables.items()}
         data = self.data.model_copy(update={"path": fix(self.data.path), "tables": tables,
                                             "schema_path": fix(self.data.schema_path),
-                                            "sql": _fix_sqlite(self.data.sql, base)})
+                                            "sql": _fix_sqlite(self.data.sql, base),
+                                            "fhir": fix(self.data.fhir)})
         output = self.output.model_copy(update={"dir": fix(self.output.dir)})
         from synthdata.pipeline.budget import resolve_budget_path
 

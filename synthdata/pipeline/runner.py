@@ -155,6 +155,10 @@ def _run(cfg: PipelineConfig, data: pd.DataFrame | None, run_dir: Path, timer: _
         from synthdata.pipeline.multitable import run_multitable
 
         return run_multitable(cfg, run_dir, timer, progress, budget=budget)
+    if cfg.data.fhir is not None:
+        from synthdata.pipeline.fhir import run_fhir
+
+        return run_fhir(cfg, run_dir, timer, progress, budget=budget)
     privacy = dp_config(cfg)
     check_privacy_unit(privacy, linked=False)   # before any data is read
     with timer.step("load"):

@@ -741,8 +741,13 @@ class RelationalSynthesizer:
             synth = self._sample_pooled(plan, slots, rng).drop(columns=[CTX, SEQ])
         else:
             pieces, slot_order = [], []
+            known_ctx = set(plan.generator.transformer_.encoder(CTX).categories_)
             for (c, s), group in slots.groupby(["ctx", "seq"], sort=True):
                 cond = {CTX: int(c), SEQ: int(s) if int(s) in known_seq else max(known_seq)}
+                if int(c) not in known_ctx:  # no real parent of this cluster had such children
+                    del cond[CTX]
+                    label = f"{plan.name} rows sampled without their {CTX} condition (unseen)"
+                    self.fixes_[label] = self.fixes_.get(label, 0) + len(group)
                 pieces.append(self._sample_conditioned(plan, len(group), cond, rng))
                 slot_order.append(group["slot"].to_numpy())
             synth = pd.concat(pieces, ignore_index=True)
@@ -928,6 +933,8 @@ class RelationalSynthesizer:
         """Rows for one (parent cluster, rank bin); when the generator cannot reach the pair
         (a VAE conditions by rejection), drop the rank bin, then the cluster, and count it."""
         for keep in ((CTX, SEQ), (CTX,), ()):
+            if any(k not in cond for k in keep):
+                continue
             try:
                 return plan.generator.sample(n, conditions={k: cond[k] for k in keep} or None,
                                              seed=child_seed(rng))
@@ -995,8 +1002,16 @@ class RelationalSynthesizer:
                     done: Mapping[str, pd.DataFrame], rng: np.random.Generator) -> np.ndarray:
         fk = next(fk for fk in self.schema.foreign_keys if fk.child == tname and fk.column == col.name)
         keys = (synth if fk.parent == tname else done[fk.parent])[fk.parent_column].to_numpy()
-        values = rng.choice(keys, size=len(synth)).astype(float)
-        values[rng.random(len(synth)) >= self.plans_[tname].unenforced[col.name]] = np.nan
+        empty = not len(keys)  # no parent rows to point to
+        picked = rng.choice(np.array([np.nan]) if empty else keys, size=len(synth))
+        missing = rng.random(len(synth)) >= self.plans_[tname].unenforced[col.name]
+        missing |= empty
+        if pd.api.types.is_numeric_dtype(picked):
+            values = picked.astype(float)
+            values[missing] = np.nan
+        else:  # text keys (regenerated as s1, s2, ...): missing is None
+            values = picked.astype(object)
+            values[missing] = None
         return values
 
 

@@ -7,7 +7,14 @@ import pandas as pd
 import pytest
 
 from synthdata.errors import ConfigError, DataError
-from synthdata.io.fhir import FOREIGN_KEYS, TABLES, build_bundle, read_fhir, write_fhir_bundle
+from synthdata.io.fhir import (
+    FOREIGN_KEYS,
+    TABLES,
+    build_bundle,
+    read_fhir,
+    read_fhir_summary,
+    write_fhir_bundle,
+)
 from tests.conftest import SHARED
 
 pytest.importorskip("fhir.resources")
@@ -200,7 +207,9 @@ def test_read_errors(tmp_path):
         read_fhir(_write(tmp_path, bad))
     dup = _bundle()
     dup["entry"].append(copy.deepcopy(dup["entry"][3]))
-    with pytest.raises(DataError, match="Observation/o1 appears twice"):
+    dup["entry"][-1]["resource"]["status"] = "amended"  # same identity, other content
+    with pytest.raises(DataError, match=r"dup.json \(Bundle\) entry 8: Observation/o1 is also in "
+                       r".*dup.json \(Bundle\) entry 3 with different content"):
         read_fhir(_write(tmp_path, dup, "dup.json"))
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "x.json").write_text("{not json")
@@ -215,8 +224,10 @@ def test_read_ndjson_folder(tmp_path):
     lines.insert(0, json.dumps({"resourceType": "Patient", "id": "p1"}))
     lines.insert(0, json.dumps({"resourceType": "Patient", "id": "p2"}))
     (tmp_path / "data.ndjson").write_text("\n".join(lines) + "\n")
-    with pytest.raises(DataError, match="cannot be resolved"):
-        read_fhir(tmp_path)  # urn:uuid references without their bundle
+    tables, summary = read_fhir_summary(tmp_path)  # urn:uuid references without their bundle
+    assert summary.dangling == {"observations.patient_id": 1, "observations.encounter_id": 1,
+                                "conditions.patient_id": 1}
+    assert tables["observations"]["encounter_id"].iloc[0] == "33333333-3333-4333-8333-333333333333"
     clean = [json.loads(x) for x in lines]
     for r in clean:
         for key in ("subject", "encounter"):

@@ -503,3 +503,32 @@ def test_private_default_size_is_the_dp_count_not_the_real_one():
     out = model.sample(seed=1)
     assert len(out["pbc"]) == released
     assert np.all(out["pbcseq"].groupby("id").size() <= 4)
+
+
+def test_unenforced_link_with_text_keys_samples_without_crash():
+    """An ``enforce: false`` link between two child tables with text keys (as FHIR tables have:
+    observations.encounter_id) crashed after the fit when its keys were cast to float."""
+    from synthdata.relational.schema import ForeignKey
+
+    rng = np.random.default_rng(0)
+    pats = pd.DataFrame({"patient_id": [f"p{i}" for i in range(60)], "age": rng.normal(50, 10, 60)})
+    enc = pd.DataFrame({"encounter_id": [f"e{i}" for i in range(150)],
+                        "patient_id": rng.choice(pats["patient_id"], 150),
+                        "kind": rng.choice(["a", "b"], 150)})
+    obs = pd.DataFrame({"observation_id": [f"o{i}" for i in range(300)],
+                        "patient_id": rng.choice(pats["patient_id"], 300),
+                        "encounter_id": [None if i % 4 == 0 else f"e{i % 150}" for i in range(300)],
+                        "value": rng.normal(0, 1, 300)})
+    tables = {"patients": pats, "encounters": enc, "observations": obs}
+    ms = MultiTableSchema.infer(
+        tables, primary_keys={"patients": "patient_id", "encounters": "encounter_id",
+                              "observations": "observation_id"},
+        foreign_keys=[ForeignKey("encounters", "patient_id", "patients", "patient_id"),
+                      ForeignKey("observations", "patient_id", "patients", "patient_id"),
+                      ForeignKey("observations", "encounter_id", "encounters", "encounter_id",
+                                 enforce=False)])
+    out = RelationalSynthesizer(ms, seed=0).fit(tables).sample()
+    linked = out["observations"]["encounter_id"]
+    assert linked.notna().any() and linked.isna().any()
+    assert linked.dropna().isin(set(out["encounters"]["encounter_id"])).all()
+    assert ms.check(out).is_ok
