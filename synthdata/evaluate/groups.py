@@ -207,7 +207,8 @@ def group_report(train: pd.DataFrame, synth: pd.DataFrame, *, holdout: pd.DataFr
     rng = make_rng(seed)
     classification = target is not None and target in prepared.names and \
         _positive_code(prepared, target) is not None
-    models = _Models(prepared, target, rng) if classification and holdout is not None else None
+    models = _Models(prepared, target, rng) if target is not None and classification \
+        and holdout is not None else None
     if target is not None and not classification:
         out["notes"].append(f"per-group TSTR and fairness need a two-class target; {target!r} "
                             "is not one")
