@@ -10,13 +10,16 @@ The public API (everything else is internal)::
     verdict = sd.check_gate(report, "default")       # synthetic data made elsewhere
     result = sd.run_pipeline("pipelines/flchain.yaml")
 
+Generators: ``sd.GMMGenerator``, ``sd.VAEGenerator``, ``sd.CTGANGenerator``,
+``sd.DDPMGenerator`` (``make_generator("gmm" | "vae" | "ctgan" | "ddpm", ...)``).
+
 Heavy modules (torch, opacus, great-expectations, FastAPI) load only when used.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from synthdata.errors import (
     ConfigError,
@@ -29,13 +32,36 @@ from synthdata.errors import (
 )
 from synthdata.schema import Column, ColumnKind, PiiRole, Schema
 
-__version__ = "0.1.0"
+if TYPE_CHECKING:  # what type checkers see; at run time __getattr__ imports on first use
+    from synthdata.constraints import (Derived, FixedCombinations, Inequality, Negative, OneHot,
+                                       Positive, Range, Unique)
+    from synthdata.evaluate import Report, evaluate
+    from synthdata.evaluate.gate import check_gate
+    from synthdata.models.base import BaseGenerator, load_generator
+    from synthdata.models.ctgan import CTGANGenerator
+    from synthdata.models.diffusion import DDPMGenerator
+    from synthdata.models.gmm import GMMGenerator
+    from synthdata.models.registry import available_generators, make_generator, register
+    from synthdata.models.vae import VAEGenerator
+    from synthdata.pipeline.config import PipelineConfig
+    from synthdata.pipeline.runner import run_pipeline
+    from synthdata.privacy.config import DPConfig
+    from synthdata.privacy.ledger import PrivacyLedger
+    from synthdata.transform.table import TableTransformer
+
+    __version__: str
 
 _LAZY = {
     "make_generator": "synthdata.models.registry",
     "available_generators": "synthdata.models.registry",
     "register": "synthdata.models.registry",
     "load_generator": "synthdata.models.base",
+    # the generator classes: sd.VAEGenerator imports torch when first touched, not before
+    "BaseGenerator": "synthdata.models.base",
+    "GMMGenerator": "synthdata.models.gmm",
+    "VAEGenerator": "synthdata.models.vae",
+    "CTGANGenerator": "synthdata.models.ctgan",
+    "DDPMGenerator": "synthdata.models.diffusion",
     "TableTransformer": "synthdata.transform.table",
     "evaluate": "synthdata.evaluate",
     "Report": "synthdata.evaluate",
@@ -61,7 +87,21 @@ __all__ = [
 ]
 
 
+def _package_version() -> str:
+    """The installed distribution's version (the one source: pyproject.toml)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("synthdata")
+    except metadata.PackageNotFoundError:  # a source tree that was never installed
+        return "0+unknown"
+
+
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        value: Any = _package_version()
+        globals()[name] = value
+        return value
     if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value

@@ -79,7 +79,9 @@ def split_conditions(schema: Schema, conditions: Mapping[str, Any] | None, *,
                               f"{schema.names}")
         kind = schema[column].kind
         if isinstance(value, Mapping):
-            ranges.append(_range(column, kind, value, where))
+            cond = _range(column, kind, value, where)
+            _check_overlap(cond, schema[column].min, schema[column].max, where)
+            ranges.append(cond)
             continue
         if not kind.is_discrete:
             hint = (f"for numbers give a range such as {{{column!r}: {{'min': ..., 'max': ...}}}}"
@@ -126,6 +128,16 @@ def _range(column: str, kind: ColumnKind, value: Mapping[str, Any], where: str) 
         raise ConfigError(f"{where}: range condition on {column!r} has min {low:g} > max "
                           f"{high:g}")
     return RangeCondition(column, low, high)
+
+
+def _check_overlap(cond: RangeCondition, low: float | None, high: float | None,
+                   where: str) -> None:
+    """A range that misses the column's schema bounds can never be met: say so now."""
+    if (low is not None and cond.max is not None and cond.max < low) or \
+            (high is not None and cond.min is not None and cond.min > high):
+        raise ConfigError(f"{where}: range condition {cond.describe()} lies outside the "
+                          f"bounds of {cond.column!r} in the schema [{low}, {high}]; no "
+                          "generated value can meet it")
 
 
 def _among(value: Any, categories: tuple[Any, ...]) -> bool:

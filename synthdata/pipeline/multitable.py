@@ -61,7 +61,8 @@ def run_multitable(cfg: PipelineConfig, run_dir: Path, timer: Any, progress: Any
     from synthdata.pipeline.budget import budget_section
     from synthdata.pipeline.deid import (LEDGER_REASON, LEDGER_STEP, SECTION, deid_tables,
                                          record_scan)
-    from synthdata.pipeline.runner import RunResult, _dp_config, _manifest, resolve_gate
+    from synthdata.pipeline.runner import (RunResult, _dp_config, _manifest, check_run_columns,
+                                           resolve_gate)
     from synthdata.privacy.group import check_privacy_unit
     from synthdata.privacy.ledger import PrivacyLedger
 
@@ -88,8 +89,9 @@ def run_multitable(cfg: PipelineConfig, run_dir: Path, timer: Any, progress: Any
     with timer.step("deid"):  # per table by its schema; one date shift per patient, all tables
         tables, ms, deid_section = deid_tables(tables, ms, cfg.deid, seed=cfg.seed)
     rules = resolve_gate(cfg.gate)
-    train, hold = split_by_root(tables, ms, cfg.split.holdout, cfg.split.seed)
     root = ms.order()[0]
+    check_run_columns(cfg, ms.tables[root])  # the target is a root-table column
+    train, hold = split_by_root(tables, ms, cfg.split.holdout, cfg.split.seed)
     n_noisy = None
     if privacy is None:
         ledger = PrivacyLedger.from_config(privacy, n_rows=len(train[root]))

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from synthdata._progress import ProgressOption, progress_reporter
 from synthdata.errors import ConfigError, DataError
 from synthdata.io.files import (PRIVATE_DIR_MODE, atomic_write_text, fingerprint, private_dir,
                                 read_table, write_table)
@@ -77,7 +78,7 @@ class _Timer:
 
 
 def run_pipeline(config: str | Path | PipelineConfig | dict[str, Any], *,
-                 output_dir: str | Path | None = None, progress: Progress = _no_progress,
+                 output_dir: str | Path | None = None, progress: ProgressOption = None,
                  data: pd.DataFrame | None = None) -> RunResult:
     """Run a pipeline end to end and write its run directory.
 
@@ -87,12 +88,22 @@ def run_pipeline(config: str | Path | PipelineConfig | dict[str, Any], *,
     ``gate:`` key the ``default`` preset judges. The run folder is private (0700, files
     0600). ``data`` replaces ``data.path`` (used by the service).
 
+    Everything that can be checked without the data (gate rules and metric names, the
+    generator and its parameter names, the privacy block, linked tables without
+    conditions) is checked before a file is read or a folder made; the target column and
+    the sample conditions are checked against the schema before fitting. ``progress``
+    takes what ``fit`` takes (None: silent; True: a bar or plain lines; a callable).
+
     Examples
     --------
     >>> result = run_pipeline("pipelines/flchain.yaml")     # doctest: +SKIP
     >>> result.run_dir                                        # doctest: +SKIP
     """
     cfg = _load_config(config)
+    preflight(cfg)
+    if not callable(progress):
+        with progress_reporter(progress) as callback:
+            return run_pipeline(cfg, output_dir=output_dir, progress=callback, data=data)
     timer = _Timer()
     out_root = Path(output_dir) if output_dir is not None else cfg.output.dir
     tmp_dir = _make_tmp_dir(out_root, cfg)
@@ -117,6 +128,40 @@ def run_pipeline(config: str | Path | PipelineConfig | dict[str, Any], *,
     if result.synthetic_path is not None:
         result.synthetic_path = final / result.synthetic_path.name
     return result
+
+
+def preflight(cfg: PipelineConfig) -> None:
+    """Check what needs no data, before any is read: ``ConfigError`` naming the key."""
+    from synthdata.models.registry import check_generator_name, check_generator_params
+
+    resolve_gate(cfg.gate)
+    try:
+        check_generator_name(cfg.generator.kind)
+    except ConfigError as err:
+        raise ConfigError(f"generator.kind: {err}") from None
+    try:
+        check_generator_params(cfg.generator.kind, dict(cfg.generator.params))
+    except ConfigError as err:
+        raise ConfigError(f"generator.params: {err}") from None
+    _dp_config(cfg)
+    if cfg.data.tables is not None and cfg.sample.conditions:
+        raise ConfigError("sample.conditions: conditional sampling is not available for linked "
+                          "tables (data.tables); remove sample.conditions or synthesise one table")
+
+
+def check_run_columns(cfg: PipelineConfig, schema: Schema) -> None:
+    """Check ``evaluate.target`` and ``sample.conditions`` against the final schema (after
+    de-identification), before fitting: ``ConfigError`` naming the key and the choices."""
+    from synthdata.models.conditions import split_conditions
+
+    target = cfg.evaluate.target
+    if target is not None:
+        learned = [c.name for c in schema.columns if c.kind.is_learned]
+        if target not in learned:
+            why = ("it is an id or free-text column, which are not evaluated"
+                   if target in schema else "no such column (after de-identification)")
+            raise ConfigError(f"evaluate.target: {target!r}: {why}; choose one of {learned}")
+    split_conditions(schema, cfg.sample.conditions or None, where="sample.conditions")
 
 
 def _load_config(config: str | Path | PipelineConfig | dict[str, Any]) -> PipelineConfig:
@@ -188,6 +233,7 @@ def _run(cfg: PipelineConfig, data: pd.DataFrame | None, run_dir: Path, timer: _
                                                          private=cfg.privacy is not None)
 
     rules = resolve_gate(cfg.gate)
+    check_run_columns(cfg, schema)  # target and conditions, before any fitting
     train, holdout = split_frame(df, cfg.split.holdout, cfg.split.seed)
     n_noisy = None
     if privacy is None:

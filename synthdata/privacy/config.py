@@ -88,6 +88,13 @@ class DPConfig(BaseModel):
             )
         return self
 
+    def __repr_args__(self) -> Any:
+        """Show only fields that differ from their defaults: ``DPConfig(epsilon=3.0)``."""
+        for name, info in type(self).model_fields.items():
+            value = getattr(self, name)
+            if info.is_required() or value != info.default:
+                yield name, value
+
     def resolve_delta(self, n_rows: int | None = None) -> float:
         """The δ to use for a dataset of ``n_rows`` units (rows, or patients).
 
