@@ -165,7 +165,7 @@ def _rich_progress(stream: TextIO | None) -> Iterator[Progress]:
 def _tqdm_progress() -> Iterator[Progress]:
     from tqdm.auto import tqdm
 
-    bars: dict[str, tqdm] = {}  # type: ignore[type-arg]
+    bars: dict[str, tqdm] = {}
     try:
         def update(step: str, done: int, total: int) -> None:
             bar, detail = split_step(step)

@@ -48,14 +48,14 @@ class RangeCondition:
             ok &= values >= self.min
         if self.max is not None:
             ok &= values <= self.max
-        return ok
+        return np.asarray(ok, dtype=bool)
 
     def describe(self) -> str:
         if self.min is not None and self.max is not None:
-            return f"{self.min:g} <= {self.column} <= {self.max:g}"
+            return f"{_num(self.min)} <= {self.column} <= {_num(self.max)}"
         if self.min is not None:
-            return f"{self.column} >= {self.min:g}"
-        return f"{self.column} <= {self.max:g}"
+            return f"{self.column} >= {_num(self.min)}"
+        return f"{self.column} <= {_num(self.max)}"
 
 
 def split_conditions(schema: Schema, conditions: Mapping[str, Any] | None, *,
@@ -125,8 +125,8 @@ def _range(column: str, kind: ColumnKind, value: Mapping[str, Any], where: str) 
         raise ConfigError(f"{where}: range condition on {column!r} gives neither 'min' nor "
                           "'max'")
     if low is not None and high is not None and low > high:
-        raise ConfigError(f"{where}: range condition on {column!r} has min {low:g} > max "
-                          f"{high:g}")
+        raise ConfigError(f"{where}: range condition on {column!r} has min {_num(low)} > max "
+                          f"{_num(high)}")
     return RangeCondition(column, low, high)
 
 
@@ -138,6 +138,13 @@ def _check_overlap(cond: RangeCondition, low: float | None, high: float | None,
         raise ConfigError(f"{where}: range condition {cond.describe()} lies outside the "
                           f"bounds of {cond.column!r} in the schema [{low}, {high}]; no "
                           "generated value can meet it")
+
+
+def _num(value: float | None) -> str:
+    """``60.0`` -> ``"60"``; ``96.999999999`` stays exact (no rounding in messages)."""
+    if value is None:
+        return "None"
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
 def _among(value: Any, categories: tuple[Any, ...]) -> bool:

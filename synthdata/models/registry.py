@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from synthdata.errors import ConfigError
@@ -151,6 +151,6 @@ def make_generator(name: str, schema: Schema, **params: Any) -> BaseGenerator:
         raise ConfigError(f"make_generator({name!r}, schema): schema must be a synthdata "
                           f"Schema (sd.Schema.infer(df) or sd.Schema.load(path)), got "
                           f"{type(schema).__name__}")
-    cls = generator_class(name)
+    factory: Callable[..., BaseGenerator] = generator_class(name)  # each has its own params
     check_generator_params(name, params)
-    return cls(schema, **params)
+    return factory(schema, **params)
