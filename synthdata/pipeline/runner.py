@@ -149,7 +149,8 @@ def preflight(cfg: PipelineConfig) -> None:
                           "tables (data.tables); remove sample.conditions or synthesise one table")
 
 
-def check_run_columns(cfg: PipelineConfig, schema: Schema) -> None:
+def check_run_columns(cfg: PipelineConfig, schema: Schema,
+                      before_deid: Schema | None = None) -> None:
     """Check ``evaluate.target`` and ``sample.conditions`` against the final schema (after
     de-identification), before fitting: ``ConfigError`` naming the key and the choices."""
     from synthdata.models.conditions import split_conditions
@@ -158,8 +159,13 @@ def check_run_columns(cfg: PipelineConfig, schema: Schema) -> None:
     if target is not None:
         learned = [c.name for c in schema.columns if c.kind.is_learned]
         if target not in learned:
-            why = ("it is an id or free-text column, which are not evaluated"
-                   if target in schema else "no such column (after de-identification)")
+            if target in schema:
+                why = "it is an id or free-text column, which are not evaluated"
+            elif before_deid is not None and target in before_deid:
+                why = ("de-identification removed it (an identifier or free text); mark it "
+                       "pii: none in the schema if it is not one")
+            else:
+                why = "no such column"
             raise ConfigError(f"evaluate.target: {target!r}: {why}; choose one of {learned}")
     split_conditions(schema, cfg.sample.conditions or None, where="sample.conditions")
 
@@ -226,6 +232,7 @@ def _run(cfg: PipelineConfig, data: pd.DataFrame | None, run_dir: Path, timer: _
         schema = _schema_for(df, cfg) if privacy is None else _declared_schema_for(df, cfg)
         schema.validate(df, where=str(cfg.data.path))
     progress("load", 1, 1)
+    before_deid = schema
     with timer.step("deid"):  # before the split: train, holdout and schema are de-identified
         df, schema, deid_section = deid_table(df, schema, cfg.deid, seed=cfg.seed,
                                               where=str(cfg.data.path) if data is None else "data")
@@ -233,7 +240,7 @@ def _run(cfg: PipelineConfig, data: pd.DataFrame | None, run_dir: Path, timer: _
                                                          private=cfg.privacy is not None)
 
     rules = resolve_gate(cfg.gate)
-    check_run_columns(cfg, schema)  # target and conditions, before any fitting
+    check_run_columns(cfg, schema, before_deid)  # target and conditions, before any fitting
     train, holdout = split_frame(df, cfg.split.holdout, cfg.split.seed)
     n_noisy = None
     if privacy is None:
