@@ -106,13 +106,18 @@ class PlainProgress:
         self.stream, self.min_interval, self.clock = stream, min_interval, clock
         self.started: dict[str, float] = {}
         self.last: dict[str, float] = {}
+        # a bar's clock starts when the previous bar ended (or this display was made): its
+        # first update already comes after one unit of work
+        self.mark = clock()
 
     def __call__(self, step: str, done: int, total: int) -> None:
         bar, detail = split_step(step)
         now = self.clock()
-        start = self.started.setdefault(bar, now)
+        start = self.started.setdefault(bar, self.mark)
         first = bar not in self.last
         finished = total > 0 and done >= total
+        if finished:
+            self.mark = now
         if not (first or finished or now - self.last[bar] >= self.min_interval):
             return
         self.last[bar] = now
