@@ -320,7 +320,7 @@ def sample(model: Annotated[Path, typer.Argument(help="Model archive from `synth
         raise ConfigError(f"--output {output}: unknown file type {output.suffix or '(none)'!r}; "
                           f"use one of {sorted(OUTPUT_SUFFIXES)}")
     if rows <= 0:
-        raise ConfigError(f"--rows must be a positive number of rows, got {rows}")
+        raise ConfigError(f"--rows must be a positive integer (rows to generate), got {rows}")
     if gate is not None and real is None:
         raise ConfigError("--gate needs --real TRAIN.csv (the table the model was fitted on) "
                           "and, for the leakage rules, --holdout HOLDOUT.csv")

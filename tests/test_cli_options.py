@@ -124,7 +124,7 @@ def test_sample_checks_options_before_sampling(capsys, model, tmp_path):
     assert code == 2
     assert "--output" in err and "unknown file type '.xlsx'; use one of ['.csv', '.parquet'," in err
     code, _, err = run(capsys, "sample", str(model), "-n", "0", "-o", str(tmp_path / "s.csv"))
-    assert code == 2 and "--rows must be a positive number of rows, got 0" in err
+    assert code == 2 and "--rows must be a positive integer (rows to generate), got 0" in err
     code, _, err = run(capsys, "sample", str(model), "-n", "10", "-o", str(tmp_path / "s.csv"),
                        "-c", "nope=1")
     assert code == 2 and "--condition: condition on unknown column 'nope'" in err
