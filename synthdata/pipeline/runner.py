@@ -133,7 +133,9 @@ def run_pipeline(config: str | Path | PipelineConfig | dict[str, Any], *,
 def preflight(cfg: PipelineConfig) -> None:
     """Check what needs no data, before any is read: ``ConfigError`` naming the key."""
     from synthdata.models.registry import check_generator_name, check_generator_params
+    from synthdata.privacy.group import check_privacy_unit
 
+    check_privacy_unit(_dp_config(cfg), linked=cfg.data.tables is not None)
     resolve_gate(cfg.gate)
     try:
         check_generator_name(cfg.generator.kind)
@@ -143,7 +145,6 @@ def preflight(cfg: PipelineConfig) -> None:
         check_generator_params(cfg.generator.kind, dict(cfg.generator.params))
     except ConfigError as err:
         raise ConfigError(f"generator.params: {err}") from None
-    _dp_config(cfg)
     if cfg.data.tables is not None and cfg.sample.conditions:
         raise ConfigError("sample.conditions: conditional sampling is not available for linked "
                           "tables (data.tables); remove sample.conditions or synthesise one table")
