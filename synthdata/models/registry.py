@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, overload
 
@@ -71,8 +72,13 @@ def generator_class(name: str) -> type[BaseGenerator]:
 
 
 def check_generator_params(name: str, params: dict[str, Any]) -> None:
-    """ConfigError when ``params`` has a name the generator's constructor does not take."""
-    allowed = generator_class(name)._param_names()
+    """ConfigError when ``params`` has a name the generator's constructor does not take
+    (a registered class whose ``__init__`` takes ``**params`` accepts any name)."""
+    sig = inspect.signature(generator_class(name).__init__)
+    allowed = [p.name for p in sig.parameters.values() if p.name not in ("self", "schema")
+               and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    if any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values()):
+        return
     unknown = sorted(set(params) - set(allowed))
     if unknown:
         raise ConfigError(f"generator {name!r}: unknown parameter(s) {unknown}; "
