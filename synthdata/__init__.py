@@ -33,21 +33,32 @@ from synthdata.errors import (
 from synthdata.schema import Column, ColumnKind, PiiRole, Schema
 
 if TYPE_CHECKING:  # what type checkers see; at run time __getattr__ imports on first use
-    from synthdata.constraints import (Derived, FixedCombinations, Inequality, Negative, OneHot,
-                                       Positive, Range, Unique)
-    from synthdata.evaluate import Report, evaluate
-    from synthdata.evaluate.gate import check_gate
-    from synthdata.models.base import BaseGenerator, load_generator
-    from synthdata.models.ctgan import CTGANGenerator
-    from synthdata.models.diffusion import DDPMGenerator
-    from synthdata.models.gmm import GMMGenerator
-    from synthdata.models.registry import available_generators, make_generator, register
-    from synthdata.models.vae import VAEGenerator
-    from synthdata.pipeline.config import PipelineConfig
-    from synthdata.pipeline.runner import run_pipeline
-    from synthdata.privacy.config import DPConfig
-    from synthdata.privacy.ledger import PrivacyLedger
-    from synthdata.transform.table import TableTransformer
+    # (`import x as x`: an explicit re-export, so strict type checkers accept sd.make_generator)
+    from synthdata.constraints import Derived as Derived
+    from synthdata.constraints import FixedCombinations as FixedCombinations
+    from synthdata.constraints import Inequality as Inequality
+    from synthdata.constraints import Negative as Negative
+    from synthdata.constraints import OneHot as OneHot
+    from synthdata.constraints import Positive as Positive
+    from synthdata.constraints import Range as Range
+    from synthdata.constraints import Unique as Unique
+    from synthdata.evaluate import Report as Report
+    from synthdata.evaluate import evaluate as evaluate
+    from synthdata.evaluate.gate import check_gate as check_gate
+    from synthdata.models.base import BaseGenerator as BaseGenerator
+    from synthdata.models.base import load_generator as load_generator
+    from synthdata.models.ctgan import CTGANGenerator as CTGANGenerator
+    from synthdata.models.diffusion import DDPMGenerator as DDPMGenerator
+    from synthdata.models.gmm import GMMGenerator as GMMGenerator
+    from synthdata.models.registry import available_generators as available_generators
+    from synthdata.models.registry import make_generator as make_generator
+    from synthdata.models.registry import register as register
+    from synthdata.models.vae import VAEGenerator as VAEGenerator
+    from synthdata.pipeline.config import PipelineConfig as PipelineConfig
+    from synthdata.pipeline.runner import run_pipeline as run_pipeline
+    from synthdata.privacy.config import DPConfig as DPConfig
+    from synthdata.privacy.ledger import PrivacyLedger as PrivacyLedger
+    from synthdata.transform.table import TableTransformer as TableTransformer
 
     __version__: str
 
