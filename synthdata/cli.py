@@ -10,13 +10,13 @@ import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from synthdata.errors import GateFailed, SynthDataError
+from synthdata.models.registry import available_generators
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Fit generators, sample synthetic tables, evaluate and gate them.")
@@ -36,18 +36,22 @@ Verbose = Annotated[int, typer.Option(
     help="Log to stderr: -v shows each training epoch's loss, -vv everything.")]
 
 
-class GeneratorChoice(str, Enum):
-    """The built-in generators, as choices: -g lists them in --help and rejects anything
-    else (tests/test_cli_options.py keeps this in step with the registry)."""
+def _generator_name(value: str) -> str:
+    """-g: a registered generator (checked when the command runs, so names given to
+    ``synthdata.register`` count too); anything else is a usage error listing the choices."""
+    from synthdata.errors import ConfigError
+    from synthdata.models.registry import check_generator_name
 
-    gmm = "gmm"
-    vae = "vae"
-    ctgan = "ctgan"
-    ddpm = "ddpm"
+    try:
+        return check_generator_name(value)
+    except ConfigError as err:
+        raise typer.BadParameter(str(err)) from None
 
 
-GeneratorOpt = Annotated[GeneratorChoice, typer.Option(
-    "--generator", "-g", case_sensitive=False, help="Generator to fit.")]
+GeneratorOpt = Annotated[str, typer.Option(
+    "--generator", "-g", callback=_generator_name,
+    metavar="[" + "|".join(available_generators()) + "]",
+    help="Generator: " + ", ".join(available_generators()) + ".")]
 # output suffixes the sample command writes (anything else: exit 2 before sampling)
 OUTPUT_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
@@ -222,7 +226,7 @@ def _parse_pairs(pairs: list[str] | None, what: str) -> dict[str, Any]:
 @app.command()
 def fit(data: Annotated[Path, typer.Argument(help="CSV or Parquet training table.")],
         output: Annotated[Path, typer.Option("--output", "-o", help="Model archive to write.")],
-        generator: GeneratorOpt = GeneratorChoice.gmm,
+        generator: GeneratorOpt = "gmm",
         schema: Annotated[Path | None, typer.Option(help="Schema YAML (overrides inference).")] = None,
         seed: int = 0,
         param: Annotated[list[str] | None, typer.Option("--param", "-p",
@@ -256,7 +260,7 @@ def fit(data: Annotated[Path, typer.Argument(help="CSV or Parquet training table
     from synthdata.pipeline.deid import deid_table
     from synthdata.schema.model import load_yaml
 
-    kind = GeneratorChoice(generator).value
+    kind = generator
     params = _parse_pairs(param, "--param")
     try:  # before the data is read
         check_generator_params(kind, params)
@@ -621,7 +625,7 @@ def tokens_create(tenant: Annotated[str, typer.Option("--tenant", help="Tenant n
 @app.command()
 def audit(data: Annotated[Path, typer.Argument(help="CSV or Parquet table to audit on.")],
           epsilon: Annotated[float, typer.Option("--epsilon", "-e", help="Claimed ε to audit.")],
-          generator: GeneratorOpt = GeneratorChoice.gmm,
+          generator: GeneratorOpt = "gmm",
           delta: Annotated[float | None, typer.Option(help="Claimed δ (default: from the "
                                                       "row count).")] = None,
           trials: Annotated[int | None, typer.Option(
@@ -668,7 +672,7 @@ def audit(data: Annotated[Path, typer.Argument(help="CSV or Parquet table to aud
 
         raise ConfigError(f"--epsilon/--delta: {err.errors()[0]['msg']}") from None
     with _progress(quiet) as progress:
-        result = audit_generator(GeneratorChoice(generator).value, sch, df, privacy=claim, n_canaries=canaries,
+        result = audit_generator(generator, sch, df, privacy=claim, n_canaries=canaries,
                                  n_trials=trials, max_trials=max_trials,
                                  params=_parse_pairs(param, "--param"), seed=seed,
                                  progress=progress)
