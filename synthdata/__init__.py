@@ -10,13 +10,16 @@ The public API (everything else is internal)::
     verdict = sd.check_gate(report, "default")       # synthetic data made elsewhere
     result = sd.run_pipeline("pipelines/flchain.yaml")
 
+Generators: ``sd.GMMGenerator``, ``sd.VAEGenerator``, ``sd.CTGANGenerator``,
+``sd.DDPMGenerator`` (``make_generator("gmm" | "vae" | "ctgan" | "ddpm", ...)``).
+
 Heavy modules (torch, opacus, great-expectations, FastAPI) load only when used.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from synthdata._version import __version__
 from synthdata.errors import (
@@ -30,11 +33,46 @@ from synthdata.errors import (
 )
 from synthdata.schema import Column, ColumnKind, PiiRole, Schema
 
+if TYPE_CHECKING:  # what type checkers see; at run time __getattr__ imports on first use
+    # (`import x as x`: an explicit re-export, so strict type checkers accept sd.make_generator)
+    from synthdata.augmentation import augment as augment
+    from synthdata.constraints import Derived as Derived
+    from synthdata.constraints import FixedCombinations as FixedCombinations
+    from synthdata.constraints import Inequality as Inequality
+    from synthdata.constraints import Negative as Negative
+    from synthdata.constraints import OneHot as OneHot
+    from synthdata.constraints import Positive as Positive
+    from synthdata.constraints import Range as Range
+    from synthdata.constraints import Unique as Unique
+    from synthdata.evaluate import Report as Report
+    from synthdata.evaluate import evaluate as evaluate
+    from synthdata.evaluate.gate import check_gate as check_gate
+    from synthdata.models.base import BaseGenerator as BaseGenerator
+    from synthdata.models.base import load_generator as load_generator
+    from synthdata.models.ctgan import CTGANGenerator as CTGANGenerator
+    from synthdata.models.diffusion import DDPMGenerator as DDPMGenerator
+    from synthdata.models.gmm import GMMGenerator as GMMGenerator
+    from synthdata.models.registry import available_generators as available_generators
+    from synthdata.models.registry import make_generator as make_generator
+    from synthdata.models.registry import register as register
+    from synthdata.models.vae import VAEGenerator as VAEGenerator
+    from synthdata.pipeline.config import PipelineConfig as PipelineConfig
+    from synthdata.pipeline.runner import run_pipeline as run_pipeline
+    from synthdata.privacy.config import DPConfig as DPConfig
+    from synthdata.privacy.ledger import PrivacyLedger as PrivacyLedger
+    from synthdata.transform.table import TableTransformer as TableTransformer
+
 _LAZY = {
     "make_generator": "synthdata.models.registry",
     "available_generators": "synthdata.models.registry",
     "register": "synthdata.models.registry",
     "load_generator": "synthdata.models.base",
+    # the generator classes: sd.VAEGenerator imports torch when first touched, not before
+    "BaseGenerator": "synthdata.models.base",
+    "GMMGenerator": "synthdata.models.gmm",
+    "VAEGenerator": "synthdata.models.vae",
+    "CTGANGenerator": "synthdata.models.ctgan",
+    "DDPMGenerator": "synthdata.models.diffusion",
     "TableTransformer": "synthdata.transform.table",
     "evaluate": "synthdata.evaluate",
     "Report": "synthdata.evaluate",

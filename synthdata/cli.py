@@ -6,6 +6,7 @@ traceback unless ``--debug``), 3 the export gate refused the synthetic data.
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -15,6 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from synthdata.errors import GateFailed, SynthDataError
+from synthdata.models.registry import available_generators
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Fit generators, sample synthetic tables, evaluate and gate them.")
@@ -29,6 +31,29 @@ _state = {"debug": False}
 
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
 Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")]
+Verbose = Annotated[int, typer.Option(
+    "--verbose", "-v", count=True,
+    help="Log to stderr: -v shows each training epoch's loss, -vv everything.")]
+
+
+def _generator_name(value: str) -> str:
+    """-g: a registered generator (checked when the command runs, so names given to
+    ``synthdata.register`` count too); anything else is a usage error listing the choices."""
+    from synthdata.errors import ConfigError
+    from synthdata.models.registry import check_generator_name
+
+    try:
+        return check_generator_name(value)
+    except ConfigError as err:
+        raise typer.BadParameter(str(err)) from None
+
+
+GeneratorOpt = Annotated[str, typer.Option(
+    "--generator", "-g", callback=_generator_name,
+    metavar="[" + "|".join(available_generators()) + "]",
+    help="Generator: " + ", ".join(available_generators()) + ".")]
+# output suffixes the sample command writes (anything else: exit 2 before sampling)
+OUTPUT_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
 
 def _err(message: str) -> None:
@@ -42,26 +67,54 @@ def _err(message: str) -> None:
 
 @contextmanager
 def _progress(quiet: bool) -> Iterator[Callable[[str, int, int], None]]:
-    """A progress callback backed by a rich bar per step (or a no-op when quiet)."""
-    if quiet or not sys.stderr.isatty():
-        yield lambda step, done, total: None
+    """Progress on stderr: rich bars on a terminal, plain lines with ETA when stderr is a
+    pipe or a file; nothing with --quiet."""
+    from synthdata._progress import progress_reporter
+
+    with progress_reporter(None if quiet else "auto") as callback:
+        yield callback
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to the current ``sys.stderr`` (rich's live bars swap it while they run)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
+_log_handler: logging.Handler | None = None
+
+
+def _configure_logging(verbose: int) -> None:
+    """-v: synthdata's INFO messages and each epoch's training loss; -vv: DEBUG."""
+    global _log_handler
+    if verbose <= 0:
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    root = logging.getLogger("synthdata")
+    if _log_handler is None:
+        _log_handler = _StderrHandler()
+        _log_handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+        root.addHandler(_log_handler)
+    root.setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
+    logging.getLogger("synthdata.models").setLevel(logging.DEBUG)  # per-epoch losses
 
-    tasks: dict[str, Any] = {}
-    with Progress(TextColumn("{task.description:<18}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), transient=False) as bar:
-        def update(step: str, done: int, total: int) -> None:
-            if step not in tasks:
-                tasks[step] = bar.add_task(step, total=total)
-            bar.update(tasks[step], completed=done, total=total)
 
-        yield update
+def _show_version(value: bool) -> None:
+    if value:
+        import synthdata
+
+        typer.echo(f"synthdata {synthdata.__version__}")
+        raise typer.Exit()
 
 
 @app.callback()
-def _root(debug: Debug = False) -> None:
+def _root(debug: Debug = False, verbose: Verbose = 0,
+          version: Annotated[bool, typer.Option(
+              "--version", callback=_show_version, is_eager=True,
+              help="Print the installed version and exit.")] = False) -> None:
     _state["debug"] = debug
+    _configure_logging(verbose)
 
 
 @app.command()
@@ -71,9 +124,10 @@ def run(pipeline: Annotated[Path, typer.Argument(help="Pipeline YAML file.")],
         budget_file: Annotated[Path | None, typer.Option(
             "--budget-file", help="Per-dataset privacy budget file (JSON) that adds up DP "
                                   "runs on the same data; sets privacy.budget.file.")] = None,
-        quiet: Quiet = False, debug: Debug = False) -> None:
+        quiet: Quiet = False, debug: Debug = False, verbose: Verbose = 0) -> None:
     """Run a pipeline: load, split, fit, sample, evaluate, gate, export."""
     _state["debug"] |= debug
+    _configure_logging(verbose)
     from synthdata.pipeline.runner import run_pipeline
 
     config: Any = pipeline
@@ -174,7 +228,7 @@ def _parse_pairs(pairs: list[str] | None, what: str) -> dict[str, Any]:
 @app.command()
 def fit(data: Annotated[Path, typer.Argument(help="CSV or Parquet training table.")],
         output: Annotated[Path, typer.Option("--output", "-o", help="Model archive to write.")],
-        generator: Annotated[str, typer.Option("--generator", "-g")] = "gmm",
+        generator: GeneratorOpt = "gmm",
         schema: Annotated[Path | None, typer.Option(help="Schema YAML (overrides inference).")] = None,
         seed: Annotated[int, typer.Option(min=0, help="Random seed (a non-negative integer).")] = 0,
         param: Annotated[list[str] | None, typer.Option("--param", "-p",
@@ -191,7 +245,7 @@ def fit(data: Annotated[Path, typer.Argument(help="CSV or Parquet training table
         reference_year: Annotated[int | None, typer.Option(
             "--reference-year", help="Year for the ages-over-89 rule on birth dates (default: "
             "the latest year among the data's dates).")] = None,
-        quiet: Quiet = False, debug: Debug = False) -> None:
+        quiet: Quiet = False, debug: Debug = False, verbose: Verbose = 0) -> None:
     """Fit a generator on DATA and save it.
 
     The same identifier check and Safe Harbor de-identification as ``synthdata run`` (its
@@ -199,12 +253,20 @@ def fit(data: Annotated[Path, typer.Argument(help="CSV or Parquet training table
     does not mark stop the command (exit 2) unless ``--unmarked transform``.
     """
     _state["debug"] |= debug
+    _configure_logging(verbose)
     from synthdata.errors import ConfigError
     from synthdata.io.files import read_table
-    from synthdata.models.registry import make_generator
+    from synthdata.models.registry import check_generator_params, make_generator
     from synthdata.pipeline.config import DeidConfig
     from synthdata.pipeline.deid import deid_table
     from synthdata.schema.model import Schema, load_yaml
+
+    kind = generator
+    params = _parse_pairs(param, "--param")
+    try:  # before the data is read
+        check_generator_params(kind, params)
+    except ConfigError as err:
+        raise ConfigError(f"--param: {err}") from None
 
     try:
         deid = DeidConfig(unmarked=unmarked, dates=dates, patient_column=patient_column,
@@ -224,7 +286,8 @@ def fit(data: Annotated[Path, typer.Argument(help="CSV or Parquet training table
         if action["rule"] != "keep":
             typer.echo(f"deid: {action['column']}: {action['identifier_type']} -> "
                        f"{action['rule']}", err=True)
-    gen = make_generator(generator, sch, seed=seed, **_parse_pairs(param, "--param"))
+    gen = make_generator(kind, sch, seed=seed, **params)
+    gen._validate_params()  # a bad value (--param epochs=-1): exit 2 before training
     with _progress(quiet) as progress:
         gen.fit(df, progress=progress)
     gen.save(output)
@@ -237,8 +300,10 @@ def sample(model: Annotated[Path, typer.Argument(help="Model archive from `synth
            output: Annotated[Path, typer.Option("--output", "-o", help="CSV or Parquet to write.")],
            seed: Annotated[int | None, typer.Option(min=0, help="Random seed (a non-negative "
                                                     "integer).")] = None,
-           condition: Annotated[list[str] | None, typer.Option("--condition", "-c",
-                                help="Fix a discrete column: name=value (repeatable).")] = None,
+           condition: Annotated[list[str] | None, typer.Option(
+               "--condition", "-c",
+               help="Fix a discrete column, name=value, or bound a numeric one, "
+                    "'age={min: 60, max: 70}' (repeatable).")] = None,
            gate: GateOpt = None,
            real: Annotated[Path | None, typer.Option(
                "--real", help="The real table the model was fitted on (needed by --gate).")] = None,
@@ -264,22 +329,30 @@ def sample(model: Annotated[Path, typer.Argument(help="Model archive from `synth
     drawn and written chunk by chunk; --gate then judges the first chunk.
     """
     _state["debug"] |= debug
-    from synthdata.io.files import write_table
+    from synthdata.errors import ConfigError
+    from synthdata.io.files import write_table, write_table_chunks
     from synthdata.models.base import load_generator
+    from synthdata.models.conditions import split_conditions
+    from synthdata.pipeline.stream import sample_chunks
 
+    # everything the options decide is checked before the model is loaded or rows drawn
+    fmt = OUTPUT_SUFFIXES.get(output.suffix.lower())
+    if fmt is None:
+        raise ConfigError(f"--output {output}: unknown file type {output.suffix or '(none)'!r}; "
+                          f"use one of {sorted(OUTPUT_SUFFIXES)}")
+    if rows <= 0:
+        raise ConfigError(f"--rows must be a positive integer (rows to generate), got {rows}")
     if gate is not None and real is None:
-        from synthdata.errors import ConfigError
-
         raise ConfigError("--gate needs --real TRAIN.csv (the table the model was fitted on) "
                           "and, for the leakage rules, --holdout HOLDOUT.csv")
     gate_spec = _gate_spec(gate) if gate is not None else None
-    from synthdata.io.files import write_table_chunks
-    from synthdata.pipeline.stream import sample_chunks
-
-    gen = load_generator(model)
     conditions = _parse_pairs(condition, "--condition") or None
+    gen = load_generator(model)
+    split_conditions(gen.schema, conditions, where="--condition")
+    if target is not None and target not in gen.schema:
+        raise ConfigError(f"--target {target!r} is not a column of the model's schema; choose "
+                          f"one of {gen.schema.names}")
     synth = gen.sample(min(rows, chunk_rows), conditions=conditions, seed=seed)
-    fmt = "parquet" if output.suffix.lower() in (".parquet", ".pq") else "csv"
 
     def export() -> None:
         if rows <= len(synth):
@@ -711,7 +784,7 @@ def tokens_revoke(token_id: Annotated[str, typer.Argument(
 @app.command()
 def audit(data: Annotated[Path, typer.Argument(help="CSV or Parquet table to audit on.")],
           epsilon: Annotated[float, typer.Option("--epsilon", "-e", help="Claimed ε to audit.")],
-          generator: Annotated[str, typer.Option("--generator", "-g")] = "gmm",
+          generator: GeneratorOpt = "gmm",
           delta: Annotated[float | None, typer.Option(help="Claimed δ (default: from the "
                                                       "row count).")] = None,
           trials: Annotated[int | None, typer.Option(

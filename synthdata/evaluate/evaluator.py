@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from synthdata._progress import ProgressOption, progress_reporter
 from synthdata.errors import ConfigError
 from synthdata.evaluate import fidelity, leakage
 from synthdata.evaluate._data import prepare
@@ -190,7 +191,7 @@ STEPS: tuple[MetricStep, ...] = (
 
 def evaluate(train: pd.DataFrame, synth: pd.DataFrame, *, holdout: pd.DataFrame | None = None,
              schema: Schema | None = None, target: str | None = None, seed: int | None = 0,
-             progress: Progress | None = None,
+             progress: ProgressOption = None,
              sections: Sequence[str] | None = None) -> Report:
     """Measure fidelity and leakage of ``synth`` against ``train`` (and ``holdout``).
 
@@ -209,8 +210,11 @@ def evaluate(train: pd.DataFrame, synth: pd.DataFrame, *, holdout: pd.DataFrame 
         attribute-inference attack).
     seed : int
         Seeds every subsample, split and model; same inputs and seed, same report.
-    progress : callable, optional
-        ``progress(step, done, total)`` after each step.
+    progress : bool, str or callable, optional
+        None/False: silent; True or ``"auto"``: a tqdm bar in a notebook, a rich bar on a
+        terminal, plain lines with ETA otherwise (``"tqdm"``, ``"rich"``, ``"plain"`` force
+        one); a callable gets ``progress("evaluate:<step>", done, total)`` after each step,
+        ending at ``done == total``.
     sections : sequence of str, optional
         Subset of ``("fidelity_basic", "fidelity", "leakage", "risks")``; default all but
         ``fidelity_basic``. ``("fidelity_basic",)`` is the cheap path: per-column distances,
@@ -221,6 +225,10 @@ def evaluate(train: pd.DataFrame, synth: pd.DataFrame, *, holdout: pd.DataFrame 
     >>> report = evaluate(train, synth, holdout=holdout, target="death")  # doctest: +SKIP
     >>> report.metrics["detection_auc"]                                   # doctest: +SKIP
     """
+    if progress is not None and not callable(progress):
+        with progress_reporter(progress) as callback:
+            return evaluate(train, synth, holdout=holdout, schema=schema, target=target,
+                            seed=seed, progress=callback, sections=sections)
     chosen = _check_sections(sections)
     if seed is None:
         seed = int(np.random.SeedSequence().generate_state(1)[0])
@@ -282,7 +290,7 @@ def _run_steps(ctx: EvalContext, steps: list[MetricStep], notes: list[str],
                 node = node.setdefault(key, {})
             node[last] = result.payload
         if progress is not None:
-            progress(step.name, done, len(steps))
+            progress(f"evaluate:{step.name}", done, len(steps))  # one bar, ends at its total
     return body, timings
 
 

@@ -2,27 +2,39 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import inspect
 import io
 import json
+import math
 import pickle
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
 import pandas as pd
 
+from synthdata._progress import Progress, ProgressOption, no_progress, progress_reporter
 from synthdata._rng import make_rng
 from synthdata.errors import ConfigError, DataError, NotFittedError, SynthDataError
+from synthdata.models.conditions import RangeCondition, split_conditions
 from synthdata.schema.model import Schema
 from synthdata.transform.table import TableTransformer
-from synthdata.types import Progress, no_progress
+
+if TYPE_CHECKING:
+    from synthdata.privacy.config import DPConfig
+
+__all__ = ["ARCHIVE_VERSION", "BaseGenerator", "Progress", "load_generator", "no_progress"]
 
 ARCHIVE_VERSION = 1
 CHECKSUMS = "checksums.json"  # {member: SHA-256}, written last by save()
+# Range conditions (reject-and-resample): at most this many rounds, each drawing at most
+# MAX_RANGE_DRAW_FACTOR * n rows.
+MAX_RANGE_ROUNDS = 10
+MAX_RANGE_DRAW_FACTOR = 20
 
 
 MIN_TRAINING_ROWS = 10
@@ -52,16 +64,63 @@ class BaseGenerator:
     dp_training: ClassVar[str | None] = None
     schema: Schema
     seed: int | None
-    privacy: Any
+    _privacy: DPConfig | None = None
 
     # -- params -------------------------------------------------------------------------
+    @property
+    def privacy(self) -> DPConfig | None:
+        """The differential-privacy settings (None: no privacy)."""
+        return self._privacy
+
+    @privacy.setter
+    def privacy(self, value: DPConfig | Mapping[str, Any] | None) -> None:
+        # a mapping such as {"epsilon": 3} becomes a DPConfig; anything else that is not a
+        # DPConfig or None is a ConfigError here, before any data is read
+        from synthdata.privacy.config import as_dp_config
+
+        self._privacy = as_dp_config(value, where=f"{self.name}: privacy")
+
     @classmethod
     def _param_names(cls) -> list[str]:
         sig = inspect.signature(cls.__init__)
         return [p for p in sig.parameters if p not in ("self", "schema")]
 
-    def get_params(self) -> dict[str, Any]:
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor parameters (without ``schema``) as a dict, scikit-learn style.
+
+        ``deep`` is accepted for compatibility; generators hold no nested estimators.
+        """
         return {p: getattr(self, p) for p in self._param_names()}
+
+    def set_params(self, **params: Any) -> Self:
+        """Set constructor parameters by name and return self (checked again by ``fit``).
+
+        Unknown names are a ``ConfigError`` listing the valid ones. Setting parameters on
+        a fitted generator does not refit it.
+        """
+        valid = self._param_names()
+        unknown = sorted(set(params) - set(valid))
+        if unknown:
+            raise ConfigError(f"{type(self).__name__}.set_params: unknown parameter(s) "
+                              f"{unknown}; valid: {valid}")
+        for key, value in params.items():
+            setattr(self, key, value)
+        return self
+
+    def clone(self) -> Self:
+        """A new, unfitted generator with the same schema and (copied) parameters."""
+        return type(self)(self.schema, **copy.deepcopy(self.get_params()))
+
+    def __repr__(self) -> str:
+        """``GMMGenerator(<schema 'flchain': 10 columns>, n_components=5)``: the parameters
+        that differ from their defaults, as scikit-learn shows them."""
+        sig = inspect.signature(type(self).__init__)
+        shown = [f"<schema {self.schema.name!r}: {len(self.schema)} columns>"]
+        for key, value in self.get_params().items():
+            default = sig.parameters[key].default
+            if not _same_value(value, default):
+                shown.append(f"{key}={value!r}")
+        return f"{type(self).__name__}({', '.join(shown)})"
 
     def _validate_params(self) -> None:
         """Raise ConfigError naming the bad parameter; subclasses extend."""
@@ -76,8 +135,17 @@ class BaseGenerator:
                 raise ConfigError(f"{self.name}: parameter {key} must be a positive number, got {value!r}")
 
     # -- fit / sample -------------------------------------------------------------------
-    def fit(self, data: pd.DataFrame, *, ledger: Any = None, progress: Progress = no_progress) -> Self:
-        """Learn the table ``data``; returns self."""
+    def fit(self, data: pd.DataFrame, *, ledger: Any = None,
+            progress: ProgressOption = None) -> Self:
+        """Learn the table ``data``; returns self.
+
+        ``progress``: None/False (silent, the default), True or ``"auto"`` (a tqdm bar in a
+        notebook, a rich bar on a terminal, plain lines with ETA otherwise), ``"tqdm"``,
+        ``"rich"``, ``"plain"``, or a callable ``progress(step, done, total)``.
+        """
+        if not callable(progress):
+            with progress_reporter(progress) as callback:
+                return self.fit(data, ledger=ledger, progress=callback)
         self._validate_params()
         if not isinstance(data, pd.DataFrame):  # a polars DataFrame is converted
             from synthdata.io.sql import as_pandas
@@ -211,7 +279,9 @@ class BaseGenerator:
                seed: int | None = None) -> pd.DataFrame:
         """Draw ``n`` synthetic rows as a DataFrame with the schema's columns and dtypes.
 
-        ``conditions`` fixes discrete columns, e.g. ``{"death": 1}``.
+        ``conditions`` fixes discrete columns, e.g. ``{"death": 1}``, and/or restricts
+        numeric columns to a range, e.g. ``{"age": {"min": 60, "max": 70}}`` (inclusive;
+        rows outside are rejected and redrawn, see :mod:`synthdata.models.conditions`).
         """
         self.check_is_fitted()
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
@@ -219,18 +289,57 @@ class BaseGenerator:
         from synthdata._rng import check_seed
 
         check_seed(seed, name="sample(seed=...)")
+        equal, ranges = split_conditions(self.schema, conditions)
         rng = self._sample_rng if seed is None else np.random.default_rng(seed)
+        if ranges:
+            return self._sample_in_ranges(int(n), rng, equal, ranges)
+        return self._draw_conditioned(int(n), rng, equal)
+
+    def _draw_conditioned(self, n: int, rng: np.random.Generator,
+              conditions: Mapping[str, Any] | None) -> pd.DataFrame:
         enforcer = getattr(self, "constraints_", None)
         if enforcer is not None:
-            return self._sample_constrained(enforcer, int(n), rng, conditions)
-        codes = self._condition_codes(conditions)
-        matrix = self._sample_matrix(int(n), rng, codes)
+            return self._sample_constrained(enforcer, n, rng, conditions or None)
+        codes = self._condition_codes(conditions or None)
+        matrix = self._sample_matrix(n, rng, codes)
         return self.transformer_.inverse_transform(matrix)
+
+    def _sample_in_ranges(self, n: int, rng: np.random.Generator, equal: Mapping[str, Any],
+                          ranges: list[RangeCondition]) -> pd.DataFrame:
+        """Bounded reject-and-resample until ``n`` rows fall in every range."""
+        parts: list[pd.DataFrame] = []
+        have = drawn = 0
+        m = n
+        for _ in range(MAX_RANGE_ROUNDS):
+            batch = self._draw_conditioned(m, rng, equal)
+            drawn += m
+            keep = np.ones(len(batch), dtype=bool)
+            for cond in ranges:
+                keep &= cond.mask(batch)
+            parts.append(batch[keep])
+            have += int(keep.sum())
+            if have >= n:
+                out = pd.concat(parts, ignore_index=True).iloc[:n].reset_index(drop=True)
+                return self._regenerate_ids(out, n)
+            rate = max(have, 1) / drawn
+            m = int(min(math.ceil((n - have) / rate * 1.2) + 16, MAX_RANGE_DRAW_FACTOR * n + 1000))
+        described = " and ".join(c.describe() for c in ranges)
+        raise ConfigError(f"conditions: only {have} of {drawn} sampled rows "
+                          f"({have / drawn:.3%}) satisfy {described}, {n} were asked for; the "
+                          "model rarely produces such rows: widen the range, ask for fewer "
+                          "rows, or check the range against the data")
+
+    def _regenerate_ids(self, out: pd.DataFrame, n: int) -> pd.DataFrame:
+        """Id columns count 1..n again after rows were rejected."""
+        from synthdata.transform.columns import RegeneratedEncoder
+
+        for name, enc in self.transformer_.encoders_.items():
+            if isinstance(enc, RegeneratedEncoder) and name in out.columns:
+                out[name] = enc.generate(n)
+        return out
 
     def _sample_constrained(self, enforcer: Any, n: int, rng: np.random.Generator,
                             conditions: Mapping[str, Any] | None) -> pd.DataFrame:
-        from synthdata.transform.columns import RegeneratedEncoder
-
         unknown = [c for c in (conditions or {}) if c not in self.schema]
         if unknown:
             raise ConfigError(f"condition on unknown column {unknown[0]!r}; columns are "
@@ -242,10 +351,7 @@ class BaseGenerator:
 
         out = enforcer.sample(draw_inner, n, rng, conditions=conditions,
                               categories=lambda name: list(self.transformer_.encoder(name).categories_))
-        for name, enc in self.transformer_.encoders_.items():  # ids stay 1..n after redraws
-            if isinstance(enc, RegeneratedEncoder) and name in out.columns:
-                out[name] = enc.generate(n)
-        return out
+        return self._regenerate_ids(out, n)  # ids stay 1..n after redraws
 
     def _condition_codes(self, conditions: Mapping[str, Any] | None) -> dict[str, int] | None:
         """Map {column: value} to {column: category code}, with errors that say what to do."""
@@ -262,8 +368,9 @@ class BaseGenerator:
             kind = schema[column].kind
             enc = self.transformer_.encoder(column)
             if not isinstance(enc, CategoryEncoder):
-                raise ConfigError(f"condition on column {column!r} ({kind.value}): only discrete "
-                                  "(categorical/boolean) columns can be conditioned on")
+                raise ConfigError(f"condition on column {column!r} ({kind.value}): equality works "
+                                  "on discrete (categorical/boolean) columns; for numbers give a "
+                                  f"range such as {{{column!r}: {{'min': ..., 'max': ...}}}}")
             try:
                 code = int(enc.codes(pd.Series([value], dtype=object))[0])
             except DataError:
@@ -349,6 +456,18 @@ class BaseGenerator:
 
     def _set_torch_state(self, state: dict[str, Any]) -> None:
         return None
+
+
+def _same_value(value: Any, default: Any) -> bool:
+    """``value`` equals the parameter default (for ``__repr__``; never raises)."""
+    if value is default:
+        return True
+    if default is inspect.Parameter.empty or type(value) is not type(default):
+        return False
+    try:
+        return bool(value == default)
+    except (TypeError, ValueError):
+        return False
 
 
 def _jsonable(value: Any) -> Any:

@@ -3,10 +3,25 @@
 from __future__ import annotations
 
 import importlib
-from typing import Any
+import inspect
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from synthdata.errors import ConfigError, MissingExtraError
 from synthdata.schema.model import Schema
+
+if TYPE_CHECKING:  # the classes import torch: only type checkers load them here
+    from synthdata.models.base import BaseGenerator
+    from synthdata.models.ctgan import CTGANGenerator
+    from synthdata.models.diffusion import DDPMGenerator
+    from synthdata.models.gmm import GMMGenerator
+    from synthdata.models.vae import VAEGenerator
+    from synthdata.privacy.config import PrivacyInput
+
+__all__ = ["GeneratorName", "available_generators", "generator_class", "make_generator",
+           "register"]
+
+GeneratorName = Literal["gmm", "vae", "ctgan", "ddpm"]
 
 _GENERATORS: dict[str, str] = {
     "gmm": "synthdata.models.gmm:GMMGenerator",
@@ -20,6 +35,7 @@ _EXTRAS: dict[str, str] = {"vae": "deep", "ctgan": "deep", "ddpm": "deep", "ar":
 
 
 def available_generators() -> list[str]:
+    """Names ``make_generator`` accepts, sorted."""
     return sorted(_GENERATORS)
 
 
@@ -42,7 +58,14 @@ def register(name: str, target: str, *, replace: bool = False) -> None:
     _GENERATORS[name] = target
 
 
-def generator_class(name: str) -> type[Any]:
+def check_generator_name(name: object) -> str:
+    """``name`` if it is registered, else ``ConfigError`` listing the choices (no import)."""
+    if not isinstance(name, str) or name not in _GENERATORS:
+        raise ConfigError(f"unknown generator {name!r}; choose one of {available_generators()}")
+    return name
+
+
+def generator_class(name: str) -> type[BaseGenerator]:
     """The class registered under ``name``, imported now.
 
     A missing third-party dependency raises :class:`MissingExtraError` naming the extra to
@@ -50,8 +73,7 @@ def generator_class(name: str) -> type[Any]:
     module missing, a syntax error, an exception at import time) is a bug in the package
     and propagates unchanged, so a test or a run fails instead of skipping the generator.
     """
-    if name not in _GENERATORS:
-        raise ConfigError(f"unknown generator {name!r}; choose one of {available_generators()}")
+    check_generator_name(name)
     module_name, _, attr = _GENERATORS[name].partition(":")
     try:
         module = importlib.import_module(module_name)
@@ -62,20 +84,99 @@ def generator_class(name: str) -> type[Any]:
         raise MissingExtraError(f"generator {name!r} needs the optional dependency {err.name!r}; "
                                 f"install it with: pip install 'synthdata[{extra}]'") from err
     try:
-        cls: type[Any] = getattr(module, attr)
+        cls: type[BaseGenerator] = getattr(module, attr)
     except AttributeError:
         raise AttributeError(f"generator {name!r}: module {module_name} has no {attr!r} "
                              "(the registry entry is wrong)") from None
     return cls
 
 
-def make_generator(name: str, schema: Schema, **params: Any) -> Any:
-    """Build an unfitted generator by name, e.g. ``make_generator("gmm", schema, seed=0)``."""
-    cls = generator_class(name)
-    try:
-        return cls(schema, **params)
-    except TypeError as err:
-        allowed = cls._param_names()
-        unknown = sorted(set(params) - set(allowed))
+def check_generator_params(name: str, params: dict[str, Any]) -> None:
+    """ConfigError when ``params`` has a name the generator's constructor does not take
+    (a registered class whose ``__init__`` takes ``**params`` accepts any name)."""
+    sig = inspect.signature(generator_class(name).__init__)
+    allowed = [p.name for p in sig.parameters.values() if p.name not in ("self", "schema")
+               and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    if any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values()):
+        return
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
         raise ConfigError(f"generator {name!r}: unknown parameter(s) {unknown}; "
-                          f"allowed: {allowed}") from err
+                          f"allowed: {allowed}")
+
+
+# One overload per registered name, with that generator's keyword parameters, so a type
+# checker knows the class it gets back; tests/models/test_registry.py keeps them in step
+# with the constructors.
+@overload
+def make_generator(name: Literal["gmm"], schema: Schema, *,
+                   n_components: int | Literal["auto"] = "auto", max_components: int = 32,
+                   min_rows_per_component: int = 50, max_iter: int = 100, tol: float = 1e-4,
+                   reg_covar: float = 1e-3, alpha: float = 0.01,
+                   discrete: Literal["auto", "onehot", "ordinal"] = "auto",
+                   privacy: PrivacyInput = None, seed: int | None = 0) -> GMMGenerator: ...
+
+
+@overload
+def make_generator(name: Literal["vae"], schema: Schema, *, epochs: int = 300,
+                   batch_size: int = 1000, lr: float = 2e-3, embedding_dim: int = 32,
+                   compress_dims: Sequence[int] = (64,), decompress_dims: Sequence[int] = (64, 64),
+                   numeric_encoding: Literal["quantile", "mode"] = "quantile",
+                   loss_factor: float = 2.0, kl_weight: float = 1.0, l2scale: float = 1e-5,
+                   early_stopping: bool = False, validation_share: float = 0.1,
+                   patience: int = 30, verbose: bool = False, privacy: PrivacyInput = None,
+                   seed: int | None = 0) -> VAEGenerator: ...
+
+
+@overload
+def make_generator(name: Literal["ctgan"], schema: Schema, *, epochs: int = 300,
+                   batch_size: int = 500, generator_lr: float = 2e-4,
+                   discriminator_lr: float = 2e-4, embedding_dim: int = 64,
+                   generator_dims: Sequence[int] = (128,),
+                   discriminator_dims: Sequence[int] = (128, 128),
+                   numeric_encoding: Literal["quantile", "mode"] = "quantile", pac: int = 10,
+                   discriminator_steps: int = 1, gradient_penalty: float = 10.0,
+                   log_frequency: bool = True, early_stopping: bool = False,
+                   validation_share: float = 0.1, patience: int = 10, verbose: bool = False,
+                   privacy: PrivacyInput = None, seed: int | None = 0) -> CTGANGenerator: ...
+
+
+@overload
+def make_generator(name: Literal["ddpm"], schema: Schema, *, epochs: int = 1000,
+                   batch_size: int | Literal["auto"] = "auto", lr: float = 2e-3,
+                   hidden_dims: Sequence[int] = (128, 128), n_timesteps: int = 1000,
+                   sampling_steps: int = 25,
+                   numeric_encoding: Literal["quantile", "mode"] = "quantile",
+                   privacy: PrivacyInput = None, seed: int | None = 0) -> DDPMGenerator: ...
+
+
+@overload
+def make_generator(name: str, schema: Schema, **params: Any) -> BaseGenerator: ...
+
+
+def make_generator(name: str, schema: Schema, **params: Any) -> BaseGenerator:
+    """Build an unfitted generator by name.
+
+    Parameters
+    ----------
+    name : {"gmm", "vae", "ctgan", "ddpm"} or a name given to :func:`register`
+        Unknown names are a ``ConfigError`` listing the choices.
+    schema : Schema
+        The table's schema.
+    **params
+        The generator's keyword parameters (see its class: ``sd.GMMGenerator`` ...);
+        ``privacy`` takes a ``DPConfig``, a mapping such as ``{"epsilon": 3}`` or None.
+        An unknown name is a ``ConfigError`` listing the allowed ones.
+
+    Examples
+    --------
+    >>> gen = make_generator("gmm", schema, seed=0)                 # doctest: +SKIP
+    >>> gen = make_generator("vae", schema, privacy={"epsilon": 3})  # doctest: +SKIP
+    """
+    if not isinstance(schema, Schema):
+        raise ConfigError(f"make_generator({name!r}, schema): schema must be a synthdata "
+                          f"Schema (sd.Schema.infer(df) or sd.Schema.load(path)), got "
+                          f"{type(schema).__name__}")
+    factory: Callable[..., BaseGenerator] = generator_class(name)  # each has its own params
+    check_generator_params(name, params)
+    return factory(schema, **params)

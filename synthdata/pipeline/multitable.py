@@ -56,6 +56,7 @@ def run_multitable(cfg: PipelineConfig, run_dir: Path, timer: Any, progress: Any
     from synthdata.medical.patients import parent_child_correlations, patient_table
     from synthdata.medical.survival import survival_metrics, survival_summary
     from synthdata.pipeline.budget import budget_section, dp_config
+    from synthdata.pipeline.checks import check_run_columns
     from synthdata.pipeline.deid import (
         LEDGER_REASON,
         LEDGER_STEP,
@@ -97,8 +98,9 @@ def run_multitable(cfg: PipelineConfig, run_dir: Path, timer: Any, progress: Any
     with timer.step("deid"):  # per table by its schema; one date shift per patient, all tables
         tables, ms, deid_section = deid_tables(tables, ms, cfg.deid, seed=cfg.seed)
     rules = resolve_gate(cfg.gate)
-    train, hold = split_by_root(tables, ms, cfg.split.holdout, cfg.split.seed)
     root = ms.order()[0]
+    check_run_columns(cfg, ms.tables[root])  # the target is a root-table column
+    train, hold = split_by_root(tables, ms, cfg.split.holdout, cfg.split.seed)
     n_noisy = None
     if privacy is None:
         ledger = PrivacyLedger.from_config(privacy, n_rows=len(train[root]))

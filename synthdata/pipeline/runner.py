@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from synthdata._progress import ProgressOption, progress_reporter
 from synthdata.errors import ConfigError, DataError
 from synthdata.io.files import (
     PRIVATE_DIR_MODE,
@@ -27,6 +28,7 @@ from synthdata.io.files import (
     write_table,
 )
 from synthdata.pipeline.budget import dp_config
+from synthdata.pipeline.checks import check_run_columns, preflight
 from synthdata.pipeline.config import PipelineConfig
 from synthdata.pipeline.deid import LEDGER_REASON, LEDGER_STEP, SECTION, deid_table, record_scan
 from synthdata.pipeline.rare import SECTION as RARE_SECTION
@@ -40,7 +42,7 @@ from synthdata.pipeline.release import (
     resolve_gate,
 )
 from synthdata.schema.model import Schema, load_yaml
-from synthdata.types import Progress, no_progress
+from synthdata.types import Progress
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +62,7 @@ class _Timer:
 
 
 def run_pipeline(config: str | Path | PipelineConfig | dict[str, Any], *,
-                 output_dir: str | Path | None = None, progress: Progress = no_progress,
+                 output_dir: str | Path | None = None, progress: ProgressOption = None,
                  data: pd.DataFrame | None = None) -> RunResult:
     """Run a pipeline end to end and write its run directory.
 
@@ -71,12 +73,22 @@ def run_pipeline(config: str | Path | PipelineConfig | dict[str, Any], *,
     0600). ``data`` (a pandas or polars DataFrame) replaces the configured source (used by
     the service and notebooks). ``data.sql`` reads a table or query from a database.
 
+    Everything that can be checked without the data (gate rules and metric names, the
+    generator and its parameter names, the privacy block, linked tables without
+    conditions) is checked before a file is read or a folder made; the target column and
+    the sample conditions are checked against the schema before fitting. ``progress``
+    takes what ``fit`` takes (None: silent; True: a bar or plain lines; a callable).
+
     Examples
     --------
     >>> result = run_pipeline("pipelines/flchain.yaml")     # doctest: +SKIP
     >>> result.run_dir                                        # doctest: +SKIP
     """
     cfg = _load_config(config)
+    preflight(cfg)
+    if not callable(progress):
+        with progress_reporter(progress) as callback:
+            return run_pipeline(cfg, output_dir=output_dir, progress=callback, data=data)
     if data is not None:  # a polars DataFrame becomes pandas once, before anything reads it
         from synthdata.io.sql import as_pandas
 
@@ -171,6 +183,7 @@ def _run(cfg: PipelineConfig, data: pd.DataFrame | None, run_dir: Path, timer: _
             fingerprint(cfg.data.path) if data is None and cfg.data.path is not None
             else frame_fingerprint(df))
     progress("load", 1, 1)
+    before_deid = schema
     with timer.step("deid"):  # before the split: train, holdout and schema are de-identified
         df, schema, deid_section = deid_table(df, schema, cfg.deid, seed=cfg.seed,
                                               where=_where(cfg, data))
@@ -178,6 +191,7 @@ def _run(cfg: PipelineConfig, data: pd.DataFrame | None, run_dir: Path, timer: _
                                                          private=cfg.privacy is not None)
 
     rules = resolve_gate(cfg.gate)
+    check_run_columns(cfg, schema, before_deid)  # target and conditions, before any fitting
     train, holdout = split_frame(df, cfg.split.holdout, cfg.split.seed)
     n_noisy = None
     if privacy is None:
@@ -193,10 +207,6 @@ def _run(cfg: PipelineConfig, data: pd.DataFrame | None, run_dir: Path, timer: _
     if deid_section["enabled"]:
         ledger.record_public(LEDGER_STEP, reason=LEDGER_REASON)
     record_scan(ledger, deid_section)
-    if cfg.evaluate.sensitive:  # checked before any training
-        from synthdata.evaluate.groups import sensitive_columns
-
-        sensitive_columns(schema, cfg.evaluate.sensitive)
     gen = make_generator(cfg.generator.kind, schema, seed=cfg.seed, privacy=privacy,
                             **cfg.generator.params)
     with timer.step("fit"):

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from synthdata.errors import ConfigError
 
-__all__ = ["DPConfig", "default_delta"]
+__all__ = ["DPConfig", "PrivacyInput", "as_dp_config", "default_delta"]
 
 
 def default_delta(n_rows: int) -> float:
@@ -86,6 +87,13 @@ class DPConfig(BaseModel):
             )
         return self
 
+    def __repr_args__(self) -> Any:
+        """Show only fields that differ from their defaults: ``DPConfig(epsilon=3.0)``."""
+        for name, info in type(self).model_fields.items():
+            value = getattr(self, name)
+            if info.is_required() or value != info.default:
+                yield name, value
+
     def resolve_delta(self, n_rows: int | None = None) -> float:
         """The δ to use for a dataset of ``n_rows`` units (rows, or patients).
 
@@ -105,3 +113,46 @@ class DPConfig(BaseModel):
                 "(PrivacyLedger.from_config(cfg, n_rows=len(data))) or set privacy.delta"
             )
         return default_delta(n_rows)
+
+
+# What ``privacy=`` accepts everywhere a DPConfig goes: the model, a plain mapping of its
+# fields (``{"epsilon": 3}``), or None for a non-private run.
+PrivacyInput = DPConfig | Mapping[str, Any] | None
+
+
+def as_dp_config(value: object, *, where: str = "privacy") -> DPConfig | None:
+    """Return ``value`` as a :class:`DPConfig` (or None); ``ConfigError`` on anything else.
+
+    A mapping is validated field by field; the message names each bad key, e.g.
+    ``privacy.epsilon: Input should be greater than 0 (got -1)``.
+    """
+    if value is None or isinstance(value, DPConfig):
+        return value
+    if isinstance(value, Mapping):
+        bad_keys = [k for k in value if not isinstance(k, str)]
+        if bad_keys:
+            raise ConfigError(f"{where}: keys must be field names, got {bad_keys[0]!r}; "
+                              f"fields are {sorted(DPConfig.model_fields)}")
+        try:
+            return DPConfig.model_validate(dict(value))
+        except ValidationError as err:
+            raise ConfigError(f"{_validation_text(err, where)}; fields are "
+                              f"{sorted(DPConfig.model_fields)}") from None
+    raise ConfigError(f"{where} must be a DPConfig, a mapping such as {{'epsilon': 3.0}}, or "
+                      f"None for a non-private run; got {type(value).__name__}")
+
+
+def _validation_text(err: ValidationError, where: str) -> str:
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(x) for x in e["loc"])
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif e["type"] == "missing":
+            msg = "required key is missing"
+        else:
+            msg = str(e["msg"])
+            if "input" in e and not isinstance(e["input"], dict):
+                msg += f" (got {e['input']!r})"
+        parts.append(f"{where}.{loc}: {msg}" if loc else f"{where}: {msg}")
+    return "; ".join(parts)

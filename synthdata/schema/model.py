@@ -205,9 +205,35 @@ class Schema:
         return atomic_write_text(Path(path), text)
 
     @classmethod
-    def load(cls, path: str | Path) -> Schema:
-        """Read a complete schema from YAML."""
-        return cls.from_dict(load_yaml(path), where=str(path))
+    def load(cls, path: str | Path, *, data: pd.DataFrame | None = None) -> Schema:
+        """Read a schema from YAML: a complete schema, or an override file with ``data``.
+
+        A complete schema (every column has a ``kind``, as ``schema infer`` writes it) is
+        read as is (and ``data``, when given, is checked against it). An override file
+        (like ``schemas/flchain.yaml``: some columns name only ``pii`` or a description)
+        needs the table: the schema is inferred from ``data`` and the file's fields win.
+
+        Examples
+        --------
+        >>> schema = Schema.load("schema.yaml")                               # doctest: +SKIP
+        >>> schema = Schema.load("schemas/flchain.yaml", data=df)             # doctest: +SKIP
+        """
+        raw = load_yaml(path)
+        where = str(path)
+        partial = _override_columns(raw)
+        if not partial:
+            schema = cls.from_dict(raw, where=where)
+            if data is not None:
+                schema.validate(data, where="data")
+            return schema
+        if data is None:
+            raise SchemaError(
+                f"{where} is an override file, not a complete schema: column(s) {partial[:5]} "
+                "give no 'kind', so the table is needed to infer the rest; call "
+                "Schema.load(path, data=df) (or Schema.infer(df).with_overrides(...)), or "
+                "write a complete schema with `synthdata schema infer DATA -o schema.yaml`")
+        name = raw.get("name") if isinstance(raw.get("name"), str) else "table"
+        return cls.infer(data, name=name).with_overrides(raw, where=where)
 
     # -- validation --------------------------------------------------------------------
     def validate(self, df: pd.DataFrame, *, where: str = "data") -> None:
@@ -283,6 +309,14 @@ def _check_datetime(series: pd.Series, col: Column, where: str) -> None:
         raise DataError(f"{where}: column {col.name!r} has {int(bad.sum())} value(s) that do not "
                         f"match datetime format {col.datetime_format!r} (first: "
                         f"{series.iloc[first]!r}, row {first})")
+
+
+def _override_columns(raw: Any) -> list[str]:
+    """Columns of a schema mapping that give no ``kind`` (an override file's entries)."""
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("columns"), list):
+        return []
+    return [str(e.get("name")) for e in raw["columns"]
+            if isinstance(e, Mapping) and "kind" not in e]
 
 
 def load_yaml(path: str | Path) -> Any:
