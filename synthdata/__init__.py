@@ -55,6 +55,7 @@ if TYPE_CHECKING:  # what type checkers see; at run time __getattr__ imports on 
     from synthdata.models.registry import available_generators as available_generators
     from synthdata.models.registry import make_generator as make_generator
     from synthdata.models.registry import register as register
+    from synthdata.models.sequence import SequenceGenerator as SequenceGenerator
     from synthdata.models.vae import VAEGenerator as VAEGenerator
     from synthdata.pipeline.config import PipelineConfig as PipelineConfig
     from synthdata.pipeline.runner import run_pipeline as run_pipeline
@@ -73,6 +74,7 @@ _LAZY = {
     "VAEGenerator": "synthdata.models.vae",
     "CTGANGenerator": "synthdata.models.ctgan",
     "DDPMGenerator": "synthdata.models.diffusion",
+    "SequenceGenerator": "synthdata.models.sequence",
     "TableTransformer": "synthdata.transform.table",
     "evaluate": "synthdata.evaluate",
     "Report": "synthdata.evaluate",

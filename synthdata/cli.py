@@ -102,9 +102,9 @@ def _configure_logging(verbose: int) -> None:
 
 def _show_version(value: bool) -> None:
     if value:
-        import synthdata
+        from synthdata._version import __version__
 
-        typer.echo(f"synthdata {synthdata.__version__}")
+        typer.echo(f"synthdata {__version__}")
         raise typer.Exit()
 
 

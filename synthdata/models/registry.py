@@ -15,13 +15,14 @@ if TYPE_CHECKING:  # the classes import torch: only type checkers load them here
     from synthdata.models.ctgan import CTGANGenerator
     from synthdata.models.diffusion import DDPMGenerator
     from synthdata.models.gmm import GMMGenerator
+    from synthdata.models.sequence import SequenceGenerator
     from synthdata.models.vae import VAEGenerator
     from synthdata.privacy.config import PrivacyInput
 
 __all__ = ["GeneratorName", "available_generators", "generator_class", "make_generator",
            "register"]
 
-GeneratorName = Literal["gmm", "vae", "ctgan", "ddpm"]
+GeneratorName = Literal["gmm", "vae", "ctgan", "ddpm", "ar"]
 
 _GENERATORS: dict[str, str] = {
     "gmm": "synthdata.models.gmm:GMMGenerator",
@@ -151,6 +152,13 @@ def make_generator(name: Literal["ddpm"], schema: Schema, *, epochs: int = 1000,
 
 
 @overload
+def make_generator(name: Literal["ar"], schema: Schema, *, order_column: str | None = None,
+                   epochs: int = 150, batch_size: int = 64, lr: float = 3e-3,
+                   hidden_dim: int = 96, n_mixture: int = 3, max_length: int | None = None,
+                   privacy: PrivacyInput = None, seed: int | None = 0) -> SequenceGenerator: ...
+
+
+@overload
 def make_generator(name: str, schema: Schema, **params: Any) -> BaseGenerator: ...
 
 
@@ -159,7 +167,8 @@ def make_generator(name: str, schema: Schema, **params: Any) -> BaseGenerator:
 
     Parameters
     ----------
-    name : {"gmm", "vae", "ctgan", "ddpm"} or a name given to :func:`register`
+    name : {"gmm", "vae", "ctgan", "ddpm", "ar"} or a name given to :func:`register`
+        (``ar``: the sequence model for linked child tables, see docs/sequence.md)
         Unknown names are a ``ConfigError`` listing the choices.
     schema : Schema
         The table's schema.
