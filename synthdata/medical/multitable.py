@@ -225,8 +225,53 @@ class MultiTableSchema:
         object.__setattr__(self, "foreign_keys", tuple(fks))
         object.__setattr__(self, "survival", surv)
         object.__setattr__(self, "constraints", tuple(self.constraints))
+        self._fill_history_groups()
         for rule in self.constraints:
             self._check_link_rule(rule)
+
+    def _fill_history_groups(self) -> None:
+        """Within-patient rules left without ``by``/``order`` take the table's link: its
+        foreign key column and ``order_by`` (qualified ``table.column`` at the top level)."""
+        import dataclasses
+
+        from synthdata.constraints.kinds import HistoryRule
+
+        def link_of(tname: str) -> ForeignKey | None:
+            links = [fk for fk in self.foreign_keys if fk.child == tname and fk.enforce
+                     and fk.parent != tname]
+            return links[0] if links else None
+
+        tables = dict(self.tables)
+        for tname, schema in tables.items():
+            link = link_of(tname)
+            if link is None:
+                continue
+            fill = lambda rules: tuple(  # noqa: E731
+                r.with_group(link.column, link.order_by) if isinstance(r, HistoryRule) else r
+                for r in rules)
+            declared, proposed = fill(schema.constraints), fill(schema.proposed_constraints)
+            if declared != schema.constraints or proposed != schema.proposed_constraints:
+                try:
+                    tables[tname] = dataclasses.replace(schema, constraints=declared,
+                                                        proposed_constraints=proposed)
+                except SchemaError as err:
+                    raise SchemaError(f"table {tname!r}: {err}") from None
+        object.__setattr__(self, "tables", tables)
+        for tname, schema in tables.items():
+            for rule in (*schema.constraints, *schema.proposed_constraints):
+                if isinstance(rule, HistoryRule):
+                    rule.check_group(f"table {tname!r}")
+        rules = []
+        for rule in self.constraints:
+            if isinstance(rule, HistoryRule):
+                child = self.link_rule_table(rule)
+                link = link_of(child)
+                if link is not None:
+                    rule = rule.with_group(f"{child}.{link.column}", None if link.order_by is None
+                                           else f"{child}.{link.order_by}")
+                rule.check_group("constraints across tables")
+            rules.append(rule)
+        object.__setattr__(self, "constraints", tuple(rules))
 
     # -- structure -----------------------------------------------------------------------
     def children_of(self, parent: str, *, enforced_only: bool = True) -> list[ForeignKey]:
@@ -260,11 +305,13 @@ class MultiTableSchema:
 
     # -- rules across a link --------------------------------------------------------------
     def _check_link_rule(self, rule: Any) -> None:
-        from synthdata.constraints.kinds import Inequality, Range
+        from synthdata.constraints.kinds import HistoryRule, Inequality, Range
 
-        if not isinstance(rule, (Inequality, Range)):
-            raise SchemaError(f"constraint {rule!r}: only inequality and range rules may span "
-                              "tables; put other kinds in a table's own constraints list")
+        if not isinstance(rule, (Inequality, Range, HistoryRule)):
+            raise SchemaError(f"constraint {rule.describe()!r} ({rule.kind}): only inequality, "
+                              "range and within-patient rules (monotone, time_derived, "
+                              "event_consistency, conditional) may span tables; put other kinds "
+                              "in a table's own constraints list")
         child = self.link_rule_table(rule)
         rule.check_schema(self.joined_schema(child))
 
@@ -403,6 +450,77 @@ class MultiTableSchema:
                             + "; ".join(f"{rule!r} on {n} row(s)" for rule, n in broken.items())
                             + "; fix the data or remove the rule from the schema")
         return report
+
+    def apply_real_violation_policy(self, tables: Mapping[str, pd.DataFrame]
+                                    ) -> tuple[dict[str, pd.DataFrame], list[dict[str, Any]]]:
+        """Apply each declared rule's ``on_real_violation`` to the real tables.
+
+        ``drop`` removes the rows that break the rule (and, for a parent table, their
+        children); ``repair`` fixes them with the rule's ``repair``; ``error`` (default)
+        leaves them for :meth:`validate` to refuse. Returns the tables and one entry per
+        rule with a policy: ``{"rule", "table", "policy", "rows"}`` (rows broken in the real
+        data), plus ``"rows dropped with their parent"`` entries for cascaded drops.
+        """
+        out = {t: df.reset_index(drop=True) for t, df in tables.items()}
+        done: list[dict[str, Any]] = []
+        dropped_from: set[str] = set()
+        for tname, schema in self.tables.items():
+            if tname not in out:
+                continue
+            for rule in schema.constraints:
+                if rule.on_real_violation == "error":
+                    continue
+                df = out[tname]
+                bad = rule.violations(df, schema)
+                entry = {"rule": rule.describe(), "table": tname,
+                         "policy": rule.on_real_violation, "rows": int(bad.sum())}
+                if bad.any() and rule.on_real_violation == "drop":
+                    out[tname] = df.loc[~bad].reset_index(drop=True)
+                    dropped_from.add(tname)
+                elif bad.any():
+                    out[tname], _ = rule.repair(df, schema)
+                done.append(entry)
+        for rule in self.constraints:
+            if rule.on_real_violation == "error":
+                continue
+            child = self.link_rule_table(rule)
+            if child not in out or any(t not in out for t in self._rule_tables(rule)):
+                continue
+            view = self.joined_view(out, child)
+            joined = self.joined_schema(child)
+            bad = rule.violations(view, joined)
+            entry = {"rule": rule.describe(), "table": child, "policy": rule.on_real_violation,
+                     "rows": int(bad.sum())}
+            if bad.any() and rule.on_real_violation == "drop":
+                out[child] = out[child].loc[~bad].reset_index(drop=True)
+                dropped_from.add(child)
+            elif bad.any():
+                fixed, _ = rule.repair(view, joined)
+                prefix = f"{child}."
+                for col in out[child].columns:
+                    out[child][col] = fixed[prefix + col].to_numpy()
+            done.append(entry)
+        if dropped_from:  # children of dropped parent rows go too (no orphans)
+            for tname in self.order():
+                link = self.parent_link(tname)
+                if link is None or tname not in out or link.parent not in out:
+                    continue
+                keys = out[link.parent][link.parent_column]
+                orphan = ~out[tname][link.column].isin(set(keys.dropna().tolist())) & \
+                    out[tname][link.column].notna()
+                # only children whose parent this call dropped (real orphans are validate()'s)
+                before = tables[link.parent][link.parent_column]
+                orphan &= out[tname][link.column].isin(set(before.dropna().tolist()))
+                if orphan.any():
+                    out[tname] = out[tname].loc[~orphan].reset_index(drop=True)
+                    done.append({"rule": f"rows dropped with their parent row in {link.parent!r}",
+                                 "table": tname, "policy": "drop", "rows": int(orphan.sum())})
+        return out, done
+
+    def _rule_tables(self, rule: Any) -> list[str]:
+        child = self.link_rule_table(rule)
+        link = self.parent_link(child)
+        return [child, *([link.parent] if link else [])]
 
     def children_per_parent(self, tables: Mapping[str, pd.DataFrame], fk: ForeignKey) -> pd.Series:
         """Number of ``fk.child`` rows of every parent row (0 included), indexed by parent key."""

@@ -114,7 +114,7 @@ def test_rules_across_a_link_are_parsed_checked_and_counted(tmp_path):
     ({"kind": "inequality", "low": "days", "high": "subjects.futime"}, "table.column"),
     ({"kind": "inequality", "low": "labs.day", "high": "subjects.futime"}, "no column 'day'"),
     ({"kind": "inequality", "low": "nope.days", "high": "subjects.futime"}, "table.column"),
-    ({"kind": "unique", "columns": ["labs.days"]}, "only inequality and range"),
+    ({"kind": "unique", "columns": ["labs.days"]}, "only inequality, range and within-patient"),
 ])
 def test_bad_rules_across_a_link_are_named(rule, message):
     with pytest.raises(SchemaError, match=message):
