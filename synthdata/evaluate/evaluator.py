@@ -25,7 +25,9 @@ Progress = Callable[[str, int, int], None]
 SECTIONS = ("fidelity_basic", "fidelity", "leakage", "risks")
 DEFAULT_SECTIONS = ("fidelity", "leakage", "risks")
 # metrics the pipeline adds from elsewhere (the privacy ledger); not computed here
-_EXTERNAL = ("epsilon", "delta")
+_EXTERNAL = ("epsilon", "delta", "history_detection_auc", "history_rule_violations",
+             "history_rule_violations_real")
+LEAK_WARNING = 0.99   # a real-on-real utility this high usually means a leak column
 
 
 def _step_rng(seed: int, step: str) -> np.random.Generator:
@@ -37,7 +39,7 @@ def _step_rng(seed: int, step: str) -> np.random.Generator:
 def evaluate(train: pd.DataFrame, synth: pd.DataFrame, *, holdout: pd.DataFrame | None = None,
              schema: Schema | None = None, target: str | None = None, seed: int | None = 0,
              progress: Progress | None = None,
-             sections: Sequence[str] | None = None) -> Report:
+             sections: Sequence[str] | None = None, exclude: Sequence[str] = ()) -> Report:
     """Measure fidelity and leakage of ``synth`` against ``train`` (and ``holdout``).
 
     Parameters
@@ -61,6 +63,9 @@ def evaluate(train: pd.DataFrame, synth: pd.DataFrame, *, holdout: pd.DataFrame 
         Subset of ``("fidelity_basic", "fidelity", "leakage", "risks")``; default all but
         ``fidelity_basic``. ``("fidelity_basic",)`` is the cheap path: per-column distances,
         pair scores and exact copies only.
+    exclude : sequence of str
+        Leak columns left out of the utility (TSTR/TRTR) features. A real-on-real score
+        of 0.99 or more adds a note that a column probably leaks the target.
 
     Examples
     --------
@@ -133,8 +138,14 @@ def evaluate(train: pd.DataFrame, synth: pd.DataFrame, *, holdout: pd.DataFrame 
             body["utility"] = {"note": "no target given: utility not computed"}
             notes.append("utility metrics are None: give a target column")
             return
-        util = fidelity.utility(prepared, target, _step_rng(seed, "utility"))
+        util = fidelity.utility(prepared, target, _step_rng(seed, "utility"), exclude=exclude)
         body["utility"] = util
+        trtr = util.get("trtr_auc", util.get("trtr_r2"))
+        if trtr is not None and trtr >= LEAK_WARNING:
+            util["warning"] = (f"real-on-real utility is {trtr:.3f} (>= {LEAK_WARNING}): a "
+                               f"column probably leaks {target!r}; list it under "
+                               "evaluate.exclude")
+            notes.append(f"utility: {util['warning']}")
         for key in ("utility_ratio", "tstr_auc", "trtr_auc", "tstr_f1", "trtr_f1", "tstr_r2",
                     "trtr_r2"):
             metrics[key] = util.get(key)

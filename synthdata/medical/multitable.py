@@ -412,8 +412,11 @@ class MultiTableSchema:
             if fk.child not in tables or fk.parent not in tables:
                 continue
             child, parent = tables[fk.child], tables[fk.parent]
-            if fk.column not in child.columns or fk.parent_column not in parent.columns:
-                problems.append(f"{fk.label}: column missing in the data")
+            absent = [f"{t}.{c}" for t, c, df in ((fk.child, fk.column, child),
+                                                   (fk.parent, fk.parent_column, parent))
+                      if c not in df.columns]
+            if absent:
+                problems.append(f"{fk.label}: key column(s) {absent} are missing in the data")
                 continue
             values = child[fk.column]
             known = pd.Index(parent[fk.parent_column].dropna().unique())
@@ -433,15 +436,21 @@ class MultiTableSchema:
         return IntegrityReport(n_rows=n_rows, problems=tuple(problems), warnings=tuple(warnings),
                                n_orphans=orphans, n_duplicate_keys=dupes)
 
+    def check_keys(self, tables: Mapping[str, pd.DataFrame]) -> IntegrityReport:
+        """Raise ``DataError`` naming every missing table or key column, missing or duplicate
+        key and dangling foreign key (tables and columns named); return the report."""
+        report = self.check(tables)
+        if not report.is_ok:
+            raise DataError(f"dataset {self.name!r} fails referential integrity: "
+                            + "; ".join(report.problems))
+        return report
+
     def validate(self, tables: Mapping[str, pd.DataFrame]) -> IntegrityReport:
         """Raise ``DataError`` listing every integrity problem; return the report when sound.
 
         Also checks each table against its own schema (columns, nulls, numeric values).
         """
-        report = self.check(tables)
-        if not report.is_ok:
-            raise DataError(f"dataset {self.name!r} fails referential integrity: "
-                            + "; ".join(report.problems))
+        report = self.check_keys(tables)
         for tname, schema in self.tables.items():
             schema.validate(tables[tname], where=f"table {tname!r}")
         broken = {rule: n for rule, n in self.constraint_violations(tables).items() if n}
@@ -595,6 +604,36 @@ class MultiTableSchema:
             if need:
                 raise SchemaError(f"{where}: foreign_keys[{i}] needs {need}")
             values = dict(raw)
+            label = f"{where}: foreign_keys[{i}] ({raw['child']} -> {raw['parent']})"
+            for key in ("column", "parent_column"):
+                value = values[key]
+                if isinstance(value, (list, tuple)) and len(value) == 1:
+                    values[key] = value = value[0]
+                if not isinstance(value, (str, list, tuple)):
+                    raise SchemaError(f"{label}: {key} must be a column name, got {value!r}")
+            child_cols, parent_cols = (_key_tuple(values[k], label) for k in
+                                       ("column", "parent_column"))
+            if len(child_cols) != len(parent_cols):  # type: ignore[arg-type]
+                raise SchemaError(f"{label}: composite key mismatch: column {list(child_cols)} "
+                                  f"has {len(child_cols)} column(s) but parent_column "
+                                  f"{list(parent_cols)} has {len(parent_cols)}; list the same "
+                                  "number of columns, in the parent key's order")
+            if len(child_cols) > 1:  # type: ignore[arg-type]
+                raise SchemaError(f"{label}: composite foreign keys ({list(child_cols)} -> "
+                                  f"{list(parent_cols)}) cannot link tables for generation; give "
+                                  f"table {raw['parent']!r} a single-column key (e.g. a surrogate "
+                                  "id), keep the composite as a unique constraint, and link by it")
+            for key in ("parent_level", "context"):
+                if isinstance(values.get(key), str):
+                    values[key] = [values[key]]
+                if values.get(key) is not None and not (
+                        isinstance(values[key], (list, tuple))
+                        and all(isinstance(v, str) for v in values[key])):
+                    raise SchemaError(f"{label}: {key} must be a list of column names, got "
+                                      f"{values[key]!r}")
+            if values.get("order_by") is not None and not isinstance(values["order_by"], str):
+                raise SchemaError(f"{label}: order_by must be one column name, got "
+                                  f"{values['order_by']!r}")
             values["parent_level"] = tuple(values.get("parent_level") or ())
             if values.get("context") is not None:
                 values["context"] = tuple(values["context"])

@@ -254,6 +254,7 @@ class RelationalSynthesizer:
         # declared rules the real data may break (on_real_violation: drop|repair), then refuse
         # any other broken rule; under DP each patient's rows are dropped or fixed by their own
         # values only, so the neighbouring relation is unchanged
+        ms.check_keys(tables)
         tables, self.real_violations_ = ms.apply_real_violation_policy(tables)
         ms.validate(tables)
         tables = {t: df.reset_index(drop=True) for t, df in tables.items()}

@@ -81,6 +81,9 @@ class OutputConfig(_Frozen):
 class EvaluateConfig(_Frozen):
     target: str | None = None
     full: bool = True  # False: only the fast fidelity basics
+    # leak columns left out of train-on-synthetic/test-on-real (``column`` or
+    # ``table.column``), e.g. a follow-up time that gives the outcome away
+    exclude: tuple[str, ...] = ()
 
 
 class RareCategoriesConfig(_Frozen):

@@ -216,7 +216,7 @@ def _run(cfg: PipelineConfig, data: pd.DataFrame | None, run_dir: Path, timer: _
         sections = None if cfg.evaluate.full else ("fidelity_basic",)
         report = evaluate(train, synth, holdout=holdout, schema=schema,
                           target=cfg.evaluate.target, seed=cfg.seed, progress=progress,
-                          sections=sections)
+                          sections=sections, exclude=cfg.evaluate.exclude)
     report.add_section(SECTION, deid_section)
     report.add_section(RARE_SECTION, rare_section)
     if rare_section["columns"]:
