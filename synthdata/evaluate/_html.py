@@ -219,13 +219,15 @@ def _km_plot(name: str, endpoint: Mapping[str, Any]) -> str:
         return ""
     fig = _figure(7.5, 3.8)
     ax = fig.add_subplot(1, 1, 1)
+    unit = endpoint.get("time_unit")
+    per_year = {"days": 365.25, "months": 12.0}.get(unit or "", 1.0)  # axis in years
     for label, color in (("real", REAL), ("synthetic", SYNTH)):
         curve = curves.get(label)
         if curve:
-            ax.step(curve["times"], curve["survival"], where="post", color=color,
-                    linewidth=1.6, label=label)
+            ax.step([t / per_year for t in curve["times"]], curve["survival"], where="post",
+                    color=color, linewidth=1.6, label=label)
     events = ", ".join(str(v) for v in endpoint.get("event_values") or [])
-    ax.set_xlabel(f"{endpoint.get('time')}")
+    ax.set_xlabel(f"{endpoint.get('time')} (years)" if unit else f"{endpoint.get('time')}")
     ax.set_ylabel("survival probability")
     ax.set_ylim(0, 1.02)
     ax.set_title(f"Kaplan-Meier: {name} (event: {endpoint.get('event')} in [{events}]; "

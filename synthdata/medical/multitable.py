@@ -47,6 +47,7 @@ from synthdata.errors import DataError, SchemaError
 from synthdata.schema.model import ColumnKind, Schema, load_yaml
 
 MULTI_SCHEMA_VERSION = 1
+TIME_UNITS = ("days", "months", "years")
 _FK_KEYS = {"child", "column", "parent", "parent_column", "order_by", "parent_level", "context",
             "enforce"}
 _TOP_KEYS = ("version", "name", "tables", "foreign_keys", "survival", "constraints")
@@ -90,6 +91,24 @@ class SurvivalSpec:
     time: str
     event: str
     event_values: tuple[Any, ...] = (1,)
+    unit: str | None = None   # days | months | years: the report plots days/months in years
+
+    def __post_init__(self) -> None:
+        if self.unit not in (None, *TIME_UNITS):
+            raise SchemaError(f"survival time {self.time!r}: unit is {self.unit!r}; choose one "
+                              f"of {list(TIME_UNITS)}")
+
+    def time_unit(self, schema: Schema | None = None) -> str | None:
+        """The declared unit, else 'days'/'months'/'years' when the time column's
+        description says so (e.g. "number of days between registration and ...")."""
+        if self.unit is not None:
+            return self.unit
+        col = schema[self.time] if schema is not None and self.time in schema else None
+        text = f" {(col.description or '') if col is not None else ''} ".lower()
+        for unit in TIME_UNITS:
+            if f" {unit} " in text or f" {unit}," in text or f"{unit})" in text:
+                return unit
+        return None
 
     def is_event(self, series: pd.Series) -> pd.Series:
         return series.isin(list(self.event_values))
@@ -555,7 +574,8 @@ class MultiTableSchema:
             out["constraints"] = [r.to_dict() for r in self.constraints]
         if self.survival:
             out["survival"] = {t: {"time": s.time, "event": s.event,
-                                   "event_values": list(s.event_values)}
+                                   "event_values": list(s.event_values),
+                                   **({"unit": s.unit} if s.unit else {})}
                                for t, s in self.survival.items()}
         return out
 
@@ -643,7 +663,8 @@ class MultiTableSchema:
             if not isinstance(raw, Mapping) or not {"time", "event"} <= set(raw):
                 raise SchemaError(f"{where}: survival.{tname} needs 'time' and 'event'")
             surv[str(tname)] = SurvivalSpec(time=raw["time"], event=raw["event"],
-                                            event_values=tuple(raw.get("event_values", (1,))))
+                                            event_values=tuple(raw.get("event_values", (1,))),
+                                            unit=raw.get("unit"))
         from synthdata.schema.model import _constraints_from_list
 
         declared, proposed = _constraints_from_list(data.get("constraints") or [],

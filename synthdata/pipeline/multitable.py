@@ -139,7 +139,8 @@ def run_multitable(cfg: PipelineConfig, run_dir: Path, timer: Any, progress: Any
         survival = {tname: survival_summary(
             train[tname], synth[tname], None if hold is None else hold[tname], time=spec.time,
             event=spec.event, event_values=spec.event_values, schema=ms.tables[tname],
-            exclude=_key_columns(ms, tname)) for tname, spec in ms.survival.items()}
+            exclude=_key_columns(ms, tname), unit=spec.time_unit(ms.tables[tname]))
+            for tname, spec in ms.survival.items()}
         km = {tname: s["km_max_distance"] for tname, s in survival.items()}
         relational["km_max_distance"] = km
         relational["repairs"] = dict(synth_model.fixes_)
