@@ -11,7 +11,7 @@ SCHEMA = {
     "version": 1, "name": "cohort",
     "tables": {
         "patients": {"primary_key": "pid", "columns": [
-            {"name": "pid", "kind": "id", "dtype": "int64"},
+            {"name": "pid", "kind": "id", "dtype": "int64", "pii": "none"},
             {"name": "age", "kind": "continuous", "dtype": "float64"},
             {"name": "sex", "kind": "categorical", "dtype": "object"},
             {"name": "futime", "kind": "integer", "dtype": "int64", "min": 0},
