@@ -1039,7 +1039,10 @@ class Conditional(HistoryRule):
         super().check_schema(schema)
         for clause in (self.when, self.then):
             if clause.op in ("<", "<=", ">", ">="):
-                self._numeric(schema, clause.column)
+                if not schema[clause.column].kind.is_learned:  # numeric codes compare too
+                    raise SchemaError(f"constraint {self.describe()!r}: {clause.column!r} is "
+                                      f"an {schema[clause.column].kind.value} column; "
+                                      f"{clause.op} needs numbers or dates")
                 try:
                     _constant(clause.value, _is_datetime(schema, clause.column))
                 except (TypeError, ValueError):

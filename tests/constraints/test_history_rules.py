@@ -144,3 +144,25 @@ def test_yaml_round_trip(rule):
     again, proposed = constraint_from_dict(data)
     assert again == rule and not proposed
     assert again.describe() == rule.describe()
+
+
+def test_single_table_generator_recomputes_event_flags_and_conditionals():
+    import synthdata as sd
+
+    rng = np.random.default_rng(0)
+    n = 400
+    futime = rng.integers(100, 3000, n)
+    death_day = np.where(rng.random(n) < 0.4, rng.integers(0, 3000, n), np.nan)
+    died = (~np.isnan(death_day) & (death_day <= futime)).astype(int)
+    df = pd.DataFrame({"futime": futime, "death_day": death_day, "death": died,
+                       "stage": rng.integers(1, 5, n)})
+    df["treated"] = np.where(df["stage"] >= 3, 1, rng.integers(0, 2, n))
+    schema = Schema.infer(df).with_constraints(
+        EventConsistency("death", "death_day", end="futime"),
+        Conditional("stage >= 3", "treated == 1"))
+    gen = sd.make_generator("gmm", schema, n_components=3, max_iter=20, seed=0).fit(df)
+    out = gen.sample(500)
+    for rule in schema.constraints:
+        assert not rule.violations(out, schema).any(), rule.describe()
+        assert rule.violations(df, schema).sum() == 0
+    assert out["death"].isin([0, 1]).all() and 0 < out["death"].mean() < 1
