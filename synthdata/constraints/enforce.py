@@ -556,6 +556,29 @@ class ConstraintEnforcer:
         return enf
 
 
+def apply_real_policy(data: pd.DataFrame, schema: Schema, *, table: str | None = None
+                      ) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """Apply each declared rule's ``on_real_violation`` (``drop``/``repair``) to the real
+    ``data``; rules left at ``error`` are refused later by the enforcer. Returns the data
+    and one ``{"rule", "table", "policy", "rows"}`` entry per rule with a policy (rows: how
+    many real rows broke it)."""
+    out = data.reset_index(drop=True)
+    done: list[dict[str, Any]] = []
+    for rule in schema.constraints:
+        if rule.on_real_violation == "error":
+            continue
+        bad = rule.violations(out, schema)
+        done.append({"rule": rule.describe(), "table": table or schema.name,
+                     "policy": rule.on_real_violation, "rows": int(bad.sum())})
+        if not bad.any():
+            continue
+        if rule.on_real_violation == "drop":
+            out = out.loc[~bad].reset_index(drop=True)
+        else:
+            out, _ = rule.repair(out, schema)
+    return out, done
+
+
 def fit_enforcer(schema: Schema, data: pd.DataFrame, *, private: bool = False
                  ) -> ConstraintEnforcer | None:
     """An enforcer fitted on ``data``, or None when the schema declares no constraints."""
@@ -617,4 +640,4 @@ def _product(lists: list[list[str]]) -> list[list[str]]:
     return out
 
 
-__all__ = ["ConstraintEnforcer", "MAX_ROUNDS", "fit_enforcer"]
+__all__ = ["ConstraintEnforcer", "MAX_ROUNDS", "apply_real_policy", "fit_enforcer"]

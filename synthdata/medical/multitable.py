@@ -492,22 +492,16 @@ class MultiTableSchema:
         out = {t: df.reset_index(drop=True) for t, df in tables.items()}
         done: list[dict[str, Any]] = []
         dropped_from: set[str] = set()
+        from synthdata.constraints.enforce import apply_real_policy
+
         for tname, schema in self.tables.items():
             if tname not in out:
                 continue
-            for rule in schema.constraints:
-                if rule.on_real_violation == "error":
-                    continue
-                df = out[tname]
-                bad = rule.violations(df, schema)
-                entry = {"rule": rule.describe(), "table": tname,
-                         "policy": rule.on_real_violation, "rows": int(bad.sum())}
-                if bad.any() and rule.on_real_violation == "drop":
-                    out[tname] = df.loc[~bad].reset_index(drop=True)
-                    dropped_from.add(tname)
-                elif bad.any():
-                    out[tname], _ = rule.repair(df, schema)
-                done.append(entry)
+            n_before = len(out[tname])
+            out[tname], entries = apply_real_policy(out[tname], schema, table=tname)
+            if len(out[tname]) < n_before:
+                dropped_from.add(tname)
+            done += entries
         for rule in self.constraints:
             if rule.on_real_violation == "error":
                 continue

@@ -180,6 +180,10 @@ def _run(cfg: PipelineConfig, data: pd.DataFrame | None, run_dir: Path, timer: _
         df = _drop_columns(df, cfg.data.drop)
         schema = _schema_for(df, cfg) if privacy is None else _declared_schema_for(df, cfg)
         schema.validate(df, where=str(cfg.data.path))
+        # declared rules the real rows may break: on_real_violation drop|repair (counted)
+        from synthdata.constraints.enforce import apply_real_policy
+
+        df, real_violations = apply_real_policy(df, schema, table=str(cfg.data.path))
     progress("load", 1, 1)
     with timer.step("deid"):  # before the split: train, holdout and schema are de-identified
         df, schema, deid_section = deid_table(df, schema, cfg.deid, seed=cfg.seed,
@@ -232,6 +236,7 @@ def _run(cfg: PipelineConfig, data: pd.DataFrame | None, run_dir: Path, timer: _
         from synthdata.constraints.report import constraints_section, synthetic_violations
 
         section = constraints_section(train, synth, schema, discover=privacy is None)
+        section["real_violations"] = real_violations
     report.add_section("constraints", section)
     ledger.record_not_private("constraints.report", reason="violation counts of proposed rules "
                               "compare the synthetic data with the real training split")

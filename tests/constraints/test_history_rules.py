@@ -166,3 +166,22 @@ def test_single_table_generator_recomputes_event_flags_and_conditionals():
         assert not rule.violations(out, schema).any(), rule.describe()
         assert rule.violations(df, schema).sum() == 0
     assert out["death"].isin([0, 1]).all() and 0 < out["death"].mean() < 1
+
+
+def test_real_rows_breaking_a_rule_are_dropped_or_repaired_and_counted():
+    from synthdata.constraints.enforce import apply_real_policy
+
+    df = pd.DataFrame({"a": [1, 5, 2, 9], "b": [2, 3, 4, 1], "flag": [1, 0, 0, 1],
+                       "t": [1.0, np.nan, 3.0, np.nan]})
+    schema = Schema.infer(df).with_constraints(
+        constraint_from_dict({"kind": "inequality", "low": "a", "high": "b",
+                              "on_real_violation": "drop"})[0],
+        EventConsistency("flag", "t", on_real_violation="repair"))
+    out, report = apply_real_policy(df, schema, table="t1")
+    assert report == [
+        {"rule": "a <= b", "table": "t1", "policy": "drop", "rows": 2},
+        {"rule": "flag in (1) <=> t known", "table": "t1", "policy": "repair", "rows": 1}]
+    assert out["a"].tolist() == [1, 2] and out["flag"].tolist() == [1, 1]
+    with pytest.raises(SchemaError, match="repair is not available"):
+        constraint_from_dict({"kind": "inequality", "low": "a", "high": "b",
+                              "on_real_violation": "repair"})
