@@ -96,3 +96,11 @@ def test_key_errors_are_data_errors_in_the_api():
     tables["patients"] = tables["patients"].drop(columns=["pid"])
     with pytest.raises(DataError, match=r"table 'patients': key column\(s\) \['pid'\] are missing"):
         MultiTableSchema.from_dict(SCHEMA).check_keys(tables)
+
+
+def test_a_composite_key_in_a_single_table_schema_says_what_to_do():
+    from synthdata.schema.model import Schema
+
+    with pytest.raises(SchemaError, match="composite; a single-table schema takes one key"):
+        Schema.from_dict({"primary_key": ["a", "b"], "columns": [
+            {"name": "a", "kind": "integer"}, {"name": "b", "kind": "integer"}]})
