@@ -38,7 +38,8 @@ def test_monotone_finds_the_flag_that_switches_back_and_repairs_it(visits):
     # patient 1 in time: day 0 -> 0, day 5 -> 1, day 10 -> 0 (back off); patient 2: 1 -> 0
     assert rule.violations(visits, schema).tolist() == [False, True, False, False, True]
     fixed, n = rule.repair(visits, schema)
-    assert n == 2 and fixed["ever"].tolist() == [0, 1, 1, 1, 1]
+    # each patient's values sorted along time: the flags drawn are kept (share unchanged)
+    assert n == 4 and fixed["ever"].tolist() == [0, 1, 0, 0, 1]
     assert fixed["ever"].dtype == visits["ever"].dtype
     assert not rule.violations(fixed, schema).any()
     down = Monotone("ever", by="pid", order="day", direction="decreasing")
@@ -54,11 +55,11 @@ def test_monotone_repair_always_leaves_no_violation(rows):
     rule = Monotone("x", by="pid", order="day")
     fixed, n = rule.repair(df, schema)
     assert not rule.violations(fixed, schema).any()
-    assert n == int(rule.violations(df, schema).sum())
+    assert n == int((fixed["x"] != df["x"]).sum()) >= int(rule.violations(df, schema).sum() > 0)
     assert rule.repair(fixed, schema)[1] == 0                       # idempotent
-    # only raised, never lowered, and every patient's maximum is kept
-    assert (fixed["x"] >= df["x"] - 1e-12).all()
-    assert np.allclose(fixed.groupby("pid")["x"].max(), df.groupby("pid")["x"].max())
+    # a permutation within each patient: every patient keeps the values drawn
+    for pid in df["pid"].unique():
+        assert sorted(fixed.loc[df["pid"] == pid, "x"]) == sorted(df.loc[df["pid"] == pid, "x"])
 
 
 def test_time_derived_with_a_baseline_column_and_with_the_first_value(visits):
