@@ -172,6 +172,8 @@ def detection_auc(real: pd.DataFrame, synth: pd.DataFrame, rng: np.random.Genera
     r = real.reindex(columns=cols).iloc[rng.choice(len(real), n, replace=False)]
     s = synth.reindex(columns=cols).iloc[rng.choice(len(synth), n, replace=False)]
     x = _clean(pd.concat([r, s], ignore_index=True))
+    usable = ~np.isnan(x).all(axis=0)   # gradient boosting cannot bin an all-missing feature
+    x, cols = x[:, usable], [c for c, u in zip(cols, usable) if u]
     y = np.r_[np.zeros(n), np.ones(n)]
     folds = StratifiedKFold(N_FOLDS, shuffle=True, random_state=int(rng.integers(2**31)))
     aucs, importances = [], np.zeros(x.shape[1])
@@ -209,6 +211,10 @@ def _utility(train_sets: Mapping[str, pd.DataFrame], test: pd.DataFrame, target:
             frame = frame.iloc[rng.choice(len(frame), MAX_PATIENTS, replace=False)]
         x_fit = _clean(frame.reindex(columns=features))
         x_test = _clean(test.reindex(columns=features))
+        # a feature missing on every training patient (e.g. a code no synthetic patient has)
+        # carries nothing, and gradient boosting cannot bin it
+        usable = ~np.isnan(x_fit).all(axis=0)
+        x_fit, x_test = x_fit[:, usable], x_test[:, usable]
         y_fit = frame[target].to_numpy()
         if is_numeric:
             model = HistGradientBoostingRegressor(random_state=int(rng.integers(2**31)), **HGB)

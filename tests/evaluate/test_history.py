@@ -113,3 +113,11 @@ def test_marginals_pairs_and_per_code_distributions():
     assert section["marginals"]["value"]["ks"] < 0.1            # yet the marginal looks right
     assert section["pairs"][0]["x"] == "day" and len(section["pairs"][0]["real"]) <= 300
     assert out["metrics"]["history_detection_auc"] > 0.9
+
+
+def test_a_feature_missing_on_every_synthetic_patient_does_not_break_tstr(split):
+    ms, train, hold = split
+    synth = {**train, "visits": train["visits"].assign(sbp=np.nan)}   # no value anywhere
+    out = evaluate_histories(train, synth, ms, holdout=hold, target="death", seed=0)
+    assert out["metrics"]["history_tstr_auc[visits]"] is not None
+    assert out["metrics"]["history_detection_auc"] > 0.9
