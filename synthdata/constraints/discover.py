@@ -22,7 +22,8 @@ does not run discovery (see :func:`synthdata.pipeline.runner`).
 from __future__ import annotations
 
 import itertools
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -221,3 +222,102 @@ def _decimals(values: np.ndarray) -> int | None:
         if np.array_equal(np.round(values, k), values):
             return k
     return None
+
+
+# -- within-patient rules -------------------------------------------------------------------
+TIME_SCALES = (365.25, 1.0)      # days -> years, or the same unit
+TIME_TOLERANCE = 0.01
+
+
+def discover_history(tables: Mapping[str, pd.DataFrame], ms: Any, *,
+                     min_expected: float = MIN_EXPECTED
+                     ) -> tuple[dict[str, list[Constraint]], list[Constraint]]:
+    """Within-patient rules that hold on every real patient of every child table.
+
+    Returns ``({table: rules over its own columns}, [rules across a link])``:
+
+    * ``monotone``: a number/boolean column that never decreases (or never increases) along
+      the link's ``order_by`` in any patient, and changes in at least ``min_expected``
+      consecutive pairs (a column constant within patients is a parent-level value instead);
+    * ``time_derived``: a number column equal to the patient's first value plus the elapsed
+      order time / 365.25 (or / 1) within 0.01, in every patient with two or more rows,
+      and not constant within patients;
+    * ``inequality`` across the link: the child's order column is never after a number
+      column of the parent (nothing dated after the end of follow-up), where independent
+      draws would break it on at least ``min_expected`` rows.
+
+    Discovered rules read the real rows: the relational synthesizer uses them only without
+    differential privacy (under DP a rule must be declared in the schema).
+    """
+    from synthdata.constraints.kinds import Monotone, TimeDerived
+
+    own: dict[str, list[Constraint]] = {}
+    across: list[Constraint] = []
+    declared = {r.describe() for r in ms.constraints}
+    for fk in ms.foreign_keys:
+        if not fk.enforce or fk.child == fk.parent or fk.order_by is None:
+            continue
+        if fk.child not in tables or fk.parent not in tables:
+            continue
+        df, schema = tables[fk.child], ms.tables[fk.child]
+        if len(df) < 2 * min_expected:
+            continue
+        order_kind = schema[fk.order_by].kind
+        keys = pd.factorize(df[fk.column])[0]
+        t, mt = column_values(df, fk.order_by, schema)
+        t = np.where(mt, np.nan, t.astype(float))
+        idx = np.lexsort((np.where(np.isnan(t), np.inf, t), keys))
+        k_sorted, t_sorted = keys[idx], t[idx]
+        same = np.r_[False, k_sorted[1:] == k_sorted[:-1]]   # row follows a row of its patient
+        known = {r.describe() for r in schema.constraints}
+        found: list[Constraint] = []
+        skip = {fk.column, fk.order_by, *fk.parent_level}
+        candidates = [c for c in schema.columns if c.name not in skip and c.name in df.columns
+                      and (c.kind.is_numeric or c.kind == ColumnKind.BOOLEAN)]
+        for col in candidates:
+            x, mx = column_values(df, col.name, schema)
+            x = np.where(mx, np.nan, x.astype(float))[idx]
+            prev = np.r_[np.nan, x[:-1]]
+            pair = same & ~np.isnan(x) & ~np.isnan(prev)
+            if not pair.any():
+                continue
+            diff = (x - prev)[pair]
+            for direction, ok in (("increasing", diff >= 0), ("decreasing", diff <= 0)):
+                moves = int((diff != 0).sum())
+                if ok.all() and moves >= min_expected:
+                    found.append(Monotone(col.name, direction=direction, by=fk.column,
+                                          order=fk.order_by))
+                    break
+            if col.kind.is_numeric and order_kind in (ColumnKind.INTEGER, ColumnKind.CONTINUOUS):
+                first_x = pd.Series(x).groupby(k_sorted).transform("first").to_numpy()
+                first_t = pd.Series(t_sorted).groupby(k_sorted).transform("first").to_numpy()
+                rows = same & ~np.isnan(x) & ~np.isnan(t_sorted)
+                if rows.sum() < min_expected or np.all(diff == 0):
+                    continue
+                for scale in TIME_SCALES:
+                    expected = first_x + (t_sorted - first_t) / scale
+                    if np.all(np.abs(x[rows] - expected[rows]) <= TIME_TOLERANCE):
+                        found.append(TimeDerived(col.name, fk.order_by, scale=scale,
+                                                 tolerance=TIME_TOLERANCE, by=fk.column,
+                                                 order=fk.order_by))
+                        break
+        own[fk.child] = [r for r in found if r.describe() not in known]
+        # nothing dated after the parent's end of follow-up: child.order <= parent.column
+        if order_kind not in (ColumnKind.INTEGER, ColumnKind.CONTINUOUS):
+            continue
+        pschema = ms.tables[fk.parent]
+        parent = tables[fk.parent].drop_duplicates(fk.parent_column).set_index(fk.parent_column)
+        for pcol in pschema.columns:
+            if not pcol.kind.is_numeric or pcol.name == fk.parent_column:
+                continue
+            p = pd.to_numeric(parent[pcol.name], errors="coerce").reindex(
+                df[fk.column].to_numpy()).to_numpy(dtype=float, na_value=np.nan)
+            ok = ~np.isnan(p) & ~np.isnan(t)
+            if ok.sum() < 2 * min_expected or np.any(t[ok] > p[ok]):
+                continue
+            # rows independent draws would put after the parent's value
+            expected = np.searchsorted(np.sort(p[ok]), t[ok], side="left").sum() / ok.sum()
+            rule = Inequality(f"{fk.child}.{fk.order_by}", f"{fk.parent}.{pcol.name}")
+            if expected >= min_expected and rule.describe() not in declared:
+                across.append(rule)
+    return own, across

@@ -31,9 +31,11 @@ import numpy as np
 import pandas as pd
 
 from synthdata.constraints.kinds import (
+    Conditional,
     Constraint,
     Derived,
     FixedCombinations,
+    HistoryRule,
     Inequality,
     OneHot,
     Positive,
@@ -378,7 +380,18 @@ class ConstraintEnforcer:
             rule = schema.constraints[i]
             values = rule.compute(frame, schema, self.tables_.get(i))
             frame[rule.column] = _restore(values.reset_index(drop=True), schema[rule.column])
+        for i in self.row_repairs:  # event flags, time-derived columns, conditionals: recomputed
+            frame, _ = schema.constraints[i].repair(frame, schema)
         return frame[schema.names]
+
+    @property
+    def row_repairs(self) -> list[int]:
+        """Row-level rules fixed in :meth:`inverse` by recomputing a column (event flags,
+        time-derived columns with a baseline column, conditionals with a unique fix);
+        rules grouped by patient are left to the relational synthesizer, which sees whole
+        histories."""
+        return [i for i, r in enumerate(self.schema.constraints)
+                if isinstance(r, HistoryRule) and not r.needs_group and r.can_repair]
 
     # -- checking ----------------------------------------------------------------------------
     def _rule_violations(self, i: int, rule: Constraint, df: pd.DataFrame) -> np.ndarray:
@@ -404,6 +417,9 @@ class ConstraintEnforcer:
             parts.setdefault(i, []).append(True)
         for c in self.clips_:
             parts.setdefault(c["rule"], []).append(True)
+        for i in self.row_repairs:  # a conditional's fix may break another: re-checked
+            if not isinstance(self.schema.constraints[i], Conditional):
+                parts.setdefault(i, []).append(True)
         for p in self.inequalities_:
             exact = p["mode"] != "float" or p["decimals"] is not None or not p["strict"]
             parts.setdefault(p["rule"], []).append(exact)
@@ -540,6 +556,29 @@ class ConstraintEnforcer:
         return enf
 
 
+def apply_real_policy(data: pd.DataFrame, schema: Schema, *, table: str | None = None
+                      ) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """Apply each declared rule's ``on_real_violation`` (``drop``/``repair``) to the real
+    ``data``; rules left at ``error`` are refused later by the enforcer. Returns the data
+    and one ``{"rule", "table", "policy", "rows"}`` entry per rule with a policy (rows: how
+    many real rows broke it)."""
+    out = data.reset_index(drop=True)
+    done: list[dict[str, Any]] = []
+    for rule in schema.constraints:
+        if rule.on_real_violation == "error":
+            continue
+        bad = rule.violations(out, schema)
+        done.append({"rule": rule.describe(), "table": table or schema.name,
+                     "policy": rule.on_real_violation, "rows": int(bad.sum())})
+        if not bad.any():
+            continue
+        if rule.on_real_violation == "drop":
+            out = out.loc[~bad].reset_index(drop=True)
+        else:
+            out, _ = rule.repair(out, schema)
+    return out, done
+
+
 def fit_enforcer(schema: Schema, data: pd.DataFrame, *, private: bool = False
                  ) -> ConstraintEnforcer | None:
     """An enforcer fitted on ``data``, or None when the schema declares no constraints."""
@@ -601,4 +640,4 @@ def _product(lists: list[list[str]]) -> list[list[str]]:
     return out
 
 
-__all__ = ["ConstraintEnforcer", "MAX_ROUNDS", "fit_enforcer"]
+__all__ = ["ConstraintEnforcer", "MAX_ROUNDS", "apply_real_policy", "fit_enforcer"]

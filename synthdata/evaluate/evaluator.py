@@ -27,7 +27,9 @@ logger = logging.getLogger(__name__)
 SECTIONS = ("fidelity_basic", "fidelity", "leakage", "risks")
 DEFAULT_SECTIONS = ("fidelity", "leakage", "risks")
 # metrics the pipeline adds from elsewhere (the privacy ledger); not computed here
-_EXTERNAL = ("epsilon", "delta")
+_EXTERNAL = ("epsilon", "delta", "history_detection_auc", "history_rule_violations",
+             "history_rule_violations_real")
+LEAK_WARNING = 0.99   # a real-on-real utility this high usually means a leak column
 
 
 def _step_rng(seed: int, step: str) -> np.random.Generator:
@@ -56,6 +58,7 @@ class EvalContext:
     prepared: Any
     target: str | None
     seed: int
+    exclude: tuple[str, ...] = ()  # leak columns left out of the utility features
     metrics: dict[str, Any] = field(default_factory=dict)  # results so far (read only)
     encoded: Any = None
     roles: dict[str, Any] = field(default_factory=dict)
@@ -125,9 +128,15 @@ def _utility(ctx: EvalContext) -> StepResult:
     if ctx.target is None:
         return StepResult({}, {"note": "no target given: utility not computed"},
                           ["utility metrics are None: give a target column"])
-    util = fidelity.utility(ctx.prepared, ctx.target, ctx.rng("utility"))
+    util = fidelity.utility(ctx.prepared, ctx.target, ctx.rng("utility"), exclude=ctx.exclude)
     keys = ("utility_ratio", "tstr_auc", "trtr_auc", "tstr_f1", "trtr_f1", "tstr_r2", "trtr_r2")
-    return StepResult(_pick(util, keys), util, _noted(util, "utility"))
+    notes = []
+    trtr = util.get("trtr_auc", util.get("trtr_r2"))
+    if trtr is not None and trtr >= LEAK_WARNING:
+        util["warning"] = (f"real-on-real utility is {trtr:.3f} (>= {LEAK_WARNING}): a column "
+                           f"probably leaks {ctx.target!r}; list it under evaluate.exclude")
+        notes.append(f"utility: {util['warning']}")
+    return StepResult(_pick(util, keys), util, notes + _noted(util, "utility"))
 
 
 def _coverage(ctx: EvalContext) -> StepResult:
@@ -192,7 +201,7 @@ STEPS: tuple[MetricStep, ...] = (
 def evaluate(train: pd.DataFrame, synth: pd.DataFrame, *, holdout: pd.DataFrame | None = None,
              schema: Schema | None = None, target: str | None = None, seed: int | None = 0,
              progress: ProgressOption = None,
-             sections: Sequence[str] | None = None) -> Report:
+             sections: Sequence[str] | None = None, exclude: Sequence[str] = ()) -> Report:
     """Measure fidelity and leakage of ``synth`` against ``train`` (and ``holdout``).
 
     Parameters
@@ -219,6 +228,9 @@ def evaluate(train: pd.DataFrame, synth: pd.DataFrame, *, holdout: pd.DataFrame 
         Subset of ``("fidelity_basic", "fidelity", "leakage", "risks")``; default all but
         ``fidelity_basic``. ``("fidelity_basic",)`` is the cheap path: per-column distances,
         pair scores and exact copies only.
+    exclude : sequence of str
+        Leak columns left out of the utility (TSTR/TRTR) features. A real-on-real score
+        of 0.99 or more adds a note that a column probably leaks the target.
 
     Examples
     --------
@@ -228,7 +240,8 @@ def evaluate(train: pd.DataFrame, synth: pd.DataFrame, *, holdout: pd.DataFrame 
     if progress is not None and not callable(progress):
         with progress_reporter(progress) as callback:
             return evaluate(train, synth, holdout=holdout, schema=schema, target=target,
-                            seed=seed, progress=callback, sections=sections)
+                            seed=seed, progress=callback, sections=sections,
+                            exclude=exclude)
     chosen = _check_sections(sections)
     if seed is None:
         seed = int(np.random.SeedSequence().generate_state(1)[0])
@@ -238,7 +251,7 @@ def evaluate(train: pd.DataFrame, synth: pd.DataFrame, *, holdout: pd.DataFrame 
         raise ConfigError(f"evaluate: target {target!r} is not an evaluated column; choose one "
                           f"of {prepared.names}")
     ctx = EvalContext(train, synth, holdout, schema, prepared, target, seed,
-                      metrics={m: None for m in KNOWN_METRICS if m not in _EXTERNAL})
+                      exclude=tuple(exclude), metrics={m: None for m in KNOWN_METRICS if m not in _EXTERNAL})
     notes = [f"column {k!r} excluded: {v}" for k, v in prepared.excluded.items()]
     steps = [s for s in STEPS if s.section == "basic" or s.section in chosen]
     body, timings = _run_steps(ctx, steps, notes, progress)

@@ -26,6 +26,7 @@ All metrics are computed on :class:`~synthdata.evaluate._data.Prepared` tables:
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -349,15 +350,17 @@ def detection(prepared: Prepared, rng: np.random.Generator) -> dict[str, Any]:
 
 # -- utility ------------------------------------------------------------------------------
 
-def utility(prepared: Prepared, target: str, rng: np.random.Generator) -> dict[str, Any]:
-    """Train-on-synthetic/test-on-real (TSTR) vs train-on-real (TRTR), tested on holdout."""
+def utility(prepared: Prepared, target: str, rng: np.random.Generator,
+            exclude: Sequence[str] = ()) -> dict[str, Any]:
+    """Train-on-synthetic/test-on-real (TSTR) vs train-on-real (TRTR), tested on holdout;
+    ``exclude`` names leak columns left out of the features."""
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
     from sklearn.metrics import f1_score, r2_score, roc_auc_score
 
     if prepared.holdout is None:
         return {"note": "utility needs a holdout to test on; none was given"}
     info = prepared.info(target)
-    features = [n for n in prepared.names if n != target]
+    features = [n for n in prepared.names if n != target and n not in set(exclude)]
     if not features:
         return {"note": "utility needs at least one feature besides the target"}
     test = prepared.holdout
@@ -370,7 +373,8 @@ def utility(prepared: Prepared, target: str, rng: np.random.Generator) -> dict[s
         return t.take(idx[subsample(len(idx), MAX_MODEL_ROWS, rng)])
 
     test = usable(test)
-    out: dict[str, Any] = {"target": target, "task": task, "n_test": test.n_rows}
+    out: dict[str, Any] = {"target": target, "task": task, "n_test": test.n_rows,
+                           "excluded": sorted(set(exclude) & set(prepared.names))}
     x_test, is_cat = model_matrix(prepared, test, features)
     y_test = test.values[target]
     for label, table in (("trtr", prepared.train), ("tstr", prepared.synth)):

@@ -116,6 +116,14 @@ _INFO = [
     # linked tables (filled by the multi-table pipeline)
     MetricInfo("referential_integrity", True, "share of child rows pointing to an existing "
                "parent (1 = 100%)", "linked tables"),
+    MetricInfo("history_detection_auc", False, "AUC of a classifier telling real from synthetic "
+               "patients by their whole history (counts, gaps, first/last values, slopes); the "
+               "worst child table (0.5 = indistinguishable)", "linked tables"),
+    MetricInfo("history_rule_violations", False, "synthetic rows breaking a within-patient rule "
+               "(declared, or discovered without DP) in any child table (0 expected)",
+               "linked tables"),
+    MetricInfo("history_rule_violations_real", False, "real training rows breaking a "
+               "within-patient rule (for comparison)", "linked tables"),
 ]
 # linked tables: one value per link or table, named e.g. "km_max_distance[pbc]"
 _FAMILIES = [
@@ -134,6 +142,19 @@ _FAMILIES = [
     MetricInfo("survival_concordance_ratio", True, "c_index_tstr / c_index_trtr, e.g. "
                "survival_concordance_ratio[pbc]",
                "a survival endpoint, a holdout and the survival extra"),
+]
+_FAMILIES += [
+    MetricInfo("history_detection_auc", False, "whole-patient detection AUC of one child table, "
+               "e.g. history_detection_auc[pbcseq]", "linked tables"),
+    MetricInfo("history_tstr_auc", True, "per-patient TSTR: AUC on held-out real patients of a "
+               "model trained on synthetic patients (parent columns + first visits), e.g. "
+               "history_tstr_auc[pbcseq]", "linked tables, a target and a holdout"),
+    MetricInfo("history_trtr_auc", True, "per-patient TRTR: the same model trained on real "
+               "patients (the reference)", "linked tables, a target and a holdout"),
+    MetricInfo("history_tstr_r2", True, "per-patient TSTR R² (numeric target)",
+               "linked tables, a target and a holdout"),
+    MetricInfo("history_trtr_r2", True, "per-patient TRTR R² (numeric target)",
+               "linked tables, a target and a holdout"),
 ]
 PATIENT_PREFIX = "patient_"   # leakage with one record per patient, e.g. patient_mia_auc
 

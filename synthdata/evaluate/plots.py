@@ -337,10 +337,13 @@ def km(name: str, endpoint: Mapping[str, Any]) -> str:
         return ""
     fig = _figure(7.5, 3.6)
     ax = fig.add_subplot(1, 1, 1)
+    unit = endpoint.get("time_unit")
+    per_year = {"days": 365.25, "months": 12.0}.get(unit or "", 1.0)  # axis in years
     for label, color, t, s in drawn:
-        ax.step(t, s, where="post", color=color, linewidth=1.6, label=label)
+        ax.step(t / per_year, s, where="post", color=color, linewidth=1.6, label=label)
     events = ", ".join(str(v) for v in endpoint.get("event_values") or [])
-    ax.set_xlabel(f"{endpoint.get('time')}", fontsize=8.5)
+    xlabel = f"{endpoint.get('time')} (years)" if per_year != 1.0 else f"{endpoint.get('time')}"
+    ax.set_xlabel(xlabel, fontsize=8.5)
     ax.set_ylabel("survival probability", fontsize=8.5)
     ax.set_ylim(0, 1.02)
     ax.set_title(f"Kaplan-Meier: {name} (event: {endpoint.get('event')} in [{events}]; "

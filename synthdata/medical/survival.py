@@ -289,13 +289,14 @@ def concordance_tstr(train: pd.DataFrame, synthetic: pd.DataFrame, holdout: pd.D
 def survival_summary(real: pd.DataFrame, synthetic: pd.DataFrame,
                      holdout: pd.DataFrame | None, *, time: str, event: str,
                      event_values: Iterable[Any] = (1,), schema: Schema | None = None,
-                     exclude: Iterable[str] = ()) -> dict[str, Any]:
+                     exclude: Iterable[str] = (), unit: str | None = None) -> dict[str, Any]:
     """One survival endpoint for the report: KM curves real vs synthetic and their distance,
     sanity of the synthetic times and the Cox concordance (train on synthetic, test on real).
 
     The end of follow-up is the last real time: no synthetic time (event or censoring) may
     lie after it, nor before 0. Covariates are the table's other columns but ``exclude``
-    (keys), ids, free text and dates.
+    (keys), ids, free text and dates. ``unit`` (days/months/years) is the time unit: the
+    report draws the curves in years.
     """
     values = list(event_values)
     km_r = kaplan_meier(real[time], real[event].isin(values), where="real data")
@@ -309,7 +310,7 @@ def survival_summary(real: pd.DataFrame, synthetic: pd.DataFrame,
                   and (holdout is None or c in holdout.columns)
                   and (schema is None or c not in schema or schema[c].kind not in
                        (ColumnKind.ID, ColumnKind.TEXT, ColumnKind.DATETIME))]
-    return {"time": time, "event": event, "event_values": values,
+    return {"time": time, "event": event, "event_values": values, "time_unit": unit,
             "km_max_distance": km_distance(km_r, km_s),
             "median_survival": {"real": km_r.median(), "synthetic": km_s.median()},
             "km": {"real": km_steps(km_r, end=end),

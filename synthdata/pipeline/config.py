@@ -124,6 +124,9 @@ class EvaluateConfig(_Frozen):
     # pii: sensitive columns. Groups under min_group_size rows are suppressed.
     sensitive: tuple[str, ...] | None = None
     min_group_size: int = Field(default=20, ge=1)
+    # leak columns left out of train-on-synthetic/test-on-real (``column`` or
+    # ``table.column``), e.g. a follow-up time that gives the outcome away
+    exclude: tuple[str, ...] = ()
 
 
 class RareCategoriesConfig(_Frozen):

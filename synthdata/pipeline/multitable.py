@@ -51,8 +51,10 @@ def split_by_root(tables: dict[str, pd.DataFrame], ms: Any, holdout: float,
 
 def run_multitable(cfg: PipelineConfig, run_dir: Path, timer: Any, progress: Any,
                    budget: Any = None) -> Any:
+    from synthdata.constraints.report import DISCOVERY_OFF_UNDER_DP
     from synthdata.evaluate import evaluate
     from synthdata.evaluate.gate import check_gate
+    from synthdata.evaluate.history import evaluate_histories
     from synthdata.medical.patients import parent_child_correlations, patient_table
     from synthdata.medical.survival import survival_metrics, survival_summary
     from synthdata.pipeline.budget import budget_section, dp_config
@@ -93,6 +95,9 @@ def run_multitable(cfg: PipelineConfig, run_dir: Path, timer: Any, progress: Any
         if privacy is not None:  # every row must belong to one patient (clear refusals first)
             patient_root(ms)
             check_patient_rows(ms, tables)
+        ms.check_keys(tables)
+        # declared rules the real data may break: on_real_violation drop|repair (counted)
+        tables, real_violations = ms.apply_real_violation_policy(tables)
         ms.validate(tables)
     progress("load", 1, 1)
     with timer.step("deid"):  # per table by its schema; one date shift per patient, all tables
@@ -128,9 +133,11 @@ def run_multitable(cfg: PipelineConfig, run_dir: Path, timer: Any, progress: Any
 
     with timer.step("evaluate"):
         sections = None if cfg.evaluate.full else ("fidelity_basic",)
+        root_target = cfg.evaluate.target if cfg.evaluate.target in ms.tables[root] else None
         report = evaluate(train[root], synth[root], holdout=None if hold is None else hold[root],
-                          schema=ms.tables[root], target=cfg.evaluate.target, seed=cfg.seed,
-                          progress=progress, sections=sections)
+                          schema=ms.tables[root], target=root_target, seed=cfg.seed,
+                          progress=progress, sections=sections,
+                          exclude=_local_names(cfg.evaluate.exclude, root, ms))
         per_table = {}
         for tname in ms.order()[1:]:
             sub = evaluate(train[tname], synth[tname], holdout=None if hold is None else hold[tname],
@@ -144,7 +151,8 @@ def run_multitable(cfg: PipelineConfig, run_dir: Path, timer: Any, progress: Any
         survival = {tname: survival_summary(
             train[tname], synth[tname], None if hold is None else hold[tname], time=spec.time,
             event=spec.event, event_values=spec.event_values, schema=ms.tables[tname],
-            exclude=_key_columns(ms, tname)) for tname, spec in ms.survival.items()}
+            exclude=_key_columns(ms, tname), unit=spec.time_unit(ms.tables[tname]))
+            for tname, spec in ms.survival.items()}
         km = {tname: s["km_max_distance"] for tname, s in survival.items()}
         relational["km_max_distance"] = km
         relational["repairs"] = dict(synth_model.fixes_)
@@ -155,8 +163,21 @@ def run_multitable(cfg: PipelineConfig, run_dir: Path, timer: Any, progress: Any
         patients = (_patient_leakage(train_patients, synth_patients, hold, ms, cfg)
                     if cfg.evaluate.full else {})
         declared = [{"rule": rule, "violations": n} for rule, n in synth_model.violations_.items()]
+        discovered = [{"rule": rule, "violations": n}
+                      for rule, n in synth_model.discovered_violations_.items()]
         constraints = {"declared": declared,
-                       "declared_violations": sum(d["violations"] for d in declared)}
+                       "declared_violations": sum(d["violations"] for d in declared),
+                       "real_violations": real_violations,
+                       "discovered": discovered,
+                       "discovered_violations": sum(d["violations"] for d in discovered),
+                       "discovery": (DISCOVERY_OFF_UNDER_DP if privacy is not None else
+                                     "within-patient rules that hold on every real patient "
+                                     "are enforced too (listed under discovered)")}
+        history = evaluate_histories(
+            train, synth, ms, holdout=hold, target=cfg.evaluate.target,
+            exclude=cfg.evaluate.exclude, discovered=synth_model.discovered_,
+            discovered_links=synth_model.discovered_links_, seed=cfg.seed)
+        report.notes.extend(history["warnings"])
     ledger.record_not_private("evaluate", reason="fidelity and leakage metrics read the real "
                               "train and holdout splits; publish them only as internal QA")
     if ledger.is_private:  # the privacy numbers are gate metrics too (e.g. epsilon <= 3)
@@ -172,6 +193,9 @@ def run_multitable(cfg: PipelineConfig, run_dir: Path, timer: Any, progress: Any
         report.metrics[f"patient_{key}"] = value
     report.metrics["parent_child_correlation_difference"] = \
         relational["parent_child_correlations"]["mean_abs_difference"]
+    # history-level numbers (e.g. history_detection_auc: {max: 0.75}); the synthetic rule
+    # count reads the synthetic data and declared rules only under DP (no discovery)
+    report.metrics.update(history["metrics"])
     verdict = check_gate(report.metrics, rules, validation_passed=None)
     if privacy is not None:  # only DP-safe rules decide; integrity/violations are synthetic-only
         from synthdata.pipeline.release import dp_gate
@@ -186,6 +210,9 @@ def run_multitable(cfg: PipelineConfig, run_dir: Path, timer: Any, progress: Any
         report.add_section("survival", survival)
     report.add_section("relational", relational)
     report.add_section("constraints", constraints)
+    report.add_section("history", {"note": "whole-patient histories of every child table: "
+                                   "synthdata.evaluate.history", **history["tables"],
+                                   "warnings": history["warnings"]})
     if patients:
         report.add_section("patients", {"unit": "one patient (root row) with a summary of their "
                                         "linked rows: synthdata.medical.patients", **patients})
@@ -260,6 +287,19 @@ def _patient_leakage(train: pd.DataFrame, synth: pd.DataFrame,
                    seed=cfg.seed, sections=("leakage", "risks"))
     return {k: v for k, v in sub.metrics.items()
             if v is not None and k.split("_ci_")[0] in PATIENT_LEAKAGE}
+
+
+def _local_names(names: Any, table: str, ms: Any) -> list[str]:
+    """``column`` and ``table.column`` entries of ``names`` that belong to ``table``."""
+    out = []
+    for name in names:
+        head, dot, rest = str(name).partition(".")
+        if dot and head in ms.tables:
+            if head == table:
+                out.append(rest)
+        else:
+            out.append(str(name))
+    return out
 
 
 def _key_columns(ms: Any, table: str) -> set[str]:

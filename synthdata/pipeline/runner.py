@@ -182,6 +182,10 @@ def _run(cfg: PipelineConfig, data: pd.DataFrame | None, run_dir: Path, timer: _
         input_fp = None if privacy is not None else (
             fingerprint(cfg.data.path) if data is None and cfg.data.path is not None
             else frame_fingerprint(df))
+        # declared rules the real rows may break: on_real_violation drop|repair (counted)
+        from synthdata.constraints.enforce import apply_real_policy
+
+        df, real_violations = apply_real_policy(df, schema, table=_where(cfg, data))
     progress("load", 1, 1)
     before_deid = schema
     with timer.step("deid"):  # before the split: train, holdout and schema are de-identified
@@ -221,7 +225,7 @@ def _run(cfg: PipelineConfig, data: pd.DataFrame | None, run_dir: Path, timer: _
         sections = None if cfg.evaluate.full else ("fidelity_basic",)
         report = evaluate(train, synth, holdout=holdout, schema=schema,
                           target=cfg.evaluate.target, seed=cfg.seed, progress=progress,
-                          sections=sections)
+                          sections=sections, exclude=cfg.evaluate.exclude)
         if cfg.evaluate.full:
             _add_groups(report, train, synth, holdout, schema, cfg, ledger)
     report.add_section(SECTION, deid_section)
@@ -239,6 +243,7 @@ def _run(cfg: PipelineConfig, data: pd.DataFrame | None, run_dir: Path, timer: _
         from synthdata.constraints.report import constraints_section, synthetic_violations
 
         section = constraints_section(train, synth, schema, discover=privacy is None)
+        section["real_violations"] = real_violations
     report.add_section("constraints", section)
     ledger.record_not_private("constraints.report", reason="violation counts of proposed rules "
                               "compare the synthetic data with the real training split")

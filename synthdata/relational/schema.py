@@ -47,6 +47,7 @@ from synthdata.errors import DataError, SchemaError
 from synthdata.schema.model import ColumnKind, Schema, load_yaml
 
 MULTI_SCHEMA_VERSION = 1
+TIME_UNITS = ("days", "months", "years")
 _FK_KEYS = {"child", "column", "parent", "parent_column", "order_by", "parent_level", "context",
             "enforce"}
 _TOP_KEYS = ("version", "name", "tables", "foreign_keys", "survival", "constraints")
@@ -90,6 +91,24 @@ class SurvivalSpec:
     time: str
     event: str
     event_values: tuple[Any, ...] = (1,)
+    unit: str | None = None   # days | months | years: the report plots days/months in years
+
+    def __post_init__(self) -> None:
+        if self.unit not in (None, *TIME_UNITS):
+            raise SchemaError(f"survival time {self.time!r}: unit is {self.unit!r}; choose one "
+                              f"of {list(TIME_UNITS)}")
+
+    def time_unit(self, schema: Schema | None = None) -> str | None:
+        """The declared unit, else 'days'/'months'/'years' when the time column's
+        description says so (e.g. "number of days between registration and ...")."""
+        if self.unit is not None:
+            return self.unit
+        col = schema[self.time] if schema is not None and self.time in schema else None
+        text = f" {(col.description or '') if col is not None else ''} ".lower()
+        for unit in TIME_UNITS:
+            if f" {unit} " in text or f" {unit}," in text or f"{unit})" in text:
+                return unit
+        return None
 
     def is_event(self, series: pd.Series) -> pd.Series:
         return series.isin(list(self.event_values))
@@ -225,8 +244,53 @@ class MultiTableSchema:
         object.__setattr__(self, "foreign_keys", tuple(fks))
         object.__setattr__(self, "survival", surv)
         object.__setattr__(self, "constraints", tuple(self.constraints))
+        self._fill_history_groups()
         for rule in self.constraints:
             self._check_link_rule(rule)
+
+    def _fill_history_groups(self) -> None:
+        """Within-patient rules left without ``by``/``order`` take the table's link: its
+        foreign key column and ``order_by`` (qualified ``table.column`` at the top level)."""
+        import dataclasses
+
+        from synthdata.constraints.kinds import HistoryRule
+
+        def link_of(tname: str) -> ForeignKey | None:
+            links = [fk for fk in self.foreign_keys if fk.child == tname and fk.enforce
+                     and fk.parent != tname]
+            return links[0] if links else None
+
+        tables = dict(self.tables)
+        for tname, schema in tables.items():
+            link = link_of(tname)
+            if link is None:
+                continue
+            fill = lambda rules: tuple(  # noqa: E731
+                r.with_group(link.column, link.order_by) if isinstance(r, HistoryRule) else r
+                for r in rules)
+            declared, proposed = fill(schema.constraints), fill(schema.proposed_constraints)
+            if declared != schema.constraints or proposed != schema.proposed_constraints:
+                try:
+                    tables[tname] = dataclasses.replace(schema, constraints=declared,
+                                                        proposed_constraints=proposed)
+                except SchemaError as err:
+                    raise SchemaError(f"table {tname!r}: {err}") from None
+        object.__setattr__(self, "tables", tables)
+        for tname, schema in tables.items():
+            for rule in (*schema.constraints, *schema.proposed_constraints):
+                if isinstance(rule, HistoryRule):
+                    rule.check_group(f"table {tname!r}")
+        rules = []
+        for rule in self.constraints:
+            if isinstance(rule, HistoryRule):
+                child = self.link_rule_table(rule)
+                link = link_of(child)
+                if link is not None:
+                    rule = rule.with_group(f"{child}.{link.column}", None if link.order_by is None
+                                           else f"{child}.{link.order_by}")
+                rule.check_group("constraints across tables")
+            rules.append(rule)
+        object.__setattr__(self, "constraints", tuple(rules))
 
     # -- structure -----------------------------------------------------------------------
     def children_of(self, parent: str, *, enforced_only: bool = True) -> list[ForeignKey]:
@@ -260,11 +324,13 @@ class MultiTableSchema:
 
     # -- rules across a link --------------------------------------------------------------
     def _check_link_rule(self, rule: Any) -> None:
-        from synthdata.constraints.kinds import Inequality, Range
+        from synthdata.constraints.kinds import HistoryRule, Inequality, Range
 
-        if not isinstance(rule, (Inequality, Range)):
-            raise SchemaError(f"constraint {rule!r}: only inequality and range rules may span "
-                              "tables; put other kinds in a table's own constraints list")
+        if not isinstance(rule, (Inequality, Range, HistoryRule)):
+            raise SchemaError(f"constraint {rule.describe()!r} ({rule.kind}): only inequality, "
+                              "range and within-patient rules (monotone, time_derived, "
+                              "event_consistency, conditional) may span tables; put other kinds "
+                              "in a table's own constraints list")
         child = self.link_rule_table(rule)
         rule.check_schema(self.joined_schema(child))
 
@@ -365,8 +431,11 @@ class MultiTableSchema:
             if fk.child not in tables or fk.parent not in tables:
                 continue
             child, parent = tables[fk.child], tables[fk.parent]
-            if fk.column not in child.columns or fk.parent_column not in parent.columns:
-                problems.append(f"{fk.label}: column missing in the data")
+            absent = [f"{t}.{c}" for t, c, df in ((fk.child, fk.column, child),
+                                                   (fk.parent, fk.parent_column, parent))
+                      if c not in df.columns]
+            if absent:
+                problems.append(f"{fk.label}: key column(s) {absent} are missing in the data")
                 continue
             values = child[fk.column]
             known = pd.Index(parent[fk.parent_column].dropna().unique())
@@ -386,15 +455,21 @@ class MultiTableSchema:
         return IntegrityReport(n_rows=n_rows, problems=tuple(problems), warnings=tuple(warnings),
                                n_orphans=orphans, n_duplicate_keys=dupes)
 
+    def check_keys(self, tables: Mapping[str, pd.DataFrame]) -> IntegrityReport:
+        """Raise ``DataError`` naming every missing table or key column, missing or duplicate
+        key and dangling foreign key (tables and columns named); return the report."""
+        report = self.check(tables)
+        if not report.is_ok:
+            raise DataError(f"dataset {self.name!r} fails referential integrity: "
+                            + "; ".join(report.problems))
+        return report
+
     def validate(self, tables: Mapping[str, pd.DataFrame]) -> IntegrityReport:
         """Raise ``DataError`` listing every integrity problem; return the report when sound.
 
         Also checks each table against its own schema (columns, nulls, numeric values).
         """
-        report = self.check(tables)
-        if not report.is_ok:
-            raise DataError(f"dataset {self.name!r} fails referential integrity: "
-                            + "; ".join(report.problems))
+        report = self.check_keys(tables)
         for tname, schema in self.tables.items():
             schema.validate(tables[tname], where=f"table {tname!r}")
         broken = {rule: n for rule, n in self.constraint_violations(tables).items() if n}
@@ -403,6 +478,71 @@ class MultiTableSchema:
                             + "; ".join(f"{rule!r} on {n} row(s)" for rule, n in broken.items())
                             + "; fix the data or remove the rule from the schema")
         return report
+
+    def apply_real_violation_policy(self, tables: Mapping[str, pd.DataFrame]
+                                    ) -> tuple[dict[str, pd.DataFrame], list[dict[str, Any]]]:
+        """Apply each declared rule's ``on_real_violation`` to the real tables.
+
+        ``drop`` removes the rows that break the rule (and, for a parent table, their
+        children); ``repair`` fixes them with the rule's ``repair``; ``error`` (default)
+        leaves them for :meth:`validate` to refuse. Returns the tables and one entry per
+        rule with a policy: ``{"rule", "table", "policy", "rows"}`` (rows broken in the real
+        data), plus ``"rows dropped with their parent"`` entries for cascaded drops.
+        """
+        out = {t: df.reset_index(drop=True) for t, df in tables.items()}
+        done: list[dict[str, Any]] = []
+        dropped_from: set[str] = set()
+        from synthdata.constraints.enforce import apply_real_policy
+
+        for tname, schema in self.tables.items():
+            if tname not in out:
+                continue
+            n_before = len(out[tname])
+            out[tname], entries = apply_real_policy(out[tname], schema, table=tname)
+            if len(out[tname]) < n_before:
+                dropped_from.add(tname)
+            done += entries
+        for rule in self.constraints:
+            if rule.on_real_violation == "error":
+                continue
+            child = self.link_rule_table(rule)
+            if child not in out or any(t not in out for t in self._rule_tables(rule)):
+                continue
+            view = self.joined_view(out, child)
+            joined = self.joined_schema(child)
+            bad = rule.violations(view, joined)
+            entry = {"rule": rule.describe(), "table": child, "policy": rule.on_real_violation,
+                     "rows": int(bad.sum())}
+            if bad.any() and rule.on_real_violation == "drop":
+                out[child] = out[child].loc[~bad].reset_index(drop=True)
+                dropped_from.add(child)
+            elif bad.any():
+                fixed, _ = rule.repair(view, joined)
+                prefix = f"{child}."
+                for col in out[child].columns:
+                    out[child][col] = fixed[prefix + col].to_numpy()
+            done.append(entry)
+        if dropped_from:  # children of dropped parent rows go too (no orphans)
+            for tname in self.order():
+                link = self.parent_link(tname)
+                if link is None or tname not in out or link.parent not in out:
+                    continue
+                keys = out[link.parent][link.parent_column]
+                orphan = ~out[tname][link.column].isin(set(keys.dropna().tolist())) & \
+                    out[tname][link.column].notna()
+                # only children whose parent this call dropped (real orphans are validate()'s)
+                before = tables[link.parent][link.parent_column]
+                orphan &= out[tname][link.column].isin(set(before.dropna().tolist()))
+                if orphan.any():
+                    out[tname] = out[tname].loc[~orphan].reset_index(drop=True)
+                    done.append({"rule": f"rows dropped with their parent row in {link.parent!r}",
+                                 "table": tname, "policy": "drop", "rows": int(orphan.sum())})
+        return out, done
+
+    def _rule_tables(self, rule: Any) -> list[str]:
+        child = self.link_rule_table(rule)
+        link = self.parent_link(child)
+        return [child, *([link.parent] if link else [])]
 
     def children_per_parent(self, tables: Mapping[str, pd.DataFrame], fk: ForeignKey) -> pd.Series:
         """Number of ``fk.child`` rows of every parent row (0 included), indexed by parent key."""
@@ -428,7 +568,8 @@ class MultiTableSchema:
             out["constraints"] = [r.to_dict() for r in self.constraints]
         if self.survival:
             out["survival"] = {t: {"time": s.time, "event": s.event,
-                                   "event_values": list(s.event_values)}
+                                   "event_values": list(s.event_values),
+                                   **({"unit": s.unit} if s.unit else {})}
                                for t, s in self.survival.items()}
         return out
 
@@ -477,6 +618,36 @@ class MultiTableSchema:
             if need:
                 raise SchemaError(f"{where}: foreign_keys[{i}] needs {need}")
             values = dict(raw)
+            label = f"{where}: foreign_keys[{i}] ({raw['child']} -> {raw['parent']})"
+            for key in ("column", "parent_column"):
+                value = values[key]
+                if isinstance(value, (list, tuple)) and len(value) == 1:
+                    values[key] = value = value[0]
+                if not isinstance(value, (str, list, tuple)):
+                    raise SchemaError(f"{label}: {key} must be a column name, got {value!r}")
+            child_cols, parent_cols = (_key_tuple(values[k], label) for k in
+                                       ("column", "parent_column"))
+            if len(child_cols) != len(parent_cols):  # type: ignore[arg-type]
+                raise SchemaError(f"{label}: composite key mismatch: column {list(child_cols)} "
+                                  f"has {len(child_cols)} column(s) but parent_column "
+                                  f"{list(parent_cols)} has {len(parent_cols)}; list the same "
+                                  "number of columns, in the parent key's order")
+            if len(child_cols) > 1:  # type: ignore[arg-type]
+                raise SchemaError(f"{label}: composite foreign keys ({list(child_cols)} -> "
+                                  f"{list(parent_cols)}) cannot link tables for generation; give "
+                                  f"table {raw['parent']!r} a single-column key (e.g. a surrogate "
+                                  "id), keep the composite as a unique constraint, and link by it")
+            for key in ("parent_level", "context"):
+                if isinstance(values.get(key), str):
+                    values[key] = [values[key]]
+                if values.get(key) is not None and not (
+                        isinstance(values[key], (list, tuple))
+                        and all(isinstance(v, str) for v in values[key])):
+                    raise SchemaError(f"{label}: {key} must be a list of column names, got "
+                                      f"{values[key]!r}")
+            if values.get("order_by") is not None and not isinstance(values["order_by"], str):
+                raise SchemaError(f"{label}: order_by must be one column name, got "
+                                  f"{values['order_by']!r}")
             values["parent_level"] = tuple(values.get("parent_level") or ())
             if values.get("context") is not None:
                 values["context"] = tuple(values["context"])
@@ -486,7 +657,8 @@ class MultiTableSchema:
             if not isinstance(raw, Mapping) or not {"time", "event"} <= set(raw):
                 raise SchemaError(f"{where}: survival.{tname} needs 'time' and 'event'")
             surv[str(tname)] = SurvivalSpec(time=raw["time"], event=raw["event"],
-                                            event_values=tuple(raw.get("event_values", (1,))))
+                                            event_values=tuple(raw.get("event_values", (1,))),
+                                            unit=raw.get("unit"))
         from synthdata.schema.model import constraints_from_list
 
         declared, proposed = constraints_from_list(data.get("constraints") or [],

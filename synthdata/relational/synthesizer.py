@@ -62,7 +62,7 @@ import numpy as np
 import pandas as pd
 
 from synthdata._rng import child_seed, make_rng
-from synthdata.constraints.kinds import Inequality, Range, column_values
+from synthdata.constraints.kinds import HistoryRule, Inequality, Range, column_values
 from synthdata.errors import ConditionTooRareError, ConfigError, DataError, NotFittedError
 from synthdata.relational.schema import ForeignKey, MultiTableSchema
 from synthdata.schema.model import Column, ColumnKind, Schema
@@ -202,6 +202,10 @@ class RelationalSynthesizer:
     privacy
         A :class:`~synthdata.privacy.config.DPConfig`: differential privacy for one patient
         (see "Patient-level privacy" in the module docstring); gmm generator only.
+    discover_rules
+        Without privacy, also enforce the within-patient rules that hold on every real
+        patient (:func:`synthdata.constraints.discover.discover_history`; listed in
+        ``discovered_``). Under privacy discovery never runs: only declared rules apply.
 
     Examples
     --------
@@ -212,9 +216,10 @@ class RelationalSynthesizer:
     def __init__(self, schema: MultiTableSchema, *, generator: str = "gmm",
                  generator_params: Mapping[str, Any] | None = None,
                  table_params: Mapping[str, Mapping[str, Any]] | None = None,
-                 n_context_clusters: int = 8, seed: int | None = 0, privacy: Any = None) -> None:
+                 n_context_clusters: int = 8, seed: int | None = 0, privacy: Any = None,
+                 discover_rules: bool = True) -> None:
         self.schema, self.generator = schema, generator
-        self.privacy = privacy
+        self.privacy, self.discover_rules = privacy, discover_rules
         self.generator_params, self.table_params = generator_params, table_params
         self.n_context_clusters, self.seed = n_context_clusters, seed
 
@@ -250,8 +255,19 @@ class RelationalSynthesizer:
         if private:  # every row must belong to one patient, through one chain of links
             patient_root(ms)
             check_patient_rows(ms, tables)
+        # declared rules the real data may break (on_real_violation: drop|repair), then refuse
+        # any other broken rule; under DP each patient's rows are dropped or fixed by their own
+        # values only, so the neighbouring relation is unchanged
+        ms.check_keys(tables)
+        tables, self.real_violations_ = ms.apply_real_violation_policy(tables)
         ms.validate(tables)
         tables = {t: df.reset_index(drop=True) for t, df in tables.items()}
+        self.discovered_: dict[str, list[Any]] = {}
+        self.discovered_links_: list[Any] = []
+        if self.discover_rules and not private:  # discovery reads the real rows: never under DP
+            from synthdata.constraints.discover import discover_history
+
+            self.discovered_, self.discovered_links_ = discover_history(tables, ms)
         rng = make_rng(self.seed)
         self.plans_: dict[str, _TablePlan] = {}
         self.seq_edges_: dict[str, np.ndarray] = {}
@@ -300,6 +316,11 @@ class RelationalSynthesizer:
                 if fk.child == tname and not fk.enforce:
                     plan.unenforced[fk.column] = self._non_missing_share(tname, fk.column, df, rng)
             plan.bounds = self._bounds_of(tname, train_schema)
+            for rule in self.discovered_links_:  # child.order <= parent.column, found on real data
+                if link is not None and rule.low == f"{tname}.{link.order_by}":
+                    plan.bounds.append(_Bound(link.order_by, False,
+                                              ("parent", rule.high.split(".", 1)[1]), False,
+                                              rule.describe()))
             table_ledger = self._table_ledger(tname, link, per_table_rho) if private else None
             if children and not private and self.generator != AR:
                 plan.context = self._fit_context(tname, train, train_schema, children, rng)
@@ -560,8 +581,10 @@ class RelationalSynthesizer:
         learned = {c.name for c in train_schema.columns} - {CTX, SEQ}
         if link is not None:
             learned -= set(link.parent_level)
-        rules = [(r, None) for r in ms.tables[tname].constraints if r.describe() not in kept]
-        rules += [(r, link) for r in ms.constraints if ms.link_rule_table(r) == tname]
+        rules = [(r, None) for r in ms.tables[tname].constraints if r.describe() not in kept
+                 and not isinstance(r, HistoryRule)]
+        rules += [(r, link) for r in ms.constraints if ms.link_rule_table(r) == tname
+                  and not isinstance(r, HistoryRule)]
 
         def where(name: str, qualified: bool) -> tuple[str, str] | None:
             if qualified:
@@ -675,6 +698,8 @@ class RelationalSynthesizer:
             out[tname] = self._output_columns(tname, synth, out, rng)
         report = self.schema.check(out)
         self.violations_ = self.schema.constraint_violations(out)
+        self.discovered_violations_ = discovered_violations(self.schema, out, self.discovered_,
+                                                           self.discovered_links_)
         if not report.is_ok:  # a bug, not a user error: say so plainly
             raise DataError("synthetic tables fail referential integrity (please report this): "
                             + "; ".join(report.problems))
@@ -756,7 +781,59 @@ class RelationalSynthesizer:
         synth[fk.column] = parent_out[fk.parent_column].to_numpy()[parent_idx]
         for col in fk.parent_level:
             synth[col] = parent_aug[parent_level_column(plan.name, col)].to_numpy()[parent_idx]
-        return self._order_in_time(plan, synth, parent_out, parent_idx)
+        synth = self._order_in_time(plan, synth, parent_out, parent_idx)
+        return self._apply_history(plan, synth, parent_out)
+
+    def _apply_history(self, plan: _TablePlan, synth: pd.DataFrame,
+                       parent_out: pd.DataFrame) -> pd.DataFrame:
+        """Make every within-patient rule of this child table hold on the whole histories:
+        running maxima (monotone), recomputed columns (time_derived) and flags
+        (event_consistency), the ``then`` value (conditional). Rules are applied in declared
+        order, repeated while one's fix breaks another (at most 5 passes); a conditional
+        without a unique fix drops its breaking rows. Every fix is counted in ``fixes_``."""
+        ms = self.schema
+        schema = ms.tables[plan.name]
+        own = [r for r in schema.constraints if isinstance(r, HistoryRule)]
+        own += list(self.discovered_.get(plan.name, ()))
+        link_rules = [r for r in ms.constraints if isinstance(r, HistoryRule)
+                      and ms.link_rule_table(r) == plan.name]
+        if not own and not link_rules:
+            return synth
+        joined = ms.joined_schema(plan.name) if link_rules else None
+        fk = plan.link
+        assert fk is not None
+        for _ in range(5):
+            changed = 0
+            for rule in own:
+                synth, n = self._fix(plan.name, rule, synth, schema)
+                changed += n
+            if link_rules:
+                parent = parent_out.drop_duplicates(fk.parent_column)
+                view = ms.joined_view({plan.name: synth, fk.parent: parent}, plan.name)
+                prefix = f"{plan.name}."
+                for rule in link_rules:
+                    view, n = self._fix(plan.name, rule, view, joined)
+                    changed += n
+                keep = view.columns[view.columns.str.startswith(prefix)]
+                synth = view[keep].rename(columns=lambda c: c[len(prefix):]).reset_index(drop=True)
+            if not changed:
+                break
+        return synth
+
+    def _fix(self, tname: str, rule: HistoryRule, df: pd.DataFrame, schema: Schema
+             ) -> tuple[pd.DataFrame, int]:
+        if rule.can_repair:
+            df, n = rule.repair(df, schema)
+            if n:
+                label = f"{tname}: {rule.describe()} (repaired)"
+                self.fixes_[label] = self.fixes_.get(label, 0) + n
+            return df, n
+        bad = rule.violations(df, schema)
+        if bad.any():
+            label = f"{tname}: {rule.describe()} (rows dropped)"
+            self.fixes_[label] = self.fixes_.get(label, 0) + int(bad.sum())
+            df = df.loc[~bad].reset_index(drop=True)
+        return df, int(bad.sum())
 
     # -- generator "ar": one history per parent ------------------------------------------------
     def _fit_sequences(self, tname: str, df: pd.DataFrame, train: pd.DataFrame,
@@ -1161,3 +1238,20 @@ def cap_per_patient(schema: MultiTableSchema, tables: Mapping[str, pd.DataFrame]
         rank[order] = np.arange(len(order)) - np.repeat(starts, sizes)
         keep[tname] = candidate & (rank < k)
     return keep
+
+
+def discovered_violations(ms: MultiTableSchema, tables: Mapping[str, pd.DataFrame],
+                          own: Mapping[str, list[Any]], links: list[Any]) -> dict[str, int]:
+    """Rows of ``tables`` breaking each discovered rule (keys as in
+    :meth:`MultiTableSchema.constraint_violations`)."""
+    out: dict[str, int] = {}
+    for tname, rules in own.items():
+        if tname in tables:
+            for rule in rules:
+                out[f"{tname}: {rule.describe()}"] = int(
+                    rule.violations(tables[tname], ms.tables[tname]).sum())
+    for rule in links:
+        child = ms.link_rule_table(rule)
+        view = ms.joined_view(tables, child)
+        out[rule.describe()] = int(rule.violations(view, ms.joined_schema(child)).sum())
+    return out

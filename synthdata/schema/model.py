@@ -50,6 +50,11 @@ class Schema:
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise SchemaError(f"schema {self.name!r} names column(s) {dupes} more than once")
+        if isinstance(self.primary_key, (list, tuple)):
+            raise SchemaError(f"schema {self.name!r}: primary key {list(self.primary_key)} is "
+                              "composite; a single-table schema takes one key column. Declare "
+                              "{kind: unique, columns: [...]} instead, or use a multi-table "
+                              "schema (tables.<name>.primary_key takes a list)")
         if self.primary_key is not None and self.primary_key not in names:
             raise SchemaError(f"schema {self.name!r}: primary key {self.primary_key!r} is not a column")
         object.__setattr__(self, "constraints", tuple(self.constraints))

@@ -30,7 +30,8 @@ def test_real_data_metrics_are_advisory_and_dp_safe_rules_decide():
 
 
 def test_only_privacy_and_synthetic_only_checks_are_dp_safe():
-    assert DP_SAFE_METRICS == {"epsilon", "delta", "constraint_violations", "validation"}
+    assert DP_SAFE_METRICS == {"epsilon", "delta", "constraint_violations", "validation",
+                               "history_rule_violations"}
     for name in ("mia_auc", "detection_auc", "exact_copies", "dcr_share", "shapes",
-                 "singling_out_risk"):
+                 "singling_out_risk", "history_detection_auc", "history_rule_violations_real"):
         assert name in KNOWN_METRICS and not is_dp_safe(name)

@@ -189,6 +189,9 @@ NO_ENTRY_NEEDED: dict[str, str] = {
     "check_frame": "a check that raises on unusable data; releases nothing",
     "split_frame": "a seeded permutation of row positions; data-independent",
     "Schema.validate": "a check that raises on invalid data; releases nothing",
+    "apply_real_policy": "declared on_real_violation: drops or fixes each row by its own "
+                         "values only (a per-row transformation: neighbours stay neighbours); "
+                         "its counts go to the report's not-private constraints section",
     "TableTransformer._check_columns": "a check that raises on missing columns",
     "_plan": "de-identification plan: reads column names and the schema only",
     "identifier_plan": "de-identification plan: reads column names and the schema only",
