@@ -1084,15 +1084,11 @@ def _is_datetime(schema: Any, name: str) -> bool:
     return schema is not None and name in schema and schema[name].kind.value == "datetime"
 
 
-def ColumnKind_numeric() -> set:  # noqa: N802 - a lazy constant (schema imports this module)
-    from synthdata.schema.model import ColumnKind
-
+def ColumnKind_numeric() -> set:  # noqa: N802 - kinds whose values compare as numbers
     return {ColumnKind.CONTINUOUS, ColumnKind.INTEGER, ColumnKind.DATETIME}
 
 
 def ColumnKind_boolean() -> set:  # noqa: N802
-    from synthdata.schema.model import ColumnKind
-
     return {ColumnKind.BOOLEAN}
 
 

@@ -41,7 +41,7 @@ def ds(idle, small_csv):
      "pipeline.generator.params.epochs: 1000000000 is more than this server's limit of 50"),
     ({"generator": {"kind": "gmm", "params": {"bogus": 1}}}, 422,
      "generator 'gmm': unknown parameter(s) ['bogus']"),
-    ({"seed": -1}, 422, "pipeline.seed: must be a non-negative integer, got -1"),
+    ({"seed": -1}, 422, "seed: Input should be greater than or equal to 0 (got -1)"),
     ({"generator": {"kind": "gmm", "params": {"max_iter": -5}}}, 422,
      "gmm: parameter max_iter must be a positive number, got -5"),
     ({"gate": "../../etc/passwd"}, 422, "pipeline.gate: unknown gate preset '../../etc/passwd'"),
