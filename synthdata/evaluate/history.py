@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -57,7 +57,7 @@ def _rng(seed: int, step: str) -> np.random.Generator:
 
 # -- per-patient features -----------------------------------------------------------------
 def history_features(child: pd.DataFrame, schema: Any, *, key: str, order: str | None,
-                     parent_keys: Sequence[Any], skip: Sequence[str] = (),
+                     parent_keys: Sequence[Any], skip: Collection[str] = (),
                      code: str | None = None, codes: Sequence[Any] = (),
                      categories: Mapping[str, Sequence[Any]] | None = None,
                      first_k: int | None = None) -> pd.DataFrame:
@@ -90,10 +90,10 @@ def history_features(child: pd.DataFrame, schema: Any, *, key: str, order: str |
         feats["gap_mean"] = gap.groupby(g).mean()
         feats["gap_std"] = gap.groupby(g).std()
         feats["gap_max"] = gap.groupby(g).max()
-    skip = set(skip) | {key} | ({order} if order else set())
-    numeric = [c.name for c in schema.columns if c.kind.is_numeric and c.name not in skip
+    skipped = set(skip) | {key} | ({order} if order else set())
+    numeric = [c.name for c in schema.columns if c.kind.is_numeric and c.name not in skipped
                and c.name in df.columns]
-    discrete = [c.name for c in schema.columns if c.kind.is_discrete and c.name not in skip
+    discrete = [c.name for c in schema.columns if c.kind.is_discrete and c.name not in skipped
                 and c.name in df.columns and c.name != code]
     cats = dict(categories or {})
 

@@ -190,7 +190,7 @@ class FhirSynthesizer:
         model_tables, schemas = self._encode(tables)
         fks = [ForeignKey("encounters", "patient_id", "patients", "patient_id", order_by="__start")]
         fks += [ForeignKey(t, "encounter_id", "encounters", "encounter_id") for t in self.events_]
-        pks = {t: schemas[t].primary_key for t in schemas}
+        pks = {t: pk for t in schemas if (pk := schemas[t].primary_key) is not None}
         ms = MultiTableSchema(tables=schemas, primary_keys=pks, foreign_keys=fks, name="fhir")
         self.relational_ = RelationalSynthesizer(ms, generator=self.generator,
                                                  generator_params=self.generator_params,

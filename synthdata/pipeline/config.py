@@ -285,4 +285,4 @@ def public_config(cfg: PipelineConfig) -> dict[str, Any]:
         from synthdata.io.sql import safe_url
 
         out["data"]["sql"] = safe_url(cfg.data.sql)
-    return out
+    return dict(out)

@@ -36,6 +36,7 @@ class RunResult:
     gate: list[dict[str, Any]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     judged: bool = True
+    notes: list[str] = field(default_factory=list)  # lines for the CLI (e.g. the FHIR read summary)
 
     @property
     def gate_status(self) -> str:

@@ -270,8 +270,14 @@ class Schema:
 
 def _check_top_level(data: Mapping[str, Any], where: str) -> None:
     for key in ("name", "primary_key"):
-        if data.get(key) is not None and not isinstance(data[key], str):
-            raise SchemaError(f"{where}: {key} must be text, got {data[key]!r:.60}")
+        value = data.get(key)
+        if key == "primary_key" and isinstance(value, (list, tuple)):
+            raise SchemaError(f"{where}: primary_key {list(value)!r:.60} is composite; a "
+                              "single-table schema takes one key column. Declare {kind: "
+                              "unique, columns: [...]} instead, or use a multi-table schema "
+                              "(tables.<name>.primary_key takes a list)")
+        if value is not None and not isinstance(value, str):
+            raise SchemaError(f"{where}: {key} must be text, got {value!r:.60}")
     if data.get("notes") is not None and not isinstance(data["notes"], list):
         raise SchemaError(f"{where}: notes must be a list of text")
 

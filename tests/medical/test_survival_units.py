@@ -29,19 +29,19 @@ def test_km_plot_axis_in_years_when_the_unit_is_days():
     pytest.importorskip("matplotlib")
     from unittest import mock
 
-    from synthdata.evaluate import _html
+    from synthdata.evaluate import plots
 
     endpoint = {"time": "futime", "event": "death", "event_values": [1], "time_unit": "days",
                 "km": {"real": {"times": [0, 365.25, 730.5], "survival": [1, 0.8, 0.5]}}}
     seen = {}
 
-    def spy(fig):
+    def spy(fig, alt=""):
         ax = fig.axes[0]
         seen["label"] = ax.get_xlabel()
         seen["x"] = list(ax.lines[0].get_xdata())
         return "<img alt='plot'>"
 
-    with mock.patch.object(_html, "_png", spy):
-        _html._km_plot("patients", endpoint)
+    with mock.patch.object(plots, "png", spy):
+        plots.km("patients", endpoint)
     assert seen["label"] == "futime (years)"
     assert seen["x"] == pytest.approx([0, 1, 2])
