@@ -17,6 +17,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -36,8 +37,9 @@ CASES = [  # file, target, sensitive columns, columns dropped (ids and leaks)
 ]
 
 
-def run(generators: list[str], epochs: int, seed: int) -> list[dict]:
-    rows = []
+def run(generators: list[str], epochs: int, seed: int,
+        save: Any = None) -> list[dict]:
+    rows: list[dict] = []
     for file, target, sensitive, drop in CASES:
         df = pd.read_csv(SHARED / file).drop(columns=drop)
         train = df.sample(frac=0.7, random_state=seed)
@@ -78,6 +80,8 @@ def run(generators: list[str], epochs: int, seed: int) -> list[dict]:
             row["worst_group_gap"] = 1 - row["worst_group_shapes"]
             row["target_met"] = row["worst_group_gap"] <= row["overall_gap"] + 0.05
             rows.append(row)
+            if save is not None:  # the table so far, so a stopped run keeps what it measured
+                save(rows)
             print(f"{row['dataset']:12s} {kind:6s} shapes {row['shapes']:.3f} worst group "
                   f"{row['worst_group_shapes']:.3f} ({groups['worst_group']['group']}) "
                   f"tstr {row['tstr_auc']:.3f} worst-group ratio "
@@ -213,7 +217,8 @@ def main() -> None:
     if args.augment:
         write_augment(run_augment([0, 1, 2]), args.out, sys.argv[1:])
         return
-    write(run(args.generators, args.epochs, args.seed), args.out, sys.argv[1:])
+    write(run(args.generators, args.epochs, args.seed,
+              save=lambda rows: write(rows, args.out, sys.argv[1:])), args.out, sys.argv[1:])
 
 
 if __name__ == "__main__":
