@@ -111,3 +111,15 @@ def test_unknown_sensitive_column_is_a_config_error(data):
     with pytest.raises(ConfigError, match="evaluate.sensitive.*'race'"):
         group_report(train, faithful, holdout=holdout, schema=Schema.infer(train),
                      sensitive=["race"])
+
+
+def test_per_group_detection_runs_on_the_largest_groups_only(data, monkeypatch):
+    import synthdata.evaluate.groups as groups
+
+    train, holdout, faithful, _ = data
+    monkeypatch.setattr(groups, "MAX_DETECTION_GROUPS", 1)
+    rep = group_report(train, faithful, holdout=holdout, schema=_schema(train),
+                       sensitive=["group"], target="y")
+    rows = {r["group"]: r for r in rep["columns"]["group"]["groups"]}
+    assert rows["A"]["detection_auc"] is not None and rows["B"]["detection_auc"] is None
+    assert "largest of 2 groups" in rep["notes"][0]
