@@ -103,7 +103,7 @@ def run_fhir(cfg: PipelineConfig, run_dir: Path, timer: Any, progress: Any,
     from synthdata.io.fhir import read_fhir_summary, write_fhir_bundle, write_fhir_ndjson
     from synthdata.medical.fhir import FhirSynthesizer, coherence_checks
     from synthdata.pipeline.budget import dp_config
-    from synthdata.pipeline.release import RunResult, build_manifest, resolve_gate
+    from synthdata.pipeline.release import RunResult, build_manifest, gate_section, resolve_gate
     from synthdata.privacy.ledger import PrivacyLedger
     from synthdata.schema.model import Schema
 
@@ -167,14 +167,9 @@ def run_fhir(cfg: PipelineConfig, run_dir: Path, timer: Any, progress: Any,
         "evaluation_unit": "one row per patient: " + ", ".join(train_s.columns),
         "deid": "names, identifiers, addresses, phone and e-mail are not learned; synthetic "
                 "patients carry gender, birth date and death date only"})
-    gate_rows = list(verdict.results) + structural
-    report.add_section("gate", {**verdict.to_dict(), "results": gate_rows,
-                                "n_rules": len(gate_rows),
-                                "n_failed": sum(not r["passed"] and r.get("decides", True)
-                                                for r in gate_rows),
-                                "passed": passed if verdict.judged else None,
-                                "status": ("not_judged" if not verdict.judged else
-                                           "passed" if passed else "failed")})
+    gate = gate_section(verdict, structural, passed)
+    gate_rows = gate["results"]
+    report.add_section("gate", gate)
     report.add_section("privacy", ledger.to_dict() | {"statement": ledger.plain_language()})
     report.add_section("timings", dict(timer.timings))
     manifest = build_manifest(cfg, fingerprints, train_s, hold_s, synth_s, timer, ledger, verdict)

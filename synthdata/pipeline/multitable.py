@@ -66,7 +66,7 @@ def run_multitable(cfg: PipelineConfig, run_dir: Path, timer: Any, progress: Any
         deid_tables,
         record_scan,
     )
-    from synthdata.pipeline.release import RunResult, build_manifest, resolve_gate
+    from synthdata.pipeline.release import RunResult, build_manifest, gate_section, resolve_gate
     from synthdata.privacy.group import check_privacy_unit
     from synthdata.privacy.ledger import PrivacyLedger
     from synthdata.relational.evaluate import children_per_parent_tv
@@ -225,16 +225,9 @@ def run_multitable(cfg: PipelineConfig, run_dir: Path, timer: Any, progress: Any
          "value": constraints["declared_violations"],
          "passed": not constraints["declared_violations"],
          "reason": f"{constraints['declared_violations']} declared constraint violation(s)"}]
-    gate_rows = list(verdict.results) + structural
-    report.add_section("gate", {**verdict.to_dict(), "results": gate_rows,
-                                "n_rules": len(gate_rows),
-                                "n_failed": sum(not r["passed"] and r.get("decides", True)
-                                                for r in gate_rows),
-                                "passed": passed if verdict.judged else None,
-                                "status": ("not_judged" if not verdict.judged else
-                                           "passed" if passed else "failed"),
-                                "referential_integrity_required": 1.0,
-                                "declared_constraint_violations_allowed": 0})
+    gate = gate_section(verdict, structural, passed, referential_integrity_required=1.0,
+                        declared_constraint_violations_allowed=0)
+    report.add_section("gate", gate)
     report.add_section("privacy", ledger.to_dict() | {"statement": ledger.plain_language()})
     report.add_section("budget", budget_section(budget, privacy))
     report.add_section("timings", dict(timer.timings))

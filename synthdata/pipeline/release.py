@@ -46,6 +46,19 @@ class RunResult:
         return "passed" if self.passed else "failed"
 
 
+def gate_section(verdict: Any, structural: list[dict[str, Any]], passed: bool,
+                 **extra: Any) -> dict[str, Any]:
+    """The report's ``gate`` section when a run's own structural checks (referential
+    integrity, coherence, ...) count beside the gate's rules: one list of rows, the counts
+    and status over all of them (``passed`` is the verdict of both)."""
+    rows = list(verdict.results) + structural
+    return {**verdict.to_dict(), "results": rows, "n_rules": len(rows),
+            "n_failed": sum(not r["passed"] and r.get("decides", True) for r in rows),
+            "passed": passed if verdict.judged else None,
+            "status": ("not_judged" if not verdict.judged else
+                       "passed" if passed else "failed"), **extra}
+
+
 def resolve_gate(spec: str | dict[str, Any] | None) -> str | dict[str, Any] | None:
     """Check the pipeline's gate before any work; return the spec ``check_gate`` takes.
 
