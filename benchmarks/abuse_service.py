@@ -36,7 +36,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_service import _free_port
+from bench_service import _free_port, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
@@ -125,16 +125,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         base = f"http://{HOST}:{port}"
         c = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=120)
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if c.get("/healthz").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit("the server did not start")
-                time.sleep(0.2)
+            wait_healthy(c, server)
             rss.window()
             _abuses(c, base, token, other, analyst, data_dir, server, rss, record, seen_text)
         finally:

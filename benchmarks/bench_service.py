@@ -237,6 +237,20 @@ THROUGHPUT_JOB = {"generator": {"kind": "gmm", "params": {"n_components": 4, "ma
                   "deid": {"unmarked": "transform"}}
 
 
+def wait_healthy(client: httpx.Client, server: subprocess.Popen, timeout_s: float = 60) -> None:
+    """Poll /healthz until the server answers 200; SystemExit if it dies or takes too long."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if client.get("/healthz").status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline or server.poll() is not None:
+            raise SystemExit("the server did not start")
+        time.sleep(0.2)
+
+
 def _serve(host: str, port: int, data_dir: Path, *extra: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "synthdata.cli", "serve", "--host", host, "--port", str(port),
@@ -262,16 +276,7 @@ def throughput(host: str, workers: int, n_jobs: int, threads: int | None) -> dic
         try:
             c = httpx.Client(base_url=f"http://{host}:{port}", timeout=60,
                              headers={"Authorization": f"Bearer {token}"})
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if c.get("/healthz").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit("the server did not start")
-                time.sleep(0.2)
+            wait_healthy(c, server)
             with open(ROOT / "data" / "flchain.csv", "rb") as fh:
                 ds = c.post("/v1/datasets", files={"file": ("flchain.csv", fh)}).json()["id"]
             share = c.get("/v1/limits").json()["limits"]["threads_per_worker"]
@@ -346,16 +351,7 @@ def main() -> int:
         try:
             sync = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"},
                                 timeout=30)
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if sync.get("/healthz").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit("the server did not start")
-                time.sleep(0.2)
+            wait_healthy(sync, server)
             with open(ROOT / "data" / "flchain.csv", "rb") as fh:
                 dataset = sync.post("/v1/datasets", files={"file": ("flchain.csv", fh)}).json()["id"]
             job_id = sync.post("/v1/jobs", json={"dataset": dataset,
