@@ -63,3 +63,12 @@ def splits_small(flchain_full: pd.DataFrame) -> tuple[pd.DataFrame, ...]:
 @pytest.fixture(scope="session")
 def splits_large(flchain_full: pd.DataFrame) -> tuple[pd.DataFrame, ...]:
     return three_way(flchain_full, 2500)
+
+
+@pytest.fixture()
+def small_csv(tmp_path: Path, flchain: pd.DataFrame) -> Path:
+    """300 flchain rows as a CSV file in the test's folder (for CLI and pipeline runs)."""
+    path = tmp_path / "small.csv"
+    flchain.sample(300, random_state=0).to_csv(path, index=False)
+    return path
+

@@ -39,13 +39,6 @@ def run(capsys, *args: str) -> tuple[int, str, str]:
     return code, out.out, out.err
 
 
-@pytest.fixture()
-def small_csv(tmp_path, flchain) -> Path:
-    path = tmp_path / "small.csv"
-    flchain.sample(300, random_state=0).to_csv(path, index=False)
-    return path
-
-
 def test_run_writes_run_directory(tmp_path, capsys, small_csv):
     code, out, err = run(capsys, "run", str(write_pipeline(tmp_path, small_csv, FLCHAIN_SCHEMA)),
                          "--quiet")

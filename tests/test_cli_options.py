@@ -12,24 +12,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from synthdata.cli import main
 from tests.conftest import DATA
+from tests.test_cli import run
 
 ROOT = Path(__file__).resolve().parents[1]
 FLCHAIN_SCHEMA = DATA.parent / "schemas" / "flchain.yaml"
-
-
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-@pytest.fixture()
-def small_csv(tmp_path, flchain) -> Path:
-    path = tmp_path / "small.csv"
-    flchain.sample(300, random_state=0).to_csv(path, index=False)
-    return path
 
 
 @pytest.fixture()

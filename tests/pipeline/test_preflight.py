@@ -20,13 +20,6 @@ from tests.conftest import DATA
 FLCHAIN_SCHEMA = DATA.parent / "schemas" / "flchain.yaml"
 
 
-@pytest.fixture()
-def small_csv(tmp_path, flchain) -> Path:
-    path = tmp_path / "small.csv"
-    flchain.sample(300, random_state=0).to_csv(path, index=False)
-    return path
-
-
 def _config(csv: Path, out: Path, **extra: object) -> dict:
     cfg = {"data": {"path": str(csv), "schema": str(FLCHAIN_SCHEMA)},
            "generator": {"kind": "gmm", "params": {"n_components": 2, "max_iter": 10}},
