@@ -93,6 +93,67 @@ def test_time_limit_ends_histories(fitted):
     assert np.bincount(owner, minlength=len(ctx)).max() < 6
 
 
+def test_given_lengths_are_kept_and_fit_before_the_time_limit(fitted):
+    gen, _, parents = fitted
+    ctx = parents.drop(columns="pid")
+    want = np.resize(np.array([1, 3, 7, 2]), len(ctx))     # 7: longer than any real history
+    synth, owner = gen.sample_histories(ctx, lengths=want, seed=4)
+    np.testing.assert_array_equal(np.bincount(owner, minlength=len(ctx)), want)
+    # a time limit no longer cuts such histories: their rows are spaced to fit before it
+    limit = np.full(len(ctx), 150.0)
+    synth, owner = gen.sample_histories(ctx, lengths=want, time_limit=limit, seed=4)
+    np.testing.assert_array_equal(np.bincount(owner, minlength=len(ctx)), want)
+    assert (synth["day"] <= 150 + 1).all()
+    assert (pd.Series(synth["day"].to_numpy()).groupby(owner).diff().dropna() >= 0).all()
+    with pytest.raises(ConfigError, match="lengths must be 200 positive integers"):
+        gen.sample_histories(ctx, lengths=np.zeros(len(ctx), dtype=int))
+
+
+def test_numbers_follow_the_discrete_value_of_their_row():
+    """Long-format labs: the value's scale is set by the test of the same row."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for pid in range(150):
+        day = 0
+        for _ in range(4):
+            test = rng.choice(["hdl", "chol"])
+            day += int(rng.integers(1, 90))
+            rows.append({"pid": pid, "day": day, "test": test,
+                         "value": rng.normal(1.0 if test == "hdl" else 200.0, 0.1)})
+    rows = pd.DataFrame(rows)
+    data = rows.drop(columns="pid")
+    gen = make_generator("ar", Schema.infer(data), order_column="day", epochs=200, seed=0)
+    gen.fit(data, groups=rows["pid"])
+    out = gen.sample(150, seed=0)
+    hdl = out.loc[out["test"] == "hdl", "value"]
+    chol = out.loc[out["test"] == "chol", "value"]
+    # without the row's test in the value head, half of each test's values came from the other
+    assert (hdl < 100).mean() > 0.85 and (chol > 100).mean() > 0.85, (hdl.describe(), chol.describe())
+
+
+def test_training_steps_are_capped_on_large_tables():
+    rows, _ = _histories(200, seed=2)
+    data = rows.drop(columns="pid")
+    gen = make_generator("ar", Schema.infer(data), order_column="day", epochs=50, batch_size=16,
+                         max_steps=26, seed=0)
+    gen.fit(data, groups=rows["pid"])
+    assert gen.epochs_run_ == 2 and len(gen.history_) == 2   # 13 batches an epoch
+    with pytest.raises(ConfigError, match="max_steps must be a positive integer or null"):
+        make_generator("ar", Schema.infer(data), max_steps=0).fit(data, groups=rows["pid"])
+
+
+def test_length_batches_sort_within_pools_only():
+    from synthdata.models.sequence import _length_batches
+
+    lengths = np.array([5, 1, 4, 2, 3, 6, 9, 7])
+    perm = np.arange(8)
+    mixed = _length_batches(perm, lengths, 2, 1, np.arange(4))
+    assert [b.tolist() for b in mixed] == [[0, 1], [2, 3], [4, 5], [6, 7]]
+    pooled = _length_batches(perm, lengths, 2, 2, np.array([3, 2, 1, 0]))
+    # pools of 2 batches (4 histories), each sorted by length, batches visited in the order given
+    assert [b.tolist() for b in pooled] == [[7, 6], [4, 5], [2, 0], [1, 3]]
+
+
 def test_seeded_and_save_load_round_trip(fitted, tmp_path):
     gen, _, parents = fitted
     ctx = parents.drop(columns="pid")
@@ -178,7 +239,7 @@ def test_sampling_step_matches_the_trained_gru():
     gen = torch.Generator().manual_seed(0)
     from synthdata.models._torch import build_module
 
-    net = build_module(lambda: _ARNet(10 + 5, 5, 16, 7), gen)
+    net = build_module(lambda: _ARNet(10 + 5, 5, 16, 7, 3, 4), gen)
     ctx = torch.randn((4, 5), generator=gen)
     x = torch.randn((4, 3, 10), generator=gen)
     full = net(torch.cat([x, ctx.unsqueeze(1).expand(4, 3, 5)], dim=-1), ctx)
