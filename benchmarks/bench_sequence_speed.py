@@ -60,21 +60,25 @@ def main() -> None:
     context = parents[plan.ar_context]
     n_rows = {}
 
-    def child_only() -> None:
-        rows, _ = plan.generator.sample_histories(context, min_length=1, seed=2)
+    lengths = parents[count_column("pbcseq")].to_numpy().astype("int64")
+
+    def child_only() -> None:  # as the synthesizer calls it: lengths from the parent rows
+        rows, _ = plan.generator.sample_histories(context, min_length=1, lengths=lengths, seed=2)
         n_rows["child"] = len(rows)
 
     def whole() -> None:
         out = rs.sample(args.patients, seed=3)
         n_rows["whole"] = len(out["pbcseq"])
 
+    load_start = os.getloadavg()[0]
     t_child = best_of(child_only)
     t_whole = best_of(whole)
     load = os.getloadavg()[0]
     lines = [
         "# Sequence generator sampling speed (pbc + pbcseq)", "",
         "Produced by `benchmarks/bench_sequence_speed.py`; measured on a shared 2-core machine "
-        f"under load (1-minute load average {load:.1f} at the end), torch threads = "
+        f"under load (1-minute load average {load_start:.1f} at the start, {load:.1f} at the "
+        f"end; {os.cpu_count()} cores), torch threads = "
         f"{sequence.SAMPLE_THREADS}, best of 3.", "",
         "| what | histories | child rows | wall s | histories / wall s | CPU s | histories / "
         "CPU s |", "|---|---|---|---|---|---|---|",

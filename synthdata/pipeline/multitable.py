@@ -72,6 +72,7 @@ def run_multitable(cfg: PipelineConfig, run_dir: Path, timer: Any, progress: Any
     from synthdata.relational.evaluate import children_per_parent_tv
     from synthdata.relational.schema import MultiTableSchema
     from synthdata.relational.synthesizer import (
+        AUTO,
         RelationalSynthesizer,
         check_patient_rows,
         patient_root,
@@ -118,7 +119,10 @@ def run_multitable(cfg: PipelineConfig, run_dir: Path, timer: Any, progress: Any
     if deid_section["enabled"]:
         ledger.record_public(LEDGER_STEP, reason=LEDGER_REASON)
     record_scan(ledger, deid_section)
-    synth_model = RelationalSynthesizer(ms, generator=cfg.generator.kind,
+    # no generator.kind in the config: the relational default (sequence generator for child
+    # tables with a time column, gmm elsewhere; see RelationalSynthesizer)
+    kind = cfg.generator.kind if "kind" in cfg.generator.model_fields_set else AUTO
+    synth_model = RelationalSynthesizer(ms, generator=kind,
                                         generator_params=cfg.generator.params, seed=cfg.seed,
                                         privacy=privacy)
     with timer.step("fit"):

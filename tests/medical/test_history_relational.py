@@ -33,11 +33,11 @@ def test_a_grouped_rule_on_a_root_table_needs_by():
 
 def test_relational_output_breaks_no_declared_rule_and_counts_repairs():
     tables = cohort(250)
-    without = RelationalSynthesizer(schema(rules=False), generator_params=FAST, seed=0,
+    without = RelationalSynthesizer(schema(rules=False), generator="gmm", generator_params=FAST, seed=0,
                                     discover_rules=False).fit(tables).sample()
     broken = schema().constraint_violations(without)
     assert sum(broken.values()) > 0                    # the rules matter for this data
-    model = RelationalSynthesizer(schema(), generator_params=FAST, seed=0,
+    model = RelationalSynthesizer(schema(), generator="gmm", generator_params=FAST, seed=0,
                                   discover_rules=False).fit(tables)
     out = model.sample()
     assert set(model.violations_) == set(broken)
@@ -51,7 +51,7 @@ def test_relational_output_breaks_no_declared_rule_and_counts_repairs():
 
 def test_discovered_rules_hold_in_the_output_without_privacy():
     tables = cohort(250)
-    model = RelationalSynthesizer(schema(rules=False), generator_params=FAST, seed=0).fit(tables)
+    model = RelationalSynthesizer(schema(rules=False), generator="gmm", generator_params=FAST, seed=0).fit(tables)
     model.sample()
     found = {r.describe() for r in model.discovered_["visits"]}
     assert "ever_diabetes non-decreasing over day per pid" in found
@@ -103,7 +103,7 @@ def test_under_patient_privacy_no_rule_is_discovered():
         col.update(categories=[0, 1], public=True)
     data["tables"]["visits"]["constraints"] = list(RULES[:1])
     ms = MultiTableSchema.from_dict(data)
-    model = RelationalSynthesizer(ms, generator_params=FAST, seed=0,
+    model = RelationalSynthesizer(ms, generator="gmm", generator_params=FAST, seed=0,
                                   privacy=DPConfig(epsilon=3.0)).fit(cohort(150))
     out = model.sample()
     assert model.discovered_ == {} and model.discovered_links_ == []

@@ -99,7 +99,7 @@ def test_given_lengths_are_kept_and_fit_before_the_time_limit(fitted):
     want = np.resize(np.array([1, 3, 7, 2]), len(ctx))     # 7: longer than any real history
     synth, owner = gen.sample_histories(ctx, lengths=want, seed=4)
     np.testing.assert_array_equal(np.bincount(owner, minlength=len(ctx)), want)
-    # a time limit no longer cuts such histories: their rows are spaced to fit before it
+    # a time limit no longer cuts such histories: their clock is compressed to fit before it
     limit = np.full(len(ctx), 150.0)
     synth, owner = gen.sample_histories(ctx, lengths=want, time_limit=limit, seed=4)
     np.testing.assert_array_equal(np.bincount(owner, minlength=len(ctx)), want)
@@ -140,6 +140,19 @@ def test_training_steps_are_capped_on_large_tables():
     assert gen.epochs_run_ == 2 and len(gen.history_) == 2   # 13 batches an epoch
     with pytest.raises(ConfigError, match="max_steps must be a positive integer or null"):
         make_generator("ar", Schema.infer(data), max_steps=0).fit(data, groups=rows["pid"])
+
+
+def test_fit_times_compresses_only_histories_past_their_limit():
+    from synthdata.models.sequence import _fit_times
+
+    times = np.array([10.0, 20.0, 50.0, 5.0, 8.0, 300.0, -40.0, 0.0, 60.0])
+    owner = np.array([0, 0, 0, 1, 1, 2, 3, 3, 3])
+    limit = np.array([30.0, 100.0, 200.0, 20.0])
+    out = _fit_times(times, owner, limit)
+    np.testing.assert_allclose(out[:3], [10.0, 15.0, 30.0])         # 10 + (t - 10) * 20 / 40
+    np.testing.assert_allclose(out[3:5], [5.0, 8.0])                # within its limit: kept
+    assert out[5] == 200.0                                          # starts past it: pinned
+    np.testing.assert_allclose(out[6:], [-40.0, -16.0, 20.0])       # negative days too
 
 
 def test_length_batches_sort_within_pools_only():

@@ -15,7 +15,7 @@ LIGHT = {"n_components": 6, "max_iter": 40}   # keeps the test at a few seconds 
 
 @pytest.fixture(scope="module")
 def pbc_synth(pbc_tables, pbc_schema):
-    rs = RelationalSynthesizer(pbc_schema, generator_params=LIGHT, seed=0).fit(pbc_tables)
+    rs = RelationalSynthesizer(pbc_schema, generator="gmm", generator_params=LIGHT, seed=0).fit(pbc_tables)
     return rs, rs.sample()
 
 
@@ -81,7 +81,7 @@ def test_two_child_tables_and_unenforced_link():
     d["foreign_keys"].append({"child": "subjects", "column": "case", "parent": "subjects",
                               "parent_column": "id", "enforce": False})
     ms = MultiTableSchema.from_dict(d)
-    rs = RelationalSynthesizer(ms, generator_params={"n_components": 3, "max_iter": 20}, seed=1)
+    rs = RelationalSynthesizer(ms, generator="gmm", generator_params={"n_components": 3, "max_iter": 20}, seed=1)
     synth = rs.fit(tables).sample()
     assert ms.check(synth).is_ok
     assert rs.violations_ == {"labs.days <= subjects.futime": 0, "events.days <= subjects.futime": 0}
@@ -97,7 +97,7 @@ def test_errors(pbc_schema, pbc_tables):
     with pytest.raises(NotFittedError, match="call fit"):
         RelationalSynthesizer(pbc_schema).sample()
     with pytest.raises(ConfigError, match="seed"):
-        RelationalSynthesizer(pbc_schema, generator_params={"seed": 1}).fit(pbc_tables)
+        RelationalSynthesizer(pbc_schema, generator="gmm", generator_params={"seed": 1}).fit(pbc_tables)
     with pytest.raises(ConfigError, match="unknown table"):
         RelationalSynthesizer(pbc_schema, table_params={"visits": {}}).fit(pbc_tables)
 
@@ -164,7 +164,7 @@ def test_dates_as_time_order_stay_dates_and_sorted():
     d["foreign_keys"][0]["order_by"] = "when"
     ms = MultiTableSchema.from_dict(d)
     assert ms.tables["visits"]["when"].kind.value == "datetime"
-    synth = RelationalSynthesizer(ms, generator_params={"n_components": 2}, seed=0).fit(tables).sample()
+    synth = RelationalSynthesizer(ms, generator="gmm", generator_params={"n_components": 2}, seed=0).fit(tables).sample()
     when = pd.to_datetime(synth["visits"]["when"], format="%Y-%m-%d")
     assert when.notna().all()
     assert synth["visits"].assign(when=when).groupby("pid")["when"].apply(
@@ -319,7 +319,7 @@ def test_dp_fit_charges_each_table_for_its_real_maximum_per_patient(monkeypatch)
     seen = []
     real_cap = rel.cap_per_patient
     monkeypatch.setattr(rel, "cap_per_patient", lambda *a, **kw: seen.append(real_cap(*a, **kw)) or seen[-1])
-    rs = RelationalSynthesizer(ms, generator_params=TINY, seed=0,
+    rs = RelationalSynthesizer(ms, generator="gmm", generator_params=TINY, seed=0,
                                privacy=DPConfig(epsilon=3, max_rows_per_unit=4)).fit(tables)
     eps, delta = rs.ledger_.spent()
     assert eps <= 3 and delta <= rs.ledger_.delta
@@ -350,7 +350,7 @@ def test_a_table_keyed_by_its_link_is_charged_for_one_row_per_parent():
     tables = _three_level_tables()
     tables["profile"] = pd.DataFrame({"id": tables["patients"]["id"].iloc[::2].to_numpy(),
                                       "bmi": 25.0 + np.arange(40) % 7})
-    rs = RelationalSynthesizer(ms, generator_params=TINY, seed=0,
+    rs = RelationalSynthesizer(ms, generator="gmm", generator_params=TINY, seed=0,
                                privacy=DPConfig(epsilon=3, max_rows_per_unit=4)).fit(tables)
     charged = {t: {e.params["rows_per_unit"] for e in rs.ledger_.entries
                    if e.step.startswith(f"{t}.") and e.rho} for t in ("profile", "labs")}
@@ -367,7 +367,7 @@ def test_two_dp_fits_with_the_same_seed_cap_different_rows(monkeypatch):
     real_cap = rel.cap_per_patient
     monkeypatch.setattr(rel, "cap_per_patient", lambda *a, **kw: seen.append(real_cap(*a, **kw)) or seen[-1])
     for _ in range(2):
-        RelationalSynthesizer(ms, generator_params=TINY, seed=0,
+        RelationalSynthesizer(ms, generator="gmm", generator_params=TINY, seed=0,
                               privacy=DPConfig(epsilon=3, max_rows_per_unit=2)).fit(tables)
     assert not np.array_equal(seen[0]["visits"], seen[1]["visits"])
     assert seen[0]["visits"].sum() == seen[1]["visits"].sum()    # as many rows, other rows
@@ -386,7 +386,7 @@ def test_rows_that_belong_to_no_patient_are_refused_under_patient_privacy():
     visits.loc[5, "id"] = 777                                     # its labs lose their patient
     n_via = int((labs["visit_id"] == lost_visit).sum())
     bad = {**tables, "labs": labs, "visits": visits}
-    rs = RelationalSynthesizer(ms, generator_params=TINY, privacy=DPConfig(epsilon=3))
+    rs = RelationalSynthesizer(ms, generator="gmm", generator_params=TINY, privacy=DPConfig(epsilon=3))
     with pytest.raises(DataError) as err:
         rs.fit(bad)
     msg = str(err.value)
@@ -464,7 +464,7 @@ def test_fixed_combinations_under_patient_privacy():
     tables = _three_level_tables()
     ms = _three_level_schema(patient_rules=[learned])
     for epsilon in (0.5, 3.0):
-        rs = RelationalSynthesizer(ms, generator_params=TINY, seed=0,
+        rs = RelationalSynthesizer(ms, generator="gmm", generator_params=TINY, seed=0,
                                    privacy=DPConfig(epsilon=epsilon)).fit(tables)
         eps, delta = rs.ledger_.spent()
         assert eps <= epsilon and eps == pytest.approx(epsilon, rel=1e-3)   # all of it, no more
@@ -477,11 +477,11 @@ def test_fixed_combinations_under_patient_privacy():
     on_labs = _three_level_schema(lab_rules=[{"kind": "fixed_combinations", "columns": ["test", "flag"]}])
     with pytest.raises(ConfigError, match=r"table 'labs' constraint 'fixed combinations of "
                                           r"\(test, flag\)' learns .* declare them in the rule"):
-        RelationalSynthesizer(on_labs, generator_params=TINY, privacy=DPConfig(epsilon=3)).fit(tables)
+        RelationalSynthesizer(on_labs, generator="gmm", generator_params=TINY, privacy=DPConfig(epsilon=3)).fit(tables)
     declared = _three_level_schema(lab_rules=[{**{"kind": "fixed_combinations", "columns": ["test", "flag"]},
                                                "combinations": [["a", "high"], ["a", "low"], ["b", "low"]]}])
     tables["labs"]["flag"] = np.where(tables["labs"]["test"] == "b", "low", tables["labs"]["flag"])
-    rs = RelationalSynthesizer(declared, generator_params=TINY, seed=0,
+    rs = RelationalSynthesizer(declared, generator="gmm", generator_params=TINY, seed=0,
                                privacy=DPConfig(epsilon=2)).fit(tables)
     assert rs.ledger_.spent()[0] <= 2
     synth = rs.sample(seed=0)

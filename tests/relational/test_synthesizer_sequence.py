@@ -45,6 +45,54 @@ def test_children_are_histories_of_their_parent(ar_pbc, pbc_schema):
     assert counts.min() >= 1 and counts.max() <= 16
 
 
+def test_history_lengths_follow_the_parent_count(ar_pbc, pbc_tables, pbc_schema):
+    from synthdata.relational.evaluate import children_per_parent_tv
+
+    _, out = ar_pbc
+    # each history has the child count drawn with its parent row (the root gmm learns it with
+    # the parent's columns); the model's own end-of-history step gave TV 0.086-0.13 on pbc
+    assert children_per_parent_tv(pbc_tables, out, pbc_schema)["pbcseq.id -> pbc.id"] <= 0.1
+
+
+def test_default_picks_the_sequence_generator_for_child_tables_with_a_time_column(pbc_schema):
+    rs = RelationalSynthesizer(pbc_schema)
+    assert rs.generator == "auto"
+    assert (rs.table_generator("pbc"), rs.table_generator("pbcseq")) == ("gmm", "ar")
+    # under patient-level DP every table uses gmm (DP-EM), instead of refusing
+    private = RelationalSynthesizer(pbc_schema, privacy=sd.DPConfig(epsilon=3.0))
+    assert private.table_generator("pbcseq") == "gmm"
+    # a child table without a time column keeps gmm
+    data = pbc_schema.to_dict()
+    for fk in data["foreign_keys"]:
+        fk.pop("order_by", None)
+    from synthdata.relational.schema import MultiTableSchema
+
+    assert RelationalSynthesizer(MultiTableSchema.from_dict(data)).table_generator("pbcseq") == "gmm"
+    # a named generator applies to every table as before
+    assert RelationalSynthesizer(pbc_schema, generator="gmm").table_generator("pbcseq") == "gmm"
+
+
+def test_default_refuses_ambiguous_generator_params(pbc_tables, pbc_schema):
+    rs = RelationalSynthesizer(pbc_schema, generator_params={"n_components": 3})
+    with pytest.raises(ConfigError, match="generator 'auto' picks the generator per table "
+                                          r"\(pbc: gmm, pbcseq: ar\).*name the generator kind"):
+        rs.fit(pbc_tables)
+
+
+def test_within_patient_rules_hold_on_sequence_output():
+    from tests.medical.history_data import cohort, schema
+
+    model = RelationalSynthesizer(schema(), generator="ar", generator_params={"epochs": 4},
+                                  table_params={"patients": FAST_ROOT}, seed=0,
+                                  discover_rules=False).fit(cohort(150))
+    out = model.sample()
+    assert model.violations_ and all(n == 0 for n in model.violations_.values()), model.violations_
+    visits = out["visits"].sort_values(["pid", "day"])
+    assert (visits.groupby("pid")["ever_diabetes"].diff().fillna(0) >= 0).all()
+    age = out["patients"].set_index("pid")["age"].reindex(visits["pid"]).to_numpy()
+    assert np.allclose(visits["age_at_visit"], age + visits["day"] / 365.25, atol=0.011)
+
+
 def test_sampling_is_reproducible(ar_pbc):
     rs, out = ar_pbc
     again = rs.sample(400, seed=1)
