@@ -155,7 +155,8 @@ def make_generator(name: Literal["ddpm"], schema: Schema, *, epochs: int = 1000,
 def make_generator(name: Literal["ar"], schema: Schema, *, order_column: str | None = None,
                    epochs: int = 150, batch_size: int = 64, lr: float = 3e-3,
                    hidden_dim: int = 96, n_mixture: int = 3, max_length: int | None = None,
-                   privacy: PrivacyInput = None, seed: int | None = 0) -> SequenceGenerator: ...
+                   max_steps: int | None = 2000, privacy: PrivacyInput = None,
+                   seed: int | None = 0) -> SequenceGenerator: ...
 
 
 @overload
