@@ -100,7 +100,7 @@ def main() -> None:
                "pbcseq": pd.read_csv(ROOT / "data" / "pbcseq.csv")}
         res = measure(pbc, ROOT / "schemas" / "pbc.yaml", "status",
                       ["time", "pbcseq.futime", "pbcseq.status"], gens)
-        (results_dir / "history_default_pbc.json").write_text(json.dumps(res, indent=1, default=str))
+        _merge(results_dir / "history_default_pbc.json", res)
     if args.only in (None, "nafld"):
         t = {k: pd.read_csv(args.datasets / f"{k}.csv") for k in ("nafld1", "nafld2", "nafld3")}
         ids = set(np.random.default_rng(0).choice(t["nafld1"]["id"], args.patients,
@@ -108,8 +108,13 @@ def main() -> None:
         t = {k: v[v["id"].isin(ids)] for k, v in t.items()}
         res = measure(t, ROOT / "schemas" / "nafld.yaml", "status", ["futime"], gens)
         res["patients"] = args.patients
-        (results_dir / f"history_default_nafld{args.patients}.json").write_text(
-            json.dumps(res, indent=1, default=str))
+        _merge(results_dir / f"history_default_nafld{args.patients}.json", res)
+
+
+def _merge(path: Path, res: dict) -> None:
+    """Write ``res`` into the JSON at ``path``, keeping other generators' earlier results."""
+    old = json.loads(path.read_text()) if path.exists() else {}
+    path.write_text(json.dumps({**old, **res}, indent=1, default=str))
 
 
 if __name__ == "__main__":
