@@ -44,6 +44,7 @@ MAX_PATIENTS = 10_000        # per side, for detection and TSTR
 MAX_CODES = 30               # a code column has at most this many values
 MAX_CATEGORIES = 12          # category shares per discrete column
 N_BINS = 20
+MAX_COUNT_BINS = 30         # bins of the rows-per-patient histogram
 N_PAIR_POINTS = 300
 N_PAIRS = 3
 N_FOLDS = 3
@@ -272,13 +273,7 @@ def _marginals(real: pd.DataFrame, synth: pd.DataFrame, schema: Any, skip: set[s
             s = pd.to_numeric(synth[c.name], errors="coerce").dropna().to_numpy(dtype=float)
             if not len(r):
                 continue
-            lo, hi = np.quantile(r, [0.005, 0.995])
-            edges = np.linspace(lo, hi if hi > lo else lo + 1, N_BINS + 1)
-            hr = np.histogram(np.clip(r, edges[0], edges[-1]), edges)[0] / max(len(r), 1)
-            hs = np.histogram(np.clip(s, edges[0], edges[-1]), edges)[0] / max(len(s), 1)
-            out[c.name] = {"kind": "numeric", "edges": edges.round(6).tolist(),
-                           "real": hr.round(5).tolist(), "synthetic": hs.round(5).tolist(),
-                           "ks": _ks(r, s)}
+            out[c.name] = {"kind": "numeric", **_histogram(r, s), "ks": _ks(r, s)}
         elif c.kind.is_discrete:
             pr = real[c.name].astype(str).value_counts(normalize=True)
             ps = synth[c.name].astype(str).value_counts(normalize=True)
@@ -290,6 +285,33 @@ def _marginals(real: pd.DataFrame, synth: pd.DataFrame, schema: Any, skip: set[s
                                               - ps.reindex(pr.index.union(ps.index), fill_value=0)
                                               ).abs().sum())}
     return out
+
+
+def _count_histogram(real: pd.Series, synth: pd.Series) -> dict[str, Any]:
+    """Means and the share of patients with 0, 1, 2, ... rows (the top bin holds the tail
+    beyond the real 99th percentile), real vs synthetic."""
+    r, s = real.to_numpy(dtype=float), synth.to_numpy(dtype=float)
+    top = int(max(np.quantile(r, 0.99), 1)) if len(r) else 1
+    if top + 1 > MAX_COUNT_BINS:  # long histories: equal-width bins of whole counts
+        edges = np.unique(np.linspace(0, top + 1, MAX_COUNT_BINS + 1).round())
+    else:
+        edges = np.arange(top + 2, dtype=float)
+    hr = np.histogram(np.clip(r, 0, edges[-1] - 1), edges)[0] / max(len(r), 1)
+    hs = np.histogram(np.clip(s, 0, edges[-1] - 1), edges)[0] / max(len(s), 1)
+    return {"real_mean": float(np.mean(r)) if len(r) else None,
+            "synthetic_mean": float(np.mean(s)) if len(s) else None,
+            "edges": edges.tolist(), "real": hr.round(5).tolist(),
+            "synthetic": hs.round(5).tolist(), "tv": float(0.5 * np.abs(hr - hs).sum())}
+
+
+def _histogram(r: np.ndarray, s: np.ndarray) -> dict[str, Any]:
+    """Shared bins over the real 0.5-99.5% range (values outside go to the end bins)."""
+    lo, hi = np.quantile(r, [0.005, 0.995])
+    edges = np.linspace(lo, hi if hi > lo else lo + 1, N_BINS + 1)
+    hr = np.histogram(np.clip(r, edges[0], edges[-1]), edges)[0] / max(len(r), 1)
+    hs = np.histogram(np.clip(s, edges[0], edges[-1]), edges)[0] / max(len(s), 1)
+    return {"edges": edges.round(6).tolist(), "real": hr.round(5).tolist(),
+            "synthetic": hs.round(5).tolist()}
 
 
 def _ks(a: np.ndarray, b: np.ndarray) -> float | None:
@@ -345,7 +367,8 @@ def _per_code(real: pd.DataFrame, synth: pd.DataFrame, code: str, numeric: list[
             s = pd.to_numeric(synth.loc[sc == value, col], errors="coerce").dropna().to_numpy(float)
             entry[col] = {"ks": _ks(r, s),
                           "real_median": float(np.median(r)) if len(r) else None,
-                          "synthetic_median": float(np.median(s)) if len(s) else None}
+                          "synthetic_median": float(np.median(s)) if len(s) else None,
+                          **(_histogram(r, s) if len(r) else {})}
         out[str(value)] = entry
     return out
 
@@ -465,9 +488,7 @@ def _evaluate_histories(real: Mapping[str, pd.DataFrame], synth: Mapping[str, pd
         det["real"] = "holdout" if holdout is not None else "train"
         section["detection"] = det
         metrics[f"history_detection_auc[{tname}]"] = det["auc"]
-        section["rows_per_patient"] = {
-            "real_mean": float(f_real["n_rows"].mean()), "synthetic_mean": float(
-                f_synth["n_rows"].mean())}
+        section["rows_per_patient"] = _count_histogram(f_real["n_rows"], f_synth["n_rows"])
         numeric = [c.name for c in schema.columns if c.kind.is_numeric and c.name not in skip]
         section["marginals"] = _marginals(real[tname], synth[tname], schema, skip)
         section["pairs"] = _pairs(real[tname], synth[tname], numeric,

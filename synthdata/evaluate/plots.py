@@ -352,3 +352,65 @@ def km(name: str, endpoint: Mapping[str, Any]) -> str:
     ax.tick_params(labelsize=7.5)
     fig.subplots_adjust(left=0.09, bottom=0.14, right=0.98, top=0.9)
     return png(fig, f"Kaplan-Meier curves {name}")
+
+
+# -- patient histories ----------------------------------------------------------------------
+
+def history_counts(hist: Mapping[str, Any], child: str) -> str:
+    """Share of patients with 0, 1, 2, ... rows of ``child``: real vs synthetic bars."""
+    edges, real, synth = _arr(hist.get("edges")), _arr(hist.get("real")), _arr(hist.get("synthetic"))
+    if not _ok(edges, real, synth) or real.shape != synth.shape or edges.size != real.size + 1:
+        return ""
+    fig = _figure(7.5, 2.9)
+    ax = fig.add_subplot(1, 1, 1)
+    # whole counts: one bar per count; wider bins (long histories) are labelled lo-hi
+    x = np.arange(real.size)
+    ax.bar(x - 0.2, np.nan_to_num(real), width=0.4, color=REAL, label="real patients")
+    ax.bar(x + 0.2, np.nan_to_num(synth), width=0.4, color=SYNTH, label="synthetic patients")
+    labels = [f"{lo:.0f}" if hi - lo <= 1 else f"{lo:.0f}–{hi - 1:.0f}"
+              for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
+    labels[-1] = f"{edges[-2]:.0f}+"
+    step = max(1, math.ceil(len(labels) / 20))
+    ax.set_xticks(x[::step])
+    ax.set_xticklabels(labels[::step], fontsize=7.5, rotation=0 if step == 1 and
+                       len(labels) <= 20 else 40)
+    ax.set_xlabel(f"rows of {_short(child, 24)} per patient", fontsize=8.5)
+    ax.set_ylabel("share of patients", fontsize=8.5)
+    ax.set_title(f"{_short(child, 24)} per patient (total variation {_fmt(hist.get('tv'))})",
+                 fontsize=9)
+    ax.legend(fontsize=7.5, frameon=False)
+    ax.tick_params(labelsize=7.5)
+    fig.subplots_adjust(left=0.09, bottom=0.17, right=0.98, top=0.9)
+    return png(fig, f"rows of {child} per patient, real vs synthetic")
+
+
+def scatter_pairs(pairs: Sequence[Mapping[str, Any]]) -> str:
+    """Sampled points of column pairs, real and synthetic overlaid, three pairs per row."""
+    good = []
+    for p in pairs:
+        real, synth = _arr(p.get("real")), _arr(p.get("synthetic"))
+        if _ok(real) and real.ndim == 2 and real.shape[1] == 2 and \
+                (synth.size == 0 or (synth.ndim == 2 and synth.shape[1] == 2)):
+            good.append((p, real, synth))
+    if not good:
+        return ""
+    per_row = 3
+    nrows = math.ceil(len(good) / per_row)
+    height = 3.2 * nrows
+    fig = _figure(PAGE_INCHES, height)
+    for i, (pair, real, synth) in enumerate(good):
+        ax = fig.add_subplot(nrows, per_row, i + 1)
+        ax.scatter(real[:, 0], real[:, 1], s=7, alpha=0.45, color=REAL, linewidths=0,
+                   label="real")
+        if synth.size:
+            ax.scatter(synth[:, 0], synth[:, 1], s=7, alpha=0.45, color=SYNTH, linewidths=0,
+                       label="synthetic")
+        ax.set_xlabel(_short(pair.get("x"), 22), fontsize=8)
+        ax.set_ylabel(_short(pair.get("y"), 22), fontsize=8)
+        ax.set_title(f"|r| real {_fmt(pair.get('real_abs_correlation'))}", fontsize=8.5)
+        ax.tick_params(labelsize=7)
+        if i == 0:
+            ax.legend(fontsize=7.5, frameon=False, markerscale=2)
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.6 / height, top=1 - 0.35 / height,
+                        wspace=0.3, hspace=0.45)
+    return png(fig, "sampled rows of the most correlated column pairs, real vs synthetic")
