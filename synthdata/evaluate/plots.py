@@ -382,35 +382,3 @@ def history_counts(hist: Mapping[str, Any], child: str) -> str:
     ax.tick_params(labelsize=7.5)
     fig.subplots_adjust(left=0.09, bottom=0.17, right=0.98, top=0.9)
     return png(fig, f"rows of {child} per patient, real vs synthetic")
-
-
-def scatter_pairs(pairs: Sequence[Mapping[str, Any]]) -> str:
-    """Sampled points of column pairs, real and synthetic overlaid, three pairs per row."""
-    good = []
-    for p in pairs:
-        real, synth = _arr(p.get("real")), _arr(p.get("synthetic"))
-        if _ok(real) and real.ndim == 2 and real.shape[1] == 2 and \
-                (synth.size == 0 or (synth.ndim == 2 and synth.shape[1] == 2)):
-            good.append((p, real, synth))
-    if not good:
-        return ""
-    per_row = 3
-    nrows = math.ceil(len(good) / per_row)
-    height = 3.2 * nrows
-    fig = _figure(PAGE_INCHES, height)
-    for i, (pair, real, synth) in enumerate(good):
-        ax = fig.add_subplot(nrows, per_row, i + 1)
-        ax.scatter(real[:, 0], real[:, 1], s=7, alpha=0.45, color=REAL, linewidths=0,
-                   label="real")
-        if synth.size:
-            ax.scatter(synth[:, 0], synth[:, 1], s=7, alpha=0.45, color=SYNTH, linewidths=0,
-                       label="synthetic")
-        ax.set_xlabel(_short(pair.get("x"), 22), fontsize=8)
-        ax.set_ylabel(_short(pair.get("y"), 22), fontsize=8)
-        ax.set_title(f"|r| real {_fmt(pair.get('real_abs_correlation'))}", fontsize=8.5)
-        ax.tick_params(labelsize=7)
-        if i == 0:
-            ax.legend(fontsize=7.5, frameon=False, markerscale=2)
-    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.6 / height, top=1 - 0.35 / height,
-                        wspace=0.3, hspace=0.45)
-    return png(fig, "sampled rows of the most correlated column pairs, real vs synthetic")
