@@ -780,22 +780,14 @@ def _history_columns(table: Mapping[str, Any]) -> str:
     if marginals:
         parts.append("<h4>Columns of the table, all rows: real vs synthetic</h4>"
                      + plots.marginals(marginals))
-    pairs = plots.bivariate([_pair_view(p) for p in table.get("pairs") or []])
+    pairs = plots.history_pairs(table.get("pairs") or [])
     if pairs:
         parts.append("<h4>The most correlated number pairs: joint distributions</h4>"
-                     "<p class='muted'>Share of rows per cell (20 bins over the real 0.5–99.5% "
-                     "range of each column); the two panels of a pair share one colour "
-                     "scale.</p>" + pairs)
+                     "<p class='muted'>Share of rows per cell; each axis is cut at the real "
+                     "data's quantiles (20 bins, each holding about 5% of the real rows), so "
+                     "skewed values spread over the grid; the two panels of a pair share one "
+                     "colour scale.</p>" + pairs)
     return "".join(parts)
-
-
-def _pair_view(pair: Mapping[str, Any]) -> dict[str, Any]:
-    """A history pair in the shape :func:`plots.bivariate` draws."""
-    real, synth = pair.get("real_abs_correlation"), pair.get("synthetic_abs_correlation")
-    gap = abs(real - synth) if isinstance(real, float) and isinstance(synth, float) else None
-    return {"x": {"name": pair.get("x"), "type": "numeric", "edges": pair.get("x_edges")},
-            "y": {"name": pair.get("y"), "type": "numeric", "edges": pair.get("y_edges")},
-            "real": pair.get("real"), "synth": pair.get("synthetic"), "difference": gap}
 
 
 def _history_codes(table: Mapping[str, Any]) -> str:

@@ -324,8 +324,9 @@ def _ks(a: np.ndarray, b: np.ndarray) -> float | None:
 
 def _pairs(real: pd.DataFrame, synth: pd.DataFrame, numeric: list[str]) -> list[dict[str, Any]]:
     """The most correlated number pairs (real rows) as joint distributions: the share of rows
-    per cell of an N_BINS x N_BINS grid over the real 0.5-99.5% range of each column (values
-    outside go to the edge cells), real and synthetic. Bin shares only, never row values."""
+    per cell of a grid of (up to) N_BINS real quantile bins per column over the real
+    0.5-99.5% range (values outside go to the edge cells), real and synthetic. Bin shares
+    only, never row values."""
     if len(numeric) < 2:
         return []
     num_r = real[numeric].apply(pd.to_numeric, errors="coerce")
@@ -338,10 +339,10 @@ def _pairs(real: pd.DataFrame, synth: pd.DataFrame, numeric: list[str]) -> list[
     out = []
     for r_abs, a, b in pairs:
         edges = {}
-        for col in (a, b):
+        for col in (a, b):  # equal-mass bins: skewed lab values do not pile into one cell
             values = num_r[col].dropna().to_numpy(dtype=float)
-            lo, hi = np.quantile(values, [0.005, 0.995])
-            edges[col] = np.linspace(lo, hi if hi > lo else lo + 1, N_BINS + 1)
+            cuts = np.unique(np.quantile(values, np.linspace(0.005, 0.995, N_BINS + 1)))
+            edges[col] = cuts if len(cuts) > 1 else np.array([cuts[0], cuts[0] + 1])
         item: dict[str, Any] = {"x": a, "y": b, "real_abs_correlation": round(r_abs, 4),
                                 "synthetic_abs_correlation": _round(corr_s.loc[a, b]),
                                 "x_edges": edges[a].round(6).tolist(),

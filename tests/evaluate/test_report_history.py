@@ -65,7 +65,7 @@ def test_history_section_shows_detection_tstr_rules_and_plots(history):
     counts = visits["rows_per_patient"]
     assert sum(counts["real"]) == pytest.approx(1, abs=1e-3)
     assert len(counts["edges"]) == len(counts["synthetic"]) + 1
-    assert "joint distributions of the column pairs" in body
+    assert "joint distributions of the most correlated number pairs" in body
     # the pairs are bin shares over a grid, never rows of the real data
     pair = visits["pairs"][0]
     assert np.array(pair["real"]).shape == (20, 20)
