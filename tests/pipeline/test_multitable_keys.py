@@ -153,3 +153,19 @@ def test_a_key_written_as_text_in_the_child_is_a_type_mismatch(tmp_path, capsys)
     tables["visits"]["pid"] = "p" + tables["visits"]["pid"].astype(str)
     _expect(capsys, _write(tmp_path, tables, SCHEMA), "visits.pid -> patients.pid",
             "type mismatch: visits.pid holds text but patients.pid holds numbers")
+
+
+def test_a_composite_key_under_patient_level_privacy(tmp_path, capsys):
+    schema = copy.deepcopy(SITES)
+    schema["tables"]["patients"]["columns"][0].update(categories=["north", "south", "east"],
+                                                      public=True)
+    path = _write(tmp_path, sites(60), schema)
+    cfg = yaml.safe_load(path.read_text())
+    path.write_text(yaml.safe_dump({**cfg, "privacy": {"epsilon": 3.0}}))
+    assert main(["run", str(path)]) == 0, capsys.readouterr().err
+    run = next((tmp_path / "out").iterdir())
+    patients, visits = pd.read_csv(run / "patients.csv"), pd.read_csv(run / "visits.csv")
+    assert list(visits.columns) == ["site", "pno", "day", "sbp"]
+    assert not patients.duplicated(["site", "pno"]).any()
+    assert visits.merge(patients, on=["site", "pno"], how="left")["age"].notna().all()
+    assert "_patients_key" not in (run / "schema.yaml").read_text()
