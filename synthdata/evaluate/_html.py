@@ -790,6 +790,9 @@ def _history_columns(table: Mapping[str, Any]) -> str:
     return "".join(parts)
 
 
+MAX_CODE_PLOTS = 12   # value distributions drawn per long-format table
+
+
 def _history_codes(table: Mapping[str, Any]) -> str:
     code, per_code = table.get("code_column"), table.get("per_code") or {}
     if not code or not per_code:
@@ -811,8 +814,6 @@ def _history_codes(table: Mapping[str, Any]) -> str:
             "their own (KS 0 = identical).</p>" + _table(rows)
             + plots.marginals(_marginal_plots(hists)))
 
-
-MAX_CODE_PLOTS = 12
 
 
 # -- page -------------------------------------------------------------------------------------

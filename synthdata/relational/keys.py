@@ -97,7 +97,8 @@ def compile_link(tables: dict[str, Schema], pks: dict[str, tuple[str, ...]],
     if not any(tables[parent][p].kind == ColumnKind.ID for p in parent_cols):
         raise SchemaError(f"{label}: declare at least one of {parent}.{list(parent_cols)} "
                           "kind: id, so that synthetic keys are regenerated and stay unique")
-    used = [values.get("order_by"), *(values.get("parent_level") or ())]
+    level = values.get("parent_level") or ()
+    used = [values.get("order_by"), *([level] if isinstance(level, str) else level)]
     clash = [c for c in child_cols if c in used]
     if clash:
         raise SchemaError(f"{label}: link column(s) {clash} cannot also be order_by or "

@@ -138,6 +138,8 @@ def _schema_with(**fk):
      "patients.['pno', 'site'] must be the primary key of 'patients'"),
     (_schema_with(column=["site", "pno", "day"]), "composite key mismatch"),
     (_schema_with(order_by="pno"), "link column(s) ['pno'] cannot also be order_by"),
+    (_schema_with(parent_level="site"), "link column(s) ['site'] cannot also be order_by or "
+                                        "parent_level"),
 ])
 def test_bad_composite_links_in_the_schema_are_schema_errors(data, message):
     with pytest.raises(SchemaError) as err:
