@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from synthdata.evaluate import plots
@@ -94,7 +94,7 @@ main.sdr{max-width:1100px;margin:0 auto;padding:1rem 1.2rem 3rem;box-sizing:bord
 
 # sections rendered by a dedicated block (the rest are shown generically)
 _KNOWN_SECTIONS = ("gate", "validation", "privacy", "timings", "deidentification", "survival",
-                   "rare_categories", "manifest", "budget", "release")
+                   "rare_categories", "manifest", "budget", "release", "history")
 _LABEL_KEY = "privacy_label"
 
 
@@ -672,19 +672,165 @@ def _manifest(section: Mapping[str, Any]) -> str:
     return _generic({k: v for k, v in section.items() if k != "timings_s"})
 
 
+# -- patient histories -----------------------------------------------------------------------
+
+_HISTORY_INTRO = (
+    "<p class='muted'>Each child table seen as whole patient histories (a patient's rows in "
+    "time order), as a clinician reads a chart. Every number here reads the real rows.</p>")
+
+
+def _history(section: Mapping[str, Any]) -> str:
+    """Per child table: detection, TSTR, rows per patient, rules, marginals, pairs, codes."""
+    parts = [_HISTORY_INTRO]
+    for text in section.get("warnings") or []:
+        parts.append(f"<div class='warn' role='alert'><b>Warning:</b> {_e(text)}</div>")
+    for child, table in section.items():
+        if not isinstance(table, Mapping) or "detection" not in table:
+            continue
+        order = (f", in order of <code>{_e(table['order_by'])}</code>"
+                 if table.get("order_by") else ", no time order declared")
+        parts.append(f"<h3 id='history-{_anchor(child)}'>{_e(child)}: one history per "
+                     f"{_e(table.get('parent'))} row{order}</h3>")
+        parts += [_history_detection(table.get("detection") or {}),
+                  _history_tstr(table.get("tstr")),
+                  _history_counts(str(child), table.get("rows_per_patient") or {}),
+                  _history_rules(table.get("rules") or []),
+                  _history_columns(table),
+                  _history_codes(table)]
+    return "".join(parts)
+
+
+def _history_detection(det: Mapping[str, Any]) -> str:
+    auc = det.get("auc")
+    if auc is None:
+        return f"<p class='muted'>Whole-patient detection not run: {_e(det.get('note', ''))}</p>"
+    side = "held-out real" if det.get("real") == "holdout" else "training"
+    verdict = ("the histories are hard to tell apart" if auc <= 0.6 else
+               "some histories give themselves away" if auc <= 0.75 else
+               "most synthetic histories are recognisable")
+    tells = _table(det.get("top_features") or [], ["feature", "single_feature_auc_gap"],
+                   {"single_feature_auc_gap": "|AUC − 0.5| of this feature alone"})
+    return (f"<p><b>Whole-patient detection AUC {_fmt(auc)}</b>: {verdict}. A classifier "
+            f"sees one row per patient ({_fmt(det.get('n_per_side'))} {side} and as many "
+            "synthetic patients) summarising the whole history: number of rows, gaps between "
+            "rows, first, last, mean and spread of each value, its trend over time, how often "
+            "a category changes. 0.5 means it cannot tell real from synthetic patients; 1.0 "
+            f"means it always can ({_fmt(det.get('n_features'))} features, "
+            f"{len(det.get('fold_aucs') or [])}-fold cross-validation).</p>"
+            "<details><summary>What gives the synthetic histories away</summary>"
+            f"{tells}</details>")
+
+
+def _history_tstr(tstr: Mapping[str, Any] | None) -> str:
+    if not tstr:
+        return ("<p class='muted'>Per-patient TSTR not run: it needs <code>evaluate.target"
+                "</code> in the parent table and a holdout.</p>")
+    key = "r2" if tstr.get("task") == "regression" else "auc"
+    excluded = ", ".join(tstr.get("excluded") or []) or "none"
+    warn = (f"<div class='warn' role='alert'><b>Warning:</b> {_e(tstr['warning'])}</div>"
+            if tstr.get("warning") else "")
+    return (f"<p><b>Per-patient TSTR</b>: predict <code>{_e(tstr.get('target'))}</code> from "
+            f"the patient's own columns and their first {_fmt(tstr.get('first_k'))} rows. "
+            f"Trained on synthetic patients, tested on {_fmt(tstr.get('n_test'))} held-out "
+            f"real ones: {key.upper()} <b>{_fmt(tstr.get(f'tstr_{key}'))}</b>; the same "
+            f"model trained on real patients: {_fmt(tstr.get(f'trtr_{key}'))} (ratio "
+            f"{_fmt(tstr.get('utility_ratio'))}; 1 = the synthetic histories teach as much "
+            f"as the real ones). Left out as leak columns: <code>{_e(excluded)}</code>.</p>"
+            + warn)
+
+
+def _history_counts(child: str, counts: Mapping[str, Any]) -> str:
+    if not counts:
+        return ""
+    return (f"<p>Rows per patient: mean {_fmt(counts.get('real_mean'))} real, "
+            f"{_fmt(counts.get('synthetic_mean'))} synthetic.</p>"
+            + plots.history_counts(counts, child))
+
+
+def _history_rules(rules: Sequence[Mapping[str, Any]]) -> str:
+    if not rules:
+        return ("<p class='muted'>No within-patient rule is declared or was discovered for "
+                "this table.</p>")
+    return ("<h4>Within-patient rules: rows (patients) that break each rule</h4>"
+            + _table(rules, ["rule", "real_rows", "real_patients", "synthetic_rows",
+                             "synthetic_patients"],
+                     {"real_rows": "real rows", "real_patients": "real patients",
+                      "synthetic_rows": "synthetic rows",
+                      "synthetic_patients": "synthetic patients"}))
+
+
+def _marginal_plots(entries: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """History marginals in the shape :func:`plots.marginals` draws."""
+    out = []
+    for name, m in entries.items():
+        if m.get("kind") == "categorical" or "categories" in m:
+            plot = {"type": "bar", "labels": m.get("categories"), "real": m.get("real"),
+                    "synth": m.get("synthetic")}
+            out.append({"name": name, "metric": "TV", "distance": m.get("tv"), "plot": plot})
+        elif m.get("edges") is not None:
+            plot = {"type": "hist", "edges": m.get("edges"), "real": m.get("real"),
+                    "synth": m.get("synthetic")}
+            out.append({"name": name, "metric": "KS", "distance": m.get("ks"), "plot": plot})
+    return out
+
+
+def _history_columns(table: Mapping[str, Any]) -> str:
+    parts = []
+    marginals = _marginal_plots(table.get("marginals") or {})
+    if marginals:
+        parts.append("<h4>Columns of the table, all rows: real vs synthetic</h4>"
+                     + plots.marginals(marginals))
+    pairs = plots.history_pairs(table.get("pairs") or [])
+    if pairs:
+        parts.append("<h4>The most correlated number pairs: joint distributions</h4>"
+                     "<p class='muted'>Share of rows per cell; each axis is cut at the real "
+                     "data's quantiles (20 bins, each holding about 5% of the real rows), so "
+                     "skewed values spread over the grid; the two panels of a pair share one "
+                     "colour scale.</p>" + pairs)
+    return "".join(parts)
+
+
+MAX_CODE_PLOTS = 12   # value distributions drawn per long-format table
+
+
+def _history_codes(table: Mapping[str, Any]) -> str:
+    code, per_code = table.get("code_column"), table.get("per_code") or {}
+    if not code or not per_code:
+        return ""
+    rows, hists = [], {}
+    for value, entry in per_code.items():
+        row: dict[str, Any] = {code: value, "real rows": entry.get("real_rows"),
+                               "synthetic rows": entry.get("synthetic_rows")}
+        for col, stats in entry.items():
+            if isinstance(stats, Mapping):
+                row[f"{col} KS"] = stats.get("ks")
+                row[f"{col} median real"] = stats.get("real_median")
+                row[f"{col} median synthetic"] = stats.get("synthetic_median")
+                if len(hists) < MAX_CODE_PLOTS:
+                    hists[f"{value}: {col}"] = {**stats, "kind": "numeric"}
+        rows.append(row)
+    return (f"<h4>Values per code of <code>{_e(code)}</code></h4><p class='muted'>The table "
+            "is in long format (one row per measurement): each code's values compared on "
+            "their own (KS 0 = identical).</p>" + _table(rows)
+            + plots.marginals(_marginal_plots(hists)))
+
+
+
 # -- page -------------------------------------------------------------------------------------
 
-def render(report: Mapping[str, Any]) -> str:
-    """The whole page."""
-    sections = report.get("sections", {}) or {}
-    meta = report.get("meta", {}) or {}
-    release = sections.get("release")
-    page = _Page(str(release.get("label")) if release else None)
-    top, gate_table = first_screen(report)
-    page.section("gate", "Gate rules", gate_table)
+# One renderer per section of the evidence, in page order: each reads the report and adds
+# its section(s) to the page (nothing when it has no data). Add a section by adding a function.
+def _gate_rules(page: _Page, report: Mapping[str, Any]) -> None:
+    page.section("gate", "Gate rules", _gate_table((report.get("sections") or {}).get("gate")))
+
+
+def _notes(page: _Page, report: Mapping[str, Any]) -> None:
     if report.get("notes"):
         page.section("notes", "Notes", "<ul>" + "".join(f"<li>{_e(n)}</li>"
                                                         for n in report["notes"]) + "</ul>")
+
+
+def _column_sections(page: _Page, report: Mapping[str, Any]) -> None:
     columns = report.get("columns") or []
     if columns:
         page.section("columns", "Columns", _columns(columns), real_data=True)
@@ -696,6 +842,9 @@ def render(report: Mapping[str, Any]) -> str:
                      real_data=True)
     page.section("detection", "Detection, utility and coverage", _detection_utility(report),
                  real_data=True)
+
+
+def _leakage_sections(page: _Page, report: Mapping[str, Any]) -> None:
     leak = report.get("leakage") or {}
     if leak:
         page.section("leakage", "Leakage", _leakage(leak), real_data=True)
@@ -704,19 +853,34 @@ def render(report: Mapping[str, Any]) -> str:
     if report.get("risks"):
         page.section("risks", "Re-identification risks (Anonymeter-style)",
                      _risks(report["risks"]), real_data=True)
-    if sections.get("deidentification"):
-        page.section("deidentification", "De-identification",
-                     _deid(sections["deidentification"]), real_data=True)
-    if sections.get("rare_categories"):
-        page.section("rare-categories", "Rare categories", _rare(sections["rare_categories"]),
-                     real_data=True)
-    if sections.get("survival"):
-        page.section("survival", "Survival", _survival(sections["survival"]), real_data=True)
-    for name, payload in sections.items():
+
+
+def _stage_sections(page: _Page, report: Mapping[str, Any]) -> None:
+    sections = report.get("sections") or {}
+    known = (("deidentification", "deidentification", "De-identification", _deid),
+             ("rare_categories", "rare-categories", "Rare categories", _rare),
+             ("survival", "survival", "Survival", _survival),
+             ("history", "history", "Patient histories", _history))
+    for key, anchor, title, render_section in known:
+        if sections.get(key):
+            page.section(anchor, title, render_section(sections[key]), real_data=True)
+
+
+def _other_sections(page: _Page, report: Mapping[str, Any]) -> None:
+    for name, payload in (report.get("sections") or {}).items():
         if name not in _KNOWN_SECTIONS:
             title = str(name).replace("_", " ")
             page.section(f"s-{_anchor(name)}", title[:1].upper() + title[1:], _generic(payload),
                          real_data=isinstance(payload, Mapping) and _LABEL_KEY in payload)
+
+
+SECTION_RENDERERS: list[Callable[[_Page, Mapping[str, Any]], None]] = [
+    _gate_rules, _notes, _column_sections, _leakage_sections, _stage_sections, _other_sections]
+
+
+def _appendix(page: _Page, report: Mapping[str, Any]) -> None:
+    """Validation, privacy ledger, budget, manifest and timings in one collapsed block."""
+    sections = report.get("sections") or {}
     dp = scoring.dp_facts(report)
     appendix = [("validation", "Validation", _validation(sections.get("validation"))),
                 ("privacy", "Privacy ledger", _privacy(sections.get("privacy"), dp))]
@@ -729,17 +893,31 @@ def render(report: Mapping[str, Any]) -> str:
         appendix.append(("timings", "Timings", timing))
     inner = "".join(f"<section id='{a}'><h3>{_e(t)}</h3>{b}</section>" for a, t, b in appendix)
     titles = ", ".join(t.lower() for _, t, _ in appendix)
-    page.toc.insert(0, ("summary", "Summary"))
     page.toc.append(("appendix", "Appendix"))
     summary = _e(titles[:1].upper() + titles[1:])
     page.parts.append(f"<h2>Appendix</h2><details id='appendix'><summary>{summary}</summary>"
                       f"{inner}</details>")
-    header = (f"<h1>Synthetic data report</h1><p class='muted'>{_e(report.get('generator'))} · "
-              f"report version {_e(report.get('report_version'))} · train "
-              f"{_fmt(meta.get('n_train'))} rows · synthetic {_fmt(meta.get('n_synthetic'))} "
-              f"rows · holdout {_fmt(meta.get('n_holdout'))} rows · seed "
-              f"{_fmt(meta.get('seed'))}</p>")
-    body = "\n".join([header, page.nav(), f"<section id='summary'>{top}</section>",
+
+
+def _header(report: Mapping[str, Any]) -> str:
+    meta = report.get("meta", {}) or {}
+    return (f"<h1>Synthetic data report</h1><p class='muted'>{_e(report.get('generator'))} · "
+            f"report version {_e(report.get('report_version'))} · train "
+            f"{_fmt(meta.get('n_train'))} rows · synthetic {_fmt(meta.get('n_synthetic'))} "
+            f"rows · holdout {_fmt(meta.get('n_holdout'))} rows · seed "
+            f"{_fmt(meta.get('seed'))}</p>")
+
+
+def render(report: Mapping[str, Any]) -> str:
+    """The whole page: header, contents, first screen, the evidence sections, appendix."""
+    release = (report.get("sections") or {}).get("release")
+    page = _Page(str(release.get("label")) if release else None)
+    top, _ = first_screen(report)
+    for add_section in SECTION_RENDERERS:
+        add_section(page, report)
+    page.toc.insert(0, ("summary", "Summary"))
+    _appendix(page, report)
+    body = "\n".join([_header(report), page.nav(), f"<section id='summary'>{top}</section>",
                       *page.parts])
     return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
             "<meta name='viewport' content='width=device-width, initial-scale=1'>"

@@ -15,8 +15,8 @@ table of a multi-table schema (rows linked to a parent and, ideally, ordered by 
   on synthetic patients, tested on held-out real patients, against the same model trained
   on real patients (TRTR). ``exclude`` removes leak columns; a TRTR score >= 0.99 warns
   that a column probably leaks the target;
-* **marginals and pair-plot data** of the child table (shared histogram bins, sampled
-  points of the most correlated number pairs), and **per-code value distributions**
+* **marginals and pair-plot data** of the child table (shared histogram bins, joint
+  distributions of the most correlated number pairs as shares per grid cell), and **per-code value distributions**
   (KS distance of each number column within each code);
 * **within-patient rules broken** in the real and the synthetic histories (rows and
   patients), for the declared rules and any discovered ones passed in.
@@ -44,7 +44,7 @@ MAX_PATIENTS = 10_000        # per side, for detection and TSTR
 MAX_CODES = 30               # a code column has at most this many values
 MAX_CATEGORIES = 12          # category shares per discrete column
 N_BINS = 20
-N_PAIR_POINTS = 300
+MAX_COUNT_BINS = 30         # bins of the rows-per-patient histogram
 N_PAIRS = 3
 N_FOLDS = 3
 LEAK_WARNING = 0.99
@@ -272,13 +272,7 @@ def _marginals(real: pd.DataFrame, synth: pd.DataFrame, schema: Any, skip: set[s
             s = pd.to_numeric(synth[c.name], errors="coerce").dropna().to_numpy(dtype=float)
             if not len(r):
                 continue
-            lo, hi = np.quantile(r, [0.005, 0.995])
-            edges = np.linspace(lo, hi if hi > lo else lo + 1, N_BINS + 1)
-            hr = np.histogram(np.clip(r, edges[0], edges[-1]), edges)[0] / max(len(r), 1)
-            hs = np.histogram(np.clip(s, edges[0], edges[-1]), edges)[0] / max(len(s), 1)
-            out[c.name] = {"kind": "numeric", "edges": edges.round(6).tolist(),
-                           "real": hr.round(5).tolist(), "synthetic": hs.round(5).tolist(),
-                           "ks": _ks(r, s)}
+            out[c.name] = {"kind": "numeric", **_histogram(r, s), "ks": _ks(r, s)}
         elif c.kind.is_discrete:
             pr = real[c.name].astype(str).value_counts(normalize=True)
             ps = synth[c.name].astype(str).value_counts(normalize=True)
@@ -292,6 +286,33 @@ def _marginals(real: pd.DataFrame, synth: pd.DataFrame, schema: Any, skip: set[s
     return out
 
 
+def _count_histogram(real: pd.Series, synth: pd.Series) -> dict[str, Any]:
+    """Means and the share of patients with 0, 1, 2, ... rows (the top bin holds the tail
+    beyond the real 99th percentile), real vs synthetic."""
+    r, s = real.to_numpy(dtype=float), synth.to_numpy(dtype=float)
+    top = int(max(np.quantile(r, 0.99), 1)) if len(r) else 1
+    if top + 1 > MAX_COUNT_BINS:  # long histories: equal-width bins of whole counts
+        edges = np.unique(np.linspace(0, top + 1, MAX_COUNT_BINS + 1).round())
+    else:
+        edges = np.arange(top + 2, dtype=float)
+    hr = np.histogram(np.clip(r, 0, edges[-1] - 1), edges)[0] / max(len(r), 1)
+    hs = np.histogram(np.clip(s, 0, edges[-1] - 1), edges)[0] / max(len(s), 1)
+    return {"real_mean": float(np.mean(r)) if len(r) else None,
+            "synthetic_mean": float(np.mean(s)) if len(s) else None,
+            "edges": edges.tolist(), "real": hr.round(5).tolist(),
+            "synthetic": hs.round(5).tolist(), "tv": float(0.5 * np.abs(hr - hs).sum())}
+
+
+def _histogram(r: np.ndarray, s: np.ndarray) -> dict[str, Any]:
+    """Shared bins over the real 0.5-99.5% range (values outside go to the end bins)."""
+    lo, hi = np.quantile(r, [0.005, 0.995])
+    edges = np.linspace(lo, hi if hi > lo else lo + 1, N_BINS + 1)
+    hr = np.histogram(np.clip(r, edges[0], edges[-1]), edges)[0] / max(len(r), 1)
+    hs = np.histogram(np.clip(s, edges[0], edges[-1]), edges)[0] / max(len(s), 1)
+    return {"edges": edges.round(6).tolist(), "real": hr.round(5).tolist(),
+            "synthetic": hs.round(5).tolist()}
+
+
 def _ks(a: np.ndarray, b: np.ndarray) -> float | None:
     if not len(a) or not len(b):
         return None
@@ -301,24 +322,43 @@ def _ks(a: np.ndarray, b: np.ndarray) -> float | None:
                                - np.searchsorted(b, grid, side="right") / len(b))))
 
 
-def _pairs(real: pd.DataFrame, synth: pd.DataFrame, numeric: list[str],
-           rng: np.random.Generator) -> list[dict[str, Any]]:
+def _pairs(real: pd.DataFrame, synth: pd.DataFrame, numeric: list[str]) -> list[dict[str, Any]]:
+    """The most correlated number pairs (real rows) as joint distributions: the share of rows
+    per cell of a grid of (up to) N_BINS real quantile bins per column over the real
+    0.5-99.5% range (values outside go to the edge cells), real and synthetic. Bin shares
+    only, never row values."""
     if len(numeric) < 2:
         return []
-    corr = real[numeric].apply(pd.to_numeric, errors="coerce").corr().abs()
+    num_r = real[numeric].apply(pd.to_numeric, errors="coerce")
+    num_s = synth[numeric].apply(pd.to_numeric, errors="coerce")
+    corr = num_r.corr().abs()
+    corr_s = num_s.corr().abs()
     pairs = sorted(((float(corr.iloc[i, j]), numeric[i], numeric[j])
                     for i in range(len(numeric)) for j in range(i + 1, len(numeric))
                     if np.isfinite(corr.iloc[i, j])), reverse=True)[:N_PAIRS]
     out = []
     for r_abs, a, b in pairs:
-        item: dict[str, Any] = {"x": a, "y": b, "real_abs_correlation": round(r_abs, 4)}
-        for label, frame in (("real", real), ("synthetic", synth)):
-            sub = frame[[a, b]].apply(pd.to_numeric, errors="coerce").dropna()
-            if len(sub) > N_PAIR_POINTS:
-                sub = sub.iloc[rng.choice(len(sub), N_PAIR_POINTS, replace=False)]
-            item[label] = sub.round(4).to_numpy().tolist()
+        edges = {}
+        for col in (a, b):  # equal-mass bins: skewed lab values do not pile into one cell
+            values = num_r[col].dropna().to_numpy(dtype=float)
+            cuts = np.unique(np.quantile(values, np.linspace(0.005, 0.995, N_BINS + 1)))
+            edges[col] = cuts if len(cuts) > 1 else np.array([cuts[0], cuts[0] + 1])
+        item: dict[str, Any] = {"x": a, "y": b, "real_abs_correlation": round(r_abs, 4),
+                                "synthetic_abs_correlation": _round(corr_s.loc[a, b]),
+                                "x_edges": edges[a].round(6).tolist(),
+                                "y_edges": edges[b].round(6).tolist()}
+        for label, frame in (("real", num_r), ("synthetic", num_s)):
+            sub = frame[[a, b]].dropna().to_numpy(dtype=float)
+            xs = np.clip(sub[:, 0], edges[a][0], edges[a][-1])
+            ys = np.clip(sub[:, 1], edges[b][0], edges[b][-1])
+            grid = np.histogram2d(xs, ys, [edges[a], edges[b]])[0] / max(len(sub), 1)
+            item[label] = grid.round(5).tolist()
         out.append(item)
     return out
+
+
+def _round(value: Any) -> float | None:
+    return round(float(value), 4) if value is not None and np.isfinite(value) else None
 
 
 def code_column(schema: Any, df: pd.DataFrame, skip: set[str]) -> str | None:
@@ -345,7 +385,8 @@ def _per_code(real: pd.DataFrame, synth: pd.DataFrame, code: str, numeric: list[
             s = pd.to_numeric(synth.loc[sc == value, col], errors="coerce").dropna().to_numpy(float)
             entry[col] = {"ks": _ks(r, s),
                           "real_median": float(np.median(r)) if len(r) else None,
-                          "synthetic_median": float(np.median(s)) if len(s) else None}
+                          "synthetic_median": float(np.median(s)) if len(s) else None,
+                          **(_histogram(r, s) if len(r) else {})}
         out[str(value)] = entry
     return out
 
@@ -465,13 +506,10 @@ def _evaluate_histories(real: Mapping[str, pd.DataFrame], synth: Mapping[str, pd
         det["real"] = "holdout" if holdout is not None else "train"
         section["detection"] = det
         metrics[f"history_detection_auc[{tname}]"] = det["auc"]
-        section["rows_per_patient"] = {
-            "real_mean": float(f_real["n_rows"].mean()), "synthetic_mean": float(
-                f_synth["n_rows"].mean())}
+        section["rows_per_patient"] = _count_histogram(f_real["n_rows"], f_synth["n_rows"])
         numeric = [c.name for c in schema.columns if c.kind.is_numeric and c.name not in skip]
         section["marginals"] = _marginals(real[tname], synth[tname], schema, skip)
-        section["pairs"] = _pairs(real[tname], synth[tname], numeric,
-                                  _rng(seed, f"history.pairs.{tname}"))
+        section["pairs"] = _pairs(real[tname], synth[tname], numeric)
         if code:
             section["per_code"] = _per_code(real[tname], synth[tname], code,
                                             [c for c in numeric if c != link.order_by])

@@ -352,3 +352,73 @@ def km(name: str, endpoint: Mapping[str, Any]) -> str:
     ax.tick_params(labelsize=7.5)
     fig.subplots_adjust(left=0.09, bottom=0.14, right=0.98, top=0.9)
     return png(fig, f"Kaplan-Meier curves {name}")
+
+
+# -- patient histories ----------------------------------------------------------------------
+
+def history_counts(hist: Mapping[str, Any], child: str) -> str:
+    """Share of patients with 0, 1, 2, ... rows of ``child``: real vs synthetic bars."""
+    edges, real, synth = _arr(hist.get("edges")), _arr(hist.get("real")), _arr(hist.get("synthetic"))
+    if not _ok(edges, real, synth) or real.shape != synth.shape or edges.size != real.size + 1:
+        return ""
+    fig = _figure(7.5, 2.9)
+    ax = fig.add_subplot(1, 1, 1)
+    # whole counts: one bar per count; wider bins (long histories) are labelled lo-hi
+    x = np.arange(real.size)
+    ax.bar(x - 0.2, np.nan_to_num(real), width=0.4, color=REAL, label="real patients")
+    ax.bar(x + 0.2, np.nan_to_num(synth), width=0.4, color=SYNTH, label="synthetic patients")
+    labels = [f"{lo:.0f}" if hi - lo <= 1 else f"{lo:.0f}–{hi - 1:.0f}"
+              for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
+    labels[-1] = f"{edges[-2]:.0f}+"
+    step = max(1, math.ceil(len(labels) / 20))
+    ax.set_xticks(x[::step])
+    ax.set_xticklabels(labels[::step], fontsize=7.5, rotation=0 if step == 1 and
+                       len(labels) <= 20 else 40)
+    ax.set_xlabel(f"rows of {_short(child, 24)} per patient", fontsize=8.5)
+    ax.set_ylabel("share of patients", fontsize=8.5)
+    ax.set_title(f"{_short(child, 24)} per patient (total variation {_fmt(hist.get('tv'))})",
+                 fontsize=9)
+    ax.legend(fontsize=7.5, frameon=False)
+    ax.tick_params(labelsize=7.5)
+    fig.subplots_adjust(left=0.09, bottom=0.17, right=0.98, top=0.9)
+    return png(fig, f"rows of {child} per patient, real vs synthetic")
+
+
+def history_pairs(pairs: Sequence[Mapping[str, Any]]) -> str:
+    """Joint distributions (real | synthetic) of number pairs binned at real quantiles,
+    drawn cell by cell (equal widths) with the bin edges as tick labels."""
+    good = []
+    for p in pairs:
+        real, synth = _arr(p.get("real")), _arr(p.get("synthetic"))
+        xe, ye = _arr(p.get("x_edges")), _arr(p.get("y_edges"))
+        if _ok(real, synth) and real.ndim == 2 and real.shape == synth.shape and \
+                real.shape == (xe.size - 1, ye.size - 1):
+            good.append((p, real, synth, xe, ye))
+    if not good:
+        return ""
+    height = 3.0 * math.ceil(len(good) / 2)
+    fig = _figure(PAGE_INCHES, height)
+    for n, (pair, real, synth, xe, ye) in enumerate(good):
+        r, c = divmod(n, 2)
+        vmax = float(np.nanmax([np.nanmax(real), np.nanmax(synth)])) or 1.0
+        for side, (grid, title) in enumerate(((real, "real"), (synth, "synthetic"))):
+            ax = fig.add_axes((0.07 + c * 0.5 + side * 0.205, 1 - (r + 1) * 3.0 / height
+                               + 0.75 / height, 0.17, 1.8 / height))
+            ax.pcolormesh(np.arange(xe.size), np.arange(ye.size), np.nan_to_num(grid).T,
+                          cmap="viridis", vmin=0, vmax=vmax, shading="flat")
+            ax.set_title(title, fontsize=8.5, color=REAL if side == 0 else SYNTH)
+            for axis, edges, setter in ((ax.xaxis, xe, ax.set_xticklabels),
+                                        (ax.yaxis, ye, ax.set_yticklabels)):
+                ticks = np.unique(np.linspace(0, edges.size - 1, 5).round().astype(int))
+                axis.set_ticks(ticks)
+                setter([f"{edges[i]:.3g}" for i in ticks] if axis is ax.xaxis or side == 0
+                       else [], fontsize=6.5)
+            ax.set_xlabel(f"{_short(pair.get('x'), 18)} (quantile bins)", fontsize=7.5)
+            if side == 0:
+                ax.set_ylabel(_short(pair.get("y"), 18), fontsize=7.5)
+        fig.text(0.07 + c * 0.5 + 0.19, 1 - r * 3.0 / height - 0.12 / height,
+                 f"{_short(pair.get('x'), 18)} × {_short(pair.get('y'), 18)}   (|r| real "
+                 f"{_fmt(pair.get('real_abs_correlation'))}, synthetic "
+                 f"{_fmt(pair.get('synthetic_abs_correlation'))})",
+                 ha="center", va="top", fontsize=9, weight="bold")
+    return png(fig, "joint distributions of the most correlated number pairs, real vs synthetic")

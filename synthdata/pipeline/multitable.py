@@ -93,6 +93,8 @@ def run_multitable(cfg: PipelineConfig, run_dir: Path, timer: Any, progress: Any
         if unknown:
             raise ConfigError(f"data.tables and the schema {cfg.data.schema_path} disagree on "
                               f"table(s) {unknown}")
+        # a composite link is carried by one surrogate key column until the output is written
+        tables = ms.pack_keys(tables)
         if privacy is not None:  # every row must belong to one patient (clear refusals first)
             patient_root(ms)
             check_patient_rows(ms, tables)
@@ -251,7 +253,7 @@ def run_multitable(cfg: PipelineConfig, run_dir: Path, timer: Any, progress: Any
     report.add_section("manifest", manifest)
     written = None
     if export:
-        for tname, frame in synth.items():
+        for tname, frame in ms.unpack_keys(synth).items():
             path = write_table(frame, run_dir / f"{tname}.{cfg.output.format}", cfg.output.format,
                                neutralize=cfg.output.neutralize_formulas)
             written = written or path

@@ -44,6 +44,14 @@ from typing import Any
 import pandas as pd
 
 from synthdata.errors import DataError, SchemaError
+from synthdata.relational.keys import (
+    CompositeLink,
+    compile_link,
+    declared_table,
+    pack,
+    type_mismatch,
+    unpack,
+)
 from synthdata.schema.model import ColumnKind, Schema, load_yaml
 
 MULTI_SCHEMA_VERSION = 1
@@ -65,6 +73,8 @@ class ForeignKey:
     parent_level: tuple[str, ...] = ()
     context: tuple[str, ...] | None = None
     enforce: bool = True
+    # a composite link is carried by one surrogate column: its label names the declared ones
+    display: str | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"child": self.child, "column": self.column, "parent": self.parent,
@@ -81,6 +91,8 @@ class ForeignKey:
 
     @property
     def label(self) -> str:
+        if self.display is not None:
+            return self.display
         return f"{self.child}.{self.column} -> {self.parent}.{self.parent_column}"
 
 
@@ -181,6 +193,7 @@ class MultiTableSchema:
     survival: Mapping[str, SurvivalSpec] = field(default_factory=dict)
     name: str = "dataset"
     constraints: Sequence[Any] = ()
+    composite_keys: Sequence[CompositeLink] = ()
 
     def __post_init__(self) -> None:
         tables = dict(self.tables)
@@ -217,8 +230,9 @@ class MultiTableSchema:
                                       f"{tname!r}; columns are {tables[tname].names}")
             if pks.get(fk.parent) != (fk.parent_column,):
                 raise SchemaError(f"foreign key {fk.label}: {fk.parent}.{fk.parent_column} must be the "
-                                  f"single-column primary key of {fk.parent!r} (declare "
-                                  f"primary_key: {fk.parent_column})")
+                                  f"primary key of {fk.parent!r} (declare primary_key: "
+                                  f"{fk.parent_column}; a composite key is a list, linked by "
+                                  "a list of as many columns)")
             child = tables[fk.child]
             if fk.order_by is not None and fk.order_by not in child:
                 raise SchemaError(f"foreign key {fk.label}: order_by column {fk.order_by!r} is not "
@@ -244,6 +258,7 @@ class MultiTableSchema:
         object.__setattr__(self, "foreign_keys", tuple(fks))
         object.__setattr__(self, "survival", surv)
         object.__setattr__(self, "constraints", tuple(self.constraints))
+        object.__setattr__(self, "composite_keys", tuple(self.composite_keys))
         self._fill_history_groups()
         for rule in self.constraints:
             self._check_link_rule(rule)
@@ -401,6 +416,12 @@ class MultiTableSchema:
     # -- integrity -------------------------------------------------------------------------
     def check(self, tables: Mapping[str, pd.DataFrame]) -> IntegrityReport:
         """Count missing tables/columns, null or duplicate keys and orphan children."""
+        if self.composite_keys:
+            try:
+                tables = self.pack_keys(tables)
+            except DataError as err:
+                return IntegrityReport(n_rows={t: len(df) for t, df in tables.items()},
+                                       problems=(str(err),))
         problems: list[str] = []
         warnings: list[str] = []
         n_rows = {t: len(df) for t, df in tables.items()}
@@ -438,6 +459,13 @@ class MultiTableSchema:
                 problems.append(f"{fk.label}: key column(s) {absent} are missing in the data")
                 continue
             values = child[fk.column]
+            mismatch = type_mismatch(values, parent[fk.parent_column])
+            if mismatch:
+                problems.append(f"{fk.label}: type mismatch: {fk.child}.{fk.column} holds "
+                                f"{mismatch[0]} but {fk.parent}.{fk.parent_column} holds "
+                                f"{mismatch[1]}; the same key must be written the same way in "
+                                "both tables")
+                continue
             known = pd.Index(parent[fk.parent_column].dropna().unique())
             bad = values.notna() & ~values.isin(known)
             label = f"{fk.child}.{fk.column}"
@@ -469,6 +497,7 @@ class MultiTableSchema:
 
         Also checks each table against its own schema (columns, nulls, numeric values).
         """
+        tables = self.pack_keys(tables)
         report = self.check_keys(tables)
         for tname, schema in self.tables.items():
             schema.validate(tables[tname], where=f"table {tname!r}")
@@ -554,16 +583,19 @@ class MultiTableSchema:
     def to_dict(self) -> dict[str, Any]:
         tables = {}
         for tname, schema in self.tables.items():
+            pk = self.primary_keys.get(tname)
+            if any(tname in (link.parent, link.child) for link in self.composite_keys):
+                schema, declared_key, _ = declared_table(schema, tname, self.composite_keys)
+                pk = declared_key if declared_key is not None else pk
             entry = schema.to_dict()
             entry.pop("version", None)
             entry.pop("name", None)
             entry.pop("primary_key", None)
-            pk = self.primary_keys.get(tname)
             if pk:
                 entry = {"primary_key": pk[0] if len(pk) == 1 else list(pk), **entry}
             tables[tname] = entry
         out: dict[str, Any] = {"version": MULTI_SCHEMA_VERSION, "name": self.name, "tables": tables,
-                               "foreign_keys": [fk.to_dict() for fk in self.foreign_keys]}
+                               "foreign_keys": [self._declared_link(fk) for fk in self.foreign_keys]}
         if self.constraints:
             out["constraints"] = [r.to_dict() for r in self.constraints]
         if self.survival:
@@ -572,6 +604,30 @@ class MultiTableSchema:
                                    **({"unit": s.unit} if s.unit else {})}
                                for t, s in self.survival.items()}
         return out
+
+    def _declared_link(self, fk: ForeignKey) -> dict[str, Any]:
+        out = fk.to_dict()
+        for link in self.composite_keys:
+            if (link.child, link.parent, link.surrogate) == (fk.child, fk.parent, fk.column):
+                out.update(column=list(link.columns), parent_column=list(link.parent_columns))
+        return out
+
+    # -- composite keys -------------------------------------------------------------------
+    def pack_keys(self, tables: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+        """Tables as the schema links them: one surrogate column per composite link (see
+        :mod:`synthdata.relational.keys`); ``DataError`` naming table and columns for a
+        missing key column, a missing or duplicate key, orphan rows or a type mismatch.
+        Tables without composite links (or already packed) come back as they are."""
+        if not self.composite_keys:
+            return dict(tables)
+        return pack(tables, self.composite_keys, self.order())
+
+    def unpack_keys(self, tables: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+        """The declared columns back (composite link columns instead of surrogates)."""
+        if not self.composite_keys:
+            return dict(tables)
+        schemas = {t: declared_table(s, t, self.composite_keys)[0] for t, s in self.tables.items()}
+        return unpack(tables, self.composite_keys, schemas, self.order())
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, where: str = "schema") -> MultiTableSchema:
@@ -590,6 +646,7 @@ class MultiTableSchema:
             raise SchemaError(f"{where}: 'tables' must map table names to schemas")
         tables: dict[str, Schema] = {}
         pks: dict[str, Any] = {}
+        links: list[CompositeLink] = []
         for tname, entry in raw_tables.items():
             if not isinstance(entry, Mapping):
                 raise SchemaError(f"{where}: tables.{tname} must be a mapping with 'columns'")
@@ -632,11 +689,12 @@ class MultiTableSchema:
                                   f"has {len(child_cols)} column(s) but parent_column "
                                   f"{list(parent_cols)} has {len(parent_cols)}; list the same "
                                   "number of columns, in the parent key's order")
+            composite = None
             if len(child_cols) > 1:  # type: ignore[arg-type]
-                raise SchemaError(f"{label}: composite foreign keys ({list(child_cols)} -> "
-                                  f"{list(parent_cols)}) cannot link tables for generation; give "
-                                  f"table {raw['parent']!r} a single-column key (e.g. a surrogate "
-                                  "id), keep the composite as a unique constraint, and link by it")
+                # carried by one surrogate key column (synthdata.relational.keys)
+                composite = compile_link(tables, pks, values, child_cols,  # type: ignore[arg-type]
+                                         parent_cols, label)  # type: ignore[arg-type]
+                links.append(composite)
             for key in ("parent_level", "context"):
                 if isinstance(values.get(key), str):
                     values[key] = [values[key]]
@@ -651,7 +709,7 @@ class MultiTableSchema:
             values["parent_level"] = tuple(values.get("parent_level") or ())
             if values.get("context") is not None:
                 values["context"] = tuple(values["context"])
-            fks.append(ForeignKey(**values))
+            fks.append(ForeignKey(**values, display=composite.label if composite else None))
         surv = {}
         for tname, raw in (data.get("survival") or {}).items():
             if not isinstance(raw, Mapping) or not {"time", "event"} <= set(raw):
@@ -668,7 +726,8 @@ class MultiTableSchema:
                               "them or remove them")
         try:
             return cls(tables=tables, primary_keys=pks, foreign_keys=fks, survival=surv,
-                       name=str(data.get("name", "dataset")), constraints=declared)
+                       name=str(data.get("name", "dataset")), constraints=declared,
+                       composite_keys=links)
         except SchemaError as err:
             raise SchemaError(f"{where}: {err}") from None
 

@@ -270,6 +270,11 @@ class RelationalSynthesizer:
         self._validate_params()
         ms = self.schema
         private = self.privacy is not None
+        # composite links: one surrogate key column each while fitting (keys checked here);
+        # sample() gives the declared columns back when fit() got them
+        packed = ms.pack_keys(tables)
+        self.unpack_output_ = any(packed[t] is not tables[t] for t in tables)
+        tables = packed
         if private:  # every row must belong to one patient, through one chain of links
             patient_root(ms)
             check_patient_rows(ms, tables)
@@ -742,7 +747,7 @@ class RelationalSynthesizer:
         if not report.is_ok:  # a bug, not a user error: say so plainly
             raise DataError("synthetic tables fail referential integrity (please report this): "
                             + "; ".join(report.problems))
-        return out
+        return self.schema.unpack_keys(out) if getattr(self, "unpack_output_", False) else out
 
     def _finish_table(self, plan: _TablePlan, synth: pd.DataFrame,
                       rng: np.random.Generator) -> pd.DataFrame:

@@ -46,7 +46,7 @@ def test_schema_errors_are_clear():
     schemas = dict(ms.tables)
     with pytest.raises(SchemaError, match="table 'nope' is not declared"):
         MultiTableSchema(schemas, {"patients": "pid"}, [("nope", "pid", "patients", "pid")])
-    with pytest.raises(SchemaError, match="must be the single-column primary key"):
+    with pytest.raises(SchemaError, match="must be the primary key of"):
         MultiTableSchema(schemas, {}, [("visits", "pid", "patients", "pid")])
     with pytest.raises(SchemaError, match="order_by column 'when'"):
         MultiTableSchema(schemas, {"patients": "pid"},
