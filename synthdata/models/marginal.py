@@ -74,15 +74,16 @@ class _Attribute:
     low: np.ndarray                  # numeric: knot-bin z-interval for de-binning
     high: np.ndarray
     mass: np.ndarray                 # numeric: quantile mass of each knot-bin
+    edges: np.ndarray                # numeric: z between knot-bins (the encoder's zedge_)
 
 
 def _numeric_attribute(enc: NumericEncoder, n_bins: int) -> _Attribute:
     zmid = np.asarray(enc.zmid_, dtype=float)
     m = zmid.size
+    inner = np.asarray(enc.zedge_, dtype=np.float64)
     if m <= 1:
         group, low, high, mass = np.zeros(1, int), np.zeros(1), np.zeros(1), np.ones(1)
     else:
-        inner = np.asarray(enc.zedge_, dtype=float)
         low = np.concatenate([[2 * zmid[0] - inner[0]], inner])
         high = np.concatenate([inner, [2 * zmid[-1] - inner[-1]]])
         cdf = np.concatenate([[0.0], ndtr(inner), [1.0]])
@@ -94,13 +95,13 @@ def _numeric_attribute(enc: NumericEncoder, n_bins: int) -> _Attribute:
     n_codes = int(group.max()) + 1
     has_missing = bool(enc.has_missing_)
     return _Attribute(enc.column.name, n_codes + int(has_missing), True,
-                      n_codes if has_missing else -1, group, low, high, mass)
+                      n_codes if has_missing else -1, group, low, high, mass, inner)
 
 
 def _category_attribute(enc: CategoryEncoder) -> _Attribute:
     empty = np.zeros(0)
     return _Attribute(enc.column.name, max(int(enc.width), 1), False, -1,
-                      empty.astype(int), empty, empty, empty)
+                      empty.astype(int), empty, empty, empty, empty)
 
 
 class MarginalGenerator(BaseGenerator):
@@ -166,8 +167,7 @@ class MarginalGenerator(BaseGenerator):
         for j, a in enumerate(attrs):
             if a.numeric:
                 z = matrix[:, spans[(a.column, SpanRole.VALUE)]][:, 0]
-                enc = self.transformer_.encoder(a.column)
-                knot_bin = np.searchsorted(np.asarray(enc.zedge_, dtype=float), z) \
+                knot_bin = np.searchsorted(a.edges, z) \
                     if a.group.size > 1 else np.zeros(len(z), dtype=int)
                 codes[:, j] = a.group[knot_bin]
                 if a.missing_code >= 0:
@@ -212,7 +212,7 @@ class MarginalGenerator(BaseGenerator):
         d = len(attrs)
         private = self.privacy is not None
         if private:
-            rho = float(self.dp_plan_.training_rho)
+            rho = float(self.dp_plan_.training_rho or 0.0)
             rho_one = rho if d == 1 else ONE_WAY_SHARE * rho
             rho_select = 0.0 if d == 1 else SELECT_SHARE * rho / (d - 1)
             rho_measure = 0.0 if d == 1 else MEASURE_SHARE * rho / (d - 1)
