@@ -54,9 +54,11 @@ from synthdata.transform.columns import CategoryEncoder, NumericEncoder, SpanRol
 __all__ = ["MarginalGenerator"]
 
 # Fixed shares of the training ρ (chosen before any data is read).
-ONE_WAY_SHARE = 0.2
+ONE_WAY_SHARE = 0.15
+WITHIN_SHARE = 0.1            # fine histograms of numbers, for de-binning
 SELECT_SHARE = 0.1
-MEASURE_SHARE = 0.7
+MEASURE_SHARE = 0.65
+FINE = 8                       # sub-cells per knot interval in the within-bin histogram
 MODEL_ROWS = 20_000            # rows drawn from the partial model to score candidates
 MAX_REJECTION_ROUNDS = 50
 _SMOOTHING = 0.5               # pseudo-counts per cell, in units of the clique's noise σ·k
@@ -159,23 +161,30 @@ class MarginalGenerator(BaseGenerator):
                 out.append(_category_attribute(enc))
         return out
 
-    def _encode(self, matrix: np.ndarray, attrs: list[_Attribute]) -> np.ndarray:
-        """Integer codes (n, d) of the transformed rows."""
+    def _encode(self, matrix: np.ndarray, attrs: list[_Attribute]
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """Integer codes (n, d) of the transformed rows, and for numbers the fine cell
+        (knot interval × ``FINE`` sub-cells; -1 for categories and missing values)."""
         spans: dict[tuple[str, SpanRole], slice] = {
             (sp.column, sp.role): sl for sp, sl in self.transformer_.span_slices()}
         codes = np.empty((len(matrix), len(attrs)), dtype=np.int64)
+        fine = np.full((len(matrix), len(attrs)), -1, dtype=np.int64)
         for j, a in enumerate(attrs):
             if a.numeric:
                 z = matrix[:, spans[(a.column, SpanRole.VALUE)]][:, 0]
                 knot_bin = np.searchsorted(a.edges, z) \
                     if a.group.size > 1 else np.zeros(len(z), dtype=int)
                 codes[:, j] = a.group[knot_bin]
+                width = np.maximum(a.high[knot_bin] - a.low[knot_bin], 1e-12)
+                sub = np.floor((z - a.low[knot_bin]) / width * FINE).astype(np.int64)
+                fine[:, j] = knot_bin * FINE + np.clip(sub, 0, FINE - 1)
                 if a.missing_code >= 0:
                     miss = matrix[:, spans[(a.column, SpanRole.MISSING)]][:, 1] > 0.5
                     codes[miss, j] = a.missing_code
+                    fine[miss, j] = -1
             else:
                 codes[:, j] = np.argmax(matrix[:, spans[(a.column, SpanRole.CATEGORY)]], axis=1)
-        return codes
+        return codes, fine
 
     def _decode(self, codes: np.ndarray, attrs: list[_Attribute],
                 rng: np.random.Generator) -> np.ndarray:
@@ -191,12 +200,17 @@ class MarginalGenerator(BaseGenerator):
             miss = c == a.missing_code if a.missing_code >= 0 else np.zeros(len(c), bool)
             z = np.zeros(len(c))
             if a.group.size > 1:
+                weights = self.within_.get(j)
                 for g in np.unique(c[~miss]):
                     idx = np.flatnonzero((c == g) & ~miss)
                     members = np.flatnonzero(a.group == g)
-                    p = a.mass[members] / a.mass[members].sum()
-                    pick = members[rng.choice(members.size, size=idx.size, p=p)]
-                    z[idx] = a.low[pick] + rng.random(idx.size) * (a.high[pick] - a.low[pick])
+                    cells = (members[:, None] * FINE + np.arange(FINE)[None, :]).ravel()
+                    p = (np.repeat(a.mass[members], FINE) if weights is None
+                         else weights[cells])
+                    pick = cells[rng.choice(cells.size, size=idx.size, p=p / p.sum())]
+                    kb, sub = pick // FINE, pick % FINE
+                    width = (a.high[kb] - a.low[kb]) / FINE
+                    z[idx] = a.low[kb] + (sub + rng.random(idx.size)) * width
             out[:, spans[(a.column, SpanRole.VALUE)].start] = z
             if a.missing_code >= 0:
                 start = spans[(a.column, SpanRole.MISSING)].start
@@ -208,7 +222,7 @@ class MarginalGenerator(BaseGenerator):
              progress: Progress = no_progress) -> None:
         attrs = self._attributes()
         sizes = np.array([a.size for a in attrs], dtype=np.int64)
-        codes = self._encode(matrix, attrs)
+        codes, fine = self._encode(matrix, attrs)
         d = len(attrs)
         private = self.privacy is not None
         if private:
@@ -232,6 +246,7 @@ class MarginalGenerator(BaseGenerator):
                 attributes=d, cells=int(true_one.size)), dtype=float)
         else:
             noisy_one = true_one.astype(float)
+        self.within_ = self._within_bins(attrs, fine, private)
         # n is not public under DP: the run's released count (data.count), or, when the
         # caller's ledger made none, the mean total of the noisy 1-way histograms
         n_hat = float(len(codes))
@@ -299,6 +314,35 @@ class MarginalGenerator(BaseGenerator):
             self.parents_[child, :len(pset)] = pset
         self.one_way_ = [p for p in p_one]
         self.cond_ = {child: c for child, c in cond.items()}
+
+    def _within_bins(self, attrs: list[_Attribute], fine: np.ndarray,
+                     private: bool) -> dict[int, np.ndarray]:
+        """Sampling weights of the fine cells of every numeric attribute (de-binning):
+        one noisy histogram over all of them (L2 sensitivity √(number of numbers)),
+        clipped at 0 and smoothed towards the knots' quantile mass by about σ per cell."""
+        numeric = [j for j, a in enumerate(attrs) if a.numeric and a.group.size > 1]
+        if not numeric:
+            return {}
+        n_cells = [attrs[j].mass.size * FINE for j in numeric]
+        true = np.concatenate([np.bincount(fine[fine[:, j] >= 0, j], minlength=k)
+                               for j, k in zip(numeric, n_cells, strict=True)])
+        sigma = 0.0
+        if private:
+            from synthdata.privacy.mechanisms import gaussian_mechanism
+
+            rho = WITHIN_SHARE * float(self.dp_plan_.training_rho or 0.0)
+            noisy = np.asarray(gaussian_mechanism(
+                true, math.sqrt(len(numeric)), rho, self.ledger_, "model.aim.within_bins",
+                columns=len(numeric), cells=int(true.size)), dtype=float)
+            sigma = math.sqrt(len(numeric) / (2 * rho))
+        else:
+            noisy = true.astype(float)
+        out, pos = {}, 0
+        for j, k in zip(numeric, n_cells, strict=True):
+            prior = np.repeat(attrs[j].mass, FINE) / FINE   # sums to 1
+            out[j] = np.maximum(noisy[pos:pos + k], 0.0) + sigma * k * prior + 1e-9
+            pos += k
+        return out
 
     def _select(self, scores: np.ndarray, rho: float, step: int, n_candidates: int) -> int:
         """The exponential mechanism (OpenDP's noisy max, OS entropy); score sensitivity 1."""
@@ -373,6 +417,8 @@ class MarginalGenerator(BaseGenerator):
                   "one_way_sizes": np.array([p.size for p in self.one_way_], dtype=np.int64)}
         for child, table in self.cond_.items():
             arrays[f"cond_{child}"] = table
+        for j, weights in self.within_.items():
+            arrays[f"within_{j}"] = weights
         return arrays
 
     def _set_arrays(self, arrays: Mapping[str, np.ndarray]) -> None:
@@ -383,6 +429,8 @@ class MarginalGenerator(BaseGenerator):
         self.one_way_ = [flat[bounds[j]:bounds[j + 1]] for j in range(len(bounds) - 1)]
         self.cond_ = {int(k.split("_", 1)[1]): np.asarray(v, dtype=float)
                       for k, v in arrays.items() if k.startswith("cond_")}
+        self.within_ = {int(k.split("_", 1)[1]): np.asarray(v, dtype=float)
+                        for k, v in arrays.items() if k.startswith("within_")}
 
     def _get_extra(self) -> dict[str, Any]:
         learned = [a.column for a in self._attributes()]

@@ -82,6 +82,7 @@ def test_dp_fit_charges_every_measurement_and_selection_within_budget(table):
     d = table.shape[1]
     assert "data.count" in steps
     assert steps.count("model.aim.one_way") == 1
+    assert steps.count("model.aim.within_bins") == 1  # one release for 'size' and 'count'
     selects = [s for s in steps if s.startswith("model.aim.select[")]
     measures = [s for s in steps if s.startswith("model.aim.measure[")]
     assert len(selects) == d - 1 and len(measures) == d - 1
