@@ -58,7 +58,8 @@ ONE_WAY_SHARE = 0.15
 WITHIN_SHARE = 0.1            # fine histograms of numbers, for de-binning
 SELECT_SHARE = 0.1
 MEASURE_SHARE = 0.65
-FINE = 8                       # sub-cells per knot interval in the within-bin histogram
+MAX_FINE = 8                   # sub-cells per knot interval in the within-bin histogram
+FINE_MIN_COUNT = 3.0           # ...as many as keep ~3σ expected rows per sub-cell
 MODEL_ROWS = 20_000            # rows drawn from the partial model to score candidates
 MAX_REJECTION_ROUNDS = 50
 _SMOOTHING = 0.5               # pseudo-counts per cell, in units of the clique's noise σ·k
@@ -163,12 +164,12 @@ class MarginalGenerator(BaseGenerator):
 
     def _encode(self, matrix: np.ndarray, attrs: list[_Attribute]
                 ) -> tuple[np.ndarray, np.ndarray]:
-        """Integer codes (n, d) of the transformed rows, and for numbers the fine cell
-        (knot interval × ``FINE`` sub-cells; -1 for categories and missing values)."""
+        """Integer codes (n, d) of the transformed rows, and for numbers the position in
+        knot intervals (interval index + fraction; -1 for categories and missing values)."""
         spans: dict[tuple[str, SpanRole], slice] = {
             (sp.column, sp.role): sl for sp, sl in self.transformer_.span_slices()}
         codes = np.empty((len(matrix), len(attrs)), dtype=np.int64)
-        fine = np.full((len(matrix), len(attrs)), -1, dtype=np.int64)
+        where = np.full((len(matrix), len(attrs)), -1.0)
         for j, a in enumerate(attrs):
             if a.numeric:
                 z = matrix[:, spans[(a.column, SpanRole.VALUE)]][:, 0]
@@ -176,15 +177,15 @@ class MarginalGenerator(BaseGenerator):
                     if a.group.size > 1 else np.zeros(len(z), dtype=int)
                 codes[:, j] = a.group[knot_bin]
                 width = np.maximum(a.high[knot_bin] - a.low[knot_bin], 1e-12)
-                sub = np.floor((z - a.low[knot_bin]) / width * FINE).astype(np.int64)
-                fine[:, j] = knot_bin * FINE + np.clip(sub, 0, FINE - 1)
+                frac = np.clip((z - a.low[knot_bin]) / width, 0.0, 1.0 - 1e-9)
+                where[:, j] = knot_bin + frac
                 if a.missing_code >= 0:
                     miss = matrix[:, spans[(a.column, SpanRole.MISSING)]][:, 1] > 0.5
                     codes[miss, j] = a.missing_code
-                    fine[miss, j] = -1
+                    where[miss, j] = -1.0
             else:
                 codes[:, j] = np.argmax(matrix[:, spans[(a.column, SpanRole.CATEGORY)]], axis=1)
-        return codes, fine
+        return codes, where
 
     def _decode(self, codes: np.ndarray, attrs: list[_Attribute],
                 rng: np.random.Generator) -> np.ndarray:
@@ -201,15 +202,15 @@ class MarginalGenerator(BaseGenerator):
             z = np.zeros(len(c))
             if a.group.size > 1:
                 weights = self.within_.get(j)
+                per = 1 if weights is None else weights.size // a.mass.size
                 for g in np.unique(c[~miss]):
                     idx = np.flatnonzero((c == g) & ~miss)
                     members = np.flatnonzero(a.group == g)
-                    cells = (members[:, None] * FINE + np.arange(FINE)[None, :]).ravel()
-                    p = (np.repeat(a.mass[members], FINE) if weights is None
-                         else weights[cells])
+                    cells = (members[:, None] * per + np.arange(per)[None, :]).ravel()
+                    p = a.mass[members] if weights is None else weights[cells]
                     pick = cells[rng.choice(cells.size, size=idx.size, p=p / p.sum())]
-                    kb, sub = pick // FINE, pick % FINE
-                    width = (a.high[kb] - a.low[kb]) / FINE
+                    kb, sub = pick // per, pick % per
+                    width = (a.high[kb] - a.low[kb]) / per
                     z[idx] = a.low[kb] + (sub + rng.random(idx.size)) * width
             out[:, spans[(a.column, SpanRole.VALUE)].start] = z
             if a.missing_code >= 0:
@@ -222,7 +223,7 @@ class MarginalGenerator(BaseGenerator):
              progress: Progress = no_progress) -> None:
         attrs = self._attributes()
         sizes = np.array([a.size for a in attrs], dtype=np.int64)
-        codes, fine = self._encode(matrix, attrs)
+        codes, where = self._encode(matrix, attrs)
         d = len(attrs)
         private = self.privacy is not None
         if private:
@@ -246,13 +247,13 @@ class MarginalGenerator(BaseGenerator):
                 attributes=d, cells=int(true_one.size)), dtype=float)
         else:
             noisy_one = true_one.astype(float)
-        self.within_ = self._within_bins(attrs, fine, private)
         # n is not public under DP: the run's released count (data.count), or, when the
         # caller's ledger made none, the mean total of the noisy 1-way histograms
         n_hat = float(len(codes))
         if private:
             n_hat = float(self.dp_rows_) if self.dp_rows_ is not None \
                 else max(float(np.maximum(noisy_one, 0).sum()) / d, 1.0)
+        self.within_ = self._within_bins(attrs, where, private, n_hat)
         offsets = np.concatenate([[0], np.cumsum(sizes)])
         one_way = [noisy_one[offsets[j]:offsets[j + 1]] for j in range(d)]
         p_one = [_normalise(np.maximum(h, 0.0) + 1e-3) for h in one_way]
@@ -315,34 +316,44 @@ class MarginalGenerator(BaseGenerator):
         self.one_way_ = [p for p in p_one]
         self.cond_ = {child: c for child, c in cond.items()}
 
-    def _within_bins(self, attrs: list[_Attribute], fine: np.ndarray,
-                     private: bool) -> dict[int, np.ndarray]:
-        """Sampling weights of the fine cells of every numeric attribute (de-binning):
-        one noisy histogram over all of them (L2 sensitivity √(number of numbers)), less σ
-        and clipped at 0, smoothed towards the knots' quantile mass by about σ/20 per cell."""
+    def _within_bins(self, attrs: list[_Attribute], where: np.ndarray, private: bool,
+                     n_hat: float) -> dict[int, np.ndarray]:
+        """Sampling weights of the fine cells of every numeric attribute (de-binning).
+
+        Each knot interval is cut into as many equal sub-cells (1..``MAX_FINE``) as keep
+        about ``FINE_MIN_COUNT``·σ expected rows per sub-cell (from n̂ and the planned σ:
+        no data read); one noisy histogram over all of them (L2 sensitivity √(number of
+        numbers)), less σ/2 and clipped at 0, smoothed towards the knots' quantile mass by
+        σ/20 per cell."""
         numeric = [j for j, a in enumerate(attrs) if a.numeric and a.group.size > 1]
         if not numeric:
             return {}
-        n_cells = [attrs[j].mass.size * FINE for j in numeric]
-        true = np.concatenate([np.bincount(fine[fine[:, j] >= 0, j], minlength=k)
-                               for j, k in zip(numeric, n_cells, strict=True)])
-        sigma = 0.0
+        rho = WITHIN_SHARE * float(self.dp_plan_.training_rho or 0.0) if private else 0.0
+        sigma = math.sqrt(len(numeric) / (2 * rho)) if private else 0.0
+        per = {j: MAX_FINE if not private else int(max(1, min(
+            MAX_FINE, n_hat / (FINE_MIN_COUNT * sigma * attrs[j].mass.size)))) for j in numeric}
+        n_cells = [attrs[j].mass.size * per[j] for j in numeric]
+        parts = []
+        for j, k in zip(numeric, n_cells, strict=True):
+            w = where[where[:, j] >= 0, j]
+            kb = np.floor(w).astype(np.int64)
+            cell = kb * per[j] + np.minimum(((w - kb) * per[j]).astype(np.int64), per[j] - 1)
+            parts.append(np.bincount(cell, minlength=k))
+        true = np.concatenate(parts)
         if private:
             from synthdata.privacy.mechanisms import gaussian_mechanism
 
-            rho = WITHIN_SHARE * float(self.dp_plan_.training_rho or 0.0)
             noisy = np.asarray(gaussian_mechanism(
                 true, math.sqrt(len(numeric)), rho, self.ledger_, "model.aim.within_bins",
                 columns=len(numeric), cells=int(true.size)), dtype=float)
-            sigma = math.sqrt(len(numeric) / (2 * rho))
         else:
             noisy = true.astype(float)
         out, pos = {}, 0
         for j, k in zip(numeric, n_cells, strict=True):
-            prior = np.repeat(attrs[j].mass, FINE) / FINE   # sums to 1
-            # minus σ: an empty cell's clipped noise would otherwise weigh ~0.4σ, spreading
+            prior = np.repeat(attrs[j].mass, per[j]) / per[j]   # sums to 1
+            # less σ/2: an empty cell's clipped noise would otherwise weigh ~0.4σ, spreading
             # values over empty stretches of a bin (e.g. years 0..1978 below a public min 0)
-            out[j] = np.maximum(noisy[pos:pos + k] - sigma, 0.0) + 0.05 * sigma * k * prior \
+            out[j] = np.maximum(noisy[pos:pos + k] - sigma / 2, 0.0) + 0.05 * sigma * k * prior \
                 + 1e-9 * prior
             pos += k
         return out
