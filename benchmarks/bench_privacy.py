@@ -42,10 +42,13 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "gmm+grid": ("gmm", {}),
     "vae": ("vae", {"epochs": 30}),
     "ctgan": ("ctgan", {"epochs": 20}),
+    # marginal-based (docs/marginal.md); "declared": precision and sign declared public
+    "aim": ("aim", {"declared": True}),
+    "mst": ("aim", {"mode": "mst", "declared": True}),
 }
 # DP overhead reference: the non-private fit of the same model at the same epochs
 REFERENCE = {"gmm": "gmm[k=1]", "gmm[k=1]": "gmm[k=1]", "gmm[k=4]": "gmm[k=1]",
-             "gmm+grid": "gmm[k=1]", "vae": "vae", "ctgan": "ctgan"}
+             "gmm+grid": "gmm[k=1]", "vae": "vae", "ctgan": "ctgan", "aim": "aim", "mst": "mst"}
 
 
 def _fit(kind: str, params: dict[str, Any], train: pd.DataFrame, epsilon: float,
@@ -53,13 +56,38 @@ def _fit(kind: str, params: dict[str, Any], train: pd.DataFrame, epsilon: float,
     import synthdata as sd
     from synthdata.privacy import DPConfig, PrivacyLedger
 
+    params = dict(params)
     schema = sd.Schema.infer(train, name="train")
+    if params.pop("declared", False):
+        schema = declare_precision_and_sign(train, schema)
     privacy = None if math.isinf(epsilon) else DPConfig(epsilon=epsilon)
     gen = sd.make_generator(kind, schema, privacy=privacy, seed=seed, **params)
     ledger = PrivacyLedger.from_config(privacy, n_rows=len(train))
     t0, c0 = time.perf_counter(), time.process_time()
     gen.fit(train, ledger=ledger)
     return gen, time.perf_counter() - t0, time.process_time() - c0
+
+
+def declare_precision_and_sign(train: pd.DataFrame, schema: Any) -> Any:
+    """The schema a custodian would declare: each continuous column's recording precision
+    (decimals that 99.9 % of values fit) and, for numbers that are never negative, a public
+    lower bound 0 (upper bound left to DP). Read here from the data, as the what-if
+    ``public_grid`` does, but the run then treats them as declared (public on the ledger)."""
+    import dataclasses
+
+    cols = []
+    for col in schema.columns:
+        if col.kind.value in ("continuous", "integer"):
+            v = train[col.name].dropna().to_numpy(dtype=float)
+            if col.kind.value == "continuous":
+                tol = 1e-9 * np.maximum(1.0, np.abs(v))
+                dec = next((d for d in range(7)
+                            if np.mean(np.abs(np.round(v, d) - v) <= tol) >= 0.999), None)
+                col = dataclasses.replace(col, precision=dec)
+            nonneg = bool(v.size) and bool((v >= 0).all())
+            col = dataclasses.replace(col, min=0 if nonneg else None, max=None, public=nonneg)
+        cols.append(col)
+    return schema.replace_columns(cols)
 
 
 def public_grid(train: pd.DataFrame, synth: pd.DataFrame) -> pd.DataFrame:
@@ -219,6 +247,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--datasets", default="flchain,rotterdam")
     parser.add_argument("--generators", default="gmm,gmm[k=1],gmm[k=4],gmm+grid,vae,ctgan")
+    parser.add_argument("--epsilons", default=None,
+                        help="comma-separated ε values ('inf' = non-private); default "
+                             + ",".join(f"{e:g}" for e in EPSILONS))
     parser.add_argument("--seeds", type=int, default=len(SEEDS), help="generator seeds 0..n-1")
     parser.add_argument("--out", type=Path, default=None, help="markdown file to write")
     args = parser.parse_args(argv)
@@ -229,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown generator(s) {unknown}; choose from {list(VARIANTS)}")
     seeds = tuple(range(args.seeds))
+    if args.epsilons:
+        globals()["EPSILONS"] = tuple(float(e) for e in args.epsilons.split(","))
     started = dt.datetime.now(dt.timezone.utc)
     load0 = os.getloadavg()
     with threadpool_limits(1):  # 2 shared cores: one BLAS/OpenMP thread per process

@@ -11,7 +11,8 @@ The public API (everything else is internal)::
     result = sd.run_pipeline("pipelines/flchain.yaml")
 
 Generators: ``sd.GMMGenerator``, ``sd.VAEGenerator``, ``sd.CTGANGenerator``,
-``sd.DDPMGenerator`` (``make_generator("gmm" | "vae" | "ctgan" | "ddpm", ...)``).
+``sd.DDPMGenerator``, ``sd.MarginalGenerator``
+(``make_generator("gmm" | "vae" | "ctgan" | "ddpm" | "aim", ...)``).
 
 Heavy modules (torch, opacus, great-expectations, FastAPI) load only when used.
 """
@@ -52,6 +53,7 @@ if TYPE_CHECKING:  # what type checkers see; at run time __getattr__ imports on 
     from synthdata.models.ctgan import CTGANGenerator as CTGANGenerator
     from synthdata.models.diffusion import DDPMGenerator as DDPMGenerator
     from synthdata.models.gmm import GMMGenerator as GMMGenerator
+    from synthdata.models.marginal import MarginalGenerator as MarginalGenerator
     from synthdata.models.registry import available_generators as available_generators
     from synthdata.models.registry import make_generator as make_generator
     from synthdata.models.registry import register as register
@@ -71,6 +73,7 @@ _LAZY = {
     # the generator classes: sd.VAEGenerator imports torch when first touched, not before
     "BaseGenerator": "synthdata.models.base",
     "GMMGenerator": "synthdata.models.gmm",
+    "MarginalGenerator": "synthdata.models.marginal",
     "VAEGenerator": "synthdata.models.vae",
     "CTGANGenerator": "synthdata.models.ctgan",
     "DDPMGenerator": "synthdata.models.diffusion",

@@ -53,7 +53,7 @@ def test_generator_choices_in_help_and_refused(capsys, small_csv, tmp_path, monk
     assert code == 0 and "[ar|ctgan|ddpm|gmm|vae]" in out
     code, _, err = run(capsys, "fit", str(small_csv), "-o", str(tmp_path / "m.sdg"), "-g", "gan")
     assert code == 2
-    assert "unknown generator 'gan'; choose one of ['ar', 'ctgan', 'ddpm', 'gmm', 'vae']" in err
+    assert "unknown generator 'gan'; choose one of ['aim', 'ar', 'ctgan', 'ddpm', 'gmm', 'vae']" in err
     assert not (tmp_path / "m.sdg").exists()
 
 

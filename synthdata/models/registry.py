@@ -15,6 +15,7 @@ if TYPE_CHECKING:  # the classes import torch: only type checkers load them here
     from synthdata.models.ctgan import CTGANGenerator
     from synthdata.models.diffusion import DDPMGenerator
     from synthdata.models.gmm import GMMGenerator
+    from synthdata.models.marginal import MarginalGenerator
     from synthdata.models.sequence import SequenceGenerator
     from synthdata.models.vae import VAEGenerator
     from synthdata.privacy.config import PrivacyInput
@@ -22,7 +23,7 @@ if TYPE_CHECKING:  # the classes import torch: only type checkers load them here
 __all__ = ["GeneratorName", "available_generators", "generator_class", "make_generator",
            "register"]
 
-GeneratorName = Literal["gmm", "vae", "ctgan", "ddpm", "ar"]
+GeneratorName = Literal["gmm", "vae", "ctgan", "ddpm", "ar", "aim"]
 
 _GENERATORS: dict[str, str] = {
     "gmm": "synthdata.models.gmm:GMMGenerator",
@@ -30,6 +31,7 @@ _GENERATORS: dict[str, str] = {
     "ctgan": "synthdata.models.ctgan:CTGANGenerator",
     "ddpm": "synthdata.models.diffusion:DDPMGenerator",
     "ar": "synthdata.models.sequence:SequenceGenerator",   # child tables: one history per parent
+    "aim": "synthdata.models.marginal:MarginalGenerator",  # noisy marginals (docs/marginal.md)
 }
 # The optional extra that provides each generator's heavy dependencies.
 _EXTRAS: dict[str, str] = {"vae": "deep", "ctgan": "deep", "ddpm": "deep", "ar": "deep"}
@@ -160,6 +162,12 @@ def make_generator(name: Literal["ar"], schema: Schema, *, order_column: str | N
 
 
 @overload
+def make_generator(name: Literal["aim"], schema: Schema, *,
+                   mode: Literal["aim", "mst"] = "aim", n_bins: int = 16, max_parents: int = 2,
+                   privacy: PrivacyInput = None, seed: int | None = 0) -> MarginalGenerator: ...
+
+
+@overload
 def make_generator(name: str, schema: Schema, **params: Any) -> BaseGenerator: ...
 
 
@@ -168,8 +176,9 @@ def make_generator(name: str, schema: Schema, **params: Any) -> BaseGenerator:
 
     Parameters
     ----------
-    name : {"gmm", "vae", "ctgan", "ddpm", "ar"} or a name given to :func:`register`
-        (``ar``: the sequence model for linked child tables, see docs/sequence.md)
+    name : {"gmm", "vae", "ctgan", "ddpm", "ar", "aim"} or a name given to :func:`register`
+        (``ar``: the sequence model for linked child tables, see docs/sequence.md; ``aim``:
+        the marginal-based generator, best under DP, see docs/marginal.md)
         Unknown names are a ``ConfigError`` listing the choices.
     schema : Schema
         The table's schema.

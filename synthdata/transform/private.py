@@ -123,7 +123,8 @@ def _private_numeric(col: Column, series: pd.Series, ledger: Any,
         ledger.record_public(f"transform.bounds[{col.name}]", reason="bounds declared public "
                              "in the schema")
     else:
-        lower, upper = dp_log_bounds(values, rho_unit, ledger, f"transform.bounds[{col.name}]")
+        lower, upper = dp_log_bounds(values, rho_unit, ledger, f"transform.bounds[{col.name}]",
+                                     integer=col.kind == ColumnKind.INTEGER)
         if col.public and col.kind != ColumnKind.DATETIME:  # a declared end wins (clipped)
             if col.min is not None:
                 lower = float(col.min)
@@ -150,13 +151,16 @@ def _private_numeric(col: Column, series: pd.Series, ledger: Any,
                                                                    has_missing)
 
 
-def dp_log_bounds(values: np.ndarray, rho: float, ledger: Any, step: str) -> tuple[float, float]:
+def dp_log_bounds(values: np.ndarray, rho: float, ledger: Any, step: str, *,
+                  integer: bool = False) -> tuple[float, float]:
     """DP (lower, upper) within a factor of two, with no public range needed.
 
     A noisy histogram over the buckets (-2^(k+1), -2^k], ..., [-2^-10, 2^-10], ...,
     [2^k, 2^(k+1)); the run of buckets around the fullest one whose noisy counts clear a 3σ
     threshold gives the bounds (see ``_bulk``). Values in dropped outer buckets are clipped
-    by the caller.
+    by the caller. ``integer``: the column is declared integer, so the buckets strictly
+    between 0 and ±1 cannot hold a value and are left out (they would otherwise be a gap
+    of ten empty buckets that cuts a column of mostly zeros off at 2^-10).
     """
     from synthdata.privacy.accounting import calibrate_gaussian_sigma
     from synthdata.privacy.mechanisms import dp_histogram
@@ -164,12 +168,24 @@ def dp_log_bounds(values: np.ndarray, rho: float, ledger: Any, step: str) -> tup
     exps = np.arange(_MIN_EXP, _MAX_EXP + 1)
     edges_pos = 2.0 ** exps
     labels = list(range(-len(exps), len(exps) + 1))  # negative buckets, 0, positive buckets
+    if integer:  # |label| 1..-_MIN_EXP are the fractional buckets [2^-10, 1)
+        labels = [lab for lab in labels if lab == 0 or abs(lab) > -_MIN_EXP]
     mag = np.abs(values)
     idx = np.searchsorted(edges_pos, mag, side="right")  # 0 => |v| < 2^-10
     bucket = np.where(mag < edges_pos[0], 0, np.sign(values) * idx).astype(int)
     counts = dp_histogram(bucket, labels, rho, ledger, step)
     sigma = calibrate_gaussian_sigma(rho, 1.0)
-    first, last = _bulk(np.asarray(counts, dtype=float), 3 * sigma)
+    # A spike of exact zeros (counts, lab values below detection) is not the bulk: grow the
+    # run from the fullest non-zero bucket, then add the zero bucket if it clears the
+    # threshold (growing from a zero mode stopped at the empty buckets next to it and cut
+    # rotterdam's `pgr`, half zeros and the rest up to 5000, at 1)
+    arr = np.asarray(counts, dtype=float)
+    zero = labels.index(0)
+    nonzero = arr.copy()
+    nonzero[zero] = 0.0
+    first, last = _bulk(nonzero, 3 * sigma)
+    if arr[zero] > 3 * sigma:
+        first, last = (zero, zero) if first is None else (min(first, zero), max(last, zero))
     if first is None:
         return 0.0, 1.0
 

@@ -22,7 +22,7 @@ SCHEMA = sd.Schema.from_dict({"name": "t", "columns": [
     {"name": "age", "kind": "integer"}, {"name": "sex", "kind": "categorical",
                                          "categories": ["F", "M"]}]})
 CLASSES = {"gmm": "GMMGenerator", "vae": "VAEGenerator", "ctgan": "CTGANGenerator",
-           "ddpm": "DDPMGenerator", "ar": "SequenceGenerator"}
+           "ddpm": "DDPMGenerator", "ar": "SequenceGenerator", "aim": "MarginalGenerator"}
 
 
 def _frame(n: int = 200) -> pd.DataFrame:
@@ -70,7 +70,7 @@ def test_make_generator_checks_name_params_and_schema():
     gen = make_generator("gmm", SCHEMA, n_components=3)
     assert isinstance(gen, sd.GMMGenerator) and gen.n_components == 3
     with pytest.raises(ConfigError, match=r"unknown generator 'nope'; choose one of "
-                                          r"\['ar', 'ctgan', 'ddpm', 'gmm', 'vae'\]"):
+                                          r"\['aim', 'ar', 'ctgan', 'ddpm', 'gmm', 'vae'\]"):
         make_generator("nope", SCHEMA)
     with pytest.raises(ConfigError, match=r"generator 'gmm': unknown parameter\(s\) "
                                           r"\['epochs'\]; allowed: \['n_components'"):

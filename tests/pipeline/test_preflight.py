@@ -76,7 +76,7 @@ def test_bad_target_or_condition_fails_before_fitting(tmp_path, small_csv, no_fi
     ({"gate": {"detection_acu": {"max": 0.7}}}, r"gate: unknown metric\(s\) \['detection_acu'\]"),
     ({"gate": "strictest"}, r"gate: unknown gate preset 'strictest'; choose one of"),
     ({"generator": {"kind": "gan"}},
-     r"generator.kind: unknown generator 'gan'; choose one of \['ar', 'ctgan', 'ddpm', 'gmm', 'vae'\]"),
+     r"generator.kind: unknown generator 'gan'; choose one of \['aim', 'ar', 'ctgan', 'ddpm', 'gmm', 'vae'\]"),
     ({"generator": {"kind": "gmm", "params": {"epochs": 3}}},
      r"generator.params: generator 'gmm': unknown parameter\(s\) \['epochs'\]; allowed: "
      r"\['n_components'"),

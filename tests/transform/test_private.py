@@ -41,3 +41,23 @@ def test_bounds_stay_near_the_data(run):
     lower, upper = dp_log_bounds(values, 0.02, PrivacyLedger(epsilon=10, delta=1e-6), "b")
     assert 0.0 <= lower < upper
     assert 4.0 <= upper <= 2.0 ** 8
+
+
+def test_integer_column_of_mostly_zeros_keeps_its_tail():
+    # rotterdam's `nodes`: half zeros, the rest 1..34; between the zero bucket and [1, 2)
+    # lie ten fractional buckets an integer cannot fill, which cut the bounds at 2^-10
+    rng = np.random.default_rng(0)
+    values = np.where(rng.random(2000) < 0.5, 0, rng.integers(1, 35, 2000)).astype(float)
+    ledger = PrivacyLedger(epsilon=10, delta=1e-6)
+    lower, upper = dp_log_bounds(values, 0.05, ledger, "b", integer=True)
+    assert -1e-3 < lower <= 0.0 and 32.0 <= upper <= 64.0
+
+
+def test_a_spike_of_zeros_does_not_hide_the_bulk():
+    # rotterdam's `pgr`: many zeros, few values 1..7, the rest spread up to 5000
+    rng = np.random.default_rng(1)
+    values = np.concatenate([np.zeros(600), rng.integers(1, 8, 20),
+                             np.exp(rng.uniform(np.log(8), np.log(5000), 1400)).round()])
+    lower, upper = dp_log_bounds(values, 0.05, PrivacyLedger(epsilon=10, delta=1e-6), "b",
+                                 integer=True)
+    assert -1e-3 < lower <= 0.0 and 4096.0 <= upper <= 8192.0
