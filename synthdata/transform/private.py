@@ -123,13 +123,17 @@ def _private_numeric(col: Column, series: pd.Series, ledger: Any,
         ledger.record_public(f"transform.bounds[{col.name}]", reason="bounds declared public "
                              "in the schema")
     else:
-        lower, upper = dp_log_bounds(values, rho_unit, ledger, f"transform.bounds[{col.name}]")
-        if col.public and col.kind != ColumnKind.DATETIME:  # a declared end wins (clipped)
+        lower, upper = dp_log_bounds(values, rho_unit, ledger, f"transform.bounds[{col.name}]",
+                                     integer=col.kind == ColumnKind.INTEGER)
+        if col.public and col.kind != ColumnKind.DATETIME:
+            # a declared end clips the DP range (a sign declared as min: 0 must not widen a
+            # DP range of [1024, 2048] to [0, 2048], which spreads the quantile knots over
+            # empty space); outputs never leave the declared end
             if col.min is not None:
-                lower = float(col.min)
+                lower = max(lower, float(col.min))
                 upper = max(upper, lower + 1.0)
             if col.max is not None:
-                upper = float(col.max)
+                upper = min(upper, float(col.max))
                 lower = min(lower, upper - 1.0)
     levels = np.linspace(0.0, 1.0, N_KNOTS)
     clipped = np.clip(values, lower, upper)
@@ -150,18 +154,22 @@ def _private_numeric(col: Column, series: pd.Series, ledger: Any,
                                                                    has_missing)
 
 
-def dp_log_bounds(values: np.ndarray, rho: float, ledger: Any, step: str) -> tuple[float, float]:
+def dp_log_bounds(values: np.ndarray, rho: float, ledger: Any, step: str, *,
+                  integer: bool = False) -> tuple[float, float]:
     """DP (lower, upper) within a factor of two, with no public range needed.
 
     A noisy histogram over the buckets (-2^(k+1), -2^k], ..., [-2^-10, 2^-10], ...,
     [2^k, 2^(k+1)); the run of buckets around the fullest one whose noisy counts clear a 3σ
     threshold gives the bounds (see ``_bulk``). Values in dropped outer buckets are clipped
-    by the caller.
+    by the caller. ``integer`` (public: the declared kind): the buckets start at 1, so the
+    zero bucket holds exactly the zeros and sits next to [1, 2) -- with the fractional
+    buckets in between (always empty for whole numbers) the run stopped at the zeros, and a
+    count column with most values at 0 got the range ±2^-10.
     """
     from synthdata.privacy.accounting import calibrate_gaussian_sigma
     from synthdata.privacy.mechanisms import dp_histogram
 
-    exps = np.arange(_MIN_EXP, _MAX_EXP + 1)
+    exps = np.arange(0 if integer else _MIN_EXP, _MAX_EXP + 1)
     edges_pos = 2.0 ** exps
     labels = list(range(-len(exps), len(exps) + 1))  # negative buckets, 0, positive buckets
     mag = np.abs(values)
@@ -174,8 +182,8 @@ def dp_log_bounds(values: np.ndarray, rho: float, ledger: Any, step: str) -> tup
         return 0.0, 1.0
 
     def edge(label: int, upper: bool) -> float:
-        if label == 0:
-            return float(edges_pos[0]) * (1 if upper else -1)
+        if label == 0:  # whole numbers below 1 in magnitude are 0
+            return 0.0 if integer else float(edges_pos[0]) * (1 if upper else -1)
         k = abs(label)
         # the outermost bucket [2^max, inf) is open: its far end is taken as 2^(max+1)
         hi = float(edges_pos[k]) if k < len(exps) else 2.0 * float(edges_pos[-1])
@@ -193,6 +201,10 @@ def dp_log_bounds(values: np.ndarray, rho: float, ledger: Any, step: str) -> tup
     return lower, upper
 
 
+FAR_FACTOR = 5 / 3  # a bucket beyond a gap counts if it clears 5σ (threshold is 3σ)
+MAX_JUMP = 12       # ... and lies at most this many buckets beyond the run
+
+
 def _bulk(counts: np.ndarray, threshold: float, max_gap: int = 1) -> tuple[int | None, int]:
     """First and last bucket of the run of buckets around the fullest one whose noisy
     counts clear ``threshold`` (gaps of up to ``max_gap`` buckets are bridged).
@@ -200,27 +212,31 @@ def _bulk(counts: np.ndarray, threshold: float, max_gap: int = 1) -> tuple[int |
     With ~100 buckets, some empty bucket's noise clears a 3σ threshold in about one run in
     eight; taking the outermost such bucket put bounds at ±2^40 on a column of values near
     1. Growing outwards from the mode ignores isolated noise far from the data; a real tail
-    is contiguous on this log scale.
+    is contiguous on this log scale. A wider gap (up to ``MAX_JUMP`` buckets) is crossed
+    only to a bucket clearing ``FAR_FACTOR`` × ``threshold`` (5σ: about one empty bucket in
+    3.5 million): a column with a spike at 0 and sparse small values (a lab value that is
+    0 for a third of the rows) had its range stop at the zeros.
     """
     if counts.size == 0 or counts.max() <= threshold:
         return None, 0
     mode = int(np.argmax(counts))
-    first = last = mode
-    i = mode - 1
-    while i >= 0:
-        if counts[i] > threshold:
-            first = i
-        elif first - i > max_gap:
-            break
-        i -= 1
-    i = mode + 1
-    while i < counts.size:
-        if counts[i] > threshold:
-            last = i
-        elif i - last > max_gap:
-            break
-        i += 1
-    return first, last
+    far = FAR_FACTOR * threshold
+
+    def grow(start: int, step: int) -> int:
+        end, i = start, start + step
+        while 0 <= i < counts.size:
+            if counts[i] > threshold and abs(i - end) <= max_gap + 1:
+                end = i
+            elif abs(i - end) > max_gap:
+                ahead = [j for j in range(i, i + step * MAX_JUMP, step)
+                         if 0 <= j < counts.size and counts[j] > far]
+                if not ahead:
+                    break
+                end = i = ahead[0]
+            i += step
+        return end
+
+    return grow(mode, -1), grow(mode, 1)
 
 
 def _private_categories(col: Column, series: pd.Series, ledger: Any, rho_unit: float,
