@@ -46,7 +46,7 @@ _DIRECTIVES = {"%d": "day", "%j": "day", "%x": "day", "%D": "day", "%F": "day",
                "%c": "second", "%X": "second", "%R": "minute", "%s": "second"}
 _ORDER = ("day", "hour", "minute", "second")
 
-INFER_HINT = ("`synthdata schema infer DATA -o SCHEMA.yaml` drafts these keys, but running "
+INFER_HINT = ("`synthdata schema infer DATA -o SCHEMA.yaml --dp` drafts these keys, but running "
               "inference on the private data is itself outside the DP guarantee: use its "
               "output only after reviewing every value as public knowledge (remove learned "
               "min/max and categories that are not public)")
