@@ -171,7 +171,7 @@ def run(pipeline: Annotated[Path, typer.Argument(help="Pipeline YAML file.")],
 DP_DEEP_WARNING = ("warning: generator {kind!r} under privacy is near chance in our "
                    "benchmark (flchain, ε = 3: train-on-synthetic ROC AUC {tstr} against 0.83 "
                    "on real data; detection AUC ≥ 0.99); use generator: gmm under DP "
-                   "(0.79-0.80 at ε = 3) with a declared schema (docs/privacy.md, section 3)")
+                   "(0.77-0.81 at ε = 3 in benchmarks/results/privacy.md) with a declared schema (docs/privacy.md, section 3)")
 _DP_DEEP_TSTR = {"vae": "0.44", "ctgan": "0.57"}
 
 
