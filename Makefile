@@ -8,6 +8,10 @@ BENCH_VENV := .venv-bench
 BENCH_PY := $(BENCH_VENV)/bin/python
 BENCH_STAMP := $(BENCH_VENV)/.installed
 
+MST_VENV := .venv-mst
+MST_PY := $(MST_VENV)/bin/python
+MST_STAMP := $(MST_VENV)/.installed
+
 ANON_VENV := .venv-anon
 ANON_PY := $(ANON_VENV)/bin/python
 ANON_STAMP := $(ANON_VENV)/.installed
@@ -53,6 +57,14 @@ $(BENCH_STAMP): pyproject.toml benchmarks/requirements.txt
 	$(BENCH_PY) -m pip install --quiet torch==2.13.0
 	$(BENCH_PY) -m pip install --quiet -e . -r benchmarks/requirements.txt
 	touch $(BENCH_STAMP)
+
+# SmartNoise MST (the DP peer of bench_privacy.py) pins opendp<0.15: its own env, no synthdata.
+$(MST_STAMP): benchmarks/requirements-mst.txt
+	test -x $(MST_PY) || $(PYTHON) -m venv $(MST_VENV)
+	$(MST_PY) -m pip install --quiet --upgrade pip
+	$(MST_PY) -m pip install --quiet torch==2.13.0
+	$(MST_PY) -m pip install --quiet -r benchmarks/requirements-mst.txt
+	touch $(MST_STAMP)
 
 bench: $(BENCH_STAMP)
 	$(BENCH_PY) benchmarks/bench_tabular.py $(BENCH_ARGS)

@@ -1,15 +1,29 @@
-"""Utility against ε for the generators that support differential privacy.
+"""Utility against ε for the generators that support differential privacy, with SmartNoise
+MST as a peer in the same run.
 
 For each dataset (70/30 split, split seed 0, leak columns and the primary key dropped) and
-each ε in {1, 3, 10, ∞}, fit every DP-capable generator with 3 generator seeds and score
+each ε in {0.5, 1, 3, 10, ∞}, fit every DP-capable generator with 3 generator seeds and score
 the synthetic table with ``benchmarks/_common.evaluate`` (the same functions as the tabular
 benchmark): TSTR / TRTR ROC AUC, detection AUC, mean column distance, pair difference.
 ε = ∞ is the non-private fit. Fit time is wall and process-CPU seconds of ``gen.fit``; the
 DP overhead is the DP fit time over the non-private fit of the *same model* (for the GMM:
 one Gaussian copula, ``n_components=1``, which is what DP-GMM fits by default).
 
-Run (a few minutes for the GMM on 2 cores)::
+Declarations: the ``gmm`` variants fit on a *declared* schema, the draft of
+``synthdata.schema.public.draft_declared_schema`` (kinds, nullability, recording precision,
+``min: 0`` marked public for non-negative numbers, the two values of boolean columns), i.e.
+what a custodian would declare after reviewing ``synthdata schema infer --dp``;
+``gmm[undeclared]`` is the same model on ``Schema.infer`` with nothing declared public (the
+state before declarations: full-precision output, DP bounds). Every DP fit makes its own
+DP count of the rows (ledger step ``data.count``).
 
+The ``mst`` peer (SmartNoise MST 1.0.8) runs in its own interpreter, ``.venv-mst`` (it pins
+opendp<0.15; synthdata needs 0.16), through ``benchmarks/_mst_peer.py``: the train table
+goes out as CSV, the synthetic CSV comes back and is scored here by the same functions.
+
+Run (the GMM takes seconds; MST minutes per fit on 2 cores)::
+
+    make .venv-mst/.installed
     .venv/bin/python benchmarks/bench_privacy.py --out benchmarks/results/privacy.md
 """
 
@@ -17,10 +31,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import math
 import os
 import shlex
+import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -32,85 +49,87 @@ import _common  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-EPSILONS = (1.0, 3.0, 10.0, math.inf)
+EPSILONS = (0.5, 1.0, 3.0, 10.0, math.inf)
 SEEDS = (0, 1, 2)
-# name -> (registry kind, params); "gmm[k=4]" is DP-EM with 4 components (8 iterations)
+ROOT = Path(__file__).resolve().parents[1]
+MST_PYTHON = ROOT / ".venv-mst" / "bin" / "python"
+# name -> (registry kind or "mst" for the peer, params); "gmm[k=4]" is DP-EM with 4
+# components (8 iterations); the "declared" flag picks the schema (see the module doc)
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "gmm": ("gmm", {}),
+    "gmm[undeclared]": ("gmm", {"declared": False}),
     "gmm[k=1]": ("gmm", {"n_components": 1}),
     "gmm[k=4]": ("gmm", {"n_components": 4}),
-    "gmm+grid": ("gmm", {}),
     "vae": ("vae", {"epochs": 30}),
     "ctgan": ("ctgan", {"epochs": 20}),
-    # marginal-based (docs/marginal.md); "declared": precision and sign declared public
-    "aim": ("aim", {"declared": True}),
-    "mst": ("aim", {"mode": "mst", "declared": True}),
+    "mst": ("mst", {}),
+    # marginal-based (docs/marginal.md); "aim[mst]" is its spanning-tree mode, not the peer
+    "aim": ("aim", {}),
+    "aim[mst]": ("aim", {"mode": "mst"}),
 }
 # DP overhead reference: the non-private fit of the same model at the same epochs
-REFERENCE = {"gmm": "gmm[k=1]", "gmm[k=1]": "gmm[k=1]", "gmm[k=4]": "gmm[k=1]",
-             "gmm+grid": "gmm[k=1]", "vae": "vae", "ctgan": "ctgan", "aim": "aim", "mst": "mst"}
+REFERENCE = {"gmm": "gmm[k=1]", "gmm[undeclared]": "gmm[k=1]", "gmm[k=1]": "gmm[k=1]",
+             "gmm[k=4]": "gmm[k=1]", "vae": "vae", "ctgan": "ctgan", "mst": "gmm[k=1]",
+             "aim": "aim", "aim[mst]": "aim[mst]"}
+# variants that run only under DP (their non-private reference is another row)
+DP_ONLY = {"gmm[undeclared]", "gmm[k=4]", "mst"}
+
+
+def declared(train: pd.DataFrame) -> Any:
+    """The declared schema of the benchmark: the reviewed draft (see the module doc)."""
+    from synthdata.schema.public import declared_dict, declared_schema, draft_declared_schema
+
+    draft = declared_dict(draft_declared_schema(train, name="train"))
+    return declared_schema(draft, list(train.columns), name="train")
 
 
 def _fit(kind: str, params: dict[str, Any], train: pd.DataFrame, epsilon: float,
          seed: int) -> tuple[Any, float, float]:
     import synthdata as sd
-    from synthdata.privacy import DPConfig, PrivacyLedger
+    from synthdata.privacy import DPConfig
 
     params = dict(params)
-    schema = sd.Schema.infer(train, name="train")
-    if params.pop("declared", False):
-        schema = declare_precision_and_sign(train, schema)
+    schema = declared(train) if params.pop("declared", True) else \
+        sd.Schema.infer(train, name="train")
     privacy = None if math.isinf(epsilon) else DPConfig(epsilon=epsilon)
     gen = sd.make_generator(kind, schema, privacy=privacy, seed=seed, **params)
-    ledger = PrivacyLedger.from_config(privacy, n_rows=len(train))
     t0, c0 = time.perf_counter(), time.process_time()
-    gen.fit(train, ledger=ledger)
+    gen.fit(train)  # under DP the generator makes the DP row count (data.count) itself
     return gen, time.perf_counter() - t0, time.process_time() - c0
 
 
-def declare_precision_and_sign(train: pd.DataFrame, schema: Any) -> Any:
-    """The schema a custodian would declare: each continuous column's recording precision
-    (decimals that 99.9 % of values fit) and, for numbers that are never negative, a public
-    lower bound 0 (upper bound left to DP). Read here from the data, as the what-if
-    ``public_grid`` does, but the run then treats them as declared (public on the ledger)."""
-    import dataclasses
-
-    cols = []
-    for col in schema.columns:
-        if col.kind.value in ("continuous", "integer"):
-            v = train[col.name].dropna().to_numpy(dtype=float)
-            if col.kind.value == "continuous":
-                tol = 1e-9 * np.maximum(1.0, np.abs(v))
-                dec = next((d for d in range(7)
-                            if np.mean(np.abs(np.round(v, d) - v) <= tol) >= 0.999), None)
-                col = dataclasses.replace(col, precision=dec)
-            nonneg = bool(v.size) and bool((v >= 0).all())
-            col = dataclasses.replace(col, min=0 if nonneg else None, max=None, public=nonneg)
-        cols.append(col)
-    return schema.replace_columns(cols)
-
-
-def public_grid(train: pd.DataFrame, synth: pd.DataFrame) -> pd.DataFrame:
-    """Round each numeric column to the decimals the real column is recorded with and
-    clip it at 0 when the real column is non-negative: a what-if in which the recording
-    precision and the sign are public knowledge (read here from the data, not on the ledger;
-    a schema would have to declare them)."""
-    out = synth.copy()
-    for col in train.columns:
-        s = train[col]
-        if not pd.api.types.is_float_dtype(s) or col not in out:
-            continue
-        v = s.dropna().to_numpy()
-        decimals = next((d for d in range(7) if np.allclose(v, np.round(v, d), atol=1e-9)), None)
-        if decimals is not None:
-            out[col] = out[col].round(decimals)
-        if (v >= 0).all():
-            out[col] = out[col].clip(lower=0.0)
-    return out
+def fit_mst(train: pd.DataFrame, epsilon: float, seed: int) -> tuple[pd.DataFrame, float, float]:
+    """SmartNoise MST in .venv-mst: (synthetic table, fit wall s, fit CPU s)."""
+    if not MST_PYTHON.exists():
+        raise RuntimeError(f"{MST_PYTHON} is missing; run `make .venv-mst/.installed`")
+    schema = declared(train)
+    cats = [c.name for c in schema.columns if c.kind.is_discrete]
+    conts = [c.name for c in schema.columns if not c.kind.is_discrete]
+    delta = 10.0 ** math.floor(math.log10(min(1e-5, 1 / (10 * len(train)))))
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp) / "train.csv", Path(tmp) / "synth.csv"
+        train.to_csv(src, index=False)
+        cmd = [str(MST_PYTHON), str(ROOT / "benchmarks" / "_mst_peer.py"), str(src), str(dst),
+               "--epsilon", str(epsilon), "--delta", str(delta), "--seed", str(seed),
+               "--rows", str(len(train)), "--categorical", ",".join(cats),
+               "--continuous", ",".join(conts)]
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+               "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"}
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+        if proc.returncode != 0:
+            raise RuntimeError(f"MST failed: {proc.stderr.strip().splitlines()[-1:]}")
+        info = json.loads(proc.stdout.strip().splitlines()[-1])
+        synth = pd.read_csv(dst)
+    for col in train.columns:  # CSV round trip: give numbers back the real column's type
+        if pd.api.types.is_numeric_dtype(train[col]) and col in synth:
+            synth[col] = pd.to_numeric(synth[col], errors="coerce")
+    return synth, float(info["fit_s"]), float(info["fit_cpu_s"])
 
 
 def dp_available(kind: str, train: pd.DataFrame) -> str | None:
     """None if ``kind`` fits under DP, else the reason (tried on 200 rows, ε=3)."""
+    if kind == "mst":
+        return None if MST_PYTHON.exists() else f"{MST_PYTHON} missing (make .venv-mst/.installed)"
     try:
         _fit(kind, {"epochs": 1} if kind in ("vae", "ctgan") else {}, train.iloc[:200], 3.0, 0)
     except Exception as err:  # noqa: BLE001 - any failure means "not available"
@@ -118,7 +137,13 @@ def dp_available(kind: str, train: pd.DataFrame) -> str | None:
     return None
 
 
-def run(datasets: list[str], variants: list[str], seeds: tuple[int, ...]) -> dict[str, Any]:
+def run(datasets: list[str], variants: list[str], seeds: tuple[int, ...],
+        epsilons: tuple[float, ...] = EPSILONS, *, peer_epsilons: tuple[float, ...] | None = None,
+        peer_seeds: tuple[int, ...] | None = None,
+        checkpoint: Any = None) -> dict[str, Any]:
+    """Fit and score every (dataset, variant, ε, seed); ``checkpoint(results)`` is called
+    after each row (the markdown is rewritten, so a run cut short keeps what it measured).
+    ``peer_epsilons`` / ``peer_seeds`` restrict the slow MST peer."""
     out: dict[str, Any] = {}
     for name in datasets:
         spec = _common.dataset_spec(name)
@@ -127,6 +152,8 @@ def run(datasets: list[str], variants: list[str], seeds: tuple[int, ...]) -> dic
         trtr = None
         rows: list[dict[str, Any]] = []
         unavailable: dict[str, str] = {}
+        out[name] = {"spec": spec, "n_train": len(train), "n_holdout": len(holdout),
+                     "rows": pd.DataFrame(rows), "unavailable": unavailable}
         for variant in variants:
             kind, params = VARIANTS[variant]
             reason = dp_available(kind, train)
@@ -134,27 +161,37 @@ def run(datasets: list[str], variants: list[str], seeds: tuple[int, ...]) -> dic
                 unavailable[variant] = reason
                 print(f"[{name}] {variant}: DP not available ({reason})", flush=True)
                 continue
-            for eps in EPSILONS:
-                if variant in ("gmm[k=4]", "gmm+grid") and math.isinf(eps):
+            for eps in epsilons:
+                if variant in DP_ONLY and math.isinf(eps):
                     continue  # non-private references: the default and the same-model fit
                 if variant == "gmm[k=1]" and not math.isinf(eps):
                     continue  # identical to the DP default "gmm"
-                for seed in seeds:
-                    gen, wall, cpu = _fit(kind, params, train, eps, seed)
-                    synth = gen.sample(len(train), seed=seed)
-                    if variant == "gmm+grid":
-                        synth = public_grid(train, synth)
-                    spent = gen.ledger_.spent()[0] if not math.isinf(eps) else math.inf
+                if kind == "mst" and peer_epsilons is not None and eps not in peer_epsilons:
+                    continue
+                for seed in (peer_seeds if kind == "mst" and peer_seeds is not None else seeds):
+                    if kind == "mst":
+                        try:
+                            synth, wall, cpu = fit_mst(train, eps, seed)
+                        except RuntimeError as err:  # the peer failing is a result, not a crash
+                            unavailable[variant] = str(err)[:200]
+                            print(f"[{name}] {variant} eps={eps:g}: {err}", flush=True)
+                            continue
+                        spent = eps  # MST's own accounting (zCDP at its δ), not our ledger
+                    else:
+                        gen, wall, cpu = _fit(kind, params, train, eps, seed)
+                        synth = gen.sample(len(train), seed=seed)
+                        spent = gen.ledger_.spent()[0] if not math.isinf(eps) else math.inf
                     m = _common.evaluate(train, holdout, synth, target=spec.target,
                                          task=spec.task, seed=seed, trtr=trtr)
                     trtr = m.get("trtr", trtr)
                     rows.append({"variant": variant, "epsilon": eps, "seed": seed,
                                  "fit_s": wall, "fit_cpu_s": cpu, "spent": spent, **m})
+                    out[name]["rows"] = pd.DataFrame(rows)
                     print(f"[{name}] {variant} eps={eps:g} seed={seed}: tstr={m.get('tstr'):.3f}"
                           f" detect={m['detect_auc']:.3f} col={m['col_dist']:.4f} "
                           f"fit={wall:.2f}s spent={spent:.4g}", flush=True)
-        out[name] = {"spec": spec, "n_train": len(train), "n_holdout": len(holdout),
-                     "rows": pd.DataFrame(rows), "unavailable": unavailable}
+                    if checkpoint is not None:
+                        checkpoint(out)
     return out
 
 
@@ -184,21 +221,28 @@ def markdown(results: dict[str, Any], command: str, seeds: tuple[int, ...],
         f"- synthdata {getattr(synthdata, '__version__', '?')}; split seed 0 (70/30); "
         f"generator seeds {', '.join(map(str, seeds))}; metric seed = generator seed; "
         "numbers are mean ± sd over the seeds; synthetic rows = train rows",
-        "- ε = ∞ is the non-private fit; DP runs use `DPConfig(epsilon=ε)` (δ from the row "
-        "count, preprocessing share 0.1, nothing declared public: bounds, quantile knots, "
-        "category sets and missing rates are DP estimates); `spent ε` is the ledger total "
-        "(always ≤ ε)",
+        "- ε = ∞ is the non-private fit; DP runs use `DPConfig(epsilon=ε)` (one DP row count "
+        "`data.count` first, δ from the noisy count, preprocessing share 0.1; what is not "
+        "declared -- upper bounds, quantile knots, category sets, missing rates -- are DP "
+        "estimates); `spent ε` is the ledger total (always ≤ ε)",
+        "- declared schema (`gmm`, `gmm[k=*]`, `vae`, `ctgan`; MST gets its column kinds "
+        "from it): the reviewed draft of `synthdata schema infer --dp` "
+        "(`draft_declared_schema`): kinds, nullability, recording precision of continuous "
+        "columns, `min: 0` marked public for non-negative numeric columns, the two values of "
+        "boolean columns; read off the train table as a custodian's declaration would be "
+        "(public knowledge by assumption, not on the ledger)",
         "- metrics (benchmarks/_common.py): TSTR/TRTR = HistGradientBoosting trained on "
         "synthetic / real train, ROC AUC on the real holdout; detect AUC = classifier real "
         "holdout vs synthetic, 3-fold (0.5 = indistinguishable); col dist = mean KS / TV "
         "vs real train; pair diff = mean |Δ| pairwise association",
         "- variants: `gmm` = default (under DP: one Gaussian copula from one noisy release of "
-        "its sufficient statistics; non-private: mixture with k by BIC); `gmm[k=1]` = the "
-        "non-private copula (the same model as DP `gmm`, the reference for DP overhead); "
-        "`gmm[k=4]` = DP-EM with 4 components and 8 noisy iterations; `gmm+grid` = DP "
-        "`gmm` with synthetic numbers rounded to the real recording precision and clipped at 0 for "
-        "non-negative columns (a what-if: assumes precision and sign are public, not on the "
-        "ledger)",
+        "its sufficient statistics; non-private: mixture with k by BIC); `gmm[undeclared]` = "
+        "DP `gmm` on `Schema.infer` with nothing declared (full-precision output, DP bounds: "
+        "the behaviour without declarations); `gmm[k=1]` = the non-private copula (the same "
+        "model as DP `gmm`, the reference for DP overhead); `gmm[k=4]` = DP-EM with 4 "
+        "components and 8 noisy iterations; `mst` = SmartNoise MST 1.0.8 (`.venv-mst`, "
+        "`benchmarks/_mst_peer.py`; its own DP binning with 10% of ε, δ = min(1e-5, 1/(10n)) "
+        "rounded down; spent ε is its own accounting; its DP overhead is against `gmm[k=1]`)",
         "- DP overhead = DP fit time / non-private fit time of the same model at the same "
         "epochs (`gmm[k=1]` for the GMM variants, the ε = ∞ row of `vae`/`ctgan`), on CPU "
         "seconds of the whole `fit` (preprocessing, noise calibration and opacus import "
@@ -245,14 +289,22 @@ def markdown(results: dict[str, Any], command: str, seeds: tuple[int, ...],
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--datasets", default="flchain,rotterdam")
-    parser.add_argument("--generators", default="gmm,gmm[k=1],gmm[k=4],gmm+grid,vae,ctgan")
-    parser.add_argument("--epsilons", default=None,
-                        help="comma-separated ε values ('inf' = non-private); default "
-                             + ",".join(f"{e:g}" for e in EPSILONS))
+    parser.add_argument("--datasets", default="flchain,rotterdam,telco_churn,nafld")
+    parser.add_argument("--generators", default="gmm,gmm[undeclared],gmm[k=1],gmm[k=4],aim,mst",
+                        help=f"comma-separated, from {list(VARIANTS)}")
+    parser.add_argument("--epsilons", default=",".join(f"{e:g}" for e in EPSILONS),
+                        help="comma-separated; inf = the non-private fit")
+    parser.add_argument("--peer-epsilons", default=None,
+                        help="ε values for the slow MST peer (default: all of --epsilons)")
+    parser.add_argument("--peer-seeds", type=int, default=None,
+                        help="seeds for the MST peer (default: --seeds)")
     parser.add_argument("--seeds", type=int, default=len(SEEDS), help="generator seeds 0..n-1")
     parser.add_argument("--out", type=Path, default=None, help="markdown file to write")
     args = parser.parse_args(argv)
+    epsilons = tuple(float(e) for e in args.epsilons.split(",") if e.strip())
+    peer_eps = None if args.peer_epsilons is None else \
+        tuple(float(e) for e in args.peer_epsilons.split(",") if e.strip())
+    peer_seeds = None if args.peer_seeds is None else tuple(range(args.peer_seeds))
     from threadpoolctl import threadpool_limits
 
     variants = [v.strip() for v in args.generators.split(",") if v.strip()]
@@ -260,24 +312,29 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown generator(s) {unknown}; choose from {list(VARIANTS)}")
     seeds = tuple(range(args.seeds))
-    if args.epsilons:
-        globals()["EPSILONS"] = tuple(float(e) for e in args.epsilons.split(","))
     started = dt.datetime.now(dt.timezone.utc)
     load0 = os.getloadavg()
+    cmd = ".venv/bin/python benchmarks/bench_privacy.py " + shlex.join(argv or sys.argv[1:])
+
+    def write(results: dict[str, Any], final: bool = False) -> str:
+        text = markdown(results, cmd.strip(), seeds, started, (load0, os.getloadavg()))
+        if not final:
+            text = "> PARTIAL: the run was still going when this was written.\n\n" + text
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(text + "\n")
+        return text
+
     with threadpool_limits(1):  # 2 shared cores: one BLAS/OpenMP thread per process
         try:
-            results = run([d.strip() for d in args.datasets.split(",")], variants, seeds)
+            results = run([d.strip() for d in args.datasets.split(",")], variants, seeds,
+                          epsilons, peer_epsilons=peer_eps, peer_seeds=peer_seeds,
+                          checkpoint=write)
         except Exception:
             traceback.print_exc()
             return 1
-    cmd = ".venv/bin/python benchmarks/bench_privacy.py " + shlex.join(argv or sys.argv[1:])
-    text = markdown(results, cmd.strip(), seeds, started, (load0, os.getloadavg()))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
-        print(f"wrote {args.out}")
-    else:
-        print(text)
+    text = write(results, final=True)
+    print(f"wrote {args.out}" if args.out else text)
     return 0
 
 

@@ -128,14 +128,18 @@ def run(pipeline: Annotated[Path, typer.Argument(help="Pipeline YAML file.")],
     """Run a pipeline: load, split, fit, sample, evaluate, gate, export."""
     _state["debug"] |= debug
     _configure_logging(verbose)
+    from synthdata.pipeline.config import PipelineConfig
     from synthdata.pipeline.runner import run_pipeline
 
     config: Any = pipeline
+    loaded = PipelineConfig.from_yaml(pipeline)  # a bad file stops here, as in run_pipeline
     if budget_file is not None:
         from synthdata.pipeline.budget import with_budget_file
-        from synthdata.pipeline.config import PipelineConfig
 
-        config = with_budget_file(PipelineConfig.from_yaml(pipeline), budget_file)
+        config = with_budget_file(loaded, budget_file)
+    warning = dp_generator_warning(loaded.generator.kind, loaded.privacy is not None)
+    if warning:
+        typer.echo(warning, err=True)
     with _progress(quiet) as progress:
         result = run_pipeline(config, output_dir=output_dir, progress=progress)
     if not quiet:
@@ -162,6 +166,22 @@ def run(pipeline: Annotated[Path, typer.Argument(help="Pipeline YAML file.")],
     typer.echo(str(result.run_dir))
 
 
+# Measured (benchmarks/results/privacy_deep.md, flchain, ε = 3, 3 seeds): DP-SGD vae/ctgan
+# stay near chance; the DP gmm with a declared schema is the one to use (privacy.md).
+DP_DEEP_WARNING = ("warning: generator {kind!r} under privacy is near chance in our "
+                   "benchmark (flchain, ε = 3: train-on-synthetic ROC AUC {tstr} against 0.83 "
+                   "on real data; detection AUC ≥ 0.99); use generator: gmm under DP "
+                   "(0.77-0.81 at ε = 3 in benchmarks/results/privacy.md) with a declared schema (docs/privacy.md, section 3)")
+_DP_DEEP_TSTR = {"vae": "0.44", "ctgan": "0.57"}
+
+
+def dp_generator_warning(kind: str, private: bool) -> str | None:
+    """The warning line for a generator that is near chance under DP, else None."""
+    if not private or kind not in _DP_DEEP_TSTR:
+        return None
+    return DP_DEEP_WARNING.format(kind=kind, tstr=_DP_DEEP_TSTR[kind])
+
+
 NOT_JUDGED_RUN = ("NOT JUDGED: the pipeline says `gate: none`; the synthetic data was exported "
                   "without a verdict (remove the line to use the default gate)")
 NOT_JUDGED_SAMPLE = ("NOT JUDGED: these synthetic rows were not checked by any gate; give "
@@ -183,6 +203,11 @@ def schema_infer(data: Annotated[Path, typer.Argument(help="CSV or Parquet file.
                  discover: Annotated[bool, typer.Option(
                      "--discover/--no-discover",
                      help="Propose constraints that hold on every row.")] = True,
+                 dp: Annotated[bool, typer.Option(
+                     "--dp", help="Draft the declared schema a DP run needs (precision, sign, "
+                                  "nullability; no learned ranges or category lists). It is "
+                                  "read from the data: review it before declaring it public.")
+                 ] = False,
                  encoding: str = "utf-8", debug: Debug = False) -> None:
     """Propose a schema (and constraints, marked proposed) for DATA and write it as YAML."""
     _state["debug"] |= debug
@@ -190,6 +215,21 @@ def schema_infer(data: Annotated[Path, typer.Argument(help="CSV or Parquet file.
     from synthdata.schema import Schema
 
     df = read_table(data, encoding=encoding)
+    if dp:
+        import yaml
+
+        from synthdata.io.files import atomic_write_text
+        from synthdata.schema.public import DRAFT_HEADER, declared_dict, draft_declared_schema
+
+        draft = draft_declared_schema(df, name=name or data.stem)
+        atomic_write_text(output, DRAFT_HEADER + yaml.safe_dump(
+            declared_dict(draft), sort_keys=False, allow_unicode=True))
+        for note in draft.notes:
+            typer.echo(f"note: {note}", err=True)
+        typer.echo("DRAFT read from the private data (outside the DP guarantee): review every "
+                   "value as public knowledge before using it as data.schema", err=True)
+        typer.echo(str(output))
+        return
     schema = Schema.infer(df, name=name or data.stem, discover_constraints=discover)
     schema.save(output)
     if schema.proposed_constraints:

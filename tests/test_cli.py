@@ -392,3 +392,38 @@ def test_evaluate_refuses_a_synthetic_table_with_infinities(tmp_path, capsys):
     frame.assign(v=[float("-inf")] + list(range(1, 40))).to_csv(synth, index=False)
     code, _, err = run(capsys, "evaluate", str(real), str(synth), "-o", str(tmp_path / "rep"))
     assert code == 2 and "s.csv: column 'v' has 1 infinite value(s)" in " ".join(err.split())
+
+
+def test_schema_infer_dp_writes_a_reviewable_draft_a_dp_run_accepts(tmp_path, capsys, small_csv):
+    from synthdata.schema.public import declared_schema
+
+    out = tmp_path / "dp.yaml"
+    code, stdout, err = run(capsys, "schema", "infer", str(small_csv), "-o", str(out), "--dp")
+    assert code == 0, err
+    text = out.read_text()
+    assert text.startswith("# DRAFT") and "READ FROM THE DATA" in text
+    assert "review every value as public knowledge" in " ".join(err.split())
+    data = yaml.safe_load(text)
+    by_name = {e["name"]: e for e in data["columns"]}
+    assert by_name["creatinine"]["precision"] == 1 and by_name["kappa"]["min"] == 0
+    assert "max" not in by_name["kappa"]  # learned ranges are left to DP
+    columns = list(pd.read_csv(small_csv).columns)
+    assert [c.name for c in declared_schema(data, columns, name="t").columns] == columns
+
+
+def test_dp_run_with_a_deep_generator_warns_and_points_to_gmm():
+    from synthdata.cli import dp_generator_warning
+
+    assert dp_generator_warning("gmm", True) is None
+    assert dp_generator_warning("vae", False) is None
+    line = dp_generator_warning("ctgan", True)
+    assert line is not None and "0.57" in line and "generator: gmm" in line
+
+
+def test_run_prints_the_deep_generator_warning_before_the_run(tmp_path, capsys):
+    # the data file is missing, so the run stops at once: the warning came before it
+    path = write_pipeline(tmp_path, tmp_path / "nope.csv", generator={"kind": "vae"},
+                          privacy={"epsilon": 3})
+    code, _, err = run(capsys, "run", str(path), "--quiet")
+    assert code == 2
+    assert "warning: generator 'vae' under privacy is near chance" in err

@@ -27,11 +27,17 @@ kind's (``float64``, ``int64``, ``object``), so it is never read from the data e
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from synthdata.errors import ConfigError, SchemaError
-from synthdata.schema.model import ColumnKind, Schema
+from synthdata.schema.model import Column, ColumnKind, Schema
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _NS_PER = {"day": 86_400 * 10**9, "hour": 3600 * 10**9, "minute": 60 * 10**9, "second": 10**9}
 # strftime directives and the unit they resolve to (finest wins)
@@ -40,7 +46,7 @@ _DIRECTIVES = {"%d": "day", "%j": "day", "%x": "day", "%D": "day", "%F": "day",
                "%c": "second", "%X": "second", "%R": "minute", "%s": "second"}
 _ORDER = ("day", "hour", "minute", "second")
 
-INFER_HINT = ("`synthdata schema infer DATA -o SCHEMA.yaml` drafts these keys, but running "
+INFER_HINT = ("`synthdata schema infer DATA -o SCHEMA.yaml --dp` drafts these keys, but running "
               "inference on the private data is itself outside the DP guarantee: use its "
               "output only after reviewing every value as public knowledge (remove learned "
               "min/max and categories that are not public)")
@@ -124,4 +130,85 @@ def declared_schema(overrides: Any, data_columns: Sequence[str], *, name: str,
         raise ConfigError(str(err)) from None
 
 
-__all__ = ["INFER_HINT", "datetime_unit_ns", "declared_schema"]
+MAX_DRAFT_DECIMALS = 6  # a column needing more decimals is drafted as full precision
+
+DRAFT_HEADER = """\
+# DRAFT of a declared (public) schema for a differentially private run.
+# It was READ FROM THE DATA: running it on the private table is itself outside the DP
+# guarantee, and nothing below is public until you have reviewed it. Keep a value only if
+# it is public knowledge (a documented recording precision, a measurement that cannot be
+# negative, a coding system's category list); otherwise delete it. Under DP only what this
+# file declares is treated as public: precision rounds the output, `min: 0` with
+# `public: true` keeps the output non-negative; bounds and categories you delete are
+# estimated with DP on the ledger instead.
+"""
+
+
+DRAFT_SHARE = 0.999  # share of values that must sit on a precision's grid in a draft
+
+
+def recording_decimals(values: np.ndarray, share: float = DRAFT_SHARE) -> int | None:
+    """The fewest decimals (0..``MAX_DRAFT_DECIMALS``) at least ``share`` of the finite
+    values are recorded with (a stray value with more decimals does not decide), or
+    ``None`` (full precision). Reads the values: a draft, not a DP release."""
+    finite = np.asarray(values, dtype=float)
+    finite = finite[np.isfinite(finite)]
+    if not finite.size:
+        return None
+    tolerance = 1e-9 * np.maximum(1.0, np.abs(finite))
+    for decimals in range(MAX_DRAFT_DECIMALS + 1):
+        on_grid = np.abs(np.round(finite, decimals) - finite) <= tolerance
+        if on_grid.mean() >= share:
+            return decimals
+    return None
+
+
+def declared_dict(schema: Schema) -> dict[str, Any]:
+    """``schema`` as a declared-schema mapping: like ``Schema.to_dict`` but every
+    continuous column states ``precision`` (``null`` = full precision), which a DP run
+    requires to be written out."""
+    data = schema.to_dict()
+    for entry, col in zip(data["columns"], schema.columns, strict=True):
+        if col.kind == ColumnKind.CONTINUOUS:
+            entry.setdefault("precision", None)
+    return data
+
+
+def draft_declared_schema(df: pd.DataFrame, *, name: str = "table") -> Schema:
+    """A draft of the declared schema a DP run needs, proposed from ``df``.
+
+    Kinds and nullability come from :meth:`Schema.infer`; continuous columns get the
+    ``precision`` their values are recorded with; numeric columns whose values are all
+    non-negative get ``min: 0`` marked ``public: true`` (the sign); two-valued (boolean)
+    columns keep their two categories as public. Learned ranges and other category lists
+    are left out, so a DP run estimates them on the ledger. Reading ``df`` is not private:
+    the result is for the data custodian to review (see :data:`DRAFT_HEADER`), never to
+    ship unreviewed.
+    """
+    inferred = Schema.infer(df, name=name)
+    columns: list[Column] = []
+    for col in inferred.columns:
+        changes: dict[str, Any] = {"min": None, "max": None, "public": False}
+        if col.kind in (ColumnKind.CONTINUOUS, ColumnKind.INTEGER):
+            values = _as_floats(df[col.name])
+            if col.kind == ColumnKind.CONTINUOUS:
+                changes["precision"] = recording_decimals(values)
+            finite = values[np.isfinite(values)]
+            if finite.size and finite.min() >= 0:
+                changes.update(min=0, public=True)
+        if col.kind.is_discrete:
+            keep = col.kind == ColumnKind.BOOLEAN and col.categories is not None
+            changes.update(categories=col.categories if keep else None, public=keep)
+        columns.append(dataclasses.replace(col, **changes))
+    return inferred.replace_columns(columns)
+
+
+def _as_floats(series: pd.Series) -> np.ndarray:
+    """The column as floats (missing as NaN)."""
+    import pandas as pd
+
+    return pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
+
+
+__all__ = ["DRAFT_HEADER", "INFER_HINT", "datetime_unit_ns", "declared_dict", "declared_schema",
+           "draft_declared_schema", "recording_decimals"]

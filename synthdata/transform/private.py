@@ -125,12 +125,15 @@ def _private_numeric(col: Column, series: pd.Series, ledger: Any,
     else:
         lower, upper = dp_log_bounds(values, rho_unit, ledger, f"transform.bounds[{col.name}]",
                                      integer=col.kind == ColumnKind.INTEGER)
-        if col.public and col.kind != ColumnKind.DATETIME:  # a declared end wins (clipped)
+        if col.public and col.kind != ColumnKind.DATETIME:
+            # a declared end clips the DP range (a sign declared as min: 0 must not widen a
+            # DP range of [1024, 2048] to [0, 2048], which spreads the quantile knots over
+            # empty space); outputs never leave the declared end
             if col.min is not None:
-                lower = float(col.min)
+                lower = max(lower, float(col.min))
                 upper = max(upper, lower + 1.0)
             if col.max is not None:
-                upper = float(col.max)
+                upper = min(upper, float(col.max))
                 lower = min(lower, upper - 1.0)
     levels = np.linspace(0.0, 1.0, N_KNOTS)
     clipped = np.clip(values, lower, upper)
@@ -158,18 +161,17 @@ def dp_log_bounds(values: np.ndarray, rho: float, ledger: Any, step: str, *,
     A noisy histogram over the buckets (-2^(k+1), -2^k], ..., [-2^-10, 2^-10], ...,
     [2^k, 2^(k+1)); the run of buckets around the fullest one whose noisy counts clear a 3σ
     threshold gives the bounds (see ``_bulk``). Values in dropped outer buckets are clipped
-    by the caller. ``integer``: the column is declared integer, so the buckets strictly
-    between 0 and ±1 cannot hold a value and are left out (they would otherwise be a gap
-    of ten empty buckets that cuts a column of mostly zeros off at 2^-10).
+    by the caller. ``integer`` (public: the declared kind): the buckets start at 1, so the
+    zero bucket holds exactly the zeros and sits next to [1, 2) -- with the fractional
+    buckets in between (always empty for whole numbers) the run stopped at the zeros, and a
+    count column with most values at 0 got the range ±2^-10.
     """
     from synthdata.privacy.accounting import calibrate_gaussian_sigma
     from synthdata.privacy.mechanisms import dp_histogram
 
-    exps = np.arange(_MIN_EXP, _MAX_EXP + 1)
+    exps = np.arange(0 if integer else _MIN_EXP, _MAX_EXP + 1)
     edges_pos = 2.0 ** exps
     labels = list(range(-len(exps), len(exps) + 1))  # negative buckets, 0, positive buckets
-    if integer:  # |label| 1..-_MIN_EXP are the fractional buckets [2^-10, 1)
-        labels = [lab for lab in labels if lab == 0 or abs(lab) > -_MIN_EXP]
     mag = np.abs(values)
     idx = np.searchsorted(edges_pos, mag, side="right")  # 0 => |v| < 2^-10
     bucket = np.where(mag < edges_pos[0], 0, np.sign(values) * idx).astype(int)
@@ -190,8 +192,8 @@ def dp_log_bounds(values: np.ndarray, rho: float, ledger: Any, step: str, *,
         return 0.0, 1.0
 
     def edge(label: int, upper: bool) -> float:
-        if label == 0:
-            return float(edges_pos[0]) * (1 if upper else -1)
+        if label == 0:  # whole numbers below 1 in magnitude are 0
+            return 0.0 if integer else float(edges_pos[0]) * (1 if upper else -1)
         k = abs(label)
         # the outermost bucket [2^max, inf) is open: its far end is taken as 2^(max+1)
         hi = float(edges_pos[k]) if k < len(exps) else 2.0 * float(edges_pos[-1])
@@ -209,6 +211,10 @@ def dp_log_bounds(values: np.ndarray, rho: float, ledger: Any, step: str, *,
     return lower, upper
 
 
+FAR_FACTOR = 5 / 3  # a bucket beyond a gap counts if it clears 5σ (threshold is 3σ)
+MAX_JUMP = 12       # ... and lies at most this many buckets beyond the run
+
+
 def _bulk(counts: np.ndarray, threshold: float, max_gap: int = 1) -> tuple[int | None, int]:
     """First and last bucket of the run of buckets around the fullest one whose noisy
     counts clear ``threshold`` (gaps of up to ``max_gap`` buckets are bridged).
@@ -216,27 +222,31 @@ def _bulk(counts: np.ndarray, threshold: float, max_gap: int = 1) -> tuple[int |
     With ~100 buckets, some empty bucket's noise clears a 3σ threshold in about one run in
     eight; taking the outermost such bucket put bounds at ±2^40 on a column of values near
     1. Growing outwards from the mode ignores isolated noise far from the data; a real tail
-    is contiguous on this log scale.
+    is contiguous on this log scale. A wider gap (up to ``MAX_JUMP`` buckets) is crossed
+    only to a bucket clearing ``FAR_FACTOR`` × ``threshold`` (5σ: about one empty bucket in
+    3.5 million): a column with a spike at 0 and sparse small values (a lab value that is
+    0 for a third of the rows) had its range stop at the zeros.
     """
     if counts.size == 0 or counts.max() <= threshold:
         return None, 0
     mode = int(np.argmax(counts))
-    first = last = mode
-    i = mode - 1
-    while i >= 0:
-        if counts[i] > threshold:
-            first = i
-        elif first - i > max_gap:
-            break
-        i -= 1
-    i = mode + 1
-    while i < counts.size:
-        if counts[i] > threshold:
-            last = i
-        elif i - last > max_gap:
-            break
-        i += 1
-    return first, last
+    far = FAR_FACTOR * threshold
+
+    def grow(start: int, step: int) -> int:
+        end, i = start, start + step
+        while 0 <= i < counts.size:
+            if counts[i] > threshold and abs(i - end) <= max_gap + 1:
+                end = i
+            elif abs(i - end) > max_gap:
+                ahead = [j for j in range(i, i + step * MAX_JUMP, step)
+                         if 0 <= j < counts.size and counts[j] > far]
+                if not ahead:
+                    break
+                end = i = ahead[0]
+            i += step
+        return end
+
+    return grow(mode, -1), grow(mode, 1)
 
 
 def _private_categories(col: Column, series: pd.Series, ledger: Any, rho_unit: float,

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from synthdata.errors import ConfigError, SchemaError
 from synthdata.schema.model import Column, ColumnKind, Schema
-from synthdata.schema.public import datetime_unit_ns, declared_schema
+from synthdata.schema.public import (
+    datetime_unit_ns,
+    declared_dict,
+    declared_schema,
+    draft_declared_schema,
+    recording_decimals,
+)
 
 DAY = 86_400 * 10**9
 FULL = {"name": "t", "columns": [
@@ -86,3 +94,43 @@ def test_precision_is_checked():
                                       ("%Y-%m-%dT%H:%M:%S", 10**9), ("%d/%m/%Y %H", 3600 * 10**9)])
 def test_datetime_unit_from_the_declared_format(fmt, unit):
     assert datetime_unit_ns(fmt) == unit
+
+
+# -- the draft of a declared schema (synthdata schema infer --dp) ------------------------
+
+def _draft_frame(n: int = 2000) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    lab = np.round(rng.gamma(2.0, 1.5, n), 2)
+    lab[0] = 1.23456  # one stray value with more decimals must not decide the precision
+    return pd.DataFrame({"lab": lab, "change": np.round(rng.normal(0, 1, n), 1),
+                         "count": rng.integers(0, 500, n), "flag": rng.integers(0, 2, n),
+                         "group": rng.choice(["a", "b", "c"], n)})
+
+
+def test_draft_declares_precision_sign_and_boolean_values_only():
+    draft = draft_declared_schema(_draft_frame(), name="t")
+    col = {c.name: c for c in draft.columns}
+    assert col["lab"].precision == 2 and col["change"].precision == 1
+    assert (col["lab"].min, col["lab"].max, col["lab"].public) == (0, None, True)
+    assert (col["count"].min, col["count"].max, col["count"].public) == (0, None, True)
+    assert col["change"].min is None and col["change"].max is None and not col["change"].public
+    assert col["flag"].categories == (0, 1) and col["flag"].public
+    assert col["group"].categories is None and not col["group"].public
+
+
+def test_draft_is_accepted_as_a_declared_schema_and_states_full_precision():
+    df = _draft_frame()
+    df["noise"] = np.random.default_rng(1).normal(size=len(df))  # full precision
+    data = declared_dict(draft_declared_schema(df, name="t"))
+    noise = next(e for e in data["columns"] if e["name"] == "noise")
+    assert "precision" in noise and noise["precision"] is None
+    schema = declared_schema(data, list(df.columns), name="t")
+    assert [c.name for c in schema.columns] == list(df.columns)
+
+
+@given(st.integers(0, 6), st.lists(st.floats(-1e4, 1e4), min_size=5, max_size=40))
+def test_recording_decimals_finds_the_grid(decimals, values):
+    rounded = np.round(np.asarray(values), decimals)
+    found = recording_decimals(rounded)
+    assert found is not None and found <= decimals
+    assert np.allclose(np.round(rounded, found), rounded, atol=1e-9 * np.maximum(1, abs(rounded)))

@@ -1,6 +1,7 @@
 """DP bounds without a public range: robust to noise far from the data."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from synthdata.privacy.ledger import PrivacyLedger
@@ -61,3 +62,32 @@ def test_a_spike_of_zeros_does_not_hide_the_bulk():
     lower, upper = dp_log_bounds(values, 0.05, PrivacyLedger(epsilon=10, delta=1e-6), "b",
                                  integer=True)
     assert -1e-3 < lower <= 0.0 and 4096.0 <= upper <= 8192.0
+def test_bulk_crosses_a_wide_gap_only_to_a_clearly_filled_bucket():
+    counts = np.zeros(60)
+    counts[20] = 500.0           # the zeros
+    counts[25:30] = 60.0         # the values, beyond four empty buckets, well above 5σ
+    assert _bulk(counts, 10.0) == (20, 29)
+    counts[25:30] = 12.0         # above 3σ but not 5σ: not crossed
+    assert _bulk(counts, 10.0) == (20, 20)
+
+
+@pytest.mark.parametrize("run", range(5))
+def test_count_column_with_most_values_at_zero_keeps_its_range(run):
+    # nodes-like: 70% zeros, the rest 1..30; the fractional buckets between 0 and 1 used to
+    # stop the range at ±2^-10, so every synthetic value came out 0
+    rng = np.random.default_rng(run)
+    values = np.where(rng.random(2000) < 0.7, 0, rng.integers(1, 31, 2000)).astype(float)
+    lower, upper = dp_log_bounds(values, 0.005, PrivacyLedger(epsilon=10, delta=1e-6), "b",
+                                 integer=True)
+    assert lower == 0.0 and 16.0 <= upper <= 64.0
+
+
+def test_declared_min_clips_the_dp_range_instead_of_widening_it():
+    from synthdata.schema.model import Column, ColumnKind
+    from synthdata.transform.private import _private_numeric
+
+    years = pd.Series(np.random.default_rng(0).integers(1978, 1994, 3000))
+    col = Column("year", ColumnKind.INTEGER, dtype="int64", min=0, public=True)
+    enc = _private_numeric(col, years, PrivacyLedger(epsilon=10, delta=1e-6), 0.05)
+    assert enc.min_ >= 1024.0  # DP lower bound kept: min 0 is only the sign
+    assert np.all(enc.knots_ >= 0)
