@@ -41,10 +41,10 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("synthdata.models",),
     ("synthdata.relational",),
     ("synthdata.medical",),
+    # fair augmentation samples a fitted generator (models) by group; pipelines use it
+    ("synthdata.augmentation",),
     # the empirical audit fits generators (relational ones too): an application of privacy
     ("synthdata.pipeline", "synthdata.privacy.audit"),
-    # fair augmentation samples a fitted generator (models) by group
-    ("synthdata.augmentation",),
     ("synthdata.service",),
     ("synthdata.cli",),
     ("synthdata.__main__", "synthdata.docs"),

@@ -100,14 +100,27 @@ class GeneratorConfig(_Frozen):
         return value
 
 
+class AugmentConfig(_Frozen):
+    """``sample.augment``: extra rows for the under-represented groups of ``column``
+    (:func:`synthdata.augment`). ``target_share``: ``balanced`` or ``{value: share}``."""
+
+    column: str
+    target_share: Literal["balanced"] | dict[Any, float] = "balanced"
+
+
 class SampleConfig(_Frozen):
     """``rows`` (default: as many as the training split) are drawn and written in chunks of
     ``chunk_rows``, so memory does not grow with ``rows``; the first chunk is what the
-    evaluation reads (:mod:`synthdata.pipeline.stream` states the reproducibility rule)."""
+    evaluation reads (:mod:`synthdata.pipeline.stream` states the reproducibility rule).
+
+    With ``augment`` the output is the extra rows only (``rows`` of them, default the fewest
+    that reach ``target_share``), drawn group by group with conditional sampling; see
+    docs/fairness.md."""
 
     rows: PositiveInt | None = None  # None: as many rows as the training split
     conditions: dict[str, Any] = Field(default_factory=dict)
     chunk_rows: PositiveInt = 100_000
+    augment: AugmentConfig | None = None
 
 
 class OutputConfig(_Frozen):
