@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1] / PACKAGE
 LAYERS: tuple[tuple[str, ...], ...] = (
     # leaves: anyone may import them
     ("synthdata.errors", "synthdata._rng", "synthdata._version", "synthdata.types",
-     "synthdata.jsonsafe", "synthdata._progress"),
+     "synthdata.jsonsafe", "synthdata._progress", "synthdata._threads"),
     ("synthdata.io",),
     # the constraint vocabulary and discovery: the schema holds and proposes constraints
     ("synthdata.constraints.kinds", "synthdata.constraints.discover", "synthdata.constraints"),

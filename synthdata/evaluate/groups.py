@@ -201,6 +201,7 @@ def group_report(train: pd.DataFrame, synth: pd.DataFrame, *, holdout: pd.DataFr
     """
     if min_group_size < 1:
         raise ConfigError(f"evaluate.min_group_size must be >= 1, got {min_group_size}")
+    import sklearn.ensemble  # noqa: F401  (threadpoolctl limits loaded libraries only)
     from threadpoolctl import threadpool_limits
 
     # many small classifier fits: one OpenMP thread each. With the default (all cores) and
@@ -346,6 +347,7 @@ def augmentation_effect(train: pd.DataFrame, extra: pd.DataFrame, *,
         out["note"] = ("not measured: needs evaluate.target (a two-class column), a holdout "
                        "(split.holdout > 0) and at least one extra row")
         return out
+    import sklearn.ensemble  # noqa: F401  (threadpoolctl limits loaded libraries only)
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1, user_api="openmp"):

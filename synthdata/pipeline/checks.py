@@ -26,6 +26,9 @@ def preflight(cfg: PipelineConfig) -> None:
         check_generator_params(cfg.generator.kind, dict(cfg.generator.params))
     except ConfigError as err:
         raise ConfigError(f"generator.params: {err}") from None
+    from synthdata._threads import check_threads
+
+    check_threads(cfg.generator.params.get("threads"), where="generator.params.threads")
     if cfg.data.tables is not None and cfg.sample.conditions:
         raise ConfigError("sample.conditions: conditional sampling is not available for linked "
                           "tables (data.tables); remove sample.conditions or synthesise one table")

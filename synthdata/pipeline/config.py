@@ -218,6 +218,22 @@ class PipelineConfig(_Frozen):
     privacy: dict[str, Any] | None = None
     gate: dict[str, Any] | str | None = None
     deid: DeidConfig = DeidConfig()
+    # threads for torch/OpenMP/BLAS in fit and sample (None: the cores available to the
+    # process, synthdata._threads); the same as generator.params.threads
+    threads: PositiveInt | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _threads_to_generator(cls, raw: Any) -> Any:
+        """Top-level ``threads`` goes to the generator's parameters (every input kind)."""
+        if not isinstance(raw, dict) or raw.get("threads") is None:
+            return raw
+        gen = raw.get("generator") if isinstance(raw.get("generator"), dict) else {}
+        params = dict(gen.get("params") or {}) if isinstance(gen.get("params"), dict) else {}
+        if params.get("threads", raw["threads"]) != raw["threads"]:
+            raise ValueError(f"threads is given twice ({raw['threads']!r} and "
+                             f"generator.params.threads {params['threads']!r}); keep one")
+        return {**raw, "generator": {**gen, "params": {**params, "threads": raw["threads"]}}}
 
     @field_validator("deid", mode="before")
     @classmethod
@@ -276,6 +292,13 @@ class PipelineConfig(_Frozen):
 
         privacy = resolve_budget_path(self.privacy, base)  # privacy.budget.file
         return self.model_copy(update={"data": data, "output": output, "privacy": privacy})
+
+
+def with_threads(cfg: PipelineConfig, threads: int) -> PipelineConfig:
+    """``cfg`` with ``threads`` (``synthdata run --threads``; overrides the YAML's)."""
+    params = {**cfg.generator.params, "threads": threads}
+    return cfg.model_copy(update={"threads": threads,
+                                  "generator": cfg.generator.model_copy(update={"params": params})})
 
 
 def _fix_sqlite(url: str | None, base: Path) -> str | None:
