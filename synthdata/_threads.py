@@ -5,7 +5,9 @@ or ``threads:`` in a pipeline / ``synthdata run --threads``) is applied around `
 ``sample`` with :func:`limit_threads` and the previous settings are restored afterwards.
 ``None`` (the default) means the cores this process may actually use
 (:func:`available_cores`): the CPU affinity mask, capped by a cgroup CPU quota (a container
-limited to 1.5 CPUs gets 2), never ``os.cpu_count()`` (the host's cores). On a machine that
+limited to 1.5 CPUs gets 2), never ``os.cpu_count()`` (the host's cores); a smaller
+``OMP_NUM_THREADS`` in the environment (the service's per-worker budget) wins. A given
+``threads`` is capped at that default too (more threads than cores only wait on each other). On a machine that
 runs other work, fewer threads than cores avoids threads waiting on each other
 (benchmarks/results/threads.md).
 
@@ -79,6 +81,17 @@ def available_cores() -> int:
     return max(1, cores)
 
 
+def default_threads() -> int:
+    """The thread count when none is given: :func:`available_cores`, or ``OMP_NUM_THREADS``
+    when the process was started with a smaller one (the service sets it per worker)."""
+    cores = available_cores()
+    try:
+        budget = int(os.environ.get("OMP_NUM_THREADS", ""))
+    except ValueError:
+        return cores
+    return max(1, min(cores, budget))
+
+
 def check_threads(threads: object, where: str = "threads") -> int | None:
     """``threads`` as given (None or a positive integer); ``ConfigError`` otherwise."""
     if threads is None:
@@ -98,18 +111,20 @@ def requested_threads() -> int | None:
 
 @contextlib.contextmanager
 def limit_threads(threads: int | None = None) -> Iterator[int]:
-    """Run the block with ``threads`` threads (None: :func:`available_cores`) in every BLAS and
+    """Run the block with ``threads`` threads (None: :func:`default_threads`) in every BLAS and
     OpenMP library loaded in the process and in torch when it is loaded; restore afterwards.
 
     Yields the count in force. threadpoolctl reaches the libraries loaded when the block
     starts; torch code that starts inside the block reads :func:`requested_threads`.
     """
-    n = check_threads(threads) or available_cores()
+    # never more than the process may use: a service worker's budget (OMP_NUM_THREADS) holds
+    # whatever a job's config asks for
+    n = min(check_threads(threads) or default_threads(), default_threads())
     from threadpoolctl import threadpool_limits
 
     torch = sys.modules.get("torch")
     previous = torch.get_num_threads() if torch is not None else None
-    token = _REQUESTED.set(threads)
+    token = _REQUESTED.set(None if threads is None else n)
     try:
         with threadpool_limits(limits=n):
             if torch is not None and threads is not None:

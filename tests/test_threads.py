@@ -58,10 +58,28 @@ def test_available_cores_is_affinity_capped_by_the_quota(monkeypatch):
     assert available_cores() == min(affinity, math.ceil(1.5))
 
 
+def test_a_smaller_omp_budget_in_the_environment_wins(monkeypatch):
+    monkeypatch.setattr(_threads, "available_cores", lambda: 4)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert _threads.default_threads() == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "8")
+    assert _threads.default_threads() == 4
+    monkeypatch.setenv("OMP_NUM_THREADS", "lots")
+    assert _threads.default_threads() == 4
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert _threads.default_threads() == 4
+
+
 @pytest.mark.parametrize("bad", [0, -1, 1.5, "2", True])
 def test_threads_must_be_a_positive_integer(bad):
     with pytest.raises(ConfigError, match="threads must be a positive integer"):
         check_threads(bad)
+
+
+def test_a_request_above_the_process_budget_is_capped(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")          # a service worker's budget
+    with limit_threads(8) as n:
+        assert n == 1 and set(_blas_threads()) == {1} and _threads.requested_threads() == 1
 
 
 def test_limit_threads_sets_and_restores_blas_openmp_and_torch():
@@ -74,7 +92,7 @@ def test_limit_threads_sets_and_restores_blas_openmp_and_torch():
     assert torch.get_num_threads() == before_torch and _blas_threads() == before_blas
     assert _threads.requested_threads() is None
     with limit_threads() as n:                    # default: the cores available, torch untouched
-        assert n == available_cores() and _threads.requested_threads() is None
+        assert n == _threads.default_threads() and _threads.requested_threads() is None
         assert torch.get_num_threads() == before_torch
 
 
@@ -120,7 +138,7 @@ def test_vae_torch_threads_follow_the_parameter(monkeypatch, flchain_small):
     gen.fit(flchain_small)
     assert seen_inner["n"] == 1 and torch.get_num_threads() == 2
     gen.set_params(threads=None).fit(flchain_small)
-    assert seen_inner["n"] == max(1, min(_torch.MAX_THREADS, available_cores()))
+    assert seen_inner["n"] == max(1, min(_torch.MAX_THREADS, _threads.default_threads()))
 
 
 def test_make_generator_refuses_bad_threads():
@@ -141,9 +159,8 @@ def test_pipeline_threads_reach_the_generator_once():
 
 def test_cli_threads_option(tmp_path, capsys, monkeypatch, small_csv):
     from synthdata.cli import main
-    from tests.test_cli import FLCHAIN_SCHEMA, write_pipeline
-
     from synthdata.pipeline import runner
+    from tests.test_cli import FLCHAIN_SCHEMA, write_pipeline
 
     monkeypatch.setattr(runner, "_validate", lambda *a, **k: (None, None))  # ~6 s, not threads
     seen = _seen_during_fit(monkeypatch, sd.GMMGenerator)

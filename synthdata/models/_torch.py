@@ -41,7 +41,8 @@ MAX_THREADS = 2
 
 def default_threads() -> int:
     """Intra-op threads for a fit or sample: the generator's ``threads`` when given, else the
-    cores this process may use (affinity and cgroup quota), 1 to ``MAX_THREADS``.
+    cores this process may use (affinity, cgroup quota, ``OMP_NUM_THREADS``), 1 to
+    ``MAX_THREADS``.
 
     Deterministic on purpose: the count must not follow the machine's load, because some
     kernels (the DP critic's per-sample gradient norms among them) sum in a different order
@@ -49,12 +50,13 @@ def default_threads() -> int:
     (On a machine whose other core is busy, fork-join threading is slower; pass
     ``n_threads`` to ``torch_threads`` to choose otherwise.)
     """
-    from synthdata._threads import available_cores, requested_threads
+    from synthdata._threads import default_threads as process_threads
+    from synthdata._threads import requested_threads
 
     requested = requested_threads()  # the generator's threads= (see synthdata._threads)
     if requested is not None:
         return requested
-    return max(1, min(MAX_THREADS, available_cores()))
+    return max(1, min(MAX_THREADS, process_threads()))
 
 
 @contextlib.contextmanager

@@ -228,8 +228,12 @@ class PipelineConfig(_Frozen):
         """Top-level ``threads`` goes to the generator's parameters (every input kind)."""
         if not isinstance(raw, dict) or raw.get("threads") is None:
             return raw
-        gen = raw.get("generator") if isinstance(raw.get("generator"), dict) else {}
-        params = dict(gen.get("params") or {}) if isinstance(gen.get("params"), dict) else {}
+        given = raw.get("generator")
+        gen: dict[str, Any] = given if isinstance(given, dict) else {}
+        if (given is not None and not isinstance(given, dict)) or \
+                gen.get("params") is not None and not isinstance(gen["params"], dict):
+            return raw  # a malformed block: the model's own error names it
+        params: dict[str, Any] = dict(gen.get("params") or {})
         if params.get("threads", raw["threads"]) != raw["threads"]:
             raise ValueError(f"threads is given twice ({raw['threads']!r} and "
                              f"generator.params.threads {params['threads']!r}); keep one")

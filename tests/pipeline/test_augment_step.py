@@ -140,3 +140,14 @@ def test_augment_mistakes_are_one_line_and_exit_2(tmp_path, capsys, fl_csv, monk
     assert code == 2, err
     assert "Traceback" not in err and message in " ".join(err.split()), err
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_groups_that_already_meet_the_target_stop_the_run(tmp_path, capsys, fl_csv):
+    table = pd.read_csv(fl_csv)
+    even = pd.concat([table[table["sex"] == s].head(250) for s in ("F", "M")])
+    even.to_csv(fl_csv, index=False)
+    path = _pipeline(tmp_path, fl_csv, {"column": "sex"}, split={"holdout": 0})
+    code, _, err = _run(capsys, path)
+    assert code == 2, err
+    assert "the groups of 'sex' already meet target_share 'balanced'" in " ".join(err.split())
+    assert not any((tmp_path / "out").iterdir())       # no half-written run folder
