@@ -24,6 +24,25 @@ import pandas as pd
 from synthdata.errors import ConfigError
 
 
+def check_target_share(target_share: Any, where: str = "augment") -> dict[Any, float]:
+    """``{value: share}`` with every share a number in (0, 1) adding up to at most 1, or
+    ``"balanced"`` (returns ``{}``): what can be checked before the groups are known."""
+    if isinstance(target_share, str):
+        if target_share != "balanced":
+            raise ConfigError(f"{where}: target_share must be 'balanced' or a mapping "
+                              f"{{value: share}}, got {target_share!r}")
+        return {}
+    if not isinstance(target_share, Mapping) or not target_share:
+        raise ConfigError(f"{where}: target_share must be 'balanced' or a non-empty mapping "
+                          f"{{value: share}}, got {target_share!r}")
+    bad = {g: s for g, s in target_share.items() if isinstance(s, bool)
+           or not isinstance(s, (int, float, np.integer, np.floating)) or not 0 < s < 1}
+    if bad or sum(float(s) for s in target_share.values()) > 1 + 1e-6:
+        raise ConfigError(f"{where}: each target share must be a number in (0, 1) and the "
+                          f"shares must add up to at most 1, got {dict(target_share)}")
+    return {g: float(s) for g, s in target_share.items()}
+
+
 def augment_plan(counts: Mapping[Any, int], target_share: str | Mapping[Any, float] = "balanced",
                  rows: int | None = None) -> dict[Any, int]:
     """Extra rows per group so that the groups reach ``target_share`` (see the module doc)."""
@@ -41,11 +60,10 @@ def augment_plan(counts: Mapping[Any, int], target_share: str | Mapping[Any, flo
         if unknown:
             raise ConfigError(f"augment: target_share names group(s) {unknown} that the data "
                               f"does not have; groups are {groups}")
-        given = {g: float(s) for g, s in target_share.items()}
+        given = check_target_share(target_share)
         rest = [g for g in groups if g not in given]
         total_given = sum(given.values())
-        if any(not 0 < s < 1 for s in given.values()) or (rest and total_given >= 1) or \
-                (not rest and abs(total_given - 1) > 1e-6):
+        if (rest and total_given >= 1) or (not rest and abs(total_given - 1) > 1e-6):
             raise ConfigError("augment: each target share must be in (0, 1); the listed "
                               "shares must add up to 1 when every group is listed and stay "
                               f"below 1 otherwise, got {given}")

@@ -124,6 +124,10 @@ def run(pipeline: Annotated[Path, typer.Argument(help="Pipeline YAML file.")],
         budget_file: Annotated[Path | None, typer.Option(
             "--budget-file", help="Per-dataset privacy budget file (JSON) that adds up DP "
                                   "runs on the same data; sets privacy.budget.file.")] = None,
+        threads: Annotated[int | None, typer.Option(
+            "--threads", min=1, help="Threads for torch/OpenMP/BLAS in fit and sample "
+                                     "(default: the cores available to the process); sets "
+                                     "threads.")] = None,
         quiet: Quiet = False, debug: Debug = False, verbose: Verbose = 0) -> None:
     """Run a pipeline: load, split, fit, sample, evaluate, gate, export."""
     _state["debug"] |= debug
@@ -140,6 +144,10 @@ def run(pipeline: Annotated[Path, typer.Argument(help="Pipeline YAML file.")],
     warning = dp_generator_warning(loaded.generator.kind, loaded.privacy is not None)
     if warning:
         typer.echo(warning, err=True)
+    if threads is not None:
+        from synthdata.pipeline.config import with_threads
+
+        config = with_threads(config if isinstance(config, PipelineConfig) else loaded, threads)
     with _progress(quiet) as progress:
         result = run_pipeline(config, output_dir=output_dir, progress=progress)
     if not quiet:

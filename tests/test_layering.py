@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1] / PACKAGE
 LAYERS: tuple[tuple[str, ...], ...] = (
     # leaves: anyone may import them
     ("synthdata.errors", "synthdata._rng", "synthdata._version", "synthdata.types",
-     "synthdata.jsonsafe", "synthdata._progress"),
+     "synthdata.jsonsafe", "synthdata._progress", "synthdata._threads"),
     ("synthdata.io",),
     # the constraint vocabulary and discovery: the schema holds and proposes constraints
     ("synthdata.constraints.kinds", "synthdata.constraints.discover", "synthdata.constraints"),
@@ -41,10 +41,10 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("synthdata.models",),
     ("synthdata.relational",),
     ("synthdata.medical",),
+    # fair augmentation samples a fitted generator (models) by group; pipelines use it
+    ("synthdata.augmentation",),
     # the empirical audit fits generators (relational ones too): an application of privacy
     ("synthdata.pipeline", "synthdata.privacy.audit"),
-    # fair augmentation samples a fitted generator (models) by group
-    ("synthdata.augmentation",),
     ("synthdata.service",),
     ("synthdata.cli",),
     ("synthdata.__main__", "synthdata.docs"),

@@ -375,6 +375,12 @@ def first_screen(report: Mapping[str, Any]) -> tuple[str, str]:
     parts.append(_summary_cards(summary, gate))
     for text in summary["warnings"]:
         parts.append(f"<div class='warn' role='alert'><b>Warning:</b> {_e(text)}</div>")
+    worst = summary["worst_group"]
+    if worst:  # issue 23: the group the synthetic data serves least, on the first screen
+        label = release.get("label") if release else "not private"
+        mark = f" <span class='badge'>{_e(label)}</span>" if worst["not_private"] else ""
+        parts.append(f"<p class='worst-group'>{_e(worst['text'])}.{mark} "
+                     "<a href='#s-groups'>Per-group numbers</a></p>")
     groups = scoring.headline_tiles(report)
     qa = (f"<span class='badge'>{_e(release.get('label'))}</span>" if release else "")
     titles = {"quality": "Quality: does it look like the real data?",

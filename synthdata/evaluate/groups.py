@@ -120,12 +120,13 @@ def _outcome(info: ColumnInfo, table: Table, positive: int | None) -> float | No
 class _Models:
     """The TSTR and TRTR classifiers' holdout predictions, fitted once on all rows."""
 
-    def __init__(self, prepared: Prepared, target: str, rng: np.random.Generator) -> None:
+    def __init__(self, prepared: Prepared, target: str, rng: np.random.Generator,
+                 exclude: tuple[str, ...] | list[str] = ()) -> None:
         from sklearn.ensemble import HistGradientBoostingClassifier
 
         info = prepared.info(target)
         assert prepared.holdout is not None
-        self.features = [n for n in prepared.names if n != target]
+        self.features = [n for n in prepared.names if n != target and n not in exclude]
         hold = prepared.holdout
         self.y = hold.values[target]
         self.ok = self.y < info.n_categories
@@ -188,16 +189,19 @@ def _fairness(models: _Models, groups: np.ndarray) -> dict[str, Any]:
 def group_report(train: pd.DataFrame, synth: pd.DataFrame, *, holdout: pd.DataFrame | None,
                  schema: Schema, sensitive: list[str] | tuple[str, ...] | None = None,
                  target: str | None = None, min_group_size: int = DEFAULT_MIN_GROUP,
-                 seed: int = 0, detection: bool = True) -> dict[str, Any]:
+                 seed: int = 0, detection: bool = True,
+                 exclude: tuple[str, ...] | list[str] = ()) -> dict[str, Any]:
     """Per-group fidelity, utility and fairness (see the module docstring).
 
     ``detection=False`` skips the per-group real-vs-synthetic classifier (the slowest part).
+    ``exclude``: leak columns left out of the TSTR/TRTR models (``evaluate.exclude``).
 
     Returns ``{"metrics": {...gate metrics...}, "columns": {column: {...}}, "worst_group": ...,
     "notes": [...]}``; the metrics are None when nothing could be computed.
     """
     if min_group_size < 1:
         raise ConfigError(f"evaluate.min_group_size must be >= 1, got {min_group_size}")
+    import sklearn.ensemble  # noqa: F401  (threadpoolctl limits loaded libraries only)
     from threadpoolctl import threadpool_limits
 
     # many small classifier fits: one OpenMP thread each. With the default (all cores) and
@@ -206,13 +210,13 @@ def group_report(train: pd.DataFrame, synth: pd.DataFrame, *, holdout: pd.DataFr
     with threadpool_limits(limits=1, user_api="openmp"):
         return _group_report(train, synth, holdout=holdout, schema=schema, sensitive=sensitive,
                              target=target, min_group_size=min_group_size, seed=seed,
-                             detection=detection)
+                             detection=detection, exclude=exclude)
 
 
 def _group_report(train: pd.DataFrame, synth: pd.DataFrame, *, holdout: pd.DataFrame | None,
                   schema: Schema, sensitive: list[str] | tuple[str, ...] | None,
                   target: str | None, min_group_size: int, seed: int,
-                  detection: bool) -> dict[str, Any]:
+                  detection: bool, exclude: tuple[str, ...] | list[str]) -> dict[str, Any]:
     columns = sensitive_columns(schema, sensitive)
     metrics: dict[str, Any] = {m: None for m in GROUP_METRICS}
     out: dict[str, Any] = {"metrics": metrics, "columns": {}, "worst_group": None,
@@ -225,12 +229,12 @@ def _group_report(train: pd.DataFrame, synth: pd.DataFrame, *, holdout: pd.DataF
     rng = make_rng(seed)
     classification = target is not None and target in prepared.names and \
         _positive_code(prepared, target) is not None
-    models = _Models(prepared, target, rng) if target is not None and classification \
+    models = _Models(prepared, target, rng, exclude) if target is not None and classification \
         and holdout is not None else None
     if target is not None and not classification:
         out["notes"].append(f"per-group TSTR and fairness need a two-class target; {target!r} "
                             "is not one")
-    worst: tuple[float, str] | None = None
+    worst: dict[str, Any] | None = None
     shapes_all, share_diffs, ratios = [], [], []
     fair_all: dict[str, list[float]] = {}
     for name in columns:
@@ -246,14 +250,17 @@ def _group_report(train: pd.DataFrame, synth: pd.DataFrame, *, holdout: pd.DataF
             out["notes"].append(f"{name}: per-group detection on the {MAX_DETECTION_GROUPS} "
                                 f"largest of {len(labels)} groups")
         rows = []
+        overall = _shapes(prepared, name)   # the same columns over all rows: the reference
         for g, label in enumerate(labels):
             row = _group_row(prepared, info, g, label, idx, target, models, min_group_size, rng,
                              g in detect)
             rows.append(row)
             if row["shapes"] is not None:
                 shapes_all.append(row["shapes"])
-                if worst is None or row["shapes"] < worst[0]:
-                    worst = (row["shapes"], f"{name} = {label}")
+                if worst is None or row["shapes"] < worst["shapes"]:
+                    worst = {"group": f"{name} = {label}", "column": name, "value": label,
+                             "shapes": row["shapes"], "overall_shapes": overall,
+                             "gap": None if overall is None else overall - row["shapes"]}
             if row["share_difference"] is not None:
                 share_diffs.append(abs(row["share_difference"]))
             if row.get("tstr_trtr_ratio") is not None:
@@ -271,7 +278,7 @@ def _group_report(train: pd.DataFrame, synth: pd.DataFrame, *, holdout: pd.DataF
     metrics["tstr_worst_group_ratio"] = min(ratios) if ratios else None
     for k, vals in fair_all.items():
         metrics[k] = max(vals)
-    out["worst_group"] = None if worst is None else {"group": worst[1], "shapes": worst[0]}
+    out["worst_group"] = worst
     return out
 
 
@@ -312,3 +319,78 @@ def _group_row(prepared: Prepared, info: ColumnInfo, g: int, label: str,
         if row.get("tstr_auc") is not None and row.get("trtr_auc"):
             row["tstr_trtr_ratio"] = row["tstr_auc"] / row["trtr_auc"]
     return row
+
+
+# an augmented training set "keeps" overall utility when its holdout ROC AUC drops by at most
+# this much (the spread between seeds in benchmarks/results/augment.md is about 0.01)
+AUGMENT_OVERALL_TOLERANCE = 0.005
+
+
+def augmentation_effect(train: pd.DataFrame, extra: pd.DataFrame, *,
+                        holdout: pd.DataFrame | None, schema: Schema, by: str,
+                        target: str | None, min_group_size: int = DEFAULT_MIN_GROUP,
+                        seed: int = 0, exclude: tuple[str, ...] | list[str] = ()
+                        ) -> dict[str, Any]:
+    """Does a model trained on real + ``extra`` rows beat one trained on the real rows alone
+    on the worst group of ``by``, without losing overall utility? Measured on the holdout.
+
+    The same classifier as TSTR (HistGradientBoosting, a two-class ``target``) is fitted on
+    ``train`` and on ``train + extra``; its ROC AUC is read per group of ``by`` on the real
+    holdout (groups with fewer than ``min_group_size`` holdout rows are suppressed). The worst
+    group is the one where the real-only model is weakest. ``helped`` is True when the
+    augmented model's AUC on that group is higher and its overall AUC drops by at most
+    ``AUGMENT_OVERALL_TOLERANCE``. Reads the real rows: not private.
+    """
+    out: dict[str, Any] = {"by": by, "target": target, "min_group_size": min_group_size,
+                           "groups": [], "helped": None, "note": None}
+    if target is None or holdout is None or not len(extra):
+        out["note"] = ("not measured: needs evaluate.target (a two-class column), a holdout "
+                       "(split.holdout > 0) and at least one extra row")
+        return out
+    import sklearn.ensemble  # noqa: F401  (threadpoolctl limits loaded libraries only)
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="openmp"):
+        prepared = prepare(train, pd.concat([train, extra], ignore_index=True), holdout, schema)
+        if target not in prepared.names or by not in prepared.names or \
+                _positive_code(prepared, target) is None:
+            out["note"] = f"not measured: {target!r} is not a two-class target"
+            return out
+        models = _Models(prepared, target, make_rng(seed), exclude)
+    real, aug = models.proba["trtr"], models.proba["tstr"]
+    if real is None or aug is None:
+        out["note"] = "not measured: the training rows hold one class of the target only"
+        return out
+    y = models.y == models.positive
+    ok = models.ok
+    out["overall_real"] = _auc(y[ok], real[ok])
+    out["overall_augmented"] = _auc(y[ok], aug[ok])
+    labels, idx = _groups(prepared.info(by), prepared)
+    for g, label in enumerate(labels):
+        sel = ok & (idx["holdout"] == g)
+        n = int(sel.sum())
+        row: dict[str, Any] = {"group": label, "n_holdout": n if n >= min_group_size
+                               else f"< {min_group_size}", "auc_real": None,
+                               "auc_augmented": None}
+        if n >= min_group_size:
+            row["auc_real"], row["auc_augmented"] = _auc(y[sel], real[sel]), _auc(y[sel], aug[sel])
+        out["groups"].append(row)
+    scored = [r for r in out["groups"] if r["auc_real"] is not None
+              and r["auc_augmented"] is not None]
+    if not scored or out["overall_real"] is None or out["overall_augmented"] is None:
+        out["note"] = (f"not measured: no group of {by!r} has {min_group_size} holdout rows "
+                       "with both classes")
+        return out
+    worst = min(scored, key=lambda r: r["auc_real"])
+    out["worst_group"] = worst["group"]
+    out["worst_group_gain"] = worst["auc_augmented"] - worst["auc_real"]
+    out["overall_change"] = out["overall_augmented"] - out["overall_real"]
+    out["helped"] = bool(out["worst_group_gain"] > 0
+                         and out["overall_change"] >= -AUGMENT_OVERALL_TOLERANCE)
+    out["note"] = (f"worst group {by} = {worst['group']}: ROC AUC {worst['auc_real']:.3f} "
+                   f"(real only) -> {worst['auc_augmented']:.3f} (real + synthetic); overall "
+                   f"{out['overall_real']:.3f} -> {out['overall_augmented']:.3f}. "
+                   + ("The extra rows helped this group without losing overall utility."
+                      if out["helped"] else "The extra rows did not help this group without "
+                      f"losing overall utility (tolerance {AUGMENT_OVERALL_TOLERANCE})."))
+    return out

@@ -479,8 +479,29 @@ def warnings_for(report: Mapping[str, Any]) -> list[str]:
     return out
 
 
+def worst_group(report: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The group whose synthetic rows match the real ones least (the ``groups`` section's
+    ``worst_group``) with a sentence for the first screen; ``not_private`` under DP (the
+    per-group numbers read the real rows). None when no group was evaluated."""
+    sections = report.get("sections") or {}
+    worst = (sections.get("groups") or {}).get("worst_group")
+    if not isinstance(worst, Mapping) or _value(worst, "shapes") is None:
+        return None
+    num = format_number
+    text = f"Worst group: {worst.get('group')}, shapes {num(worst['shapes'])}"
+    gap, overall = _value(worst, "gap"), _value(worst, "overall_shapes")
+    if gap is not None and overall is not None:
+        text += (f" vs {num(overall)} over all rows (gap {num(gap)}; shapes of the other "
+                 f"columns, 1 = identical to the real rows)")
+    private = bool((sections.get("privacy") or {}).get("private"))
+    return {"group": worst.get("group"), "column": worst.get("column"),
+            "value": worst.get("value"), "shapes": worst["shapes"], "overall_shapes": overall,
+            "gap": gap, "not_private": private, "text": text}
+
+
 def summary(report: Mapping[str, Any]) -> dict[str, Any]:
-    """The first screen as data: quality, privacy level, DP facts, gate status, warnings."""
+    """The first screen as data: quality, privacy level, DP facts, gate status, warnings,
+    the worst group."""
     gate = (report.get("sections") or {}).get("gate")
     if not gate:
         status = "not_judged"
@@ -490,7 +511,8 @@ def summary(report: Mapping[str, Any]) -> dict[str, Any]:
             status = "not_judged"
     return {"quality": quality_score(report.get("metrics") or {}),
             "privacy": privacy_level(report), "dp": dp_facts(report),
-            "gate_status": status, "warnings": warnings_for(report)}
+            "gate_status": status, "warnings": warnings_for(report),
+            "worst_group": worst_group(report)}
 
 
 def _clip(x: float) -> float:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -41,7 +40,9 @@ MAX_THREADS = 2
 
 
 def default_threads() -> int:
-    """Intra-op threads for a fit or sample: the cores this process may use, 1 to ``MAX_THREADS``.
+    """Intra-op threads for a fit or sample: the generator's ``threads`` when given, else the
+    cores this process may use (affinity, cgroup quota, ``OMP_NUM_THREADS``), 1 to
+    ``MAX_THREADS``.
 
     Deterministic on purpose: the count must not follow the machine's load, because some
     kernels (the DP critic's per-sample gradient norms among them) sum in a different order
@@ -49,11 +50,13 @@ def default_threads() -> int:
     (On a machine whose other core is busy, fork-join threading is slower; pass
     ``n_threads`` to ``torch_threads`` to choose otherwise.)
     """
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(MAX_THREADS, cores))
+    from synthdata._threads import default_threads as process_threads
+    from synthdata._threads import requested_threads
+
+    requested = requested_threads()  # the generator's threads= (see synthdata._threads)
+    if requested is not None:
+        return requested
+    return max(1, min(MAX_THREADS, process_threads()))
 
 
 @contextlib.contextmanager

@@ -65,6 +65,9 @@ class BaseGenerator:
     schema: Schema
     seed: int | None
     _privacy: DPConfig | None = None
+    # threads for torch/OpenMP/BLAS during fit and sample (None: the cores available to the
+    # process); set by make_generator(..., threads=n) or set_params (synthdata._threads)
+    threads: int | None = None
 
     # -- params -------------------------------------------------------------------------
     @property
@@ -98,7 +101,7 @@ class BaseGenerator:
         Unknown names are a ``ConfigError`` listing the valid ones. Setting parameters on
         a fitted generator does not refit it.
         """
-        valid = self._param_names()
+        valid = [*self._param_names(), "threads"]
         unknown = sorted(set(params) - set(valid))
         if unknown:
             raise ConfigError(f"{type(self).__name__}.set_params: unknown parameter(s) "
@@ -109,7 +112,9 @@ class BaseGenerator:
 
     def clone(self) -> Self:
         """A new, unfitted generator with the same schema and (copied) parameters."""
-        return type(self)(self.schema, **copy.deepcopy(self.get_params()))
+        new = type(self)(self.schema, **copy.deepcopy(self.get_params()))
+        new.threads = self.threads
+        return new
 
     def __repr__(self) -> str:
         """``GMMGenerator(<schema 'flchain': 10 columns>, n_components=5)``: the parameters
@@ -183,7 +188,10 @@ class BaseGenerator:
                             "empty; add a numeric, categorical, boolean or datetime column, or "
                             "declare a learnable kind for one of these in the schema")
         self.n_train_rows_ = len(data)
-        self._fit(matrix, rng, progress)
+        from synthdata._threads import check_threads, limit_threads
+
+        with limit_threads(check_threads(self.threads, where=f"{self.name}: threads")):
+            self._fit(matrix, rng, progress)
         if self.privacy is None:
             self.ledger_.record_not_private(f"model.{self.name}.fit", reason="model parameters "
                                             "learned without privacy", shapes_release=True)
@@ -291,9 +299,12 @@ class BaseGenerator:
         check_seed(seed, name="sample(seed=...)")
         equal, ranges = split_conditions(self.schema, conditions)
         rng = self._sample_rng if seed is None else np.random.default_rng(seed)
-        if ranges:
-            return self._sample_in_ranges(int(n), rng, equal, ranges)
-        return self._draw_conditioned(int(n), rng, equal)
+        from synthdata._threads import limit_threads
+
+        with limit_threads(self.threads):
+            if ranges:
+                return self._sample_in_ranges(int(n), rng, equal, ranges)
+            return self._draw_conditioned(int(n), rng, equal)
 
     def _draw_conditioned(self, n: int, rng: np.random.Generator,
               conditions: Mapping[str, Any] | None) -> pd.DataFrame:

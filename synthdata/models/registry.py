@@ -99,7 +99,7 @@ def check_generator_params(name: str, params: dict[str, Any]) -> None:
     (a registered class whose ``__init__`` takes ``**params`` accepts any name)."""
     sig = inspect.signature(generator_class(name).__init__)
     allowed = [p.name for p in sig.parameters.values() if p.name not in ("self", "schema")
-               and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+               and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)] + ["threads"]
     if any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values()):
         return
     unknown = sorted(set(params) - set(allowed))
@@ -185,6 +185,8 @@ def make_generator(name: str, schema: Schema, **params: Any) -> BaseGenerator:
     **params
         The generator's keyword parameters (see its class: ``sd.GMMGenerator`` ...);
         ``privacy`` takes a ``DPConfig``, a mapping such as ``{"epsilon": 3}`` or None.
+        ``threads`` (every generator): threads for torch, OpenMP and BLAS during fit and
+        sample; None (default) means the cores available to the process.
         An unknown name is a ``ConfigError`` listing the allowed ones.
 
     Examples
@@ -198,4 +200,9 @@ def make_generator(name: str, schema: Schema, **params: Any) -> BaseGenerator:
                           f"{type(schema).__name__}")
     factory: Callable[..., BaseGenerator] = generator_class(name)  # each has its own params
     check_generator_params(name, params)
-    return factory(schema, **params)
+    from synthdata._threads import check_threads
+
+    threads = check_threads(params.pop("threads", None), where=f"generator {name!r}: threads")
+    gen = factory(schema, **params)
+    gen.threads = threads  # every generator: applied around fit and sample (synthdata._threads)
+    return gen

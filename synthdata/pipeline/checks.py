@@ -26,9 +26,23 @@ def preflight(cfg: PipelineConfig) -> None:
         check_generator_params(cfg.generator.kind, dict(cfg.generator.params))
     except ConfigError as err:
         raise ConfigError(f"generator.params: {err}") from None
+    from synthdata._threads import check_threads
+
+    check_threads(cfg.generator.params.get("threads"), where="generator.params.threads")
     if cfg.data.tables is not None and cfg.sample.conditions:
         raise ConfigError("sample.conditions: conditional sampling is not available for linked "
                           "tables (data.tables); remove sample.conditions or synthesise one table")
+    augment = cfg.sample.augment
+    if augment is not None:
+        from synthdata.augmentation import check_target_share
+
+        if cfg.data.tables is not None or cfg.data.fhir is not None:
+            raise ConfigError("sample.augment: augmentation is available for one table only "
+                              "(data.path or data.sql); remove sample.augment")
+        if cfg.sample.conditions:
+            raise ConfigError("sample.augment: give either sample.augment (rows per group of "
+                              f"{augment.column!r}) or sample.conditions, not both")
+        check_target_share(augment.target_share, where="sample.augment")
 
 
 def check_run_columns(cfg: PipelineConfig, schema: Schema,
@@ -50,6 +64,22 @@ def check_run_columns(cfg: PipelineConfig, schema: Schema,
                 why = "no such column"
             raise ConfigError(f"evaluate.target: {target!r}: {why}; choose one of {learned}")
     split_conditions(schema, cfg.sample.conditions or None, where="sample.conditions")
+    augment = cfg.sample.augment
+    if augment is not None:
+        if augment.column not in schema:
+            raise ConfigError(f"sample.augment.column: {augment.column!r} is not a column of "
+                              f"the data; columns are {list(schema.names)}")
+        where = "sample.augment"
+        values = [] if isinstance(augment.target_share, str) else list(augment.target_share)
+        for value in values or [None]:  # the column must be discrete; each value a category
+            if value is None:
+                kind = schema[augment.column].kind
+                if not kind.is_discrete:
+                    raise ConfigError(f"{where}.column: {augment.column!r} is {kind.value}; "
+                                      "augmentation needs a categorical or boolean column "
+                                      "(declare kind: categorical in the schema)")
+                continue
+            split_conditions(schema, {augment.column: value}, where=f"{where}.target_share")
     if cfg.evaluate.sensitive:
         from synthdata.evaluate.groups import sensitive_columns
 

@@ -100,14 +100,27 @@ class GeneratorConfig(_Frozen):
         return value
 
 
+class AugmentConfig(_Frozen):
+    """``sample.augment``: extra rows for the under-represented groups of ``column``
+    (:func:`synthdata.augment`). ``target_share``: ``balanced`` or ``{value: share}``."""
+
+    column: str
+    target_share: Literal["balanced"] | dict[Any, float] = "balanced"
+
+
 class SampleConfig(_Frozen):
     """``rows`` (default: as many as the training split) are drawn and written in chunks of
     ``chunk_rows``, so memory does not grow with ``rows``; the first chunk is what the
-    evaluation reads (:mod:`synthdata.pipeline.stream` states the reproducibility rule)."""
+    evaluation reads (:mod:`synthdata.pipeline.stream` states the reproducibility rule).
+
+    With ``augment`` the output is the extra rows only (``rows`` of them, default the fewest
+    that reach ``target_share``), drawn group by group with conditional sampling; see
+    docs/fairness.md."""
 
     rows: PositiveInt | None = None  # None: as many rows as the training split
     conditions: dict[str, Any] = Field(default_factory=dict)
     chunk_rows: PositiveInt = 100_000
+    augment: AugmentConfig | None = None
 
 
 class OutputConfig(_Frozen):
@@ -205,6 +218,26 @@ class PipelineConfig(_Frozen):
     privacy: dict[str, Any] | None = None
     gate: dict[str, Any] | str | None = None
     deid: DeidConfig = DeidConfig()
+    # threads for torch/OpenMP/BLAS in fit and sample (None: the cores available to the
+    # process, synthdata._threads); the same as generator.params.threads
+    threads: PositiveInt | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _threads_to_generator(cls, raw: Any) -> Any:
+        """Top-level ``threads`` goes to the generator's parameters (every input kind)."""
+        if not isinstance(raw, dict) or raw.get("threads") is None:
+            return raw
+        given = raw.get("generator")
+        gen: dict[str, Any] = given if isinstance(given, dict) else {}
+        if (given is not None and not isinstance(given, dict)) or \
+                gen.get("params") is not None and not isinstance(gen["params"], dict):
+            return raw  # a malformed block: the model's own error names it
+        params: dict[str, Any] = dict(gen.get("params") or {})
+        if params.get("threads", raw["threads"]) != raw["threads"]:
+            raise ValueError(f"threads is given twice ({raw['threads']!r} and "
+                             f"generator.params.threads {params['threads']!r}); keep one")
+        return {**raw, "generator": {**gen, "params": {**params, "threads": raw["threads"]}}}
 
     @field_validator("deid", mode="before")
     @classmethod
@@ -263,6 +296,13 @@ class PipelineConfig(_Frozen):
 
         privacy = resolve_budget_path(self.privacy, base)  # privacy.budget.file
         return self.model_copy(update={"data": data, "output": output, "privacy": privacy})
+
+
+def with_threads(cfg: PipelineConfig, threads: int) -> PipelineConfig:
+    """``cfg`` with ``threads`` (``synthdata run --threads``; overrides the YAML's)."""
+    params = {**cfg.generator.params, "threads": threads}
+    return cfg.model_copy(update={"threads": threads,
+                                  "generator": cfg.generator.model_copy(update={"params": params})})
 
 
 def _fix_sqlite(url: str | None, base: Path) -> str | None:

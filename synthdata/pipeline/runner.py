@@ -216,9 +216,17 @@ def _run(cfg: PipelineConfig, data: pd.DataFrame | None, run_dir: Path, timer: _
     with timer.step("fit"):
         gen.fit(train, ledger=ledger, progress=progress)
     n_rows = cfg.sample.rows or (len(train) if n_noisy is None else n_noisy)
+    augmented = None
     with timer.step("sample"):  # the first chunk: all rows when they fit in one
-        synth = gen.sample(min(n_rows, cfg.sample.chunk_rows),
-                           conditions=cfg.sample.conditions or None, seed=cfg.seed)
+        if cfg.sample.augment is not None:  # extra rows for the smaller groups, all at once
+            from synthdata.pipeline.augment import augment_rows
+
+            synth, augmented = augment_rows(gen, train, cfg, schema, n_noisy=n_noisy,
+                                            ledger=ledger)
+            n_rows = len(synth)
+        else:
+            synth = gen.sample(min(n_rows, cfg.sample.chunk_rows),
+                               conditions=cfg.sample.conditions or None, seed=cfg.seed)
     progress("sample", 1, 1)
 
     with timer.step("evaluate"):
@@ -226,8 +234,12 @@ def _run(cfg: PipelineConfig, data: pd.DataFrame | None, run_dir: Path, timer: _
         report = evaluate(train, synth, holdout=holdout, schema=schema,
                           target=cfg.evaluate.target, seed=cfg.seed, progress=progress,
                           sections=sections, exclude=cfg.evaluate.exclude)
-        if cfg.evaluate.full:
+        if cfg.evaluate.full or cfg.evaluate.sensitive:
             _add_groups(report, train, synth, holdout, schema, cfg, ledger)
+        if augmented is not None:
+            from synthdata.pipeline.augment import add_effect
+
+            add_effect(report, augmented, train, synth, holdout, schema, cfg, ledger)
     report.add_section(SECTION, deid_section)
     report.add_section(RARE_SECTION, rare_section)
     if rare_section["columns"]:
@@ -285,6 +297,7 @@ def _run(cfg: PipelineConfig, data: pd.DataFrame | None, run_dir: Path, timer: _
                          n_synthetic=n_rows)
     if privacy is not None:
         manifest = dp_manifest(manifest, n_noisy, cfg)
+        manifest["rows"]["synthetic"] = n_rows  # a DP release (augment: planned from DP facts)
         mark_not_private(report)
     report.add_section("manifest", manifest)
 
@@ -450,7 +463,8 @@ def _add_groups(report: Any, train: pd.DataFrame, synth: pd.DataFrame,
         return
     section = group_report(train, synth, holdout=holdout, schema=schema,
                            sensitive=cfg.evaluate.sensitive, target=cfg.evaluate.target,
-                           min_group_size=cfg.evaluate.min_group_size, seed=cfg.seed)
+                           min_group_size=cfg.evaluate.min_group_size, seed=cfg.seed,
+                           detection=cfg.evaluate.full, exclude=cfg.evaluate.exclude)
     report.metrics.update(section["metrics"])
     report.add_section("groups", section)
     ledger.record_not_private("evaluate.groups", reason="per-group shares, fidelity and "

@@ -123,3 +123,76 @@ def test_per_group_detection_runs_on_the_largest_groups_only(data, monkeypatch):
     rows = {r["group"]: r for r in rep["columns"]["group"]["groups"]}
     assert rows["A"]["detection_auc"] is not None and rows["B"]["detection_auc"] is None
     assert "largest of 2 groups" in rep["notes"][0]
+
+
+def _two_rules(n: int, seed: int, share_b: float) -> pd.DataFrame:
+    """Group A's outcome follows z, group B's follows x: B needs rows of its own."""
+    rng = np.random.default_rng(seed)
+    group = np.where(rng.random(n) < share_b, "B", "A")
+    x, z = rng.normal(0, 1, n), rng.normal(0, 1, n)
+    logit = np.where(group == "B", 2.5 * x, 2.5 * z)
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    return pd.DataFrame({"group": group, "x": x, "z": z, "y": y})
+
+
+def test_augmentation_effect_credits_good_rows_and_blames_bad_ones(data):
+    from synthdata.evaluate.groups import augmentation_effect
+
+    rng_train = _two_rules(800, 10, share_b=0.03)              # about 24 rows of group B
+    holdout = _two_rules(1500, 11, share_b=0.3)
+    schema = _schema(rng_train)
+    good_rows = _two_rules(600, 12, share_b=1.0)               # more B rows of the same process
+    bad_rows = good_rows.assign(y=1 - good_rows["y"])          # the outcome reversed
+    good = augmentation_effect(rng_train, good_rows, holdout=holdout, schema=schema, by="group",
+                               target="y")
+    bad = augmentation_effect(rng_train, bad_rows, holdout=holdout, schema=schema, by="group",
+                              target="y")
+    assert good["worst_group"] == "B" and bad["worst_group"] == "B"
+    assert good["worst_group_gain"] > 0.05 and good["helped"] is True
+    assert bad["worst_group_gain"] < -0.1 and bad["helped"] is False
+    rows = {r["group"]: r for r in good["groups"]}
+    assert rows["B"]["auc_augmented"] - rows["B"]["auc_real"] == pytest.approx(
+        good["worst_group_gain"])
+    assert good["overall_change"] == pytest.approx(good["overall_augmented"]
+                                                   - good["overall_real"])
+    assert "worst group group = B" in good["note"]
+
+
+def test_augmentation_effect_suppresses_small_groups_and_needs_a_target(data):
+    from synthdata.evaluate.groups import augmentation_effect
+
+    train, holdout, faithful, _ = data
+    schema = _schema(train)
+    small = augmentation_effect(train, faithful, holdout=holdout.head(100), schema=schema,
+                                by="group", target="y", min_group_size=40)
+    rows = {r["group"]: r for r in small["groups"]}
+    assert rows["B"]["n_holdout"] == "< 40" and rows["B"]["auc_real"] is None
+    assert small["worst_group"] == "A"
+    none = augmentation_effect(train, faithful, holdout=holdout, schema=schema, by="group",
+                               target=None)
+    assert none["helped"] is None and "evaluate.target" in none["note"]
+
+
+def test_the_worst_group_reaches_the_first_screen(data):
+    from synthdata.evaluate import _html
+    from synthdata.evaluate.score import summary
+
+    train, holdout, _, erased = data
+    rep = group_report(train, erased, holdout=holdout, schema=_schema(train),
+                       sensitive=["group"], target="y", detection=False)
+    worst = rep["worst_group"]
+    assert worst["column"] == "group" and worst["value"] == "B"
+    assert worst["gap"] == pytest.approx(worst["overall_shapes"] - worst["shapes"])
+    assert worst["gap"] > 0.02                      # B is served worse than the rows overall
+    report = {"metrics": {}, "sections": {"groups": rep}}
+    first = summary(report)["worst_group"]
+    assert first["not_private"] is False and first["text"].startswith("Worst group: group = B")
+    html, _ = _html.first_screen(report)
+    assert "Worst group: group = B" in html and "not private" not in html
+    dp = {"metrics": {}, "sections": {"groups": rep, "privacy": {"private": True},
+                                      "release": {"label": "not private (internal QA)"}}}
+    html, _ = _html.first_screen(dp)
+    assert summary(dp)["worst_group"]["not_private"] is True
+    i = html.index("Worst group")
+    assert "not private (internal QA)" in html[i:i + 400]
+    assert summary({"metrics": {}, "sections": {}})["worst_group"] is None
