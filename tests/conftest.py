@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -11,6 +12,19 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"
 SHARED = ROOT.parent / "shared" / "datasets"
+
+
+def module_scope_unless_mutating(fixture_name: str, config: pytest.Config) -> str:
+    """Scope of a fixture that runs code under mutation testing: "module", and "function"
+    under mutmut (``make mutation``).
+
+    mutmut runs each mutant only against the tests that called the mutated function in its
+    stats pass, which records calls test by test. A module-scoped fixture runs once, inside
+    the first test that uses it, so every later test of the module was never run against
+    mutants of the code the fixture calls (why no leakage control ever saw a mutant of
+    ``evaluate/leakage.py``). Per-test fixtures under mutmut cost time, not coverage.
+    """
+    return "function" if "MUTANT_UNDER_TEST" in os.environ else "module"
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from synthdata.evaluate import evaluate
-from tests.conftest import three_way
+from tests.conftest import module_scope_unless_mutating, three_way
 
 LEAK = ("leakage", "risks")
 ATTACKS = ("distance", "density", "classifier")
@@ -25,7 +25,7 @@ COPY_AUC = {"distance": 0.9, "density": 0.6, "classifier": 0.65}
 RISKS = ("linkability_risk", "inference_risk", "singling_out_risk")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=module_scope_unless_mutating)
 def controls(flchain: pd.DataFrame) -> dict[str, dict[str, Any]]:
     train, holdout, other = three_way(flchain, 300, seed=1)
     out = {}
