@@ -350,3 +350,56 @@ def test_bad_bound_quantiles_are_refused_before_the_charge(quantiles) -> None:
     with pytest.raises(ConfigError, match=r"step 'b': quantiles must satisfy 0 <= low < high"):
         m.dp_bounds(np.arange(10.0), 0, 10, 1.0, ledger, "b", quantiles=quantiles)
     assert ledger.entries == []
+
+
+def test_bounds_read_off_a_range_that_does_not_start_at_zero() -> None:
+    """Range [10, 110], values in [30, 40]: edges are counted from the range's start (10 +
+    k·1.5625), and the charge records the bins the read-off used."""
+    ledger = _open()
+    lo, hi = m.dp_bounds(np.linspace(30.0, 40.0, 2001), 10, 110, BIG, ledger, "b")
+    assert (lo, hi) == pytest.approx((28.75, 41.25), abs=1e-9)
+    m.dp_bounds(np.linspace(30.0, 40.0, 2001), 10, 110, BIG, ledger, "b4", bins=4)
+    assert [e.params["bins"] for e in ledger.entries] == [64, 4]
+
+
+def test_bounds_name_the_step_in_a_bad_range_error() -> None:
+    with pytest.raises(ConfigError, match="step 'transform.bounds\\[age\\]'"):
+        m.dp_bounds(np.arange(5.0), 10, 10, 1.0, _open(), "transform.bounds[age]")
+
+
+def test_histogram_counts_every_declared_category_even_absent_ones() -> None:
+    got = m.dp_histogram(["a", "a", "b"], ["a", "b", "c", "d"], BIG, _open(), "h")
+    np.testing.assert_allclose(got, [2, 1, 0, 0], atol=0.01)
+
+
+def test_released_categories_are_plain_python_values() -> None:
+    """Labels go into schema.yaml and JSON: numpy scalars are unwrapped."""
+    found, _ = m.dp_categories(np.array([1, 1, 2, 2] * 50), BIG, 5.0, _open(), "cats")
+    assert found == [1, 2] and all(type(v) is int for v in found)
+
+
+def test_mean_is_clipped_back_into_the_range() -> None:
+    """At a tiny ρ the noisy sum dwarfs the count: the ratio is clipped to the range, so
+    some releases sit exactly on the lower end, none below."""
+    means = [m.dp_mean(np.zeros(5), 0, 100, 1e-4, _open(), "mu") for _ in range(30)]
+    assert min(means) == 0.0 and max(means) <= 100.0
+
+
+def test_mean_charge_records_the_two_measurements_loss() -> None:
+    ledger = _open()
+    m.dp_mean(np.arange(10.0), 0, 10, 0.5, ledger, "mu")
+    (entry,) = ledger.entries
+    # count and sum each spend at most (and close to) ρ/2 in OpenDP's own accounting
+    assert 0.9 * entry.rho <= entry.params["opendp_rho"] <= entry.rho
+
+
+def test_missing_rate_of_no_rows_is_zero() -> None:
+    assert m.dp_missing_rate(pd.Series([], dtype=float), BIG, _open(), "miss") == 0.0
+
+
+def test_malformed_values_are_named_errors() -> None:
+    with pytest.raises(DataError, match="step 'q': values must be one-dimensional"):
+        m.dp_quantiles(np.zeros((3, 2)), [0.5], 0, 1, 1.0, _open(), "q")
+    with pytest.raises(DataError, match="step 'q': expected numeric values; declare the "
+                                        "column categorical"):
+        m.dp_quantiles(["a", "b"], [0.5], 0, 1, 1.0, _open(), "q")
