@@ -15,16 +15,17 @@ SHARED = ROOT.parent / "shared" / "datasets"
 
 
 def module_scope_unless_mutating(fixture_name: str, config: pytest.Config) -> str:
-    """Scope of a fixture that runs code under mutation testing: "module", and "function"
-    under mutmut (``make mutation``).
+    """Scope of a fixture that runs code under mutation testing: "module", except in
+    mutmut's stats pass (``make mutation``), where it is "function".
 
     mutmut runs each mutant only against the tests that called the mutated function in its
     stats pass, which records calls test by test. A module-scoped fixture runs once, inside
     the first test that uses it, so every later test of the module was never run against
     mutants of the code the fixture calls (why no leakage control ever saw a mutant of
-    ``evaluate/leakage.py``). Per-test fixtures under mutmut cost time, not coverage.
+    ``evaluate/leakage.py``). Each mutant then runs in a fresh process with the mutant
+    active, where one module-scoped computation serves all of its tests again.
     """
-    return "function" if "MUTANT_UNDER_TEST" in os.environ else "module"
+    return "function" if os.environ.get("MUTANT_UNDER_TEST") == "stats" else "module"
 
 
 @pytest.fixture(scope="session")
