@@ -75,7 +75,7 @@ def _progress(quiet: bool) -> Iterator[Callable[[str, int, int], None]]:
         yield callback
 
 
-class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _StderrHandler(logging.StreamHandler):
     """Writes to the current ``sys.stderr`` (rich's live bars swap it while they run)."""
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -317,8 +317,9 @@ def fit(data: Annotated[Path, typer.Argument(help="CSV or Parquet training table
         raise ConfigError(f"--param: {err}") from None
 
     try:
-        deid = DeidConfig(unmarked=unmarked, dates=dates, patient_column=patient_column,
-                          reference_year=reference_year)
+        deid = DeidConfig.model_validate({"unmarked": unmarked, "dates": dates,
+                                          "patient_column": patient_column,
+                                          "reference_year": reference_year})
     except ValueError as err:
         raise ConfigError(f"fit: invalid de-identification option: {err}") from None
     if deid.dates == "shift" and deid.patient_column is None:
@@ -415,6 +416,7 @@ def sample(model: Annotated[Path, typer.Argument(help="Model archive from `synth
         typer.echo(NOT_JUDGED_SAMPLE, err=True)
         typer.echo(str(output))
         return
+    assert real is not None  # --gate without --real was refused above
     folder = report_dir or output.with_name(f"{output.stem}-report")
     passed = _judge(real, synth, holdout, gen.schema, target, gate_spec, folder, quiet)
     if not passed:
@@ -677,7 +679,7 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
         typer.secho(f"WARNING: serving plain HTTP on {host}: tokens and data cross the network "
                     "unencrypted. Put a TLS proxy in front (docs/service.md) and bind "
                     "127.0.0.1, or pass --ssl-certfile/--ssl-keyfile.", fg="yellow", err=True)
-    tls = {} if ssl_certfile is None else {"ssl_certfile": str(ssl_certfile),
+    tls: dict[str, Any] = {} if ssl_certfile is None else {"ssl_certfile": str(ssl_certfile),
                                            "ssl_keyfile": str(ssl_keyfile) if ssl_keyfile else None}
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info", **tls)
 
@@ -708,7 +710,7 @@ def _service_limits(pairs: list[str]) -> dict[str, Any]:
         if not sep or key not in LIMIT_FIELDS:
             raise ConfigError(f"--limit {pair!r}: use KEY=VALUE with KEY one of "
                               f"{', '.join(LIMIT_FIELDS)}")
-        kind = type(defaults[key]) if defaults[key] is not None else int
+        kind: type[Any] = type(defaults[key]) if defaults[key] is not None else int
         try:
             out[key] = (value.strip().lower() in ("1", "true", "yes")) if kind is bool \
                 else kind(float(value)) if kind is int else kind(value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -11,6 +12,20 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"
 SHARED = ROOT.parent / "shared" / "datasets"
+
+
+def module_scope_unless_mutating(fixture_name: str, config: pytest.Config) -> str:
+    """Scope of a fixture that runs code under mutation testing: "module", except in
+    mutmut's stats pass (``make mutation``), where it is "function".
+
+    mutmut runs each mutant only against the tests that called the mutated function in its
+    stats pass, which records calls test by test. A module-scoped fixture runs once, inside
+    the first test that uses it, so every later test of the module was never run against
+    mutants of the code the fixture calls (why no leakage control ever saw a mutant of
+    ``evaluate/leakage.py``). Each mutant then runs in a fresh process with the mutant
+    active, where one module-scoped computation serves all of its tests again.
+    """
+    return "function" if os.environ.get("MUTANT_UNDER_TEST") == "stats" else "module"
 
 
 @pytest.fixture(scope="session")

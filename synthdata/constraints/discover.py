@@ -122,7 +122,7 @@ def _codes(series: pd.Series) -> tuple[np.ndarray, int]:
 
 
 def _combinations(df: pd.DataFrame, schema: Schema, max_pairs: int,
-                  min_expected: float) -> list[Constraint]:
+                  min_expected: float) -> list[FixedCombinations]:
     """Pairs whose missing combinations are structural, not rare.
 
     A missing combination ``(u, v)`` counts when neither the line of ``u`` nor that of
@@ -136,7 +136,7 @@ def _combinations(df: pd.DataFrame, schema: Schema, max_pairs: int,
              and df[c].value_counts(dropna=False).min() > 1]
     coded = [_codes(df[c]) for c in names]
     n = len(df)
-    out: list[Constraint] = []
+    out: list[FixedCombinations] = []
     for i, j in _pairs(names, max_pairs):
         (ci, ki), (cj, kj) = coded[i], coded[j]
         counts = np.bincount(ci * kj + cj, minlength=ki * kj).reshape(ki, kj)
@@ -151,7 +151,7 @@ def _combinations(df: pd.DataFrame, schema: Schema, max_pairs: int,
             continue
         expected = np.outer(rows, cols) / n
         if expected[zero].sum() >= min_expected:
-            out.append(FixedCombinations([names[i], names[j]]))
+            out.append(FixedCombinations((names[i], names[j])))
     return out
 
 

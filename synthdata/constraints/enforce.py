@@ -227,9 +227,9 @@ class ConstraintEnforcer:
                 name += "_"
             names.add(name)
             in_group |= set(members)
-            declared = isinstance(rule, FixedCombinations) and rule.combinations is not None
+            keys = rule.allowed_keys() if isinstance(rule, FixedCombinations) else None
             self.merged_.append({"rule": i, "name": name, "members": members,
-                                 "declared": sorted(rule.allowed_keys()) if declared else None})
+                                 "declared": sorted(keys) if keys is not None else None})
 
         # inequalities as difference columns
         self.inequalities_: list[dict[str, Any]] = []

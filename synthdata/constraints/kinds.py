@@ -273,6 +273,7 @@ class Range(Constraint):
         ends = self.column_ends(schema)
         const = self.constant_ends(schema)
         for end in ("low", "high"):
+            v: np.ndarray | float
             if end in ends:
                 v, mv = column_values(df, ends[end], schema)
             elif end in const:

@@ -71,7 +71,7 @@ class Rule(BaseModel):
             return value <= self.max
         if self.min is not None:
             return value >= self.min
-        return math.isclose(value, float(self.equals), rel_tol=0, abs_tol=1e-12)
+        return math.isclose(value, self.threshold, rel_tol=0, abs_tol=1e-12)
 
 
 class GateConfig(BaseModel):

@@ -641,7 +641,7 @@ def _links(r: Mapping[str, Any], ref: _Resolve, patient_field: str = "subject") 
 
 
 def _parse_encounter(r: dict[str, Any], rid: str, ref: _Resolve, ctx: str) -> dict[str, Any]:
-    cls = r.get("class") if isinstance(r.get("class"), dict) else {}
+    cls = _first(r.get("class"))
     typ = _coding(r.get("type"))
     period = r.get("period") or {}
     return {
@@ -1063,7 +1063,7 @@ def _build_observation(rec: dict[str, Any], ids: Mapping[str, set[str]], ctx: st
                         rec.get("category"))
     effective = _date_text(rec.get("effective"), ctx, "effective", with_time=True)
     effective_end = _date_text(rec.get("effective_end"), ctx, "effectivePeriod.end", with_time=True)
-    values = {}
+    values: dict[str, Any] = {}
     if rec.get("value") is not None:
         value = rec["value"]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):

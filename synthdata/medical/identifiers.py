@@ -169,6 +169,7 @@ def scan_column(series: pd.Series, *, kind: ColumnKind | None = None,
             return (IdentifierType.AGE, f"name suggests an age and {over} of {len(nonnull)} "
                     f"values are over {AGE_LIMIT}", 0.9)
         return None
+    kind_: IdentifierType | None
     if pd.api.types.is_datetime64_any_dtype(series):
         kind_ = IdentifierType.BIRTH_DATE if by_name == IdentifierType.BIRTH_DATE \
             else IdentifierType.DATE
@@ -225,13 +226,12 @@ def scan_column(series: pd.Series, *, kind: ColumnKind | None = None,
     if not numeric and len(nonnull) >= 20 and distinct_share >= 0.9:
         codes = sum(bool(_CODE.match(t)) for t in texts)
         if codes >= 0.9 * m:
-            named = by_name in _NAME_ONLY - {IdentifierType.ZIP, IdentifierType.GEO,
-                                             IdentifierType.BIRTH_DATE}
-            return (by_name if named else IdentifierType.OTHER_ID,
-                    f"{codes}/{m} sampled values are codes with digits and {distinct_share:.0%} "
-                    "of values are distinct" + ("; the column name says " + by_name.value
-                                                if named else " (record or account number)"),
-                    0.75 if named else 0.7)
+            found = (f"{codes}/{m} sampled values are codes with digits and "
+                     f"{distinct_share:.0%} of values are distinct")
+            if by_name in _NAME_ONLY - {IdentifierType.ZIP, IdentifierType.GEO,
+                                        IdentifierType.BIRTH_DATE} and by_name is not None:
+                return by_name, found + "; the column name says " + by_name.value, 0.75
+            return IdentifierType.OTHER_ID, found + " (record or account number)", 0.7
     return _name_only(by_name, n_distinct)
 
 

@@ -38,7 +38,16 @@ denoiser (trained on every pattern of masked/revealed spans) fills in the rest. 
 rejection, so rare categories cost nothing extra; rows follow the model's conditional,
 which for categories the model rarely saw is learned from few rows.
 
-Differential privacy is not available (``privacy=`` raises ``ConfigError``).
+Differential privacy (``privacy=DPConfig(...)``): DP-SGD on the whole denoiser
+(:class:`~synthdata.privacy.dpsgd.DPSGD`: Poisson sampling with rate ``batch / n`` where ``n``
+is the run's noisy count (``data.count``), per-row clipping of the gradient of the row's loss
+to ``max_grad_norm``, Gaussian noise from fresh OS entropy, σ calibrated so the planned steps
+spend the training ε and charged to the ledger as ``model.ddpm.dp_sgd`` before training).
+Every draw of the training loop (timesteps, value noise, span masks) also comes from the
+DP-SGD run's secure generator, never the seed. The transformer is the DP one (quantile
+encoding, DP bounds and categories), and the sampler's clip of predicted values is the
+public constant ``DP_VALUE_CLIP`` instead of the largest training value. The EMA of the
+weights is post-processing. No early stopping exists, so nothing reads held-out rows.
 """
 
 from __future__ import annotations
@@ -71,6 +80,10 @@ TIME_GRID_POWER = 1.5  # sampling grid shape, see :func:`sampling_times`
 # batch whose activations stay in cache is fastest (the same size as SAMPLE_CHUNK).
 SAMPLE_ROWS = 4096
 MIN_AUTO_BATCH, MAX_AUTO_BATCH = 128, 1024
+# Under DP the largest training value is not public: predicted normal scores are clipped at
+# this constant instead. The DP quantile map's outermost knots sit at ±2.58 (levels 0.005 and
+# 0.995), and any score beyond them decodes to the DP bound of its column.
+DP_VALUE_CLIP = 3.0
 
 
 def alpha_bar(t: torch.Tensor, n_timesteps: int) -> torch.Tensor:
@@ -121,7 +134,10 @@ class _Denoiser(nn.Module):
         return self.time(time_features(t, n_timesteps))
 
     def forward(self, x: torch.Tensor, t_emb: torch.Tensor) -> torch.Tensor:
-        if t_emb.shape[0] == 1:  # one time for the batch (sampling): fold it into the bias
+        # one time for the batch (sampling): fold it into the bias. Not in training, where a
+        # one-row batch must still run ``self.inp`` as a layer (DP-SGD's per-row clipping
+        # hooks it)
+        if t_emb.shape[0] == 1 and not self.training:
             h = torch.addmm(self.inp.bias + t_emb[0], x, self.inp.weight.t())
         else:
             h = self.inp(x) + t_emb
@@ -154,12 +170,15 @@ class DDPMGenerator(BaseGenerator):
         category). Measured on flchain at 25 steps: detection AUC 0.54 quantile vs 0.66 mode
         (``benchmarks/results/ddpm_steps.md``).
     privacy:
-        Must be ``None``: differential privacy is not available for this generator.
+        A ``DPConfig`` for DP-SGD on the whole denoiser (see the module docstring);
+        ``None`` for a non-private fit.
     seed:
         Seed of every random draw of fit and sampling (local generators only).
     """
 
     name: ClassVar[str] = "ddpm"
+    dp_training: ClassVar[str | None] = "dpsgd"
+    fit_seconds_: float | None
 
     def __init__(self, schema: Schema, *, epochs: int = 1000, batch_size: int | str = "auto",
                  lr: float = 2e-3, hidden_dims: Sequence[int] = (128, 128),
@@ -177,9 +196,6 @@ class DDPMGenerator(BaseGenerator):
     # -- params -------------------------------------------------------------------------
     def _validate_params(self) -> None:
         super()._validate_params()
-        if self.privacy is not None:
-            raise ConfigError("ddpm: DP for ddpm is not available; remove privacy= or choose a "
-                              "generator with differential privacy")
         if self.batch_size != "auto":
             check_ints(self, batch_size=self.batch_size)
         check_ints(self, epochs=self.epochs,
@@ -258,7 +274,10 @@ class DDPMGenerator(BaseGenerator):
     def _fit(self, matrix: np.ndarray, rng: np.random.Generator, progress: Progress = no_progress) -> None:
         self._prepare_plan()
         with torch_threads():
-            self._train(matrix, rng, progress)
+            if self.privacy is not None:
+                self._train_dp(matrix, rng, progress)
+            else:
+                self._train(matrix, rng, progress)
 
     def _train(self, matrix: np.ndarray, rng: np.random.Generator, progress: Progress) -> None:
         plan = self.plan_
@@ -316,6 +335,90 @@ class DDPMGenerator(BaseGenerator):
             self.history_.append({"epoch": epoch + 1, "loss": total / steps})
             logger.debug("ddpm epoch %d/%d loss %.4f", epoch + 1, epochs, total / steps)
             progress("ddpm.fit", epoch + 1, epochs)
+        with torch.no_grad():
+            for p, e in zip(net.parameters(), ema, strict=True):
+                p.copy_(e)
+        self.fit_seconds_ = time.perf_counter() - started
+        net.eval()
+        self.net_ = net
+
+    def _row_loss(self, net: _Denoiser, v0: torch.Tensor, c0: torch.Tensor, h0: torch.Tensor,
+                  gen: torch.Generator, ab_table: torch.Tensor) -> torch.Tensor:
+        """Per-row denoising loss (summed over columns, not yet divided by their number) of
+        one batch at timesteps, value noise and span masks drawn from ``gen``."""
+        big_t, n_val, n_soft = int(self.n_timesteps), v0.shape[1], self.plan_.n_soft
+        b = len(v0)
+        t = torch.randint(1, big_t + 1, (b,), generator=gen)
+        ab = ab_table[t].unsqueeze(1)
+        eps = torch.randn((b, n_val), generator=gen)
+        vt = ab.sqrt() * v0 + (1 - ab).sqrt() * eps
+        masked = torch.rand((b, n_soft), generator=gen) < (1 - ab)
+        keep = (~masked)[:, self._soft_span].to(h0.dtype)
+        x_in = torch.cat([vt, h0 * keep, masked.to(h0.dtype)], dim=1)
+        out = net(x_in, net.embed_time(t, big_t))
+        loss_rows = (out[:, :n_val] - eps).square().sum(dim=1)
+        if n_soft:
+            logp = torch.log_softmax(self._padded(out[:, n_val:]), dim=1)
+            ce = -logp.gather(1, c0.unsqueeze(1)).squeeze(1)
+            loss_rows = loss_rows + (ce * masked).sum(dim=1)
+        return loss_rows
+
+    def _train_dp(self, matrix: np.ndarray, rng: np.random.Generator, progress: Progress) -> None:
+        """DP-SGD on the whole denoiser (see the module docstring)."""
+        from synthdata.privacy.dpsgd import DPSGD
+
+        plan = self.plan_
+        net = self._build(make_torch_generator(rng))  # seeded init: reads no data
+        ema = [p.detach().clone() for p in net.parameters()]
+        data = torch.from_numpy(np.ascontiguousarray(matrix, dtype=np.float32))
+        values_all, codes_all = data[:, plan.value_cols], plan.codes(data)
+        soft_all = data[:, plan.soft_cols]
+        self.clip_ = DP_VALUE_CLIP  # public: the largest training value is not
+        n = len(data)
+        n_plan = self._planning_rows(n)  # the noisy count: q and steps never read the true n
+        n_columns = max(1, values_all.shape[1] + plan.n_soft)
+        big_t = int(self.n_timesteps)
+        ab_table = alpha_bar(torch.arange(big_t + 1), big_t)
+        batch = min(self.batch_rows(n_plan), n_plan)
+        steps = math.ceil(n_plan / batch)
+        epochs = int(self.epochs)
+        total_steps = epochs * steps
+        dp = DPSGD(self, net, step="model.ddpm.dp_sgd", expected_batch_size=batch, n_rows=n,
+                   steps=total_steps, epsilon=self.dp_plan_.training_epsilon,
+                   planned_rows=n_plan)
+        # every draw inside the loop uses the DP-SGD run's secure generator: a seeded stream
+        # would be advanced by the (private) Poisson batch sizes
+        gen = dp.generator
+        opt = Adam(net.parameters(), lr=self.lr)
+        self.history_ = []
+        started = time.perf_counter()
+        net.train()
+        done = 0
+        try:
+            for epoch in range(epochs):
+                total = 0.0
+                for _ in range(steps):
+                    idx = dp.poisson_sample()
+                    if len(idx):
+                        loss_rows = self._row_loss(net, values_all[idx], codes_all[idx],
+                                                   soft_all[idx], gen, ab_table)
+                        (loss_rows.sum() / n_columns).backward()
+                        total += float(loss_rows.detach().sum()) / (n_columns * batch)
+                    opt.lr = self.lr * (1.0 - done / total_steps)
+                    dp.step(opt)
+                    done += 1
+                    with torch.no_grad():
+                        torch._foreach_lerp_(ema, [p.detach() for p in net.parameters()],
+                                             1 - EMA_DECAY)
+                self.history_.append({"epoch": epoch + 1, "loss": total / steps})
+                logger.debug("ddpm dp epoch %d/%d loss %.4f", epoch + 1, epochs, total / steps)
+                progress("ddpm.fit", epoch + 1, epochs)
+        finally:
+            dp.close()
+        dp.check_finished()
+        self.dp_noise_multiplier_ = dp.noise_multiplier
+        self.dp_sample_rate_ = dp.sample_rate
+        self.dp_steps_ = dp.steps_done
         with torch.no_grad():
             for p, e in zip(net.parameters(), ema, strict=True):
                 p.copy_(e)

@@ -19,8 +19,10 @@ from synthdata.privacy.ledger import PrivacyLedger
 class DPOwner(Protocol):
     """What DP-SGD reads from the generator it trains: its name, DP config and ledger."""
 
-    name: str
-    privacy: DPConfig
+    @property
+    def name(self) -> str: ...
+    @property
+    def privacy(self) -> DPConfig | None: ...
     ledger_: PrivacyLedger
 
 
@@ -65,6 +67,8 @@ class DPSGD:
 
         self.layers = linear_layers(module, owner.name)
         cfg, ledger = owner.privacy, owner.ledger_
+        if cfg is None:
+            raise ConfigError(f"{owner.name}: DP-SGD needs privacy=DPConfig(...)")
         self.ledger, self.step_name, self.accountant_name = ledger, step, cfg.accountant
         self.n_rows, self.expected_batch_size = int(n_rows), int(expected_batch_size)
         # q is fixed from the planned (noisy) n; the Poisson mask runs over the n_rows rows

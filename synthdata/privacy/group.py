@@ -37,7 +37,7 @@ unit ``patient`` and ``max_rows_per_unit`` only mean something for linked tables
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from synthdata.errors import ConfigError, PrivacyBudgetError
 
@@ -55,7 +55,7 @@ def check_privacy_unit(privacy: Any, *, linked: bool) -> None:
     """
     if privacy is None:
         return
-    explicit = getattr(privacy, "model_fields_set", set())
+    explicit: set[str] = getattr(privacy, "model_fields_set", set())
     if not linked:
         if privacy.unit == "patient":
             raise ConfigError(
@@ -76,7 +76,7 @@ def check_privacy_unit(privacy: Any, *, linked: bool) -> None:
 
 
 def planning_epsilon(rho: float, delta: float, preprocessing_share: float,
-                     training: str = "zcdp") -> float:
+                     training: Literal["zcdp"] = "zcdp") -> float:
     """The ε whose ``plan_split(ε, delta, ...)`` gives a total ρ of ``rho`` (bisection)."""
     from synthdata.privacy.accounting import plan_split
 
@@ -84,7 +84,8 @@ def planning_epsilon(rho: float, delta: float, preprocessing_share: float,
         raise ConfigError(f"a table's privacy share must be positive, got rho={rho!r}")
 
     def total(eps: float) -> float:
-        plan = plan_split(eps, delta, preprocessing_share, training=training)  # type: ignore[arg-type]
+        plan = plan_split(eps, delta, preprocessing_share, training=training)
+        assert plan.training_rho is not None  # a zCDP plan's training part is a ρ
         return plan.preprocessing_rho + plan.training_rho
 
     lo, hi = 1e-9, 1.0

@@ -123,6 +123,13 @@ def _positive(name: str, value: Any, *, allow_zero: bool = False) -> float:
     return v
 
 
+
+def _dpsgd_run(entry: LedgerEntry) -> tuple[float, float, int]:
+    """``(noise multiplier, sample rate, steps)`` of a DP-SGD entry, for its accountant."""
+    if entry.sample_rate is None or entry.steps is None:
+        raise ValueError(f"DP-SGD ledger entry '{entry.step}' has no sample rate or steps")
+    return float(entry.params["noise_multiplier"]), float(entry.sample_rate), int(entry.steps)
+
 class PrivacyLedger:
     """Records every data-touching step of a run and enforces the ``(epsilon, delta)`` budget.
 
@@ -221,7 +228,7 @@ class PrivacyLedger:
         for e in entries:
             if e.mechanism == "dpsgd":
                 hist.setdefault(self._accountant_of(e), []).append(
-                    (float(e.params["noise_multiplier"]), float(e.sample_rate), int(e.steps))
+                    _dpsgd_run(e)
                 )
         for r in reservations.values():
             if r.rho > 0:
@@ -246,7 +253,7 @@ class PrivacyLedger:
             for e in mine:
                 if e.mechanism == "dpsgd":
                     mine_hist.setdefault(self._accountant_of(e), []).append(
-                        (float(e.params["noise_multiplier"]), float(e.sample_rate), int(e.steps))
+                        _dpsgd_run(e)
                     )
             used += sum(acc.dpsgd_epsilon(h, comp.dpsgd_delta, a) for a, h in mine_hist.items())
             unused += max(0.0, r.epsilon - used)
@@ -316,7 +323,7 @@ class PrivacyLedger:
         (compare with ``PrivacyEngine.get_epsilon(ledger.dpsgd_delta)`` after training)."""
         name = accountant or self.accountant
         hist = [
-            (float(e.params["noise_multiplier"]), float(e.sample_rate), int(e.steps))
+            _dpsgd_run(e)
             for e in self._entries
             if e.mechanism == "dpsgd" and self._accountant_of(e) == name
         ]
@@ -346,7 +353,7 @@ class PrivacyLedger:
         """Raise PrivacyBudgetError if adding ``entry``/``reservations`` breaks the budget."""
         if not self.is_private or self._fits(entry, reservations):
             return
-        assert self.delta is not None
+        assert self.epsilon is not None and self.delta is not None
         entries = [e for e in self._entries if e.private] + ([entry] if entry else [])
         res = self._reservations if reservations is None else reservations
         after = self._compose(entries, res, self.delta)

@@ -202,7 +202,7 @@ def dp_categories(
     labels = [c.item() if hasattr(c, "item") else c for c in counts.index]
     order = _canonical_order(labels)
     true = counts.to_numpy(dtype=np.int64)[order]
-    noisy = cal.release(true, what=f"step '{step}'").astype(float)
+    noisy = np.asarray(cal.release(true, what=f"step '{step}'"), dtype=float)
     keep = noisy >= threshold
     return [labels[i] for i, k in zip(order, keep, strict=True) if k], noisy[keep]
 
@@ -212,7 +212,8 @@ def _noisy_cdf(
 ) -> tuple[np.ndarray, np.ndarray]:
     edges = np.linspace(lo, hi, bins + 1)
     counts, _ = np.histogram(np.clip(x, lo, hi), bins=edges)
-    noisy = cal.release(counts.astype(np.int64), what="quantile histogram").astype(float)
+    noisy = np.asarray(cal.release(counts.astype(np.int64), what="quantile histogram"),
+                       dtype=float)
     # unclipped cumulative sum is unbiased; make it monotone and non-negative afterwards
     cdf = np.maximum.accumulate(np.maximum(np.cumsum(noisy), 0.0))
     return edges, cdf

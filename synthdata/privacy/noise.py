@@ -147,6 +147,7 @@ def _release(kind: str, value: Any, scale: float, k: int | None, what: str) -> n
         raise ConfigError(f"{what}: an integer statistic is released on the integers; "
                           "do not pass a grid exponent k")
     flat = arr.reshape(-1)
+    out: np.ndarray
     if flat.size == 0:
         out = np.zeros(0, dtype=np.int64 if integer else float)
     else:

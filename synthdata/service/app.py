@@ -97,7 +97,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     settings = settings or ServiceSettings.from_env()
     settings = dataclasses.replace(settings, data_dir=Path(settings.data_dir).resolve())
     ctx = Context(settings, Store(settings.database_url))
-    docs = {} if settings.docs else {"docs_url": None, "redoc_url": None}
+    docs: dict[str, Any] = {} if settings.docs else {"docs_url": None, "redoc_url": None}
     app = FastAPI(title="synthdata", version=__version__, lifespan=_lifespan(ctx), **docs,
                   description="Upload a dataset, run a pipeline, read the report, and download "
                               "the synthetic table when the gate passed.")

@@ -84,7 +84,7 @@ class Guards:
         try:
             json.loads(body)
         except (ValueError, RecursionError) as err:
-            where = f" at line {err.lineno} column {err.colno}" if hasattr(err, "lineno") else ""
+            where = f" at line {err.lineno} column {err.colno}" if isinstance(err, json.JSONDecodeError) else ""
             return 400, f"the request body is not valid JSON{where}"
         return None
 

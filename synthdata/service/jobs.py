@@ -118,10 +118,9 @@ def dp_cost(cfg: dict[str, Any]) -> tuple[float, float, str] | None:
 def spent_of(result: Any) -> tuple[float | None, float | None]:
     """The run's spent ``(ε, δ)`` from its metrics (``None``: commit the reservation)."""
     metrics = getattr(result, "metrics", None) or {}
-    eps, delta = metrics.get("epsilon"), metrics.get("delta")
     try:
-        eps, delta = float(eps), float(delta)
-    except (TypeError, ValueError):
+        eps, delta = float(metrics["epsilon"]), float(metrics["delta"])
+    except (KeyError, TypeError, ValueError):
         return None, None
     if math.isnan(eps) or math.isnan(delta) or eps < 0 or not 0 <= delta <= 1:
         return None, None

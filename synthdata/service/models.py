@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 from fastapi import HTTPException, status
 from pydantic import BaseModel, ConfigDict, Field
@@ -90,7 +90,7 @@ class BudgetRun(BaseModel):
 class BudgetOut(BaseModel):
     dataset: str
     composition: Literal["basic"] = Field(
-        "basic", description="runs add up: the sum of their ε and the sum of their δ")
+        default="basic", description="runs add up: the sum of their ε and the sum of their δ")
     total_epsilon: float
     total_delta: float
     spent_epsilon: float | None = Field(description="null: unbounded (a run released "
@@ -106,7 +106,7 @@ class JobPrivacy(BaseModel):
     delta: float | None = Field(description="the δ it declared (null: derived from the noisy "
                                             "row count)")
     note: str = Field(
-        "covered by ε: the synthetic data and its public schema. Not private (internal QA "
+        default="covered by ε: the synthetic data and its public schema. Not private (internal QA "
         "for the data custodian, do not publish): the gate rules' metric values here and the "
         "report's sections that read the real data")
 
@@ -143,6 +143,10 @@ class Health(BaseModel):
     version: str
 
 
+@overload
+def iso(ts: float) -> str: ...
+@overload
+def iso(ts: None) -> None: ...
 def iso(ts: float | None) -> str | None:
     return None if ts is None else datetime.fromtimestamp(ts, timezone.utc).isoformat(
         timespec="milliseconds")
@@ -191,13 +195,15 @@ def job_out(row: RowMapping) -> JobOut:
                   finished_at=iso(row["finished_at"]))
 
 
-NOT_FOUND = {404: {"model": Error, "description": "no such id for this tenant"}}
-AUTH = {401: {"model": Error, "description": "missing or invalid bearer token"},
+# FastAPI's ``responses=`` type (status code -> OpenAPI response fields)
+Responses = dict[int | str, dict[str, Any]]
+NOT_FOUND: Responses = {404: {"model": Error, "description": "no such id for this tenant"}}
+AUTH: Responses = {401: {"model": Error, "description": "missing or invalid bearer token"},
         403: {"model": Error, "description": "the token lacks the route's scope"},
         429: {"model": Error, "description": "request rate or quota exceeded; see the "
                                             "Retry-After header and GET /v1/limits"}}
 # routes with a JSON body: the guards answer these before the route runs
-JSON_BODY = {400: {"model": Error, "description": "malformed JSON"},
+JSON_BODY: Responses = {400: {"model": Error, "description": "malformed JSON"},
              413: {"model": Error, "description": "body larger than max_body_bytes"},
              422: {"model": Error, "description": "invalid body (or nested deeper than "
                                                   "max_json_depth)"}}

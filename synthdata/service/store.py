@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, overload
 
 from sqlalchemy import (
     JSON,
@@ -276,6 +276,10 @@ class Store:
         self.engine.dispose()
 
     # ---- tenants and tokens -------------------------------------------------------------
+    @overload
+    def tenant_id(self, name: str, *, create: Literal[True]) -> str: ...
+    @overload
+    def tenant_id(self, name: str, *, create: bool = False) -> str | None: ...
     def tenant_id(self, name: str, *, create: bool = False) -> str | None:
         with self.engine.begin() as conn:
             row = conn.execute(select(tenants.c.id).where(tenants.c.name == name)).first()
@@ -607,7 +611,7 @@ class Store:
         if capacity <= 0:
             return []
         with self.engine.begin() as conn:
-            running = dict(conn.execute(select(jobs.c.tenant_id, func.count())
+            running: dict[str, int] = dict(conn.execute(select(jobs.c.tenant_id, func.count())
                                         .where(jobs.c.status == RUNNING)
                                         .group_by(jobs.c.tenant_id)).all())
             queued = conn.execute(select(jobs.c.id, jobs.c.tenant_id, jobs.c.attempt)

@@ -15,9 +15,12 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from python_multipart.multipart import MultipartParser, parse_options_header
+
+if TYPE_CHECKING:
+    from python_multipart.multipart import MultipartCallbacks
 
 CHUNK = 1 << 20
 PARQUET_MAGIC = b"PAR1"
@@ -54,14 +57,15 @@ class _FileSink:
 
     def __init__(self, dest: Path, limit: int, max_cells: int | None = None) -> None:
         self.dest, self.limit, self.max_cells = dest, limit, max_cells
-        self.size, self.filename, self.found = 0, None, False
+        self.size, self.found = 0, False
+        self.filename: str | None = None
         self._head, self._n_columns, self._newlines = b"", 0, 0
         self.digest = hashlib.sha256()
         self._fh: Any = None
         self._field, self._value = b"", b""
         self._headers: dict[bytes, bytes] = {}
 
-    def callbacks(self) -> dict[str, Any]:
+    def callbacks(self) -> MultipartCallbacks:
         return {"on_part_begin": self._part_begin, "on_header_field": self._header_field,
                 "on_header_value": self._header_value, "on_header_end": self._header_end,
                 "on_headers_finished": self._headers_finished, "on_part_data": self._data,
@@ -117,7 +121,7 @@ class _FileSink:
             chunk, self._head = self._head, b""
         self._newlines += chunk.count(b"\n")
         cells = self._newlines * self._n_columns
-        if cells > self.max_cells:
+        if self.max_cells is not None and cells > self.max_cells:
             raise UploadError(413, f"the table has more than {self.max_cells} cells (rows x "
                                    f"columns), this server's upload limit (GET /v1/limits)")
 

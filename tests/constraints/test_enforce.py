@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 import synthdata as sd
 from synthdata.constraints.enforce import ConstraintEnforcer
 from synthdata.errors import ConfigError
+from tests.conftest import module_scope_unless_mutating
 
 ROWS = st.lists(st.tuples(st.integers(-10**6, 10**6), st.integers(0, 10**5),
                           st.integers(-10**7, 10**7), st.integers(0, 10**6),
@@ -84,7 +85,7 @@ def test_inverse_of_any_inner_values_obeys_the_rules(pairs: list, noise: list) -
     assert sum(enf.violation_counts(out).values()) == 0
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=module_scope_unless_mutating)
 def flchain_rules(flchain_small: pd.DataFrame) -> tuple[pd.DataFrame, sd.Schema]:
     from synthdata.schema.model import load_yaml
 

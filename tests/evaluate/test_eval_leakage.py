@@ -151,3 +151,32 @@ def test_sanity_random_noise_fails_fidelity_gate(splits_large) -> None:
     assert m["detection_auc"] > 0.9
     for preset in GATE_PRESETS:
         assert not check_gate(m, GATE_PRESETS[preset], validation_passed=True).passed
+
+
+def test_rare_combinations_of_quasi_columns_replay_only_from_a_copy(splits_small) -> None:
+    """(age, kappa, sex) combinations are nearly all unique, hence rare: a copy of train
+    replays each row's rare combination, an independent sample almost none; the holdout gives the
+    natural rate of the same table. Each share counts rows, never values."""
+    from synthdata.evaluate.leakage import rare_value_replay
+
+    train, holdout, other = splits_small
+    schema = Schema.infer(train)
+    quasi = ["age", "kappa", "sex"]
+    combo = "(age, kappa, sex)"
+    out = {}
+    for label, synth in (("copy", train.copy()), ("independent", other)):
+        p = prepare(train, synth, holdout, schema)
+        out[label] = rare_value_replay(p, train, synth, holdout, quasi, k=2)
+    copy, fresh = out["copy"], out["independent"]
+    assert copy["quasi_columns"] == quasi and copy["k"] == 2
+    entry = copy["columns"][combo]
+    assert entry["n_rare_train_values"] > 0.8 * len(train)
+    assert entry["n_train_values"] >= entry["n_rare_train_values"]
+    assert entry["synthetic_share"] > 0.9  # the rows holding a rare combination
+    assert copy["rare_value_replay"] == copy["train_rare_value_share"] > 0.9
+    assert fresh["columns"][combo]["synthetic_share"] < 0.1
+    assert fresh["columns"][combo]["holdout_share"] == entry["holdout_share"] < 0.1
+    assert copy["rare_value_replay_excess"] == pytest.approx(
+        copy["rare_value_replay"] - copy["holdout_rare_value_replay"])
+    assert copy["rare_value_replay_excess"] > 0.5 > fresh["rare_value_replay_excess"]
+    assert "note" not in copy

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from synthdata.evaluate import evaluate
-from tests.conftest import three_way
+from tests.conftest import module_scope_unless_mutating, three_way
 
 LEAK = ("leakage", "risks")
 ATTACKS = ("distance", "density", "classifier")
@@ -25,7 +25,7 @@ COPY_AUC = {"distance": 0.9, "density": 0.6, "classifier": 0.65}
 RISKS = ("linkability_risk", "inference_risk", "singling_out_risk")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=module_scope_unless_mutating)
 def controls(flchain: pd.DataFrame) -> dict[str, dict[str, Any]]:
     train, holdout, other = three_way(flchain, 300, seed=1)
     out = {}
@@ -76,3 +76,31 @@ def test_risk_is_high_for_a_copy_of_train(controls, risk: str) -> None:
 def test_risk_is_near_zero_for_an_independent_sample(controls, risk: str) -> None:
     value = controls["independent"]["metrics"][risk]
     assert value is not None and 0.0 <= value < 0.1, (risk, value)
+
+
+def _dcr(report: dict[str, Any]) -> dict[str, Any]:
+    return report["leakage"]["dcr"]
+
+
+def test_nndr_is_zero_for_a_copy_and_below_one_for_real_rows(controls) -> None:
+    """An exact copy sits at distance 0 from its training row (NNDR 0); a holdout row's
+    nearest training row is closer than its second nearest (NNDR < 1)."""
+    copy, fresh = _dcr(controls["copy"]), _dcr(controls["independent"])
+    assert copy["nndr"] == 0.0 and copy["dcr_train_median"] == 0.0
+    assert 0.0 < fresh["nndr"] < 1.0
+    for res in (copy, fresh):
+        hist = res["nndr_histogram"]
+        assert len(hist["edges"]) == 21 and hist["edges"][0] == 0.0 and hist["edges"][-1] == 1.0
+        # shares of rows per bin, synthetic and holdout side
+        assert sum(hist["synth"]) == pytest.approx(1.0)
+        assert sum(hist["holdout"]) == pytest.approx(1.0)
+        assert 0.0 < hist["holdout_median"] < 1.0
+    assert copy["nndr_histogram"]["synth"][0] == pytest.approx(1.0)
+
+
+def test_distance_histogram_counts_every_query_on_both_sides(controls) -> None:
+    for label in ("copy", "independent"):
+        res = _dcr(controls[label])
+        hist = res["histogram"]
+        assert len(hist["edges"]) == 41
+        assert sum(hist["train"]) == sum(hist["holdout"]) == res["n_synthetic_queries"]

@@ -113,15 +113,6 @@ def test_bad_params_name_the_parameter(data, param, value):
         gen.fit(data)
 
 
-def test_privacy_is_a_clear_error(data):
-    from synthdata.privacy.config import DPConfig
-
-    gen = sd.make_generator("ddpm", Schema.infer(data), privacy=DPConfig(epsilon=3.0, delta=1e-6),
-                            **FAST)
-    with pytest.raises(ConfigError, match="DP for ddpm is not available"):
-        gen.fit(data)
-
-
 @pytest.mark.parametrize("columns", [["age", "kappa", "lambda"], ["sex", "mgus", "death"]])
 def test_only_numbers_or_only_categories(data, columns):
     part = data[columns]

@@ -272,3 +272,134 @@ def test_missing_rate_is_a_rate_at_small_rho() -> None:
              for _ in range(20)]
     assert all(0.0 <= r <= 1.0 for r in rates)
     assert len(set(rates)) > 1  # noisy: not the exact 0.5 every time
+
+
+# -- quantiles and bounds at negligible noise: the exact read-off of the histogram ----------
+
+def test_quantiles_interpolate_linearly_inside_a_bin() -> None:
+    """100 values evenly spread in each of 10 bins of [0, 10]: the CDF is the identity, so
+    every quantile q reads off as 10·q (bin edge + share of the bin's mass), ends included."""
+    x = np.linspace(0.005, 9.995, 1000)
+    qs = [0.0, 0.05, 0.25, 0.5, 0.73, 0.999, 1.0]
+    got = m.dp_quantiles(x, qs, 0, 10, BIG, _open(), "q", bins=10)
+    np.testing.assert_allclose(got, [10 * q for q in qs], atol=1e-9)
+
+
+def test_quantiles_of_one_full_bin_among_empty_ones() -> None:
+    """All values in [3, 4): the median is the middle of that bin, the maximum its top edge,
+    whatever the empty bins around it hold (nothing)."""
+    x = np.linspace(3.05, 3.95, 10)
+    got = m.dp_quantiles(x, [0.5, 0.1, 1.0], 0, 10, BIG, _open(), "q", bins=10)
+    np.testing.assert_allclose(got, [3.5, 3.1, 4.0], atol=1e-9)
+
+
+def test_quantiles_clip_values_into_the_public_range() -> None:
+    """Values beyond the range count in its end bins (clipped, never dropped)."""
+    x = np.array([-50.0] * 10 + [150.0] * 10)
+    got = m.dp_quantiles(x, [0.25, 0.75], 0, 100, BIG, _open(), "q", bins=4)
+    np.testing.assert_allclose(got, [12.5, 87.5], atol=1e-9)  # half of each end bin
+
+
+def test_quantiles_of_no_values_spread_evenly_over_the_range() -> None:
+    got = m.dp_quantiles(np.array([np.nan, np.nan]), [0.0, 0.5, 1.0], 2, 6, BIG, _open(), "q")
+    np.testing.assert_allclose(got, [2.0, 4.0, 6.0], atol=1e-9)
+
+
+def test_quantiles_charge_names_what_was_released() -> None:
+    ledger = _open()
+    m.dp_quantiles(np.arange(10.0), [0.9, 0.1], 0, 10, 0.5, ledger, "transform.q[x]", bins=16)
+    (entry,) = ledger.entries
+    assert entry.step == "transform.q[x]" and entry.mechanism == "gaussian"
+    assert entry.rho == 0.5
+    assert entry.params["quantiles"] == [0.9, 0.1] and entry.params["bins"] == 16
+    assert entry.params["range"] == [0.0, 10.0] and entry.params["sensitivity"] == 1.0
+
+
+@pytest.mark.parametrize("quantiles, bins", [([1.5], 8), ([-0.1], 8), ([], 8), ([0.5], 0),
+                                             ([0.5], 2.5)])
+def test_bad_quantile_requests_are_refused_before_the_charge(quantiles, bins) -> None:
+    ledger = _open()
+    with pytest.raises(ConfigError, match="step 'q': (quantiles|bins)"):
+        m.dp_quantiles(np.arange(10.0), quantiles, 0, 10, 1.0, ledger, "q", bins=bins)
+    assert ledger.entries == []
+
+
+def test_bounds_round_outwards_to_bin_edges() -> None:
+    """Values spread over [20, 30] in the range [0, 100] with 64 bins (width 1.5625): the
+    1 % / 99 % quantiles (20.1, 29.9) round down and up to the edges 18.75 and 31.25."""
+    x = np.linspace(20.0, 30.0, 2001)
+    lo, hi = m.dp_bounds(x, 0, 100, BIG, _open(), "b")
+    assert (lo, hi) == pytest.approx((18.75, 31.25), abs=1e-9)
+    lo, hi = m.dp_bounds(x, 0, 100, BIG, _open(), "b", quantiles=(0.5, 0.6))
+    assert (lo, hi) == pytest.approx((25.0, 26.5625), abs=1e-9)  # 25 is an edge; 26 rounds up
+
+
+def test_bounds_at_the_ends_of_the_range_keep_one_bin() -> None:
+    width = 100 / 64
+    assert m.dp_bounds(np.full(500, 100.0), 0, 100, BIG, _open(), "b") == pytest.approx(
+        (100 - width, 100.0))
+    assert m.dp_bounds(np.full(500, 0.0), 0, 100, BIG, _open(), "b") == pytest.approx(
+        (0.0, width))
+    assert m.dp_bounds(np.full(500, 0.0), 0, 100, BIG, _open(), "b", bins=4) == pytest.approx(
+        (0.0, 25.0))
+
+
+@pytest.mark.parametrize("quantiles", [(0.5, 0.5), (0.6, 0.4), (-0.1, 0.5), (0.2, 1.1)])
+def test_bad_bound_quantiles_are_refused_before_the_charge(quantiles) -> None:
+    ledger = _open()
+    with pytest.raises(ConfigError, match=r"step 'b': quantiles must satisfy 0 <= low < high"):
+        m.dp_bounds(np.arange(10.0), 0, 10, 1.0, ledger, "b", quantiles=quantiles)
+    assert ledger.entries == []
+
+
+def test_bounds_read_off_a_range_that_does_not_start_at_zero() -> None:
+    """Range [10, 110], values in [30, 40]: edges are counted from the range's start (10 +
+    k·1.5625), and the charge records the bins the read-off used."""
+    ledger = _open()
+    lo, hi = m.dp_bounds(np.linspace(30.0, 40.0, 2001), 10, 110, BIG, ledger, "b")
+    assert (lo, hi) == pytest.approx((28.75, 41.25), abs=1e-9)
+    m.dp_bounds(np.linspace(30.0, 40.0, 2001), 10, 110, BIG, ledger, "b4", bins=4)
+    assert [e.params["bins"] for e in ledger.entries] == [64, 4]
+
+
+def test_bounds_name_the_step_in_a_bad_range_error() -> None:
+    with pytest.raises(ConfigError, match="step 'transform.bounds\\[age\\]'"):
+        m.dp_bounds(np.arange(5.0), 10, 10, 1.0, _open(), "transform.bounds[age]")
+
+
+def test_histogram_counts_every_declared_category_even_absent_ones() -> None:
+    got = m.dp_histogram(["a", "a", "b"], ["a", "b", "c", "d"], BIG, _open(), "h")
+    np.testing.assert_allclose(got, [2, 1, 0, 0], atol=0.01)
+
+
+def test_released_categories_are_plain_python_values() -> None:
+    """Labels go into schema.yaml and JSON: numpy scalars are unwrapped."""
+    found, _ = m.dp_categories(np.array([1, 1, 2, 2] * 50), BIG, 5.0, _open(), "cats")
+    assert found == [1, 2] and all(type(v) is int for v in found)
+
+
+def test_mean_is_clipped_back_into_the_range() -> None:
+    """At a tiny ρ the noisy sum dwarfs the count: the ratio is clipped to the range, so
+    some releases sit exactly on the lower end, none below."""
+    means = [m.dp_mean(np.zeros(5), 0, 100, 1e-4, _open(), "mu") for _ in range(30)]
+    assert min(means) == 0.0 and max(means) <= 100.0
+
+
+def test_mean_charge_records_the_two_measurements_loss() -> None:
+    ledger = _open()
+    m.dp_mean(np.arange(10.0), 0, 10, 0.5, ledger, "mu")
+    (entry,) = ledger.entries
+    # count and sum each spend at most (and close to) ρ/2 in OpenDP's own accounting
+    assert 0.9 * entry.rho <= entry.params["opendp_rho"] <= entry.rho
+
+
+def test_missing_rate_of_no_rows_is_zero() -> None:
+    assert m.dp_missing_rate(pd.Series([], dtype=float), BIG, _open(), "miss") == 0.0
+
+
+def test_malformed_values_are_named_errors() -> None:
+    with pytest.raises(DataError, match="step 'q': values must be one-dimensional"):
+        m.dp_quantiles(np.zeros((3, 2)), [0.5], 0, 1, 1.0, _open(), "q")
+    with pytest.raises(DataError, match="step 'q': expected numeric values; declare the "
+                                        "column categorical"):
+        m.dp_quantiles(["a", "b"], [0.5], 0, 1, 1.0, _open(), "q")

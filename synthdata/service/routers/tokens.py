@@ -15,6 +15,7 @@ from synthdata.service.models import (
     AuditEntry,
     AuditList,
     Error,
+    Responses,
     TokenCreated,
     TokenIn,
     TokenOut,
@@ -26,7 +27,7 @@ from synthdata.service.models import (
 from synthdata.service.store import ADMIN, READ, TokenInfo
 
 router = APIRouter(prefix="/v1", tags=["access"])
-FORBIDDEN = {403: {"model": Error, "description": "the token lacks the route's scope"}}
+FORBIDDEN: Responses = {403: {"model": Error, "description": "the token lacks the route's scope"}}
 
 
 @router.get("/tokens", response_model=list[TokenOut], responses={**AUTH, **FORBIDDEN})
