@@ -178,9 +178,11 @@ def run(pipeline: Annotated[Path, typer.Argument(help="Pipeline YAML file.")],
 # stay near chance; the DP gmm with a declared schema is the one to use (privacy.md).
 DP_DEEP_WARNING = ("warning: generator {kind!r} under privacy is near chance in our "
                    "benchmark (flchain, ε = 3: train-on-synthetic ROC AUC {tstr} against 0.83 "
-                   "on real data; detection AUC ≥ 0.99); use generator: gmm under DP "
-                   "(0.77-0.81 at ε = 3 in benchmarks/results/privacy.md) with a declared schema (docs/privacy.md, section 3)")
-_DP_DEEP_TSTR = {"vae": "0.44", "ctgan": "0.57"}
+                   "on real data; detection AUC ≥ 0.99); use generator: aim (0.82, detection "
+                   "0.76) or gmm (0.77) under DP, with a declared schema (benchmarks/results/"
+                   "privacy_marginal.md, privacy.md; docs/privacy.md, section 3)")
+# ddpm: a 20-epoch DP-SGD run (the budget a benchmark could afford; issue 21's note)
+_DP_DEEP_TSTR = {"vae": "0.44", "ctgan": "0.57", "ddpm": "0.65"}
 
 
 def dp_generator_warning(kind: str, private: bool) -> str | None:
