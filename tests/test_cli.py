@@ -415,9 +415,11 @@ def test_dp_run_with_a_deep_generator_warns_and_points_to_gmm():
     from synthdata.cli import dp_generator_warning
 
     assert dp_generator_warning("gmm", True) is None
+    assert dp_generator_warning("aim", True) is None
     assert dp_generator_warning("vae", False) is None
     line = dp_generator_warning("ctgan", True)
-    assert line is not None and "0.57" in line and "generator: gmm" in line
+    assert line is not None and "0.57" in line and "generator: aim" in line and "gmm" in line
+    assert "0.65" in (dp_generator_warning("ddpm", True) or "")
 
 
 def test_run_prints_the_deep_generator_warning_before_the_run(tmp_path, capsys):
