@@ -18,6 +18,7 @@ Run from the product environment (no peers needed), after building the wide tabl
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -29,6 +30,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
 
 LAYOUTS = ("padded", "grouped")
+
+
+def _widths(train: Any) -> list[int]:
+    """Softmax span widths of the table's layout (the transformer the generators use)."""
+    import synthdata as sd
+    from synthdata.transform.columns import Activation
+    from synthdata.transform.table import TableTransformer
+
+    tt = TableTransformer(sd.Schema.infer(train), numeric="quantile").fit(train)
+    return [s.width for s in tt.layout_ if s.kind == Activation.SOFTMAX]
 
 
 def run_one(kind: str, layout: str, train: Any, holdout: Any, epochs: int,
@@ -57,6 +68,57 @@ def run_one(kind: str, layout: str, train: Any, holdout: Any, epochs: int,
             "levels": int(plan.widths.sum()), "load": load, **scores}
 
 
+def micro(widths: list[int], batch: int, reps: int) -> list[dict[str, Any]]:
+    """Span operations alone (one thread, best of ``reps``): the per-batch work that the
+    layout changes, without the matmuls that it does not."""
+    import torch
+
+    from synthdata.models import _torch
+    from synthdata.transform.columns import Activation, Span, SpanRole
+
+    layout = [Span(f"c{i}", Activation.SOFTMAX, w, SpanRole.CATEGORY) for i, w in enumerate(widths)]
+    default_cost = _torch.GROUP_COST_SLOTS
+    out = []
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for layout_name in (*LAYOUTS, *LAYOUTS):
+            _torch.GROUP_COST_SLOTS = 10**12 if layout_name == "padded" else default_cost
+            plan = _torch.SpanPlan(layout)
+            gen = torch.Generator().manual_seed(0)
+            x = torch.randn((batch, plan.n_features), generator=gen, requires_grad=True)
+            codes = torch.stack([torch.randint(w, (batch,), generator=gen) for w in widths], 1)
+            ops = {"cross-entropy fwd+bwd": lambda: plan.cross_entropy(x, codes).sum().backward(),
+                   "Gumbel-softmax fwd+bwd": lambda: plan.activate(
+                       x, tau=0.2, generator=gen).sum().backward(),
+                   "sample_codes": lambda: plan.sample_codes(x.detach(), gen)}
+            row: dict[str, Any] = {"layout": layout_name, "groups": len(plan.groups),
+                                   "slots": plan.padded_slots}
+            for name, op in ops.items():
+                best = math.inf
+                for _ in range(reps):
+                    t0 = time.perf_counter()
+                    op()
+                    best = min(best, time.perf_counter() - t0)
+                row[name] = best * 1e3
+            out.append(row)
+    finally:
+        _torch.GROUP_COST_SLOTS = default_cost
+        torch.set_num_threads(previous)
+    return out
+
+
+def micro_table(rows: list[dict[str, Any]], batch: int, reps: int) -> str:
+    names = [k for k in rows[0] if k not in ("layout", "groups", "slots")]
+    out = [f"Span operations alone, batch {batch}, 1 thread, best of {reps} (ms):\n",
+           "| layout | width groups | padded slots | " + " | ".join(names) + " |",
+           "|---|---:|---:|" + "---:|" * len(names)]
+    for r in rows:
+        out.append(f"| {r['layout']} | {r['groups']} | {r['slots']} | "
+                   + " | ".join(f"{r[n]:.2f}" for n in names) + " |")
+    return "\n".join(out) + "\n"
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     head = ("| generator | layout | width groups | padded slots / real | fit s | fit CPU s | "
             "rows/s | detect AUC ↓ | col dist ↓ | load (1 min) |")
@@ -77,13 +139,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--micro-only", action="store_true",
+                   help="only the span-operation timings (no fits)")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
     spec = _common.dataset_spec(args.dataset, args.data_dir)
     train, holdout = _common.split(_common.load_dataset(spec), seed=args.seed)
     rows = []
     load_start = _common.machine_info()["load"]
-    for kind in [g.strip() for g in args.generators.split(",") if g.strip()]:
+    widths = _widths(train)
+    micro_rows = micro(widths, 500, 30)
+    print(micro_table(micro_rows, 500, 30), file=sys.stderr, flush=True)
+    for kind in [] if args.micro_only else [g.strip() for g in args.generators.split(",") if g.strip()]:
         for _ in range(args.repeats):
             for layout in LAYOUTS:
                 r = run_one(kind, layout, train, holdout, args.epochs, args.seed)
@@ -97,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
             f"- dataset {args.dataset}: {len(train)} train / {len(holdout)} holdout rows "
             f"(split seed {args.seed}); epochs {args.epochs}; generator seed {args.seed}\n"
             f"- machine: {m['nproc']} CPUs, load average {load_start} at start, {m['load']} at "
-            f"end (shared machine: wall times inflated, CPU s steadier)\n\n" + table(rows))
+            f"end (shared machine: wall times inflated, CPU s steadier)\n\n"
+            + micro_table(micro_rows, 500, 30) + ("\nFits:\n\n" + table(rows) if rows else ""))
     print(text)
     if args.out:
         Path(args.out).write_text(text)
