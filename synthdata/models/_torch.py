@@ -197,14 +197,59 @@ class _SoftSpan:
     column: str
 
 
+# A width group costs a few extra tensor ops per batch; measured on a 500-row batch that is
+# worth about this many padded slots per row (telco's widths 2-4 then stay one group).
+GROUP_COST_SLOTS = 32
+
+
+def width_groups(widths: Sequence[int], cost: int | None = None) -> list[list[int]]:
+    """Partition span positions into groups that are padded to their own widest span.
+
+    Spans sorted by width are cut into contiguous runs minimising
+    ``sum(run width x run length) + cost x runs`` (exact, by dynamic programming over the
+    sorted widths), so the padded slots stay close to the real number of levels: one wide
+    column no longer pads every narrow one to its width. (A huge ``cost`` gives one group,
+    the single padded block of earlier versions; benchmarks/bench_wide_layout.py uses that.)
+    """
+    cost = GROUP_COST_SLOTS if cost is None else cost
+    order = sorted(range(len(widths)), key=lambda i: (widths[i], i))
+    w = [widths[i] for i in order]
+    best = [0.0] + [math.inf] * len(w)
+    cut = [0] * (len(w) + 1)
+    for j in range(1, len(w) + 1):
+        for i in range(j):
+            c = best[i] + w[j - 1] * (j - i) + cost
+            if c < best[j]:
+                best[j], cut[j] = c, i
+    groups: list[list[int]] = []
+    j = len(w)
+    while j > 0:
+        groups.append(order[cut[j]:j])
+        j = cut[j]
+    return groups[::-1]
+
+
+@dataclass(frozen=True)
+class _WidthGroup:
+    spans: torch.Tensor     # positions among softmax spans, (k,)
+    width: int              # the group's widest span
+    gather: torch.Tensor    # (width * k,) slot-major index into [logits, pad column]
+    cols: torch.Tensor      # matrix columns of the real slots
+    flat: torch.Tensor      # their positions in the flattened (width, k) block
+
+
 class SpanPlan:
     """The transformer layout as index tensors for vectorised per-span operations.
 
-    Softmax spans are gathered into a padded *slot-major* ``(batch, max_width, n_soft)``
-    tensor (padding holds ``-inf`` logits), so one ``softmax``/``log_softmax`` call over
-    ``dim=1`` covers every span. Slot-major because torch's CPU softmax over a short last
-    dimension is slow: on telco's ``(500, 18 spans, 4 slots)`` it took 760 µs along the
-    slots as the last dimension and 80 µs along ``dim=1`` of the transposed tensor.
+    Softmax spans are split into *width groups* (:func:`width_groups`); each group is
+    gathered into a padded *slot-major* ``(batch, group_width, spans_in_group)`` tensor
+    (padding holds ``-inf`` logits), so one ``softmax``/``logsumexp`` call over ``dim=1``
+    covers a group, and the padded size follows the real number of levels instead of
+    ``spans x widest span`` (on a table with one 111-level column among thirteen narrower
+    ones that was 3x the real slots; a handful of groups per batch instead).
+    Slot-major because torch's CPU softmax over a short last dimension is slow: on telco's
+    ``(500, 18 spans, 4 slots)`` it took 760 µs along the slots as the last dimension and
+    80 µs along ``dim=1`` of the transposed tensor.
     Value spans (TANH/LINEAR) are plain column index vectors.
     """
 
@@ -229,59 +274,103 @@ class SpanPlan:
         self.linear_cols = torch.tensor(linear_cols, dtype=torch.long)
         self.value_cols = torch.tensor(sorted(tanh_cols + linear_cols), dtype=torch.long)
         self.is_tanh_value = torch.tensor([c in set(tanh_cols) for c in sorted(tanh_cols + linear_cols)])
-        # gather: padded[:, j, s] = logits[:, gather[j, s]]; index n_features is the pad column
-        gather = np.full((self.max_width, max(self.n_soft, 1)), pos, dtype=np.int64)
-        soft_cols, soft_flat = [], []
-        for s in soft:
-            gather[:s.width, s.index] = np.arange(s.start, s.start + s.width)
-            soft_cols.extend(range(s.start, s.start + s.width))
-            soft_flat.extend(j * self.n_soft + s.index for j in range(s.width))
-        self.gather = torch.from_numpy(gather[:, : self.n_soft]).reshape(-1)
-        self.soft_cols = torch.tensor(soft_cols, dtype=torch.long)
-        self.soft_flat = torch.tensor(soft_flat, dtype=torch.long)   # padded-flat -> column
+        self.groups: list[_WidthGroup] = []
+        for members in width_groups([s.width for s in soft]):
+            width = max(soft[i].width for i in members)
+            # gather[j, g] = column of slot j of the group's g-th span; n_features = padding
+            gather = np.full((width, len(members)), pos, dtype=np.int64)
+            cols, flat = [], []
+            for g, i in enumerate(members):
+                s = soft[i]
+                gather[:s.width, g] = np.arange(s.start, s.start + s.width)
+                cols.extend(range(s.start, s.start + s.width))
+                flat.extend(j * len(members) + g for j in range(s.width))
+            self.groups.append(_WidthGroup(torch.tensor(members, dtype=torch.long), width,
+                                           torch.from_numpy(gather.reshape(-1)),
+                                           torch.tensor(cols, dtype=torch.long),
+                                           torch.tensor(flat, dtype=torch.long)))
+        order = torch.cat([g.spans for g in self.groups]) if self.groups else torch.zeros(0, dtype=torch.long)
+        # per-group results are concatenated in group order; ``unpermute`` restores span order
+        self.unpermute = torch.argsort(order)
+        self.identity_order = bool((order == torch.arange(self.n_soft)).all())
+        self.group_cols = (torch.cat([g.cols for g in self.groups]) if self.groups
+                           else torch.zeros(0, dtype=torch.long))
+        self.soft_cols = torch.tensor([c for s in soft for c in range(s.start, s.start + s.width)],
+                                      dtype=torch.long)
         self.widths = torch.tensor([s.width for s in soft], dtype=torch.long)
         self.starts = torch.tensor([s.start for s in soft], dtype=torch.long)
 
+    @property
+    def padded_slots(self) -> int:
+        """Slots per row of the grouped padded tensors (the real slots plus padding)."""
+        return sum(g.width * len(g.spans) for g in self.groups)
+
     # -- softmax spans ------------------------------------------------------------------
-    def padded_logits(self, logits: torch.Tensor) -> torch.Tensor:
-        """``(batch, max_width, n_soft)`` logits with ``-inf`` in the padding."""
+    def grouped_logits(self, logits: torch.Tensor) -> list[torch.Tensor]:
+        """One ``(batch, group_width, spans_in_group)`` tensor per width group, ``-inf`` padding."""
         b = logits.shape[0]
         ext = torch.cat([logits, logits.new_full((b, 1), -torch.inf)], dim=1)
-        return ext[:, self.gather].reshape(b, self.max_width, self.n_soft)
+        return [ext[:, g.gather].reshape(b, g.width, len(g.spans)) for g in self.groups]
+
+    def _in_span_order(self, parts: list[torch.Tensor]) -> torch.Tensor:
+        """Concatenate per-group ``(batch, spans_in_group)`` results into span order."""
+        out = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+        return out if self.identity_order else out[:, self.unpermute]
 
     def codes(self, matrix: torch.Tensor) -> torch.Tensor:
         """Index of the hot slot of every softmax span, ``(rows, n_soft)`` int64."""
         if self.n_soft == 0:
             return torch.zeros((matrix.shape[0], 0), dtype=torch.long)
-        return self.padded_logits(matrix).max(dim=1).indices  # see sample_codes
+        # ``max(dim=1).indices``, see sample_codes
+        return self._in_span_order([p.max(dim=1).indices for p in self.grouped_logits(matrix)])
+
+    def span_logsumexp(self, logits: torch.Tensor,
+                       grouped: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """``log sum exp`` of every softmax span's logits, ``(batch, n_soft)``."""
+        grouped = self.grouped_logits(logits) if grouped is None else grouped
+        return self._in_span_order([torch.logsumexp(p, dim=1) for p in grouped])
+
+    def span_nll(self, logits: torch.Tensor, codes: torch.Tensor,
+                 grouped: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """Per-span cross-entropy ``-log softmax(logits)[code]``, ``(batch, n_soft)``."""
+        target = logits.gather(1, self.starts.unsqueeze(0) + codes)
+        return self.span_logsumexp(logits, grouped) - target
 
     def cross_entropy(self, logits: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
         """Per-row sum over softmax spans of the cross-entropy with target ``codes``."""
         if self.n_soft == 0:
             return logits.new_zeros(logits.shape[0])
-        logp = torch.log_softmax(self.padded_logits(logits), dim=1)
-        return -logp.gather(1, codes.unsqueeze(1)).squeeze(1).sum(dim=1)
+        return self.span_nll(logits, codes).sum(dim=1)
+
+    def log_prob(self, logits: torch.Tensor, span: torch.Tensor, category: torch.Tensor,
+                 grouped: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """``log softmax`` of row ``i``'s span ``span[i]`` at slot ``category[i]``, ``(batch,)``."""
+        rows = torch.arange(logits.shape[0])
+        lse = self.span_logsumexp(logits, grouped)[rows, span]
+        return logits[rows, self.starts[span] + category] - lse
 
     def activate(self, raw: torch.Tensor, *, tau: float | None = None,
                  generator: torch.Generator | None = None,
-                 padded: torch.Tensor | None = None) -> torch.Tensor:
+                 grouped: list[torch.Tensor] | None = None) -> torch.Tensor:
         """Apply each span's activation: tanh on TANH values, (Gumbel-)softmax on softmax spans.
 
         With ``tau`` the softmax spans use Gumbel-softmax at temperature ``tau`` (noise from
-        ``generator``); without it a plain softmax. ``padded`` may pass
-        ``padded_logits(raw)`` when the caller has it already (saves a gather).
+        ``generator``); without it a plain softmax. ``grouped`` may pass
+        ``grouped_logits(raw)`` when the caller has it already (saves the gathers).
         """
         parts = raw.clone() if self.linear_cols.numel() else torch.empty_like(raw)
         if self.tanh_cols.numel():
             parts[:, self.tanh_cols] = torch.tanh(raw[:, self.tanh_cols])
         if self.n_soft:
-            logits = self.padded_logits(raw) if padded is None else padded
-            if tau is not None:
-                u = torch.rand(logits.shape, generator=generator, dtype=raw.dtype)
-                gumbel = -torch.log(-torch.log(u.clamp_(1e-10, 1.0 - 1e-7)))
-                logits = (logits + gumbel) / tau
-            probs = torch.softmax(logits, dim=1).reshape(raw.shape[0], -1)
-            parts[:, self.soft_cols] = probs[:, self.soft_flat]
+            grouped = self.grouped_logits(raw) if grouped is None else grouped
+            probs = []
+            for g, logits in zip(self.groups, grouped, strict=True):
+                if tau is not None:
+                    u = torch.rand(logits.shape, generator=generator, dtype=raw.dtype)
+                    gumbel = -torch.log(-torch.log(u.clamp_(1e-10, 1.0 - 1e-7)))
+                    logits = (logits + gumbel) / tau
+                probs.append(torch.softmax(logits, dim=1).reshape(raw.shape[0], -1)[:, g.flat])
+            parts[:, self.group_cols] = probs[0] if len(probs) == 1 else torch.cat(probs, dim=1)
         return parts
 
     def one_hot(self, codes: torch.Tensor, n_rows: int, dtype: torch.dtype = torch.float32
@@ -297,13 +386,29 @@ class SpanPlan:
         """Draw one category per softmax span from softmax(logits), ``(rows, n_soft)``."""
         if self.n_soft == 0:
             return torch.zeros((logits.shape[0], 0), dtype=torch.long)
-        padded = self.padded_logits(logits)
-        # Gumbel-max: argmax(logits + Gumbel noise) is an exact categorical draw.
-        u = torch.rand(padded.shape, generator=generator, dtype=logits.dtype)
-        gumbel = -torch.log(-torch.log(u.clamp_(1e-10, 1.0 - 1e-7)))
-        # ``max(dim=1).indices``, not ``argmax(dim=1)``: over a middle dimension torch's CPU
-        # argmax took 7.7 ms on a (4096, 4, 18) tensor, max 0.7 ms (same first-maximum rule)
-        return (padded + gumbel).max(dim=1).indices
+        drawn = []
+        for padded in self.grouped_logits(logits):
+            # Gumbel-max: argmax(logits + Gumbel noise) is an exact categorical draw.
+            u = torch.rand(padded.shape, generator=generator, dtype=logits.dtype)
+            gumbel = -torch.log(-torch.log(u.clamp_(1e-10, 1.0 - 1e-7)))
+            # ``max(dim=1).indices``, not ``argmax(dim=1)``: over a middle dimension torch's
+            # CPU argmax took 7.7 ms on a (4096, 4, 18) tensor, max 0.7 ms (same first-maximum
+            # rule)
+            drawn.append((padded + gumbel).max(dim=1).indices)
+        return self._in_span_order(drawn)
+
+    def inverse_cdf_codes(self, logits: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """One category per span by inverse CDF of softmax(logits) at ``u`` ``(rows, n_soft)``
+        (one uniform per span, not one per slot as :meth:`sample_codes` needs)."""
+        if self.n_soft == 0:
+            return torch.zeros((logits.shape[0], 0), dtype=torch.long)
+        drawn = []
+        for g, padded in zip(self.groups, self.grouped_logits(logits), strict=True):
+            cdf = torch.softmax(padded, dim=1).cumsum_(dim=1)
+            count = (cdf < u[:, g.spans].unsqueeze(1)).sum(dim=1)
+            # rounding can leave the last cumulative sum just below a draw near 1
+            drawn.append(torch.minimum(count, self.widths[g.spans].unsqueeze(0) - 1))
+        return self._in_span_order(drawn)
 
     def soft_index(self, column: str, role: SpanRole = SpanRole.CATEGORY) -> int:
         for s in self.soft:
@@ -330,6 +435,27 @@ def draw_categories(cdf_rows: torch.Tensor, generator: torch.Generator) -> torch
     is at most a uniform draw (``torch.multinomial`` measured 2-3x slower per batch)."""
     u = torch.rand((cdf_rows.shape[0], 1), generator=generator, dtype=cdf_rows.dtype)
     return (cdf_rows <= u).sum(dim=1)
+
+
+def stacked_cdf(probs: torch.Tensor, widths: torch.Tensor) -> torch.Tensor:
+    """The rows of a padded ``(columns, max_width)`` probability table as one increasing
+    vector: row ``j``'s cumulative probabilities plus ``j``, padding left out (length
+    ``widths.sum()``), for :func:`draw_stacked`."""
+    cdf = cdf_table(probs, widths)
+    slot = torch.arange(probs.shape[1]).unsqueeze(0)
+    shift = torch.arange(probs.shape[0], dtype=cdf.dtype).unsqueeze(1)
+    return (cdf + shift)[slot < widths.unsqueeze(1)]
+
+
+def draw_stacked(stacked: torch.Tensor, offsets: torch.Tensor, column: torch.Tensor,
+                 generator: torch.Generator) -> torch.Tensor:
+    """One category of ``column[i]`` per row by inverse CDF: a binary search of ``column + u``
+    in :func:`stacked_cdf` (log of the levels per row, where :func:`draw_categories` compares
+    every padded slot)."""
+    u = torch.rand(column.shape, generator=generator, dtype=stacked.dtype)
+    found = torch.searchsorted(stacked, column.to(stacked.dtype) + u, right=True)
+    # the last slot of row j is exactly j + 1 > j + u: the search never leaves the row
+    return found - offsets[column]
 
 
 class ConditionSampler:
@@ -381,7 +507,8 @@ class ConditionSampler:
              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Training draw: ``(cond, column, category, real_row)`` for ``batch`` rows."""
         column = torch.randint(self.n_columns, (batch,), generator=generator)
-        category = draw_categories(cdf_table(self.cat_probs, self.widths)[column], generator)
+        category = draw_stacked(stacked_cdf(self.cat_probs, self.widths), self.offsets, column,
+                                generator)
         option = self.offsets[column] + category
         u = torch.rand(batch, generator=generator, dtype=torch.float64)
         pick = (u * self.option_count[option]).long()
@@ -392,7 +519,8 @@ class ConditionSampler:
                           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(cond, column, category)``: a column uniformly, a category by ``freq_probs``."""
         column = torch.randint(self.n_columns, (batch,), generator=generator)
-        category = draw_categories(cdf_table(self.freq_probs, self.widths)[column], generator)
+        category = draw_stacked(stacked_cdf(self.freq_probs, self.widths), self.offsets, column,
+                                generator)
         return self.vector(self.offsets[column] + category), column, category
 
     def draw_for_sampling(self, batch: int, generator: torch.Generator) -> torch.Tensor:

@@ -237,14 +237,13 @@ class CTGANGenerator(TrainingRecord, BaseGenerator):
         plan, batch = self.plan_, cond.shape[0]
         z = torch.randn((batch, int(self.embedding_dim)), generator=gen)
         raw = g_net(torch.cat([z, cond], dim=1))
-        padded = plan.padded_logits(raw) if plan.n_soft else None
-        fake = plan.activate(raw, tau=GUMBEL_TAU, generator=gen, padded=padded)
+        grouped = plan.grouped_logits(raw) if plan.n_soft else None
+        fake = plan.activate(raw, tau=GUMBEL_TAU, generator=gen, grouped=grouped)
         loss = -d_net(torch.cat([fake, cond], dim=1)).mean()
         if sampler.n_columns:
-            assert padded is not None
-            logp = torch.log_softmax(padded, dim=1)
+            assert grouped is not None
             span = sampler.span_index[column]
-            loss = loss - logp[torch.arange(batch), category, span].mean()
+            loss = loss - plan.log_prob(raw, span, category, grouped).mean()
         return loss
 
     def _critic_loss(self, critic: _Critic, real: torch.Tensor, fake: torch.Tensor,

@@ -25,8 +25,10 @@ Sampling walks ``sampling_steps`` times from ``T`` to 0, spaced more densely nea
 :func:`sampling_times`; ``sampling_steps = n_timesteps`` is the full chain). The default
 of 25 steps was chosen by measurement (benchmarks/README.md, "Diffusion"): within 0.03
 detection AUC of the 1000-step chain at about twice the speed of 50 steps. Values take
-deterministic DDIM steps (η = 0): predict ``x_0`` from ``ε̂`` (clipped to the training
-range), then move to the next time. A span still
+deterministic steps: predict ``x_0`` from ``ε̂`` (clipped to the training range), then move
+to the next time with DDIM (η = 0, ``SOLVER_ORDER = 1``, the default) or DPM-Solver++(2M)
+(``SOLVER_ORDER = 2``: the DDIM update with ``x̂_0`` extrapolated from the last two
+predictions, second order at no extra denoiser call). A span still
 masked at time ``t`` is revealed on the way to ``s`` with probability ``(m(t) - m(s)) / m(t)``,
 its category drawn from the predicted softmax; at ``s = 0`` every span is revealed. The only
 random draws are the starting noise, the reveal coins and the category draws, all from one
@@ -68,6 +70,7 @@ from synthdata.models._params import check_dims, check_encoding, check_ints
 from synthdata.models._torch import Adam, SpanPlan, build_module, mlp, torch_threads
 from synthdata.models.base import BaseGenerator, Progress, no_progress
 from synthdata.schema.model import Schema
+from synthdata.transform.columns import Activation
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +87,10 @@ MIN_AUTO_BATCH, MAX_AUTO_BATCH = 128, 1024
 # this constant instead. The DP quantile map's outermost knots sit at ±2.58 (levels 0.005 and
 # 0.995), and any score beyond them decodes to the DP bound of its column.
 DP_VALUE_CLIP = 3.0
+# Value update of the sampler: 1 = DDIM, 2 = DPM-Solver++(2M) (see ``_value_step``). Stays
+# 1 until bench_ddpm_steps.py --orders 1,2 shows order 2 at fewer steps no worse (issue 24:
+# not yet measured, the machine was saturated).
+SOLVER_ORDER = 1
 
 
 def alpha_bar(t: torch.Tensor, n_timesteps: int) -> torch.Tensor:
@@ -226,49 +233,26 @@ class DDPMGenerator(BaseGenerator):
     def _prepare_plan(self) -> None:
         plan = SpanPlan(self.transformer_.layout_)
         self.plan_ = plan
+        # The denoiser's output is ordered [value columns, softmax columns] (so both parts
+        # are slices); per-span operations on the softmax part use a plan of the softmax
+        # spans alone, whose width groups keep their cost at the real number of levels.
+        self._soft_plan = SpanPlan([s for s in self.transformer_.layout_
+                                    if s.kind == Activation.SOFTMAX])
         # soft column -> its span, to spread per-span mask flags over one-hot columns
         span_of_col = torch.zeros(plan.n_features, dtype=torch.long)
         for s in plan.soft:
             span_of_col[s.start:s.start + s.width] = s.index
         self._soft_span = span_of_col[plan.soft_cols]
-        self._soft_slot = plan.soft_cols - plan.starts[self._soft_span]  # slot within its span
-        # The denoiser's output is ordered [value columns, softmax columns] (so both parts
-        # are slices). Per-span operations on the softmax part are small matmuls:
-        # ``S`` (col -> span sums), ``U`` (within-span cumulative sums), ``M`` (span means).
-        n_cols = int(plan.soft_cols.numel())
-        same = self._soft_span.unsqueeze(1) == self._soft_span.unsqueeze(0)
-        self._span_sum = (self._soft_span.unsqueeze(1) == torch.arange(plan.n_soft)).float()
-        self._span_cum = (same & (self._soft_slot.unsqueeze(1) <= self._soft_slot.unsqueeze(0))).float()
-        self._span_mean = same.float() / same.sum(dim=0, keepdim=True).float()
-        # padded slot-major (max_width, n_soft) gather into [softmax logits, pad]; pad index
-        # = n_cols (slot-major: see SpanPlan, torch's softmax over a short last dim is slow)
-        gather = torch.full((plan.max_width, plan.n_soft), n_cols, dtype=torch.long)
-        gather[self._soft_slot, self._soft_span] = torch.arange(n_cols)
-        self._pad_gather = gather.reshape(-1)
-
-    def _padded(self, logits: torch.Tensor) -> torch.Tensor:
-        """``(batch, max_width, n_soft)`` span logits (``-inf`` padding) from the softmax part."""
-        b = logits.shape[0]
-        ext = torch.cat([logits, logits.new_full((b, 1), -torch.inf)], dim=1)
-        return ext[:, self._pad_gather].reshape(b, self.plan_.max_width, self.plan_.n_soft)
 
     def _draw(self, logits: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        """Inverse-CDF category draw per span from softmax(logits), one uniform ``u`` per span.
-
-        Matmuls only (no gathers, no logs): logits are centred per span, clipped to
-        ``±80`` (probabilities beyond ``e^-160`` are zero anyway) and exponentiated.
-        """
-        e = (logits - logits @ self._span_mean).clamp_(-80.0, 80.0).exp_()
-        cdf = e @ self._span_cum
-        threshold = (u * (e @ self._span_sum)) @ self._span_sum.T
-        drawn = ((cdf < threshold).float() @ self._span_sum).long()
-        return torch.minimum(drawn, self.plan_.widths.unsqueeze(0) - 1)
+        """Inverse-CDF category draw per span from softmax(logits), one uniform ``u`` per span."""
+        return self._soft_plan.inverse_cdf_codes(logits, u)
 
     def _revealed(self, codes: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
         """One-hot of ``codes`` over the softmax columns, zero on masked spans."""
-        # code + (width + 1) * masked, spread to columns, equals the slot only if revealed
-        shifted = codes.float() + masked.float() * (self.plan_.max_width + 1)
-        return ((shifted @ self._span_sum.T) == self._soft_slot.float()).float()
+        sp = self._soft_plan
+        out = torch.zeros((codes.shape[0], sp.n_features))
+        return out.scatter_(1, sp.starts.unsqueeze(0) + codes, (~masked).to(out.dtype))
 
     # -- fit ----------------------------------------------------------------------------
     def _fit(self, matrix: np.ndarray, rng: np.random.Generator, progress: Progress = no_progress) -> None:
@@ -309,20 +293,7 @@ class DDPMGenerator(BaseGenerator):
             for i in range(steps):
                 rows = slice(i * batch, (i + 1) * batch)
                 v0, c0, h0 = vals_ep[rows], codes_ep[rows], soft_ep[rows]
-                b = len(v0)
-                t = torch.randint(1, big_t + 1, (b,), generator=gen)
-                ab = ab_table[t].unsqueeze(1)
-                eps = torch.randn((b, n_val), generator=gen)
-                vt = ab.sqrt() * v0 + (1 - ab).sqrt() * eps
-                masked = torch.rand((b, n_soft), generator=gen) < (1 - ab)
-                keep = (~masked)[:, self._soft_span].to(h0.dtype)
-                x_in = torch.cat([vt, h0 * keep, masked.to(h0.dtype)], dim=1)
-                out = net(x_in, net.embed_time(t, big_t))
-                loss_rows = (out[:, :n_val] - eps).square().sum(dim=1)
-                if n_soft:
-                    logp = torch.log_softmax(self._padded(out[:, n_val:]), dim=1)
-                    ce = -logp.gather(1, c0.unsqueeze(1)).squeeze(1)
-                    loss_rows = loss_rows + (ce * masked).sum(dim=1)
+                loss_rows = self._row_loss(net, v0, c0, h0, gen, ab_table)
                 loss = loss_rows.mean() / n_columns
                 opt.lr = self.lr * (1.0 - done / total_steps)
                 opt.zero_grad()
@@ -358,8 +329,7 @@ class DDPMGenerator(BaseGenerator):
         out = net(x_in, net.embed_time(t, big_t))
         loss_rows = (out[:, :n_val] - eps).square().sum(dim=1)
         if n_soft:
-            logp = torch.log_softmax(self._padded(out[:, n_val:]), dim=1)
-            ce = -logp.gather(1, c0.unsqueeze(1)).squeeze(1)
+            ce = self._soft_plan.span_nll(out[:, n_val:], c0)
             loss_rows = loss_rows + (ce * masked).sum(dim=1)
         return loss_rows
 
@@ -427,9 +397,30 @@ class DDPMGenerator(BaseGenerator):
         self.net_ = net
 
     # -- sample -------------------------------------------------------------------------
+    @staticmethod
+    def _value_step(x_t: torch.Tensor, x0: torch.Tensor, x0_prev: torch.Tensor | None,
+                    lam: torch.Tensor, k: int, ab_t: torch.Tensor, ab_s: torch.Tensor,
+                    order: int) -> torch.Tensor:
+        """One deterministic step of the values from time ``times[k]`` to ``times[k + 1]``.
+
+        First order is DDIM (η = 0): ``x_s = (σ_s/σ_t) x_t + (α_s - α_t σ_s/σ_t) x̂_0``. Second
+        order (DPM-Solver++(2M), Lu et al. 2022, data prediction, multistep) replaces
+        ``x̂_0`` by ``(1 + 1/2r) x̂_0 - (1/2r) x̂_0'`` with ``x̂_0'`` the previous step's
+        prediction and ``r`` the ratio of the last two steps in log-SNR: no extra denoiser
+        call, a second-order error. The first step and the step to ``t = 0`` stay first order.
+        """
+        sig_t, sig_s = (1 - ab_t).sqrt(), (1 - ab_s).sqrt()
+        if sig_s <= 0:                       # the final step lands on the prediction
+            return x0
+        d = x0
+        if order >= 2 and x0_prev is not None and math.isfinite(float(lam[k + 1])):
+            r = float((lam[k] - lam[k - 1]) / (lam[k + 1] - lam[k]))
+            d = x0 + (x0 - x0_prev) / (2 * r)
+        return (sig_s / sig_t) * x_t + (ab_s.sqrt() - ab_t.sqrt() * sig_s / sig_t) * d
+
     @torch.inference_mode()
     def _denoise_batch(self, n: int, gen: torch.Generator,
-                       fixed: list[tuple[int, int]]) -> torch.Tensor:
+                       fixed: list[tuple[int, int]], order: int = 2) -> torch.Tensor:
         plan, net = self.plan_, self.net_
         big_t = int(self.n_timesteps)
         n_val, n_soft = int(plan.value_cols.numel()), plan.n_soft
@@ -443,6 +434,9 @@ class DDPMGenerator(BaseGenerator):
         times = sampling_times(big_t, int(self.sampling_steps))
         ab_all = alpha_bar(torch.tensor(times), big_t)
         t_emb = net.embed_time(torch.tensor(times[:-1]), big_t)
+        # log signal-to-noise ratio per time (inf at t = 0) for the multistep value update
+        lam = 0.5 * (ab_all.double().log() - (1 - ab_all.double()).log())
+        x0_prev: torch.Tensor | None = None
         for k in range(len(times) - 1):
             ab_t, ab_s = ab_all[k], ab_all[k + 1]
             x_in = torch.cat([values, revealed, masked.to(values.dtype)], dim=1)
@@ -450,8 +444,8 @@ class DDPMGenerator(BaseGenerator):
             if n_val:
                 eps = out[:, :n_val]
                 x0 = ((values - (1 - ab_t).sqrt() * eps) / ab_t.sqrt()).clamp_(-self.clip_, self.clip_)
-                eps = (values - ab_t.sqrt() * x0) / (1 - ab_t).sqrt()
-                values = ab_s.sqrt() * x0 + (1 - ab_s).sqrt() * eps
+                values = self._value_step(values, x0, x0_prev, lam, k, ab_t, ab_s, order)
+                x0_prev = x0
             if n_soft:
                 m_t, m_s = 1 - ab_t, (1 - ab_s if times[k + 1] > 0 else torch.tensor(0.0))
                 coins = torch.rand((n, 2 * n_soft), generator=gen)
@@ -470,7 +464,7 @@ class DDPMGenerator(BaseGenerator):
         gen = make_torch_generator(rng)
         fixed = [(self.plan_.soft_index(col), int(code)) for col, code in (conditions or {}).items()]
         with torch_threads():
-            parts = [self._denoise_batch(min(SAMPLE_ROWS, n - i), gen, fixed)
+            parts = [self._denoise_batch(min(SAMPLE_ROWS, n - i), gen, fixed, SOLVER_ORDER)
                      for i in range(0, n, SAMPLE_ROWS)]
         return torch.cat(parts).numpy().astype(np.float64)
 

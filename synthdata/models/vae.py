@@ -188,6 +188,8 @@ class VAEGenerator(TrainingRecord, BaseGenerator):
                                            tuple(self.compress_dims), tuple(self.decompress_dims)),
                            generator)
         assert isinstance(net, _VAENet)
+        if n_values == 0:  # an all-discrete table: the scale head is unused (and untrained)
+            net.scale.requires_grad_(False)
         return net
 
     def _losses(self, net: _VAENet, x: torch.Tensor, codes: torch.Tensor,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -9,7 +11,7 @@ from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
 
-from synthdata.models._torch import SpanPlan, cdf_table, draw_categories  # noqa: E402
+from synthdata.models._torch import SpanPlan, cdf_table, draw_categories, draw_stacked, stacked_cdf  # noqa: E402
 from synthdata.transform.columns import Activation, Span, SpanRole  # noqa: E402
 
 
@@ -41,13 +43,98 @@ def test_slot_major_padding_gathers_every_span():
               Span("b", Activation.SOFTMAX, 2, SpanRole.CATEGORY)]
     plan = SpanPlan(layout)
     logits = torch.tensor([[9.0, 0.1, 0.2, 0.3, 0.4, 0.5]])
-    padded = plan.padded_logits(logits)               # (batch, max_width, n_soft)
+    (padded,) = plan.grouped_logits(logits)            # one group: (batch, width, spans)
     assert padded.shape == (1, 3, 2)
-    assert padded[0, :, 0].tolist() == pytest.approx([0.1, 0.2, 0.3])
-    assert padded[0, :2, 1].tolist() == pytest.approx([0.4, 0.5])
-    assert padded[0, 2, 1] == -np.inf
+    assert padded[0, :, 0].tolist() == pytest.approx([0.1, 0.2, 0.3]) or \
+        padded[0, :, 1].tolist() == pytest.approx([0.1, 0.2, 0.3])
+    assert sorted(padded[0].reshape(-1).tolist()) == pytest.approx(
+        [-np.inf, 0.1, 0.2, 0.3, 0.4, 0.5])
     one_hot = torch.tensor([[0.5, 0.0, 1.0, 0.0, 1.0, 0.0]])
     assert plan.codes(one_hot).tolist() == [[1, 0]]
     probs = plan.activate(logits)
     assert probs[0, 1:4].sum() == pytest.approx(1.0) and probs[0, 4:].sum() == pytest.approx(1.0)
     assert probs[0, 0] == pytest.approx(9.0)           # values pass through
+
+
+def _wide_layout(widths):
+    layout, pos = [Span("v", Activation.LINEAR, 1, SpanRole.VALUE)], 1
+    for k, w in enumerate(widths):
+        layout.append(Span(f"c{k}", Activation.SOFTMAX, w, SpanRole.CATEGORY))
+        pos += w
+    return layout
+
+
+def test_width_groups_keep_padding_near_the_real_levels():
+    widths = [2, 2, 3, 2, 5, 111, 88, 102, 27, 9, 7, 61, 81, 2]
+    plan = SpanPlan(_wide_layout(widths))
+    assert len(plan.groups) > 1
+    # one padded block would hold 14 x 111 slots; the groups hold little more than the levels
+    assert plan.padded_slots < 1.4 * sum(widths) < len(widths) * max(widths)
+    members = sorted(int(i) for g in plan.groups for i in g.spans)
+    assert members == list(range(len(widths)))          # every span in exactly one group
+    narrow = SpanPlan(_wide_layout([2, 3, 3, 4, 3, 2]))
+    assert len(narrow.groups) == 1                        # narrow tables: one block, as before
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(1, 70), min_size=1, max_size=12), st.integers(0, 2**31 - 1))
+def test_grouped_span_ops_match_a_per_span_reference(widths, seed):
+    plan = SpanPlan(_wide_layout(widths))
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn((7, plan.n_features), generator=g, dtype=torch.float64) * 3
+    codes = torch.stack([torch.randint(w, (7,), generator=g) for w in widths], dim=1)
+    nll = plan.span_nll(logits, codes)
+    probs = plan.activate(logits)
+    for k, s in enumerate(plan.soft):
+        block = logits[:, s.start:s.start + s.width]
+        ref = -torch.log_softmax(block, dim=1).gather(1, codes[:, k:k + 1]).squeeze(1)
+        assert torch.allclose(nll[:, k], ref)
+        assert torch.allclose(probs[:, s.start:s.start + s.width], torch.softmax(block, dim=1))
+        assert torch.allclose(plan.log_prob(logits, torch.full((7,), k), codes[:, k]), -ref)
+    assert torch.allclose(plan.cross_entropy(logits, codes), nll.sum(dim=1))
+    one_hot = plan.one_hot(codes, 7, dtype=torch.float64)
+    assert plan.codes(one_hot).tolist() == codes.tolist()
+    drawn = plan.sample_codes(logits, g)
+    assert ((drawn >= 0) & (drawn < plan.widths)).all()  # padding never drawn
+    u = torch.rand((7, len(widths)), generator=g, dtype=torch.float64)
+    inv = plan.inverse_cdf_codes(logits, u)
+    for k, s in enumerate(plan.soft):
+        cdf = torch.softmax(logits[:, s.start:s.start + s.width], dim=1).cumsum(dim=1)
+        want = torch.minimum((cdf < u[:, k:k + 1]).sum(dim=1), torch.tensor(s.width - 1))
+        assert inv[:, k].tolist() == want.tolist()
+
+
+def test_sample_codes_follow_the_softmax_in_every_group():
+    widths = [2, 90, 3, 60]
+    plan = SpanPlan(_wide_layout(widths))
+    logits = torch.zeros((1, plan.n_features))
+    logits[0, plan.soft[1].start + 5] = 3.0                  # a favoured level in the 90-wide span
+    drawn = plan.sample_codes(logits.expand(20_000, -1), torch.Generator().manual_seed(1))
+    share = float((drawn[:, 1] == 5).double().mean())
+    want = math.exp(3) / (math.exp(3) + 89)
+    assert share == pytest.approx(want, abs=0.01)
+    assert float((drawn[:, 0] == 0).double().mean()) == pytest.approx(0.5, abs=0.02)
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.lists(st.lists(st.one_of(st.just(0.0), st.floats(1e-3, 1.0)), min_size=1, max_size=6),
+                min_size=1, max_size=5),
+       st.integers(0, 2**31 - 1))
+def test_stacked_draws_follow_the_probabilities(rows, seed):
+    rows = [r if sum(r) > 0 else [1.0] + r[1:] for r in rows]
+    width = max(len(r) for r in rows)
+    probs = torch.zeros((len(rows), width), dtype=torch.float64)
+    for j, r in enumerate(rows):
+        probs[j, :len(r)] = torch.tensor(r, dtype=torch.float64)
+    widths = torch.tensor([len(r) for r in rows])
+    offsets = torch.cumsum(widths, 0) - widths
+    n = 20_000
+    column = torch.arange(len(rows)).repeat_interleave(n)
+    drawn = draw_stacked(stacked_cdf(probs, widths), offsets, column,
+                         torch.Generator().manual_seed(seed))
+    for j, r in enumerate(rows):
+        got = torch.bincount(drawn[j * n:(j + 1) * n], minlength=width).double() / n
+        want = probs[j] / probs[j].sum()
+        assert (got[len(r):] == 0).all()
+        assert (got[want == 0] == 0).all()
+        assert torch.allclose(got, want, atol=0.02)

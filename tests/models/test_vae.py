@@ -88,6 +88,26 @@ def test_both_numeric_encodings(data):
     check_numeric_encodings("vae", FAST, data)
 
 
+@pytest.mark.parametrize("kind", ["vae", "ctgan", "ddpm"])
+def test_wide_all_discrete_table_fits_and_keeps_every_level(kind):
+    # no value column at all (the VAE's scale head is then unused) and spans of very
+    # different widths (several width groups in the layout)
+    rng = np.random.default_rng(3)
+    n = 600
+    data = pd.DataFrame({"wide": [f"w{k}" for k in rng.integers(0, 70, n)],
+                         "mid": [f"m{k}" for k in rng.integers(0, 12, n)],
+                         "flag": rng.choice(["yes", "no"], n),
+                         "tri": rng.choice(["a", "b", None], n)})
+    schema = Schema.infer(data)
+    params = {"epochs": 2, "batch_size": 100} if kind != "ddpm" else {"epochs": 2}
+    gen = sd.make_generator(kind, schema, seed=0, **params).fit(data)
+    assert len(gen.plan_.groups) > 1
+    synth = gen.sample(2000, seed=1)
+    assert list(synth.columns) == list(data.columns)
+    assert set(synth["wide"]) <= set(data["wide"]) and synth["wide"].nunique() > 20
+    assert set(synth["flag"].dropna()) <= {"yes", "no"}
+
+
 def test_not_fitted(data):
     gen = sd.make_generator("vae", Schema.infer(data))
     with pytest.raises(NotFittedError, match="fit"):
