@@ -225,6 +225,36 @@ class GMMGenerator(BaseGenerator):
         self.bic_ = float("nan")
         self.loglik_ = float("nan")  # computing it would read the data again
 
+    # -- streaming fit (see synthdata.models.streaming) -----------------------------------
+    def fit_initial(self, matrix: np.ndarray, rng: np.random.Generator,
+                    progress: Progress = no_progress) -> None:
+        """Fit the mixture on an in-memory matrix (a streaming fit's row sample): the
+        start of the EM passes over every row."""
+        self._fit(matrix, rng, progress)
+
+    def em_statistics(self, matrix: np.ndarray) -> dict[str, np.ndarray]:
+        """E-step of the current parameters on the rows of ``matrix``: the EM sufficient
+        statistics (they add up over batches: one EM iteration over a table read in batches
+        is exactly the in-memory one) and the summed log-likelihood."""
+        cont, disc = self._split_layout()
+        onehot = matrix[:, [i for s, w in disc for i in range(s, s + w)]]
+        fit = {"weights": self.weights_, "means": self.means_, "covs": self.covariances_,
+               "log_theta": self.log_theta_}
+        return _em_statistics(matrix[:, cont], onehot, fit)
+
+    def apply_em_statistics(self, stats: Mapping[str, np.ndarray]) -> None:
+        """M-step from statistics summed over every batch: the next parameters."""
+        _, disc = self._split_layout()
+        weights, means, covs, log_theta = _m_from_statistics(
+            stats, [w for _, w in disc], self.reg_covar, self.alpha)
+        self.weights_, self.means_, self.covariances_ = weights, means, covs
+        self.log_theta_ = log_theta
+        self.n_components_ = len(weights)
+        n = float(stats["n"])
+        self.loglik_ = float(stats["loglik"]) / n  # of the parameters the E-step used
+        self.bic_ = -2 * self.loglik_ * n + _n_params(
+            self.n_components_, means.shape[1], disc) * np.log(n)
+
     # -- sample -------------------------------------------------------------------------
     def _sample_matrix(self, n: int, rng: np.random.Generator,
                        conditions: dict[str, int] | None) -> np.ndarray:
@@ -433,15 +463,41 @@ def _initial_resp(x: np.ndarray, onehot: np.ndarray, k: int, rng: np.random.Gene
 
 def _m_step(x: np.ndarray, onehot: np.ndarray, resp: np.ndarray, widths: list[int],
             reg: float, alpha: float) -> tuple[np.ndarray, ...]:
-    n, d = x.shape
-    nk = resp.sum(axis=0) + 1e-10
+    return _m_from_statistics(_sufficient_statistics(x, onehot, resp), widths, reg, alpha)
+
+
+def _sufficient_statistics(x: np.ndarray, onehot: np.ndarray, resp: np.ndarray
+                           ) -> dict[str, np.ndarray]:
+    k, d = resp.shape[1], x.shape[1]
+    second = np.einsum("nk,ni,nj->kij", resp, x, x, optimize=True) if d else np.empty((k, 0, 0))
+    return {"nk": resp.sum(axis=0), "sums": resp.T @ x, "second": second,
+            "counts": resp.T @ onehot, "n": np.asarray(float(len(x)))}
+
+
+def _em_statistics(x: np.ndarray, onehot: np.ndarray, fit: Mapping[str, Any]
+                   ) -> dict[str, np.ndarray]:
+    """E-step under ``fit``'s parameters: sufficient statistics and summed log-likelihood."""
+    log_p = np.log(fit["weights"])[None, :] + _gaussian_logpdf(x, fit["means"], fit["covs"])
+    if onehot.shape[1]:
+        log_p += onehot @ fit["log_theta"].T
+    top = log_p.max(axis=1, keepdims=True)
+    log_norm = top + np.log(np.exp(log_p - top).sum(axis=1, keepdims=True))
+    stats = _sufficient_statistics(x, onehot, np.exp(log_p - log_norm))
+    stats["loglik"] = np.asarray(float(log_norm.sum()))
+    return stats
+
+
+def _m_from_statistics(stats: Mapping[str, np.ndarray], widths: list[int], reg: float,
+                       alpha: float) -> tuple[np.ndarray, ...]:
+    nk = np.asarray(stats["nk"]) + 1e-10
+    second = np.asarray(stats["second"])
+    d = second.shape[1]
     weights = nk / nk.sum()
-    means = (resp.T @ x) / nk[:, None]
+    means = np.asarray(stats["sums"]) / nk[:, None]
     covs = np.empty((len(nk), d, d))
-    second = np.einsum("nk,ni,nj->kij", resp, x, x, optimize=True) if d else covs
     for j in range(len(nk)):
         covs[j] = second[j] / nk[j] - np.outer(means[j], means[j]) + reg * np.eye(d)
-    counts = resp.T @ onehot  # (k, total discrete width)
+    counts = np.asarray(stats["counts"])  # (k, total discrete width)
     log_theta = np.empty_like(counts)
     pos = 0
     for w in widths:
