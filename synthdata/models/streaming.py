@@ -258,18 +258,29 @@ class _RayEngine:
                                   f"({err}); give 'auto', 'ray://HOST:10001' or 'local'") from err
         self.source = source
 
-    def _dataset(self) -> Any:
-        return self.ray.data.read_parquet([str(f) for f in self.source.files],
-                                          columns=self.source.columns)
-
     def _map(self, fn: Callable[[pd.DataFrame], Any]) -> list[Any]:
-        def wrapped(batch: pd.DataFrame) -> pd.DataFrame:
-            # one row per batch holding the pickled partial result (summaries and sums are
-            # our own objects, passed between our own processes within one fit)
-            return pd.DataFrame({"part": [pickle.dumps(fn(batch))]})
+        """``fn`` on every batch of every file, on the cluster; the partial results.
 
-        rows = self._dataset().map_batches(wrapped, batch_format="pandas",
-                                           batch_size=self.source.batch_rows).take_all()
+        The dataset is the list of files (``ray.data.from_items``); each worker reads its
+        files with pyarrow in batches of ``batch_rows`` (the files must be readable at the
+        same path on every node, as for ``ray.data.read_parquet``).
+        """
+        source = self.source
+
+        def run(rows: pd.DataFrame) -> pd.DataFrame:
+            parts = []
+            for path in rows["path"]:
+                one = ParquetSource(Path(path), batch_rows=source.batch_rows,
+                                    columns=source.columns)
+                for batch in one.batches():
+                    # summaries and sums are our own objects, passed between our own
+                    # processes within one fit
+                    parts.append(pickle.dumps(fn(batch)))
+            return pd.DataFrame({"part": parts})
+
+        items = [{"path": str(f)} for f in self.source.files]
+        dataset = self.ray.data.from_items(items, override_num_blocks=len(items))
+        rows = dataset.map_batches(run, batch_format="pandas", batch_size=1).take_all()
         return [pickle.loads(row["part"]) for row in rows]
 
     def summarise(self, schema: Any, seed: int) -> TableSummary:
