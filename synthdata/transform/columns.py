@@ -576,6 +576,9 @@ class CategoryEncoder:
         return float(edges[code]), float(edges[code + 1])
 
     def from_codes(self, codes: np.ndarray) -> pd.Series:
+        fast = self._typed_from_codes(np.minimum(codes, len(self.categories_)))
+        if fast is not None:
+            return fast
         lookup = np.array(list(self.categories_) + [None], dtype=object)
         values = pd.Series(lookup[np.minimum(codes, len(self.categories_))], dtype=object)
         dtype = self.column.dtype
@@ -584,6 +587,28 @@ class CategoryEncoder:
         if dtype.startswith(("int", "uint", "bool")) and values.isna().any():
             return values  # keep object: integers/booleans with missing values
         return _cast(values, dtype)
+
+    def _typed_from_codes(self, codes: np.ndarray) -> pd.Series | None:
+        """The values of :meth:`from_codes` built in their dtype directly (a typed lookup
+        table, no object array): numbers without missing codes, and text. ``None`` when
+        neither applies. Sampling 200k rows of 50 columns spent most of its inverse
+        transform in object arrays and their casts."""
+        cats, dtype = list(self.categories_), self.column.dtype
+        if not cats:
+            return None
+        missing = bool((codes == len(cats)).any())
+        if all(isinstance(c, str) for c in cats) and dtype in ("str", "string"):
+            import pyarrow as pa
+
+            table = pa.array([*cats, None], type=pa.string())
+            return pd.Series(pd.array(table.take(pa.array(codes)), dtype=dtype))
+        numeric = all(isinstance(c, (int, float, np.integer, np.floating)) for c in cats)
+        if numeric and not missing and dtype.startswith(("int", "uint", "float", "bool")):
+            try:
+                return pd.Series(np.asarray(cats, dtype=dtype)[codes])
+            except (TypeError, ValueError, OverflowError):
+                return None
+        return None
 
     def get_state(self) -> dict[str, Any]:
         state = {"categories": [to_native(c) for c in self.categories_],
