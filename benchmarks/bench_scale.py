@@ -36,15 +36,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (  # noqa: E402
-    ROOT,
-    SHARED_DATASETS,
-    column_infos,
-    detection_auc,
-    encode,
-    run_measured,
-    write_report,
-)
+from _common import ROOT, SHARED_DATASETS, column_infos, detection_auc, encode, run_measured  # noqa: E402
 
 SOURCES = (("telco_churn", "t_"), ("nmes1988", "n_"), ("flchain", "f_"))
 # short training for the torch generators on 200k rows (stated in the report)
@@ -234,7 +226,11 @@ def main() -> None:
     previous = json.loads(json_path.read_text()) if json_path.exists() else {}
     merged = {r["generator"]: r for r in previous.get("runs", [])}
     merged.update({r["generator"]: r for r in runs})
-    record = {"runs": list(merged.values()), "stream": stream or previous.get("stream")}
+    record = {"runs": list(merged.values()), "stream": stream or previous.get("stream"),
+              "load_average_start": load_start,
+              "load_average_end": "%.2f %.2f %.2f" % os.getloadavg(),
+              "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+              "threads": "OMP/OPENBLAS/MKL_NUM_THREADS=1 in every child"}
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(record, indent=2, default=str))
     print(f"wrote {json_path}")
