@@ -295,15 +295,39 @@ def fit(data: Annotated[Path, typer.Argument(help="CSV or Parquet training table
         reference_year: Annotated[int | None, typer.Option(
             "--reference-year", help="Year for the ages-over-89 rule on birth dates (default: "
             "the latest year among the data's dates).")] = None,
+        stream: Annotated[bool, typer.Option(
+            "--stream", help="Read DATA (a Parquet file or a folder of Parquet files) in "
+            "batches instead of loading it: for tables larger than memory (gmm only).")] = False,
+        batch_rows: Annotated[int, typer.Option(
+            "--batch-rows", min=1, help="Rows per batch with --stream.")] = 100_000,
+        passes: Annotated[int, typer.Option(
+            "--passes", min=1, help="EM passes over every row with --stream.")] = 20,
+        ray_address: Annotated[str | None, typer.Option(
+            "--ray-address", help="With --stream: run the passes on this Ray cluster with Ray "
+            "Data ('auto', 'ray://HOST:10001', or 'local').")] = None,
         quiet: Quiet = False, debug: Debug = False, verbose: Verbose = 0) -> None:
     """Fit a generator on DATA and save it.
 
     The same identifier check and Safe Harbor de-identification as ``synthdata run`` (its
     ``deid:`` block with the defaults) run before fitting: suspected identifiers the schema
     does not mark stop the command (exit 2) unless ``--unmarked transform``.
+
+    ``--stream`` fits the gmm without loading DATA (see docs/scale.md): the schema is
+    inferred from the first 10,000 rows unless ``--schema`` is given, and de-identification
+    rules that would change columns are refused (de-identify the files first).
     """
     _state["debug"] |= debug
     _configure_logging(verbose)
+    if ray_address is not None and not stream:
+        from synthdata.errors import ConfigError
+
+        raise ConfigError("fit: --ray-address needs --stream (the Ray path reads DATA in batches)")
+    if stream:
+        _fit_streaming(data, output, generator=generator, schema=schema, seed=seed, param=param,
+                       unmarked=unmarked, dates=dates, patient_column=patient_column,
+                       reference_year=reference_year, batch_rows=batch_rows, passes=passes,
+                       ray_address=ray_address, quiet=quiet)
+        return
     from synthdata.errors import ConfigError
     from synthdata.io.files import read_table
     from synthdata.models.registry import check_generator_params, make_generator
@@ -341,6 +365,57 @@ def fit(data: Annotated[Path, typer.Argument(help="CSV or Parquet training table
     gen._validate_params()  # a bad value (--param epochs=-1): exit 2 before training
     with _progress(quiet) as progress:
         gen.fit(df, progress=progress)
+    gen.save(output)
+    typer.echo(str(output))
+
+
+STREAM_SCHEMA_ROWS = 10_000  # rows --stream infers the schema from (without --schema)
+
+
+def _fit_streaming(data: Path, output: Path, *, generator: str, schema: Path | None, seed: int,
+                   param: list[str] | None, unmarked: str, dates: str,
+                   patient_column: str | None, reference_year: int | None, batch_rows: int,
+                   passes: int, ray_address: str | None, quiet: bool) -> None:
+    """``synthdata fit --stream``: the gmm fitted batch by batch (locally or on Ray)."""
+    from synthdata.errors import ConfigError
+    from synthdata.models.registry import check_generator_params, make_generator
+    from synthdata.models.streaming import STREAMING_GENERATORS, ParquetSource, fit_streaming
+    from synthdata.pipeline.config import DeidConfig
+    from synthdata.pipeline.deid import deid_table
+    from synthdata.schema.model import Schema, load_yaml
+
+    if generator not in STREAMING_GENERATORS:
+        raise ConfigError(f"fit --stream: generator {generator!r} cannot fit by streaming yet; "
+                          f"use {' or '.join(STREAMING_GENERATORS)}, or fit without --stream")
+    params = _parse_pairs(param, "--param")
+    try:
+        check_generator_params(generator, params)
+    except ConfigError as err:
+        raise ConfigError(f"--param: {err}") from None
+    if data.is_file() and data.suffix.lower() != ".parquet":
+        raise ConfigError(f"fit --stream: {data} is not Parquet; --stream reads a .parquet file "
+                          "or a folder of them (convert the table, or fit without --stream)")
+    source = ParquetSource(data, batch_rows=batch_rows)
+    head = source.head(STREAM_SCHEMA_ROWS)
+    sch = Schema.infer(head, name=data.stem)
+    if schema is not None:
+        sch = sch.with_overrides(load_yaml(schema), where=str(schema))
+    try:
+        deid = DeidConfig(unmarked=unmarked, dates=dates, patient_column=patient_column,
+                          reference_year=reference_year)
+    except ValueError as err:
+        raise ConfigError(f"fit: invalid de-identification option: {err}") from None
+    # the identifier check on the first rows: unmarked identifiers stop the fit
+    _, _, section = deid_table(head, sch, deid, seed=seed, where=str(data))
+    rules = [f"{a['column']}: {a['rule']}" for a in section.get("actions", [])
+             if a["rule"] != "keep"]
+    if rules:
+        raise ConfigError(f"fit --stream: de-identification rules apply ({'; '.join(rules)}); a "
+                          "streaming fit does not rewrite the files: de-identify them first, "
+                          "or drop those columns")
+    gen = make_generator(generator, sch, seed=seed, **params)
+    with _progress(quiet) as progress:
+        fit_streaming(gen, source, passes=passes, ray_address=ray_address, progress=progress)
     gen.save(output)
     typer.echo(str(output))
 

@@ -189,6 +189,59 @@ class NumericEncoder:
         self.stepwise_ = False
         return self
 
+    def fit_summary(self, values: np.ndarray, counts: np.ndarray, *, lower: float, upper: float,
+                    step: float, has_missing: bool, rng: np.random.Generator) -> NumericEncoder:
+        """Fit from a summary of the column instead of the column (streaming fit).
+
+        ``values``: the distinct finite values (or a sample of them) and ``counts`` how often
+        each occurs; ``lower``/``upper``: the exact finite range; ``step``: the merged
+        :meth:`resolution` of every batch. With every distinct value counted the quantile
+        map is the in-memory one (same knots and levels, up to float rounding); from a
+        sample it is that sample's.
+        """
+        order = np.argsort(values, kind="stable")
+        values = np.asarray(values, dtype=float)[order]
+        counts = np.asarray(counts, dtype=float)[order]
+        if values.size == 0:
+            values, counts = np.array([0.0]), np.array([1.0])
+        self.has_missing_ = bool(self.column.nullable or has_missing)
+        is_dt = self.column.kind == ColumnKind.DATETIME
+        self.min_ = float(lower) if self.column.min is None or is_dt else float(self.column.min)
+        self.max_ = float(upper) if self.column.max is None or is_dt else float(self.column.max)
+        self.step_ = float(step)
+        if self.method != NumericMethod.QUANTILE:
+            total = counts.sum()
+            draw = rng.choice(values.size, size=int(min(5000, total)), p=counts / total)
+            self._fit_modes(values[draw], rng)
+            return self
+        if values.size <= _MAX_KNOTS:
+            knots, weights = values, counts
+            on_grid = self.step_ > 0 and self.column.kind != ColumnKind.CONTINUOUS
+            self.stepwise_ = bool(on_grid or values.size <= counts.sum() / 2)
+        else:  # np.quantile of the expanded values (linear interpolation), from the counts
+            ends = np.cumsum(counts)
+            pos = np.linspace(0, 1, _MAX_KNOTS) * (ends[-1] - 1)
+            low = np.floor(pos)
+            at = np.minimum(np.searchsorted(ends, low, side="right"), values.size - 1)
+            nxt = np.minimum(np.searchsorted(ends, low + 1, side="right"), values.size - 1)
+            knots = np.unique(values[at] + (pos - low) * (values[nxt] - values[at]))
+            edges = np.searchsorted(values, knots, side="right")
+            below = np.concatenate([[0.0], ends])[edges]
+            weights = np.diff(np.concatenate([[0.0], below]))
+            weights[weights <= 0] = 1.0
+            self.stepwise_ = False
+        cum = np.cumsum(weights) / weights.sum()
+        mid = cum - weights / weights.sum() / 2
+        self.knots_ = np.asarray(knots, dtype=float)
+        self.zmid_ = ndtri(np.clip(mid, 1e-9, 1 - 1e-9))
+        self.zedge_ = ndtri(np.clip(cum[:-1], 1e-9, 1 - 1e-9))
+        return self
+
+    def resolution(self, finite: np.ndarray) -> float:
+        """The output rounding step these values show (merged over batches by the streaming
+        fit: 0 if any batch shows none, else the smallest)."""
+        return self._resolution(finite)
+
     def _resolution(self, finite: np.ndarray) -> float:
         """Rounding step on output: 1 for integers, the observed unit for datetimes."""
         if self.column.kind == ColumnKind.INTEGER:
@@ -426,6 +479,33 @@ class CategoryEncoder:
             self.set_frequencies(np.bincount(self.codes(series), minlength=self.n_codes))
         return self
 
+    def fit_counts(self, counts: dict[Any, int], n_missing: int) -> CategoryEncoder:
+        """Fit from value counts instead of the column (streaming fit): ``counts`` maps each
+        non-missing value (native Python) to its count; the result equals :meth:`fit` on the
+        column those counts describe."""
+        seen = list(counts)
+        if self.column.categories is not None:
+            cats = list(self.column.categories)
+            unseen = _unknown(pd.Series(seen, dtype=object), cats)
+            if unseen:
+                raise DataError(f"column {self.column.name!r} holds value(s) {unseen[:5]} that "
+                                "are not among the schema's categories; add them to "
+                                "'categories' or remove the list to learn it from the data")
+        else:
+            cats = sorted(set(seen), key=lambda v: (str(type(v)), v))
+        self.categories_ = cats
+        self.has_missing_ = bool(self.column.nullable or n_missing > 0)
+        self.unknown_as_missing_ = False
+        if self.ordinal:
+            by_code = np.zeros(self.n_codes)
+            lookup = {_key(c): i for i, c in enumerate(cats)}
+            for value, count in counts.items():
+                by_code[lookup[_key(value)]] += count
+            if self.has_missing_:
+                by_code[len(cats)] += n_missing
+            self.set_frequencies(by_code)
+        return self
+
     def fit_private(self, categories: list[Any], has_missing: bool = True) -> CategoryEncoder:
         """Set privately chosen categories.
 
@@ -496,6 +576,9 @@ class CategoryEncoder:
         return float(edges[code]), float(edges[code + 1])
 
     def from_codes(self, codes: np.ndarray) -> pd.Series:
+        fast = self._typed_from_codes(np.minimum(codes, len(self.categories_)))
+        if fast is not None:
+            return fast
         lookup = np.array(list(self.categories_) + [None], dtype=object)
         values = pd.Series(lookup[np.minimum(codes, len(self.categories_))], dtype=object)
         dtype = self.column.dtype
@@ -504,6 +587,28 @@ class CategoryEncoder:
         if dtype.startswith(("int", "uint", "bool")) and values.isna().any():
             return values  # keep object: integers/booleans with missing values
         return _cast(values, dtype)
+
+    def _typed_from_codes(self, codes: np.ndarray) -> pd.Series | None:
+        """The values of :meth:`from_codes` built in their dtype directly (a typed lookup
+        table, no object array): numbers without missing codes, and text. ``None`` when
+        neither applies. Sampling 200k rows of 50 columns spent most of its inverse
+        transform in object arrays and their casts."""
+        cats, dtype = list(self.categories_), self.column.dtype
+        if not cats:
+            return None
+        missing = bool((codes == len(cats)).any())
+        if all(isinstance(c, str) for c in cats) and dtype in ("str", "string"):
+            import pyarrow as pa
+
+            table = pa.array([*cats, None], type=pa.string())
+            return pd.Series(pd.array(table.take(pa.array(codes)), dtype=dtype))
+        numeric = all(isinstance(c, (int, float, np.integer, np.floating)) for c in cats)
+        if numeric and not missing and dtype.startswith(("int", "uint", "float", "bool")):
+            try:
+                return pd.Series(np.asarray(cats, dtype=dtype)[codes])
+            except (TypeError, ValueError, OverflowError):
+                return None
+        return None
 
     def get_state(self) -> dict[str, Any]:
         state = {"categories": [to_native(c) for c in self.categories_],

@@ -100,6 +100,20 @@ class TableTransformer:
         self._build_layout()
         return self
 
+    def make_encoder(self, name: str) -> Encoder:
+        """A new, unfitted encoder for column ``name`` (as :meth:`fit` makes them)."""
+        return self._make_encoder(name)
+
+    def set_encoders(self, encoders: dict[str, Encoder]) -> TableTransformer:
+        """Install fitted encoders, one per schema column in schema order (a fit made
+        elsewhere, e.g. from a streaming summary); returns self."""
+        if list(encoders) != self.schema.names:
+            raise DataError(f"encoders for {list(encoders)} do not match the schema's columns "
+                            f"{self.schema.names}")
+        self.encoders_ = dict(encoders)
+        self._build_layout()
+        return self
+
     def _build_layout(self) -> None:
         spans: list[Span] = []
         for enc in self.encoders_.values():
