@@ -401,8 +401,9 @@ def _fit_streaming(data: Path, output: Path, *, generator: str, schema: Path | N
     if schema is not None:
         sch = sch.with_overrides(load_yaml(schema), where=str(schema))
     try:
-        deid = DeidConfig(unmarked=unmarked, dates=dates, patient_column=patient_column,
-                          reference_year=reference_year)
+        deid = DeidConfig.model_validate({"unmarked": unmarked, "dates": dates,
+                                          "patient_column": patient_column,
+                                          "reference_year": reference_year})
     except ValueError as err:
         raise ConfigError(f"fit: invalid de-identification option: {err}") from None
     # the identifier check on the first rows: unmarked identifiers stop the fit
