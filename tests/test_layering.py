@@ -281,3 +281,29 @@ def test_the_parser_sees_private_and_type_checking_imports(tmp_path: Path) -> No
 if __name__ == "__main__":
     for key, value in summary(GRAPH).items():
         print(f"{key}: {value}")
+
+
+MAX_FUNCTION_LINES = 80  # issue 21: no function over 80 lines in service/ and evaluate/
+
+
+def long_functions(folder: Path, limit: int = MAX_FUNCTION_LINES) -> list[tuple[str, str, int]]:
+    """(file, function, lines) of every function in ``folder`` longer than ``limit``."""
+    found = []
+    for path in sorted(folder.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = (node.end_lineno or node.lineno) - node.lineno + 1
+                if lines > limit:
+                    found.append((path.name, node.name, lines))
+    return found
+
+
+def test_no_long_functions_in_service_and_evaluate() -> None:
+    assert long_functions(ROOT / "service") == []
+    assert long_functions(ROOT / "evaluate") == []
+
+
+def test_the_length_check_sees_a_long_function(tmp_path: Path) -> None:
+    body = "\n".join(f"    x{i} = {i}" for i in range(MAX_FUNCTION_LINES))
+    (tmp_path / "m.py").write_text(f"def short():\n    pass\n\n\ndef long():\n{body}\n")
+    assert long_functions(tmp_path) == [("m.py", "long", MAX_FUNCTION_LINES + 1)]

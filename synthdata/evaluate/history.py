@@ -525,38 +525,13 @@ def _evaluate_histories(real: Mapping[str, pd.DataFrame], synth: Mapping[str, pd
         total_synth += sum(v["rows"] for v in rules_synth.values())
         pschema = ms.tables[link.parent]
         if target is not None and target in pschema and holdout is not None:
-            drop = {target, link.parent_column, *ms.primary_keys.get(link.parent, ())}
-            drop |= {c.split(".", 1)[1] for c in excluded if c.startswith(f"{link.parent}.")}
-            drop |= {c for c in excluded if "." not in c or c.split(".", 1)[0] not in ms.tables}
-            child_skip = set(skip) | {c.split(".", 1)[1] for c in excluded
-                                      if c.startswith(f"{tname}.")} | \
-                {c for c in excluded if c in schema}
-
-            def patients(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
-                parent = tables[link.parent].reset_index(drop=True)
-                hist = history_features(tables[tname], schema, key=link.column,
-                                        order=link.order_by,
-                                        parent_keys=parent[link.parent_column], skip=child_skip,
-                                        code=code, codes=codes, categories=cats, first_k=first_k)
-                frame = pd.concat([_parent_matrix(parent, pschema, drop), hist], axis=1)
-                frame[target] = parent[target].to_numpy()
-                return frame
-
-            is_numeric = pschema[target].kind.is_numeric
-            util = _utility({"trtr": patients(real), "tstr": patients(synth)}, patients(holdout),
-                            target, is_numeric, _rng(seed, f"history.tstr.{tname}"))
-            util.update(target=f"{link.parent}.{target}", first_k=first_k,
-                        excluded=sorted(excluded))
-            key = "r2" if is_numeric else "auc"
-            metrics[f"history_tstr_{key}[{tname}]"] = util.get(f"tstr_{key}")
-            metrics[f"history_trtr_{key}[{tname}]"] = util.get(f"trtr_{key}")
-            trtr = util.get(f"trtr_{key}")
-            if trtr is not None and trtr >= LEAK_WARNING:
-                msg = (f"history TSTR for {tname}: real-on-real {key} is {trtr:.3f} (>= "
-                       f"{LEAK_WARNING}): a column probably leaks {link.parent}.{target}; list it "
-                       "under evaluate.exclude")
-                util["warning"] = msg
-                warnings.append(msg)
+            util, found = _history_tstr(
+                {"trtr": real, "tstr": synth, "holdout": holdout}, ms, tname, target,
+                excluded=excluded, skip=skip, code=code, codes=codes, cats=cats,
+                first_k=first_k, seed=seed)
+            metrics.update(found)
+            if "warning" in util:
+                warnings.append(util["warning"])
             section["tstr"] = util
         sections[tname] = section
     aucs = [v for k, v in metrics.items() if k.startswith("history_detection_auc[") and v is not None]
@@ -564,6 +539,48 @@ def _evaluate_histories(real: Mapping[str, pd.DataFrame], synth: Mapping[str, pd
     metrics["history_rule_violations"] = total_synth
     metrics["history_rule_violations_real"] = total_real
     return {"tables": sections, "metrics": metrics, "warnings": warnings}
+
+
+def _history_tstr(tables: Mapping[str, Mapping[str, pd.DataFrame]], ms: Any, tname: str,
+                  target: str, *, excluded: set[str], skip: set[str], code: str | None,
+                  codes: list[str], cats: Mapping[str, list[str]], first_k: int,
+                  seed: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Per-patient TSTR for child table ``tname``: the parent's ``target`` predicted from the
+    parent row and the first ``first_k`` rows of the history, trained on real (``trtr``) or
+    synthetic (``tstr``) patients and scored on the ``holdout`` patients. Returns the
+    section (with a ``warning`` when real-on-real utility suggests a leak column) and the
+    metrics it adds."""
+    link, schema = ms.parent_link(tname), ms.tables[tname]
+    pschema = ms.tables[link.parent]
+    drop = {target, link.parent_column, *ms.primary_keys.get(link.parent, ())}
+    drop |= {c.split(".", 1)[1] for c in excluded if c.startswith(f"{link.parent}.")}
+    drop |= {c for c in excluded if "." not in c or c.split(".", 1)[0] not in ms.tables}
+    child_skip = set(skip) | {c.split(".", 1)[1] for c in excluded
+                              if c.startswith(f"{tname}.")} | {c for c in excluded if c in schema}
+
+    def patients(frames: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+        parent = frames[link.parent].reset_index(drop=True)
+        hist = history_features(frames[tname], schema, key=link.column, order=link.order_by,
+                                parent_keys=parent[link.parent_column], skip=child_skip,
+                                code=code, codes=codes, categories=cats, first_k=first_k)
+        frame = pd.concat([_parent_matrix(parent, pschema, drop), hist], axis=1)
+        frame[target] = parent[target].to_numpy()
+        return frame
+
+    is_numeric = pschema[target].kind.is_numeric
+    util = _utility({"trtr": patients(tables["trtr"]), "tstr": patients(tables["tstr"])},
+                    patients(tables["holdout"]), target, is_numeric,
+                    _rng(seed, f"history.tstr.{tname}"))
+    util.update(target=f"{link.parent}.{target}", first_k=first_k, excluded=sorted(excluded))
+    key = "r2" if is_numeric else "auc"
+    trtr = util.get(f"trtr_{key}")
+    found = {f"history_tstr_{key}[{tname}]": util.get(f"tstr_{key}"),
+             f"history_trtr_{key}[{tname}]": trtr}
+    if trtr is not None and trtr >= LEAK_WARNING:
+        util["warning"] = (f"history TSTR for {tname}: real-on-real {key} is {trtr:.3f} (>= "
+                           f"{LEAK_WARNING}): a column probably leaks {link.parent}.{target}; "
+                           "list it under evaluate.exclude")
+    return util, found
 
 
 __all__ = ["evaluate_histories", "history_features", "rule_violations"]
