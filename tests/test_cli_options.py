@@ -50,7 +50,7 @@ def test_version(capsys):
 def test_generator_choices_in_help_and_refused(capsys, small_csv, tmp_path, monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")  # one line per option: the choices are not wrapped
     code, out, _ = run(capsys, "fit", "--help")
-    assert code == 0 and "[ar|ctgan|ddpm|gmm|vae]" in out
+    assert code == 0 and "[aim|ar|ctgan|ddpm|gmm|vae]" in out
     code, _, err = run(capsys, "fit", str(small_csv), "-o", str(tmp_path / "m.sdg"), "-g", "gan")
     assert code == 2
     assert "unknown generator 'gan'; choose one of ['aim', 'ar', 'ctgan', 'ddpm', 'gmm', 'vae']" in err

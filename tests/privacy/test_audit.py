@@ -256,22 +256,18 @@ TINY = {
             "embedding_dim": 8},
     "ctgan": {"epochs": 3, "batch_size": 100, "generator_dims": (16,),
               "discriminator_dims": (16,), "embedding_dim": 8, "pac": 1},
+    "ddpm": {"epochs": 3, "hidden_dims": (16, 16)},
 }
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["vae", "ctgan"])
+@pytest.mark.parametrize("kind", ["vae", "ctgan", "ddpm"])
 def test_dp_sgd_generators_pass_at_epsilon_1(small: pd.DataFrame, kind: str) -> None:
     pytest.importorskip("torch")
     result = audit_generator(kind, None, small, privacy=DPConfig(epsilon=1.0),
                              params=TINY[kind], seed=1)
     assert result.verdict == "PASS", result.summary()
     assert result.detectable_epsilon > 1.0
-
-
-def test_ddpm_has_no_dp_path_so_the_audit_refuses(small: pd.DataFrame) -> None:
-    with pytest.raises(ConfigError, match="DP for ddpm is not available"):
-        audit_generator("ddpm", None, small, privacy=DPConfig(epsilon=1.0))
 
 
 @pytest.fixture(scope="module")
