@@ -275,6 +275,20 @@ def _parse_pairs(pairs: list[str] | None, what: str) -> dict[str, Any]:
     return out
 
 
+def _deid_options(unmarked: str, dates: str, patient_column: str | None,
+                  reference_year: int | None) -> Any:
+    """The de-identification options of ``fit`` as a DeidConfig (ConfigError when invalid)."""
+    from synthdata.errors import ConfigError
+    from synthdata.pipeline.config import DeidConfig
+
+    try:
+        return DeidConfig.model_validate({"unmarked": unmarked, "dates": dates,
+                                          "patient_column": patient_column,
+                                          "reference_year": reference_year})
+    except ValueError as err:
+        raise ConfigError(f"fit: invalid de-identification option: {err}") from None
+
+
 @app.command()
 def fit(data: Annotated[Path, typer.Argument(help="CSV or Parquet training table.")],
         output: Annotated[Path, typer.Option("--output", "-o", help="Model archive to write.")],
@@ -331,7 +345,6 @@ def fit(data: Annotated[Path, typer.Argument(help="CSV or Parquet training table
     from synthdata.errors import ConfigError
     from synthdata.io.files import read_table
     from synthdata.models.registry import check_generator_params, make_generator
-    from synthdata.pipeline.config import DeidConfig
     from synthdata.pipeline.deid import deid_table
     from synthdata.schema.model import Schema, load_yaml
 
@@ -342,12 +355,7 @@ def fit(data: Annotated[Path, typer.Argument(help="CSV or Parquet training table
     except ConfigError as err:
         raise ConfigError(f"--param: {err}") from None
 
-    try:
-        deid = DeidConfig.model_validate({"unmarked": unmarked, "dates": dates,
-                                          "patient_column": patient_column,
-                                          "reference_year": reference_year})
-    except ValueError as err:
-        raise ConfigError(f"fit: invalid de-identification option: {err}") from None
+    deid = _deid_options(unmarked, dates, patient_column, reference_year)
     if deid.dates == "shift" and deid.patient_column is None:
         raise ConfigError("fit: --dates shift needs --patient-column (the column that identifies "
                           "a patient, so all of a patient's dates move together)")
@@ -380,7 +388,6 @@ def _fit_streaming(data: Path, output: Path, *, generator: str, schema: Path | N
     from synthdata.errors import ConfigError
     from synthdata.models.registry import check_generator_params, make_generator
     from synthdata.models.streaming import STREAMING_GENERATORS, ParquetSource, fit_streaming
-    from synthdata.pipeline.config import DeidConfig
     from synthdata.pipeline.deid import deid_table
     from synthdata.schema.model import Schema, load_yaml
 
@@ -400,12 +407,7 @@ def _fit_streaming(data: Path, output: Path, *, generator: str, schema: Path | N
     sch = Schema.infer(head, name=data.stem)
     if schema is not None:
         sch = sch.with_overrides(load_yaml(schema), where=str(schema))
-    try:
-        deid = DeidConfig.model_validate({"unmarked": unmarked, "dates": dates,
-                                          "patient_column": patient_column,
-                                          "reference_year": reference_year})
-    except ValueError as err:
-        raise ConfigError(f"fit: invalid de-identification option: {err}") from None
+    deid = _deid_options(unmarked, dates, patient_column, reference_year)
     # the identifier check on the first rows: unmarked identifiers stop the fit
     _, _, section = deid_table(head, sch, deid, seed=seed, where=str(data))
     rules = [f"{a['column']}: {a['rule']}" for a in section.get("actions", [])
