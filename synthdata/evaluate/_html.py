@@ -803,7 +803,8 @@ def _history_codes(table: Mapping[str, Any]) -> str:
     code, per_code = table.get("code_column"), table.get("per_code") or {}
     if not code or not per_code:
         return ""
-    rows, hists = [], {}
+    rows: list[dict[str, Any]] = []
+    hists: dict[str, Any] = {}
     for value, entry in per_code.items():
         row: dict[str, Any] = {code: value, "real rows": entry.get("real_rows"),
                                "synthetic rows": entry.get("synthetic_rows")}

@@ -15,6 +15,7 @@ was decided, and every rule applied per column.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
@@ -205,7 +206,7 @@ def _detected(action: Any, added: dict[str, str], prefix: str = "") -> Any:
     return replace(action, source="detected", note=note)
 
 
-def _section(logs: dict[str | None, DeidLog], cfg: DeidConfig, policy: DeidPolicy,
+def _section(logs: Mapping[Any, DeidLog], cfg: DeidConfig, policy: DeidPolicy,
              notes: list[str], scan: list[dict[str, Any]]) -> dict[str, Any]:
     def name(table: str | None, column: str) -> str:
         return column if table is None else f"{table}.{column}"

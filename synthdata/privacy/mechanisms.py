@@ -234,7 +234,7 @@ def _invert_cdf(edges: np.ndarray, cdf: np.ndarray, qs: np.ndarray) -> np.ndarra
 
 def dp_quantiles(
     values: Any,
-    quantiles: Sequence[float],
+    quantiles: Sequence[float] | np.ndarray,
     lower: float,
     upper: float,
     rho: float,
