@@ -233,3 +233,18 @@ def test_history_rule_violations_are_boolean_masks(visits):
         bad = rule.violations(visits, schema)
         assert bad.dtype == bool and len(bad) == len(visits)
         assert (~bad | bad).all()
+
+
+def test_monotone_repairs_a_text_date_column_in_its_format():
+    """A date that may not go back in time (last contact along visits), held as text: the
+    repair sorts each patient's dates and writes them back in the schema's format."""
+    df = pd.DataFrame({"pid": [1, 1, 1, 2, 2], "visit": [1, 2, 3, 1, 2],
+                       "contact": ["2020-01-05", "2019-12-31", "2020-03-01",
+                                   "2018-06-01", "2018-07-01"]})
+    schema = Schema.infer(df)
+    rule = Monotone("contact", by="pid", order="visit")
+    assert rule.violations(df, schema).tolist() == [False, True, False, False, False]
+    fixed, n = rule.repair(df, schema)
+    assert n == 2
+    assert fixed["contact"].tolist() == ["2019-12-31", "2020-01-05", "2020-03-01",
+                                         "2018-06-01", "2018-07-01"]
