@@ -83,3 +83,18 @@ def test_report_section_counts_declared_and_proposed(flchain) -> None:
     assert section["proposed_broken_by_synthetic"] == 1
     off = constraints_section(flchain, synth, schema, discover=False)
     assert off["proposed"] == [] and off["discovery"].startswith("disabled: privacy")
+
+
+def test_report_section_names_where_each_proposed_rule_comes_from(flchain) -> None:
+    """A rule the schema proposes is marked ``schema``; rules discovery adds on the training
+    split are marked ``discovered``."""
+    import dataclasses
+
+    schema = dataclasses.replace(sd.Schema.infer(flchain),
+                                 proposed_constraints=(sd.Positive("kappa"),))
+    section = constraints_section(flchain, flchain, schema)
+    source = {p["rule"]: p["source"] for p in section["proposed"]}
+    assert source["kappa >= 0"] == "schema"
+    assert source["fixed combinations of (death, chapter)"] == "discovered"
+    assert set(source.values()) == {"schema", "discovered"}
+    assert section["discovery"] == "ran on the training split"

@@ -186,3 +186,65 @@ def test_real_rows_breaking_a_rule_are_dropped_or_repaired_and_counted():
     with pytest.raises(SchemaError, match="repair is not available"):
         constraint_from_dict({"kind": "inequality", "low": "a", "high": "b",
                               "on_real_violation": "repair"})
+
+
+def test_time_derived_counts_days_of_a_text_datetime_column():
+    """``visit`` holds dates as text in the schema's format: ages follow the days between
+    visits (365.25 days a year) from each patient's first visit, whatever the row order."""
+    from synthdata.constraints.kinds import group_order
+
+    df = pd.DataFrame({
+        "pid": [1, 1, 1, 2, 2],
+        "visit": ["2020-01-01", "2021-01-01", "2020-07-01", "2019-03-01", "2019-03-11"],
+        "age": [50.0, 50.0 + 366 / 365.25, 55.0, 60.0, 60.0 + 10 / 365.25],
+    })
+    schema = Schema.infer(df)
+    assert schema["visit"].datetime_format == "%Y-%m-%d"
+    rule = TimeDerived("age", "visit", by="pid", order="visit", tolerance=0.001)
+    assert rule.expected(df, schema) == pytest.approx(
+        [50.0, 50.0 + 366 / 365.25, 50.0 + 182 / 365.25, 60.0, 60.0 + 10 / 365.25])
+    assert rule.violations(df, schema).tolist() == [False, False, True, False, False]
+    fixed, n = rule.repair(df, schema)
+    assert n == 1 and fixed["age"].iloc[2] == pytest.approx(50.0 + 182 / 365.25)
+    assert fixed["visit"].tolist() == df["visit"].tolist()
+    assert not rule.violations(fixed, schema).any()
+    # group order: patients by first appearance, rows along visit time
+    assert group_order(df, "pid", "visit", schema).tolist() == [0, 2, 1, 3, 4]
+
+
+def test_group_order_without_a_time_keeps_each_patients_rows_in_table_order():
+    from synthdata.constraints.kinds import group_order
+
+    pid = np.random.default_rng(0).integers(0, 3, 500)
+    df = pd.DataFrame({"pid": pid})
+    order = group_order(df, "pid", None, Schema.infer(df))
+    assert sorted(order.tolist()) == list(range(500))
+    keys = pid[order]
+    assert (np.diff(pd.factorize(keys)[0]) >= 0).all()   # one block per patient
+    for k in range(3):
+        assert (np.diff(order[keys == k]) > 0).all()   # table order within a patient
+
+
+def test_history_rule_violations_are_boolean_masks(visits):
+    """The enforcer combines masks with ``~`` and ``|``: each rule returns booleans."""
+    schema = Schema.infer(visits)
+    for rule in (Monotone("ever", by="pid", order="day"),
+                 TimeDerived("age", "day", by="pid", order="day")):
+        bad = rule.violations(visits, schema)
+        assert bad.dtype == bool and len(bad) == len(visits)
+        assert (~bad | bad).all()
+
+
+def test_monotone_repairs_a_text_date_column_in_its_format():
+    """A date that may not go back in time (last contact along visits), held as text: the
+    repair sorts each patient's dates and writes them back in the schema's format."""
+    df = pd.DataFrame({"pid": [1, 1, 1, 2, 2], "visit": [1, 2, 3, 1, 2],
+                       "contact": ["2020-01-05", "2019-12-31", "2020-03-01",
+                                   "2018-06-01", "2018-07-01"]})
+    schema = Schema.infer(df)
+    rule = Monotone("contact", by="pid", order="visit")
+    assert rule.violations(df, schema).tolist() == [False, True, False, False, False]
+    fixed, n = rule.repair(df, schema)
+    assert n == 2
+    assert fixed["contact"].tolist() == ["2019-12-31", "2020-01-05", "2020-03-01",
+                                         "2018-06-01", "2018-07-01"]

@@ -71,3 +71,12 @@ def test_violations_are_vectorised_and_ignore_missing() -> None:
     assert sd.Inequality("a", "b").violations(df, schema).tolist() == [False, True, False, False]
     assert sd.Inequality("a", "b", strict=True).violations(df, schema).tolist() == [False, True, False, True]
     assert sd.Range("b", low=2, high=2.5).violations(df, schema).tolist() == [False, True, True, False]
+
+
+def test_one_hot_reads_yes_no_and_true_false_text_flags() -> None:
+    df = pd.DataFrame({"a": ["yes", "no", "No", "true", "yes", "maybe"],
+                       "b": ["no", "YES", "no", "f", "y", "no"]})
+    rule = sd.OneHot(["a", "b"])
+    # rows 0, 1 and 3 have exactly one flag set; row 2 none, row 4 two; "maybe" is no flag
+    assert rule.violations(df, sd.Schema.infer(df)).tolist() == [
+        False, False, True, False, True, True]

@@ -180,3 +180,137 @@ def test_rare_combinations_of_quasi_columns_replay_only_from_a_copy(splits_small
         copy["rare_value_replay"] - copy["holdout_rare_value_replay"])
     assert copy["rare_value_replay_excess"] > 0.5 > fresh["rare_value_replay_excess"]
     assert "note" not in copy
+
+
+# -- report fields, attack caps and the singling-out size correction ------------------------
+
+def test_dcr_without_holdout_reports_the_synthetic_nndr_only(splits_small) -> None:
+    """Without a holdout there is no natural NNDR level: the histogram keeps its holdout
+    side as ``None`` (not absent), and the synthetic side still sums to one."""
+    from synthdata.evaluate.leakage import dcr, encode
+
+    train, _, other = splits_small
+    p = prepare(train, other, None, Schema.infer(train))
+    rng = np.random.default_rng(0)
+    res = dcr(encode(p, rng), rng)
+    hist = res["nndr_histogram"]
+    assert set(hist) == {"edges", "synth", "holdout"}
+    assert hist["holdout"] is None and "holdout_median" not in hist
+    assert sum(hist["synth"]) == pytest.approx(1.0)
+    assert res["dcr_share"] is None and "holdout" in res["note"]
+
+
+def test_dcr_with_a_single_training_row_uses_it_as_both_neighbours(splits_small) -> None:
+    """One training row has no second neighbour: the NNDR of a row that is not a copy is 1
+    (nearest / nearest), of a copy 0."""
+    from synthdata.evaluate.leakage import dcr, encode
+
+    train, holdout, other = splits_small
+    one = train.iloc[:1]
+    synth = pd.concat([one, other.iloc[:9]], ignore_index=True)
+    p = prepare(one, synth, holdout.iloc[:20], Schema.infer(train))
+    rng = np.random.default_rng(0)
+    res = dcr(encode(p, rng), rng)
+    assert res["nndr_histogram"]["synth"][0] == pytest.approx(0.1)  # the copy
+    assert res["nndr_histogram"]["synth"][-1] == pytest.approx(0.9)  # ratio 1: last bin
+    assert res["nndr"] == 1.0
+
+
+def test_roc_curve_on_a_known_ranking() -> None:
+    """Scores ranking members 0.8 and 0.35 against non-members 0.4 and 0.1: AUC 3/4, half of
+    the members are found before the first false positive; the curve is sampled on 101 FPR
+    points."""
+    from synthdata.evaluate.leakage import _roc
+
+    out = _roc(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8]))
+    assert out["auc"] == pytest.approx(0.75)
+    assert out["tpr_at_1pct_fpr"] == pytest.approx(0.5)
+    curve = out["roc"]
+    assert curve["fpr"] == pytest.approx(np.linspace(0, 1, 101).tolist())
+    assert curve["tpr"][25] == pytest.approx(0.5) and curve["tpr"][75] == pytest.approx(1.0)
+    assert curve["tpr"][-1] == 1.0
+    assert all(a <= b for a, b in zip(curve["tpr"], curve["tpr"][1:]))
+
+
+def test_risk_reports_the_control_rate_it_subtracts() -> None:
+    r = risk_from_counts(500, 300, 100, 20)
+    control, _ = success_rate(500, 100)
+    assert r["n_control"] == 100.0 and r["control_rate"] == pytest.approx(control)
+    assert r["risk"] == pytest.approx((r["attack_rate"] - control) / (1 - control))
+    assert r["baseline_rate"] == pytest.approx(success_rate(500, 20)[0])
+    assert r["attack_better_than_baseline"] is True
+    alone = risk_from_counts(500, 300, None, 20)  # no control: the attack rate itself
+    assert alone["control_rate"] is None and "n_control" not in alone
+    assert alone["risk"] == pytest.approx(alone["attack_rate"])
+
+
+def test_attacks_are_capped_by_the_holdout_size(splits_small) -> None:
+    """Train and control attack the same number of records: with 30 holdout rows each risk
+    makes 30 attacks (not the 400 training rows), and the copy's control successes are
+    counted out of those 30."""
+    from synthdata.evaluate.leakage import inference, linkability
+
+    train, holdout, _ = splits_small
+    small = holdout.iloc[:30]
+    p = prepare(train, train.copy(), small, Schema.infer(train))
+    quasi = ["age", "sex", "kappa"]
+    inf = inference(p, quasi, ["death"], np.random.default_rng(0))
+    link = linkability(p, quasi, np.random.default_rng(0))
+    for res in (inf, link):
+        assert res["n_attacks"] == 30
+        assert 0 <= res["n_control"] <= 30 and 0 <= res["n_success"] <= 30
+    assert inf["n_success"] == 30  # a copy: the nearest synthetic row is the target itself
+    assert inf["per_secret"]["death"]["n_attacks"] == 30
+    assert inf["record_hits"].sum() == 30 and len(inf["record_hits"]) == len(train)
+
+
+def test_inference_explains_a_secret_without_auxiliary_columns(splits_small) -> None:
+    from synthdata.evaluate.leakage import inference
+
+    train, holdout, _ = splits_small
+    p = prepare(train, train.copy(), holdout, Schema.infer(train))
+    out = inference(p, ["death"], ["death"], np.random.default_rng(0))
+    assert out["note"] == "no sensitive column could be attacked"
+    assert out["per_secret"] == {"death": {"note": "no quasi column left as auxiliary "
+                                                   "information"}}
+    assert "risk" not in out
+
+
+def test_exposed_records_rank_training_rows_by_attacks_succeeded() -> None:
+    from synthdata.evaluate.leakage import exposed_records
+
+    singled = np.array([0, 2, 0, 1, 0])
+    linked = np.array([0, 1, 0, 1, 1])
+    out = exposed_records(singled, linked, None)
+    assert out == [
+        {"row": 1, "attacks_succeeded": 3, "singled_out": 2, "linked": 1},
+        {"row": 3, "attacks_succeeded": 2, "singled_out": 1, "linked": 1},
+        {"row": 4, "attacks_succeeded": 1, "singled_out": 0, "linked": 1},
+    ]
+    assert exposed_records(singled, linked, top=1) == out[:1]
+    assert exposed_records(None, None) == []
+
+
+def _single_matches(n_queries: int, n_rows: int, w: float, rng: np.random.Generator
+                    ) -> np.ndarray:
+    """Masks of queries whose match probability is uniform in [0, w] (Anonymeter's model)."""
+    p = rng.uniform(0, w, size=(n_queries, 1))
+    return rng.random((n_queries, n_rows)) < p
+
+
+def test_size_correction_predicts_control_successes_on_a_larger_table() -> None:
+    """A query singles out one row less often in a larger table. Fitted on 2,000 control
+    rows, the correction predicts how many of the same kind of queries single out one row
+    among 8,000 (simulated), within sampling error; at the control's own size it is 1."""
+    from synthdata.evaluate.leakage import _size_correction
+
+    rng = np.random.default_rng(5)
+    w = 0.002
+    ctl = _single_matches(1000, 2000, w, rng)
+    n_ctl = int((ctl.sum(1) == 1).sum())
+    big = _single_matches(1000, 8000, w, np.random.default_rng(6))
+    n_big = int((big.sum(1) == 1).sum())
+    assert n_big < 0.5 * n_ctl  # the effect being corrected
+    factor = _size_correction(ctl, 8000, np.random.default_rng(0))
+    assert n_ctl * factor == pytest.approx(n_big, rel=0.25)
+    assert _size_correction(ctl, 2000, np.random.default_rng(0)) == pytest.approx(1.0)
