@@ -268,12 +268,9 @@ class DDPMGenerator(BaseGenerator):
         gen = make_torch_generator(rng)
         net = self._build(gen)
         ema = [p.detach().clone() for p in net.parameters()]
-        data = torch.from_numpy(np.ascontiguousarray(matrix, dtype=np.float32))
-        values_all = data[:, plan.value_cols]
-        codes_all = plan.codes(data)
-        soft_all = data[:, plan.soft_cols]
+        values_all, codes_all, soft_all = self._training_tensors(matrix)
         self.clip_ = float(values_all.abs().max()) if values_all.numel() else 1.0
-        n, n_val, n_soft = len(data), values_all.shape[1], plan.n_soft
+        n, n_val, n_soft = len(values_all), values_all.shape[1], plan.n_soft
         n_columns = max(1, n_val + n_soft)
         big_t = int(self.n_timesteps)
         ab_table = alpha_bar(torch.arange(big_t + 1), big_t)
@@ -306,6 +303,17 @@ class DDPMGenerator(BaseGenerator):
             self.history_.append({"epoch": epoch + 1, "loss": total / steps})
             logger.debug("ddpm epoch %d/%d loss %.4f", epoch + 1, epochs, total / steps)
             progress("ddpm.fit", epoch + 1, epochs)
+        self._finish_training(net, ema, started)
+
+    def _training_tensors(self, matrix: np.ndarray) -> tuple[torch.Tensor, torch.Tensor,
+                                                             torch.Tensor]:
+        """The training matrix as (values, category codes, soft one-hot columns)."""
+        plan = self.plan_
+        data = torch.from_numpy(np.ascontiguousarray(matrix, dtype=np.float32))
+        return data[:, plan.value_cols], plan.codes(data), data[:, plan.soft_cols]
+
+    def _finish_training(self, net: _Denoiser, ema: list[torch.Tensor], started: float) -> None:
+        """Load the EMA weights into ``net`` and keep it, in eval mode, as the fitted model."""
         with torch.no_grad():
             for p, e in zip(net.parameters(), ema, strict=True):
                 p.copy_(e)
@@ -340,11 +348,9 @@ class DDPMGenerator(BaseGenerator):
         plan = self.plan_
         net = self._build(make_torch_generator(rng))  # seeded init: reads no data
         ema = [p.detach().clone() for p in net.parameters()]
-        data = torch.from_numpy(np.ascontiguousarray(matrix, dtype=np.float32))
-        values_all, codes_all = data[:, plan.value_cols], plan.codes(data)
-        soft_all = data[:, plan.soft_cols]
+        values_all, codes_all, soft_all = self._training_tensors(matrix)
         self.clip_ = DP_VALUE_CLIP  # public: the largest training value is not
-        n = len(data)
+        n = len(values_all)
         n_plan = self._planning_rows(n)  # the noisy count: q and steps never read the true n
         n_columns = max(1, values_all.shape[1] + plan.n_soft)
         big_t = int(self.n_timesteps)
@@ -389,12 +395,7 @@ class DDPMGenerator(BaseGenerator):
         self.dp_noise_multiplier_ = dp.noise_multiplier
         self.dp_sample_rate_ = dp.sample_rate
         self.dp_steps_ = dp.steps_done
-        with torch.no_grad():
-            for p, e in zip(net.parameters(), ema, strict=True):
-                p.copy_(e)
-        self.fit_seconds_ = time.perf_counter() - started
-        net.eval()
-        self.net_ = net
+        self._finish_training(net, ema, started)
 
     # -- sample -------------------------------------------------------------------------
     @staticmethod
