@@ -822,6 +822,13 @@ class RelationalSynthesizer:
             synth = pd.concat(pieces, ignore_index=True)
             synth.index = np.concatenate(slot_order)
             synth = synth.sort_index().reset_index(drop=True).drop(columns=[CTX, SEQ])
+        return self._attach_to_parents(plan, fk, synth, parent_out, parent_aug, parent_idx)
+
+    def _attach_to_parents(self, plan: _TablePlan, fk: Any, synth: pd.DataFrame,
+                           parent_out: pd.DataFrame, parent_aug: pd.DataFrame,
+                           parent_idx: np.ndarray) -> pd.DataFrame:
+        """Give each sampled child row its parent's key (and parent-level columns), then put
+        every history in time order and make its within-patient rules hold."""
         synth[fk.column] = parent_out[fk.parent_column].to_numpy()[parent_idx]
         for col in fk.parent_level:
             synth[col] = parent_aug[parent_level_column(plan.name, col)].to_numpy()[parent_idx]
@@ -945,11 +952,7 @@ class RelationalSynthesizer:
             context, min_length=1, time_limit=None if limit is None else limit[active],
             lengths=counts.to_numpy()[active].astype(np.int64), seed=child_seed(rng))
         parent_idx = active[owner]
-        synth[fk.column] = parent_out[fk.parent_column].to_numpy()[parent_idx]
-        for col in fk.parent_level:
-            synth[col] = parent_aug[parent_level_column(plan.name, col)].to_numpy()[parent_idx]
-        synth = self._order_in_time(plan, synth, parent_out, parent_idx)
-        return self._apply_history(plan, synth, parent_out)
+        return self._attach_to_parents(plan, fk, synth, parent_out, parent_aug, parent_idx)
 
     def _time_limit(self, plan: _TablePlan, parent_aug: pd.DataFrame,
                     parent_out: pd.DataFrame) -> np.ndarray | None:
