@@ -135,19 +135,19 @@ def run(pipeline: Annotated[Path, typer.Argument(help="Pipeline YAML file.")],
     from synthdata.pipeline.config import PipelineConfig
     from synthdata.pipeline.runner import run_pipeline
 
-    config: Any = pipeline
-    loaded = PipelineConfig.from_yaml(pipeline)  # a bad file stops here, as in run_pipeline
+    # read once: a bad file stops here, and run_pipeline takes the parsed config
+    config = PipelineConfig.from_yaml(pipeline)
     if budget_file is not None:
         from synthdata.pipeline.budget import with_budget_file
 
-        config = with_budget_file(loaded, budget_file)
-    warning = dp_generator_warning(loaded.generator.kind, loaded.privacy is not None)
+        config = with_budget_file(config, budget_file)
+    warning = dp_generator_warning(config.generator.kind, config.privacy is not None)
     if warning:
         typer.echo(warning, err=True)
     if threads is not None:
         from synthdata.pipeline.config import with_threads
 
-        config = with_threads(config if isinstance(config, PipelineConfig) else loaded, threads)
+        config = with_threads(config, threads)
     with _progress(quiet) as progress:
         result = run_pipeline(config, output_dir=output_dir, progress=progress)
     if not quiet:
