@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -26,6 +29,62 @@ def module_scope_unless_mutating(fixture_name: str, config: pytest.Config) -> st
     active, where one module-scoped computation serves all of its tests again.
     """
     return "function" if os.environ.get("MUTANT_UNDER_TEST") == "stats" else "module"
+
+
+# -- mutation runs (``make mutation``): a test that spins under a mutant fails -------------
+MUTANT_TEST_CPU_LIMIT_S = 30.0
+
+
+class MutantTimeLimit(BaseException):
+    """A test phase used more than ``MUTANT_TEST_CPU_LIMIT_S`` CPU seconds under a mutant.
+
+    A ``BaseException``, so hypothesis neither catches nor shrinks it (a limit reached while
+    hypothesis shrinks an example that already failed ends the shrinking); pytest reports
+    the test as failed, so the mutant counts as killed by a failing test, not as one of
+    mutmut's timeouts."""
+
+
+def _under_mutant() -> bool:
+    """True while mutmut runs the tests against one mutant (not its stats pass, its clean
+    run of the tests or its forced-failure check)."""
+    return os.environ.get("MUTANT_UNDER_TEST", "") not in ("", "stats", "fail")
+
+
+@contextlib.contextmanager
+def _cpu_time_limit(seconds: float) -> Iterator[None]:
+    """Raise ``MutantTimeLimit`` once the process has used ``seconds`` more CPU time.
+
+    CPU time (``ITIMER_PROF``), not wall time: the limit means the same on an idle and on a
+    loaded machine. The slowest test of the mutation selection uses about 5 s on an idle
+    core, so 30 s is a spinning loop, not a slow machine."""
+    def expire(signum: int, frame: object) -> None:
+        raise MutantTimeLimit(f"test phase over {seconds:g} CPU seconds under a mutant")
+
+    previous = signal.signal(signal.SIGPROF, expire)
+    signal.setitimer(signal.ITIMER_PROF, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, previous)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    if not _under_mutant():
+        yield
+        return
+    with _cpu_time_limit(MUTANT_TEST_CPU_LIMIT_S):
+        yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    if not _under_mutant():
+        yield
+        return
+    with _cpu_time_limit(MUTANT_TEST_CPU_LIMIT_S):
+        yield
 
 
 @pytest.fixture(scope="session")

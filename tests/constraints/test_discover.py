@@ -98,3 +98,46 @@ def test_report_section_names_where_each_proposed_rule_comes_from(flchain) -> No
     assert source["fixed combinations of (death, chapter)"] == "discovered"
     assert set(source.values()) == {"schema", "discovered"}
     assert section["discovery"] == "ran on the training split"
+
+
+def _two_numbers_and_two_dates(n: int = 200) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=n).round(3)
+    start = pd.Timestamp("2020-01-01") + pd.to_timedelta(rng.integers(0, 1000, n), unit="D")
+    end = start + pd.to_timedelta(rng.integers(0, 300, n), unit="D")
+    return pd.DataFrame({"x": x, "y": x + np.abs(rng.normal(size=n)).round(3),
+                         "start": start.strftime("%Y-%m-%d"), "end": end.strftime("%Y-%m-%d")})
+
+
+def test_an_inequality_between_the_only_two_number_columns_is_found() -> None:
+    from synthdata.constraints.discover import discover
+
+    df = _two_numbers_and_two_dates()[["x", "y"]]
+    assert [r.describe() for r in discover(df, sd.Schema.infer(df))] == ["x <= y"]
+
+
+def test_max_pairs_bounds_the_pairs_tested_across_numbers_and_dates() -> None:
+    """Numbers are tested first; the dates only get the pairs the numbers left over."""
+    from synthdata.constraints.discover import discover
+
+    df = _two_numbers_and_two_dates()
+    schema = sd.Schema.infer(df)
+    assert schema["start"].kind == schema["end"].kind == sd.ColumnKind.DATETIME
+    assert [r.describe() for r in discover(df, schema, max_pairs=1)] == ["x <= y"]
+    assert [r.describe() for r in discover(df, schema, max_pairs=2)] == ["x <= y", "start <= end"]
+
+
+def test_a_lookup_target_needs_more_than_min_key_support_rows_per_value() -> None:
+    """A one-to-one code/label pair (25 values, too many to combine) where each value is
+    seen on exactly MIN_KEY_SUPPORT rows is not proposed (the label is close to a row
+    identifier); with one more row per value both lookups are."""
+    from synthdata.constraints.discover import MIN_KEY_SUPPORT, discover
+
+    found = {}
+    for reps in (MIN_KEY_SUPPORT, MIN_KEY_SUPPORT + 1):
+        codes = np.repeat(np.arange(25), reps)
+        df = pd.DataFrame({"code": [f"C{c:02d}" for c in codes],
+                           "label": [f"label {c}" for c in codes]})
+        found[reps] = [r.describe() for r in discover(df, sd.Schema.infer(df))]
+    assert found[MIN_KEY_SUPPORT] == []
+    assert found[MIN_KEY_SUPPORT + 1] == ["label = lookup(code)", "code = lookup(label)"]

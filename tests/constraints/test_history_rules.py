@@ -248,3 +248,57 @@ def test_monotone_repairs_a_text_date_column_in_its_format():
     assert n == 2
     assert fixed["contact"].tolist() == ["2019-12-31", "2020-01-05", "2020-03-01",
                                          "2018-06-01", "2018-07-01"]
+
+
+def test_time_derived_repairs_a_text_date_column_in_its_format():
+    """``visit = admit + day`` days (dates count in nanoseconds, so the scale turns days
+    into nanoseconds): a visit off by a day is recomputed and written back as text in the
+    schema's format."""
+    from synthdata.constraints.kinds import NS_PER_DAY
+
+    df = pd.DataFrame({"admit": ["2020-01-01", "2020-02-10", "2021-05-05"], "day": [3, 10, 0],
+                       "visit": ["2020-01-04", "2020-02-21", "2021-05-05"]})
+    schema = Schema.infer(df)
+    assert schema["visit"].datetime_format == "%Y-%m-%d"
+    rule = TimeDerived("visit", "day", baseline="admit", scale=1 / NS_PER_DAY)
+    assert rule.violations(df, schema).tolist() == [False, True, False]
+    fixed, n = rule.repair(df, schema)
+    assert n == 1
+    assert fixed["visit"].tolist() == ["2020-01-04", "2020-02-20", "2021-05-05"]
+    assert not rule.violations(fixed, schema).any()
+
+
+def test_event_consistency_against_a_fixed_end_date():
+    """``end`` a date (YAML reads ``end: 2021-01-01`` as one) against a text date column:
+    a death dated after the end of the study is no event."""
+    import datetime
+
+    df = pd.DataFrame({"death_date": ["2020-05-01", "2021-03-01", None, "2020-12-31"],
+                       "died": [1, 1, 0, 0]})
+    schema = Schema.infer(df)
+    rule = EventConsistency("died", "death_date", end=datetime.date(2021, 1, 1))
+    assert schema.with_constraints(rule).constraints == (rule,)
+    assert rule.violations(df, schema).tolist() == [False, True, False, True]
+    fixed, n = rule.repair(df, schema)
+    assert n == 2 and fixed["died"].tolist() == [1, 0, 0, 1]
+
+
+def test_conditional_repairs_to_missing_text_and_to_the_first_listed_value():
+    df = pd.DataFrame({"status": [0, 0, 2, 3, 3], "cause": [None, "stroke", "cancer", "cancer", None],
+                       "stage": [1, 3, 4, 2, 3], "treated": [0, 0, 1, 0, 2]})
+    schema = Schema.infer(df)
+    alive = Conditional("status == 0", "cause is null")
+    assert alive.violations(df, schema).tolist() == [False, True, False, False, False]
+    fixed, n = alive.repair(df, schema)
+    assert n == 1 and fixed["cause"].isna().tolist() == [True, True, False, False, True]
+    assert not alive.violations(fixed, schema).any()
+    treated = Conditional("stage >= 3", "treated in [1, 2]")
+    fixed, n = treated.repair(df, schema)
+    assert n == 1 and fixed["treated"].tolist() == [0, 1, 1, 0, 2]
+    assert fixed["treated"].dtype == df["treated"].dtype
+
+
+def test_a_conditional_bound_must_be_a_number_or_date():
+    df = pd.DataFrame({"stage": [1, 3, 4], "treated": [0, 1, 1]})
+    with pytest.raises(SchemaError, match=r"'high' is not a number/date for >="):
+        Schema.infer(df).with_constraints(Conditional("stage >= high", "treated == 1"))

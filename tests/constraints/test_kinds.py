@@ -80,3 +80,16 @@ def test_one_hot_reads_yes_no_and_true_false_text_flags() -> None:
     # rows 0, 1 and 3 have exactly one flag set; row 2 none, row 4 two; "maybe" is no flag
     assert rule.violations(df, sd.Schema.infer(df)).tolist() == [
         False, False, True, False, True, True]
+
+
+def test_derived_difference_and_ratio_read_their_inputs_in_order(frame: pd.DataFrame) -> None:
+    """``b - a`` and ``b / a`` (not ``a - b``): a wrong row is flagged, a zero divisor gives
+    a missing ratio rather than an infinite one."""
+    df = frame.assign(gap=frame["b"] - frame["a"], ratio=frame["b"] / frame["a"].replace(0, 1))
+    schema = sd.Schema.infer(df)
+    gap = sd.Derived("gap", "difference", ["b", "a"])
+    assert gap.compute(df, schema).tolist() == [5.0] * 40
+    broken = df.assign(gap=df["gap"].where(df.index != 3, -5))
+    assert gap.violations(broken, schema).tolist() == [i == 3 for i in range(40)]
+    ratio = sd.Derived("ratio", "ratio", ["b", "a"]).compute(df, schema)
+    assert ratio.iloc[1] == 6.0 and pd.isna(ratio.iloc[0])   # a == 0 on row 0
