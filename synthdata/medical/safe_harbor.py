@@ -340,7 +340,7 @@ def deidentify(df: pd.DataFrame, schema: Schema, *, policy: DeidPolicy | None = 
                                           "ages over 89 set to 90, meaning '90 or older'"))
         elif kind == IdentifierType.BIRTH_DATE:
             years = _parse_dates(values, column).dt.year.astype("Int64")
-            old = (reference_year - years) > 89  # type: ignore[operator]
+            old = (reference_year - years) > 89
             old = old.fillna(False).astype(bool)
             years = years.mask(old)
             out[column] = years
@@ -428,11 +428,11 @@ def deidentify_tables(tables: Mapping[str, pd.DataFrame], schema: MultiTableSche
     order = schema.order()
     roots = [t for t in order if schema.parent_link(t) is None]
     if policy.patient_column is not None:
-        keys = [f"{t}.{k}" for t in roots for k in schema.primary_keys.get(t, ())]
-        if policy.patient_column not in keys and \
-                policy.patient_column not in [k.split(".", 1)[1] for k in keys]:
+        root_keys = [f"{t}.{k}" for t in roots for k in schema.primary_keys.get(t, ())]
+        if policy.patient_column not in root_keys and \
+                policy.patient_column not in [k.split(".", 1)[1] for k in root_keys]:
             raise ConfigError(f"policy.patient_column is {policy.patient_column!r}; with linked "
-                              f"tables the patient is the root table's key ({keys}): name it or "
+                              f"tables the patient is the root table's key ({root_keys}): name it or "
                               "leave it out")
     replace(policy, patient_column=policy.patient_column or "<root key>").validate()
     types = _by_table(policy.types, schema, "policy.types")

@@ -189,7 +189,9 @@ class MultiTableSchema:
 
     tables: Mapping[str, Schema]
     primary_keys: Mapping[str, str | tuple[str, ...]] = field(default_factory=dict)
-    foreign_keys: Sequence[ForeignKey | tuple[str, str, str, str]] = ()
+    # after __post_init__ every entry is a ForeignKey; a 4-tuple (child, column, parent,
+    # parent_column) is also accepted at run time and converted there
+    foreign_keys: Sequence[ForeignKey] = ()
     survival: Mapping[str, SurvivalSpec] = field(default_factory=dict)
     name: str = "dataset"
     constraints: Sequence[Any] = ()
@@ -682,18 +684,18 @@ class MultiTableSchema:
                     values[key] = value = value[0]
                 if not isinstance(value, (str, list, tuple)):
                     raise SchemaError(f"{label}: {key} must be a column name, got {value!r}")
-            child_cols, parent_cols = (_key_tuple(values[k], label) for k in
+            # never None: both values were checked to be names above
+            child_cols, parent_cols = (_key_tuple(values[k], label) or () for k in
                                        ("column", "parent_column"))
-            if len(child_cols) != len(parent_cols):  # type: ignore[arg-type]
+            if len(child_cols) != len(parent_cols):
                 raise SchemaError(f"{label}: composite key mismatch: column {list(child_cols)} "
                                   f"has {len(child_cols)} column(s) but parent_column "
                                   f"{list(parent_cols)} has {len(parent_cols)}; list the same "
                                   "number of columns, in the parent key's order")
             composite = None
-            if len(child_cols) > 1:  # type: ignore[arg-type]
+            if len(child_cols) > 1:
                 # carried by one surrogate key column (synthdata.relational.keys)
-                composite = compile_link(tables, pks, values, child_cols,  # type: ignore[arg-type]
-                                         parent_cols, label)  # type: ignore[arg-type]
+                composite = compile_link(tables, pks, values, child_cols, parent_cols, label)
                 links.append(composite)
             for key in ("parent_level", "context"):
                 if isinstance(values.get(key), str):
