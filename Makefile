@@ -45,7 +45,7 @@ lint: $(STAMP)
 # Mutation testing over evaluate/leakage.py, privacy/mechanisms.py and constraints/ (slow:
 # about an hour on 2 cores; results in benchmarks/results/mutation.md).
 mutation: $(STAMP)
-	$(VENV)/bin/mutmut run --max-children 2; $(VENV)/bin/mutmut results
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 $(VENV)/bin/mutmut run --max-children 2; $(VENV)/bin/mutmut results
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q -m "slow or not slow"
