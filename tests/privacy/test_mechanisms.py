@@ -54,6 +54,7 @@ def test_large_rho_is_accurate(data: dict) -> None:
     found, counts = m.dp_categories(sex, BIG, 5.0, ledger, "cats")
     assert found == ["f", "m", "x"]  # the singleton (count 1) stays below 1 + 5σ
     np.testing.assert_allclose(counts, [np.sum(sex == c) for c in found], atol=0.01)
+    assert counts.dtype == np.float64   # float like dp_histogram's counts (one type for marginals)
     noisy = m.gaussian_mechanism(np.array([1.0, 2.0]), 1.0, BIG, ledger, "em.sum")
     np.testing.assert_allclose(noisy, [1.0, 2.0], atol=0.01)
     steps = [e.step for e in ledger.entries]
