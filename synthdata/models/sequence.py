@@ -108,6 +108,11 @@ class SequenceGenerator(BaseGenerator):
         Map the sampled numbers onto the training marginals, per code of a long-format table
         (quantile mapping of the normal scores; ranks within a code kept). Not under DP (the
         generator refuses DP anyway).
+    value_temperature:
+        Scale on the spread of every Gaussian of the numbers' mixtures when sampling, with
+        ``calibrate`` (the calibration restores each number's marginal; a narrower draw
+        keeps a patient's values closer together: on 3,000 nafld patients 0.7 gave history
+        detection 0.78 against 0.81 at 1.0). Without ``calibrate`` the draw is not scaled.
     privacy:
         Must be ``None`` (DP is refused, see the module docstring).
     seed:
@@ -119,10 +124,11 @@ class SequenceGenerator(BaseGenerator):
 
     def __init__(self, schema: Schema, *, order_column: str | None = None, epochs: int = 150,
                  batch_size: int = 64, lr: float = 3e-3, hidden_dim: int = 96, n_mixture: int = 3,
-                 max_length: int | None = None, max_steps: int | None = 2000,
-                 calibrate: bool = True, privacy: Any = None, seed: int | None = 0) -> None:
+                 max_length: int | None = None, max_steps: int | None = 4000,
+                 calibrate: bool = True, value_temperature: float = 0.7,
+                 privacy: Any = None, seed: int | None = 0) -> None:
         self.schema, self.order_column = schema, order_column
-        self.calibrate = calibrate
+        self.calibrate, self.value_temperature = calibrate, value_temperature
         self.epochs, self.batch_size, self.lr = epochs, batch_size, lr
         self.max_steps = max_steps
         self.hidden_dim, self.n_mixture, self.max_length = hidden_dim, n_mixture, max_length
@@ -148,6 +154,7 @@ class SequenceGenerator(BaseGenerator):
                 raise ConfigError(f"ar: parameter {key} must be a positive integer or null, got "
                                   f"{value!r}")
         self._positive(lr=self.lr)
+        self._positive(value_temperature=self.value_temperature)
         if not isinstance(self.calibrate, bool):
             raise ConfigError(f"ar: parameter calibrate must be true or false, got "
                               f"{self.calibrate!r}")
@@ -540,6 +547,9 @@ class SequenceGenerator(BaseGenerator):
         loss = loss + (nll.reshape(b, t_run) * is_row[:, :t_run]).sum(dim=1)
         return loss
 
+    def _log_temperature(self) -> float:
+        return math.log(float(self.value_temperature)) if self.calibration_ is not None else 0.0
+
     def _repeat_eligible(self, prev: Any, step: Any) -> Any:
         """``(rows, values)``: a row may repeat the previous row's number (not the first row,
         the previous row has the number, the number has a repeat head)."""
@@ -710,7 +720,7 @@ class SequenceGenerator(BaseGenerator):
                     mem = torch.cat([last[rows_at, slots], seen[rows_at, slots].unsqueeze(-1)],
                                     dim=-1).reshape(n, -1)
                 _, _, w, mu, log_scale, rep_logit = self._split_heads(net.cond(out, row, mem))
-                z = _draw_mixture(w, mu, log_scale, gen)
+                z = _draw_mixture(w, mu, log_scale + self._log_temperature(), gen)
                 if use_repeat:   # "same as the previous row" where the hurdle says so
                     again = self._repeat_eligible(prev, step) & (
                         torch.rand(z.shape, generator=gen) < torch.sigmoid(rep_logit))

@@ -320,6 +320,8 @@ def test_calibrate_false_leaves_the_drawn_numbers():
     assert gen.calibration_ is None
     with pytest.raises(ConfigError, match="calibrate must be true or false"):
         make_generator("ar", Schema.infer(data), calibrate="yes").fit(data, groups=rows["pid"])
+    with pytest.raises(ConfigError, match="value_temperature must be a positive number"):
+        make_generator("ar", Schema.infer(data), value_temperature=0).fit(data, groups=rows["pid"])
 
 
 def test_code_counts_once_slots_and_repeat_columns_helpers():
