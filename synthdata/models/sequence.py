@@ -78,7 +78,7 @@ REPEAT_MIN_SHARE = 0.02
 # A discrete value that at most this share of the histories holding it hold more than once
 # (nafld's fib4 test: 0.7% of patients) is drawn at most once per synthetic history
 ONCE_MAX_SHARE = 0.02
-CALIBRATION_QUANTILES = 101   # per number and code: quantiles of the real normal scores ...
+CALIBRATION_QUANTILES = 1001  # per number and code: quantiles of the real normal scores ...
 MIN_CALIBRATION_ROWS = 30     # ... used when both sides have at least this many rows
 MAX_CALIBRATION_CODES = 50    # the code column of the calibration has at most this many levels
 
@@ -286,8 +286,8 @@ class SequenceGenerator(BaseGenerator):
                 continue
             for c in range(n_codes + 1):
                 sel = ok[:, j] & (codes == c if c < n_codes else True)
-                if sel.sum() >= MIN_CALIBRATION_ROWS:
-                    q[j, c] = np.quantile(z[sel, j], probs)
+                if sel.sum() >= MIN_CALIBRATION_ROWS:   # real values only (no interpolation)
+                    q[j, c] = np.quantile(z[sel, j], probs, method="inverted_cdf")
         return {"probs": probs.tolist(), "quantiles": np.nan_to_num(q, nan=0.0).tolist(),
                 "fitted": (~np.isnan(q[..., 0])).tolist()}
 
@@ -317,7 +317,12 @@ class SequenceGenerator(BaseGenerator):
                     continue
                 z = matrix[sel, cols[j]]
                 u = (pd.Series(z).rank(method="average").to_numpy() - 0.5) / len(z)
-                out[sel, cols[j]] = np.interp(u, probs, q[j, c])
+                # the nearest stored quantile: a real row's score, so values keep the real
+                # support (0/1 smoking flags, whole-number labs); interpolating between them
+                # gave 0.37 smokers once the value column had too many distinct values for a
+                # stepwise quantile map (full nafld: history detection 0.99, smoke features)
+                at = np.clip(np.rint(u * (len(probs) - 1)).astype(np.int64), 0, len(probs) - 1)
+                out[sel, cols[j]] = q[j, c][at]
                 todo &= ~sel
             if (repeat[:, j] > 0.5).any():   # repeats copy the (calibrated) value they repeat
                 z = pd.Series(np.where(repeat[:, j] > 0.5, np.nan, out[:, cols[j]]))

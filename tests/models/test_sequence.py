@@ -337,3 +337,24 @@ def test_code_counts_once_slots_and_repeat_columns_helpers():
     assert _repeat_columns(frame, schema, "t", np.array([2, 2])) == ["x"]
     # a repeat across two histories does not count
     assert _repeat_columns(frame, schema, "t", np.array([1, 2, 1])) == []
+
+
+def test_calibration_keeps_the_real_support_of_each_code():
+    # 'a' has more distinct values than a stepwise quantile map keeps: without snapping to
+    # real scores the 0/1 'flag' rows came out as fractions
+    rng = np.random.default_rng(1)
+    rows = []
+    for pid in range(300):
+        day = int(rng.integers(0, 500))
+        rows.append({"pid": pid, "day": day, "test": "flag", "value": float(rng.integers(0, 2))})
+        rows += [{"pid": pid, "day": day + 30 * k + 30, "test": "a", "value": rng.normal(50, 10)}
+                 for k in range(4)]
+    rows = pd.DataFrame(rows)
+    data = rows.drop(columns="pid")
+    gen = make_generator("ar", Schema.infer(data), order_column="day", epochs=3, seed=0)
+    gen.fit(data, groups=rows["pid"])
+    assert not gen.transformer_.encoder("value").stepwise_
+    synth, _ = gen.sample_histories(n=300, lengths=np.full(300, 5), seed=0)
+    flags = synth.loc[synth["test"] == "flag", "value"].to_numpy()
+    assert len(flags) >= 30
+    assert np.isclose(flags[:, None], [[0.0, 1.0]], atol=1e-6).any(axis=1).all()
