@@ -252,7 +252,7 @@ def test_sampling_step_matches_the_trained_gru():
     gen = torch.Generator().manual_seed(0)
     from synthdata.models._torch import build_module
 
-    net = build_module(lambda: _ARNet(10 + 5, 5, 16, 7, 3, 4), gen)
+    net = build_module(lambda: _ARNet(10 + 5, 5, 16, 7, 3, 4, 7), gen)
     ctx = torch.randn((4, 5), generator=gen)
     x = torch.randn((4, 3, 10), generator=gen)
     full = net(torch.cat([x, ctx.unsqueeze(1).expand(4, 3, 5)], dim=-1), ctx)
@@ -261,3 +261,100 @@ def test_sampling_step_matches_the_trained_gru():
         out, h = net.step(x[:, k], h, prepared)
         steps.append(out)
     torch.testing.assert_close(torch.stack(steps, dim=1), full)
+
+
+def _visits(n: int = 150, seed: int = 0) -> pd.DataFrame:
+    """Long-format labs: every visit has an 'a' row then a 'b' row carrying the same value;
+    one 'once' test per patient; first times are negative (before an index date)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for pid in range(n):
+        day, level = int(rng.integers(-400, -10)), rng.normal(50, 10)
+        rows.append({"pid": pid, "day": day, "test": "once", "value": float(rng.integers(0, 2))})
+        for _ in range(int(rng.integers(2, 5))):
+            day += int(rng.integers(20, 90))
+            value = float(round(level + rng.normal(0, 3)))
+            rows.append({"pid": pid, "day": day, "test": "a", "value": value})
+            rows.append({"pid": pid, "day": day, "test": "b", "value": value})
+    return pd.DataFrame(rows)
+
+
+def test_repeat_heads_once_only_codes_and_calibration():
+    rows = _visits()
+    data = rows.drop(columns="pid")
+    gen = make_generator("ar", Schema.infer(data), order_column="day", epochs=30, seed=0)
+    gen.fit(data, groups=rows["pid"])
+    assert gen.repeat_columns_ == ["value"]                  # not the time column
+    once = gen.transformer_.inverse_transform(
+        np.eye(gen.plan_.n_features)[gen.once_slots_].astype(float))["test"].tolist()
+    assert once == ["once"]
+    lengths = rows.groupby("pid").size().to_numpy()
+    synth, owner = gen.sample_histories(n=len(lengths), lengths=lengths, seed=0)
+    synth["pid"] = owner
+    # a 'once' test at most once per history (the real data: exactly once)
+    assert synth[synth["test"] == "once"].groupby("pid").size().max() == 1
+    # 'b' repeats the 'a' just before it, at the same time
+    prev_same = (synth["pid"].diff() == 0) & (synth["test"] == "b") & \
+        (synth["test"].shift() == "a")
+    pairs = synth[prev_same]
+    assert len(pairs) > 0.5 * (synth["test"] == "b").sum()
+    exact = (pairs["value"].to_numpy() == synth["value"].shift().to_numpy()[prev_same]).mean()
+    assert exact > 0.8, exact
+    # calibrated per code: the 0/1 values of 'once' stay 0/1, 'a' keeps its real range
+    assert set(synth.loc[synth["test"] == "once", "value"].unique()) <= {0.0, 1.0}
+    real_a = rows.loc[rows["test"] == "a", "value"]
+    synth_a = synth.loc[synth["test"] == "a", "value"]
+    assert abs(synth_a.median() - real_a.median()) < 3.0
+    assert synth_a.between(real_a.min(), real_a.max()).mean() > 0.95
+    # times never step back, also where the first times are negative
+    assert (synth.groupby("pid")["day"].diff().dropna() >= 0).all()
+    assert synth.groupby("pid")["day"].first().lt(0).mean() > 0.8
+
+
+def test_calibrate_false_leaves_the_drawn_numbers():
+    rows = _visits(60)
+    data = rows.drop(columns="pid")
+    gen = make_generator("ar", Schema.infer(data), order_column="day", epochs=2, seed=0,
+                         calibrate=False)
+    gen.fit(data, groups=rows["pid"])
+    assert gen.calibration_ is None
+    with pytest.raises(ConfigError, match="calibrate must be true or false"):
+        make_generator("ar", Schema.infer(data), calibrate="yes").fit(data, groups=rows["pid"])
+    with pytest.raises(ConfigError, match="value_temperature must be a positive number"):
+        make_generator("ar", Schema.infer(data), value_temperature=0).fit(data, groups=rows["pid"])
+
+
+def test_code_counts_once_slots_and_repeat_columns_helpers():
+    from synthdata.models.sequence import _code_counts, _repeat_columns
+
+    hot = np.array([[1, 0], [1, 0], [0, 1], [1, 0]], dtype=float)
+    hist = np.array([0, 0, 0, 1])
+    np.testing.assert_allclose(np.expm1(_code_counts(hot, hist)),
+                               [[1, 0], [2, 0], [2, 1], [1, 0]])
+    frame = pd.DataFrame({"t": [0, 0, 1, 1], "x": [1.0, 1.0, 2.0, 2.0], "y": [1.0, 2, 3, 4]})
+    schema = Schema.infer(frame)
+    # x repeats within history 0 (rows 0-1) and within history 1 (rows 2-3); t is the time
+    assert _repeat_columns(frame, schema, "t", np.array([2, 2])) == ["x"]
+    # a repeat across two histories does not count
+    assert _repeat_columns(frame, schema, "t", np.array([1, 2, 1])) == []
+
+
+def test_calibration_keeps_the_real_support_of_each_code():
+    # 'a' has more distinct values than a stepwise quantile map keeps: without snapping to
+    # real scores the 0/1 'flag' rows came out as fractions
+    rng = np.random.default_rng(1)
+    rows = []
+    for pid in range(300):
+        day = int(rng.integers(0, 500))
+        rows.append({"pid": pid, "day": day, "test": "flag", "value": float(rng.integers(0, 2))})
+        rows += [{"pid": pid, "day": day + 30 * k + 30, "test": "a", "value": rng.normal(50, 10)}
+                 for k in range(4)]
+    rows = pd.DataFrame(rows)
+    data = rows.drop(columns="pid")
+    gen = make_generator("ar", Schema.infer(data), order_column="day", epochs=3, seed=0)
+    gen.fit(data, groups=rows["pid"])
+    assert not gen.transformer_.encoder("value").stepwise_
+    synth, _ = gen.sample_histories(n=300, lengths=np.full(300, 5), seed=0)
+    flags = synth.loc[synth["test"] == "flag", "value"].to_numpy()
+    assert len(flags) >= 30
+    assert np.isclose(flags[:, None], [[0.0, 1.0]], atol=1e-6).any(axis=1).all()
