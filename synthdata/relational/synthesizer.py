@@ -795,7 +795,7 @@ class RelationalSynthesizer:
             counts = np.minimum(counts, self.max_rows_per_patient)
         total = int(counts.sum())
         if total == 0:
-            return pd.DataFrame(columns=self.schema.tables[plan.name].names)
+            return self._no_children(plan)
         parent_idx = np.repeat(np.arange(len(counts)), counts)
         starts = np.repeat(np.cumsum(counts) - counts, counts)
         rank = np.arange(total) - starts
@@ -823,6 +823,13 @@ class RelationalSynthesizer:
             synth.index = np.concatenate(slot_order)
             synth = synth.sort_index().reset_index(drop=True).drop(columns=[CTX, SEQ])
         return self._attach_to_parents(plan, fk, synth, parent_out, parent_aug, parent_idx)
+
+    def _no_children(self, plan: _TablePlan) -> pd.DataFrame:
+        """An empty child table that still has every column its own children are sampled from
+        (``__n_<grandchild>``, parent-level copies): a DP count or a small sample can give a
+        table no rows at all, and the next level must then get no rows, not a KeyError."""
+        names = [*self.schema.tables[plan.name].names, *plan.schema.names]
+        return pd.DataFrame(columns=list(dict.fromkeys(names)))
 
     def _attach_to_parents(self, plan: _TablePlan, fk: Any, synth: pd.DataFrame,
                            parent_out: pd.DataFrame, parent_aug: pd.DataFrame,
@@ -945,7 +952,7 @@ class RelationalSynthesizer:
         counts = pd.to_numeric(parent_aug[count_column(plan.name)], errors="coerce").fillna(0)
         active = np.flatnonzero(counts.to_numpy() > 0)
         if not active.size:
-            return pd.DataFrame(columns=self.schema.tables[plan.name].names)
+            return self._no_children(plan)
         context = parent_aug.iloc[active][plan.ar_context].reset_index(drop=True)
         limit = self._time_limit(plan, parent_aug, parent_out)
         synth, owner = plan.generator.sample_histories(

@@ -337,6 +337,27 @@ def test_dp_fit_charges_each_table_for_its_real_maximum_per_patient(monkeypatch)
     assert ms.check(synth).is_ok
 
 
+def test_a_sample_without_children_gives_empty_child_and_grandchild_tables():
+    """A DP count or a small sample can give every patient zero visits: the visits table is
+    then empty, and so is labs (it once raised KeyError '__n_labs')."""
+    ms, tables = _three_level_schema(), _three_level_tables()
+    rs = RelationalSynthesizer(ms, generator="gmm", generator_params=TINY, seed=0).fit(tables)
+    patients = rs.plans_["patients"].generator
+    real_sample = patients.sample
+
+    def no_visits(n, **kw):
+        out = real_sample(n, **kw)
+        out["__n_visits"] = 0
+        return out
+
+    patients.sample = no_visits
+    synth = rs.sample(30, seed=1)
+    assert len(synth["patients"]) == 30
+    assert len(synth["visits"]) == 0 and len(synth["labs"]) == 0
+    assert set(ms.tables["labs"].names) <= set(synth["labs"].columns)
+    assert ms.check(synth).is_ok
+
+
 def test_a_table_keyed_by_its_link_is_charged_for_one_row_per_parent():
     from synthdata.privacy.config import DPConfig
 
