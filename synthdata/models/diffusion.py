@@ -23,16 +23,23 @@ exponential moving average of the weights (decay ``EMA_DECAY``).
 
 Sampling walks ``sampling_steps`` times from ``T`` to 0, spaced more densely near ``T`` (see
 :func:`sampling_times`; ``sampling_steps = n_timesteps`` is the full chain). The default
-of 25 steps was chosen by measurement (benchmarks/README.md, "Diffusion"): within 0.03
-detection AUC of the 1000-step chain at about twice the speed of 50 steps. Values take
+of 25 steps was chosen by measurement (benchmarks/results/ddpm_steps.md, issue 24: on
+flchain and telco_churn, two fits each, 15 and 20 steps gave detection AUC up to 0.03
+worse on telco_churn, whose many categorical spans need the steps). Values take
 deterministic steps: predict ``x_0`` from ``ε̂`` (clipped to the training range), then move
 to the next time with DDIM (η = 0, ``SOLVER_ORDER = 1``, the default) or DPM-Solver++(2M)
 (``SOLVER_ORDER = 2``: the DDIM update with ``x̂_0`` extrapolated from the last two
-predictions, second order at no extra denoiser call). A span still
-masked at time ``t`` is revealed on the way to ``s`` with probability ``(m(t) - m(s)) / m(t)``,
-its category drawn from the predicted softmax; at ``s = 0`` every span is revealed. The only
-random draws are the starting noise, the reveal coins and the category draws, all from one
-seeded ``torch.Generator``.
+predictions, second order at no extra denoiser call; measured no better at 25 steps). A span
+still masked at time ``t`` is revealed on the way to ``s`` with probability
+``(m(t) - m(s)) / m(t)``, its category drawn from the predicted softmax; at ``s = 0`` every
+span is revealed. The reveal coins do not depend on the model, so every span's reveal step
+is drawn up front (:func:`reveal_steps`), and the denoiser runs in pieces: the first layer's
+input from the one-hots and mask flags is a running sum updated when a span is revealed, and
+a span's logits are computed only for the rows that reveal it at this step (each span is
+drawn once per row, not at every step). The only random draws are the starting noise, one
+reveal coin and one category coin per span, from one seeded ``torch.Generator`` per chunk
+of ``SAMPLE_ROWS`` rows (seeded in order from the sample's seed; chunks run in parallel,
+the output does not depend on the number of threads).
 
 Conditions (``conditions={"death": 1}``) are inpainting on the discrete part: the
 conditioned spans start revealed with the requested category and stay fixed, and the
@@ -67,7 +74,14 @@ from torch import nn
 from synthdata._rng import make_torch_generator
 from synthdata.errors import ConfigError
 from synthdata.models._params import check_dims, check_encoding, check_ints
-from synthdata.models._torch import Adam, SpanPlan, build_module, mlp, torch_threads
+from synthdata.models._torch import (
+    Adam,
+    SpanPlan,
+    build_module,
+    default_threads,
+    mlp,
+    torch_threads,
+)
 from synthdata.models.base import BaseGenerator, Progress, no_progress
 from synthdata.schema.model import Schema
 from synthdata.transform.columns import Activation
@@ -79,8 +93,9 @@ TIME_DIM = 64          # width of the sinusoidal timestep features
 COSINE_OFFSET = 0.008  # ``s`` of the cosine schedule
 MIN_ALPHA_BAR = 1e-5   # keeps ``1 / sqrt(a(T))`` finite
 TIME_GRID_POWER = 1.5  # sampling grid shape, see :func:`sampling_times`
-# Rows denoised together: the chain makes ``sampling_steps`` passes over the same rows, so a
-# batch whose activations stay in cache is fastest (the same size as SAMPLE_CHUNK).
+# Rows denoised together (one chunk per worker thread): the chain makes ``sampling_steps``
+# passes over the same rows, so a batch whose activations stay in cache is fastest (16,384
+# measured no faster). Changing it changes the rows a seed gives.
 SAMPLE_ROWS = 4096
 MIN_AUTO_BATCH, MAX_AUTO_BATCH = 128, 1024
 # Under DP the largest training value is not public: predicted normal scores are clipped at
@@ -88,8 +103,8 @@ MIN_AUTO_BATCH, MAX_AUTO_BATCH = 128, 1024
 # 0.995), and any score beyond them decodes to the DP bound of its column.
 DP_VALUE_CLIP = 3.0
 # Value update of the sampler: 1 = DDIM, 2 = DPM-Solver++(2M) (see ``_value_step``). Stays
-# 1 until bench_ddpm_steps.py --orders 1,2 shows order 2 at fewer steps no worse (issue 24:
-# not yet measured, the machine was saturated).
+# 1: measured (benchmarks/results/ddpm_steps.md) order 2 lowers the column distance on
+# flchain but not detection AUC on telco_churn, at 25 steps or fewer.
 SOLVER_ORDER = 1
 
 
@@ -114,6 +129,20 @@ def sampling_times(n_timesteps: int, steps: int) -> list[int]:
         raw = int(round(n_timesteps * (1 - (k / steps) ** TIME_GRID_POWER)))
         out.append(max(min(raw, out[-1] - 1), steps - k))
     return out
+
+
+def reveal_steps(coins: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+    """The step (0-based) at which each masked span is revealed, from one uniform coin each.
+
+    The chain reveals a span masked at ``t_k`` on the way to ``t_{k+1}`` with probability
+    ``(m(t_k) - m(t_{k+1})) / m(t_k)``; the product of these says a span is still masked after
+    step ``k`` with probability ``m(t_{k+1}) / m(t_0)`` (``m = 1 - a``, ``ab`` the schedule
+    at the sampling times). So the reveal step is the number of steps whose survival share
+    exceeds the coin, and every span is revealed by the last step (``t = 0``).
+    """
+    still_masked = (1 - ab[1:]) / (1 - ab[0])
+    still_masked[-1] = 0.0
+    return (still_masked.view(1, 1, -1) > coins.unsqueeze(2)).sum(dim=2)
 
 
 def time_features(t: torch.Tensor, n_timesteps: int) -> torch.Tensor:
@@ -243,10 +272,6 @@ class DDPMGenerator(BaseGenerator):
         for s in plan.soft:
             span_of_col[s.start:s.start + s.width] = s.index
         self._soft_span = span_of_col[plan.soft_cols]
-
-    def _draw(self, logits: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        """Inverse-CDF category draw per span from softmax(logits), one uniform ``u`` per span."""
-        return self._soft_plan.inverse_cdf_codes(logits, u)
 
     def _revealed(self, codes: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
         """One-hot of ``codes`` over the softmax columns, zero on masked spans."""
@@ -420,41 +445,93 @@ class DDPMGenerator(BaseGenerator):
         return (sig_s / sig_t) * x_t + (ab_s.sqrt() - ab_t.sqrt() * sig_s / sig_t) * d
 
     @torch.inference_mode()
-    def _denoise_batch(self, n: int, gen: torch.Generator,
-                       fixed: list[tuple[int, int]], order: int = 2) -> torch.Tensor:
-        plan, net = self.plan_, self.net_
+    def _denoise_batch(self, n: int, gen: torch.Generator, fixed: list[tuple[int, int]],
+                       order: int = 1, dense: bool = False) -> torch.Tensor:
+        """``n`` rows of the transformed table, denoised from pure noise (see the module
+        docstring, "Sampling").
+
+        Every random draw is made up front from ``gen``: the starting noise, one reveal coin
+        and one category coin per span. A span's reveal step follows from its coin alone
+        (masked after step ``k`` with probability ``m(t_{k+1}) / m(t_0)``, the product of the
+        per-step reveal probabilities), so the chain knows at every step which spans it
+        reveals. The denoiser is then run in pieces (``dense=False``): the first layer's
+        contribution of the one-hot and mask-flag inputs changes only when a span is
+        revealed, so it is kept as a running sum (one weight column added and one removed per
+        revealed span); the output layer computes the value columns every step and a span's
+        logits only for the rows that reveal it at this step. Each span is drawn once per
+        row, instead of every span at every step. ``dense=True`` runs the whole network at
+        every step on the same draws (the reference the fast path is tested against).
+        """
+        plan, net, sp = self.plan_, self.net_, self._soft_plan
         big_t = int(self.n_timesteps)
-        n_val, n_soft = int(plan.value_cols.numel()), plan.n_soft
+        n_val, n_soft, n_oh = int(plan.value_cols.numel()), plan.n_soft, sp.n_features
+        times = sampling_times(big_t, int(self.sampling_steps))
+        n_steps = len(times) - 1
+        ab_all = alpha_bar(torch.tensor(times), big_t)
         values = torch.randn((n, n_val), generator=gen)
+        coins = torch.rand((n, 2 * n_soft), generator=gen)
+        reveal_at = reveal_steps(coins[:, :n_soft], ab_all)
         codes = torch.zeros((n, n_soft), dtype=torch.long)
-        masked = torch.ones((n, n_soft), dtype=torch.bool)
         for span, code in fixed:  # inpainting: conditioned spans are revealed from the start
             codes[:, span] = code
-            masked[:, span] = False
-        revealed = self._revealed(codes, masked)
-        times = sampling_times(big_t, int(self.sampling_steps))
-        ab_all = alpha_bar(torch.tensor(times), big_t)
+            reveal_at[:, span] = -1
         t_emb = net.embed_time(torch.tensor(times[:-1]), big_t)
         # log signal-to-noise ratio per time (inf at t = 0) for the multistep value update
         lam = 0.5 * (ab_all.double().log() - (1 - ab_all.double()).log())
+        w_in, w_out, b_out = net.inp.weight, net.out.weight, net.out.bias
+        w_val, w_hot_t, w_flag_t = (w_in[:, :n_val].t(), w_in[:, n_val:n_val + n_oh].t(),
+                                    w_in[:, n_val + n_oh:].t())
+        # revealing span j as slot c: add the one-hot's weight column, remove the mask flag's
+        w_reveal = w_hot_t - w_flag_t[self._soft_span]
+        masked = reveal_at >= 0
+        # first-layer input of the discrete part (bias included), kept up to date on reveal
+        acc = torch.addmm(net.inp.bias, masked.to(values.dtype), w_flag_t)
+        if fixed:
+            acc += self._revealed(codes, masked) @ w_hot_t
+        # the (row, span) pairs revealed at each step, grouped by step then span: one sort
+        key = (reveal_at * n_soft + torch.arange(n_soft)).flatten()
+        key_sorted, pair = torch.sort(key, stable=True)
+        pair_rows, pair_span = pair // n_soft, pair % n_soft
+        pair_coins = coins[:, n_soft:].flatten()[pair]
+        bounds = torch.searchsorted(key_sorted, torch.arange(n_steps * n_soft + 1)).tolist()
+        starts, widths = sp.starts.tolist(), sp.widths.tolist()
         x0_prev: torch.Tensor | None = None
-        for k in range(len(times) - 1):
-            ab_t, ab_s = ab_all[k], ab_all[k + 1]
-            x_in = torch.cat([values, revealed, masked.to(values.dtype)], dim=1)
-            out = net(x_in, t_emb[k:k + 1])
+        for k in range(n_steps):
+            if dense:
+                x_in = torch.cat([values, self._revealed(codes, masked),
+                                  masked.to(values.dtype)], dim=1)
+                out = net(x_in, t_emb[k:k + 1])
+            else:
+                pre = acc + t_emb[k] if n_val == 0 else torch.addmm(acc + t_emb[k], values, w_val)
+                hidden = net.body(torch.relu_(pre))
+                out = torch.addmm(b_out[:n_val], hidden, w_out[:n_val].t())
             if n_val:
+                ab_t, ab_s = ab_all[k], ab_all[k + 1]
                 eps = out[:, :n_val]
                 x0 = ((values - (1 - ab_t).sqrt() * eps) / ab_t.sqrt()).clamp_(-self.clip_, self.clip_)
                 values = self._value_step(values, x0, x0_prev, lam, k, ab_t, ab_s, order)
                 x0_prev = x0
-            if n_soft:
-                m_t, m_s = 1 - ab_t, (1 - ab_s if times[k + 1] > 0 else torch.tensor(0.0))
-                coins = torch.rand((n, 2 * n_soft), generator=gen)
-                reveal = masked & (coins[:, :n_soft] < (m_t - m_s) / m_t)
-                drawn = self._draw(out[:, n_val:], coins[:, n_soft:])
-                codes = torch.where(reveal, drawn, codes)
-                masked = masked & ~reveal
-                revealed = self._revealed(codes, masked)
+            lo, hi = bounds[k * n_soft], bounds[(k + 1) * n_soft]
+            if lo == hi:
+                continue
+            slots = torch.empty(hi - lo, dtype=torch.long)
+            for j in range(n_soft):
+                a, b = bounds[k * n_soft + j], bounds[k * n_soft + j + 1]
+                if a == b:
+                    continue
+                rows = pair_rows[a:b]
+                cols = slice(n_val + starts[j], n_val + starts[j] + widths[j])
+                if dense:
+                    logits = out[:, cols].index_select(0, rows)
+                else:
+                    logits = torch.addmm(b_out[cols], hidden.index_select(0, rows), w_out[cols].t())
+                cdf = torch.softmax(logits, dim=1).cumsum_(dim=1)
+                drawn = (cdf < pair_coins[a:b].unsqueeze(1)).sum(dim=1).clamp_(max=widths[j] - 1)
+                slots[a - lo:b - lo] = drawn + starts[j]
+            codes.view(-1)[pair[lo:hi]] = slots - sp.starts[pair_span[lo:hi]]
+            masked.view(-1)[pair[lo:hi]] = False
+            if not dense:
+                acc.index_add_(0, pair_rows[lo:hi], w_reveal.index_select(0, slots))
         result = plan.one_hot(codes, n)
         if n_val:
             result[:, plan.value_cols] = values
@@ -462,11 +539,30 @@ class DDPMGenerator(BaseGenerator):
 
     def _sample_matrix(self, n: int, rng: np.random.Generator,
                        conditions: dict[str, int] | None) -> np.ndarray:
-        gen = make_torch_generator(rng)
+        """Chunks of ``SAMPLE_ROWS`` rows, each with its own generator seeded from ``rng`` in
+        order, denoised in parallel by ``threads`` workers of one torch thread each.
+
+        Whole chunks per worker, not torch's intra-op threads: every operation of the chain
+        is small, and a fork-join per operation waits for the slowest thread (measured on a
+        busy machine: 1,702 rows per CPU second with two intra-op threads, 49,269 with one).
+        The output depends on the seed only, not on the number of threads.
+        """
+        from concurrent.futures import ThreadPoolExecutor
+
         fixed = [(self.plan_.soft_index(col), int(code)) for col, code in (conditions or {}).items()]
-        with torch_threads():
-            parts = [self._denoise_batch(min(SAMPLE_ROWS, n - i), gen, fixed, SOLVER_ORDER)
-                     for i in range(0, n, SAMPLE_ROWS)]
+        sizes = [min(SAMPLE_ROWS, n - i) for i in range(0, n, SAMPLE_ROWS)]
+        gens = [make_torch_generator(rng) for _ in sizes]
+        workers = min(default_threads(), len(sizes))
+
+        def chunk(k: int) -> torch.Tensor:
+            return self._denoise_batch(sizes[k], gens[k], fixed, SOLVER_ORDER)
+
+        with torch_threads(1):
+            if workers > 1:
+                with ThreadPoolExecutor(workers) as pool:
+                    parts = list(pool.map(chunk, range(len(sizes))))
+            else:
+                parts = [chunk(k) for k in range(len(sizes))]
         return torch.cat(parts).numpy().astype(np.float64)
 
     # -- state --------------------------------------------------------------------------
