@@ -67,7 +67,18 @@ from torch import nn
 from synthdata._rng import make_torch_generator
 from synthdata.errors import ConfigError
 from synthdata.models._params import check_dims, check_encoding, check_ints
-from synthdata.models._torch import Adam, SpanPlan, build_module, mlp, torch_threads
+from synthdata.models._torch import (
+    WIDE_DIM,
+    Adam,
+    SpanPlan,
+    build_module,
+    has_wide_layers,
+    mlp,
+    torch_threads,
+    wide_blocks,
+    wide_embed,
+    wide_head,
+)
 from synthdata.models.base import BaseGenerator, Progress, no_progress
 from synthdata.schema.model import Schema
 from synthdata.transform.columns import Activation
@@ -128,19 +139,24 @@ class _Denoiser(nn.Module):
     """ReLU MLP over ``[noisy values, revealed one-hots, span mask flags]`` plus a timestep
     embedding; outputs ``[ε̂ for the value columns, logits for the softmax columns]``."""
 
-    def __init__(self, n_features: int, n_soft: int, hidden_dims: Sequence[int]) -> None:
+    def __init__(self, n_features: int, n_soft: int, hidden_dims: Sequence[int],
+                 wide: Sequence[tuple[int, int]] = (), wide_dim: int = WIDE_DIM) -> None:
         super().__init__()
         h0 = hidden_dims[0]
         self.time = nn.Sequential(nn.Linear(TIME_DIM, h0), nn.SiLU(), nn.Linear(h0, h0))
-        self.inp = nn.Linear(n_features + n_soft, h0)
+        # wide softmax spans (``wide``: their columns, the same in input and output):
+        # embedded on the way in, low-rank logits on the way out
+        self.embed = wide_embed(n_features + n_soft, wide, wide_dim)
+        self.inp = nn.Linear(self.embed.n_out, h0)
         self.body = mlp([h0, *hidden_dims[1:]], activation=lambda: nn.ReLU(inplace=True))
-        self.out = nn.Linear(hidden_dims[-1], n_features)
+        self.out = wide_head(hidden_dims[-1], n_features, wide, wide_dim)
         # ReLU, not SiLU: measured, SiLU cost about as much as the matmuls when sampling
 
     def embed_time(self, t: torch.Tensor, n_timesteps: int) -> torch.Tensor:
         return self.time(time_features(t, n_timesteps))
 
     def forward(self, x: torch.Tensor, t_emb: torch.Tensor) -> torch.Tensor:
+        x = self.embed(x)
         # one time for the batch (sampling): fold it into the bias. Not in training, where a
         # one-row batch must still run ``self.inp`` as a layer (DP-SGD's per-row clipping
         # hooks it)
@@ -186,6 +202,10 @@ class DDPMGenerator(BaseGenerator):
     name: ClassVar[str] = "ddpm"
     dp_training: ClassVar[str | None] = "dpsgd"
     fit_seconds_: float | None
+    # categorical columns with more slots than this get an embedding in and low-rank logits
+    # out (``_torch.WideEmbed`` / ``WideHead``, ``WIDE_DIM`` units); None (the default, not
+    # yet measured for ddpm): one-hot layers only. Not a constructor parameter yet.
+    wide_levels: int | None = None
 
     def __init__(self, schema: Schema, *, epochs: int = 1000, batch_size: int | str = "auto",
                  lr: float = 2e-3, hidden_dims: Sequence[int] = (128, 128),
@@ -225,8 +245,11 @@ class DDPMGenerator(BaseGenerator):
     # -- model ----------------------------------------------------------------------------
     def _build(self, generator: torch.Generator) -> _Denoiser:
         plan = self.plan_
-        net = build_module(lambda: _Denoiser(plan.n_features, plan.n_soft, tuple(self.hidden_dims)),
-                           generator)
+        # the softmax part of input and output starts after the value columns
+        wide = wide_blocks(self._soft_plan.soft_blocks(), self.wide_levels,
+                           int(plan.value_cols.numel()))
+        net = build_module(lambda: _Denoiser(plan.n_features, plan.n_soft, tuple(self.hidden_dims),
+                                             wide, WIDE_DIM), generator)
         assert isinstance(net, _Denoiser)
         return net
 
@@ -475,6 +498,8 @@ class DDPMGenerator(BaseGenerator):
 
     def _set_torch_state(self, state: dict[str, Any]) -> None:
         self._prepare_plan()
+        if not has_wide_layers(state["net"]):  # an archive from before wide-span layers
+            self.wide_levels = None
         gen = torch.Generator().manual_seed(0)  # weights are overwritten just below
         net = self._build(gen)
         net.load_state_dict(state["net"])
