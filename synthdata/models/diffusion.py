@@ -72,7 +72,6 @@ from synthdata.models._torch import (
     Adam,
     SpanPlan,
     build_module,
-    has_wide_layers,
     mlp,
     torch_threads,
     wide_blocks,
@@ -498,8 +497,10 @@ class DDPMGenerator(BaseGenerator):
 
     def _set_torch_state(self, state: dict[str, Any]) -> None:
         self._prepare_plan()
-        if not has_wide_layers(state["net"]):  # an archive from before wide-span layers
-            self.wide_levels = None
+        # not a constructor parameter, so not in the archive's params: read it off the
+        # weights (the narrowest embedded span is just above the threshold that was used)
+        widths = [v.shape[1] for k, v in state["net"].items() if k.startswith("embed.tables.")]
+        self.wide_levels = min(widths) - 1 if widths else None
         gen = torch.Generator().manual_seed(0)  # weights are overwritten just below
         net = self._build(gen)
         net.load_state_dict(state["net"])
