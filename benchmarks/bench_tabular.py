@@ -18,6 +18,7 @@ import argparse
 import datetime as dt
 import json
 import math
+import os
 import shlex
 import sys
 import tempfile
@@ -37,17 +38,21 @@ SDV = {"sdv_gc": "GaussianCopulaSynthesizer", "sdv_tvae": "TVAESynthesizer",
 REFERENCE = "real"   # the real train rows scored as if synthetic: the noise floor
 ALL_SYSTEMS = (*OURS, *SDV, REFERENCE)
 DEFAULT_DATASETS = "flchain,rotterdam,telco_churn"
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 NOT_AVAILABLE = 3    # worker exit code: the system's code is not installed/implemented
 
 
 # -- worker (one system, one subprocess) ----------------------------------------------------
 
-def _make_ours(kind: str, train: pd.DataFrame, epochs: int, seed: int) -> Any:
+def _make_ours(kind: str, train: pd.DataFrame, epochs: int, seed: int,
+               threads: int | None = None) -> Any:
     import synthdata as sd
     try:
         schema = sd.Schema.infer(train)
         # gmm has no epochs; ddpm keeps its own default (its epochs are not SDV's epochs)
         params: dict[str, Any] = {} if kind in ("gmm", "ddpm") else {"epochs": epochs}
+        if threads:
+            params["threads"] = threads
         return sd.make_generator(kind, schema, seed=seed, **params)
     except sd.ConfigError as err:
         if "not implemented" in str(err) or "optional dependency" in str(err):
@@ -101,22 +106,43 @@ class _NotAvailable(Exception):
     pass
 
 
+def _tree_cpu_s() -> float:
+    """CPU seconds of this process, its reaped children and its live descendants."""
+    import psutil
+
+    me = psutil.Process()
+    total = sum(me.cpu_times()[:4])   # user, system, children_user, children_system
+    for child in me.children(recursive=True):
+        try:
+            total += sum(child.cpu_times()[:2])
+        except psutil.Error:
+            pass
+    return total
+
+
 def worker(args: argparse.Namespace) -> int:
     train = pd.read_pickle(args.train)
     result: dict[str, Any] = {"system": args.worker}
+    if args.threads:
+        # every system gets the same intra-op threads (the parent also sets OMP/MKL/BLAS)
+        import torch
+        torch.set_num_threads(args.threads)
+        result["threads"] = args.threads
     try:
         if args.worker in OURS:
-            gen = _make_ours(args.worker, train, args.epochs, args.seed)
+            gen = _make_ours(args.worker, train, args.epochs, args.seed, args.threads)
         else:
             gen = _make_sdv(args.worker, train, args.epochs, args.seed)
     except _NotAvailable as err:
         result["status"] = f"not available: {err}"
         Path(args.result).write_text(json.dumps(result))
         return NOT_AVAILABLE
-    t0, c0 = time.perf_counter(), time.process_time()
+    t0, c0, tree0 = time.perf_counter(), time.process_time(), _tree_cpu_s()
     gen.fit(train)
     result["fit_s"] = time.perf_counter() - t0
     result["fit_cpu_s"] = time.process_time() - c0   # all threads; robust to a busy machine
+    # with the CPU of child processes (SDV's preprocessing can start worker pools)
+    result["fit_tree_cpu_s"] = _tree_cpu_s() - tree0
     t0 = time.perf_counter()
     big = gen.sample(args.sample_rows)
     result["sample_s"] = time.perf_counter() - t0
@@ -141,7 +167,11 @@ def run_system(system: str, train_path: Path, workdir: Path, n_train: int,
            "--train", str(train_path), "--synth", str(synth_path), "--result", str(result_path),
            "--epochs", str(args.epochs), "--seed", str(args.seed),
            "--sample-rows", str(args.sample_rows), "--draws", str(args.draws)]
-    code, wall, rss = _common.run_measured(cmd, log_path=log_path)
+    env = None
+    if args.threads:
+        cmd += ["--threads", str(args.threads)]
+        env = {**os.environ, **{v: str(args.threads) for v in THREAD_VARS}}
+    code, wall, rss = _common.run_measured(cmd, env=env, log_path=log_path)
     if result_path.exists():
         res = json.loads(result_path.read_text())
     else:
@@ -187,7 +217,7 @@ def dataset_table(name: str, spec: _common.DatasetSpec, n_train: int, n_hold: in
     head = (f"### {name}\n\n{n_train} train / {n_hold} holdout rows; dropped: "
             f"{', '.join(spec.drop) or 'none'}; target: `{spec.target}` ({spec.task}, "
             f"TSTR/TRTR as {umetric})\n\n")
-    cols = ["system", "fit s", "fit CPU s", "sample rows/s", "peak RSS MB", "col dist ↓",
+    cols = ["system", "fit s", "fit CPU s", "fit CPU s (process tree)", "sample rows/s", "peak RSS MB", "col dist ↓",
             "pair diff ↓",
             "detect AUC ↓", f"TSTR {umetric}", f"TRTR {umetric}", "TSTR/TRTR",
             "exact copies (holdout rate, 95% upper)", "DCR share", "MIA AUC"]
@@ -198,6 +228,7 @@ def dataset_table(name: str, spec: _common.DatasetSpec, n_train: int, n_hold: in
             lines.append(f"| {r['system']} | {r.get('status', '?')} |" + " |" * (len(cols) - 2))
             continue
         cells = [r["system"], _fmt(r.get("fit_s"), ".2f"), _fmt(r.get("fit_cpu_s"), ".2f"),
+                 _fmt(r.get("fit_tree_cpu_s"), ".2f"),
                  _fmt(r.get("rows_per_s"), ",.0f"),
                  _fmt(r.get("peak_rss_mb"), ".0f"), _fmt(r.get("col_dist"), ".4f"),
                  _fmt(r.get("pair_diff"), ".4f"), _detect(r),
@@ -224,6 +255,8 @@ def header(args: argparse.Namespace, argv: list[str], load_start: str) -> str:
     busy = (" (busy machine: wall times are inflated; fit CPU s is the steadier number)"
             if float(load_start.split(",")[0]) > float(m["nproc"]) else "")
     cmd = " ".join(shlex.quote(a) for a in ["python", "benchmarks/bench_tabular.py", *argv])
+    threads = (f"; every system pinned to {args.threads} thread(s) (torch.set_num_threads, "
+               f"{', '.join(THREAD_VARS)})" if args.threads else "")
     return (f"# Tabular benchmark\n\n"
             f"- command: `{cmd}`\n"
             f"- date: {dt.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}\n"
@@ -233,7 +266,8 @@ def header(args: argparse.Namespace, argv: list[str], load_start: str) -> str:
             f"- versions: {_versions()}\n"
             f"- seeds: split seed {args.seed} (70/30), generator seed {args.seed}, "
             f"metric seed {args.seed}; epochs {args.epochs} (vae, ctgan, sdv_tvae, sdv_ctgan); "
-            f"sampling speed timed on {args.sample_rows:,} rows\n"
+            f"sampling speed timed on {args.sample_rows:,} rows"
+            f"{threads}\n"
             f"- metrics (see benchmarks/_common.py): col dist = mean KS (numeric) / TV "
             f"(discrete, missing as a category) vs real train; pair diff = mean |Δ| of pairwise "
             f"association (|Pearson|, Cramér's V, correlation ratio); detect AUC = "
@@ -242,7 +276,8 @@ def header(args: argparse.Namespace, argv: list[str], load_start: str) -> str:
             f"uses the first draw); "
             f"TSTR/TRTR = HistGradientBoosting trained on synthetic / real train, scored on "
             f"the real holdout. fit s is wall time, fit CPU s the process CPU time over all its "
-            f"threads. Peak RSS covers the worker's process tree (fit + sampling). Row `real` "
+            f"threads (process tree: plus child processes, e.g. worker pools). Peak RSS "
+            f"covers the worker's process tree (fit + sampling). Row `real` "
             f"scores the real train rows as if synthetic (the noise floor). Leakage (synthdata's "
             f"own evaluation): exact copies of train rows with the holdout's natural copy "
             f"rate and its one-sided 95% Clopper-Pearson upper bound, DCR share (synthetic "
@@ -265,6 +300,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="folder with manifest.json (default ../shared/datasets)")
     p.add_argument("--quick", action="store_true", help="smoke run: 2 epochs, 10k sample rows")
     p.add_argument("--keep-logs", action="store_true", help="print a failed worker's log")
+    p.add_argument("--threads", type=int, default=None,
+                   help="pin every system to this many threads (torch, OpenMP, MKL, OpenBLAS); "
+                        "default: each system's own choice")
     # worker mode (internal)
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--train", help=argparse.SUPPRESS)

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from synthdata.errors import ConfigError
 from synthdata.transform.columns import Activation, Span, SpanRole
 
 # Rows per forward pass when sampling: large enough to amortise per-op overhead, small enough
@@ -184,6 +185,120 @@ def mlp(sizes: Sequence[int], *, activation: Callable[[], nn.Module] = nn.ReLU,
             if dropout > 0:
                 layers.append(SeededDropout(dropout))
     return nn.Sequential(*layers)
+
+
+# -- wide softmax spans: embeddings in, low-rank logits out (issue 24) ---------------------
+
+# The suggested ``wide_levels`` (softmax spans with more slots get a learned embedding on a
+# network's input and a low-rank head on its output, ``WIDE_DIM`` units each). The
+# generators default to ``wide_levels=None`` (off): on covid_wide (58-102 levels) the layers
+# cut parameters but not fit time (benchmarks/results/wide_embed.md).
+WIDE_LEVELS = 50
+WIDE_DIM = 16
+
+
+def wide_blocks(spans: Sequence[tuple[int, int]], levels: int | None,
+                offset: int = 0) -> list[tuple[int, int]]:
+    """``(start + offset, width)`` of the spans wider than ``levels`` (none when ``levels``
+    is None): the column blocks a :func:`wide_embed` / :func:`wide_head` treats as wide."""
+    if levels is None:
+        return []
+    return [(int(start) + offset, int(width)) for start, width in spans if width > levels]
+
+
+def _block_columns(n: int, blocks: Sequence[tuple[int, int]]) -> tuple[list[int], list[int]]:
+    """(columns outside every block in order, the blocks' columns in block order)."""
+    inside = [c for start, width in blocks for c in range(start, start + width)]
+    if len(set(inside)) != len(inside) or any(c < 0 or c >= n for c in inside):
+        raise ValueError(f"wide blocks {list(blocks)} overlap or leave 0..{n - 1}")
+    taken = set(inside)
+    return [c for c in range(n) if c not in taken], inside
+
+
+class WideEmbed(nn.Module):
+    """The input side of wide softmax spans: each wide block of the input (a one-hot,
+    Gumbel-softmax probabilities, or zeros while masked) times its own ``(width, dim)``
+    table -- an embedding lookup for one-hot rows, a weighted mix of embeddings for soft
+    ones. Output: the other input columns in their order, then ``dim`` columns per block.
+
+    The first layer after it costs ``(other columns + blocks x dim) x units`` per row
+    instead of ``columns x units``. Tables are ``nn.Linear`` without bias, so opacus's
+    per-sample gradients cover them (DP-SGD needs no special case).
+    """
+
+    def __init__(self, n_in: int, blocks: Sequence[tuple[int, int]], dim: int) -> None:
+        super().__init__()
+        keep, inside = _block_columns(n_in, blocks)
+        self.blocks = [(int(s), int(w)) for s, w in blocks]
+        # one column gather puts [other columns | block 1 | block 2 ...] side by side; its
+        # backward is one index_add (slicing each block instead cost a full-size gradient
+        # buffer per block in the backward pass)
+        self.register_buffer("order", torch.tensor(keep + inside, dtype=torch.long),
+                             persistent=False)
+        self.sizes = [len(keep)] + [w for _, w in self.blocks]
+        self.tables = nn.ModuleList(nn.Linear(w, dim, bias=False) for _, w in self.blocks)
+        self.n_out: int = len(keep) + dim * len(self.blocks)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.blocks:
+            return x
+        first, *rest = torch.index_select(x, 1, self.order).split(self.sizes, dim=1)
+        return torch.cat([first, *(t(b) for t, b in zip(self.tables, rest, strict=True))], dim=1)
+
+
+def wide_embed(n_in: int, blocks: Sequence[tuple[int, int]], dim: int) -> WideEmbed:
+    """:class:`WideEmbed` over ``blocks``; without blocks it passes its input through and has
+    no parameters (archives of tables without wide columns keep their keys)."""
+    return WideEmbed(n_in, blocks, dim)
+
+
+class WideHead(nn.Module):
+    """An output layer ``Linear(n_in, n_out)`` with low-rank logits for wide blocks: one
+    ``Linear`` gives the other outputs and ``dim`` units per block, each block's logits come
+    from those units through its own ``(dim, width)`` layer. Columns return in output order.
+    Per row ``n_in x (other + blocks x dim) + dim x (block widths)`` multiply-adds instead
+    of ``n_in x n_out``."""
+
+    def __init__(self, n_in: int, n_out: int, blocks: Sequence[tuple[int, int]],
+                 dim: int) -> None:
+        super().__init__()
+        keep, inside = _block_columns(n_out, blocks)
+        self.sizes = [len(keep)] + [int(dim)] * len(blocks)
+        self.base = nn.Linear(n_in, len(keep) + dim * len(blocks))
+        self.heads = nn.ModuleList(nn.Linear(dim, int(w)) for _, w in blocks)
+        order = torch.tensor(keep + inside, dtype=torch.long)
+        self.register_buffer("inverse", torch.argsort(order), persistent=False)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        first, *rest = self.base(h).split(self.sizes, dim=1)
+        out = torch.cat([first, *(head(u) for head, u in zip(self.heads, rest, strict=True))],
+                        dim=1)
+        return torch.index_select(out, 1, self.inverse)
+
+
+def wide_head(n_in: int, n_out: int, blocks: Sequence[tuple[int, int]], dim: int) -> nn.Module:
+    """:class:`WideHead` over ``blocks``; a plain ``nn.Linear(n_in, n_out)`` when none."""
+    return WideHead(n_in, n_out, blocks, dim) if blocks else nn.Linear(n_in, n_out)
+
+
+def check_wide(gen: Any) -> None:
+    """ConfigError unless ``wide_levels`` is None or an integer >= 2 and ``wide_dim`` a
+    positive integer."""
+    levels, dim = gen.wide_levels, gen.wide_dim
+    if levels is not None and (isinstance(levels, bool) or not isinstance(levels, (int, np.integer))
+                               or levels < 2):
+        raise ConfigError(f"{gen.name}: parameter wide_levels must be an integer >= 2 (columns "
+                          f"with more levels get an embedding) or null (none), got {levels!r}")
+    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim <= 0:
+        raise ConfigError(f"{gen.name}: parameter wide_dim must be a positive integer, got "
+                          f"{dim!r}")
+
+
+def has_wide_layers(state: dict[str, Any]) -> bool:
+    """Whether a saved network state holds wide-span layers (archives written before issue
+    24 do not: a loader then rebuilds without them)."""
+    return any(".tables." in k or ".heads." in k or k.startswith(("tables.", "heads."))
+               for k in state)
 
 
 # -- layout as index tensors ----------------------------------------------------------------
@@ -409,6 +524,10 @@ class SpanPlan:
             # rounding can leave the last cumulative sum just below a draw near 1
             drawn.append(torch.minimum(count, self.widths[g.spans].unsqueeze(0) - 1))
         return self._in_span_order(drawn)
+
+    def soft_blocks(self) -> list[tuple[int, int]]:
+        """``(start, width)`` of every softmax span in the matrix (for :func:`wide_blocks`)."""
+        return [(s.start, s.width) for s in self.soft]
 
     def soft_index(self, column: str, role: SpanRole = SpanRole.CATEGORY) -> int:
         for s in self.soft:

@@ -77,14 +77,20 @@ from synthdata.models._params import (
 )
 from synthdata.models._torch import (
     SAMPLE_CHUNK,
+    WIDE_DIM,
     Adam,
     ConditionSampler,
     SpanPlan,
     TrainingRecord,
     build_module,
+    check_wide,
+    has_wide_layers,
     mlp,
     set_dropout_generator,
     torch_threads,
+    wide_blocks,
+    wide_embed,
+    wide_head,
 )
 from synthdata.models.base import BaseGenerator, Progress, no_progress
 from synthdata.privacy.dpsgd import DPSGD
@@ -113,27 +119,36 @@ class _Residual(nn.Module):
 
 
 class _Generator(nn.Module):
-    def __init__(self, n_in: int, dims: Sequence[int], n_out: int) -> None:
+    def __init__(self, n_in: int, dims: Sequence[int], n_out: int,
+                 wide_in: Sequence[tuple[int, int]] = (), wide_out: Sequence[tuple[int, int]] = (),
+                 wide_dim: int = WIDE_DIM) -> None:
         super().__init__()
-        blocks, width = [], n_in
+        # wide condition blocks are embedded (the residual blocks then carry the embedding,
+        # not the one-hot), wide output spans get low-rank logits
+        self.embed = wide_embed(n_in, wide_in, wide_dim)
+        blocks, width = [], self.embed.n_out
         for d in dims:
             blocks.append(_Residual(width, d))
             width += d
         self.blocks = nn.Sequential(*blocks)
-        self.out = nn.Linear(width, n_out)
+        self.out = wide_head(width, n_out, wide_out, wide_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.out(self.blocks(x))
+        return self.out(self.blocks(self.embed(x)))
 
 
 class _Critic(nn.Module):
-    def __init__(self, n_in: int, dims: Sequence[int], pac: int) -> None:
+    def __init__(self, n_in: int, dims: Sequence[int], pac: int,
+                 wide_in: Sequence[tuple[int, int]] = (), wide_dim: int = WIDE_DIM) -> None:
         super().__init__()
         self.pac = pac
-        self.body = mlp([n_in * pac, *dims], activation=lambda: nn.LeakyReLU(0.2), dropout=DROPOUT)
+        self.embed = wide_embed(n_in, wide_in, wide_dim)  # per row, before packing
+        n_row = self.embed.n_out
+        self.body = mlp([n_row * pac, *dims], activation=lambda: nn.LeakyReLU(0.2), dropout=DROPOUT)
         self.out = nn.Linear(dims[-1], 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.embed(x)
         return self.out(self.body(x.reshape(-1, x.shape[1] * self.pac)))
 
 
@@ -164,6 +179,13 @@ class CTGANGenerator(TrainingRecord, BaseGenerator):
         Draw training conditions by log-frequency (rare categories more often).
     early_stopping, validation_share, patience:
         See the module docstring; off by default.
+    wide_levels, wide_dim:
+        Categorical columns with more than ``wide_levels`` slots are embedded in
+        ``wide_dim`` units wherever they enter a network (the generator's condition, the
+        critic's row and condition) and get low-rank logits (``wide_dim`` units, then the
+        levels) on the generator's output (``None``, the default: plain one-hot layers;
+        on covid_wide, 5 columns of 58-102 levels, the embedded CTGAN was slower and its
+        wide columns' distances worse, benchmarks/results/wide_embed.md).
     verbose:
         Log the losses of every epoch at INFO level (DEBUG otherwise).
     privacy:
@@ -184,6 +206,7 @@ class CTGANGenerator(TrainingRecord, BaseGenerator):
                  discriminator_steps: int = 1, gradient_penalty: float = 10.0,
                  log_frequency: bool = True, early_stopping: bool = False,
                  validation_share: float = 0.1, patience: int = 10, verbose: bool = False,
+                 wide_levels: int | None = None, wide_dim: int = WIDE_DIM,
                  privacy: Any = None, seed: int | None = 0) -> None:
         self.schema, self.epochs, self.batch_size = schema, epochs, batch_size
         self.generator_lr, self.discriminator_lr = generator_lr, discriminator_lr
@@ -193,6 +216,7 @@ class CTGANGenerator(TrainingRecord, BaseGenerator):
         self.discriminator_steps, self.gradient_penalty = discriminator_steps, gradient_penalty
         self.log_frequency, self.early_stopping = log_frequency, early_stopping
         self.validation_share, self.patience, self.verbose = validation_share, patience, verbose
+        self.wide_levels, self.wide_dim = wide_levels, wide_dim
         self.privacy, self.seed = privacy, seed
 
     # -- params -------------------------------------------------------------------------
@@ -217,15 +241,20 @@ class CTGANGenerator(TrainingRecord, BaseGenerator):
                 raise ConfigError(f"{self.name}: parameter {flag} must be true or false, got "
                                   f"{getattr(self, flag)!r}")
         check_no_dp_early_stopping(self)
+        check_wide(self)
 
     # -- model ----------------------------------------------------------------------------
     def _build(self, gen: torch.Generator, pac: int | None = None) -> tuple[_Generator, _Critic]:
         n_feat, n_cond = self.plan_.n_features, self.n_options_
         pac = int(self.pac) if pac is None else pac
-        g = build_module(lambda: _Generator(int(self.embedding_dim) + n_cond,
-                                            tuple(self.generator_dims), n_feat), gen)
-        d = build_module(lambda: _Critic(n_feat + n_cond, tuple(self.discriminator_dims),
-                                         pac), gen)
+        emb, dim, levels = int(self.embedding_dim), int(self.wide_dim), self.wide_levels
+        sampler = self.sampler_
+        cond = list(zip(sampler.offsets.tolist(), sampler.widths.tolist(), strict=True))
+        out = wide_blocks(self.plan_.soft_blocks(), levels)
+        g = build_module(lambda: _Generator(emb + n_cond, tuple(self.generator_dims), n_feat,
+                                            wide_blocks(cond, levels, emb), out, dim), gen)
+        d = build_module(lambda: _Critic(n_feat + n_cond, tuple(self.discriminator_dims), pac,
+                                         out + wide_blocks(cond, levels, n_feat), dim), gen)
         assert isinstance(g, _Generator) and isinstance(d, _Critic)
         return g, d
 
@@ -566,6 +595,8 @@ class CTGANGenerator(TrainingRecord, BaseGenerator):
             sampler.freq_probs = state["sampler"]["freq_probs"]
         self.sampler_ = sampler
         self.n_options_ = sampler.n_options
+        if not has_wide_layers(state["generator"]):  # an archive from before wide-span layers
+            self.wide_levels = None
         g_net, _ = self._build(torch.Generator().manual_seed(0))  # weights overwritten below
         g_net.load_state_dict(state["generator"])
         g_net.eval()

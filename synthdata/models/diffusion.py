@@ -75,12 +75,16 @@ from synthdata._rng import make_torch_generator
 from synthdata.errors import ConfigError
 from synthdata.models._params import check_dims, check_encoding, check_ints
 from synthdata.models._torch import (
+    WIDE_DIM,
     Adam,
     SpanPlan,
     build_module,
     default_threads,
     mlp,
     torch_threads,
+    wide_blocks,
+    wide_embed,
+    wide_head,
 )
 from synthdata.models.base import BaseGenerator, Progress, no_progress
 from synthdata.schema.model import Schema
@@ -157,19 +161,24 @@ class _Denoiser(nn.Module):
     """ReLU MLP over ``[noisy values, revealed one-hots, span mask flags]`` plus a timestep
     embedding; outputs ``[ε̂ for the value columns, logits for the softmax columns]``."""
 
-    def __init__(self, n_features: int, n_soft: int, hidden_dims: Sequence[int]) -> None:
+    def __init__(self, n_features: int, n_soft: int, hidden_dims: Sequence[int],
+                 wide: Sequence[tuple[int, int]] = (), wide_dim: int = WIDE_DIM) -> None:
         super().__init__()
         h0 = hidden_dims[0]
         self.time = nn.Sequential(nn.Linear(TIME_DIM, h0), nn.SiLU(), nn.Linear(h0, h0))
-        self.inp = nn.Linear(n_features + n_soft, h0)
+        # wide softmax spans (``wide``: their columns, the same in input and output):
+        # embedded on the way in, low-rank logits on the way out
+        self.embed = wide_embed(n_features + n_soft, wide, wide_dim)
+        self.inp = nn.Linear(self.embed.n_out, h0)
         self.body = mlp([h0, *hidden_dims[1:]], activation=lambda: nn.ReLU(inplace=True))
-        self.out = nn.Linear(hidden_dims[-1], n_features)
+        self.out = wide_head(hidden_dims[-1], n_features, wide, wide_dim)
         # ReLU, not SiLU: measured, SiLU cost about as much as the matmuls when sampling
 
     def embed_time(self, t: torch.Tensor, n_timesteps: int) -> torch.Tensor:
         return self.time(time_features(t, n_timesteps))
 
     def forward(self, x: torch.Tensor, t_emb: torch.Tensor) -> torch.Tensor:
+        x = self.embed(x)
         # one time for the batch (sampling): fold it into the bias. Not in training, where a
         # one-row batch must still run ``self.inp`` as a layer (DP-SGD's per-row clipping
         # hooks it)
@@ -215,6 +224,10 @@ class DDPMGenerator(BaseGenerator):
     name: ClassVar[str] = "ddpm"
     dp_training: ClassVar[str | None] = "dpsgd"
     fit_seconds_: float | None
+    # categorical columns with more slots than this get an embedding in and low-rank logits
+    # out (``_torch.WideEmbed`` / ``WideHead``, ``WIDE_DIM`` units); None (the default, not
+    # yet measured for ddpm): one-hot layers only. Not a constructor parameter yet.
+    wide_levels: int | None = None
 
     def __init__(self, schema: Schema, *, epochs: int = 1000, batch_size: int | str = "auto",
                  lr: float = 2e-3, hidden_dims: Sequence[int] = (128, 128),
@@ -254,8 +267,11 @@ class DDPMGenerator(BaseGenerator):
     # -- model ----------------------------------------------------------------------------
     def _build(self, generator: torch.Generator) -> _Denoiser:
         plan = self.plan_
-        net = build_module(lambda: _Denoiser(plan.n_features, plan.n_soft, tuple(self.hidden_dims)),
-                           generator)
+        # the softmax part of input and output starts after the value columns
+        wide = wide_blocks(self._soft_plan.soft_blocks(), self.wide_levels,
+                           int(plan.value_cols.numel()))
+        net = build_module(lambda: _Denoiser(plan.n_features, plan.n_soft, tuple(self.hidden_dims),
+                                             wide, WIDE_DIM), generator)
         assert isinstance(net, _Denoiser)
         return net
 
@@ -478,16 +494,19 @@ class DDPMGenerator(BaseGenerator):
         t_emb = net.embed_time(torch.tensor(times[:-1]), big_t)
         # log signal-to-noise ratio per time (inf at t = 0) for the multistep value update
         lam = 0.5 * (ab_all.double().log() - (1 - ab_all.double()).log())
-        w_in, w_out, b_out = net.inp.weight, net.out.weight, net.out.bias
-        w_val, w_hot_t, w_flag_t = (w_in[:, :n_val].t(), w_in[:, n_val:n_val + n_oh].t(),
-                                    w_in[:, n_val + n_oh:].t())
-        # revealing span j as slot c: add the one-hot's weight column, remove the mask flag's
-        w_reveal = w_hot_t - w_flag_t[self._soft_span]
         masked = reveal_at >= 0
-        # first-layer input of the discrete part (bias included), kept up to date on reveal
-        acc = torch.addmm(net.inp.bias, masked.to(values.dtype), w_flag_t)
-        if fixed:
-            acc += self._revealed(codes, masked) @ w_hot_t
+        if not dense:  # the running sum of the first layer (plain input/output layers only)
+            head = net.out
+            assert isinstance(head, nn.Linear)
+            w_in, w_out, b_out = net.inp.weight, head.weight, head.bias
+            w_val, w_hot_t, w_flag_t = (w_in[:, :n_val].t(), w_in[:, n_val:n_val + n_oh].t(),
+                                        w_in[:, n_val + n_oh:].t())
+            # revealing span j as slot c: add the one-hot's weight column, remove the mask flag's
+            w_reveal = w_hot_t - w_flag_t[self._soft_span]
+            # first-layer input of the discrete part (bias included), kept up to date on reveal
+            acc = torch.addmm(net.inp.bias, masked.to(values.dtype), w_flag_t)
+            if fixed:
+                acc += self._revealed(codes, masked) @ w_hot_t
         # the (row, span) pairs revealed at each step, grouped by step then span: one sort
         key = (reveal_at * n_soft + torch.arange(n_soft)).flatten()
         key_sorted, pair = torch.sort(key, stable=True)
@@ -554,8 +573,13 @@ class DDPMGenerator(BaseGenerator):
         gens = [make_torch_generator(rng) for _ in sizes]
         workers = min(default_threads(), len(sizes))
 
+        # the running-sum path reads the plain first and last layers' weights; with wide-span
+        # embeddings / low-rank heads the whole network runs at every step instead
+        dense = (any(True for _ in self.net_.embed.parameters())
+                 or not isinstance(self.net_.out, nn.Linear))
+
         def chunk(k: int) -> torch.Tensor:
-            return self._denoise_batch(sizes[k], gens[k], fixed, SOLVER_ORDER)
+            return self._denoise_batch(sizes[k], gens[k], fixed, SOLVER_ORDER, dense=dense)
 
         with torch_threads(1):
             if workers > 1:
@@ -571,6 +595,10 @@ class DDPMGenerator(BaseGenerator):
 
     def _set_torch_state(self, state: dict[str, Any]) -> None:
         self._prepare_plan()
+        # not a constructor parameter, so not in the archive's params: read it off the
+        # weights (the narrowest embedded span is just above the threshold that was used)
+        widths = [v.shape[1] for k, v in state["net"].items() if k.startswith("embed.tables.")]
+        self.wide_levels = min(widths) - 1 if widths else None
         gen = torch.Generator().manual_seed(0)  # weights are overwritten just below
         net = self._build(gen)
         net.load_state_dict(state["net"])
