@@ -185,7 +185,8 @@ def run(datasets: list[str], variants: list[str], seeds: tuple[int, ...],
                                          task=spec.task, seed=seed, trtr=trtr)
                     trtr = m.get("trtr", trtr)
                     rows.append({"variant": variant, "epsilon": eps, "seed": seed,
-                                 "fit_s": wall, "fit_cpu_s": cpu, "spent": spent, **m})
+                                 "fit_s": wall, "fit_cpu_s": cpu, "spent": spent,
+                                 "load1": os.getloadavg()[0], **m})
                     out[name]["rows"] = pd.DataFrame(rows)
                     print(f"[{name}] {variant} eps={eps:g} seed={seed}: tstr={m.get('tstr'):.3f}"
                           f" detect={m['detect_auc']:.3f} col={m['col_dist']:.4f} "
@@ -204,20 +205,32 @@ def _ms(values: pd.Series, digits: int) -> str:
     return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}"
 
 
-def markdown(results: dict[str, Any], command: str, seeds: tuple[int, ...],
+def _load_line(results: dict[str, Any]) -> str:
+    """Min / median / max of the 1-minute load average sampled after every fit."""
+    loads = [x for res in results.values() if "load1" in res["rows"]
+             for x in res["rows"]["load1"].dropna()]
+    if not loads:
+        return ""
+    q = np.quantile(loads, [0.0, 0.5, 1.0])
+    return (f"; 1-minute load average after each fit: min {q[0]:.1f}, median {q[1]:.1f}, "
+            f"max {q[2]:.1f}")
+
+
+def markdown(results: dict[str, Any], command: str | list[str], seeds: tuple[int, ...],
              started: dt.datetime, load: tuple[tuple[float, ...], tuple[float, ...]]) -> str:
     import synthdata
 
     info = _common.machine_info()
+    commands = [command] if isinstance(command, str) else command
     lines = [
         "# Privacy benchmark: utility against ε",
         "",
-        f"- command: `{command}`",
+        *(f"- command: `{c}`" for c in commands),
         f"- date: {started:%Y-%m-%d %H:%M} UTC",
         f"- machine: {info['nproc']} CPUs ({info['cpu']}), {info['memory']} RAM, Python "
         f"{info['python']}; load average {', '.join(f'{x:.1f}' for x in load[0])} at start, "
-        f"{', '.join(f'{x:.1f}' for x in load[1])} at end (shared machine: fit CPU s is the "
-        "steadier time)",
+        f"{', '.join(f'{x:.1f}' for x in load[1])} at end{_load_line(results)} (shared "
+        "machine: fit CPU s is the steadier time)",
         f"- synthdata {getattr(synthdata, '__version__', '?')}; split seed 0 (70/30); "
         f"generator seeds {', '.join(map(str, seeds))}; metric seed = generator seed; "
         "numbers are mean ± sd over the seeds; synthetic rows = train rows",
@@ -287,6 +300,44 @@ def markdown(results: dict[str, Any], command: str, seeds: tuple[int, ...],
     return "\n".join(lines)
 
 
+def to_json(results: dict[str, Any], run_info: dict[str, Any]) -> dict[str, Any]:
+    """The results as plain JSON: ``run`` (command, times, load) and one object per dataset
+    (rows as records)."""
+    out: dict[str, Any] = {}
+    for name, res in results.items():
+        spec = res["spec"]
+        rows = res["rows"].replace([np.inf], "inf").to_dict(orient="records")
+        out[name] = {"spec": {"name": spec.name, "path": str(spec.path), "target": spec.target,
+                              "task": spec.task, "drop": list(spec.drop)},
+                     "n_train": res["n_train"], "n_holdout": res["n_holdout"],
+                     "unavailable": dict(res["unavailable"]),
+                     "rows": [{k: (None if isinstance(v, float) and math.isnan(v) else v)
+                               for k, v in r.items()} for r in rows]}
+    return {"run": run_info, "datasets": out}
+
+
+def from_json(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Merge ``to_json`` outputs of several processes of one run (rows concatenated)."""
+    out: dict[str, Any] = {}
+    for part in parts:
+        for name, res in part["datasets"].items():
+            spec = _common.DatasetSpec(res["spec"]["name"], Path(res["spec"]["path"]),
+                                       res["spec"]["target"], res["spec"]["task"],
+                                       res["spec"]["drop"])
+            rows = pd.DataFrame(res["rows"])
+            if "epsilon" in rows:
+                rows["epsilon"] = rows["epsilon"].replace("inf", math.inf).astype(float)
+                rows["spent"] = pd.to_numeric(rows["spent"].replace("inf", math.inf))
+            if name in out:
+                out[name]["rows"] = pd.concat([out[name]["rows"], rows], ignore_index=True)
+                out[name]["unavailable"].update(res["unavailable"])
+            else:
+                out[name] = {"spec": spec, "n_train": res["n_train"],
+                             "n_holdout": res["n_holdout"], "rows": rows,
+                             "unavailable": dict(res["unavailable"])}
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--datasets", default="flchain,rotterdam,telco_churn,nafld")
@@ -300,6 +351,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="seeds for the MST peer (default: --seeds)")
     parser.add_argument("--seeds", type=int, default=len(SEEDS), help="generator seeds 0..n-1")
     parser.add_argument("--out", type=Path, default=None, help="markdown file to write")
+    parser.add_argument("--json", type=Path, default=None, help="JSON file to write (rows)")
+    parser.add_argument("--merge", default=None,
+                        help="comma-separated JSON files of processes of one run: merge "
+                        "them into --out/--json and exit (nothing is fitted)")
     args = parser.parse_args(argv)
     epsilons = tuple(float(e) for e in args.epsilons.split(",") if e.strip())
     peer_eps = None if args.peer_epsilons is None else \
@@ -316,14 +371,34 @@ def main(argv: list[str] | None = None) -> int:
     load0 = os.getloadavg()
     cmd = ".venv/bin/python benchmarks/bench_privacy.py " + shlex.join(argv or sys.argv[1:])
 
-    def write(results: dict[str, Any], final: bool = False) -> str:
-        text = markdown(results, cmd.strip(), seeds, started, (load0, os.getloadavg()))
+    def write(results: dict[str, Any], final: bool = False,
+              commands: list[str] | None = None,
+              span: tuple[dt.datetime, tuple[float, ...], tuple[float, ...]] | None = None) -> str:
+        t0, l0, l1 = span or (started, load0, os.getloadavg())
+        text = markdown(results, commands or cmd.strip(), seeds, t0, (l0, l1))
         if not final:
             text = "> PARTIAL: the run was still going when this was written.\n\n" + text
         if args.out:
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(text + "\n")
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            run_info = {"command": cmd.strip(), "started": started.isoformat(),
+                        "load_start": list(load0), "load_end": list(os.getloadavg()),
+                        "final": final}
+            args.json.write_text(json.dumps(to_json(results, run_info), indent=1) + "\n")
         return text
+
+    if args.merge:
+        parts = [json.loads(Path(f).read_text()) for f in args.merge.split(",")]
+        runs = [p["run"] for p in parts]
+        first = min(runs, key=lambda r: r["started"])
+        last = max(runs, key=lambda r: r["started"])
+        write(from_json(parts), final=all(r["final"] for r in runs),
+              commands=[r["command"] for r in runs] + [cmd.strip()],
+              span=(dt.datetime.fromisoformat(first["started"]), tuple(first["load_start"]),
+                    tuple(last["load_end"])))
+        return 0
 
     with threadpool_limits(1):  # 2 shared cores: one BLAS/OpenMP thread per process
         try:

@@ -373,11 +373,12 @@ class MarginalGenerator(BaseGenerator):
                  metrics.linf_distance(T=float))
         meas = measurements.make_noisy_max(*space, measures.zero_concentrated_divergence(),
                                            scale=scale)
-        spent = float(meas.map(1.0))
-        self.ledger_.charge(f"model.aim.select[round={step + 1}]", "gaussian", rho=max(spent, rho),
-                            note="exponential mechanism (OpenDP noisy max, Gumbel noise, zCDP "
-                                 "map), score sensitivity 1",
-                            selection="exponential", scale=scale, candidates=n_candidates)
+        spent = float(meas.map(1.0))  # OpenDP's own zCDP map: (2Δ/β)²/8 = ρ
+        self.ledger_.charge(f"model.aim.select[round={step + 1}]", "exponential",
+                            sigma=scale, sensitivity=1.0, rho=max(spent, rho),
+                            note="exponential mechanism (OpenDP noisy max, Gumbel noise), "
+                                 "score sensitivity 1",
+                            candidates=n_candidates)
         return int(meas([float(s) for s in scores]))
 
     def _draw(self, n: int, order: list[int], parents: Mapping[int, tuple[int, ...]],

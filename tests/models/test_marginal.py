@@ -91,7 +91,10 @@ def test_dp_fit_charges_every_measurement_and_selection_within_budget(table):
     assert 0.9 < spent <= 1.0 + 1e-9
     assert delta <= gen.ledger_.delta
     select = next(e for e in gen.ledger_.entries if e.step == selects[0])
-    assert select.params["selection"] == "exponential" and select.rho > 0
+    assert select.mechanism == "exponential" and select.rho > 0
+    # the entry's ε and the Gumbel scale agree (ε = 2Δ/β) and ρ is ε²/8, OpenDP's own map
+    assert select.epsilon == pytest.approx(2.0 / select.params["scale"])
+    assert select.rho == pytest.approx(select.epsilon ** 2 / 8)
 
 
 def test_dp_noise_does_not_come_from_the_seed(table):
