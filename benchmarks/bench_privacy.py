@@ -66,30 +66,57 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     # marginal-based (docs/marginal.md); "aim[mst]" is its spanning-tree mode, not the peer
     "aim": ("aim", {}),
     "aim[mst]": ("aim", {"mode": "mst"}),
+    # the same without the dataset's declared rules (RULES): what the rules are worth
+    "aim[no rules]": ("aim", {"rules": False}),
+    "gmm[no rules]": ("gmm", {"rules": False}),
 }
 # DP overhead reference: the non-private fit of the same model at the same epochs
 REFERENCE = {"gmm": "gmm[k=1]", "gmm[undeclared]": "gmm[k=1]", "gmm[k=1]": "gmm[k=1]",
              "gmm[k=4]": "gmm[k=1]", "vae": "vae", "ctgan": "ctgan", "mst": "gmm[k=1]",
-             "aim": "aim", "aim[mst]": "aim[mst]"}
+             "aim": "aim", "aim[mst]": "aim[mst]", "aim[no rules]": "aim",
+             "gmm[no rules]": "gmm[k=1]"}
+# Rules a custodian declares from domain knowledge (public: no data read, nothing charged),
+# added to the declared schema of every synthdata generator (not MST, which has no rules):
+# telco: an add-on service exists only with internet service, extra lines only with phone
+# service (conditionals, repaired/rejected on output), and a total charge accrues as
+# tenure × monthly charge (``proportional``: the model learns the ratio, not the total).
+_ADDONS = ("online_security", "online_backup", "device_protection", "tech_support",
+           "streaming_tv", "streaming_movies")
+RULES: dict[str, list[dict[str, Any]]] = {
+    "telco_churn": [
+        {"kind": "proportional", "column": "total_charges",
+         "factors": ["tenure", "monthly_charges"]},
+        *({"kind": "conditional", "if": f'internet_service {op} "No"',
+           "then": f'{a} {op} "No internet service"'} for a in _ADDONS for op in ("==", "!=")),
+        {"kind": "conditional", "if": "phone_service == 0",
+         "then": 'multiple_lines == "No phone service"'},
+        {"kind": "conditional", "if": "phone_service == 1",
+         "then": 'multiple_lines != "No phone service"'},
+    ],
+}
 # variants that run only under DP (their non-private reference is another row)
 DP_ONLY = {"gmm[undeclared]", "gmm[k=4]", "mst"}
 
 
-def declared(train: pd.DataFrame) -> Any:
-    """The declared schema of the benchmark: the reviewed draft (see the module doc)."""
+def declared(train: pd.DataFrame, rules: list[dict[str, Any]] | None = None) -> Any:
+    """The declared schema of the benchmark: the reviewed draft (see the module doc), plus
+    the dataset's declared ``rules`` (RULES)."""
     from synthdata.schema.public import declared_dict, declared_schema, draft_declared_schema
 
     draft = declared_dict(draft_declared_schema(train, name="train"))
+    if rules:
+        draft["constraints"] = [*draft.get("constraints", []), *rules]
     return declared_schema(draft, list(train.columns), name="train")
 
 
 def _fit(kind: str, params: dict[str, Any], train: pd.DataFrame, epsilon: float,
-         seed: int) -> tuple[Any, float, float]:
+         seed: int, rules: list[dict[str, Any]] | None = None) -> tuple[Any, float, float]:
     import synthdata as sd
     from synthdata.privacy import DPConfig
 
     params = dict(params)
-    schema = declared(train) if params.pop("declared", True) else \
+    rules = rules if params.pop("rules", True) else None
+    schema = declared(train, rules) if params.pop("declared", True) else \
         sd.Schema.infer(train, name="train")
     privacy = None if math.isinf(epsilon) else DPConfig(epsilon=epsilon)
     gen = sd.make_generator(kind, schema, privacy=privacy, seed=seed, **params)
@@ -166,6 +193,8 @@ def run(datasets: list[str], variants: list[str], seeds: tuple[int, ...],
                     continue  # non-private references: the default and the same-model fit
                 if variant == "gmm[k=1]" and not math.isinf(eps):
                     continue  # identical to the DP default "gmm"
+                if params.get("rules") is False and name not in RULES:
+                    continue  # no rules declared: identical to the variant with rules
                 if kind == "mst" and peer_epsilons is not None and eps not in peer_epsilons:
                     continue
                 for seed in (peer_seeds if kind == "mst" and peer_seeds is not None else seeds):
@@ -178,7 +207,8 @@ def run(datasets: list[str], variants: list[str], seeds: tuple[int, ...],
                             continue
                         spent = eps  # MST's own accounting (zCDP at its δ), not our ledger
                     else:
-                        gen, wall, cpu = _fit(kind, params, train, eps, seed)
+                        gen, wall, cpu = _fit(kind, params, train, eps, seed,
+                                              RULES.get(name))
                         synth = gen.sample(len(train), seed=seed)
                         spent = gen.ledger_.spent()[0] if not math.isinf(eps) else math.inf
                     m = _common.evaluate(train, holdout, synth, target=spec.target,
@@ -194,6 +224,14 @@ def run(datasets: list[str], variants: list[str], seeds: tuple[int, ...],
                     if checkpoint is not None:
                         checkpoint(out)
     return out
+
+
+def _rule_text(rule: dict[str, Any]) -> str:
+    if rule["kind"] == "proportional":
+        return f"`{rule['column']} ∝ {' × '.join(rule['factors'])}` (proportional)"
+    if rule["kind"] == "conditional":
+        return f"`if {rule['if']} then {rule['then']}`"
+    return f"`{rule}`"
 
 
 def _ms(values: pd.Series, digits: int) -> str:
@@ -248,6 +286,11 @@ def markdown(results: dict[str, Any], command: str | list[str], seeds: tuple[int
         "synthetic / real train, ROC AUC on the real holdout; detect AUC = classifier real "
         "holdout vs synthetic, 3-fold (0.5 = indistinguishable); col dist = mean KS / TV "
         "vs real train; pair diff = mean |Δ| pairwise association",
+        "- declared rules (`RULES`, public domain knowledge, no data read, nothing "
+        "charged; every synthdata generator, not MST): "
+        + "; ".join(f"{ds}: " + ", ".join(_rule_text(r) for r in rules)
+                    for ds, rules in RULES.items() if ds in results) + "; `[no rules]` "
+        "variants fit without them",
         "- variants: `gmm` = default (under DP: one Gaussian copula from one noisy release of "
         "its sufficient statistics; non-private: mixture with k by BIC); `gmm[undeclared]` = "
         "DP `gmm` on `Schema.infer` with nothing declared (full-precision output, DP bounds: "
