@@ -78,7 +78,8 @@ REFERENCE = {"gmm": "gmm[k=1]", "gmm[undeclared]": "gmm[k=1]", "gmm[k=1]": "gmm[
 # Rules a custodian declares from domain knowledge (public: no data read, nothing charged),
 # added to the declared schema of every synthdata generator (not MST, which has no rules):
 # telco: an add-on service exists only with internet service, extra lines only with phone
-# service (conditionals, repaired/rejected on output), and a total charge accrues as
+# service (conditionals, repaired on output: to "No internet service" / "No phone service",
+# or to "No" where the service exists -- the first value of the `in` list), and a total charge accrues as
 # tenure × monthly charge (``proportional``: the model learns the ratio, not the total).
 _ADDONS = ("online_security", "online_backup", "device_protection", "tech_support",
            "streaming_tv", "streaming_movies")
@@ -86,12 +87,14 @@ RULES: dict[str, list[dict[str, Any]]] = {
     "telco_churn": [
         {"kind": "proportional", "column": "total_charges",
          "factors": ["tenure", "monthly_charges"]},
-        *({"kind": "conditional", "if": f'internet_service {op} "No"',
-           "then": f'{a} {op} "No internet service"'} for a in _ADDONS for op in ("==", "!=")),
+        *({"kind": "conditional", "if": 'internet_service == "No"',
+           "then": f'{a} == "No internet service"'} for a in _ADDONS),
+        *({"kind": "conditional", "if": 'internet_service != "No"',
+           "then": f'{a} in ["No", "Yes"]'} for a in _ADDONS),
         {"kind": "conditional", "if": "phone_service == 0",
          "then": 'multiple_lines == "No phone service"'},
         {"kind": "conditional", "if": "phone_service == 1",
-         "then": 'multiple_lines != "No phone service"'},
+         "then": 'multiple_lines in ["No", "Yes"]'},
     ],
 }
 # variants that run only under DP (their non-private reference is another row)
