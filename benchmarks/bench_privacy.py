@@ -229,6 +229,38 @@ def run(datasets: list[str], variants: list[str], seeds: tuple[int, ...],
     return out
 
 
+SUMMARY = ("aim", "gmm", "mst")
+
+
+def summary(results: dict[str, Any]) -> list[str]:
+    """One table over every dataset × ε: TSTR and detection AUC of aim / gmm / MST (mean
+    over the seeds that finished, their count in brackets when fewer than the others)."""
+    lines = ["## Summary: aim / gmm / MST", "",
+             "TSTR ROC AUC (higher is better) and detection AUC (0.5 = indistinguishable); "
+             "`n=` is the number of seeds behind a cell when it is not 3; – = not run or "
+             "not finished; ε = ∞ is non-private (MST has none).", "",
+             "| dataset | ε | TRTR | TSTR aim | TSTR gmm | TSTR MST | detect aim | "
+             "detect gmm | detect MST |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, res in results.items():
+        df = res["rows"]
+        if df.empty:
+            continue
+        trtr = f"{df.trtr.dropna().mean():.3f}" if "trtr" in df and df.trtr.notna().any() \
+            else "–"
+        for eps in sorted(df.epsilon.unique()):
+            cells: dict[str, list[str]] = {"tstr": [], "detect_auc": []}
+            for metric in cells:
+                for variant in SUMMARY:
+                    g = df[(df.variant == variant) & (df.epsilon == eps)][metric].dropna()
+                    text = "–" if g.empty else f"{g.mean():.3f}"
+                    if 0 < len(g) < 3:
+                        text += f" (n={len(g)})"
+                    cells[metric].append(text)
+            lines.append(f"| {name} | {'∞' if math.isinf(eps) else f'{eps:g}'} | {trtr} | "
+                         + " | ".join(cells["tstr"] + cells["detect_auc"]) + " |")
+    return [*lines, ""]
+
+
 def _rule_text(rule: dict[str, Any]) -> str:
     if rule["kind"] == "proportional":
         return f"`{rule['column']} ∝ {' × '.join(rule['factors'])}` (proportional)"
@@ -311,6 +343,7 @@ def markdown(results: dict[str, Any], command: str | list[str], seeds: tuple[int
         "gradient penalty, condition frequencies from noisy histograms with 10% of the "
         "training ε); the non-private CTGAN keeps pac = 10 and the gradient penalty",
         "",
+        *summary(results),
     ]
     for name, res in results.items():
         spec, df = res["spec"], res["rows"]
@@ -324,7 +357,7 @@ def markdown(results: dict[str, Any], command: str | list[str], seeds: tuple[int
         if df.empty:
             continue
         def ref_cpu(variant: str) -> float:
-            ref = df[(df.variant == REFERENCE[variant]) & np.isinf(df.epsilon)]
+            ref = df[(df.variant == REFERENCE.get(variant, variant)) & np.isinf(df.epsilon)]
             return float(ref.fit_cpu_s.mean()) if len(ref) else float("nan")
 
         trtr = _ms(df.trtr, 3)
@@ -333,7 +366,8 @@ def markdown(results: dict[str, Any], command: str | list[str], seeds: tuple[int
                   "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         order = {v: i for i, v in enumerate(VARIANTS)}
         for (variant, eps), g in sorted(df.groupby(["variant", "epsilon"]),
-                                        key=lambda kv: (order[kv[0][0]], kv[0][1])):
+                                        key=lambda kv: (order.get(kv[0][0], len(order)),
+                                                        kv[0][0], kv[0][1])):
             dp = not math.isinf(eps)
             rc = ref_cpu(variant)
             overhead = f"{g.fit_cpu_s.mean() / rc:.2f}×" if dp and rc > 0 else "–"
