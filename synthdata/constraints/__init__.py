@@ -1,10 +1,11 @@
 """Constraints: rules synthetic rows never break, declared in the schema or discovered.
 
 Kinds (:mod:`.kinds`): ``Inequality``, ``Range``, ``Positive``, ``Negative``,
-``FixedCombinations``, ``Derived``, ``OneHot``, ``Unique``. Enforcement (:mod:`.enforce`)
+``FixedCombinations``, ``Derived``, ``OneHot``, ``Proportional``, ``Unique``. Enforcement (:mod:`.enforce`)
 reparameterises the table before the transformer sees it where it can (a difference
 column for ``low <= high``, one categorical for a fixed combination or a one-hot group,
-derived columns dropped and recomputed, constant ranges clipped) and falls back to
+derived columns dropped and recomputed, a proportional column modelled as its ratio to
+the product of its factors, constant ranges clipped) and falls back to
 bounded, vectorised reject-and-resample. Discovery (:mod:`.discover`) proposes rules that
 hold on every row; :mod:`.report` counts violations for the run report.
 """
@@ -17,6 +18,7 @@ from synthdata.constraints.kinds import (
     Negative,
     OneHot,
     Positive,
+    Proportional,
     Range,
     Unique,
     constraint_from_dict,
@@ -24,4 +26,5 @@ from synthdata.constraints.kinds import (
 )
 
 __all__ = ["Constraint", "Derived", "FixedCombinations", "Inequality", "Negative", "OneHot",
-           "Positive", "Range", "Unique", "constraint_from_dict", "constraint_to_dict"]
+           "Positive", "Proportional", "Range", "Unique", "constraint_from_dict",
+           "constraint_to_dict"]

@@ -6,7 +6,8 @@
   the rule and how many rows break it) and plans the reparameterisation;
 * ``forward`` turns the table into the *inner* table the transformer learns:
   ``low <= high`` becomes a non-negative difference column in place of ``high`` (exact
-  for integers, datetimes and numbers with a fixed number of decimals);
+  for integers, datetimes and numbers with a fixed number of decimals); a proportional
+  column becomes its ratio to the product of its factors;
   a fixed combination or one-hot group becomes one categorical column (its values are
   the allowed tuples); derived columns are dropped;
 * ``inverse`` undoes it on sampled inner rows (``high = low + difference``, tuples split
@@ -39,6 +40,7 @@ from synthdata.constraints.kinds import (
     Inequality,
     OneHot,
     Positive,
+    Proportional,
     Range,
     Unique,
     column_values,
@@ -265,6 +267,7 @@ class ConstraintEnforcer:
             highs[hi] = lo
             self.inequalities_.append(plan)
         self.inequalities_ = _order_inequalities(self.inequalities_)
+        self.proportional_ = self._plan_proportional(flat, dropped | in_group, highs, private)
 
         # constant ranges: clipped on output
         self.clips_: list[dict[str, Any]] = []
@@ -283,12 +286,31 @@ class ConstraintEnforcer:
                 self.clips_.append({"rule": i, "column": rule.column, "low": low, "high": high})
         self.inner_schema_ = self._inner_schema()
 
+    def _plan_proportional(self, flat: list[tuple[int, Constraint]], skip: set[str],
+                           highs: Mapping[str, str], private: bool) -> list[dict[str, Any]]:
+        """One plan per proportional rule whose columns no other reparameterisation
+        rebuilds: the column is modelled as its ratio to the product of the factors. The
+        rebuilt column is rounded to its declared precision (integers: whole numbers)."""
+        schema = self.schema
+        taken = set(skip) | set(highs) | set(highs.values())
+        plans: list[dict[str, Any]] = []
+        for i, rule in flat:
+            if not isinstance(rule, Proportional) or set(rule.column_names) & taken:
+                continue
+            col = schema[rule.column]
+            decimals = 0 if col.kind == ColumnKind.INTEGER else col.precision
+            plans.append({"rule": i, "column": rule.column, "factors": list(rule.factors),
+                          "decimals": decimals, "nullable": bool(col.nullable)})
+            taken.add(rule.column)  # a factor may feed several rules, a column only one
+        return plans
+
     def _inner_schema(self) -> Schema:
         schema = self.schema
         dropped = {schema.constraints[i].column for i in self.derived_}
         first = {g["members"][0]: g for g in self.merged_}
         grouped = {c for g in self.merged_ for c in g["members"]}
         diffs = {p["high"]: p for p in self.inequalities_}
+        ratios = {p["column"]: p for p in self.proportional_}
         columns = []
         for col in schema.columns:
             if col.name in dropped:
@@ -309,6 +331,13 @@ class ConstraintEnforcer:
                 columns.append(Column(col.name, kind, dtype="float64", nullable=p["nullable"],
                                       min=p["min"], pii=col.pii,
                                       description=f"{p['high']} - {p['low']} (constraint)"))
+                continue
+            if col.name in ratios:  # the ratio: missing where the product is 0 or missing
+                r = ratios[col.name]
+                columns.append(Column(col.name, ColumnKind.CONTINUOUS, dtype="float64",
+                                      nullable=True, pii=col.pii,
+                                      description=f"{col.name} / ({' × '.join(r['factors'])}) "
+                                                  "(constraint)"))
                 continue
             columns.append(col)
         if not columns:
@@ -331,6 +360,14 @@ class ConstraintEnforcer:
             else:
                 d = b - a if p["decimals"] is None else np.round(b - a, p["decimals"])
             out[p["high"]] = pd.Series(np.where(mb, np.nan, d), index=data.index)
+        for r in self.proportional_:
+            rule = schema.constraints[r["rule"]]
+            values, missing = column_values(data, r["column"], schema)
+            prod = rule.product(data, schema)
+            ok = ~missing & np.isfinite(prod) & (prod != 0)
+            ratio = np.divide(values, prod, out=np.full(len(data), np.nan), where=ok)
+            ratio[~missing & (prod == 0)] = 0.0  # 0 for 0, told apart from a missing value
+            out[r["column"]] = pd.Series(ratio, index=data.index)
         for g in self.merged_:
             out[g["name"]] = combination_keys(data, tuple(g["members"]))
         return pd.DataFrame({c.name: out[c.name] for c in self.inner_schema_.columns},
@@ -370,6 +407,8 @@ class ConstraintEnforcer:
                 if p["decimals"] is not None:
                     b = np.round(b, p["decimals"])
             frame[p["high"]] = _restore(pd.Series(np.where(md, np.nan, b)), col)
+        for r in self.proportional_:
+            frame[r["column"]] = self._rebuild_proportional(r, inner, frame)
         for c in self.clips_:
             col = schema[c["column"]]
             x, mx = column_values(frame, c["column"], schema)
@@ -383,6 +422,24 @@ class ConstraintEnforcer:
         for i in self.row_repairs:  # event flags, time-derived columns, conditionals: recomputed
             frame, _ = schema.constraints[i].repair(frame, schema)
         return frame[schema.names]
+
+    def _rebuild_proportional(self, plan: Mapping[str, Any], inner: pd.DataFrame,
+                              frame: pd.DataFrame) -> pd.Series:
+        """``column = ratio × product`` (0 where the product is 0); where the ratio or a
+        factor is missing the column is missing -- or, for a column declared not nullable,
+        the product itself (ratio 1, the rule's neutral value), or 0 without a product."""
+        schema = self.schema
+        rule = schema.constraints[plan["rule"]]
+        ratio = pd.to_numeric(inner[plan["column"]], errors="coerce").to_numpy(
+            dtype=float, na_value=np.nan)
+        prod = rule.product(frame, schema)
+        value = ratio * prod
+        if not plan["nullable"]:
+            usable = np.isfinite(prod) & (prod != 0)
+            value = np.where(np.isnan(value), np.where(usable, prod, 0.0), value)
+        if plan["decimals"] is not None:
+            value = np.round(value, plan["decimals"])
+        return _restore(pd.Series(value), schema[plan["column"]])
 
     @property
     def row_repairs(self) -> list[int]:
@@ -423,6 +480,8 @@ class ConstraintEnforcer:
         for p in self.inequalities_:
             exact = p["mode"] != "float" or p["decimals"] is not None or not p["strict"]
             parts.setdefault(p["rule"], []).append(exact)
+        for r in self.proportional_:  # a product of 0 gives 0: never a violation
+            parts.setdefault(r["rule"], []).append(True)
         n_parts: dict[int, int] = {}
         for j, _ in _flatten(self.schema):
             n_parts[j] = n_parts.get(j, 0) + 1
@@ -431,7 +490,8 @@ class ConstraintEnforcer:
     def reparameterised(self) -> list[str]:
         """Descriptions of the rules enforced by construction."""
         idx = {p["rule"] for p in self.inequalities_} | {g["rule"] for g in self.merged_} | \
-            {c["rule"] for c in self.clips_} | set(self.derived_)
+            {c["rule"] for c in self.clips_} | set(self.derived_) | \
+            {r["rule"] for r in self.proportional_}
         return [self.schema.constraints[i].describe() for i in sorted(idx)]
 
     # -- sampling ------------------------------------------------------------------------------
@@ -536,6 +596,7 @@ class ConstraintEnforcer:
     def get_state(self) -> dict[str, Any]:
         return {"version": STATE_VERSION, "inner_schema": self.inner_schema_.to_dict(),
                 "merged": self.merged_, "inequalities": self.inequalities_,
+                "proportional": self.proportional_,
                 "clips": self.clips_, "derived": self.derived_,
                 "tables": {str(i): {k: to_native(v) for k, v in t.items()}
                            for i, t in self.tables_.items()},
@@ -548,6 +609,7 @@ class ConstraintEnforcer:
         enf = cls(schema)
         enf.merged_ = list(state["merged"])
         enf.inequalities_ = list(state["inequalities"])
+        enf.proportional_ = list(state.get("proportional", []))  # absent before the kind
         enf.clips_ = list(state["clips"])
         enf.derived_ = [int(i) for i in state["derived"]]
         enf.tables_ = {int(i): dict(t) for i, t in state["tables"].items()}

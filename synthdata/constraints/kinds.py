@@ -534,6 +534,61 @@ class Derived(Constraint):
 
 
 @dataclass(frozen=True)
+class Proportional(Constraint):
+    """``column`` grows in proportion to the product of ``factors`` (e.g. a total charge
+    with tenure × monthly charge): a declared *shape*, not an exact formula.
+
+    Generators model the ratio ``column / (factor₁ × factor₂ × ...)`` in place of
+    ``column`` and rebuild ``column = ratio × product`` on output, so the proportionality
+    the real rows show survives even where a model cannot learn a product (binned
+    marginals, one Gaussian copula). The only rows that break it are those where the
+    product is 0 or missing but ``column`` is a non-zero number: no ratio can rebuild them.
+    """
+
+    column: str
+    factors: tuple[str, ...]
+    kind: ClassVar[str] = "proportional"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        factors = (self.factors,) if isinstance(self.factors, str) else \
+            _tuple(self.factors, f"proportional {self.column!r}: factors")
+        if not factors or len(set(factors)) != len(factors):
+            raise SchemaError(f"proportional {self.column!r} needs one or more distinct factor "
+                              f"columns, got {list(factors)}")
+        if self.column in factors:
+            raise SchemaError(f"proportional {self.column!r} cannot be a factor of itself")
+        object.__setattr__(self, "factors", factors)
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return (self.column, *self.factors)
+
+    def describe(self) -> str:
+        return f"{self.column} ∝ {' × '.join(self.factors)}"
+
+    def check_schema(self, schema: Any) -> None:
+        super().check_schema(schema)
+        kinds = {schema[c].kind for c in self.column_names}
+        if not kinds <= {ColumnKind.CONTINUOUS, ColumnKind.INTEGER}:
+            raise SchemaError(f"constraint {self.describe()!r}: proportional needs number "
+                              "columns (continuous/integer)")
+
+    def product(self, df: pd.DataFrame, schema: Any) -> np.ndarray:
+        """The product of the factors (NaN where one is missing)."""
+        out = np.ones(len(df))
+        for c in self.factors:
+            values, missing = column_values(df, c, schema)
+            out = out * np.where(missing, np.nan, values)
+        return out
+
+    def violations(self, df: pd.DataFrame, schema: Any) -> np.ndarray:
+        values, missing = column_values(df, self.column, schema)
+        prod = self.product(df, schema)
+        return ~missing & (values != 0) & ~(np.isfinite(prod) & (prod != 0))
+
+
+@dataclass(frozen=True)
 class Unique(Constraint):
     """No two rows share the same values of ``columns`` (rows with a missing cell ignored)."""
 
@@ -1128,8 +1183,8 @@ HISTORY_KINDS = (Monotone, TimeDerived, EventConsistency, Conditional)
 
 
 KINDS: dict[str, type[Constraint]] = {k.kind: k for k in (
-    Inequality, Range, Positive, Negative, FixedCombinations, OneHot, Derived, Unique,
-    *HISTORY_KINDS)}
+    Inequality, Range, Positive, Negative, FixedCombinations, OneHot, Derived, Proportional,
+    Unique, *HISTORY_KINDS)}
 
 
 def constraint_from_dict(data: Mapping[str, Any], *, where: str = "schema") -> tuple[Constraint, bool]:

@@ -284,9 +284,8 @@ class MarginalGenerator(BaseGenerator):
                         model_cache[pset] = _model_marginal(pset, sample, p_one, sizes)
                     q = np.multiply.outer(model_cache[pset], p_one[child]).ravel()
                     true = _counts(codes, (*pset, child), sizes)
-                    cells = true.size
-                    score = float(np.abs(true - n_hat * q).sum()) \
-                        - math.sqrt(2 / math.pi) * sigma * cells
+                    score = float(np.abs(true - n_hat * q).sum()) - _chance_l1(
+                        q, n_hat, sigma, MODEL_ROWS if sample is not None else 0)
                     cands.append((child, pset))
                     scores.append(score)
             pick = self._select(np.asarray(scores), rho_select, step, len(cands)) if private \
@@ -373,11 +372,12 @@ class MarginalGenerator(BaseGenerator):
                  metrics.linf_distance(T=float))
         meas = measurements.make_noisy_max(*space, measures.zero_concentrated_divergence(),
                                            scale=scale)
-        spent = float(meas.map(1.0))
-        self.ledger_.charge(f"model.aim.select[round={step + 1}]", "gaussian", rho=max(spent, rho),
-                            note="exponential mechanism (OpenDP noisy max, Gumbel noise, zCDP "
-                                 "map), score sensitivity 1",
-                            selection="exponential", scale=scale, candidates=n_candidates)
+        spent = float(meas.map(1.0))  # OpenDP's own zCDP map: (2Δ/β)²/8 = ρ
+        self.ledger_.charge(f"model.aim.select[round={step + 1}]", "exponential",
+                            sigma=scale, sensitivity=1.0, rho=max(spent, rho),
+                            note="exponential mechanism (OpenDP noisy max, Gumbel noise), "
+                                 "score sensitivity 1",
+                            candidates=n_candidates)
         return int(meas([float(s) for s in scores]))
 
     def _draw(self, n: int, order: list[int], parents: Mapping[int, tuple[int, ...]],
@@ -475,6 +475,17 @@ def _model_marginal(pset: tuple[int, ...], sample: np.ndarray | None,
             out = np.multiply.outer(out, p_one[p]).ravel()
         return out
     return _normalise(_counts(sample, pset, sizes).astype(float))
+
+
+def _chance_l1(q: np.ndarray, n: float, sigma: float, model_rows: int) -> float:
+    """The L1 distance a candidate clique would show by chance alone if the model were
+    right: per cell, E|X| ≈ √(2/π)·sd for the measurement noise σ, the real rows' sampling
+    (n·q(1-q)) and, when the model's marginal is estimated from ``model_rows`` draws, that
+    estimate's error (n²·q(1-q)/model_rows). Subtracted from the score, it keeps large
+    cliques from winning on noise (AIM subtracts only the σ part). It reads no data: q is
+    the model's, n the DP count, so the score's sensitivity stays 1."""
+    var = q * (1 - q) * n * (1 + (n / model_rows if model_rows else 0.0))
+    return float(math.sqrt(2 / math.pi) * np.sqrt(sigma**2 + var).sum())
 
 
 def _inverse_cdf(table: np.ndarray, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:

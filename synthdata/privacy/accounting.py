@@ -10,9 +10,10 @@ L2 sensitivity 1 (a unit falls in exactly one bin).
 Two kinds of spend
 ------------------
 * **zCDP** (Bun & Steinke 2016). The Gaussian mechanism with L2 sensitivity ``Δ`` and noise
-  ``σ`` is ``ρ = Δ² / (2σ²)``-zCDP; a pure ``ε``-DP mechanism (Laplace, exponential) is
-  ``ε²/2``-zCDP. zCDP composes by adding ``ρ``. A mechanism that is ρ-zCDP except on an
-  event of probability ``δ₀`` (e.g. the threshold of a DP category set) is
+  ``σ`` is ``ρ = Δ² / (2σ²)``-zCDP; a pure ``ε``-DP mechanism (Laplace) is ``ε²/2``-zCDP;
+  the exponential mechanism with parameter ``ε`` (a selection) is ε-bounded range and so
+  ``ε²/8``-zCDP (Cesar & Rogers 2021), a quarter of the generic bound. zCDP composes by
+  adding ``ρ``. A mechanism that is ρ-zCDP except on an event of probability ``δ₀`` (e.g. the threshold of a DP category set) is
   ``δ₀``-approximately ρ-zCDP; those compose by adding ``ρ`` and ``δ₀``.
 * **DP-SGD** (Poisson-subsampled Gaussian). Composed with an opacus accountant
   (PRV by default, RDP on request) to an ``(ε, δ)`` pair at a fixed ``δ``. Both are upper
@@ -72,6 +73,7 @@ __all__ = [
     "check_accountant",
     "compose",
     "dpsgd_epsilon",
+    "exponential_rho",
     "gaussian_rho",
     "make_accountant",
     "plan_split",
@@ -110,6 +112,17 @@ def pure_to_rho(epsilon: float) -> float:
     if not epsilon >= 0:
         raise ConfigError(f"epsilon must be >= 0, got {epsilon!r}")
     return float(epsilon) ** 2 / 2.0
+
+
+def exponential_rho(epsilon: float) -> float:
+    """zCDP ``ρ = ε²/8`` of the exponential mechanism with parameter ``ε`` (it picks ``i``
+    with probability ∝ ``exp(ε·u_i / (2Δ))``; equivalently report-noisy-max with Gumbel noise
+    of scale ``2Δ/ε``): it is ε-bounded range, and ε-bounded range implies ε²/8-zCDP
+    (Cesar & Rogers 2021, "Bounding, Concentrating, and Truncating", Lemma 3.2). The same
+    map as OpenDP's ``make_noisy_max`` under ``zero_concentrated_divergence``."""
+    if epsilon < 0 or not math.isfinite(epsilon):
+        raise ConfigError(f"epsilon must be a finite number >= 0, got {epsilon!r}")
+    return float(epsilon) ** 2 / 8.0
 
 
 @functools.lru_cache(maxsize=4096)

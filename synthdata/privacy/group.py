@@ -270,4 +270,9 @@ def _patient_rho(mechanism: str, k: int, rho: float | None, sigma: float | None,
             epsilon = float(sensitivity) / float(sigma)
         if epsilon is not None:
             return (float(epsilon) * k) ** 2 / 2.0
+    if mechanism == "exponential":  # ε-bounded range: ρ = ε²/8, and a group of k moves ε by k
+        if epsilon is None and sigma and sensitivity is not None:
+            epsilon = 2.0 * float(sensitivity) / float(sigma)
+        if epsilon is not None:
+            return (float(epsilon) * k) ** 2 / 8.0
     return 0.0

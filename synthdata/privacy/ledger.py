@@ -39,7 +39,7 @@ from synthdata.privacy.config import DPConfig
 
 __all__ = ["LedgerEntry", "PrivacyLedger", "Reservation"]
 
-_ZCDP = ("gaussian", "laplace", "pure")
+_ZCDP = ("gaussian", "laplace", "pure", "exponential")
 _MECHANISMS = (*_ZCDP, "approx")
 _FORMAT_VERSION = 1
 #: where the written privacy contract lives; every DP statement points to it
@@ -50,7 +50,8 @@ CONTRACT = "docs/privacy.md in the synthdata repository"
 class LedgerEntry:
     """One recorded step.
 
-    ``mechanism``: ``gaussian`` | ``laplace`` | ``pure`` (zCDP, composed in ``rho``),
+    ``mechanism``: ``gaussian`` | ``laplace`` | ``pure`` | ``exponential`` (zCDP, composed
+    in ``rho``; ``epsilon`` shows a pure or exponential mechanism's own ε),
     ``approx`` (an explicit ``(epsilon, delta)`` piece), ``dpsgd`` (composed by the
     accountant in ``params["accountant"]``; ``epsilon``/``delta`` show this entry alone at
     the DP-SGD δ), ``public`` (nothing read, nothing spent) or ``not_private``.
@@ -425,6 +426,14 @@ class PrivacyLedger:
           ``delta`` is an approximate-zCDP failure probability (e.g. category thresholds).
         * ``laplace`` / ``pure``: ``epsilon`` (pure ε-DP), charged as ``ρ = ε²/2``; for
           ``laplace``, ``sigma`` may be given as the Laplace scale with ``sensitivity``.
+        * ``exponential``: a selection (the exponential mechanism, or report-noisy-max with
+          Gumbel noise, which is the same mechanism): ``epsilon``, the mechanism's ε -- it
+          picks candidate ``i`` with probability ∝ ``exp(ε·score_i / (2Δ))`` --, or ``sigma``
+          (the Gumbel scale β) and ``sensitivity`` (Δ, how far one unit moves any score) for
+          ``ε = 2Δ/β``; charged as ``ρ = ε²/8`` (the exponential mechanism is ε-bounded
+          range, and ε-bounded range is ε²/8-zCDP: Cesar & Rogers 2021, Lemma 3.2 -- a
+          quarter of the ε²/2 a generic pure ε-DP mechanism costs). ``rho`` may be given
+          too, as long as it does not understate ε²/8.
         * ``approx``: an explicit ``(epsilon, delta)`` piece, added by basic composition.
 
         Extra keyword ``params`` are stored in the entry (JSON-serialisable values please).
@@ -477,6 +486,9 @@ class PrivacyLedger:
             entry = LedgerEntry(step, mechanism, True, rho=rho_e, epsilon=epsilon,
                                 params=stored, note=note)
             return self._record(entry, f"{mechanism}, ε={epsilon:g} (ρ={rho_e:g})")
+        if mechanism == "exponential":
+            return self._charge_exponential(step, rho, sigma, sensitivity, epsilon, delta,
+                                            note, stored)
         # approx
         if epsilon is None or delta is None:
             raise ConfigError(f"step '{step}': an approx charge needs epsilon and delta")
@@ -485,6 +497,41 @@ class PrivacyLedger:
         entry = LedgerEntry(step, "approx", True, epsilon=epsilon, delta=delta,
                             params=stored, note=note)
         return self._record(entry, f"approx, ε={epsilon:g}, δ={delta:g}")
+
+    def _charge_exponential(self, step: str, rho: float | None, sigma: float | None,
+                            sensitivity: float | None, epsilon: float | None,
+                            delta: float | None, note: str,
+                            stored: dict[str, Any]) -> LedgerEntry:
+        """The ``exponential`` branch of :meth:`charge` (ρ = ε²/8, bounded range)."""
+        if delta:
+            raise ConfigError(f"step '{step}': an exponential charge is pure ε-DP; use "
+                              "mechanism='approx' for an (ε, δ) piece")
+        if sigma is not None:
+            if sensitivity is None:
+                raise ConfigError(f"step '{step}': give sensitivity (the score sensitivity) "
+                                  "with the Gumbel scale sigma")
+            derived = 2.0 * _positive("sensitivity", sensitivity, allow_zero=True) \
+                / _positive("sigma", sigma)
+            if epsilon is not None and _positive("epsilon", epsilon) < derived * (1 - 1e-9):
+                raise ConfigError(f"step '{step}': epsilon={epsilon:g} understates "
+                                  f"sigma={sigma:g}, sensitivity={sensitivity:g} "
+                                  f"(ε = 2Δ/β = {derived:g})")
+            epsilon = derived if epsilon is None else epsilon
+            stored.update(scale=float(sigma), sensitivity=float(sensitivity))
+        if epsilon is None:
+            raise ConfigError(f"step '{step}': an exponential charge needs epsilon, or sigma "
+                              "(the Gumbel scale) and sensitivity")
+        epsilon = _positive("epsilon", epsilon, allow_zero=True)
+        rho_e = acc.exponential_rho(epsilon)
+        if rho is not None:
+            rho = _positive("rho", rho, allow_zero=True)
+            if rho < rho_e * (1 - 1e-9):
+                raise ConfigError(f"step '{step}': rho={rho:g} understates the exponential "
+                                  f"mechanism's ε={epsilon:g} (ρ = ε²/8 = {rho_e:g})")
+            rho_e = rho
+        entry = LedgerEntry(step, "exponential", True, rho=rho_e, epsilon=epsilon,
+                            params=stored, note=note)
+        return self._record(entry, f"exponential, ε={epsilon:g} (ρ={rho_e:g})")
 
     def charge_dpsgd(
         self,

@@ -35,7 +35,7 @@ generator (``synthdata.constraints``); rules that involve the parent (a top-leve
 by clipping after sampling (numeric columns). ``violations_`` then counts the rows breaking each
 declared rule in the output (0 expected).
 
-Patient-level privacy (``privacy=DPConfig``, gmm only). The unit is a root row (a patient) with
+Patient-level privacy (``privacy=DPConfig``, gmm or aim). The unit is a root row (a patient) with
 all its linked rows, at every depth (a lab belongs to the patient of its visit). The schema
 must give every row exactly one patient (:func:`patient_root`: one root table, one parent per
 table, no cycle; otherwise ``ConfigError``) and every row must reach its patient through its
@@ -213,7 +213,7 @@ class RelationalSynthesizer:
         One seed for everything (per-table generators, clustering, sampling).
     privacy
         A :class:`~synthdata.privacy.config.DPConfig`: differential privacy for one patient
-        (see "Patient-level privacy" in the module docstring); gmm generator only.
+        (see "Patient-level privacy" in the module docstring); gmm or aim generator (all zCDP).
     discover_rules
         Without privacy, also enforce the within-patient rules that hold on every real
         patient (:func:`synthdata.constraints.discover.discover_history`; listed in
@@ -401,11 +401,12 @@ class RelationalSynthesizer:
                 "generator 'ar' (its DP-SGD would need one clipped gradient per patient through "
                 "the recurrent network, not implemented); use generator 'gmm' (DP-EM, charged "
                 "per patient) or run without privacy")
-        if self.generator not in ("gmm", AUTO):
+        if self.generator not in ("gmm", "aim", AUTO):
             raise ConfigError(
-                f"patient-level privacy for linked tables needs the gmm generator (DP-EM, whose "
-                f"zCDP cost for a patient with several rows is exact); {self.generator!r} trains "
-                "with DP-SGD, which would need per-patient gradient clipping (not available)")
+                f"patient-level privacy for linked tables needs the gmm or aim generator (DP-EM "
+                f"or noisy marginals, whose zCDP cost for a patient with several rows is exact); "
+                f"{self.generator!r} trains with DP-SGD, which would need per-patient gradient "
+                "clipping (not available)")
         from synthdata.privacy.group import remaining_rho
 
         roots = [t for t in self.order_ if self.schema.parent_link(t) is None]

@@ -91,7 +91,10 @@ def test_dp_fit_charges_every_measurement_and_selection_within_budget(table):
     assert 0.9 < spent <= 1.0 + 1e-9
     assert delta <= gen.ledger_.delta
     select = next(e for e in gen.ledger_.entries if e.step == selects[0])
-    assert select.params["selection"] == "exponential" and select.rho > 0
+    assert select.mechanism == "exponential" and select.rho > 0
+    # the entry's ε and the Gumbel scale agree (ε = 2Δ/β) and ρ is ε²/8, OpenDP's own map
+    assert select.epsilon == pytest.approx(2.0 / select.params["scale"])
+    assert select.rho == pytest.approx(select.epsilon ** 2 / 8)
 
 
 def test_dp_noise_does_not_come_from_the_seed(table):
@@ -146,3 +149,32 @@ def test_dp_archive_round_trip_keeps_the_model(table, tmp_path):
     back = sd.load_generator(path)
     pd.testing.assert_frame_equal(gen.sample(100, seed=4), back.sample(100, seed=4))
     assert back.ledger_.spent() == gen.ledger_.spent()
+
+
+def test_selection_is_not_won_by_large_cliques_of_noise():
+    """Without privacy the score's chance term matters most: ``y`` depends on ``a`` alone,
+    and two wide independent numbers ``u``, ``v`` offer a 16×16 parent pair whose L1 error
+    is pure sampling noise. ``y`` must get ``a`` as a parent, and the synthetic ``y`` must
+    still follow ``a`` (it did not before the chance term: nafld's status got bmi × height)."""
+    from synthdata.models.marginal import _chance_l1
+
+    rng = np.random.default_rng(0)
+    n = 4000
+    a = rng.choice(["p", "q"], n)
+    y = np.where(rng.random(n) < np.where(a == "p", 0.8, 0.2), "yes", "no")
+    df = pd.DataFrame({"a": a, "u": rng.normal(size=n).round(4),
+                       "v": rng.normal(size=n).round(4), "y": y})
+    gen = sd.make_generator("aim", Schema.infer(df), seed=0).fit(df)
+    cliques = gen._get_extra()["cliques"]
+    with_y = [c for c in cliques if "y" in c]
+    assert any("a" in c for c in with_y), cliques
+    synth = gen.sample(4000, seed=1)
+    rate = synth.groupby("a")["y"].apply(lambda s: (s == "yes").mean())
+    assert rate["p"] > 0.7 and rate["q"] < 0.3
+    # the chance term: more cells or more noise or fewer model draws -> a larger allowance
+    q = np.full(4, 0.25)
+    assert _chance_l1(np.full(16, 1 / 16), 1000, 0.0, 0) > _chance_l1(q, 1000, 0.0, 0)
+    assert _chance_l1(q, 1000, 5.0, 0) > _chance_l1(q, 1000, 0.0, 0)
+    assert _chance_l1(q, 1000, 0.0, 2000) > _chance_l1(q, 1000, 0.0, 0)
+    assert _chance_l1(q, 1000, 3.0, 0) == pytest.approx(
+        np.sqrt(2 / np.pi) * 4 * np.sqrt(9 + 1000 * 0.25 * 0.75))

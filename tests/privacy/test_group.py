@@ -34,6 +34,20 @@ def test_charges_are_scaled_for_a_group_of_rows():
     assert main.entries[-1].rho == pytest.approx(0.002)
 
 
+def test_an_exponential_selection_costs_a_group_k_squared():
+    """A selection whose scores move by Δ per row moves by k·Δ per patient: ε·k, ρ·k²."""
+    main = _main()
+    view = GroupLedger(main, "visits", 3, epsilon=1.0, delta=1e-5)
+    view.charge("select", "exponential", sigma=20.0, sensitivity=1.0, rho=0.00125)
+    entry = main.entries[-1]
+    assert entry.mechanism == "exponential"
+    assert entry.epsilon == pytest.approx(2 * 3 / 20.0)          # 2kΔ/β
+    assert entry.rho == pytest.approx(0.00125 * 9)                # ρ·k² = (kε)²/8
+    assert view.rho_spent == pytest.approx(entry.rho)
+    view.charge("select2", "exponential", epsilon=0.01)
+    assert main.entries[-1].rho == pytest.approx((0.03) ** 2 / 8)
+
+
 def test_group_charges_that_have_no_tight_bound_are_refused():
     view = GroupLedger(_main(), "labs", 3, epsilon=1.0, delta=1e-5)
     with pytest.raises(ConfigError, match="public: true"):

@@ -72,10 +72,60 @@ def test_gaussian_charge_derives_and_checks_rho() -> None:
     assert e.rho == pytest.approx(1 / 8) and e.params["sigma"] == 2.0
     with pytest.raises(ConfigError, match="understates"):
         ledger.charge("t", rho=0.01, sigma=2.0, sensitivity=1.0)
-    with pytest.raises(ConfigError):
-        ledger.charge("u", "exponential", epsilon=0.1)
+    with pytest.raises(ConfigError, match="must be one of"):
+        ledger.charge("u", "noisy_max", epsilon=0.1)
     p = ledger.charge("v", "pure", epsilon=0.2)
     assert p.rho == pytest.approx(0.02)
+
+
+def test_exponential_charge_is_a_quarter_of_pure() -> None:
+    """The exponential mechanism is ε-bounded range: ρ = ε²/8, not the ε²/2 of pure DP."""
+    ledger = PrivacyLedger(epsilon=5.0, delta=1e-6)
+    e = ledger.charge("select", "exponential", epsilon=0.4, candidates=12)
+    assert e.mechanism == "exponential" and e.epsilon == 0.4
+    assert e.rho == pytest.approx(0.02) and e.params["candidates"] == 12
+    # from the Gumbel scale β and score sensitivity Δ: ε = 2Δ/β
+    g = ledger.charge("select2", "exponential", sigma=5.0, sensitivity=1.0)
+    assert g.epsilon == pytest.approx(0.4) and g.rho == pytest.approx(0.02)
+    assert g.params == {"scale": 5.0, "sensitivity": 1.0}
+    # it composes with the Gaussian pieces in ρ
+    assert ledger.composition().zcdp_rho == pytest.approx(0.04)
+    with pytest.raises(ConfigError, match="understates"):
+        ledger.charge("w", "exponential", epsilon=0.4, rho=0.01)
+    with pytest.raises(ConfigError, match="understates"):
+        ledger.charge("w", "exponential", epsilon=0.1, sigma=5.0, sensitivity=1.0)
+    with pytest.raises(ConfigError, match="needs epsilon, or sigma"):
+        ledger.charge("w", "exponential")
+    with pytest.raises(ConfigError, match="give sensitivity"):
+        ledger.charge("w", "exponential", sigma=1.0)
+    with pytest.raises(ConfigError, match="pure ε-DP"):
+        ledger.charge("w", "exponential", epsilon=0.1, delta=1e-9)
+    assert [x.step for x in ledger.entries] == ["select", "select2"]
+    # over budget: refused, nothing recorded
+    with pytest.raises(PrivacyBudgetError, match="'big'"):
+        ledger.charge("big", "exponential", epsilon=10.0)
+    assert len(ledger.entries) == 2
+    again = PrivacyLedger.from_dict(json.loads(json.dumps(ledger.to_dict())))
+    assert again.entries == ledger.entries and again.spent() == ledger.spent()
+
+
+@given(rho=st.floats(1e-6, 2.0))
+@settings(max_examples=30, deadline=None)
+def test_exponential_rho_matches_opendp_noisy_max(rho: float) -> None:
+    """ε²/8 at the scale AIM uses (β = 1/√(2ρ)) is OpenDP's own zCDP map of noisy max."""
+    import opendp.domains as domains
+    import opendp.measurements as measurements
+    import opendp.measures as measures
+    import opendp.metrics as metrics
+    import opendp.mod as mod
+
+    mod.enable_features("contrib")
+    scale = 1.0 / math.sqrt(2 * rho)
+    meas = measurements.make_noisy_max(
+        domains.vector_domain(domains.atom_domain(T=float, nan=False), size=3),
+        metrics.linf_distance(T=float), measures.zero_concentrated_divergence(), scale=scale)
+    assert acc.exponential_rho(2.0 / scale) == pytest.approx(float(meas.map(1.0)), rel=1e-9)
+    assert acc.exponential_rho(2.0 / scale) == pytest.approx(rho, rel=1e-9)
 
 
 def test_dpsgd_matches_opacus_accountant() -> None:

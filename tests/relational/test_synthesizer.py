@@ -132,12 +132,45 @@ def test_patient_level_privacy_on_pbc(pbc_tables, pbc_schema):
     assert not synth["pbcseq"].equals(again["pbcseq"])
 
 
+def test_patient_level_privacy_with_the_marginal_generator():
+    """aim is all zCDP (noisy counts, exponential selections): a patient with k rows of a
+    table costs k²ρ of each charge, selections included."""
+    from synthdata.privacy.config import DPConfig
+
+    rng = np.random.default_rng(5)
+    n = 150
+    patients = pd.DataFrame({"pid": np.arange(1, n + 1), "age": rng.integers(30, 90, n),
+                             "sex": rng.choice(["f", "m"], n)})
+    k = rng.integers(1, 6, n)
+    visits = pd.DataFrame({"pid": np.repeat(patients["pid"], k),
+                           "kind": rng.choice(["lab", "gp"], k.sum()),
+                           "sbp": rng.normal(130, 15, k.sum()).round()})
+    tables = {"patients": patients, "visits": visits}
+    d = MultiTableSchema.infer(tables, primary_keys={"patients": "pid"},
+                               foreign_keys=[("visits", "pid", "patients", "pid")]).to_dict()
+    for table in d["tables"].values():
+        for col in table["columns"]:
+            if col["kind"] == "categorical":
+                col["public"] = True
+    ms = MultiTableSchema.from_dict(d)
+    rs = RelationalSynthesizer(ms, generator="aim", seed=0,
+                               privacy=DPConfig(epsilon=2, max_rows_per_unit=3)).fit(tables)
+    eps, _ = rs.ledger_.spent()
+    assert eps <= 2 and rs.ledger_.unit == "patient" and not rs.ledger_.not_private_steps()
+    selects = [e for e in rs.ledger_.entries if e.step.startswith("visits.model.aim.select")]
+    assert selects and all(e.mechanism == "exponential" for e in selects)
+    assert all(e.params["rows_per_unit"] == 3 for e in selects)
+    assert all(e.epsilon == pytest.approx(2 * 3 / e.params["scale"]) for e in selects)  # 2kΔ/β
+    synth = rs.sample(seed=1)
+    assert ms.check(synth).is_ok and len(synth["visits"]) > 0
+
+
 def test_patient_level_privacy_refuses_what_it_cannot_account(pbc_tables, pbc_schema):
     import dataclasses
 
     from synthdata.privacy.config import DPConfig
 
-    with pytest.raises(ConfigError, match="needs the gmm generator"):
+    with pytest.raises(ConfigError, match="needs the gmm or aim generator.*'vae' trains with DP-SGD"):
         RelationalSynthesizer(pbc_schema, generator="vae", privacy=DPConfig(epsilon=3)).fit(pbc_tables)
     pbc = pbc_schema.tables["pbc"]
     private_sex = pbc.replace_columns([dataclasses.replace(c, public=False) if c.name == "sex" else c
