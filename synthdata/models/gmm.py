@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
+import pandas as pd
 from scipy.special import ndtr, ndtri
 
 from synthdata._rng import child_seed
@@ -271,7 +272,30 @@ class GMMGenerator(BaseGenerator):
     # -- sample -------------------------------------------------------------------------
     def _sample_matrix(self, n: int, rng: np.random.Generator,
                        conditions: dict[str, int] | None) -> np.ndarray:
+        coded = self._sample_coded(n, rng, conditions)
+        out = np.zeros((n, self.transformer_.n_features_))
+        rows = np.arange(n)
+        for i, (span, sl) in enumerate(self.transformer_.span_slices()):
+            if span.kind == Activation.SOFTMAX:
+                out[rows, sl.start + coded[:, i].astype(np.intp)] = 1.0
+            else:
+                out[:, sl] = coded[:, i:i + 1]
+        return out
+
+    def _sample_frame(self, n: int, rng: np.random.Generator,
+                      conditions: dict[str, int] | None) -> pd.DataFrame:
+        # codes straight to values: no one-hot block is built and argmax'ed back
+        return self.transformer_.inverse_transform(self._sample_coded(n, rng, conditions),
+                                                   coded=True)
+
+    def _sample_coded(self, n: int, rng: np.random.Generator,
+                      conditions: dict[str, int] | None) -> np.ndarray:
+        """n rows in the transformer's coded layout (one column per span, one-hot spans as
+        codes); float32 unless an interval condition needs exact scores."""
         cont, disc = self._split_layout()
+        kinds = [span.kind for span in self.transformer_.layout_]
+        cont_at = [i for i, kind in enumerate(kinds) if kind != Activation.SOFTMAX]
+        disc_at = [i for i, kind in enumerate(kinds) if kind == Activation.SOFTMAX]
         spans = self.transformer_.span_slices()
         fixed: dict[int, int] = {}  # one-hot span index -> code
         intervals: list[tuple[int, float, float]] = []  # (position in cont, low, high)
@@ -294,25 +318,24 @@ class GMMGenerator(BaseGenerator):
             raise ConfigError("the conditions have (numerically) zero probability under the model")
         post = np.exp(log_w - log_w.max())
         post /= post.sum()
-        out = np.zeros((n, self.transformer_.n_features_))
         comp, values = self._draw_rows(n, post, intervals, rng)
-        if cont:
-            out[:, cont] = values
+        out = np.empty((n, len(kinds)), dtype=values.dtype)
+        out[:, cont_at] = values
         order, bounds = _by_component(comp, self.n_components_)
         theta = np.exp(self.log_theta_)
-        for j, (start, width) in enumerate(disc):
+        for j, (_, width) in enumerate(disc):
             if j in fixed:
-                out[:, start + fixed[j]] = 1.0
+                out[:, disc_at[j]] = fixed[j]
                 continue
             # inverse CDF of each component's categorical, on the rows sorted by component
             span = np.cumsum(theta[:, offsets[j]:offsets[j] + width], axis=1)
             span = span / span[:, -1:]
             u = rng.random(n)
-            codes = np.empty(n, dtype=np.int64)
+            codes = np.empty(n, dtype=values.dtype)
             for k in range(self.n_components_):
                 lo, hi = bounds[k], bounds[k + 1]
                 codes[lo:hi] = np.searchsorted(span[k], u[lo:hi], side="right")
-            out[order, start + np.minimum(codes, width - 1)] = 1.0
+            out[order, disc_at[j]] = np.minimum(codes, width - 1)
         return out
 
     def _draw_rows(self, n: int, post: np.ndarray, intervals: list[tuple[int, float, float]],
