@@ -128,6 +128,50 @@ def child_generator(gen_name: str, data: Path, result: Path, epochs: int | None,
     result.write_text(json.dumps(out, default=str))
 
 
+def child_gmm_fit(data: Path, result: Path, threads: int) -> None:
+    """The gmm fit alone (own process): wall, CPU, peak RSS up to the end of the fit."""
+    import resource
+
+    import synthdata as sd
+
+    train = pd.read_parquet(data / "train.parquet")
+    gen = sd.make_generator("gmm", sd.Schema.infer(train), seed=0, threads=threads)
+    load = "%.2f %.2f %.2f" % os.getloadavg()
+    t0, c0 = time.perf_counter(), time.process_time()
+    gen.fit(train)
+    fit_s, fit_cpu = time.perf_counter() - t0, time.process_time() - c0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result.write_text(json.dumps({
+        "generator": f"gmm_fit_threads{threads}", "rows": len(train), "columns": train.shape[1],
+        "threads": threads, "n_components": int(gen.n_components_), "fit_s": round(fit_s, 1),
+        "fit_cpu_s": round(fit_cpu, 1), "fit_peak_rss_mb": round(peak),
+        "load_average_start": load, "load_average_end": "%.2f %.2f %.2f" % os.getloadavg()}))
+
+
+def child_gmm_sample(data: Path, result: Path, threads: int, fit_rows: int, rows: int) -> None:
+    """gmm sampling speed: fit on the first ``fit_rows`` rows of the 200k table and on
+    flchain, then ``rows`` rows per model with ``threads``: rows per wall- and CPU-second."""
+    import synthdata as sd
+
+    tables = {"scale_table": pd.read_parquet(data / "train.parquet").iloc[:fit_rows],
+              "flchain": pd.read_csv(SHARED_DATASETS / "flchain.csv")}
+    out: dict = {"generator": f"gmm_sample_threads{threads}", "threads": threads,
+                 "fit_rows": fit_rows, "load_average_start": "%.2f %.2f %.2f" % os.getloadavg()}
+    for name, table in tables.items():
+        gen = sd.make_generator("gmm", sd.Schema.infer(table), seed=0, threads=threads)
+        gen.fit(table)
+        gen.sample(1000, seed=0)  # warm
+        t0, c0 = time.perf_counter(), time.process_time()
+        synth = gen.sample(rows, seed=1)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        out[name] = {"columns": table.shape[1], "n_components": int(gen.n_components_),
+                     "rows": len(synth), "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
+                     "rows_per_s": round(len(synth) / wall),
+                     "rows_per_cpu_s": round(len(synth) / cpu)}
+    out["load_average_end"] = "%.2f %.2f %.2f" % os.getloadavg()
+    result.write_text(json.dumps(out))
+
+
 def child_streaming(parquet_dir: Path, result: Path, batch_rows: int, max_iter: int) -> None:
     import synthdata as sd
     from synthdata.models.streaming import ParquetSource, fit_streaming
@@ -150,11 +194,11 @@ def child_streaming(parquet_dir: Path, result: Path, batch_rows: int, max_iter: 
 
 # -- parent --------------------------------------------------------------------------------
 
-def run_child(argv: list[str], result: Path, log: Path) -> dict:
-    # one BLAS/OpenMP thread per child: on the shared, overloaded 2-core machine two
-    # OpenBLAS threads spun (a 200k-row GEMM loop: 50 s of CPU against 2.2 s with one)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1",
-           "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+def run_child(argv: list[str], result: Path, log: Path, threads: int = 1) -> dict:
+    # one BLAS/OpenMP thread per child unless asked: on the shared, overloaded 2-core machine
+    # two OpenBLAS threads spun (a 200k-row GEMM loop: 50 s of CPU against 2.2 s with one)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": str(threads),
+           "OPENBLAS_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     code, wall, peak = run_measured([sys.executable, __file__, *argv], env=env, log_path=log)
     if code != 0:
         return {"error": log.read_text()[-1500:], "wall_s": round(wall, 1)}
@@ -171,6 +215,12 @@ def main() -> None:
     ap.add_argument("--detect-rows", type=int, default=20_000)
     ap.add_argument("--gmm-sample-rows", type=int, default=2_000_000)
     ap.add_argument("--epochs", nargs="*", default=[], help="gen=epochs, e.g. ddpm=30")
+    ap.add_argument("--gmm-fit-threads", type=int, nargs="*", default=[],
+                    help="also fit gmm alone in a fresh child per thread count (no OMP cap)")
+    ap.add_argument("--gmm-sample-threads", type=int, nargs="*", default=[],
+                    help="gmm sampling speed alone (fit on --gmm-sample-fit-rows rows, sample "
+                    "--gmm-sample-rows) in a fresh child per thread count")
+    ap.add_argument("--gmm-sample-fit-rows", type=int, default=50_000)
     ap.add_argument("--no-evaluate", action="store_true", help="skip timing synthdata.evaluate")
     ap.add_argument("--parquet-rows", type=int, default=0)
     ap.add_argument("--parquet-files", type=int, default=100)
@@ -182,7 +232,13 @@ def main() -> None:
     args = ap.parse_args()
     if args.child:
         kind, *rest = args.child
-        if kind == "gen":
+        if kind == "gmmsample":
+            data, result, threads, fit_rows, rows = rest
+            child_gmm_sample(Path(data), Path(result), int(threads), int(fit_rows), int(rows))
+        elif kind == "gmmfit":
+            data, result, threads = rest
+            child_gmm_fit(Path(data), Path(result), int(threads))
+        elif kind == "gen":
             name, data, result, epochs, detect, big, full = rest
             child_generator(name, Path(data), Path(result), None if epochs == "-" else int(epochs),
                             int(detect), int(big), full == "1")
@@ -195,7 +251,7 @@ def main() -> None:
     runs, stream = [], None
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        if args.generators:
+        if args.generators or args.gmm_fit_threads or args.gmm_sample_threads:
             table = build_table(args.rows + args.holdout, seed=0)
             table.iloc[:args.rows].to_parquet(tmp / "train.parquet")
             table.iloc[args.rows:].reset_index(drop=True).to_parquet(tmp / "holdout.parquet")
@@ -208,6 +264,21 @@ def main() -> None:
                              str(args.detect_rows), str(args.gmm_sample_rows), full],
                             result, tmp / f"{name}.log")
             out.setdefault("generator", name)
+            runs.append(out)
+            print(json.dumps(out), flush=True)
+        for threads in args.gmm_fit_threads:
+            result = tmp / f"gmmfit{threads}.json"
+            out = run_child(["--child", "gmmfit", str(tmp), str(result), str(threads)], result,
+                            tmp / f"gmmfit{threads}.log", threads=threads)
+            out.setdefault("generator", f"gmm_fit_threads{threads}")
+            runs.append(out)
+            print(json.dumps(out), flush=True)
+        for threads in args.gmm_sample_threads:
+            result = tmp / f"gmmsample{threads}.json"
+            out = run_child(["--child", "gmmsample", str(tmp), str(result), str(threads),
+                             str(args.gmm_sample_fit_rows), str(args.gmm_sample_rows)], result,
+                            tmp / f"gmmsample{threads}.log", threads=threads)
+            out.setdefault("generator", f"gmm_sample_threads{threads}")
             runs.append(out)
             print(json.dumps(out), flush=True)
         if args.parquet_rows:

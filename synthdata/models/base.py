@@ -312,8 +312,13 @@ class BaseGenerator:
         if enforcer is not None:
             return self._sample_constrained(enforcer, n, rng, conditions or None)
         codes = self._condition_codes(conditions or None)
-        matrix = self._sample_matrix(n, rng, codes)
-        return self.transformer_.inverse_transform(matrix)
+        return self._sample_frame(n, rng, codes)
+
+    def _sample_frame(self, n: int, rng: np.random.Generator,
+                      conditions: dict[str, Any] | None) -> pd.DataFrame:
+        """``n`` rows of the learned table: the model's matrix through the inverse transform
+        (a model may build the rows more directly)."""
+        return self.transformer_.inverse_transform(self._sample_matrix(n, rng, conditions))
 
     def _sample_in_ranges(self, n: int, rng: np.random.Generator, equal: Mapping[str, Any],
                           ranges: list[RangeCondition]) -> pd.DataFrame:
@@ -357,8 +362,7 @@ class BaseGenerator:
                               f"{self.schema.names}")
 
         def draw_inner(m: int, inner: dict[str, Any] | None) -> pd.DataFrame:
-            matrix = self._sample_matrix(m, rng, self._condition_codes(inner))
-            return self.transformer_.inverse_transform(matrix)
+            return self._sample_frame(m, rng, self._condition_codes(inner))
 
         out = enforcer.sample(draw_inner, n, rng, conditions=conditions,
                               categories=lambda name: list(self.transformer_.encoder(name).categories_))

@@ -365,15 +365,18 @@ class NumericEncoder:
         x[hi] = k[-1] + (z[hi] - zk[-1]) * (k[-1] - k[-2]) / (zk[-1] - zk[-2])
         return x
 
-    def inverse(self, block: np.ndarray) -> pd.Series:
+    def inverse(self, block: np.ndarray, *, coded: bool = False) -> pd.Series:
+        """Values from the encoder's block; ``coded``: one column per span, a one-hot span
+        given as its code (see :meth:`TableTransformer.inverse_transform`)."""
         if self.method == NumericMethod.QUANTILE:
             values = self._from_z(block[:, 0])
             pos = 1
         else:
             n_modes = len(self.means_)
-            mode = np.argmax(block[:, 1:1 + n_modes], axis=1)
+            mode = block[:, 1].astype(np.intp) if coded else \
+                np.argmax(block[:, 1:1 + n_modes], axis=1)
             values = block[:, 0] * _MODE_STD_SCALE * self.stds_[mode] + self.means_[mode]
-            pos = 1 + n_modes
+            pos = 2 if coded else 1 + n_modes
         values = np.clip(values, self.min_, self.max_)
         if self.step_ > 0:
             decimals = -np.log10(self.step_)
@@ -383,7 +386,8 @@ class NumericEncoder:
                 values = np.round(values / self.step_) * self.step_
             values = np.clip(values, self.min_, self.max_)
         if self.has_missing_:
-            values = np.where(np.argmax(block[:, pos:pos + 2], axis=1) == 1, np.nan, values)
+            missing = block[:, pos] == 1 if coded else np.argmax(block[:, pos:pos + 2], axis=1) == 1
+            values = np.where(missing, np.nan, values)
         return self._restore(values)
 
     def _restore(self, values: np.ndarray) -> pd.Series:
@@ -563,11 +567,14 @@ class CategoryEncoder:
             out[np.arange(len(series)), codes] = 1.0
         return out
 
-    def inverse(self, block: np.ndarray) -> pd.Series:
+    def inverse(self, block: np.ndarray, *, coded: bool = False) -> pd.Series:
+        """Values from the encoder's block (``coded``: a one-hot block given as its code)."""
         if self.ordinal:
             if not self.n_codes:
                 return self.from_codes(np.zeros(len(block), dtype=np.int64))
             return self.from_codes(np.searchsorted(self.zedge_, block[:, 0]))
+        if coded:
+            return self.from_codes(block[:, 0].astype(np.int64))
         return self.from_codes(np.argmax(block, axis=1))
 
     def code_interval(self, code: int) -> tuple[float, float]:

@@ -162,19 +162,31 @@ class TableTransformer:
             return np.zeros((len(data), 0))
         return np.concatenate(blocks, axis=1)
 
-    def inverse_transform(self, matrix: np.ndarray) -> pd.DataFrame:
+    def inverse_transform(self, matrix: np.ndarray, *, coded: bool = False) -> pd.DataFrame:
+        """The table from a transformed matrix.
+
+        ``coded=True``: the matrix has one column per span of ``layout_`` instead, a
+        one-hot (SOFTMAX) span given as the index of its hot slot (a model that draws
+        codes need not build and argmax a one-hot block; float32 is accepted).
+        """
         encoders = self._fitted()
-        matrix = np.asarray(matrix, dtype=float)
-        if matrix.ndim != 2 or matrix.shape[1] != self.n_features_:
-            raise DataError(f"expected a matrix with {self.n_features_} columns, got shape "
+        matrix = np.asarray(matrix)
+        if not coded or matrix.dtype not in (np.float32, np.float64):
+            matrix = matrix.astype(float, copy=False)
+        width = len(self.layout_) if coded else self.n_features_
+        if matrix.ndim != 2 or matrix.shape[1] != width:
+            raise DataError(f"expected a matrix with {width} columns, got shape "
                             f"{matrix.shape}")
         n, pos, out = matrix.shape[0], 0, {}
         for name, enc in encoders.items():
             if isinstance(enc, RegeneratedEncoder):
                 out[name] = enc.generate(n)
                 continue
-            out[name] = enc.inverse(matrix[:, pos:pos + enc.width]).reset_index(drop=True)
-            pos += enc.width
+            step = len(enc.spans()) if coded else enc.width
+            block = matrix[:, pos:pos + step]
+            series = enc.inverse(block, coded=True) if coded else enc.inverse(block)
+            out[name] = series.reset_index(drop=True)
+            pos += step
         return pd.DataFrame(out, columns=self.schema.names)
 
     # -- state --------------------------------------------------------------------------

@@ -135,3 +135,19 @@ def test_round_trip_property(df, numeric):
     schema = Schema.infer(df)
     tt = TableTransformer(schema, numeric=numeric, max_modes=3).fit(df, rng=0)
     assert_round_trip(df, schema, tt.inverse_transform(tt.transform(df)))
+
+
+@pytest.mark.parametrize("numeric", ["mode", "quantile"])
+def test_coded_inverse_equals_one_hot_inverse(flchain, numeric):
+    # one column per span, a one-hot span as its code: the same table as the one-hot matrix
+    schema = Schema.infer(flchain)
+    tt = TableTransformer(schema, numeric=numeric).fit(flchain, rng=0)
+    matrix = tt.transform(flchain.iloc[:500])
+    coded = np.column_stack([
+        np.argmax(matrix[:, sl], axis=1) if span.kind == Activation.SOFTMAX else matrix[:, sl.start]
+        for span, sl in tt.span_slices()])
+    assert coded.shape[1] == len(tt.layout_) < tt.n_features_
+    pd.testing.assert_frame_equal(tt.inverse_transform(coded, coded=True),
+                                  tt.inverse_transform(matrix))
+    with pytest.raises(DataError, match=f"expected a matrix with {len(tt.layout_)} columns"):
+        tt.inverse_transform(matrix, coded=True)
