@@ -128,7 +128,8 @@ def make_generator(name: Literal["vae"], schema: Schema, *, epochs: int = 300,
                    loss_factor: float = 2.0, kl_weight: float = 1.0, l2scale: float = 1e-5,
                    early_stopping: bool = False, validation_share: float = 0.1,
                    patience: int = 30, verbose: bool = False, privacy: PrivacyInput = None,
-                   seed: int | None = 0) -> VAEGenerator: ...
+                   seed: int | None = 0, wide_levels: int | None = None,
+                   wide_dim: int = 16) -> VAEGenerator: ...
 
 
 @overload
@@ -141,7 +142,8 @@ def make_generator(name: Literal["ctgan"], schema: Schema, *, epochs: int = 300,
                    discriminator_steps: int = 1, gradient_penalty: float = 10.0,
                    log_frequency: bool = True, early_stopping: bool = False,
                    validation_share: float = 0.1, patience: int = 10, verbose: bool = False,
-                   privacy: PrivacyInput = None, seed: int | None = 0) -> CTGANGenerator: ...
+                   privacy: PrivacyInput = None, seed: int | None = 0,
+                   wide_levels: int | None = None, wide_dim: int = 16) -> CTGANGenerator: ...
 
 
 @overload
