@@ -75,6 +75,9 @@ def _config(files: tuple[Path, Path], out: Path, **extra: object) -> dict:
 def clinic_run(clinic_files: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory):
     cfg = _config(clinic_files, tmp_path_factory.mktemp("out"),
                   deid={"safe_text": ["diet"], "reference_year": 2024, "unmarked": "transform"})
+    # 112 training rows coarsened by Safe Harbor (3-digit zip, birth year): one synthetic row
+    # equal to a real one by chance is an excess of 0.009, so the gate allows two
+    cfg["gate"] = {"exact_copy_excess": {"max": 0.02}}
     result = run_pipeline(cfg)
     report = json.loads((result.run_dir / "report.json").read_text())
     return result, report
