@@ -305,7 +305,8 @@ class SequenceGenerator(BaseGenerator):
         miss = self._missing(matrix)
         codes = self._codes_of(matrix)
         n_codes = q.shape[1] - 1
-        out = matrix.copy()
+        out = matrix.astype(np.float64)  # a copy; the stored scores are float64, and in
+        # float32 they came back as 47.99999994 for a real 48 (0 of nafld's whole-number labs)
         for j in range(self.n_values_):
             if j == self.order_value_:
                 continue
