@@ -169,6 +169,19 @@ def peak_rss_self_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def timed_fit_sample(gen: Any, train: pd.DataFrame, seed: int) -> dict[str, Any]:
+    """Fit ``gen`` on ``train`` and sample as many rows: the 1-minute load average before,
+    fit wall and CPU seconds, the synthetic rows and the sampling rate in rows per second."""
+    load = os.getloadavg()[0]
+    t0, c0 = time.perf_counter(), time.process_time()
+    gen.fit(train)
+    fit_s, fit_cpu = time.perf_counter() - t0, time.process_time() - c0
+    t0 = time.perf_counter()
+    synth = gen.sample(len(train), seed=seed + 1)
+    rate = len(train) / (time.perf_counter() - t0)
+    return {"load": load, "fit_s": fit_s, "fit_cpu": fit_cpu, "synth": synth, "rate": rate}
+
+
 def machine_info() -> dict[str, str]:
     cpu = platform.processor() or "unknown"
     try:

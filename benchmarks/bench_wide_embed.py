@@ -21,9 +21,7 @@ Run from the product environment (no peers needed), after building the wide tabl
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -47,13 +45,8 @@ def run_one(kind: str, variant: str, train: pd.DataFrame, holdout: pd.DataFrame,
     else:
         gen = sd.make_generator(kind, schema, seed=seed, epochs=epochs, threads=1,
                                 wide_levels=levels)
-    load = os.getloadavg()[0]
-    t0, c0 = time.perf_counter(), time.process_time()
-    gen.fit(train)
-    fit_s, fit_cpu = time.perf_counter() - t0, time.process_time() - c0
-    t0 = time.perf_counter()
-    synth = gen.sample(len(train), seed=seed + 1)
-    rate = len(train) / (time.perf_counter() - t0)
+    timed = _common.timed_fit_sample(gen, train, seed)
+    load, fit_s, fit_cpu, synth, rate = (timed[k] for k in ("load", "fit_s", "fit_cpu", "synth", "rate"))
     net = getattr(gen, "net_", None) or gen.generator_
     wide = [c for c in train.columns if train[c].nunique(dropna=False) > 50]
     infos = _common.column_infos(train)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -52,13 +51,8 @@ def run_one(kind: str, layout: str, train: Any, holdout: Any, epochs: int,
     try:
         params = {"epochs": epochs}
         gen = sd.make_generator(kind, sd.Schema.infer(train), seed=seed, **params)
-        load = os.getloadavg()[0]
-        t0, c0 = time.perf_counter(), time.process_time()
-        gen.fit(train)
-        fit_s, fit_cpu = time.perf_counter() - t0, time.process_time() - c0
-        t0 = time.perf_counter()
-        synth = gen.sample(len(train), seed=seed + 1)
-        rate = len(train) / (time.perf_counter() - t0)
+        timed = _common.timed_fit_sample(gen, train, seed)
+        load, fit_s, fit_cpu, synth, rate = (timed[k] for k in ("load", "fit_s", "fit_cpu", "synth", "rate"))
         plan = gen.plan_
     finally:
         _torch.GROUP_COST_SLOTS = default_cost
