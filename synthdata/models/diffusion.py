@@ -80,6 +80,7 @@ from synthdata.models._torch import (
     SpanPlan,
     build_module,
     default_threads,
+    has_wide_layers,
     mlp,
     torch_threads,
     wide_blocks,
@@ -315,10 +316,7 @@ class DDPMGenerator(BaseGenerator):
         n_columns = max(1, n_val + n_soft)
         big_t = int(self.n_timesteps)
         ab_table = alpha_bar(torch.arange(big_t + 1), big_t)
-        batch = min(self.batch_rows(n), n)
-        steps = math.ceil(n / batch)
-        epochs = int(self.epochs)
-        total_steps = epochs * steps
+        batch, steps, epochs, total_steps = self._schedule(n)
         opt = Adam(net.parameters(), lr=self.lr)
         self.history_: list[dict[str, float]] = []
         started = time.perf_counter()
@@ -345,6 +343,13 @@ class DDPMGenerator(BaseGenerator):
             logger.debug("ddpm epoch %d/%d loss %.4f", epoch + 1, epochs, total / steps)
             progress("ddpm.fit", epoch + 1, epochs)
         self._finish_training(net, ema, started)
+
+    def _schedule(self, n_rows: int) -> tuple[int, int, int, int]:
+        """Batch size, steps per epoch, epochs and total steps for ``n_rows`` training rows
+        (under DP the noisy count, so the schedule never reads the true n)."""
+        batch = min(self.batch_rows(n_rows), n_rows)
+        steps = math.ceil(n_rows / batch)
+        return batch, steps, int(self.epochs), int(self.epochs) * steps
 
     def _training_tensors(self, matrix: np.ndarray) -> tuple[torch.Tensor, torch.Tensor,
                                                              torch.Tensor]:
@@ -396,10 +401,7 @@ class DDPMGenerator(BaseGenerator):
         n_columns = max(1, values_all.shape[1] + plan.n_soft)
         big_t = int(self.n_timesteps)
         ab_table = alpha_bar(torch.arange(big_t + 1), big_t)
-        batch = min(self.batch_rows(n_plan), n_plan)
-        steps = math.ceil(n_plan / batch)
-        epochs = int(self.epochs)
-        total_steps = epochs * steps
+        batch, steps, epochs, total_steps = self._schedule(n_plan)
         dp = DPSGD(self, net, step="model.ddpm.dp_sgd", expected_batch_size=batch, n_rows=n,
                    steps=total_steps, epsilon=self.dp_plan_.training_epsilon,
                    planned_rows=n_plan)
@@ -575,8 +577,7 @@ class DDPMGenerator(BaseGenerator):
 
         # the running-sum path reads the plain first and last layers' weights; with wide-span
         # embeddings / low-rank heads the whole network runs at every step instead
-        dense = (any(True for _ in self.net_.embed.parameters())
-                 or not isinstance(self.net_.out, nn.Linear))
+        dense = has_wide_layers(self.net_.state_dict())
 
         def chunk(k: int) -> torch.Tensor:
             return self._denoise_batch(sizes[k], gens[k], fixed, SOLVER_ORDER, dense=dense)
