@@ -77,21 +77,20 @@ def _cpu_time_limit(seconds: float) -> Iterator[None]:
         signal.signal(signal.SIGPROF, previous)
 
 
+def _phase_limit() -> contextlib.AbstractContextManager[None]:
+    """The CPU-time limit of a test phase under a mutant; none otherwise."""
+    return _cpu_time_limit(MUTANT_TEST_CPU_LIMIT_S) if _under_mutant() else contextlib.nullcontext()
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
-    if not _under_mutant():
-        yield
-        return
-    with _cpu_time_limit(MUTANT_TEST_CPU_LIMIT_S):
+    with _phase_limit():
         yield
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
-    if not _under_mutant():
-        yield
-        return
-    with _cpu_time_limit(MUTANT_TEST_CPU_LIMIT_S):
+    with _phase_limit():
         yield
 
 

@@ -14,23 +14,29 @@ torch = pytest.importorskip("torch")
 from synthdata.models._torch import SpanPlan, cdf_table, draw_categories, draw_stacked, stacked_cdf  # noqa: E402
 from synthdata.transform.columns import Activation, Span, SpanRole  # noqa: E402
 
+# per column, probabilities of its levels (some zero; a column of zeros gets a first level)
+PROB_ROWS = st.lists(st.lists(st.one_of(st.just(0.0), st.floats(1e-3, 1.0)), min_size=1,
+                              max_size=6), min_size=1, max_size=5)
 
-@settings(max_examples=30, deadline=None)
-@given(st.lists(st.lists(st.one_of(st.just(0.0), st.floats(1e-3, 1.0)), min_size=1, max_size=6),
-                min_size=1, max_size=5),
-       st.integers(0, 2**31 - 1))
-def test_draws_follow_the_probabilities_and_never_hit_padding(rows, seed):
+
+def _padded(rows: list[list[float]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The columns' probabilities zero-padded to the widest, and each column's width."""
     rows = [r if sum(r) > 0 else [1.0] + r[1:] for r in rows]
-    width = max(len(r) for r in rows)
-    probs = torch.zeros((len(rows), width), dtype=torch.float64)
+    probs = torch.zeros((len(rows), max(len(r) for r in rows)), dtype=torch.float64)
     for j, r in enumerate(rows):
         probs[j, :len(r)] = torch.tensor(r, dtype=torch.float64)
-    widths = torch.tensor([len(r) for r in rows])
+    return probs, torch.tensor([len(r) for r in rows])
+
+
+@settings(max_examples=30, deadline=None)
+@given(PROB_ROWS, st.integers(0, 2**31 - 1))
+def test_draws_follow_the_probabilities_and_never_hit_padding(rows, seed):
+    probs, widths = _padded(rows)
     n = 20_000
     column = torch.arange(len(rows)).repeat_interleave(n)
     drawn = draw_categories(cdf_table(probs, widths)[column], torch.Generator().manual_seed(seed))
     for j, r in enumerate(rows):
-        got = torch.bincount(drawn[j * n:(j + 1) * n], minlength=width).double() / n
+        got = torch.bincount(drawn[j * n:(j + 1) * n], minlength=probs.shape[1]).double() / n
         want = probs[j] / probs[j].sum()
         assert (got[len(r):] == 0).all()                 # padding never drawn
         assert (got[want == 0] == 0).all()                 # impossible categories never drawn
@@ -117,23 +123,16 @@ def test_sample_codes_follow_the_softmax_in_every_group():
 
 
 @settings(max_examples=20, deadline=None)
-@given(st.lists(st.lists(st.one_of(st.just(0.0), st.floats(1e-3, 1.0)), min_size=1, max_size=6),
-                min_size=1, max_size=5),
-       st.integers(0, 2**31 - 1))
+@given(PROB_ROWS, st.integers(0, 2**31 - 1))
 def test_stacked_draws_follow_the_probabilities(rows, seed):
-    rows = [r if sum(r) > 0 else [1.0] + r[1:] for r in rows]
-    width = max(len(r) for r in rows)
-    probs = torch.zeros((len(rows), width), dtype=torch.float64)
-    for j, r in enumerate(rows):
-        probs[j, :len(r)] = torch.tensor(r, dtype=torch.float64)
-    widths = torch.tensor([len(r) for r in rows])
+    probs, widths = _padded(rows)
     offsets = torch.cumsum(widths, 0) - widths
     n = 20_000
     column = torch.arange(len(rows)).repeat_interleave(n)
     drawn = draw_stacked(stacked_cdf(probs, widths), offsets, column,
                          torch.Generator().manual_seed(seed))
     for j, r in enumerate(rows):
-        got = torch.bincount(drawn[j * n:(j + 1) * n], minlength=width).double() / n
+        got = torch.bincount(drawn[j * n:(j + 1) * n], minlength=probs.shape[1]).double() / n
         want = probs[j] / probs[j].sum()
         assert (got[len(r):] == 0).all()
         assert (got[want == 0] == 0).all()
