@@ -17,6 +17,15 @@ def flchain_sample(n: int = 1500) -> pd.DataFrame:
     return df.sample(n, random_state=0).reset_index(drop=True)
 
 
+def public_sex_schema(data: pd.DataFrame):
+    """The inferred schema with sex's coding declared public: a DP test must not depend on
+    whether DP category discovery (σ ≈ 60 counts at n = 600) happens to keep "F" in a run."""
+    import synthdata as sd
+
+    return sd.Schema.infer(data).with_overrides(
+        {"columns": [{"name": "sex", "categories": ["F", "M"], "public": True}]})
+
+
 def assert_respects_schema(data: pd.DataFrame, synth: pd.DataFrame, n: int) -> None:
     """Shape, dtypes, integrality, bounds and known categories of a flchain sample."""
     assert synth.shape == (n, data.shape[1])

@@ -21,7 +21,7 @@ import pytest
 import synthdata as sd
 from synthdata.errors import PrivacyBudgetError
 from synthdata.privacy import DPConfig, PrivacyLedger
-from tests.models.shared import FLCHAIN
+from tests.models.shared import FLCHAIN, flchain_sample, public_sex_schema
 
 torch = pytest.importorskip("torch")
 
@@ -37,18 +37,12 @@ FAST = {"epochs": EPOCHS, "batch_size": BATCH, "hidden_dims": (32, 32), "n_times
 def data() -> pd.DataFrame:
     if not FLCHAIN.is_file():
         pytest.skip("flchain.csv is not available")
-    df = pd.read_csv(FLCHAIN).drop(columns=["chapter", "futime"])
-    return df.sample(N, random_state=0).reset_index(drop=True)
-
-
-def _schema(data: pd.DataFrame) -> sd.Schema:
-    return sd.Schema.infer(data).with_overrides(
-        {"columns": [{"name": "sex", "categories": ["F", "M"], "public": True}]})
+    return flchain_sample(N)
 
 
 def fit(data: pd.DataFrame, epsilon: float = 3.0, ledger: PrivacyLedger | None = None,
         **params):
-    gen = sd.make_generator("ddpm", _schema(data), privacy=DPConfig(epsilon=epsilon), seed=0,
+    gen = sd.make_generator("ddpm", public_sex_schema(data), privacy=DPConfig(epsilon=epsilon), seed=0,
                             **{**FAST, **params})
     return gen.fit(data, ledger=ledger)
 

@@ -10,7 +10,6 @@ equals opacus's per-sample gradients.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -25,9 +24,8 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("opacus")
 
 from synthdata.privacy.dpsgd import DPSGD  # noqa: E402
+from tests.models.shared import FLCHAIN, flchain_sample, public_sex_schema  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
-FLCHAIN = ROOT / "data" / "flchain.csv"
 N, BATCH, EPOCHS = 600, 100, 2
 FAST = {"vae": {"epochs": EPOCHS, "batch_size": BATCH, "compress_dims": (32, 32),
                 "decompress_dims": (32, 32), "embedding_dim": 16},
@@ -40,20 +38,12 @@ KINDS = ("vae", "ctgan")
 def data() -> pd.DataFrame:
     if not FLCHAIN.is_file():
         pytest.skip("flchain.csv is not available")
-    df = pd.read_csv(FLCHAIN).drop(columns=["chapter", "futime"])
-    return df.sample(N, random_state=0).reset_index(drop=True)
-
-
-def _schema(data: pd.DataFrame) -> sd.Schema:
-    # sex's coding is public: the conditional-sampling test must not depend on whether DP
-    # category discovery (σ ≈ 60 counts at n=600) happens to keep "F" in a given run
-    return sd.Schema.infer(data).with_overrides(
-        {"columns": [{"name": "sex", "categories": ["F", "M"], "public": True}]})
+    return flchain_sample(N)
 
 
 def fit(kind: str, data: pd.DataFrame, epsilon: float = 3.0, seed: int = 0,
         ledger: PrivacyLedger | None = None, **params):
-    gen = sd.make_generator(kind, _schema(data), privacy=DPConfig(epsilon=epsilon),
+    gen = sd.make_generator(kind, public_sex_schema(data), privacy=DPConfig(epsilon=epsilon),
                             seed=seed, **{**FAST[kind], **params})
     return gen.fit(data, ledger=ledger)
 
