@@ -19,6 +19,13 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
+
+# No per-example deadline: on a busy CI core a 200 ms deadline failed correct examples
+# (test_no_cell_a_spreadsheet_would_run_survives under load); a hung example is still caught
+# by the test's own limits. Tests that set their own settings keep them.
+settings.register_profile("synthdata", deadline=None)
+settings.load_profile("synthdata")
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"

@@ -50,8 +50,9 @@ class Api:
         return self.client.post("/v1/jobs", headers=headers or self.a,
                                 json={"dataset": dataset, "pipeline": pipeline})
 
+    # generous: job workers run niced, and a loaded CI core starves them for tens of seconds
     def wait(self, job_id: str, until: Callable[[dict], bool] = lambda j: j["status"] in TERMINAL,
-             timeout: float = 60.0, headers: dict | None = None) -> dict:
+             timeout: float = 180.0, headers: dict | None = None) -> dict:
         deadline = time.monotonic() + timeout
         while True:
             job = self.client.get(f"/v1/jobs/{job_id}", headers=headers or self.a).json()
