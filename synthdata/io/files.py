@@ -48,7 +48,11 @@ def private_dir(path: str | Path, *, parents: bool = True, exist_ok: bool = True
 
 
 def is_formula(text: str) -> bool:
-    """Whether a spreadsheet would read ``text`` as a formula (or a DDE call)."""
+    """Whether a spreadsheet would read ``text`` as a formula (or a DDE call). A cell that
+    starts with ``'`` is text to a spreadsheet (and is what :func:`neutralize_formulas` writes),
+    so it never counts: neutralising twice changes nothing."""
+    if text.startswith("'"):
+        return False
     return text.startswith(_FORMULA_START) or ("|" in text and "!" in text)
 
 

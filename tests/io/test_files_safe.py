@@ -34,6 +34,12 @@ def test_formula_cells_get_a_quote_and_numbers_do_not() -> None:
     assert neutralize_formulas(clean) is clean
 
 
+def test_a_quoted_dde_lookalike_is_not_quoted_again() -> None:
+    # found by hypothesis: "'!|" holds "|" and "!" and was quoted on every pass
+    assert neutralize_formulas(pd.DataFrame({"v": ["!|", "'!|"]}))["v"].tolist() == ["'!|", "'!|"]
+    assert not is_formula("'!|") and is_formula("!|") and not is_formula("'=1+1")
+
+
 @given(st.lists(st.text(max_size=12), min_size=1, max_size=20))
 def test_no_cell_a_spreadsheet_would_run_survives(values) -> None:
     out = neutralize_formulas(pd.DataFrame({"v": values}))["v"].tolist()
