@@ -38,8 +38,8 @@ def test_fit_stream_errors_are_one_line(tmp_path, capsys, flchain, small_csv) ->
     folder = _folder(tmp_path, flchain)
     out = str(tmp_path / "m.sdg")
     cases = [
-        (["fit", str(folder), "-o", out, "--stream", "-g", "vae"],
-         "generator 'vae' cannot fit by streaming yet"),
+        (["fit", str(folder), "-o", out, "--stream", "-g", "aim"],
+         "generator 'aim' cannot fit by streaming; use one of gmm, vae, ctgan, ddpm"),
         (["fit", str(folder), "-o", out, "--ray-address", "auto"], "--ray-address needs --stream"),
         (["fit", str(small_csv), "-o", out, "--stream"], "is not Parquet"),
         (["fit", str(tmp_path / "nope"), "-o", out, "--stream"], "no such file or folder"),
