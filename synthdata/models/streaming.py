@@ -16,7 +16,8 @@ sample, see :mod:`synthdata.transform.streaming`):
    mean log-likelihood improves by less than the generator's ``tol``.
 
 With ``ray_address`` the same passes run on a Ray cluster through Ray Data
-(``ray.data.read_parquet`` and ``map_batches``): workers summarise blocks and compute the
+(``ray.data.from_items`` over the files and ``map_batches``): workers read their files with
+pyarrow in batches, summarise them and compute the
 statistics of their batches, the driver merges and runs the M-step. Summaries and sums are
 the same whatever the split, so the Ray fit gives the local fit's model (within
 floating-point summation order). Ray is an optional extra (``pip install 'synthdata[ray]'``).
@@ -42,10 +43,11 @@ holds; unconditional sampling after the fit uses the whole table's frequencies, 
 memory. ddpm's clip of predicted values is the largest absolute value seen in the first
 epoch (every row), as in memory. Early stopping is refused (it holds out rows).
 
-With ``ray_address`` the torch generators read through Ray Data: ``ray.data.read_parquet``
-with the file order shuffled per epoch from the seed, ``iter_batches`` streaming read batches
-to the driver, where the transform, the block shuffle and all of training run (training is
-not distributed; Ray spreads the reading and decoding of the files).
+With ``ray_address`` the torch generators read through Ray Data: per epoch a dataset of the
+files in an order shuffled from the seed, whose ``map_batches`` workers read each file in
+batches and transform them; ``iter_batches`` streams the matrices to the driver, where the
+block shuffle and all of training run. Training is not distributed (one model on the
+driver); Ray spreads the reading, decoding and transforming of the files.
 
 Refused with a ConfigError: privacy (a DP fit needs its DP count, DP preprocessing and
 Poisson sampling over the whole table; not implemented for streaming) and declared
@@ -353,9 +355,9 @@ class MatrixStream:
         rows shuffled within each block; the read order shuffled per epoch (from the seed)."""
         rng = np.random.default_rng([self.seed, int(epoch)])
         held: list[np.ndarray] = []
-        for batch in self.engine.epoch_batches(rng):
-            held.append(self.transformer.transform(batch).astype(np.float32))
-            del batch
+        for matrix in self.engine.epoch_matrices(rng, self.transformer):
+            held.append(matrix)
+            del matrix
             self._note(sum(len(m) for m in held))
             if len(held) >= self.shuffle_batches:
                 yield self._mix(held, rng)
@@ -420,8 +422,12 @@ class _LocalEngine:
             total.merge(summarise_batch(schema, seed, batch, label))
         return total
 
-    def epoch_batches(self, rng: np.random.Generator) -> Iterator[pd.DataFrame]:
-        return self.source.epoch_batches(rng)
+    def epoch_matrices(self, rng: np.random.Generator, transformer: TableTransformer
+                       ) -> Iterator[np.ndarray]:
+        """Every row once as float32 matrices, one read batch at a time (see
+        :meth:`ParquetSource.epoch_batches`)."""
+        for batch in self.source.epoch_batches(rng):
+            yield transformer.transform(batch).astype(np.float32)
 
     def em_statistics(self, gen: Any) -> dict[str, np.ndarray]:
         total = None
@@ -488,25 +494,41 @@ class _RayEngine:
             total.merge(part)
         return total
 
-    def epoch_batches(self, rng: np.random.Generator) -> Iterator[pd.DataFrame]:
-        """Every row once through Ray Data: ``read_parquet`` with the file order shuffled from
-        ``rng``, streamed to this process by ``iter_batches`` in batches of ``batch_rows``
-        (workers read and decode; the caller transforms and trains here). Blocks keep their
-        order (``preserve_order``), so an epoch's order depends on the seed only."""
-        from ray.data import DataContext, FileShuffleConfig
+    def epoch_matrices(self, rng: np.random.Generator, transformer: TableTransformer
+                       ) -> Iterator[np.ndarray]:
+        """Every row once, transformed, through Ray Data: the dataset is the list of files in
+        an order drawn from ``rng`` (``ray.data.from_items``, one block per file); workers
+        read each file with pyarrow in batches of ``batch_rows`` rows and transform them
+        (``map_batches`` with a generator, so a worker holds one batch at a time), and
+        ``iter_batches`` streams the float32 matrices to this process, where training runs.
+        Blocks keep their order (``preserve_order``): an epoch's order depends on the seed.
+
+        (``ray.data.read_parquet`` is not used: with the fsspec installed beside Ray 2.60 it
+        fails on local paths, and reading with pyarrow gives the dtypes the schema checked.)
+        """
+        from ray.data import DataContext
 
         source = self.source
+
+        def read(rows: pd.DataFrame) -> Iterator[dict[str, np.ndarray]]:
+            for path in rows["path"]:
+                one = ParquetSource(Path(path), batch_rows=source.batch_rows,
+                                    columns=source.columns)
+                for batch in one.batches():
+                    yield {"x": transformer.transform(batch).astype(np.float32)}
+
         context = DataContext.get_current()
         before = context.execution_options.preserve_order
         context.execution_options.preserve_order = True
         try:
-            dataset = self.ray.data.read_parquet(
-                [str(f) for f in source.files], columns=source.columns,
-                shuffle=FileShuffleConfig(seed=int(rng.integers(0, 2**31 - 1))))
-            for batch in dataset.iter_batches(batch_size=source.batch_rows,
-                                              batch_format="pandas", prefetch_batches=1):
-                if len(batch):
-                    yield batch
+            items = [{"path": str(source.files[int(i)])}
+                     for i in rng.permutation(len(source.files))]
+            dataset = self.ray.data.from_items(items, override_num_blocks=len(items))
+            dataset = dataset.map_batches(read, batch_format="pandas", batch_size=1)
+            for batch in dataset.iter_batches(batch_size=None, batch_format="numpy",
+                                              prefetch_batches=1):
+                if len(batch["x"]):
+                    yield np.ascontiguousarray(batch["x"], dtype=np.float32)
         finally:
             context.execution_options.preserve_order = before
 

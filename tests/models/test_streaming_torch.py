@@ -104,20 +104,22 @@ def test_the_same_seed_gives_the_same_streamed_model(table: pd.DataFrame, folder
 
 
 class _Engine:
-    """Read batches of a table, counting the rows alive at every yield (weak references)."""
+    """Read batches of a table, transformed, counting the read batches alive at every yield
+    (weak references)."""
 
     def __init__(self, df: pd.DataFrame, batch_rows: int) -> None:
         self.df, self.batch_rows = df, batch_rows
         self.max_alive = 0
         self.refs: list[weakref.ref[pd.DataFrame]] = []
 
-    def epoch_batches(self, rng: np.random.Generator) -> Iterator[pd.DataFrame]:
+    def epoch_matrices(self, rng: np.random.Generator, transformer: TableTransformer
+                       ) -> Iterator[np.ndarray]:
         starts = list(range(0, len(self.df), self.batch_rows))
         for i in rng.permutation(len(starts)):
             batch = self.df.iloc[starts[i]:starts[i] + self.batch_rows].copy()
             self.refs.append(weakref.ref(batch))
             self.max_alive = max(self.max_alive, sum(r() is not None for r in self.refs))
-            yield batch
+            yield transformer.transform(batch).astype(np.float32)
             del batch
 
 
