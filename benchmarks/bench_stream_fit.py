@@ -11,6 +11,10 @@ metadata pass and after every epoch (flat when memory is bounded), and the detec
 (the table the dataset was resampled from: every real row is also a training row here).
 
     python benchmarks/bench_stream_fit.py --rows 2000000 --generators vae --epochs 2
+    python benchmarks/bench_stream_fit.py --rows 2000000 --generators vae --epochs 2 --modes memory
+
+``--modes memory`` runs, per generator, the ordinary fit on the whole table loaded with
+``pd.read_parquet`` (same data, epochs and steps) as the reference for memory and fidelity.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ def _rss_mb() -> float:
 
 
 def child(name: str, parquet: Path, result: Path, epochs: int, batch_rows: int, shuffle: int,
-          detect_rows: int, ray_address: str | None) -> None:
+          detect_rows: int, ray_address: str | None, in_memory: bool = False) -> None:
     import synthdata as sd
     from synthdata.models.streaming import ParquetSource, fit_streaming
 
@@ -56,8 +60,14 @@ def child(name: str, parquet: Path, result: Path, epochs: int, batch_rows: int, 
             rss[f"after_epoch_{done}"] = round(_rss_mb())
 
     t0, c0 = time.perf_counter(), time.process_time()
-    fit_streaming(gen, source, shuffle_batches=shuffle, ray_address=ray_address,
-                  progress=progress)
+    if in_memory:  # the reference: the whole table loaded, the ordinary fit
+        table = pd.read_parquet(parquet)
+        rss["after_load"] = round(_rss_mb())
+        gen.fit(table, progress=progress)
+        del table
+    else:
+        fit_streaming(gen, source, shuffle_batches=shuffle, ray_address=ray_address,
+                      progress=progress)
     fit_s, fit_cpu = time.perf_counter() - t0, time.process_time() - c0
     synth = gen.sample(detect_rows, seed=1)
     real = pd.read_csv(SHARED_DATASETS / "flchain.csv")
@@ -67,7 +77,8 @@ def child(name: str, parquet: Path, result: Path, epochs: int, batch_rows: int, 
         "generator": name, "rows": gen.n_train_rows_, "columns": len(schema),
         "files": len(source.files), "batch_rows": batch_rows, "shuffle_batches": shuffle,
         "epochs": epochs, "batch_size": gen.batch_size, "ray": ray_address is not None,
-        "max_transformed_rows_held": gen.stream_max_rows_held_,
+        "mode": "in memory" if in_memory else "streaming",
+        "max_transformed_rows_held": getattr(gen, "stream_max_rows_held_", None),
         "fit_s": round(fit_s, 1), "fit_cpu_s": round(fit_cpu, 1), "rss_mb": rss,
         "detection_auc": round(auc, 3), "detect_rows": min(detect_rows, len(real)),
         "load_average_end": "%.2f %.2f %.2f" % os.getloadavg()}))
@@ -83,14 +94,16 @@ def main() -> None:
     ap.add_argument("--shuffle", type=int, default=4)
     ap.add_argument("--detect-rows", type=int, default=20_000)
     ap.add_argument("--ray-address", default=None)
+    ap.add_argument("--modes", nargs="*", default=["stream"], choices=["stream", "memory"],
+                    help="memory: the ordinary fit on the whole table loaded (reference)")
     ap.add_argument("--parquet-dir", type=Path, default=Path(tempfile.gettempdir()) / "synthdata_scale")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "stream_fit.json")
     ap.add_argument("--child", nargs="*", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        name, parquet, result, epochs, batch, shuffle, detect, ray = args.child
+        name, parquet, result, epochs, batch, shuffle, detect, ray, mode = args.child
         child(name, Path(parquet), Path(result), int(epochs), int(batch), int(shuffle),
-              int(detect), None if ray == "-" else ray)
+              int(detect), None if ray == "-" else ray, in_memory=mode == "memory")
         return
     pdir = args.parquet_dir / f"flchain_{args.rows}_{args.files}"
     if not pdir.exists():
@@ -103,12 +116,12 @@ def main() -> None:
     runs = []
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        for name in args.generators:
-            result, log = tmp / f"{name}.json", tmp / f"{name}.log"
+        for name, mode in ((g, m) for g in args.generators for m in args.modes):
+            result, log = tmp / f"{name}_{mode}.json", tmp / f"{name}_{mode}.log"
             code, wall, peak = run_measured(
                 [sys.executable, __file__, "--child", name, str(pdir), str(result),
                  str(args.epochs), str(args.batch_rows), str(args.shuffle),
-                 str(args.detect_rows), args.ray_address or "-"], env=env, log_path=log)
+                 str(args.detect_rows), args.ray_address or "-", mode], env=env, log_path=log)
             out = json.loads(result.read_text()) if code == 0 else \
                 {"generator": name, "error": log.read_text()[-1500:]}
             out.update(wall_s=round(wall, 1), peak_rss_mb=round(peak))
@@ -119,6 +132,8 @@ def main() -> None:
               "load_average_end": "%.2f %.2f %.2f" % os.getloadavg(),
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
               "threads": "one torch/OMP/BLAS thread in the child"}
+    previous = json.loads(args.out.read_text()) if args.out.exists() else {}
+    record["previous"] = previous.get("runs", [])  # kept: stream and memory run separately
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=2))
     print(f"wrote {args.out}")
