@@ -56,7 +56,7 @@ def child(name: str, parquet: Path, result: Path, epochs: int, batch_rows: int, 
     def progress(step: str, done: int, total: int) -> None:
         if step == "stream.metadata":
             rss["after_metadata"] = round(_rss_mb())
-        elif step.endswith(".fit"):
+        elif step == f"{name}.fit":  # the model's epochs (not the transformer's steps)
             rss[f"after_epoch_{done}"] = round(_rss_mb())
 
     t0, c0 = time.perf_counter(), time.process_time()
