@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import synthdata as sd
 from synthdata.errors import ConfigError
@@ -144,6 +146,35 @@ def test_an_epoch_holds_a_bounded_number_of_rows_and_sees_every_row_once(
     assert engine.max_alive <= 2  # the batch being read and at most one not yet released
     again = MatrixStream(_Engine(table, 100), tt, len(table), shuffle_batches=3, seed=7)
     assert np.array_equal(np.concatenate(list(again.minibatches(0, 64))), epochs[0])
+
+
+class _RowIds:
+    """Read batches whose single column is the row's index (no transformer needed)."""
+
+    def __init__(self, n_rows: int, batch_rows: int) -> None:
+        self.n_rows, self.batch_rows = n_rows, batch_rows
+
+    def epoch_matrices(self, rng: np.random.Generator, transformer: object
+                       ) -> Iterator[np.ndarray]:
+        starts = range(0, self.n_rows, self.batch_rows)
+        for i in rng.permutation(len(starts)):
+            stop = min(starts[i] + self.batch_rows, self.n_rows)
+            yield np.arange(starts[i], stop, dtype=np.float32)[:, None]
+
+
+@settings(max_examples=40, deadline=None)
+@given(n_rows=st.integers(1, 700), batch_rows=st.integers(1, 120),
+       shuffle_batches=st.integers(1, 5), batch=st.integers(1, 90), seed=st.integers(0, 9))
+def test_minibatches_cover_every_row_once_in_bounded_memory(n_rows: int, batch_rows: int,
+                                                            shuffle_batches: int, batch: int,
+                                                            seed: int) -> None:
+    stream = MatrixStream(_RowIds(n_rows, batch_rows), None, n_rows,
+                          shuffle_batches=shuffle_batches, seed=seed)
+    parts = list(stream.minibatches(0, batch))
+    assert [len(p) for p in parts[:-1]] == [batch] * (len(parts) - 1)
+    assert len(parts) == -(-n_rows // batch)
+    assert sorted(np.concatenate(parts)[:, 0].astype(int)) == list(range(n_rows))
+    assert stream.max_rows_held <= shuffle_batches * batch_rows + batch
 
 
 def test_streamed_ctgan_conditions_by_the_whole_tables_frequencies(table: pd.DataFrame,
