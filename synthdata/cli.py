@@ -317,6 +317,10 @@ def fit(data: Annotated[Path, typer.Argument(help="CSV or Parquet training table
             "--batch-rows", min=1, help="Rows per batch with --stream.")] = 100_000,
         passes: Annotated[int, typer.Option(
             "--passes", min=1, help="gmm: EM passes over every row with --stream.")] = 20,
+        shuffle_batches: Annotated[int, typer.Option(
+            "--shuffle-batches", min=1, help="vae/ctgan/ddpm with --stream: read batches whose "
+            "rows are shuffled together into mini-batches (memory: about this many times "
+            "--batch-rows rows).")] = 4,
         ray_address: Annotated[str | None, typer.Option(
             "--ray-address", help="With --stream: read DATA through Ray Data on this Ray cluster "
             "('auto', 'ray://HOST:10001', or 'local'); vae/ctgan/ddpm train in this process."
@@ -342,7 +346,7 @@ def fit(data: Annotated[Path, typer.Argument(help="CSV or Parquet training table
         _fit_streaming(data, output, generator=generator, schema=schema, seed=seed, param=param,
                        unmarked=unmarked, dates=dates, patient_column=patient_column,
                        reference_year=reference_year, batch_rows=batch_rows, passes=passes,
-                       ray_address=ray_address, quiet=quiet)
+                       shuffle_batches=shuffle_batches, ray_address=ray_address, quiet=quiet)
         return
     from synthdata.errors import ConfigError
     from synthdata.io.files import read_table
@@ -385,7 +389,8 @@ STREAM_SCHEMA_ROWS = 10_000  # rows --stream infers the schema from (without --s
 def _fit_streaming(data: Path, output: Path, *, generator: str, schema: Path | None, seed: int,
                    param: list[str] | None, unmarked: str, dates: str,
                    patient_column: str | None, reference_year: int | None, batch_rows: int,
-                   passes: int, ray_address: str | None, quiet: bool) -> None:
+                   passes: int, ray_address: str | None, quiet: bool,
+                   shuffle_batches: int = 4) -> None:
     """``synthdata fit --stream``: a generator fitted batch by batch (locally or on Ray)."""
     from synthdata.errors import ConfigError
     from synthdata.models.registry import check_generator_params, make_generator
@@ -421,7 +426,8 @@ def _fit_streaming(data: Path, output: Path, *, generator: str, schema: Path | N
                           "or drop those columns")
     gen = make_generator(generator, sch, seed=seed, **params)
     with _progress(quiet) as progress:
-        fit_streaming(gen, source, passes=passes, ray_address=ray_address, progress=progress)
+        fit_streaming(gen, source, passes=passes, ray_address=ray_address,
+                      shuffle_batches=shuffle_batches, progress=progress)
     gen.save(output)
     typer.echo(str(output))
 

@@ -63,7 +63,8 @@ def test_fit_stream_vae_writes_a_model_that_samples(tmp_path, capsys, flchain) -
     folder = _folder(tmp_path, flchain)
     model = tmp_path / "vae.sdg"
     code, out, err = run(capsys, "fit", str(folder), "-o", str(model), "--stream", "-g", "vae",
-                         "--batch-rows", "200", "-p", "epochs=2", "-p", "batch_size=100",
+                         "--batch-rows", "200", "--shuffle-batches", "2",
+                         "-p", "epochs=2", "-p", "batch_size=100",
                          "-p", "compress_dims=[16]", "-p", "decompress_dims=[16]",
                          "-p", "threads=1", "-q")
     assert code == 0, err

@@ -34,7 +34,8 @@ epoch as in memory), then each of the generator's ``epochs`` reads the whole dat
   block, so an epoch has ``ceil(n / batch_size)`` steps as in memory);
 - the generator trains on them with its own step (``_fit_stream`` hooks in vae.py, ctgan.py,
   diffusion.py). At most ``shuffle_batches * batch_rows + batch_size`` transformed rows
-  and one read batch are held at a time, whatever the table's size.
+  (plus a transient copy of one block while it is shuffled) and one read batch are held
+  at a time, whatever the table's size.
 
 ctgan's training-by-sampling needs, per category, rows that hold it: each block gets its own
 condition sampler over its rows, with categories drawn by the log of their frequency in the
@@ -525,8 +526,9 @@ class _RayEngine:
                      for i in rng.permutation(len(source.files))]
             dataset = self.ray.data.from_items(items, override_num_blocks=len(items))
             dataset = dataset.map_batches(read, batch_format="pandas", batch_size=1)
-            for batch in dataset.iter_batches(batch_size=None, batch_format="numpy",
-                                              prefetch_batches=1):
+            # batch_rows per batch even where Ray coalesces worker outputs into larger blocks
+            for batch in dataset.iter_batches(batch_size=source.batch_rows,
+                                              batch_format="numpy", prefetch_batches=1):
                 if len(batch["x"]):
                     yield np.ascontiguousarray(batch["x"], dtype=np.float32)
         finally:
