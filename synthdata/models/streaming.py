@@ -524,8 +524,8 @@ class _RayEngine:
         try:
             items = [{"path": str(source.files[int(i)])}
                      for i in rng.permutation(len(source.files))]
-            dataset = self.ray.data.from_items(items, override_num_blocks=len(items))
-            dataset = dataset.map_batches(read, batch_format="pandas", batch_size=1)
+            files = self.ray.data.from_items(items, override_num_blocks=len(items))
+            dataset = files.map_batches(read, batch_format="pandas", batch_size=1)
             # batch_rows per batch even where Ray coalesces worker outputs into larger blocks
             for batch in dataset.iter_batches(batch_size=source.batch_rows,
                                               batch_format="numpy", prefetch_batches=1):
