@@ -311,14 +311,20 @@ def fit(data: Annotated[Path, typer.Argument(help="CSV or Parquet training table
             "the latest year among the data's dates).")] = None,
         stream: Annotated[bool, typer.Option(
             "--stream", help="Read DATA (a Parquet file or a folder of Parquet files) in "
-            "batches instead of loading it: for tables larger than memory (gmm only).")] = False,
+            "batches instead of loading it: for tables larger than memory (gmm, vae, ctgan, ddpm; "
+            "the torch generators train on shuffled mini-batches for their epochs).")] = False,
         batch_rows: Annotated[int, typer.Option(
             "--batch-rows", min=1, help="Rows per batch with --stream.")] = 100_000,
         passes: Annotated[int, typer.Option(
-            "--passes", min=1, help="EM passes over every row with --stream.")] = 20,
+            "--passes", min=1, help="gmm: EM passes over every row with --stream.")] = 20,
+        shuffle_batches: Annotated[int, typer.Option(
+            "--shuffle-batches", min=1, help="vae/ctgan/ddpm with --stream: read batches whose "
+            "rows are shuffled together into mini-batches (memory: about this many times "
+            "--batch-rows rows).")] = 4,
         ray_address: Annotated[str | None, typer.Option(
-            "--ray-address", help="With --stream: run the passes on this Ray cluster with Ray "
-            "Data ('auto', 'ray://HOST:10001', or 'local').")] = None,
+            "--ray-address", help="With --stream: read DATA through Ray Data on this Ray cluster "
+            "('auto', 'ray://HOST:10001', or 'local'); vae/ctgan/ddpm train in this process."
+            )] = None,
         quiet: Quiet = False, debug: Debug = False, verbose: Verbose = 0) -> None:
     """Fit a generator on DATA and save it.
 
@@ -326,7 +332,7 @@ def fit(data: Annotated[Path, typer.Argument(help="CSV or Parquet training table
     ``deid:`` block with the defaults) run before fitting: suspected identifiers the schema
     does not mark stop the command (exit 2) unless ``--unmarked transform``.
 
-    ``--stream`` fits the gmm without loading DATA (see docs/scale.md): the schema is
+    ``--stream`` fits gmm, vae, ctgan or ddpm without loading DATA (see docs/scale.md): the schema is
     inferred from the first 10,000 rows unless ``--schema`` is given, and de-identification
     rules that would change columns are refused (de-identify the files first).
     """
@@ -340,7 +346,7 @@ def fit(data: Annotated[Path, typer.Argument(help="CSV or Parquet training table
         _fit_streaming(data, output, generator=generator, schema=schema, seed=seed, param=param,
                        unmarked=unmarked, dates=dates, patient_column=patient_column,
                        reference_year=reference_year, batch_rows=batch_rows, passes=passes,
-                       ray_address=ray_address, quiet=quiet)
+                       shuffle_batches=shuffle_batches, ray_address=ray_address, quiet=quiet)
         return
     from synthdata.errors import ConfigError
     from synthdata.io.files import read_table
@@ -383,8 +389,9 @@ STREAM_SCHEMA_ROWS = 10_000  # rows --stream infers the schema from (without --s
 def _fit_streaming(data: Path, output: Path, *, generator: str, schema: Path | None, seed: int,
                    param: list[str] | None, unmarked: str, dates: str,
                    patient_column: str | None, reference_year: int | None, batch_rows: int,
-                   passes: int, ray_address: str | None, quiet: bool) -> None:
-    """``synthdata fit --stream``: the gmm fitted batch by batch (locally or on Ray)."""
+                   passes: int, ray_address: str | None, quiet: bool,
+                   shuffle_batches: int = 4) -> None:
+    """``synthdata fit --stream``: a generator fitted batch by batch (locally or on Ray)."""
     from synthdata.errors import ConfigError
     from synthdata.models.registry import check_generator_params, make_generator
     from synthdata.models.streaming import STREAMING_GENERATORS, ParquetSource, fit_streaming
@@ -392,8 +399,9 @@ def _fit_streaming(data: Path, output: Path, *, generator: str, schema: Path | N
     from synthdata.schema.model import Schema, load_yaml
 
     if generator not in STREAMING_GENERATORS:
-        raise ConfigError(f"fit --stream: generator {generator!r} cannot fit by streaming yet; "
-                          f"use {' or '.join(STREAMING_GENERATORS)}, or fit without --stream")
+        raise ConfigError(f"fit --stream: generator {generator!r} cannot fit by streaming; "
+                          f"use one of {', '.join(STREAMING_GENERATORS)}, or fit without "
+                          "--stream")
     params = _parse_pairs(param, "--param")
     try:
         check_generator_params(generator, params)
@@ -418,7 +426,8 @@ def _fit_streaming(data: Path, output: Path, *, generator: str, schema: Path | N
                           "or drop those columns")
     gen = make_generator(generator, sch, seed=seed, **params)
     with _progress(quiet) as progress:
-        fit_streaming(gen, source, passes=passes, ray_address=ray_address, progress=progress)
+        fit_streaming(gen, source, passes=passes, ray_address=ray_address,
+                      shuffle_batches=shuffle_batches, progress=progress)
     gen.save(output)
     typer.echo(str(output))
 

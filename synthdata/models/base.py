@@ -269,6 +269,11 @@ class BaseGenerator:
     def _fit(self, matrix: np.ndarray, rng: np.random.Generator, progress: Progress) -> None:
         raise NotImplementedError
 
+    def _fit_stream(self, stream: Any, rng: np.random.Generator, progress: Progress) -> None:
+        """Like ``_fit`` on a table read in mini-batches (``synthdata.models.streaming``:
+        ``stream`` is a ``MatrixStream``); the generators that can stream implement it."""
+        raise ConfigError(f"{self.name}: cannot fit by streaming; fit in memory")
+
     def _sample_matrix(self, n: int, rng: np.random.Generator,
                        conditions: dict[str, Any] | None) -> np.ndarray:
         raise NotImplementedError

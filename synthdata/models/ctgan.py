@@ -517,6 +517,100 @@ class CTGANGenerator(TrainingRecord, BaseGenerator):
         self.generator_ = g_net
         self.critic_ = d_net
 
+    def _fit_stream(self, stream: Any, rng: np.random.Generator,
+                    progress: Progress = no_progress) -> None:
+        """Train on a table read in blocks (``synthdata.models.streaming``: ``stream`` gives
+        ``n_rows``, ``blocks(epoch)`` and ``category_counts``); no early stopping, no DP.
+
+        Training-by-sampling per block: each block gets a condition sampler over its own rows
+        (:meth:`_block_sampler`), categories weighted by the log of their frequency in the
+        whole table. An epoch makes ``n_rows // batch_size`` steps as in memory, spread over
+        the blocks in proportion to their rows.
+        """
+        self.plan_ = plan = SpanPlan(self.transformer_.layout_)
+        with torch_threads():
+            gen = make_torch_generator(rng)
+            sampler = ConditionSampler(plan, torch.zeros((1, plan.n_soft), dtype=torch.long),
+                                       log_frequency=self.log_frequency)
+            counts = torch.from_numpy(np.concatenate(
+                [np.zeros(0)] + [stream.category_counts[sp.column] for sp in sampler.spans]
+            ).astype(np.float64))
+            weight = torch.log1p(counts) if self.log_frequency else counts
+            if sampler.n_columns:  # the whole table's frequencies, as an in-memory fit has
+                sampler.freq_probs = _span_table(sampler, counts)
+                sampler.cat_probs = _span_table(sampler, weight)
+            self.sampler_, self.n_options_ = sampler, sampler.n_options
+            g_net, d_net = self._build(gen)
+            set_dropout_generator(d_net, gen)
+            opt_g = Adam(g_net.parameters(), lr=self.generator_lr, betas=ADAM_BETAS,
+                         weight_decay=WEIGHT_DECAY)
+            opt_d = Adam(d_net.parameters(), lr=self.discriminator_lr, betas=ADAM_BETAS,
+                         weight_decay=WEIGHT_DECAY)
+            n, epochs = int(stream.n_rows), int(self.epochs)
+            steps = max(n // int(self.batch_size), 1)
+            log = logger.info if self.verbose else logger.debug
+            self.history_ = []
+            started = time.perf_counter()
+            for epoch in range(epochs):
+                g_net.train()
+                d_net.train()
+                sum_d = sum_g = 0.0
+                done = seen = 0
+                for block in stream.blocks(epoch):
+                    data = torch.from_numpy(block)
+                    seen += len(data)
+                    local = self._block_sampler(data, weight)
+                    target = steps if seen >= n else steps * seen // n
+                    while done < target:
+                        loss_d, loss_g = self._gan_step((g_net, d_net), (opt_g, opt_d), local,
+                                                        data, gen)
+                        sum_d += loss_d
+                        sum_g += loss_g
+                        done += 1
+                record = {"epoch": epoch + 1, "loss_d": sum_d / max(done, 1),
+                          "loss_g": sum_g / max(done, 1)}
+                self.history_.append(record)
+                log("ctgan stream epoch %d/%d loss_d %.4f loss_g %.4f", epoch + 1, epochs,
+                    record["loss_d"], record["loss_g"])
+                progress("ctgan.fit", epoch + 1, epochs)
+            self._finish_training(g_net, (math.inf, None, 0), started)
+            self.generator_, self.critic_ = g_net, d_net
+
+    def _block_sampler(self, data: torch.Tensor, weight: torch.Tensor) -> ConditionSampler:
+        """Training-by-sampling over one block's rows: categories by ``weight`` (the whole
+        table's log-frequency) among those the block holds, then a row of the block."""
+        local = ConditionSampler(self.plan_, self.plan_.codes(data),
+                                 log_frequency=self.log_frequency)
+        if local.n_columns:
+            local.cat_probs = _span_table(local, weight * (local.counts > 0))
+        return local
+
+    def _gan_step(self, nets: tuple[_Generator, _Critic], opts: tuple[Adam, Adam],
+                  sampler: ConditionSampler, data: torch.Tensor, gen: torch.Generator
+                  ) -> tuple[float, float]:
+        """``discriminator_steps`` critic updates and one generator update on real rows of
+        ``data`` drawn by ``sampler``; the last critic loss and the generator loss."""
+        (g_net, d_net), (opt_g, opt_d) = nets, opts
+        plan, batch, emb = self.plan_, int(self.batch_size), int(self.embedding_dim)
+        loss_d = torch.zeros(())
+        for _ in range(int(self.discriminator_steps)):
+            cond, _, _, rows = _draw(sampler, batch, len(data), gen)
+            z = torch.randn((batch, emb), generator=gen)
+            with torch.no_grad():  # the critic step needs no generator gradients
+                fake = plan.activate(g_net(torch.cat([z, cond], dim=1)), tau=GUMBEL_TAU,
+                                     generator=gen)
+            loss_d = self._critic_loss(d_net, torch.cat([data[rows], cond], dim=1),
+                                       torch.cat([fake, cond], dim=1), gen)
+            opt_d.zero_grad()
+            loss_d.backward()
+            opt_d.step()
+        cond, column, category, _ = _draw(sampler, batch, len(data), gen)
+        loss_g = self._generator_loss(g_net, d_net, sampler, cond, column, category, gen)
+        opt_g.zero_grad()
+        loss_g.backward()
+        opt_g.step()
+        return float(loss_d.detach()), float(loss_g.detach())
+
     # -- sample -------------------------------------------------------------------------
     @torch.inference_mode()
     def _generate(self, g_net: _Generator, n: int, gen: torch.Generator,
@@ -602,6 +696,27 @@ class CTGANGenerator(TrainingRecord, BaseGenerator):
         g_net.eval()
         self.generator_ = g_net
 
+
+
+def _draw(sampler: ConditionSampler, batch: int, n_rows: int, gen: torch.Generator
+          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(cond, column, category, real_row)`` for ``batch`` rows (uniform rows when the
+    table has no discrete column)."""
+    if sampler.n_columns:
+        return sampler.draw(batch, gen)
+    zero = torch.zeros(batch, dtype=torch.long)
+    return torch.zeros((batch, 0)), zero, zero, torch.randint(n_rows, (batch,), generator=gen)
+
+
+def _span_table(sampler: ConditionSampler, weight: torch.Tensor) -> torch.Tensor:
+    """A ``(columns, widest)`` probability table: each discrete column's slots of ``weight``
+    (one entry per condition option) normalised to sum to 1."""
+    table = torch.zeros((sampler.n_columns, int(sampler.widths.max())), dtype=torch.float64)
+    for j, span in enumerate(sampler.spans):
+        start = int(sampler.offsets[j])
+        w = weight[start:start + span.width].to(torch.float64)
+        table[j, :span.width] = w / w.sum() if float(w.sum()) > 0 else 1.0 / span.width
+    return table.to(torch.float32)
 
 
 # -- validation distance for early stopping ---------------------------------------------------

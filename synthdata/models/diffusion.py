@@ -328,21 +328,66 @@ class DDPMGenerator(BaseGenerator):
             total = 0.0
             for i in range(steps):
                 rows = slice(i * batch, (i + 1) * batch)
-                v0, c0, h0 = vals_ep[rows], codes_ep[rows], soft_ep[rows]
-                loss_rows = self._row_loss(net, v0, c0, h0, gen, ab_table)
-                loss = loss_rows.mean() / n_columns
-                opt.lr = self.lr * (1.0 - done / total_steps)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
+                total += self._train_step(net, opt, ema, (vals_ep[rows], codes_ep[rows],
+                                                          soft_ep[rows]), gen, ab_table,
+                                          self.lr * (1.0 - done / total_steps), n_columns)
                 done += 1
-                with torch.no_grad():
-                    torch._foreach_lerp_(ema, [p.detach() for p in net.parameters()], 1 - EMA_DECAY)
-                total += float(loss.detach())
             self.history_.append({"epoch": epoch + 1, "loss": total / steps})
             logger.debug("ddpm epoch %d/%d loss %.4f", epoch + 1, epochs, total / steps)
             progress("ddpm.fit", epoch + 1, epochs)
         self._finish_training(net, ema, started)
+
+    def _train_step(self, net: _Denoiser, opt: Adam, ema: list[torch.Tensor],
+                    rows: tuple[torch.Tensor, torch.Tensor, torch.Tensor], gen: torch.Generator,
+                    ab_table: torch.Tensor, lr: float, n_columns: int) -> float:
+        """One Adam step at learning rate ``lr`` on a mini-batch ``(values, codes, soft
+        one-hots)``, then the EMA update; the batch's loss (in memory and streaming fits)."""
+        loss = self._row_loss(net, *rows, gen, ab_table).mean() / n_columns
+        opt.lr = lr
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            torch._foreach_lerp_(ema, [p.detach() for p in net.parameters()], 1 - EMA_DECAY)
+        return float(loss.detach())
+
+    def _fit_stream(self, stream: Any, rng: np.random.Generator,
+                    progress: Progress = no_progress) -> None:
+        """Train on a table read in mini-batches (``synthdata.models.streaming``: ``stream``
+        gives ``n_rows`` and ``minibatches(epoch, batch)``); the same schedule and step as
+        :meth:`_train`. The sampler's clip is the largest absolute value of the first epoch
+        (every row once), as in memory. No DP."""
+        self._prepare_plan()
+        with torch_threads():
+            plan = self.plan_
+            gen = make_torch_generator(rng)
+            net = self._build(gen)
+            ema = [p.detach().clone() for p in net.parameters()]
+            n_columns = max(1, int(plan.value_cols.numel()) + plan.n_soft)
+            big_t = int(self.n_timesteps)
+            ab_table = alpha_bar(torch.arange(big_t + 1), big_t)
+            batch, _, epochs, total_steps = self._schedule(int(stream.n_rows))
+            opt = Adam(net.parameters(), lr=self.lr)
+            self.history_ = []
+            started = time.perf_counter()
+            net.train()
+            done, clip = 0, 0.0
+            for epoch in range(epochs):
+                total, steps = 0.0, 0
+                for matrix in stream.minibatches(epoch, batch):
+                    rows = self._training_tensors(matrix)
+                    if epoch == 0 and rows[0].numel():
+                        clip = max(clip, float(rows[0].abs().max()))
+                    lr = self.lr * max(0.0, 1.0 - done / total_steps)
+                    total += self._train_step(net, opt, ema, rows, gen, ab_table, lr, n_columns)
+                    done += 1
+                    steps += 1
+                self.history_.append({"epoch": epoch + 1, "loss": total / max(steps, 1)})
+                logger.debug("ddpm stream epoch %d/%d loss %.4f", epoch + 1, epochs,
+                             total / max(steps, 1))
+                progress("ddpm.fit", epoch + 1, epochs)
+            self.clip_ = clip if plan.value_cols.numel() else 1.0
+            self._finish_training(net, ema, started)
 
     def _schedule(self, n_rows: int) -> tuple[int, int, int, int]:
         """Batch size, steps per epoch, epochs and total steps for ``n_rows`` training rows

@@ -347,6 +347,52 @@ class VAEGenerator(TrainingRecord, BaseGenerator):
         self._finish_training(net, best, started)
         self.net_ = net
 
+    def _fit_stream(self, stream: Any, rng: np.random.Generator,
+                    progress: Progress = no_progress) -> None:
+        """Train on a table read in mini-batches (``synthdata.models.streaming``: ``stream``
+        gives ``n_rows`` and ``minibatches(epoch, batch)``); no early stopping, no DP."""
+        self.plan_ = SpanPlan(self.transformer_.layout_)
+        with torch_threads():
+            gen = make_torch_generator(rng)
+            net = self._build(gen)
+            n = int(stream.n_rows)
+            batch = min(int(self.batch_size), n)
+            opt = Adam(net.parameters(), lr=self.lr, weight_decay=self.l2scale)
+            eps_buf = torch.empty((batch, int(self.embedding_dim)))
+            epochs = int(self.epochs)
+            self.history_ = []
+            log = logger.info if self.verbose else logger.debug
+            started = time.perf_counter()
+            net.train()
+            for epoch in range(epochs):
+                total_recon = total_kl = 0.0
+                steps = 0
+                for rows in stream.minibatches(epoch, batch):
+                    xb = torch.from_numpy(rows)
+                    eps = eps_buf[:len(xb)].normal_(generator=gen)
+                    recon, kl = self._train_step(net, opt, xb, self.plan_.codes(xb), eps)
+                    total_recon += recon
+                    total_kl += kl
+                    steps += 1
+                record = {"epoch": epoch + 1, "recon": total_recon / max(steps, 1),
+                          "kl": total_kl / max(steps, 1)}
+                self.history_.append(record)
+                log("vae stream epoch %d/%d recon %.4f kl %.4f", epoch + 1, epochs,
+                    record["recon"], record["kl"])
+                progress("vae.fit", epoch + 1, epochs)
+            self._finish_training(net, (math.inf, None, 0), started)
+            self.net_ = net
+
+    def _train_step(self, net: _VAENet, opt: Adam, xb: torch.Tensor, cb: torch.Tensor,
+                    eps: torch.Tensor) -> tuple[float, float]:
+        """One Adam step on a mini-batch; its mean reconstruction NLL and KL."""
+        recon, kl = self._losses(net, xb, cb, eps)
+        loss = self.loss_factor * recon + self.kl_weight * kl
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return float(recon.detach()), float(kl.detach())
+
     # -- sample -------------------------------------------------------------------------
     @torch.inference_mode()
     def _decode_batch(self, n: int, gen: torch.Generator) -> torch.Tensor:

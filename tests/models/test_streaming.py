@@ -84,8 +84,8 @@ def test_streaming_refuses_what_it_cannot_do(table: pd.DataFrame, tmp_path: Path
     folder = _write_parts(table.head(100), tmp_path / "d", 2)
     schema = Schema.infer(table)
     source = ParquetSource(folder)
-    with pytest.raises(ConfigError, match="generator 'vae' cannot fit by streaming yet"):
-        fit_streaming(make_generator("vae", schema), source)
+    with pytest.raises(ConfigError, match="generator 'aim' cannot fit by streaming"):
+        fit_streaming(make_generator("aim", schema), source)
     with pytest.raises(ConfigError, match="privacy is not supported"):
         fit_streaming(make_generator("gmm", schema, privacy={"epsilon": 1.0}), source)
     with pytest.raises(ConfigError, match="passes must be a positive integer"):
