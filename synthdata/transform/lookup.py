@@ -1,0 +1,153 @@
+"""Search a fixed sorted table for many values: ``np.searchsorted`` in a few vectorised passes.
+
+Sampling maps millions of scores through the same small tables (quantile knots, category
+edges, per-component cumulative probabilities). ``np.searchsorted`` pays a branchy binary
+search per value (about 80 ns per value on a 900-knot table, 1M values: 85 ms per column).
+A *guide table* (indexed search) splits the table's range into equal cells and stores, per
+cell, how many table entries lie below it; a value then starts from its cell's count and
+steps up while the next entry is still below it. Each step is one gather and one compare
+over all values, and the number of steps is the most entries any three neighbouring cells
+hold (computed once, bounded by refining the cells). The result equals ``np.searchsorted``
+exactly for every finite value, infinities and values outside the table included (tested
+against it); NaN falls back to ``np.searchsorted``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+MAX_STEPS = 6          # refine the cells until no value needs more steps than this
+MAX_CELLS = 1 << 16    # cells per row at most (the table then takes rows x 512 KB)
+NUMPY_STEPS = 24       # more steps than this (many tied entries): np.searchsorted is faster
+DIRECT_WIDTH = 8       # a row this short: count the entries below each value directly
+
+
+class GuideTable:
+    """``np.searchsorted(table[r], values, side)`` for values each searched in a row ``r``.
+
+    Parameters
+    ----------
+    table:
+        Sorted (non-decreasing) finite rows, shape ``(rows, width)``; a 1-D table is one row.
+    side:
+        ``"left"`` (the count of entries ``< v``) or ``"right"`` (entries ``<= v``), as in
+        ``np.searchsorted``.
+    """
+
+    def __init__(self, table: np.ndarray, *, side: str = "left") -> None:
+        rows = np.atleast_2d(np.asarray(table, dtype=np.float64))
+        if side not in ("left", "right"):
+            raise ValueError(f"side must be 'left' or 'right', got {side!r}")
+        if rows.size and (not np.isfinite(rows).all() or (np.diff(rows, axis=1) < 0).any()):
+            raise ValueError("a guide table needs finite, sorted rows")
+        self.side, self.rows, self.width = side, rows, rows.shape[1]
+        k, w = rows.shape
+        self.low = rows[:, 0].copy() if w else np.zeros(k)
+        span = (rows[:, -1] - self.low) if w else np.zeros(k)
+        cells = 1 << max(2, int(np.ceil(np.log2(max(2 * w, 2)))))
+        while True:
+            self.cells = min(cells, MAX_CELLS)
+            self._build(span)
+            if self.steps <= MAX_STEPS or cells >= MAX_CELLS or k * cells * 2 > 1 << 22:
+                break
+            cells *= 4
+        # entry after each row's last: +inf, so a step never runs past its row
+        self.padded = np.concatenate([rows, np.full((k, 1), np.inf)], axis=1).ravel()
+
+    def _build(self, span: np.ndarray) -> None:
+        k, w = self.rows.shape
+        g = self.cells
+        width = np.where(span > 0, span / g, 1.0)
+        self.scale = 1.0 / width
+        # counts[r, j]: entries below the nominal boundary low + (j - 1) * width (j = 0: none)
+        bounds = self.low[:, None] + np.arange(-1, g + 2)[None, :] * width[:, None]
+        counts = np.empty((k, g + 3), dtype=np.int64)
+        for r in range(k):
+            counts[r] = np.searchsorted(self.rows[r], bounds[r], side=self.side)
+        counts[:, 0] = 0          # values below the table (cell 0) start at 0
+        counts[:, -1] = w         # values above it (last cell) may reach the end
+        # a value in (computed) cell c lies between boundaries c - 1 and c + 2: rounding in
+        # the cell arithmetic moves it by far less than one cell
+        start = counts[:, :g]
+        self.steps = int((counts[:, 3:g + 3] - start).max()) if w else 0
+        self.start = (start + (np.arange(k) * (w + 1))[:, None]).astype(np.int64).ravel()
+
+    def search(self, values: np.ndarray, row: np.ndarray | int = 0) -> np.ndarray:
+        """Indices as ``np.searchsorted(table[row], values, side)`` (``row`` per value or
+        one row for all), dtype ``intp``."""
+        values = np.asarray(values)
+        if self.width == 0:
+            return np.zeros(values.shape, dtype=np.intp)
+        if values.dtype.kind != "f":
+            values = values.astype(np.float64)
+        if self.steps > NUMPY_STEPS or np.isnan(values).any():
+            return self._fallback(values, row)
+        if self.width <= DIRECT_WIDTH and not np.ndim(row):
+            return self._count_below(values, self.rows[int(row)])
+        low, scale = self.low[row], self.scale[row]
+        with np.errstate(over="ignore", invalid="ignore"):  # huge values: the last cell
+            cell = values - low if np.ndim(row) else values - float(low)
+            cell *= scale if np.ndim(row) else float(scale)
+        np.clip(cell, 0, self.cells - 1, out=cell)
+        index = cell.astype(np.intp)
+        if np.ndim(row):
+            index += np.asarray(row, dtype=np.intp) * self.cells
+        elif row:
+            index += int(row) * self.cells
+        pos = self.start[index]
+        wide = values.astype(np.float64, copy=False)
+        below = np.empty(values.shape, dtype=bool)
+        for _ in range(self.steps):
+            entry = self.padded[pos]
+            if self.side == "left":
+                np.less(entry, wide, out=below)
+            else:
+                np.less_equal(entry, wide, out=below)
+            pos += below
+        first = (np.asarray(row, dtype=np.intp) if np.ndim(row) else int(row)) * (self.width + 1)
+        pos -= first
+        return pos
+
+    def _count_below(self, values: np.ndarray, entries: np.ndarray) -> np.ndarray:
+        wide = values.astype(np.float64, copy=False)
+        count = np.zeros(values.shape, dtype=np.intp)
+        below = np.empty(values.shape, dtype=bool)
+        for entry in entries:
+            if self.side == "left":
+                np.greater(wide, entry, out=below)
+            else:
+                np.greater_equal(wide, entry, out=below)
+            count += below
+        return count
+
+    def _fallback(self, values: np.ndarray, row: np.ndarray | int) -> np.ndarray:
+        if not np.ndim(row):
+            return np.searchsorted(self.rows[int(row)], values, side=self.side)  # type: ignore[call-overload]
+        out = np.empty(values.shape, dtype=np.intp)
+        row = np.asarray(row)
+        for r in np.unique(row):
+            at = row == r
+            out[at] = np.searchsorted(self.rows[r], values[at], side=self.side)  # type: ignore[call-overload]
+        return out
+
+
+def interp_table(x: np.ndarray, y: np.ndarray) -> tuple[GuideTable, np.ndarray]:
+    """The pieces of :func:`interp` for knots ``x`` (increasing) and values ``y``."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    slopes = np.zeros(len(x))
+    slopes[:-1] = (y[1:] - y[:-1]) / (x[1:] - x[:-1])
+    return GuideTable(x, side="right"), slopes
+
+
+def interp(z: np.ndarray, x: np.ndarray, y: np.ndarray, guide: GuideTable,
+           slopes: np.ndarray) -> np.ndarray:
+    """``np.interp(z, x, y)`` for finite ``z`` (same arithmetic, so the same floats)."""
+    index = guide.search(z)
+    index -= 1
+    np.clip(index, 0, len(x) - 1, out=index)
+    out = np.subtract(z, x[index], dtype=np.float64)
+    out *= slopes[index]
+    out += y[index]
+    # np.interp: below the first knot the first value, above the last the last
+    out[z < x[0]] = y[0]
+    return out
