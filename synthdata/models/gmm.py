@@ -290,7 +290,8 @@ class GMMGenerator(BaseGenerator):
         tt = self.transformer_
         arrays = self._sample_blocks(n, rng, conditions,
                                      lambda coded: tt.inverse_arrays(coded, coded=True))
-        return tt.frame_from_arrays(arrays, n)
+        return tt.frame_from_arrays(arrays, n, threads=min(resolve_threads(self.threads),
+                                                            -(-n // SAMPLE_BLOCK_ROWS)))
 
     def _sample_coded(self, n: int, rng: np.random.Generator,
                       conditions: dict[str, int] | None) -> np.ndarray:

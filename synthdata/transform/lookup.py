@@ -51,13 +51,19 @@ class GuideTable:
             if self.steps <= MAX_STEPS or cells >= MAX_CELLS or k * cells * 2 > 1 << 22:
                 break
             cells *= 4
-        # entry after each row's last: +inf, so a step never runs past its row
-        self.padded = np.concatenate([rows, np.full((k, 1), np.inf)], axis=1).ravel()
+        # entry after each row's last: NaN, never below any value (not even +inf), so a
+        # step never runs past its row
+        self.padded = np.concatenate([rows, np.full((k, 1), np.nan)], axis=1).ravel()
 
     def _build(self, span: np.ndarray) -> None:
         k, w = self.rows.shape
         g = self.cells
-        width = np.where(span > 0, span / g, 1.0)
+        # cells far finer than the table's magnitude would lose the cell arithmetic to
+        # rounding: such a row gets one cell (its values then step through the whole row)
+        magnitude = np.maximum(np.abs(self.low), np.abs(self.low + span))
+        width = span / g
+        fine = (width > 1e-9 * magnitude) & (width > 1e-300)
+        width = np.where(fine, width, np.maximum(span, 1.0) * 2.0 ** 60)
         self.scale = 1.0 / width
         # counts[r, j]: entries below the nominal boundary low + (j - 1) * width (j = 0: none)
         bounds = self.low[:, None] + np.arange(-1, g + 2)[None, :] * width[:, None]
@@ -84,10 +90,10 @@ class GuideTable:
             return self._fallback(values, row)
         if self.width <= DIRECT_WIDTH and not np.ndim(row):
             return self._count_below(values, self.rows[int(row)])
-        low, scale = self.low[row], self.scale[row]
-        with np.errstate(over="ignore", invalid="ignore"):  # huge values: the last cell
-            cell = values - low if np.ndim(row) else values - float(low)
-            cell *= scale if np.ndim(row) else float(scale)
+        wide = values.astype(np.float64, copy=False)
+        with np.errstate(over="ignore"):  # huge values: the last cell
+            cell = wide - self.low[row]
+            cell *= self.scale[row]
         np.clip(cell, 0, self.cells - 1, out=cell)
         index = cell.astype(np.intp)
         if np.ndim(row):
@@ -95,7 +101,6 @@ class GuideTable:
         elif row:
             index += int(row) * self.cells
         pos = self.start[index]
-        wide = values.astype(np.float64, copy=False)
         below = np.empty(values.shape, dtype=bool)
         for _ in range(self.steps):
             entry = self.padded[pos]

@@ -199,17 +199,29 @@ class TableTransformer:
             pos += step
         return out
 
-    def frame_from_arrays(self, arrays: dict[str, np.ndarray], n: int) -> pd.DataFrame:
+    def frame_from_arrays(self, arrays: dict[str, np.ndarray], n: int, *,
+                          threads: int = 1) -> pd.DataFrame:
         """The table (schema columns, values and dtypes) from :meth:`inverse_arrays`' output
-        for ``n`` rows; ids are numbered 1..n and free text left empty."""
-        out = {}
-        for name, enc in self._fitted().items():
+        for ``n`` rows; ids are numbered 1..n and free text left empty. ``threads > 1``
+        builds the columns on that many threads (text columns are built by pyarrow, which
+        releases the GIL); the frame is the same."""
+        encoders = self._fitted()
+
+        def build(name: str) -> pd.Series:
+            enc = encoders[name]
             if isinstance(enc, RegeneratedEncoder):
-                out[name] = enc.generate(n)
-            elif isinstance(enc, CategoryEncoder):
-                out[name] = enc.from_codes(arrays[name]).reset_index(drop=True)
-            else:
-                out[name] = enc.restore(arrays[name]).reset_index(drop=True)
+                return enc.generate(n)
+            if isinstance(enc, CategoryEncoder):
+                return enc.from_codes(arrays[name]).reset_index(drop=True)
+            return enc.restore(arrays[name]).reset_index(drop=True)
+
+        if threads > 1 and len(encoders) > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(threads) as pool:
+                out = dict(zip(encoders, pool.map(build, encoders), strict=True))
+        else:
+            out = {name: build(name) for name in encoders}
         # copy=False: one block per column, not copied into blocks by dtype (the columns
         # are new arrays nobody else holds)
         return pd.DataFrame(out, columns=self.schema.names, copy=False)
