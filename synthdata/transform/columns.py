@@ -376,9 +376,10 @@ class NumericEncoder:
         encoder's arrays is never edited in place: a new state means new arrays)."""
         cached = self.__dict__.get("_guides")
         if cached is None or cached[0] is not self.zedge_ or cached[1] is not self.zmid_:
-            cached = (self.zedge_, self.zmid_, {})
+            fresh: dict[str, Any] = {}
+            cached = (self.zedge_, self.zmid_, fresh)
             self._guides = cached
-        guides = cached[2]
+        guides: dict[str, Any] = cached[2]
         key = "interp" if interpolate else "edges"
         if key not in guides:
             guides[key] = (interp_table(self.zmid_, self.knots_) if interpolate

@@ -14,6 +14,8 @@ against it); NaN falls back to ``np.searchsorted``.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 
 MAX_STEPS = 6          # refine the cells until no value needs more steps than this
@@ -34,7 +36,7 @@ class GuideTable:
         ``np.searchsorted``.
     """
 
-    def __init__(self, table: np.ndarray, *, side: str = "left") -> None:
+    def __init__(self, table: np.ndarray, *, side: Literal["left", "right"] = "left") -> None:
         rows = np.atleast_2d(np.asarray(table, dtype=np.float64))
         if side not in ("left", "right"):
             raise ValueError(f"side must be 'left' or 'right', got {side!r}")
@@ -127,12 +129,12 @@ class GuideTable:
 
     def _fallback(self, values: np.ndarray, row: np.ndarray | int) -> np.ndarray:
         if not np.ndim(row):
-            return np.searchsorted(self.rows[int(row)], values, side=self.side)  # type: ignore[call-overload]
+            return np.searchsorted(self.rows[int(row)], values, side=self.side)
         out = np.empty(values.shape, dtype=np.intp)
         row = np.asarray(row)
         for r in np.unique(row):
             at = row == r
-            out[at] = np.searchsorted(self.rows[r], values[at], side=self.side)  # type: ignore[call-overload]
+            out[at] = np.searchsorted(self.rows[r], values[at], side=self.side)
         return out
 
 
