@@ -102,17 +102,18 @@ class GuideTable:
             index += np.asarray(row, dtype=np.intp) * self.cells
         elif row:
             index += int(row) * self.cells
-        pos = self.start[index]
+        pos = self.start.take(index, mode="clip")  # in range: "clip" skips a buffered copy
         below = np.empty(values.shape, dtype=bool)
+        entry = np.empty(values.shape, dtype=np.float64)
         for _ in range(self.steps):
-            entry = self.padded[pos]
+            self.padded.take(pos, out=entry, mode="clip")
             if self.side == "left":
                 np.less(entry, wide, out=below)
             else:
                 np.less_equal(entry, wide, out=below)
             pos += below
-        first = (np.asarray(row, dtype=np.intp) if np.ndim(row) else int(row)) * (self.width + 1)
-        pos -= first
+        if np.ndim(row) or row:
+            pos -= (np.asarray(row, dtype=np.intp) if np.ndim(row) else int(row)) * (self.width + 1)
         return pos
 
     def _count_below(self, values: np.ndarray, entries: np.ndarray) -> np.ndarray:
