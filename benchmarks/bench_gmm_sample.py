@@ -171,8 +171,10 @@ def main() -> None:
                        "fit_cpu_s": round(time.process_time() - c0, 1),
                        "runs": [time_sampling(gen, args.rows, t, args.repeat) for t in args.threads]}
         if args.stages:
-            gen.threads = 1
-            entry["stages_cpu_s"] = stages(gen, args.rows)
+            from synthdata._threads import limit_threads
+
+            with limit_threads(1):  # as sample() runs them
+                entry["stages_cpu_s"] = stages(gen, args.rows)
         out["tables"][name] = entry
         print(json.dumps({name: entry}), flush=True)
     if args.fidelity:

@@ -9,6 +9,7 @@ small grid unless given.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar
 
@@ -317,29 +318,34 @@ class GMMGenerator(BaseGenerator):
             m = min(SAMPLE_BLOCK_ROWS, n - index * SAMPLE_BLOCK_ROWS)
             return finish(self._draw_block(plan, m, np.random.default_rng([*key, index])))
 
-        first = draw(0)
-        if n <= SAMPLE_BLOCK_ROWS:
-            return first
-        out = {name: np.empty((n, *a.shape[1:]), dtype=a.dtype) for name, a in first.items()}
+        # one BLAS thread: the per-component products are small (a second BLAS thread
+        # only waits), and the blocks are spread over threads here. Below a few blocks'
+        # worth of rows the switch costs more than it saves.
+        single: contextlib.AbstractContextManager[Any] = (
+            limit_threads(1) if n >= SINGLE_BLAS_ROWS else contextlib.nullcontext())
+        with single:
+            first = draw(0)
+            if n <= SAMPLE_BLOCK_ROWS:
+                return first
+            out = {name: np.empty((n, *a.shape[1:]), dtype=a.dtype) for name, a in first.items()}
 
-        def store(index: int, part: dict[str, np.ndarray]) -> None:
-            at = index * SAMPLE_BLOCK_ROWS
-            for name, a in part.items():
-                out[name][at:at + len(a)] = a
+            def store(index: int, part: dict[str, np.ndarray]) -> None:
+                at = index * SAMPLE_BLOCK_ROWS
+                for name, a in part.items():
+                    out[name][at:at + len(a)] = a
 
-        store(0, first)
-        rest = range(1, -(-n // SAMPLE_BLOCK_ROWS))
-        threads = min(resolve_threads(self.threads), len(rest))
-        if threads <= 1:
-            for index in rest:
-                store(index, draw(index))
-            return out
-        from concurrent.futures import ThreadPoolExecutor
+            store(0, first)
+            rest = range(1, -(-n // SAMPLE_BLOCK_ROWS))
+            threads = min(resolve_threads(self.threads), len(rest))
+            if threads <= 1:
+                for index in rest:
+                    store(index, draw(index))
+                return out
+            from concurrent.futures import ThreadPoolExecutor
 
-        # one BLAS thread per worker: the workers are the parallelism
-        with limit_threads(1), ThreadPoolExecutor(threads) as pool:
-            for index, part in zip(rest, pool.map(draw, rest), strict=True):
-                store(index, part)
+            with ThreadPoolExecutor(threads) as pool:
+                for index, part in zip(rest, pool.map(draw, rest), strict=True):
+                    store(index, part)
         return out
 
     def _sampling_plan(self, conditions: dict[str, int] | None) -> dict[str, Any]:
@@ -677,6 +683,7 @@ MAX_REJECTION_ROUNDS = 50
 # rows per independently seeded block of a sample: fixed, so the rows never depend on the
 # number of threads; large enough that numpy's loops dominate the per-block overhead
 SAMPLE_BLOCK_ROWS = 65_536
+SINGLE_BLAS_ROWS = 16_384  # from this many rows, sampling runs BLAS on one thread
 BIC_ROWS = 50_000   # rows the choice of k by BIC looks at (a random subsample above)
 FULL_ITERATIONS = 5  # EM iterations on every row after converging on that subsample
 CHUNK_ROWS = 4096   # rows per chunk of an EM pass (features: 4096 x 740 floats = 24 MB)
