@@ -10,6 +10,7 @@ small grid unless given.
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar
 
@@ -323,29 +324,25 @@ class GMMGenerator(BaseGenerator):
         # worth of rows the switch costs more than it saves.
         single: contextlib.AbstractContextManager[Any] = (
             limit_threads(1) if n >= SINGLE_BLAS_ROWS else contextlib.nullcontext())
-        with single:
-            first = draw(0)
-            if n <= SAMPLE_BLOCK_ROWS:
-                return first
-            out = {name: np.empty((n, *a.shape[1:]), dtype=a.dtype) for name, a in first.items()}
+        blocks = range(-(-n // SAMPLE_BLOCK_ROWS))
+        threads = min(resolve_threads(self.threads), len(blocks))
+        with single, contextlib.ExitStack() as stack:
+            if threads > 1:
+                from concurrent.futures import ThreadPoolExecutor
 
-            def store(index: int, part: dict[str, np.ndarray]) -> None:
+                parts: Iterator[dict[str, np.ndarray]] = stack.enter_context(
+                    ThreadPoolExecutor(threads)).map(draw, blocks)
+            else:
+                parts = map(draw, blocks)
+            first = next(parts)
+            if len(blocks) == 1:
+                return first
+            # the output arrays take their dtypes from the first block
+            out = {name: np.empty((n, *a.shape[1:]), dtype=a.dtype) for name, a in first.items()}
+            for index, part in enumerate(itertools.chain([first], parts)):
                 at = index * SAMPLE_BLOCK_ROWS
                 for name, a in part.items():
                     out[name][at:at + len(a)] = a
-
-            store(0, first)
-            rest = range(1, -(-n // SAMPLE_BLOCK_ROWS))
-            threads = min(resolve_threads(self.threads), len(rest))
-            if threads <= 1:
-                for index in rest:
-                    store(index, draw(index))
-                return out
-            from concurrent.futures import ThreadPoolExecutor
-
-            with ThreadPoolExecutor(threads) as pool:
-                for index, part in zip(rest, pool.map(draw, rest), strict=True):
-                    store(index, part)
         return out
 
     def _sampling_plan(self, conditions: dict[str, int] | None) -> dict[str, Any]:
@@ -682,7 +679,7 @@ def _log_interval_mass(means: np.ndarray, covs: np.ndarray,
 MAX_REJECTION_ROUNDS = 50
 # rows per independently seeded block of a sample: fixed, so the rows never depend on the
 # number of threads; large enough that numpy's loops dominate the per-block overhead
-SAMPLE_BLOCK_ROWS = 65_536
+SAMPLE_BLOCK_ROWS = 32_768
 SINGLE_BLAS_ROWS = 16_384  # from this many rows, sampling runs BLAS on one thread
 BIC_ROWS = 50_000   # rows the choice of k by BIC looks at (a random subsample above)
 FULL_ITERATIONS = 5  # EM iterations on every row after converging on that subsample
