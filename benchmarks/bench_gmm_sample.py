@@ -10,12 +10,13 @@ for every thread count (checked here on the first run, hash of the frame).
 ``--stages`` times the steps of one sample, block by block as ``GMMGenerator`` runs them
 (one thread, CPU seconds): component counts, Gaussian draw, per-component products, the
 row permutation, categorical draws, the per-column inverse by kind, the DataFrame build.
-``--fidelity`` fits flchain on an 80/20 split with seeds 0, 1, 2 and reports the detection
+``--chunk-rows 100000`` also times ``sample_chunks`` (what ``synthdata sample`` and a
+pipeline run use: bounded memory, chunks not written here). ``--fidelity`` fits flchain on an 80/20 split with seeds 0, 1, 2 and reports the detection
 AUC and mean column distance (``_common.draw_scores``) of ``len(holdout)`` synthetic rows;
 it uses only the public API, so the same command run against another checkout
 (``PYTHONPATH=<checkout>``) gives the "before" numbers.
 
-    PYTHONPATH=. python benchmarks/bench_gmm_sample.py --threads 1 2
+    PYTHONPATH=. python benchmarks/bench_gmm_sample.py --threads 1 2 --chunk-rows 100000
     PYTHONPATH=. python benchmarks/bench_gmm_sample.py --tables flchain --stages --fidelity
 """
 
@@ -65,6 +66,19 @@ def time_sampling(gen, rows: int, threads: int, repeat: int) -> dict:
     return {"threads": threads, "rows": rows, "wall_s": round(wall, 3), "cpu_s": round(cpu, 3),
             "rows_per_s": round(rows / wall), "rows_per_cpu_s": round(rows / cpu),
             "sample_hash": digest, "load_average": "%.2f %.2f %.2f" % os.getloadavg()}
+
+
+def time_chunks(gen, rows: int, threads: int, chunk_rows: int) -> dict:
+    """The CLI / pipeline path: ``sample_chunks`` (chunks of ``chunk_rows``, not written)."""
+    from synthdata.pipeline.stream import sample_chunks
+
+    gen.threads = threads
+    t0, c0 = time.perf_counter(), time.process_time()
+    total = sum(len(chunk) for chunk in sample_chunks(gen, rows, chunk_rows, seed=1))
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return {"threads": threads, "rows": total, "chunk_rows": chunk_rows,
+            "wall_s": round(wall, 3), "cpu_s": round(cpu, 3), "rows_per_s": round(total / wall),
+            "rows_per_cpu_s": round(total / cpu), "load_average": "%.2f %.2f %.2f" % os.getloadavg()}
 
 
 def stages(gen, rows: int) -> dict[str, float]:
@@ -157,6 +171,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, nargs="*", default=[1, 2])
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--fit-rows", type=int, default=50_000)
+    ap.add_argument("--chunk-rows", type=int, default=0,
+                    help="also time sample_chunks with this chunk size (the CLI's: 100000)")
     ap.add_argument("--stages", action="store_true")
     ap.add_argument("--fidelity", action="store_true")
     args = ap.parse_args()
@@ -170,6 +186,9 @@ def main() -> None:
                        "n_components": int(gen.n_components_),
                        "fit_cpu_s": round(time.process_time() - c0, 1),
                        "runs": [time_sampling(gen, args.rows, t, args.repeat) for t in args.threads]}
+        if args.chunk_rows:
+            entry["chunked"] = [time_chunks(gen, args.rows, t, args.chunk_rows)
+                                for t in args.threads]
         if args.stages:
             from synthdata._threads import limit_threads
 
