@@ -143,7 +143,8 @@ def interp_table(x: np.ndarray, y: np.ndarray) -> tuple[GuideTable, np.ndarray]:
     """The pieces of :func:`interp` for knots ``x`` (increasing) and values ``y``."""
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     slopes = np.zeros(len(x))
-    slopes[:-1] = (y[1:] - y[:-1]) / (x[1:] - x[:-1])
+    with np.errstate(over="ignore", divide="ignore"):  # knots closer than y can rise: inf
+        slopes[:-1] = (y[1:] - y[:-1]) / (x[1:] - x[:-1])
     return GuideTable(x, side="right"), slopes
 
 
@@ -153,9 +154,18 @@ def interp(z: np.ndarray, x: np.ndarray, y: np.ndarray, guide: GuideTable,
     index = guide.search(z)
     index -= 1
     np.clip(index, 0, len(x) - 1, out=index)
-    out = np.subtract(z, x[index], dtype=np.float64)
-    out *= slopes[index]
-    out += y[index]
+    with np.errstate(invalid="ignore", over="ignore"):
+        out = np.subtract(z, x[index], dtype=np.float64)
+        out *= slopes[index]
+        out += y[index]
+    bad = np.isnan(out)  # an infinite slope: np.interp's fall-backs, in its order
+    if bad.any():
+        j, at = index[bad], np.asarray(z, dtype=np.float64)[bad]
+        nxt = np.minimum(j + 1, len(x) - 1)
+        with np.errstate(invalid="ignore", over="ignore"):
+            other = slopes[j] * (at - x[nxt]) + y[nxt]
+        other = np.where(np.isnan(other) & (y[j] == y[nxt]), y[j], other)
+        out[bad] = np.where(at == x[j], y[j], other)
     # np.interp: below the first knot the first value, above the last the last
     out[z < x[0]] = y[0]
     return out

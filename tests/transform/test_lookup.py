@@ -71,3 +71,12 @@ def test_interp_equals_np_interp_bit_for_bit(knots, seed):
     np.testing.assert_array_equal(interp(z, x, y, guide, slopes), np.interp(z, x, y))
     z32 = z.astype(np.float32)
     np.testing.assert_array_equal(interp(z32, x, y, guide, slopes), np.interp(z32, x, y))
+
+
+def test_interp_with_an_infinite_slope_takes_np_interps_fallbacks():
+    x = np.array([0.0, 5e-324, 1e-300, 1.0, 2.0])
+    y = np.array([0.0, 7.0, 9.0, 10.0, 10.0])
+    z = np.concatenate([x, [-1.0, 1e-310, 0.5, 1.5, 3.0]])
+    guide, slopes = interp_table(x, y)
+    assert np.isinf(slopes).any()
+    np.testing.assert_array_equal(interp(z, x, y, guide, slopes), np.interp(z, x, y))
