@@ -103,6 +103,12 @@ def check_threads(threads: object, where: str = "threads") -> int | None:
     return threads
 
 
+def resolve_threads(threads: int | None) -> int:
+    """The count :func:`limit_threads` puts in force for ``threads``: the given count capped
+    at :func:`default_threads`, or that default."""
+    return min(check_threads(threads) or default_threads(), default_threads())
+
+
 def requested_threads() -> int | None:
     """The thread count an enclosing :func:`limit_threads` was given explicitly, else None
     (the torch helpers then keep their own default)."""
@@ -119,7 +125,7 @@ def limit_threads(threads: int | None = None) -> Iterator[int]:
     """
     # never more than the process may use: a service worker's budget (OMP_NUM_THREADS) holds
     # whatever a job's config asks for
-    n = min(check_threads(threads) or default_threads(), default_threads())
+    n = resolve_threads(threads)
     from threadpoolctl import threadpool_limits
 
     torch = sys.modules.get("torch")

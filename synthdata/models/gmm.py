@@ -9,7 +9,9 @@ small grid unless given.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import contextlib
+import itertools
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -17,6 +19,7 @@ import pandas as pd
 from scipy.special import ndtr, ndtri
 
 from synthdata._rng import child_seed
+from synthdata._threads import limit_threads, resolve_threads
 from synthdata.errors import ConditionTooRareError, ConfigError
 from synthdata.models.base import BaseGenerator, Progress, no_progress
 from synthdata.schema.model import Schema
@@ -284,18 +287,69 @@ class GMMGenerator(BaseGenerator):
 
     def _sample_frame(self, n: int, rng: np.random.Generator,
                       conditions: dict[str, int] | None) -> pd.DataFrame:
-        # codes straight to values: no one-hot block is built and argmax'ed back
-        return self.transformer_.inverse_transform(self._sample_coded(n, rng, conditions),
-                                                   coded=True)
+        # codes straight to column arrays, block by block (no one-hot block is built and
+        # argmax'ed back); the frame is built once at the end
+        tt = self.transformer_
+        arrays = self._sample_blocks(n, rng, conditions,
+                                     lambda coded: tt.inverse_arrays(coded, coded=True))
+        return tt.frame_from_arrays(arrays, n, threads=min(resolve_threads(self.threads),
+                                                            -(-n // SAMPLE_BLOCK_ROWS)))
 
     def _sample_coded(self, n: int, rng: np.random.Generator,
                       conditions: dict[str, int] | None) -> np.ndarray:
         """n rows in the transformer's coded layout (one column per span, one-hot spans as
         codes); float32 unless an interval condition needs exact scores."""
+        return self._sample_blocks(n, rng, conditions, lambda coded: {"coded": coded})["coded"]
+
+    def _sample_blocks(self, n: int, rng: np.random.Generator,
+                       conditions: dict[str, int] | None,
+                       finish: Callable[[np.ndarray], dict[str, np.ndarray]]
+                       ) -> dict[str, np.ndarray]:
+        """Draw n rows in blocks of ``SAMPLE_BLOCK_ROWS``, pass each block's coded rows
+        through ``finish`` and join its arrays row-wise.
+
+        Block i draws from its own generator, seeded by one draw from ``rng`` and i: the
+        blocks are independent, so they run on ``threads`` threads (numpy releases the GIL
+        in the heavy loops) and the rows depend on n and the seed, never on the thread count.
+        """
+        plan = self._sampling_plan(conditions)
+        key = [int(v) for v in rng.integers(0, 2**63, size=2)]
+
+        def draw(index: int) -> dict[str, np.ndarray]:
+            m = min(SAMPLE_BLOCK_ROWS, n - index * SAMPLE_BLOCK_ROWS)
+            return finish(self._draw_block(plan, m, np.random.default_rng([*key, index])))
+
+        # one BLAS thread: the per-component products are small (a second BLAS thread
+        # only waits), and the blocks are spread over threads here. Below a few blocks'
+        # worth of rows the switch costs more than it saves.
+        single: contextlib.AbstractContextManager[Any] = (
+            limit_threads(1) if n >= SINGLE_BLAS_ROWS else contextlib.nullcontext())
+        blocks = range(-(-n // SAMPLE_BLOCK_ROWS))
+        threads = min(resolve_threads(self.threads), len(blocks))
+        with single, contextlib.ExitStack() as stack:
+            if threads > 1:
+                from concurrent.futures import ThreadPoolExecutor
+
+                parts: Iterator[dict[str, np.ndarray]] = stack.enter_context(
+                    ThreadPoolExecutor(threads)).map(draw, blocks)
+            else:
+                parts = map(draw, blocks)
+            first = next(parts)
+            if len(blocks) == 1:
+                return first
+            # the output arrays take their dtypes from the first block
+            out = {name: np.empty((n, *a.shape[1:]), dtype=a.dtype) for name, a in first.items()}
+            for index, part in enumerate(itertools.chain([first], parts)):
+                at = index * SAMPLE_BLOCK_ROWS
+                for name, a in part.items():
+                    out[name][at:at + len(a)] = a
+        return out
+
+    def _sampling_plan(self, conditions: dict[str, int] | None) -> dict[str, Any]:
+        """What every block of a sample needs: component weights given the conditions, the
+        one-hot spans fixed by them, interval conditions on scores, and the layout."""
         cont, disc = self._split_layout()
         kinds = [span.kind for span in self.transformer_.layout_]
-        cont_at = [i for i, kind in enumerate(kinds) if kind != Activation.SOFTMAX]
-        disc_at = [i for i, kind in enumerate(kinds) if kind == Activation.SOFTMAX]
         spans = self.transformer_.span_slices()
         fixed: dict[int, int] = {}  # one-hot span index -> code
         intervals: list[tuple[int, float, float]] = []  # (position in cont, low, high)
@@ -318,53 +372,75 @@ class GMMGenerator(BaseGenerator):
             raise ConfigError("the conditions have (numerically) zero probability under the model")
         post = np.exp(log_w - log_w.max())
         post /= post.sum()
-        comp, values = self._draw_rows(n, post, intervals, rng)
-        out = np.empty((n, len(kinds)), dtype=values.dtype)
-        out[:, cont_at] = values
-        order, bounds = _by_component(comp, self.n_components_)
-        theta = np.exp(self.log_theta_)
-        for j, (_, width) in enumerate(disc):
-            if j in fixed:
-                out[:, disc_at[j]] = fixed[j]
+        return {"post": post, "fixed": fixed, "intervals": intervals, "widths": [w for _, w in disc],
+                "cont_at": [i for i, kind in enumerate(kinds) if kind != Activation.SOFTMAX],
+                "disc_at": [i for i, kind in enumerate(kinds) if kind == Activation.SOFTMAX],
+                "alias": self._category_aliases()}
+
+    def _draw_block(self, plan: Mapping[str, Any], m: int, rng: np.random.Generator
+                    ) -> np.ndarray:
+        """m rows in the coded layout, as a column-major (m, spans) array.
+
+        The scores are drawn grouped by component (one matrix product per component) and
+        then put in a uniformly random row order: i.i.d. components are exactly multinomial
+        counts in a uniformly random arrangement. Categories are drawn per row given its
+        component (alias tables: one uniform, two look-ups)."""
+        k = self.n_components_
+        if plan["intervals"]:
+            comp, values = self._draw_rows(m, plan["post"], plan["intervals"], rng)
+            order, bounds = _by_component(comp, k)
+            scores = np.ascontiguousarray(values[order].T)
+        else:
+            bounds = np.concatenate([[0], np.cumsum(rng.multinomial(m, plan["post"]))])
+            # float32 scores (the quantile maps read them to ~1e-7, far below any rounding
+            # step): half the time of float64 normals and products. Shape (d, m): each score
+            # column is contiguous for the inverse transform.
+            scores = rng.standard_normal((self.means_.shape[1], m), dtype=np.float32)
+            chol, means = self._sampling_factors()
+            for j in range(k):
+                lo, hi = bounds[j], bounds[j + 1]
+                if hi > lo:
+                    scores[:, lo:hi] = chol[j] @ scores[:, lo:hi] + means[j][:, None]
+        perm = rng.permutation(m)
+        coded = np.empty((len(plan["cont_at"]) + len(plan["disc_at"]), m), dtype=scores.dtype)
+        for i, at in enumerate(plan["cont_at"]):
+            np.take(scores[i], perm, out=coded[at])
+        if plan["widths"]:
+            comp = np.repeat(np.arange(k), np.diff(bounds))[perm]  # each row's component
+        for j, width in enumerate(plan["widths"]):
+            at = plan["disc_at"][j]
+            if j in plan["fixed"]:
+                coded[at] = plan["fixed"][j]
                 continue
-            # inverse CDF of each component's categorical, on the rows sorted by component
-            span = np.cumsum(theta[:, offsets[j]:offsets[j] + width], axis=1)
-            span = span / span[:, -1:]
-            u = rng.random(n)
-            codes = np.empty(n, dtype=values.dtype)
-            for k in range(self.n_components_):
-                lo, hi = bounds[k], bounds[k + 1]
-                codes[lo:hi] = np.searchsorted(span[k], u[lo:hi], side="right")
-            out[order, disc_at[j]] = np.minimum(codes, width - 1)
-        return out
+            prob, alias = plan["alias"][j]
+            u = rng.random(m)
+            u *= width
+            pick = u.astype(np.intp)
+            np.minimum(pick, width - 1, out=pick)
+            u -= pick  # the fraction: a second uniform
+            cell = comp * width
+            cell += pick
+            coded[at] = np.where(u < prob[cell], pick, alias[cell])
+        return coded.T
 
     def _draw_rows(self, n: int, post: np.ndarray, intervals: list[tuple[int, float, float]],
                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """Components and Gaussian scores for n rows. The first interval condition is met
-        exactly (components weighted by its mass, truncated normal, conditional Gaussian);
-        further ones by rejection over whole batches, at most ``MAX_REJECTION_ROUNDS``."""
+        """Components and Gaussian scores for n rows under interval conditions. The first is
+        met exactly (components weighted by its mass, truncated normal, conditional
+        Gaussian); further ones by rejection over whole batches, at most
+        ``MAX_REJECTION_ROUNDS``."""
         d = self.means_.shape[1]
         comps, rows, have = [], [], 0
         for _ in range(MAX_REJECTION_ROUNDS):
             m = n if len(intervals) <= 1 else max(2 * (n - have), 256)
             comp = rng.choice(len(post), size=m, p=post)
             order, bounds = _by_component(comp, self.n_components_)
-            if intervals:
-                block = np.empty((m, d))
-                for k in range(self.n_components_):
-                    lo, hi = bounds[k], bounds[k + 1]
-                    if hi > lo:
-                        block[lo:hi] = _truncated_draws(self.means_[k], self.covariances_[k],
-                                                        intervals[0], hi - lo, rng)
-            else:
-                # float32 scores (the quantile maps read them to ~1e-7, far below any
-                # rounding step): half the time of float64 normals and products
-                block = rng.standard_normal((m, d), dtype=np.float32)
-                chol, means = self._sampling_factors()
-                for k in range(self.n_components_):
-                    lo, hi = bounds[k], bounds[k + 1]
-                    if hi > lo:
-                        block[lo:hi] = block[lo:hi] @ chol[k].T + means[k]
+            block = np.empty((m, d))
+            for k in range(self.n_components_):
+                lo, hi = bounds[k], bounds[k + 1]
+                if hi > lo:
+                    block[lo:hi] = _truncated_draws(self.means_[k], self.covariances_[k],
+                                                    intervals[0], hi - lo, rng)
             values = np.empty_like(block)
             values[order] = block  # the normals are i.i.d.: drawn in component order
             ok = np.ones(m, dtype=bool)
@@ -378,6 +454,25 @@ class GMMGenerator(BaseGenerator):
         raise ConditionTooRareError("the combination of conditions is too rare under the model to sample "
                           f"{n} rows within {MAX_REJECTION_ROUNDS} rounds; condition on fewer "
                           "columns")
+
+    def _category_aliases(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per one-hot span, alias tables of every component's categorical distribution
+        (probabilities and aliases, flattened as component * width + slot), built once
+        per model."""
+        cached = getattr(self, "_aliases", None)
+        if cached is None or cached[0] is not self.log_theta_:
+            _, disc = self._split_layout()
+            theta = np.exp(self.log_theta_)
+            tables, pos = [], 0
+            for _, width in disc:
+                block = theta[:, pos:pos + width]
+                rows = [_alias_table(p / p.sum()) for p in block]
+                tables.append((np.concatenate([r[0] for r in rows]),
+                               np.concatenate([r[1] for r in rows])))
+                pos += width
+            cached = (self.log_theta_, tables)
+            self._aliases = cached
+        return cached[1]
 
     def _sampling_factors(self) -> tuple[np.ndarray, np.ndarray]:
         """float32 Cholesky factors and means of the components, computed once per model."""
@@ -582,6 +677,10 @@ def _log_interval_mass(means: np.ndarray, covs: np.ndarray,
 
 
 MAX_REJECTION_ROUNDS = 50
+# rows per independently seeded block of a sample: fixed, so the rows never depend on the
+# number of threads; large enough that numpy's loops dominate the per-block overhead
+SAMPLE_BLOCK_ROWS = 32_768
+SINGLE_BLAS_ROWS = 16_384  # from this many rows, sampling runs BLAS on one thread
 BIC_ROWS = 50_000   # rows the choice of k by BIC looks at (a random subsample above)
 FULL_ITERATIONS = 5  # EM iterations on every row after converging on that subsample
 CHUNK_ROWS = 4096   # rows per chunk of an EM pass (features: 4096 x 740 floats = 24 MB)
@@ -606,6 +705,23 @@ def _truncated_draws(mean: np.ndarray, cov: np.ndarray, interval: tuple[int, flo
         cmean = mean[rest][None, :] + (zj - mean[j])[:, None] * gain[None, :]
         rows[:, rest] = cmean + rng.standard_normal((n, len(rest))) @ chol.T
     return rows
+
+
+def _alias_table(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Walker's alias table of the distribution p (Vose's construction): slot i (chosen
+    uniformly) keeps i with probability prob[i], else gives alias[i]; every outcome then has
+    exactly its probability."""
+    width = len(p)
+    scaled = np.asarray(p, dtype=np.float64) * width
+    prob, alias = np.ones(width), np.arange(width)
+    small = [i for i in range(width) if scaled[i] < 1.0]
+    large = [i for i in range(width) if scaled[i] >= 1.0]
+    while small and large:
+        lo, hi = small.pop(), large.pop()
+        prob[lo], alias[lo] = scaled[lo], hi
+        scaled[hi] += scaled[lo] - 1.0
+        (small if scaled[hi] < 1.0 else large).append(hi)
+    return prob, alias  # slots left in either list keep prob 1 (rounding leftovers)
 
 
 def _nearest_psd(covs: np.ndarray, floor: float) -> np.ndarray:

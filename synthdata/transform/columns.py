@@ -20,6 +20,7 @@ from scipy.special import ndtri
 
 from synthdata.errors import DataError
 from synthdata.schema.model import Column, ColumnKind, to_native
+from synthdata.transform.lookup import GuideTable, interp, interp_table
 
 
 class Activation(Enum):
@@ -356,28 +357,66 @@ class NumericEncoder:
     def _from_z(self, z: np.ndarray) -> np.ndarray:
         k, zk = self.knots_, self.zmid_
         if k.size == 1:
-            return np.full_like(z, k[0])
+            return np.full(z.shape, k[0])
         if self.stepwise_:
-            return k[np.searchsorted(self.zedge_, z)]
-        x = np.interp(z, zk, k)
+            return k[self._lookups().search(z)]
+        if not np.isfinite(z).all():
+            x = np.interp(z, zk, k)
+        else:  # np.interp's arithmetic, its binary search replaced by a guide table
+            x = interp(z, zk, k, *self._lookups(interpolate=True))
         lo, hi = z < zk[0], z > zk[-1]
-        x[lo] = k[0] + (z[lo] - zk[0]) * (k[1] - k[0]) / (zk[1] - zk[0])
-        x[hi] = k[-1] + (z[hi] - zk[-1]) * (k[-1] - k[-2]) / (zk[-1] - zk[-2])
+        if lo.any():
+            x[lo] = k[0] + (z[lo] - zk[0]) * (k[1] - k[0]) / (zk[1] - zk[0])
+        if hi.any():
+            x[hi] = k[-1] + (z[hi] - zk[-1]) * (k[-1] - k[-2]) / (zk[-1] - zk[-2])
         return x
+
+    def _lookups(self, interpolate: bool = False) -> Any:
+        """The guide tables of the quantile map, built once per fitted state (a copy of the
+        encoder's arrays is never edited in place: a new state means new arrays)."""
+        cached = self.__dict__.get("_guides")
+        if cached is None or cached[0] is not self.zedge_ or cached[1] is not self.zmid_:
+            fresh: dict[str, Any] = {}
+            cached = (self.zedge_, self.zmid_, fresh)
+            self._guides = cached
+        guides: dict[str, Any] = cached[2]
+        key = "interp" if interpolate else "edges"
+        if key not in guides:
+            guides[key] = (interp_table(self.zmid_, self.knots_) if interpolate
+                           else GuideTable(self.zedge_))
+        return guides[key]
 
     def inverse(self, block: np.ndarray, *, coded: bool = False) -> pd.Series:
         """Values from the encoder's block; ``coded``: one column per span, a one-hot span
         given as its code (see :meth:`TableTransformer.inverse_transform`)."""
-        if self.method == NumericMethod.QUANTILE:
-            values = self._from_z(block[:, 0])
+        return self.restore(self.inverse_values(block, coded=coded))
+
+    def inverse_values(self, block: np.ndarray, *, coded: bool = False) -> np.ndarray:
+        """The column's values from its block as float64 (days for datetimes, NaN for
+        missing), clipped and rounded: :meth:`inverse` before the dtype is restored."""
+        if self.method == NumericMethod.QUANTILE and self.stepwise_ and self.knots_.size > 1:
+            # the knots are the only outputs: clip and round them once, then look them up
+            values = self._stepwise_outputs()[self._lookups().search(block[:, 0])]
             pos = 1
         else:
-            n_modes = len(self.means_)
-            mode = block[:, 1].astype(np.intp) if coded else \
-                np.argmax(block[:, 1:1 + n_modes], axis=1)
-            values = block[:, 0] * _MODE_STD_SCALE * self.stds_[mode] + self.means_[mode]
-            pos = 2 if coded else 1 + n_modes
-        values = np.clip(values, self.min_, self.max_)
+            if self.method == NumericMethod.QUANTILE:
+                values = self._from_z(block[:, 0])
+                pos = 1
+            else:
+                n_modes = len(self.means_)
+                mode = block[:, 1].astype(np.intp) if coded else \
+                    np.argmax(block[:, 1:1 + n_modes], axis=1)
+                values = block[:, 0] * _MODE_STD_SCALE * self.stds_[mode] + self.means_[mode]
+                pos = 2 if coded else 1 + n_modes
+            values = self._finish(values)
+        if self.has_missing_:
+            missing = block[:, pos] == 1 if coded else np.argmax(block[:, pos:pos + 2], axis=1) == 1
+            values[missing] = np.nan
+        return values
+
+    def _finish(self, values: np.ndarray) -> np.ndarray:
+        """Clip to the range and round to the step (float64, a new array)."""
+        values = np.clip(values, self.min_, self.max_, dtype=np.float64)
         if self.step_ > 0:
             decimals = -np.log10(self.step_)
             if self.column.kind == ColumnKind.CONTINUOUS and decimals == round(decimals):
@@ -385,9 +424,17 @@ class NumericEncoder:
             else:
                 values = np.round(values / self.step_) * self.step_
             values = np.clip(values, self.min_, self.max_)
-        if self.has_missing_:
-            missing = block[:, pos] == 1 if coded else np.argmax(block[:, pos:pos + 2], axis=1) == 1
-            values = np.where(missing, np.nan, values)
+        return values
+
+    def _stepwise_outputs(self) -> np.ndarray:
+        cached = self.__dict__.get("_outputs")
+        if cached is None or cached[0] is not self.knots_:
+            cached = (self.knots_, self._finish(self.knots_))
+            self._outputs = cached
+        return cached[1]
+
+    def restore(self, values: np.ndarray) -> pd.Series:
+        """The column in its schema dtype from :meth:`inverse_values`."""
         return self._restore(values)
 
     def _restore(self, values: np.ndarray) -> pd.Series:
@@ -569,13 +616,21 @@ class CategoryEncoder:
 
     def inverse(self, block: np.ndarray, *, coded: bool = False) -> pd.Series:
         """Values from the encoder's block (``coded``: a one-hot block given as its code)."""
+        return self.from_codes(self.inverse_codes(block, coded=coded))
+
+    def inverse_codes(self, block: np.ndarray, *, coded: bool = False) -> np.ndarray:
+        """The code per row (``len(categories_)`` for missing) from the encoder's block."""
         if self.ordinal:
             if not self.n_codes:
-                return self.from_codes(np.zeros(len(block), dtype=np.int64))
-            return self.from_codes(np.searchsorted(self.zedge_, block[:, 0]))
+                return np.zeros(len(block), dtype=np.intp)
+            cached = self.__dict__.get("_guide")
+            if cached is None or cached[0] is not self.zedge_:
+                cached = (self.zedge_, GuideTable(self.zedge_))
+                self._guide = cached
+            return cached[1].search(block[:, 0])
         if coded:
-            return self.from_codes(block[:, 0].astype(np.int64))
-        return self.from_codes(np.argmax(block, axis=1))
+            return block[:, 0].astype(np.intp)
+        return np.argmax(block, axis=1)
 
     def code_interval(self, code: int) -> tuple[float, float]:
         """The score interval of one code (ordinal encoding)."""

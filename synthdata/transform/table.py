@@ -169,6 +169,15 @@ class TableTransformer:
         one-hot (SOFTMAX) span given as the index of its hot slot (a model that draws
         codes need not build and argmax a one-hot block; float32 is accepted).
         """
+        matrix = np.asarray(matrix)
+        return self.frame_from_arrays(self.inverse_arrays(matrix, coded=coded), len(matrix))
+
+    def inverse_arrays(self, matrix: np.ndarray, *, coded: bool = False) -> dict[str, np.ndarray]:
+        """The learned columns from a transformed matrix as plain arrays, before their dtypes
+        are restored: numbers as float64 (NaN when missing, days for datetimes), discrete
+        columns as integer codes (``len(categories_)``: missing). Ids and text are not
+        included. Rows map to rows, so a large sample can be inverted in blocks of rows and
+        the blocks' arrays joined; :meth:`frame_from_arrays` then builds the table."""
         encoders = self._fitted()
         matrix = np.asarray(matrix)
         if not coded or matrix.dtype not in (np.float32, np.float64):
@@ -177,17 +186,45 @@ class TableTransformer:
         if matrix.ndim != 2 or matrix.shape[1] != width:
             raise DataError(f"expected a matrix with {width} columns, got shape "
                             f"{matrix.shape}")
-        n, pos, out = matrix.shape[0], 0, {}
+        pos, out = 0, {}
         for name, enc in encoders.items():
             if isinstance(enc, RegeneratedEncoder):
-                out[name] = enc.generate(n)
                 continue
             step = len(enc.spans()) if coded else enc.width
             block = matrix[:, pos:pos + step]
-            series = enc.inverse(block, coded=True) if coded else enc.inverse(block)
-            out[name] = series.reset_index(drop=True)
+            if isinstance(enc, CategoryEncoder):
+                out[name] = enc.inverse_codes(block, coded=coded)
+            else:
+                out[name] = enc.inverse_values(block, coded=coded)
             pos += step
-        return pd.DataFrame(out, columns=self.schema.names)
+        return out
+
+    def frame_from_arrays(self, arrays: dict[str, np.ndarray], n: int, *,
+                          threads: int = 1) -> pd.DataFrame:
+        """The table (schema columns, values and dtypes) from :meth:`inverse_arrays`' output
+        for ``n`` rows; ids are numbered 1..n and free text left empty. ``threads > 1``
+        builds the columns on that many threads (text columns are built by pyarrow, which
+        releases the GIL); the frame is the same."""
+        encoders = self._fitted()
+
+        def build(name: str) -> pd.Series:
+            enc = encoders[name]
+            if isinstance(enc, RegeneratedEncoder):
+                return enc.generate(n)
+            if isinstance(enc, CategoryEncoder):
+                return enc.from_codes(arrays[name]).reset_index(drop=True)
+            return enc.restore(arrays[name]).reset_index(drop=True)
+
+        if threads > 1 and len(encoders) > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(threads) as pool:
+                out = dict(zip(encoders, pool.map(build, encoders), strict=True))
+        else:
+            out = {name: build(name) for name in encoders}
+        # copy=False: one block per column, not copied into blocks by dtype (the columns
+        # are new arrays nobody else holds)
+        return pd.DataFrame(out, columns=self.schema.names, copy=False)
 
     # -- state --------------------------------------------------------------------------
     def get_state(self) -> dict[str, Any]:

@@ -1,6 +1,8 @@
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import synthdata as sd
 from synthdata.errors import ConfigError, DataError
@@ -185,3 +187,71 @@ def test_fused_em_pass_equals_per_component_statistics():
     np.testing.assert_allclose(stats["second"], np.einsum("nk,ni,nj->kij", resp, x, x),
                                rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(stats["counts"], resp.T @ onehot, rtol=1e-9, atol=1e-9)
+
+
+def test_sample_does_not_depend_on_threads_and_blocks_differ(fitted, monkeypatch):
+    # rows come in independently seeded blocks of fixed size: 1, 2 or 3 threads give the
+    # same frame (small blocks so that 5,000 rows make eight of them)
+    from synthdata.models import gmm
+
+    _, _, gen = fitted
+    monkeypatch.setattr(gmm, "SAMPLE_BLOCK_ROWS", 700)
+    monkeypatch.setattr(gmm, "resolve_threads", lambda threads: threads or 1)  # even on 1 core
+    frames = []
+    try:
+        for threads in (1, 2, 3):
+            gen.threads = threads
+            frames.append(gen.sample(5000, seed=7))
+    finally:
+        gen.threads = None
+    pd.testing.assert_frame_equal(frames[0], frames[1])
+    pd.testing.assert_frame_equal(frames[0], frames[2])
+    first, second = (frames[0].iloc[i:i + 700].reset_index(drop=True) for i in (0, 700))
+    assert not first.equals(second)
+    assert not frames[0].equals(gen.sample(5000, seed=8))
+
+
+def test_block_sampler_draws_the_mixture(fitted):
+    # against the textbook draw (components by rng.choice, float64 multivariate normals,
+    # categories by inverse CDF): the same scores, correlations and category frequencies,
+    # and rows in random order (the first rows of a block are no different from the rest)
+    from scipy.stats import ks_2samp
+
+    _, _, gen = fitted
+    n = 60_000
+    rng = np.random.default_rng(11)
+    comp = rng.choice(gen.n_components_, size=n, p=gen.weights_)
+    d = gen.means_.shape[1]
+    scores = np.empty((n, d))
+    for k in range(gen.n_components_):
+        at = comp == k
+        scores[at] = rng.multivariate_normal(gen.means_[k], gen.covariances_[k], size=at.sum())
+    cont, disc = gen._split_layout()
+    fast = gen._sample_coded(n, np.random.default_rng(12), None)
+    kinds = [s.kind.value for s in gen.transformer_.layout_]
+    cont_at = [i for i, kind in enumerate(kinds) if kind != "softmax"]
+    disc_at = [i for i, kind in enumerate(kinds) if kind == "softmax"]
+    for j, at in enumerate(cont_at):
+        assert ks_2samp(fast[:, at], scores[:, j]).statistic < 0.015, at
+    assert ks_2samp(fast[:2000, cont_at[0]], scores[:, 0]).pvalue > 1e-4
+    assert np.abs(np.corrcoef(fast[:, cont_at].T) - np.corrcoef(scores.T)).max() < 0.03
+    theta, pos = np.exp(gen.log_theta_), 0
+    assert disc_at, "the fixture should have one-hot spans"
+    for (_, width), at in zip(disc, disc_at, strict=True):
+        expect = gen.weights_ @ theta[:, pos:pos + width]
+        got = np.bincount(fast[:, at].astype(int), minlength=width) / n
+        assert np.abs(got - expect).max() < 4 * np.sqrt(expect.max() / n) + 1e-3
+        pos += width
+
+
+@settings(max_examples=60, deadline=None)
+@given(weights=st.lists(st.floats(0.0, 1.0), min_size=1, max_size=40).filter(lambda v: sum(v) > 0))
+def test_alias_table_gives_each_outcome_its_probability(weights):
+    from synthdata.models.gmm import _alias_table
+
+    p = np.asarray(weights) / sum(weights)
+    prob, alias = _alias_table(p)
+    width = len(p)
+    got = prob / width
+    np.add.at(got, alias, (1 - prob) / width)
+    np.testing.assert_allclose(got, p, atol=1e-12)
