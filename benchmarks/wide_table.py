@@ -25,6 +25,14 @@ padded to the widest column holds 15 x 102 = 1,530 slots per row, the width grou
 
 The output folder holds ``covid_wide.csv`` and a ``manifest.json`` in the shared format, so
 every benchmark that takes ``--data-dir`` reads it.
+
+``covid_wide_1k`` (same folder and manifest) is ``covid_wide`` plus one column with over a
+thousand levels, for the embedding measurement (benchmarks/results/wide_embed.md):
+``clinic_day`` = ``clinic_name + "|d" + pan_day``, the clinic and pandemic day of the test
+(2,526 levels over the 15,524 rows, a median of 2 rows per level) -- a high-cardinality
+session code, derived, nothing invented.
+
+    python benchmarks/bench_wide_embed.py --data-dir build/wide_tables --dataset covid_wide_1k
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT.parent / "shared" / "datasets" / "covid_testing.csv"
 NAME = "covid_wide"
+NAME_1K = "covid_wide_1k"
 
 
 def _code(values: pd.Series, prefix: str, *, scale: float = 1.0, low: float | None = None,
@@ -71,10 +80,17 @@ def build(source: Path = SOURCE) -> pd.DataFrame:
     return out
 
 
-def manifest(df: pd.DataFrame, file: str) -> dict:
+def with_clinic_day(df: pd.DataFrame) -> pd.DataFrame:
+    """``covid_wide_1k``: ``covid_wide`` plus ``clinic_day`` (see the module docstring)."""
+    out = df.copy()
+    out["clinic_day"] = df["clinic_name"].astype(str) + "|" + df["pan_day"].astype(str)
+    return out
+
+
+def manifest(df: pd.DataFrame, file: str, name: str = NAME) -> dict:
     columns = {c: ("numeric-continuous" if c == "ct_result" else "categorical") for c in df}
-    return {"datasets": {NAME: {
-        "tables": {NAME: {"file": file, "rows": len(df), "n_columns": df.shape[1],
+    return {"datasets": {name: {
+        "tables": {name: {"file": file, "rows": len(df), "n_columns": df.shape[1],
                           "columns": columns, "primary_key": None, "foreign_keys": []}},
         "target": "result", "task": "classification", "leak_columns": ["ct_result"],
         "source": "derived by benchmarks/wide_table.py from the shared covid_testing.csv",
@@ -95,11 +111,16 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     df.to_csv(args.out / f"{NAME}.csv", index=False)
     m = manifest(df, f"{NAME}.csv")
+    wide = with_clinic_day(df)
+    wide.to_csv(args.out / f"{NAME_1K}.csv", index=False)
+    m["datasets"].update(manifest(wide, f"{NAME_1K}.csv", NAME_1K)["datasets"])
     (args.out / "manifest.json").write_text(json.dumps(m, indent=2) + "\n")
     levels = m["datasets"][NAME]["levels"]
     print(f"wrote {args.out / (NAME + '.csv')}: {len(df)} rows, {len(levels)} categorical "
           f"columns, {sum(levels.values())} levels (widest {max(levels.values())})",
           file=sys.stderr)
+    print(f"wrote {args.out / (NAME_1K + '.csv')}: plus clinic_day "
+          f"({m['datasets'][NAME_1K]['levels']['clinic_day']} levels)", file=sys.stderr)
     return 0
 
 

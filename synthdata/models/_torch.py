@@ -114,6 +114,12 @@ class Adam:
     ``torch.optim`` optimizer in a process imports ``torch._dynamo`` (2-3 s on a small CPU,
     a quarter of a whole VAE fit). DP-SGD (opacus) needs a ``torch.optim`` optimizer and
     will use ``torch.optim.Adam`` instead.
+
+    The update runs as torch's fused CPU Adam kernel (``torch._fused_adam_``, the kernel behind
+    ``torch.optim.Adam(fused=True)``: one pass over each parameter instead of eight
+    ``_foreach`` passes; 2.1 ms instead of 13.4 ms for the 1.2M-parameter first critic layer
+    of ctgan on covid_wide, one thread; same result to 1e-7). Without that kernel (an older
+    torch) the ``_foreach`` ops run.
     """
 
     def __init__(self, params: Iterator[nn.Parameter] | Sequence[nn.Parameter], *, lr: float,
@@ -124,6 +130,9 @@ class Adam:
         self.exp_avg = [torch.zeros_like(p) for p in self.params]
         self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
         self.n_steps = 0
+        # the fused kernel reads the step count from one float tensor per parameter
+        self._fused = getattr(torch, "_fused_adam_", None)
+        self._steps = [torch.zeros((), dtype=torch.float32) for _ in self.params]
 
     def zero_grad(self) -> None:
         for p in self.params:
@@ -137,6 +146,12 @@ class Adam:
         grads = [p.grad for p in params]
         beta1, beta2 = self.betas
         self.n_steps += 1
+        if self._fused is not None and all(p.dtype == torch.float32 for p in params):
+            torch._foreach_add_(self._steps, 1.0)
+            self._fused(params, grads, self.exp_avg, self.exp_avg_sq, [], self._steps,
+                        lr=self.lr, beta1=beta1, beta2=beta2, weight_decay=self.weight_decay,
+                        eps=self.eps, amsgrad=False, maximize=False)
+            return
         if self.weight_decay:
             grads = torch._foreach_add(grads, params, alpha=self.weight_decay)
         torch._foreach_lerp_(self.exp_avg, grads, 1 - beta1)
@@ -349,8 +364,6 @@ class _WidthGroup:
     spans: torch.Tensor     # positions among softmax spans, (k,)
     width: int              # the group's widest span
     gather: torch.Tensor    # (width * k,) slot-major index into [logits, pad column]
-    cols: torch.Tensor      # matrix columns of the real slots
-    flat: torch.Tensor      # their positions in the flattened (width, k) block
 
 
 class SpanPlan:
@@ -366,6 +379,16 @@ class SpanPlan:
     ``(500, 18 spans, 4 slots)`` it took 760 µs along the slots as the last dimension and
     80 µs along ``dim=1`` of the transposed tensor.
     Value spans (TANH/LINEAR) are plain column index vectors.
+
+    The training-time operations (``span_logsumexp`` and so the cross-entropies, and
+    ``activate``) do not pad at all: they are *segmented* over the real slots -- each
+    slot knows its span (``slot_span``), a span's maximum is one ``scatter_reduce``, its
+    sum of exponentials one ``index_add`` -- so their cost is the real number of levels,
+    with no ``-inf`` padding, no per-group gathers and no softmax along a middle dimension
+    (on covid_wide's 14 spans of 2-102 levels, batch 1000, one thread: cross-entropy
+    forward + backward 7 ms instead of 20 ms; Gumbel-softmax at batch 500 11 ms instead of
+    21 ms; on telco's 18 spans of 2-4 levels 1.5 ms instead of 2.4 ms). Sampling
+    (``sample_codes``, ``inverse_cdf_codes``, ``codes``) keeps the width groups.
     """
 
     def __init__(self, layout: Sequence[Span]) -> None:
@@ -394,26 +417,37 @@ class SpanPlan:
             width = max(soft[i].width for i in members)
             # gather[j, g] = column of slot j of the group's g-th span; n_features = padding
             gather = np.full((width, len(members)), pos, dtype=np.int64)
-            cols, flat = [], []
             for g, i in enumerate(members):
                 s = soft[i]
                 gather[:s.width, g] = np.arange(s.start, s.start + s.width)
-                cols.extend(range(s.start, s.start + s.width))
-                flat.extend(j * len(members) + g for j in range(s.width))
             self.groups.append(_WidthGroup(torch.tensor(members, dtype=torch.long), width,
-                                           torch.from_numpy(gather.reshape(-1)),
-                                           torch.tensor(cols, dtype=torch.long),
-                                           torch.tensor(flat, dtype=torch.long)))
+                                           torch.from_numpy(gather.reshape(-1))))
         order = torch.cat([g.spans for g in self.groups]) if self.groups else torch.zeros(0, dtype=torch.long)
         # per-group results are concatenated in group order; ``unpermute`` restores span order
         self.unpermute = torch.argsort(order)
         self.identity_order = bool((order == torch.arange(self.n_soft)).all())
-        self.group_cols = (torch.cat([g.cols for g in self.groups]) if self.groups
-                           else torch.zeros(0, dtype=torch.long))
         self.soft_cols = torch.tensor([c for s in soft for c in range(s.start, s.start + s.width)],
                                       dtype=torch.long)
         self.widths = torch.tensor([s.width for s in soft], dtype=torch.long)
         self.starts = torch.tensor([s.start for s in soft], dtype=torch.long)
+        # segmented layout: the span of every softmax slot (in ``soft_cols`` order)
+        self.slot_span = torch.repeat_interleave(torch.arange(self.n_soft), self.widths)
+        # (slots, spans) 0/1 matrix: a span's sum is one small matrix product (6x faster
+        # than index_add along dim 1 at (500, 462) -> (500, 14)), its transpose spreads a
+        # per-span value back over the span's slots (exact: one term is 1, the others 0)
+        self.slot_onehot = torch.zeros((len(self.slot_span), self.n_soft))
+        self.slot_onehot[torch.arange(len(self.slot_span)), self.slot_span] = 1.0
+        self.slot_onehot_t = self.slot_onehot.t().contiguous()
+        self.all_soft = self.soft_cols.numel() == pos
+        # ``activate`` assembles [value columns | softmax slots] and puts them back in
+        # matrix order with one gather
+        other = sorted(set(range(pos)) - set(self.soft_cols.tolist()))
+        self.other_cols = torch.tensor(other, dtype=torch.long)
+        tanh_set = set(tanh_cols)
+        self.other_is_tanh = torch.tensor([c in tanh_set for c in other], dtype=torch.bool)
+        assembled = torch.cat([self.other_cols, self.soft_cols])
+        self.assemble_order = torch.argsort(assembled)
+        self.assembled_identity = bool((assembled == torch.arange(pos)).all())
 
     @property
     def padded_slots(self) -> int:
@@ -439,17 +473,38 @@ class SpanPlan:
         # ``max(dim=1).indices``, see sample_codes
         return self._in_span_order([p.max(dim=1).indices for p in self.grouped_logits(matrix)])
 
-    def span_logsumexp(self, logits: torch.Tensor,
-                       grouped: list[torch.Tensor] | None = None) -> torch.Tensor:
-        """``log sum exp`` of every softmax span's logits, ``(batch, n_soft)``."""
-        grouped = self.grouped_logits(logits) if grouped is None else grouped
-        return self._in_span_order([torch.logsumexp(p, dim=1) for p in grouped])
+    def _soft_slots(self, logits: torch.Tensor) -> torch.Tensor:
+        """The softmax slots of ``logits``, ``(batch, real slots)``."""
+        return logits if self.all_soft else torch.index_select(logits, 1, self.soft_cols)
 
-    def span_nll(self, logits: torch.Tensor, codes: torch.Tensor,
-                 grouped: list[torch.Tensor] | None = None) -> torch.Tensor:
+    def _segment_exp(self, slots: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(m, e, total)``: every span's maximum ``m`` ``(batch, n_soft)`` (a constant for
+        autograd: ``m + log sum exp(x - m)`` does not depend on it), ``e = exp(x - m[span])``
+        per slot and every span's sum of ``e``."""
+        b = slots.shape[0]
+        onehot, spread = self._onehots(slots.dtype)
+        with torch.no_grad():
+            # along dim 0 of the transposed slots: 12x faster than along dim 1
+            m = slots.new_full((self.n_soft, b), -torch.inf).scatter_reduce_(
+                0, self.slot_span.unsqueeze(1).expand(-1, b), slots.t().contiguous(), "amax").t()
+        e = torch.exp(slots - m @ spread)
+        return m, e, e @ onehot
+
+    def _onehots(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        if dtype == self.slot_onehot.dtype:
+            return self.slot_onehot, self.slot_onehot_t
+        return self.slot_onehot.to(dtype), self.slot_onehot_t.to(dtype)
+
+    def span_logsumexp(self, logits: torch.Tensor) -> torch.Tensor:
+        """``log sum exp`` of every softmax span's logits, ``(batch, n_soft)`` (segmented,
+        see the class docstring)."""
+        m, _, total = self._segment_exp(self._soft_slots(logits))
+        return m + torch.log(total)
+
+    def span_nll(self, logits: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
         """Per-span cross-entropy ``-log softmax(logits)[code]``, ``(batch, n_soft)``."""
         target = logits.gather(1, self.starts.unsqueeze(0) + codes)
-        return self.span_logsumexp(logits, grouped) - target
+        return self.span_logsumexp(logits) - target
 
     def cross_entropy(self, logits: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
         """Per-row sum over softmax spans of the cross-entropy with target ``codes``."""
@@ -457,36 +512,38 @@ class SpanPlan:
             return logits.new_zeros(logits.shape[0])
         return self.span_nll(logits, codes).sum(dim=1)
 
-    def log_prob(self, logits: torch.Tensor, span: torch.Tensor, category: torch.Tensor,
-                 grouped: list[torch.Tensor] | None = None) -> torch.Tensor:
+    def log_prob(self, logits: torch.Tensor, span: torch.Tensor,
+                 category: torch.Tensor) -> torch.Tensor:
         """``log softmax`` of row ``i``'s span ``span[i]`` at slot ``category[i]``, ``(batch,)``."""
-        rows = torch.arange(logits.shape[0])
-        lse = self.span_logsumexp(logits, grouped)[rows, span]
-        return logits[rows, self.starts[span] + category] - lse
+        lse = self.span_logsumexp(logits).gather(1, span.unsqueeze(1)).squeeze(1)
+        target = logits.gather(1, (self.starts[span] + category).unsqueeze(1)).squeeze(1)
+        return target - lse
 
     def activate(self, raw: torch.Tensor, *, tau: float | None = None,
-                 generator: torch.Generator | None = None,
-                 grouped: list[torch.Tensor] | None = None) -> torch.Tensor:
+                 generator: torch.Generator | None = None) -> torch.Tensor:
         """Apply each span's activation: tanh on TANH values, (Gumbel-)softmax on softmax spans.
 
-        With ``tau`` the softmax spans use Gumbel-softmax at temperature ``tau`` (noise from
-        ``generator``); without it a plain softmax. ``grouped`` may pass
-        ``grouped_logits(raw)`` when the caller has it already (saves the gathers).
+        With ``tau`` the softmax spans use Gumbel-softmax at temperature ``tau`` (one noise
+        draw per real slot from ``generator``); without it a plain softmax. Segmented over
+        the real slots (see the class docstring): no Python loop, no padding.
         """
-        parts = raw.clone() if self.linear_cols.numel() else torch.empty_like(raw)
-        if self.tanh_cols.numel():
-            parts[:, self.tanh_cols] = torch.tanh(raw[:, self.tanh_cols])
-        if self.n_soft:
-            grouped = self.grouped_logits(raw) if grouped is None else grouped
-            probs = []
-            for g, logits in zip(self.groups, grouped, strict=True):
-                if tau is not None:
-                    u = torch.rand(logits.shape, generator=generator, dtype=raw.dtype)
-                    gumbel = -torch.log(-torch.log(u.clamp_(1e-10, 1.0 - 1e-7)))
-                    logits = (logits + gumbel) / tau
-                probs.append(torch.softmax(logits, dim=1).reshape(raw.shape[0], -1)[:, g.flat])
-            parts[:, self.group_cols] = probs[0] if len(probs) == 1 else torch.cat(probs, dim=1)
-        return parts
+        values = torch.index_select(raw, 1, self.other_cols) if self.other_cols.numel() else None
+        if values is not None and self.tanh_cols.numel():
+            values = torch.where(self.other_is_tanh, torch.tanh(values), values)
+        if not self.n_soft:
+            assert values is not None
+            return values
+        slots = self._soft_slots(raw)
+        if tau is not None:
+            u = torch.rand(slots.shape, generator=generator, dtype=raw.dtype)
+            gumbel = -torch.log(-torch.log(u.clamp_(1e-10, 1.0 - 1e-7)))
+            slots = (slots + gumbel) / tau
+        _, e, total = self._segment_exp(slots)
+        probs = e / (total @ self._onehots(slots.dtype)[1])
+        if values is None:
+            return probs
+        out = torch.cat([values, probs], dim=1)
+        return out if self.assembled_identity else torch.index_select(out, 1, self.assemble_order)
 
     def one_hot(self, codes: torch.Tensor, n_rows: int, dtype: torch.dtype = torch.float32
                 ) -> torch.Tensor:

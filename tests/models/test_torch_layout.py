@@ -137,3 +137,63 @@ def test_stacked_draws_follow_the_probabilities(rows, seed):
         assert (got[len(r):] == 0).all()
         assert (got[want == 0] == 0).all()
         assert torch.allclose(got, want, atol=0.02)
+
+
+def test_segmented_ops_follow_an_interleaved_layout_and_stay_finite_far_apart():
+    # softmax spans between value columns (tanh and linear): activate must put every column
+    # back in place; spans 400 logits apart must not underflow (a per-row maximum would:
+    # exp(-400) is 0 in float32, so the low span's log-sum-exp would be -inf)
+    layout = [Span("a", Activation.SOFTMAX, 3, SpanRole.CATEGORY),
+              Span("t", Activation.TANH, 1, SpanRole.VALUE),
+              Span("b", Activation.SOFTMAX, 2, SpanRole.CATEGORY),
+              Span("y", Activation.LINEAR, 1, SpanRole.VALUE)]
+    plan = SpanPlan(layout)
+    logits = torch.tensor([[200.0, 201.0, 199.0, 0.5, -200.0, -202.0, -3.0],
+                           [0.0, 0.0, 0.0, -0.5, 1.0, 0.0, 7.0]], requires_grad=True)
+    probs = plan.activate(logits)
+    for start, width in ((0, 3), (4, 2)):
+        want = torch.softmax(logits[:, start:start + width].double(), dim=1).float()
+        assert torch.allclose(probs[:, start:start + width], want, atol=1e-6)
+    assert torch.allclose(probs[:, 3], torch.tanh(logits[:, 3]))
+    assert torch.equal(probs[:, 6], logits[:, 6])
+    codes = torch.tensor([[1, 0], [2, 1]])
+    nll = plan.span_nll(logits, codes)
+    ref_b = -torch.log_softmax(logits[:, 4:6].double(), dim=1).gather(1, codes[:, 1:])
+    assert torch.isfinite(nll).all()
+    assert torch.allclose(nll[:, 1:].double(), ref_b, atol=1e-5)
+    (nll.sum() + probs[:, [0, 4]].sum()).backward()
+    assert torch.isfinite(logits.grad).all() and logits.grad.abs().sum() > 0
+    # Gumbel-softmax: one draw per real slot, reproducible from the generator
+    a = plan.activate(logits.detach(), tau=0.2, generator=torch.Generator().manual_seed(3))
+    b = plan.activate(logits.detach(), tau=0.2, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(a, b) and torch.isfinite(a).all()
+    assert torch.allclose(a[:, :3].sum(dim=1), torch.ones(2)) and not torch.equal(a, probs)
+
+
+def test_adam_matches_the_textbook_update():
+    from synthdata.models._torch import Adam
+
+    g = torch.Generator().manual_seed(0)
+    start = [torch.randn((5, 3), generator=g), torch.randn(3, generator=g)]
+    grads = [[torch.randn(p.shape, generator=g) for p in start] for _ in range(4)]
+    lr, (b1, b2), eps, wd = 0.01, (0.5, 0.9), 1e-8, 1e-3
+    results = []
+    for fused in (True, False):
+        params = [torch.nn.Parameter(p.clone()) for p in start]
+        opt = Adam(params, lr=lr, betas=(b1, b2), eps=eps, weight_decay=wd)
+        if not fused:
+            opt._fused = None          # the _foreach path (torch without the fused kernel)
+        for step in grads:
+            for p, gr in zip(params, step, strict=True):
+                p.grad = gr.clone()
+            opt.step()
+        results.append([p.detach() for p in params])
+    for k, p0 in enumerate(start):          # textbook Adam with L2 decay, in float64
+        p, m, v = p0.double(), torch.zeros_like(p0.double()), torch.zeros_like(p0.double())
+        for t, step in enumerate(grads, start=1):
+            gr = step[k].double() + wd * p
+            m, v = b1 * m + (1 - b1) * gr, b2 * v + (1 - b2) * gr * gr
+            p = p - lr * (m / (1 - b1 ** t)) / ((v / (1 - b2 ** t)).sqrt() + eps)
+        for got in results:
+            assert torch.allclose(got[k].double(), p, atol=1e-5)
+        assert not torch.allclose(p, p0.double())
