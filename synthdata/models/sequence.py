@@ -408,8 +408,19 @@ class SequenceGenerator(BaseGenerator):
         n_out = n_features + 1 + n_mix
         n_mem = self._n_memory()
         n_count = int(self.plan_.soft_cols.numel())
-        return build_module(lambda: _ARNet(n_features + n_count + 3 + n_ctx, n_ctx, hidden, n_out,
-                                           n_mix, n_mem, n_features), generator)
+        _, cw, _, mw = self._code_memory_span()
+        return build_module(lambda: _ARNet(n_features + n_count + cw * mw + 3 + n_ctx, n_ctx, hidden, n_out,
+                                           n_mix, n_mem, n_features, self._code_memory_span()),
+                            generator)
+
+    def _code_memory_span(self) -> tuple[int, int, int, int]:
+        """Where the per-code memory term reads (:meth:`ARNet.cond`): the code span's first
+        matrix column and width, and its block of the code memory (start, width); zeros
+        without a code span (a long-format table's test column)."""
+        if self.code_span_ < 0 or not self.n_values_:
+            return 0, 0, 0, 0
+        soft = self.plan_.soft[self.code_span_]
+        return soft.start, soft.width, self.code_span_ * (self.n_values_ + 1), self.n_values_ + 1
 
     def _n_memory(self) -> int:
         """Width of the code memory: per softmax span, the last numbers and a seen flag."""
@@ -463,7 +474,13 @@ class SequenceGenerator(BaseGenerator):
         x_known = torch.from_numpy(known)
         mem = torch.from_numpy(_code_memory(codes.numpy(), matrix[:, self.plan_.value_cols.numpy()],
                                             hist, self._n_memory()))
-        counts = torch.from_numpy(_code_counts(matrix[:, self.plan_.soft_cols.numpy()], hist))
+        counts = _code_counts(matrix[:, self.plan_.soft_cols.numpy()], hist)
+        _, cw, _, _ = self._code_memory_span()
+        if cw:   # the step input also holds the latest numbers of every code (see _latest_values)
+            counts = np.concatenate([counts, _latest_values(
+                codes.numpy()[:, self.code_span_], matrix[:, self.plan_.value_cols.numpy()],
+                hist, cw)], axis=1)
+        counts = torch.from_numpy(counts)
         x_rep = torch.from_numpy(repeat)
         x_ctx = torch.from_numpy(np.ascontiguousarray(ctx, dtype=np.float32))
         x_len = torch.from_numpy(lengths)
@@ -553,8 +570,19 @@ class SequenceGenerator(BaseGenerator):
         loss = loss + (nll.reshape(b, t_run) * is_row[:, :t_run]).sum(dim=1)
         return loss
 
-    def _log_temperature(self) -> float:
-        return math.log(float(self.value_temperature)) if self.calibration_ is not None else 0.0
+    def _log_temperature(self) -> Any:
+        """Per number, the log of the scale on its mixture's spread when sampling:
+        ``value_temperature`` for the calibrated numbers, 1 for the time gap (not
+        calibrated: a narrower draw made nafld histories too regular, the gaps' spread and
+        longest gap were the whole-patient detector's best features) and without calibration."""
+        import torch
+
+        out = torch.zeros(self.n_values_)
+        if self.calibration_ is not None:
+            out[:] = math.log(float(self.value_temperature))
+            if self.order_value_ >= 0:
+                out[self.order_value_] = 0.0
+        return out.unsqueeze(-1)
 
     def _repeat_eligible(self, prev: Any, step: Any) -> Any:
         """``(rows, values)``: a row may repeat the previous row's number (not the first row,
@@ -695,6 +723,7 @@ class SequenceGenerator(BaseGenerator):
         has_missing = self.value_missing_ >= 0
         n_values = self.n_values_
         last = torch.zeros((b, nf, n_values))  # code memory: last numbers per one-hot slot
+        code_0, code_w, _, _ = self._code_memory_span()
         seen = torch.zeros((b, nf))
         rows, owners = [], []
         for k in range(max_len):
@@ -703,6 +732,10 @@ class SequenceGenerator(BaseGenerator):
                 break
             step = torch.full((n,), k, dtype=torch.long)
             prev_in = torch.cat([prev, torch.log1p(counts)], dim=1)
+            if code_w:   # the latest numbers of every code (rows < k), as in training
+                prev_in = torch.cat([prev_in, torch.cat(
+                    [last[:, code_0:code_0 + code_w], seen[:, code_0:code_0 + code_w, None]],
+                    dim=-1).reshape(n, -1)], dim=1)
             out, h = net.step(self._step_inputs(prev_in, elapsed, step), h, prepared)
             eos, logits = self._split_heads(out)[:2]
             if once is not None:
@@ -840,7 +873,8 @@ def _net_class() -> type:
         """GRU over steps; the parent row gives the initial state and is an input at every step."""
 
         def __init__(self, n_in: int, n_ctx: int, hidden: int, n_out: int, n_mix: int,
-                     n_mem: int, n_features: int) -> None:
+                     n_mem: int, n_features: int,
+                     code_at: tuple[int, int, int, int] = (0, 0, 0, 0)) -> None:
             super().__init__()
             self.init = nn.Linear(n_ctx, hidden)
             self.gru = nn.GRU(n_in, hidden, batch_first=True)
@@ -852,6 +886,12 @@ def _net_class() -> type:
             # ... and on the last numbers of earlier rows with the same discrete value (the
             # patient's previous hdl when this row is an hdl test: :func:`_code_memory`)
             self.vmem = nn.Linear(n_mem, n_mix, bias=False)
+            # ... and on the code span's memory with one weight per code (a long-format lab
+            # table: the previous smoking flag predicts the next the other way round, a
+            # previous hdl the next the same way; one shared weight could not do both)
+            self.code_at = code_at
+            self.vcode = nn.Linear(code_at[1] * code_at[3], n_mix, bias=False) \
+                if code_at[1] else None
 
         def cond(self, out: torch.Tensor, codes: torch.Tensor, mem: torch.Tensor) -> torch.Tensor:
             """``out`` with the mixture parameters shifted by the row's discrete one-hots
@@ -859,6 +899,10 @@ def _net_class() -> type:
             if self.vcond.out_features == 0:
                 return out
             extra = self.vcond(codes) + self.vmem(mem)
+            if self.vcode is not None:
+                c0, cw, m0, mw = self.code_at
+                code = codes[..., c0:c0 + cw].unsqueeze(-1) * mem[..., m0:m0 + mw].unsqueeze(-2)
+                extra = extra + self.vcode(code.flatten(-2))
             return torch.cat([out[..., :-extra.shape[-1]], out[..., -extra.shape[-1]:] + extra], dim=-1)
 
         def initial(self, ctx: torch.Tensor) -> torch.Tensor:
@@ -939,6 +983,27 @@ def _code_counts(onehots: np.ndarray, hist: np.ndarray) -> np.ndarray:
         return np.zeros((len(onehots), 0), dtype=np.float32)
     total = pd.DataFrame(onehots).groupby(hist, sort=False).cumsum().to_numpy(dtype=np.float32)
     return np.log1p(total)
+
+
+def _latest_values(level: np.ndarray, values: np.ndarray, hist: np.ndarray, n_levels: int
+                   ) -> np.ndarray:
+    """Per row and code level (``level``: each row's code), the numbers (normal scores) of
+    the latest row of the history up to and including this one with that code, and a flag
+    that there was one: ``(rows, n_levels * (values + 1))``.
+
+    The next step's input: whether a patient gets another smoking row depends on the last
+    smoking flag, fifty lab rows back (nafld: patients with two smoking rows mostly go
+    1 -> 0; the model drew 0 -> 1 and 0 -> 0 from the GRU state alone)."""
+    n, n_values = values.shape
+    out = np.zeros((n, n_levels, n_values + 1), dtype=np.float32)
+    for c in range(n_levels):
+        sel = level == c
+        if not sel.any():
+            continue
+        frame = pd.DataFrame(np.where(sel[:, None], values, np.nan))
+        out[:, c, :n_values] = frame.groupby(hist, sort=False).ffill().fillna(0.0).to_numpy()
+        out[:, c, n_values] = pd.Series(sel.astype(np.float32)).groupby(hist).cummax().to_numpy()
+    return out.reshape(n, -1)
 
 
 def _once_slots(matrix: np.ndarray, hist: np.ndarray, plan: Any) -> list[int]:
