@@ -390,8 +390,10 @@ def test_fit_does_not_depend_on_the_global_torch_seed():
 def test_value_temperature_narrows_the_calibrated_numbers_not_the_time_gaps():
     rows = _visits(80)
     data = rows.drop(columns="pid")
-    gen = make_generator("ar", Schema.infer(data), order_column="day", epochs=2, seed=0)
+    gen = make_generator("ar", Schema.infer(data), order_column="day", epochs=2, seed=0,
+                         fit_temperature=False)
     gen.fit(data, groups=rows["pid"])
+    assert gen.code_temperature_ is None
     scale = gen._log_temperature().flatten().exp().tolist()
     assert scale == pytest.approx([1.0 if name == "day" else 0.7 for name in gen.value_names_])
     ones = np.ones(200, dtype=np.int64)   # first rows: their times depend on no earlier draw
@@ -418,3 +420,29 @@ def test_latest_values_per_code_are_the_step_input():
     gen.fit(rows.drop(columns="pid"), groups=rows["pid"])
     c0, cw, m0, mw = gen._code_memory_span()
     assert cw == 3 and mw == 3 and gen.net_.vcode is not None   # tests once/a/b; day, value
+
+
+def test_fit_temperature_picks_one_temperature_per_code(tmp_path):
+    from synthdata.models.sequence import TEMPERATURE_GRID
+
+    rows = _visits(120)
+    data = rows.drop(columns="pid")
+    gen = make_generator("ar", Schema.infer(data), order_column="day", epochs=3, seed=0)
+    gen.fit(data, groups=rows["pid"])
+    temps = gen.code_temperature_
+    assert len(temps) == 3 and set(temps) <= set(TEMPERATURE_GRID)   # codes once / a / b
+    level = torch_tensor([0, 1, 2])
+    scale = gen._log_temperature(level).squeeze(-1).exp()
+    day = gen.value_names_.index("day")
+    assert scale[:, day].tolist() == [1.0, 1.0, 1.0]                   # the gap: never scaled
+    assert scale[:, 1 - day].tolist() == pytest.approx(temps)
+    loaded = sd.load_generator(gen.save(tmp_path / "ar.sdg"))
+    assert loaded.code_temperature_ == temps
+    with pytest.raises(ConfigError, match="fit_temperature must be true or false"):
+        make_generator("ar", Schema.infer(data), fit_temperature=1).fit(data, groups=rows["pid"])
+
+
+def torch_tensor(values):
+    import torch
+
+    return torch.tensor(values)
