@@ -248,6 +248,7 @@ class SequenceGenerator(BaseGenerator):
         self.once_slots_ = _once_slots(matrix, hist, self.plan_) if groups is not None else []
         self.once_mask_[self.once_slots_] = True
         repeat = self._repeats(matrix, hist)
+        self.no_repeat_codes_ = self._no_repeat_codes(matrix, hist, repeat)
         self.calibration_ = self._fit_calibration(matrix, repeat) if self.calibrate else None
         self.code_temperature_: list[float] | None = None
         with torch_threads(FIT_THREADS):
@@ -269,6 +270,26 @@ class SequenceGenerator(BaseGenerator):
         if len(z) > 1:
             same[1:] = (hist[1:] == hist[:-1])[:, None] & (z[1:] == z[:-1]) & ~miss[1:] & ~miss[:-1]
         return (same & self.repeat_cols_.numpy()[None, :]).astype(np.float32)
+
+    def _no_repeat_codes(self, matrix: np.ndarray, hist: np.ndarray, repeat: np.ndarray
+                         ) -> list[int]:
+        """Code levels (of a long-format table's code column) whose training rows, after a
+        history's first, repeat the previous row's number in less than ``REPEAT_MIN_SHARE``
+        of cases (the threshold of a number's repeat head): sampling never lets them repeat.
+        The hurdle is learned over all rows, and on nafld labs its rare draws copied an hdl
+        value into a smoking row (flags of 45 or 84 in 5-10% of the patients with two
+        smoking rows; real smoking rows repeat the previous row in 1.6%)."""
+        if self.code_span_ < 0 or not bool(self.repeat_cols_.any()):
+            return []
+        level = self._codes_of(matrix)
+        later = np.r_[False, hist[1:] == hist[:-1]]
+        any_repeat = repeat.max(axis=1) > 0.5
+        out = []
+        for c in range(self.plan_.soft[self.code_span_].width):
+            sel = later & (level == c)
+            if sel.sum() >= MIN_CALIBRATION_ROWS and any_repeat[sel].mean() < REPEAT_MIN_SHARE:
+                out.append(c)
+        return out
 
     def _missing(self, matrix: np.ndarray) -> np.ndarray:
         """``(rows, values)``: the number is missing (its indicator slot is on)."""
@@ -842,6 +863,9 @@ class SequenceGenerator(BaseGenerator):
                 if use_repeat:   # "same as the previous row" where the hurdle says so
                     again = self._repeat_eligible(prev, step) & (
                         torch.rand(z.shape, generator=gen) < torch.sigmoid(rep_logit))
+                    if self.no_repeat_codes_:   # codes whose rows never repeat the previous
+                        again = again & ~torch.isin(level, torch.tensor(
+                            self.no_repeat_codes_)).unsqueeze(1)
                     z = torch.where(again, prev[:, plan.value_cols], z)
                 if has_missing.any():
                     miss = (row[:, self.value_missing_.clamp(min=0)] > 0.5) & has_missing
@@ -907,6 +931,7 @@ class SequenceGenerator(BaseGenerator):
                 "repeat_columns": list(self.repeat_columns_), "calibration": self.calibration_,
                 "once_slots": list(self.once_slots_),
                 "code_temperature": self.code_temperature_,
+                "no_repeat_codes": list(self.no_repeat_codes_),
                 "history": self.history_, "fit_seconds": self.fit_seconds_}
 
     def _set_extra(self, extra: dict[str, Any]) -> None:
@@ -919,6 +944,7 @@ class SequenceGenerator(BaseGenerator):
         self.calibration_ = extra.get("calibration")
         self.once_slots_ = [int(i) for i in extra.get("once_slots", [])]
         self.code_temperature_ = extra.get("code_temperature")
+        self.no_repeat_codes_ = [int(c) for c in extra.get("no_repeat_codes", [])]
         self.history_, self.fit_seconds_ = extra.get("history", []), extra.get("fit_seconds")
         self.enforcer_ = None
         if extra.get("enforcer") is not None:

@@ -446,3 +446,28 @@ def torch_tensor(values):
     import torch
 
     return torch.tensor(values)
+
+
+def test_codes_that_never_repeat_the_previous_row_do_not_when_sampled():
+    # 'b' copies the 'a' before it; the 0/1 flag 'f' never repeats the previous row: a rare
+    # draw of the shared repeat hurdle copied an hdl value into a smoking flag (nafld)
+    rng = np.random.default_rng(0)
+    rows = []
+    for pid in range(120):
+        day, level = int(rng.integers(0, 100)), rng.normal(50, 10)
+        for _ in range(3):
+            value = float(round(level + rng.normal(0, 3)))
+            rows += [{"pid": pid, "day": day, "test": "a", "value": value},
+                     {"pid": pid, "day": day, "test": "b", "value": value},
+                     {"pid": pid, "day": day, "test": "f", "value": float(rng.integers(0, 2))}]
+            day += int(rng.integers(20, 90))
+    rows = pd.DataFrame(rows)
+    data = rows.drop(columns="pid")
+    gen = make_generator("ar", Schema.infer(data), order_column="day", epochs=2, seed=0)
+    gen.fit(data, groups=rows["pid"])
+    names = gen.transformer_.inverse_transform(np.eye(gen.plan_.n_features)[
+        [gen.plan_.soft[gen.code_span_].start + c for c in gen.no_repeat_codes_]].astype(float))
+    assert sorted(names["test"]) == ["a", "f"]        # 'a' follows an 'f' row: never equal
+    synth, _ = gen.sample_histories(n=120, lengths=np.full(120, 9), seed=0)
+    flags = synth.loc[synth["test"] == "f", "value"]
+    assert len(flags) > 30 and set(flags) <= {0.0, 1.0}
