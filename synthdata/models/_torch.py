@@ -86,8 +86,9 @@ def build_module(factory: Callable[[], nn.Module], generator: torch.Generator) -
 
     Layer constructors draw their default initialisation from the global torch RNG; its
     state is saved before and restored after construction, so building a model leaves
-    the global stream untouched. Every ``nn.Linear`` is then re-initialised (PyTorch's
-    default scheme: Kaiming-uniform weights, uniform bias) from ``generator``.
+    the global stream untouched. Every ``nn.Linear`` and recurrent layer is then
+    re-initialised (PyTorch's default schemes: Kaiming-uniform weights and uniform bias;
+    uniform in +-1/sqrt(hidden) for a GRU/LSTM) from ``generator``.
     (Building on the meta device would avoid the throw-away draws but costs ~0.5 s of
     lazy imports on first use.)
     """
@@ -103,6 +104,12 @@ def build_module(factory: Callable[[], nn.Module], generator: torch.Generator) -
                 if sub.bias is not None:
                     bound = 1 / math.sqrt(sub.in_features) if sub.in_features else 0.0
                     nn.init.uniform_(sub.bias, -bound, bound, generator=generator)
+            elif isinstance(sub, nn.RNNBase):   # e.g. the GRU of "ar" (torch's default scheme)
+                # left to the global RNG, whose seed differs per process, the same seed gave
+                # a different fit in every process (nafld labs: detection 0.77-0.85)
+                bound = 1 / math.sqrt(sub.hidden_size)
+                for weight in sub.parameters():
+                    nn.init.uniform_(weight, -bound, bound, generator=generator)
     return module
 
 
