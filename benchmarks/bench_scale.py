@@ -16,7 +16,8 @@ sampling speed (rows/s of ``gen.sample``, inverse transform included).
 
 ``--curve vae=5,10,20`` scores detection AUC at several epochs from one fit per generator
 (vae, ctgan: see ``child_curve``); each point is appended to ``<out>_curve_<gen>.jsonl`` as
-it comes.
+it comes. Torch generators also append one line per epoch (CPU and wall seconds so far, peak
+RSS) to ``<out>_progress_<gen>.jsonl``.
 
 ``--parquet-rows N`` adds the out-of-core run: ``flchain`` resampled to N rows written as a
 Parquet dataset of many files under ``--parquet-dir`` (default /tmp; not in git), then
@@ -80,7 +81,10 @@ def write_parquet_dataset(n_rows: int, out: Path, *, files: int, seed: int,
 # -- child processes -----------------------------------------------------------------------
 
 def child_generator(gen_name: str, data: Path, result: Path, epochs: int | None,
-                    detect_rows: int, gmm_sample_rows: int, evaluate_full: bool) -> None:
+                    detect_rows: int, gmm_sample_rows: int, evaluate_full: bool,
+                    progress_path: Path) -> None:
+    import resource
+
     import synthdata as sd
 
     train = pd.read_parquet(data / "train.parquet")
@@ -89,7 +93,19 @@ def child_generator(gen_name: str, data: Path, result: Path, epochs: int | None,
     params = {} if epochs is None else {"epochs": epochs}
     gen = sd.make_generator(gen_name, schema, seed=0, **params)
     t0, c0 = time.perf_counter(), time.process_time()
-    gen.fit(train)
+
+    def progress(step: str, done: int, total: int) -> None:
+        # one line per epoch (a run stopped early still shows its pace)
+        if step == f"{gen_name}.fit":
+            with progress_path.open("a") as fh:
+                fh.write(json.dumps({
+                    "generator": gen_name, "epoch": done, "of": total,
+                    "fit_cpu_s": round(time.process_time() - c0, 1),
+                    "fit_s": round(time.perf_counter() - t0, 1),
+                    "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+                    "load_average": "%.2f %.2f %.2f" % os.getloadavg()}) + "\n")
+
+    gen.fit(train, progress=progress)
     fit_s, fit_cpu = time.perf_counter() - t0, time.process_time() - c0
     t0, c0 = time.perf_counter(), time.process_time()
     synth = gen.sample(len(train), seed=1)
@@ -326,9 +342,9 @@ def main() -> None:
             data, result, threads = rest
             child_gmm_fit(Path(data), Path(result), int(threads))
         elif kind == "gen":
-            name, data, result, epochs, detect, big, full = rest
+            name, data, result, epochs, detect, big, full, progress_path = rest
             child_generator(name, Path(data), Path(result), None if epochs == "-" else int(epochs),
-                            int(detect), int(big), full == "1")
+                            int(detect), int(big), full == "1", Path(progress_path))
         else:
             parquet, result, batch, iters = rest
             child_streaming(Path(parquet), Path(result), int(batch), int(iters))
@@ -347,8 +363,10 @@ def main() -> None:
             result = tmp / f"{name}.json"
             ep = str(epochs[name]) if name in epochs else "-"
             full = "0" if args.no_evaluate or i > 0 else "1"  # time evaluate once (gmm's rows)
+            progress_path = args.out.with_name(f"{args.out.stem}_progress_{name}.jsonl")
             out = run_child(["--child", "gen", name, str(tmp), str(result), ep,
-                             str(args.detect_rows), str(args.gmm_sample_rows), full],
+                             str(args.detect_rows), str(args.gmm_sample_rows), full,
+                             str(progress_path)],
                             result, tmp / f"{name}.log")
             out.setdefault("generator", name)
             runs.append(out)

@@ -87,7 +87,7 @@ class EpochBudget:
         return (self.max_steps // self.full_epochs) * int(batch_size)
 
 
-def check_epochs(gen: BaseGenerator) -> None:
+def check_epochs(gen: Any) -> None:
     """``epochs`` is ``"auto"`` or a positive integer."""
     if gen.epochs != AUTO:
         if isinstance(gen.epochs, str):
@@ -96,7 +96,7 @@ def check_epochs(gen: BaseGenerator) -> None:
         check_ints(gen, epochs=gen.epochs)
 
 
-def resolve_epochs(gen: BaseGenerator, budget: EpochBudget, steps_per_epoch: int) -> int:
+def resolve_epochs(gen: Any, budget: EpochBudget, steps_per_epoch: int) -> int:
     """The epochs a fit runs: an explicit ``epochs`` as given, ``"auto"`` by ``budget``.
 
     ``steps_per_epoch`` must come from the rows the run may plan from: under DP the noisy
