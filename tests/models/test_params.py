@@ -63,6 +63,7 @@ def test_budget_properties(full, max_steps, steps):
 @pytest.mark.parametrize("kind", KINDS)
 def test_auto_is_the_default(kind):
     assert generator(kind).epochs == "auto"
+    generator(kind, epochs="auto")._validate_params()  # as a pipeline's params may say
 
 
 @pytest.mark.parametrize("kind", KINDS)
