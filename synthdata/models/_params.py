@@ -108,9 +108,7 @@ def resolve_epochs(gen: Any, budget: EpochBudget, steps_per_epoch: int) -> int:
                     epochs)
         return epochs
     epochs = budget.epochs(steps_per_epoch)
-    why = ("the full budget" if epochs == budget.full_epochs
-           else f"capped at {budget.max_steps:,} steps")
-    logger.info("%s: %d epochs of %d steps (epochs='auto': %d epochs up to %s steps, %s)",
-                gen.name, epochs, steps_per_epoch, budget.full_epochs,
-                f"{budget.max_steps:,}", why)
+    why = "the full {} fit within" if epochs == budget.full_epochs else "{} would exceed"
+    logger.info("%s: %d epochs of %d steps (epochs='auto': %s the cap of %s steps)", gen.name,
+                epochs, steps_per_epoch, why.format(budget.full_epochs), f"{budget.max_steps:,}")
     return epochs

@@ -123,11 +123,13 @@ def test_fit_runs_the_auto_epochs_and_logs_them(kind, data, monkeypatch, caplog)
     # 600 rows, batch 100: 6 steps per epoch, 10 // 6 = 1 epoch
     big = sd.make_generator(kind, schema, seed=0, **SMALL[kind]).fit(data)
     assert epochs_run(big) == 1
-    assert f"{kind}: 1 epochs of 6 steps (epochs='auto': 4 epochs up to 10 steps, capped" \
+    assert f"{kind}: 1 epochs of 6 steps (epochs='auto': 4 would exceed the cap of 10 steps)" \
         in caplog.text
     # 200 rows: 2 steps per epoch, the full 4 epochs
     small = sd.make_generator(kind, schema, seed=0, **SMALL[kind]).fit(data.iloc[:200])
     assert epochs_run(small) == 4
+    assert f"{kind}: 4 epochs of 2 steps (epochs='auto': the full 4 fit within the cap" \
+        in caplog.text
     explicit = sd.make_generator(kind, schema, seed=0, epochs=3, **SMALL[kind]).fit(data)
     assert epochs_run(explicit) == 3
 
