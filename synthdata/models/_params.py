@@ -68,9 +68,9 @@ class EpochBudget:
     ``full_epochs`` passes over the training rows as long as they take at most
     ``max_steps`` optimizer steps; above that, as many whole epochs as fit in
     ``max_steps`` (at least one). Small tables keep the full epochs exactly; on large
-    tables the work stops growing with the rows (each step still sees ``batch_size``
-    fresh rows, so the model sees more distinct rows, not fewer steps). The caps were
-    chosen by measurement (benchmarks/results/scale.md, "epochs='auto'").
+    tables the work stops growing with the rows (the capped steps still draw their batches
+    from every row). The caps were chosen by measurement (benchmarks/results/scale.md,
+    "epochs='auto'").
     """
 
     full_epochs: int
