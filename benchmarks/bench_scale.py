@@ -14,6 +14,11 @@ tables (it subsamples internally: model rows, nearest-neighbour references and q
 membership rows; sizes in the report). gmm also samples ``--gmm-sample-rows`` rows to measure
 sampling speed (rows/s of ``gen.sample``, inverse transform included).
 
+``--curve vae=5,10,20`` scores detection AUC at several epochs from one fit per generator
+(vae, ctgan: see ``child_curve``); each point is appended to ``<out>_curve_<gen>.jsonl`` as
+it comes. Torch generators also append one line per epoch (CPU and wall seconds so far, peak
+RSS) to ``<out>_progress_<gen>.jsonl``.
+
 ``--parquet-rows N`` adds the out-of-core run: ``flchain`` resampled to N rows written as a
 Parquet dataset of many files under ``--parquet-dir`` (default /tmp; not in git), then
 ``fit_streaming`` (gmm) over it in a fresh child: wall time and peak RSS.
@@ -39,8 +44,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, SHARED_DATASETS, column_infos, detection_auc, encode, run_measured  # noqa: E402
 
 SOURCES = (("telco_churn", "t_"), ("nmes1988", "n_"), ("flchain", "f_"))
-# short training for the torch generators on 200k rows (stated in the report)
-DEFAULT_EPOCHS = {"vae": 5, "ctgan": 2, "ddpm": 30}
+# epochs per generator when --epochs does not say: none, so every generator runs its own
+# default (vae/ctgan/ddpm: epochs="auto", the step cap of models/_params.EpochBudget)
+DEFAULT_EPOCHS: dict[str, int] = {}
 
 
 def build_table(n_rows: int, seed: int, data_dir: Path = SHARED_DATASETS) -> pd.DataFrame:
@@ -75,7 +81,10 @@ def write_parquet_dataset(n_rows: int, out: Path, *, files: int, seed: int,
 # -- child processes -----------------------------------------------------------------------
 
 def child_generator(gen_name: str, data: Path, result: Path, epochs: int | None,
-                    detect_rows: int, gmm_sample_rows: int, evaluate_full: bool) -> None:
+                    detect_rows: int, gmm_sample_rows: int, evaluate_full: bool,
+                    progress_path: Path) -> None:
+    import resource
+
     import synthdata as sd
 
     train = pd.read_parquet(data / "train.parquet")
@@ -84,7 +93,19 @@ def child_generator(gen_name: str, data: Path, result: Path, epochs: int | None,
     params = {} if epochs is None else {"epochs": epochs}
     gen = sd.make_generator(gen_name, schema, seed=0, **params)
     t0, c0 = time.perf_counter(), time.process_time()
-    gen.fit(train)
+
+    def progress(step: str, done: int, total: int) -> None:
+        # one line per epoch (a run stopped early still shows its pace)
+        if step == f"{gen_name}.fit":
+            with progress_path.open("a") as fh:
+                fh.write(json.dumps({
+                    "generator": gen_name, "epoch": done, "of": total,
+                    "fit_cpu_s": round(time.process_time() - c0, 1),
+                    "fit_s": round(time.perf_counter() - t0, 1),
+                    "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+                    "load_average": "%.2f %.2f %.2f" % os.getloadavg()}) + "\n")
+
+    gen.fit(train, progress=progress)
     fit_s, fit_cpu = time.perf_counter() - t0, time.process_time() - c0
     t0, c0 = time.perf_counter(), time.process_time()
     synth = gen.sample(len(train), seed=1)
@@ -126,6 +147,82 @@ def child_generator(gen_name: str, data: Path, result: Path, epochs: int | None,
         out["evaluate_subsampling"] = meta.get("subsampling")
         out["evaluate_timings"] = {k: round(v, 1) for k, v in (meta.get("timings") or {}).items()}
     result.write_text(json.dumps(out, default=str))
+
+
+def child_curve(gen_name: str, data: Path, result: Path, checkpoints: list[int],
+                detect_rows: int, points_path: Path) -> None:
+    """Detection AUC against epochs from ONE vae/ctgan fit of ``max(checkpoints)`` epochs.
+
+    At each checkpoint epoch (progress callback) the model as it stands samples
+    ``detect_rows`` rows (seed 1) and is scored; each point is appended to ``points_path``
+    as it comes (a run stopped early keeps its points). vae and ctgan have no learning-rate
+    schedule and their training stream does not depend on ``epochs`` (sampling uses its own
+    seeded generator), so the model after ``k`` epochs of this run IS the model an
+    ``epochs=k`` fit gives: one run gives the whole curve. (Not ddpm: its learning rate
+    decays over the planned steps.) ``fit_cpu_s`` of a point is the fit's CPU seconds up to
+    that epoch, scoring excluded."""
+    import synthdata as sd
+    from synthdata.models import ctgan as ctgan_mod
+    from synthdata.models import vae as vae_mod
+
+    mod = {"vae": vae_mod, "ctgan": ctgan_mod}[gen_name]
+    built: list = []
+    original = mod.build_module
+
+    def recording(factory, generator):  # the first module built is the one that samples
+        net = original(factory, generator)
+        built.append(net)
+        return net
+
+    mod.build_module = recording
+    train = pd.read_parquet(data / "train.parquet")
+    holdout = pd.read_parquet(data / "holdout.parquet")
+    schema = sd.Schema.infer(train)
+    gen = sd.make_generator(gen_name, schema, seed=0, epochs=max(checkpoints))
+    infos = column_infos(train)
+    rng = np.random.default_rng(0)
+    n = min(detect_rows, len(holdout))
+    ho = encode(holdout.iloc[np.sort(rng.choice(len(holdout), n, replace=False))], infos)
+    import sklearn.ensemble  # noqa: F401  (load libgomp before limiting threads)
+    from threadpoolctl import threadpool_limits
+
+    points: list[dict] = []
+    scoring = [0.0, 0.0]  # CPU and wall seconds spent scoring, taken off the fit's
+    t0, c0 = time.perf_counter(), time.process_time()
+
+    def progress(step: str, done: int, total: int) -> None:
+        if step != f"{gen_name}.fit" or done not in checkpoints or done in {p["epoch"] for p in points}:
+            return
+        t1, c1 = time.perf_counter(), time.process_time()
+        net = built[0]
+        was_training = net.training
+        setattr(gen, "net_" if gen_name == "vae" else "generator_", net)
+        net.eval()
+        synth = gen.sample(n, seed=1)
+        net.train(was_training)
+        with threadpool_limits(1):
+            auc = detection_auc(ho, encode(synth, infos), infos, seed=0)
+        points.append({"generator": gen_name, "epoch": done,
+                       "fit_cpu_s": round(c1 - c0 - scoring[0], 1),
+                       "fit_s": round(t1 - t0 - scoring[1], 1), "detect_auc": round(auc, 3),
+                       "load_average": "%.2f %.2f %.2f" % os.getloadavg()})
+        with points_path.open("a") as fh:
+            fh.write(json.dumps(points[-1]) + "\n")
+        scoring[0] += time.process_time() - c1
+        scoring[1] += time.perf_counter() - t1
+
+    gen.fit(train, progress=progress)
+    fit_s = time.perf_counter() - t0 - scoring[1]
+    fit_cpu = time.process_time() - c0 - scoring[0]
+    t1, c1 = time.perf_counter(), time.process_time()
+    synth = gen.sample(len(train), seed=1)
+    sample_s, sample_cpu = time.perf_counter() - t1, time.process_time() - c1
+    result.write_text(json.dumps({
+        "generator": f"{gen_name}_curve", "rows": len(train), "columns": train.shape[1],
+        "epochs": max(checkpoints), "fit_s": round(fit_s, 1), "fit_cpu_s": round(fit_cpu, 1),
+        "sample_rows_per_s": round(len(synth) / sample_s),
+        "sample_rows_per_cpu_s": round(len(synth) / sample_cpu), "detect_rows_per_side": n,
+        "curve": points}))
 
 
 def child_gmm_fit(data: Path, result: Path, threads: int) -> None:
@@ -221,6 +318,8 @@ def main() -> None:
                     help="gmm sampling speed alone (fit on --gmm-sample-fit-rows rows, sample "
                     "--gmm-sample-rows) in a fresh child per thread count")
     ap.add_argument("--gmm-sample-fit-rows", type=int, default=50_000)
+    ap.add_argument("--curve", nargs="*", default=[],
+                    help="gen=e1,e2,... detection AUC at these epochs from one fit (vae, ctgan)")
     ap.add_argument("--no-evaluate", action="store_true", help="skip timing synthdata.evaluate")
     ap.add_argument("--parquet-rows", type=int, default=0)
     ap.add_argument("--parquet-files", type=int, default=100)
@@ -235,13 +334,17 @@ def main() -> None:
         if kind == "gmmsample":
             data, result, threads, fit_rows, rows = rest
             child_gmm_sample(Path(data), Path(result), int(threads), int(fit_rows), int(rows))
+        elif kind == "curve":
+            name, data, result, points, detect, points_path = rest
+            child_curve(name, Path(data), Path(result), [int(e) for e in points.split(",")],
+                        int(detect), Path(points_path))
         elif kind == "gmmfit":
             data, result, threads = rest
             child_gmm_fit(Path(data), Path(result), int(threads))
         elif kind == "gen":
-            name, data, result, epochs, detect, big, full = rest
+            name, data, result, epochs, detect, big, full, progress_path = rest
             child_generator(name, Path(data), Path(result), None if epochs == "-" else int(epochs),
-                            int(detect), int(big), full == "1")
+                            int(detect), int(big), full == "1", Path(progress_path))
         else:
             parquet, result, batch, iters = rest
             child_streaming(Path(parquet), Path(result), int(batch), int(iters))
@@ -251,7 +354,7 @@ def main() -> None:
     runs, stream = [], None
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        if args.generators or args.gmm_fit_threads or args.gmm_sample_threads:
+        if args.generators or args.gmm_fit_threads or args.gmm_sample_threads or args.curve:
             table = build_table(args.rows + args.holdout, seed=0)
             table.iloc[:args.rows].to_parquet(tmp / "train.parquet")
             table.iloc[args.rows:].reset_index(drop=True).to_parquet(tmp / "holdout.parquet")
@@ -260,10 +363,22 @@ def main() -> None:
             result = tmp / f"{name}.json"
             ep = str(epochs[name]) if name in epochs else "-"
             full = "0" if args.no_evaluate or i > 0 else "1"  # time evaluate once (gmm's rows)
+            progress_path = args.out.with_name(f"{args.out.stem}_progress_{name}.jsonl")
             out = run_child(["--child", "gen", name, str(tmp), str(result), ep,
-                             str(args.detect_rows), str(args.gmm_sample_rows), full],
+                             str(args.detect_rows), str(args.gmm_sample_rows), full,
+                             str(progress_path)],
                             result, tmp / f"{name}.log")
             out.setdefault("generator", name)
+            runs.append(out)
+            print(json.dumps(out), flush=True)
+        for spec in args.curve:
+            name, points = spec.split("=")
+            result = tmp / f"{name}_curve.json"
+            points_path = args.out.with_name(f"{args.out.stem}_curve_{name}.jsonl")
+            out = run_child(["--child", "curve", name, str(tmp), str(result), points,
+                             str(args.detect_rows), str(points_path)], result,
+                            tmp / f"{name}_curve.log")
+            out.setdefault("generator", f"{name}_curve")
             runs.append(out)
             print(json.dumps(out), flush=True)
         for threads in args.gmm_fit_threads:

@@ -69,11 +69,15 @@ from torch import nn
 from synthdata._rng import make_torch_generator
 from synthdata.errors import ConfigError
 from synthdata.models._params import (
+    AUTO,
+    EpochBudget,
     check_dims,
     check_encoding,
+    check_epochs,
     check_ints,
     check_no_dp_early_stopping,
     check_nonnegative,
+    resolve_epochs,
 )
 from synthdata.models._torch import (
     SAMPLE_CHUNK,
@@ -161,7 +165,11 @@ class CTGANGenerator(TrainingRecord, BaseGenerator):
         The table's schema.
     epochs, batch_size:
         Passes over the training rows (``n_rows // batch_size`` steps each) and rows per
-        step; ``batch_size`` must be a multiple of ``pac``.
+        step; ``batch_size`` must be a multiple of ``pac``. ``epochs="auto"`` (the
+        default): 300 epochs while they take at most ``epoch_budget.max_steps`` generator
+        steps (tables up to 40,000 rows at ``batch_size=500``), then as many epochs as fit
+        in that many steps (see :class:`~synthdata.models._params.EpochBudget`; under DP
+        the steps come from the noisy count). An integer is used as given.
     generator_lr, discriminator_lr:
         Adam learning rates (betas 0.5, 0.9).
     embedding_dim, generator_dims, discriminator_dims:
@@ -197,8 +205,11 @@ class CTGANGenerator(TrainingRecord, BaseGenerator):
 
     name: ClassVar[str] = "ctgan"
     dp_training: ClassVar[str | None] = "dpsgd"
+    # epochs="auto": 300 epochs up to 24,000 generator steps (80 per epoch: 40,000 rows at
+    # the default batch); measured at 200k x 50 (benchmarks/results/scale.md)
+    epoch_budget: ClassVar[EpochBudget] = EpochBudget(full_epochs=300, max_steps=24_000)
 
-    def __init__(self, schema: Schema, *, epochs: int = 300, batch_size: int = 500,
+    def __init__(self, schema: Schema, *, epochs: int | str = AUTO, batch_size: int = 500,
                  generator_lr: float = 2e-4, discriminator_lr: float = 2e-4, embedding_dim: int = 64,
                  generator_dims: Sequence[int] = (128,),
                  discriminator_dims: Sequence[int] = (128, 128), numeric_encoding: str = "quantile",
@@ -222,7 +233,8 @@ class CTGANGenerator(TrainingRecord, BaseGenerator):
     # -- params -------------------------------------------------------------------------
     def _validate_params(self) -> None:
         super()._validate_params()
-        check_ints(self, epochs=self.epochs, batch_size=self.batch_size,
+        check_epochs(self)
+        check_ints(self, batch_size=self.batch_size,
                     embedding_dim=self.embedding_dim, pac=self.pac,
                     discriminator_steps=self.discriminator_steps, patience=self.patience)
         self._positive(generator_lr=self.generator_lr, discriminator_lr=self.discriminator_lr)
@@ -242,6 +254,12 @@ class CTGANGenerator(TrainingRecord, BaseGenerator):
                                   f"{getattr(self, flag)!r}")
         check_no_dp_early_stopping(self)
         check_wide(self)
+
+    def training_epochs(self, n_rows: int) -> int:
+        """Epochs a fit on ``n_rows`` training rows runs (resolves ``epochs="auto"``; under
+        DP ``n_rows`` is the noisy count)."""
+        steps = max(int(n_rows) // max(1, min(int(self.batch_size), int(n_rows))), 1)
+        return resolve_epochs(self, self.epoch_budget, steps)
 
     # -- model ----------------------------------------------------------------------------
     def _build(self, gen: torch.Generator, pac: int | None = None) -> tuple[_Generator, _Critic]:
@@ -351,7 +369,7 @@ class CTGANGenerator(TrainingRecord, BaseGenerator):
         batch = min(int(self.batch_size), n_plan)
         steps = max(n_plan // batch, 1)
         d_steps = int(self.discriminator_steps)
-        epochs = int(self.epochs)
+        epochs = self.training_epochs(n_plan)
         ledger = self.ledger_
         n_discrete = sum(1 for s in plan.soft if s.role.name == "CATEGORY")
         share = DP_MARGINAL_SHARE if n_discrete else 0.0
@@ -460,7 +478,7 @@ class CTGANGenerator(TrainingRecord, BaseGenerator):
         batch = int(self.batch_size)
         steps = max(n // batch, 1)
         emb = int(self.embedding_dim)
-        epochs = int(self.epochs)
+        epochs = self.training_epochs(n)
         log = logger.info if self.verbose else logger.debug
         self.history_: list[dict[str, float]] = []
         best: tuple[float, Any, int] = (math.inf, None, 0)
@@ -549,7 +567,8 @@ class CTGANGenerator(TrainingRecord, BaseGenerator):
                          weight_decay=WEIGHT_DECAY)
             opt_d = Adam(d_net.parameters(), lr=self.discriminator_lr, betas=ADAM_BETAS,
                          weight_decay=WEIGHT_DECAY)
-            n, epochs = int(stream.n_rows), int(self.epochs)
+            n = int(stream.n_rows)
+            epochs = self.training_epochs(n)
             steps = max(n // int(self.batch_size), 1)
             log = logger.info if self.verbose else logger.debug
             self.history_ = []

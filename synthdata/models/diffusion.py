@@ -73,7 +73,15 @@ from torch import nn
 
 from synthdata._rng import make_torch_generator
 from synthdata.errors import ConfigError
-from synthdata.models._params import check_dims, check_encoding, check_ints
+from synthdata.models._params import (
+    AUTO,
+    EpochBudget,
+    check_dims,
+    check_encoding,
+    check_epochs,
+    check_ints,
+    resolve_epochs,
+)
 from synthdata.models._torch import (
     WIDE_DIM,
     Adam,
@@ -199,7 +207,11 @@ class DDPMGenerator(BaseGenerator):
         The table's schema.
     epochs, batch_size, lr:
         Passes over the training rows, rows per step, initial Adam learning rate (decayed
-        linearly to zero over training). ``batch_size="auto"`` takes an eighth of the rows,
+        linearly to zero over training). ``epochs="auto"`` (the default): 1,000 epochs
+        while they take at most ``epoch_budget.max_steps`` steps (tables up to 40,960
+        rows with the auto batch), then as many epochs as fit in that many steps (see
+        :class:`~synthdata.models._params.EpochBudget`; under DP from the noisy count); an
+        integer is used as given. ``batch_size="auto"`` takes an eighth of the rows,
         between ``MIN_AUTO_BATCH`` and ``MAX_AUTO_BATCH``: small tables then still get at
         least eight updates per epoch (measured on rotterdam, 2,087 rows: detection AUC 0.57
         with batches of 256 vs 0.72 with 1,024 at the same 1,000 epochs).
@@ -224,13 +236,17 @@ class DDPMGenerator(BaseGenerator):
 
     name: ClassVar[str] = "ddpm"
     dp_training: ClassVar[str | None] = "dpsgd"
+    # epochs="auto": 1,000 epochs up to 40,000 steps (40 per epoch: 40,960 rows at the auto
+    # batch of 1,024); at 200k rows 204 epochs, a fit under 15 minutes on one core
+    # (benchmarks/results/scale.md)
+    epoch_budget: ClassVar[EpochBudget] = EpochBudget(full_epochs=1000, max_steps=40_000)
     fit_seconds_: float | None
     # categorical columns with more slots than this get an embedding in and low-rank logits
     # out (``_torch.WideEmbed`` / ``WideHead``, ``WIDE_DIM`` units); None (the default, not
     # yet measured for ddpm): one-hot layers only. Not a constructor parameter yet.
     wide_levels: int | None = None
 
-    def __init__(self, schema: Schema, *, epochs: int = 1000, batch_size: int | str = "auto",
+    def __init__(self, schema: Schema, *, epochs: int | str = AUTO, batch_size: int | str = "auto",
                  lr: float = 2e-3, hidden_dims: Sequence[int] = (128, 128),
                  n_timesteps: int = 1000, sampling_steps: int = 25,
                  numeric_encoding: str = "quantile", privacy: Any = None,
@@ -248,8 +264,8 @@ class DDPMGenerator(BaseGenerator):
         super()._validate_params()
         if self.batch_size != "auto":
             check_ints(self, batch_size=self.batch_size)
-        check_ints(self, epochs=self.epochs,
-                    n_timesteps=self.n_timesteps, sampling_steps=self.sampling_steps)
+        check_epochs(self)
+        check_ints(self, n_timesteps=self.n_timesteps, sampling_steps=self.sampling_steps)
         self._positive(lr=self.lr)
         if not math.isfinite(self.lr):
             raise ConfigError(f"ddpm: parameter lr must be a positive number, got {self.lr!r}")
@@ -394,7 +410,13 @@ class DDPMGenerator(BaseGenerator):
         (under DP the noisy count, so the schedule never reads the true n)."""
         batch = min(self.batch_rows(n_rows), n_rows)
         steps = math.ceil(n_rows / batch)
-        return batch, steps, int(self.epochs), int(self.epochs) * steps
+        epochs = resolve_epochs(self, self.epoch_budget, steps)
+        return batch, steps, epochs, epochs * steps
+
+    def training_epochs(self, n_rows: int) -> int:
+        """Epochs a fit on ``n_rows`` training rows runs (resolves ``epochs="auto"``; under
+        DP ``n_rows`` is the noisy count)."""
+        return self._schedule(n_rows)[2]
 
     def _training_tensors(self, matrix: np.ndarray) -> tuple[torch.Tensor, torch.Tensor,
                                                              torch.Tensor]:

@@ -121,7 +121,7 @@ def make_generator(name: Literal["gmm"], schema: Schema, *,
 
 
 @overload
-def make_generator(name: Literal["vae"], schema: Schema, *, epochs: int = 300,
+def make_generator(name: Literal["vae"], schema: Schema, *, epochs: int | Literal["auto"] = "auto",
                    batch_size: int = 1000, lr: float = 2e-3, embedding_dim: int = 32,
                    compress_dims: Sequence[int] = (64,), decompress_dims: Sequence[int] = (64, 64),
                    numeric_encoding: Literal["quantile", "mode"] = "quantile",
@@ -133,7 +133,8 @@ def make_generator(name: Literal["vae"], schema: Schema, *, epochs: int = 300,
 
 
 @overload
-def make_generator(name: Literal["ctgan"], schema: Schema, *, epochs: int = 300,
+def make_generator(name: Literal["ctgan"], schema: Schema, *,
+                   epochs: int | Literal["auto"] = "auto",
                    batch_size: int = 500, generator_lr: float = 2e-4,
                    discriminator_lr: float = 2e-4, embedding_dim: int = 64,
                    generator_dims: Sequence[int] = (128,),
@@ -147,7 +148,8 @@ def make_generator(name: Literal["ctgan"], schema: Schema, *, epochs: int = 300,
 
 
 @overload
-def make_generator(name: Literal["ddpm"], schema: Schema, *, epochs: int = 1000,
+def make_generator(name: Literal["ddpm"], schema: Schema, *,
+                   epochs: int | Literal["auto"] = "auto",
                    batch_size: int | Literal["auto"] = "auto", lr: float = 2e-3,
                    hidden_dims: Sequence[int] = (128, 128), n_timesteps: int = 1000,
                    sampling_steps: int = 25,

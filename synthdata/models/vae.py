@@ -67,11 +67,15 @@ from torch import nn
 from synthdata._rng import make_torch_generator
 from synthdata.errors import ConditionTooRareError, ConfigError
 from synthdata.models._params import (
+    AUTO,
+    EpochBudget,
     check_dims,
     check_encoding,
+    check_epochs,
     check_ints,
     check_no_dp_early_stopping,
     check_nonnegative,
+    resolve_epochs,
 )
 from synthdata.models._torch import (
     SAMPLE_CHUNK,
@@ -131,7 +135,11 @@ class VAEGenerator(TrainingRecord, BaseGenerator):
     schema:
         The table's schema.
     epochs, batch_size, lr:
-        Passes over the training rows, rows per step, Adam learning rate.
+        Passes over the training rows, rows per step, Adam learning rate. ``epochs="auto"``
+        (the default): 300 epochs while they take at most ``epoch_budget.max_steps``
+        optimizer steps (tables up to 40,000 rows at ``batch_size=1000``), then as many
+        epochs as fit in that many steps (see :class:`~synthdata.models._params.EpochBudget`;
+        under DP the steps come from the noisy count). An integer is used as given.
     embedding_dim, compress_dims, decompress_dims:
         Latent size and hidden layer widths of the encoder and decoder.
     numeric_encoding:
@@ -161,8 +169,11 @@ class VAEGenerator(TrainingRecord, BaseGenerator):
 
     name: ClassVar[str] = "vae"
     dp_training: ClassVar[str | None] = "dpsgd"
+    # epochs="auto": 300 epochs up to 12,000 steps (40 steps per epoch: 40,000 rows at the
+    # default batch); measured at 200k x 50 (benchmarks/results/scale.md)
+    epoch_budget: ClassVar[EpochBudget] = EpochBudget(full_epochs=300, max_steps=12_000)
 
-    def __init__(self, schema: Schema, *, epochs: int = 300, batch_size: int = 1000, lr: float = 2e-3,
+    def __init__(self, schema: Schema, *, epochs: int | str = AUTO, batch_size: int = 1000, lr: float = 2e-3,
                  embedding_dim: int = 32, compress_dims: Sequence[int] = (64,),
                  decompress_dims: Sequence[int] = (64, 64), numeric_encoding: str = "quantile",
                  loss_factor: float = 2.0,
@@ -182,8 +193,9 @@ class VAEGenerator(TrainingRecord, BaseGenerator):
     # -- params -------------------------------------------------------------------------
     def _validate_params(self) -> None:
         super()._validate_params()
-        check_ints(self, epochs=self.epochs, batch_size=self.batch_size,
-                    embedding_dim=self.embedding_dim, patience=self.patience)
+        check_epochs(self)
+        check_ints(self, batch_size=self.batch_size, embedding_dim=self.embedding_dim,
+                   patience=self.patience)
         self._positive(lr=self.lr, loss_factor=self.loss_factor)
         check_dims(self, compress_dims=self.compress_dims, decompress_dims=self.decompress_dims)
         check_encoding(self)
@@ -197,6 +209,12 @@ class VAEGenerator(TrainingRecord, BaseGenerator):
                                   f"{getattr(self, flag)!r}")
         check_no_dp_early_stopping(self)
         check_wide(self)
+
+    def training_epochs(self, n_rows: int) -> int:
+        """Epochs a fit on ``n_rows`` training rows runs (resolves ``epochs="auto"``; under
+        DP ``n_rows`` is the noisy count)."""
+        steps = math.ceil(n_rows / min(int(self.batch_size), max(int(n_rows), 1)))
+        return resolve_epochs(self, self.epoch_budget, steps)
 
     # -- model ----------------------------------------------------------------------------
     def _build(self, generator: torch.Generator) -> _VAENet:
@@ -252,7 +270,7 @@ class VAEGenerator(TrainingRecord, BaseGenerator):
         n_plan = self._planning_rows(n)  # the noisy count: q and steps never read the true n
         batch = min(int(self.batch_size), n_plan)
         steps = math.ceil(n_plan / batch)
-        epochs = int(self.epochs)
+        epochs = self.training_epochs(n_plan)
         dp = DPSGD(self, net, step="model.vae.dp_sgd", expected_batch_size=batch, n_rows=n,
                    steps=epochs * steps, epsilon=self.dp_plan_.training_epsilon,
                    planned_rows=n_plan)
@@ -307,7 +325,7 @@ class VAEGenerator(TrainingRecord, BaseGenerator):
         steps = math.ceil(n / batch)
         opt = Adam(net.parameters(), lr=self.lr, weight_decay=self.l2scale)
         eps_buf = torch.empty((batch, int(self.embedding_dim)))
-        epochs = int(self.epochs)
+        epochs = self.training_epochs(n)
         best = (math.inf, None, 0)
         self.history_: list[dict[str, float]] = []
         log = logger.info if self.verbose else logger.debug
@@ -359,7 +377,7 @@ class VAEGenerator(TrainingRecord, BaseGenerator):
             batch = min(int(self.batch_size), n)
             opt = Adam(net.parameters(), lr=self.lr, weight_decay=self.l2scale)
             eps_buf = torch.empty((batch, int(self.embedding_dim)))
-            epochs = int(self.epochs)
+            epochs = self.training_epochs(n)
             self.history_ = []
             log = logger.info if self.verbose else logger.debug
             started = time.perf_counter()
