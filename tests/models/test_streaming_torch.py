@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 import synthdata as sd
 from synthdata.errors import ConfigError
+from synthdata.models._params import EpochBudget
 from synthdata.models._torch import ConditionSampler, SpanPlan
 from synthdata.models.base import load_generator
 from synthdata.models.registry import make_generator
@@ -56,6 +57,16 @@ def _tiny(name: str, schema: Schema, **extra: object) -> object:
     gen = make_generator(name, schema, **{"seed": 0, **TINY[name], **extra})
     gen.threads = 1
     return gen
+
+
+@pytest.mark.parametrize("name", ["vae", "ctgan", "ddpm"])
+def test_a_streamed_fit_resolves_epochs_auto_from_the_row_count(name: str, folder: Path,
+                                                                table: pd.DataFrame) -> None:
+    # epochs="auto" is the default: the stream's row count picks the epochs, as in memory
+    gen = _tiny(name, Schema.infer(table), epochs="auto")
+    gen.epoch_budget = EpochBudget(300, 12)  # 1,200 rows of 200: 6 steps an epoch -> 2
+    fit_streaming(gen, ParquetSource(folder, batch_rows=150), shuffle_batches=2)
+    assert len(gen.history_) == gen.training_epochs(len(table)) == 2
 
 
 @pytest.mark.parametrize("name", ["vae", "ctgan", "ddpm"])
