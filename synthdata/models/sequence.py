@@ -94,7 +94,7 @@ GAP_BUCKETS = "step"
 GAP_STEP_BUCKETS = 7
 # the numbers' calibration per code is also split by occurrence (a history's first row of a
 # code vs its later ones; nafld: a first smoking flag is 1 in 38%, a later one in 43%)
-VALUE_BY_OCCURRENCE = False
+VALUE_BY_OCCURRENCE = True
 
 
 class SequenceGenerator(BaseGenerator):
@@ -120,7 +120,9 @@ class SequenceGenerator(BaseGenerator):
         Longest history sampled; ``None``: the longest seen in training.
     calibrate:
         Map the sampled numbers onto the training marginals, per code of a long-format table
-        (quantile mapping of the normal scores; ranks within a code kept). Not under DP (the
+        and per occurrence of the code (quantile mapping of the normal scores; ranks within a
+        code kept), and the time gaps onto the training gaps per row-index bucket (a map
+        from the model's own gaps, :meth:`_fit_gap_calibration`). Not under DP (the
         generator refuses DP anyway).
     fit_temperature:
         With ``calibrate``: choose the temperature of the numbers per code (from

@@ -521,3 +521,38 @@ def test_time_gaps_are_calibrated_onto_the_training_gaps(tmp_path, monkeypatch, 
     gen.gap_calibration_ = None   # the model's own gaps are off (what the map corrects)
     raw = gaps(gen)
     assert max(abs(np.median(raw[k]) / np.median(want[k]) - 1) for k in want) > 0.2
+
+
+def test_numbers_are_calibrated_per_occurrence_of_their_code():
+    """A flag that is 1 on a patient's first 'x' row (90%) and 0 on the later ones (90%):
+    the calibration per code and occurrence restores both shares after a 2-epoch fit; the
+    all-rows map alone (an archive without the per-occurrence maps) does not."""
+    rng = np.random.default_rng(2)
+    rows = []
+    for pid in range(300):
+        day = int(rng.integers(0, 50))
+        for k in range(4):
+            flag = float(rng.random() < (0.9 if k == 0 else 0.1))
+            day += int(rng.integers(20, 90)) if k else 0
+            rows.append({"pid": pid, "day": day, "test": "x", "value": flag})
+            rows.append({"pid": pid, "day": day, "test": "y", "value": float(rng.normal())})
+    real = pd.DataFrame(rows)
+    data = real.drop(columns="pid")
+    gen = make_generator("ar", Schema.infer(data), order_column="day", epochs=2, seed=0,
+                         fit_temperature=False)
+    gen.fit(data, groups=real["pid"])
+    assert {"first", "later"} <= gen.calibration_.keys()
+
+    def shares(g):
+        out, owner = g.sample_histories(n=600, lengths=np.full(600, 8, dtype=np.int64), seed=4)
+        x = out["test"].to_numpy() == "x"
+        first = ~pd.DataFrame({"o": owner[x]}).duplicated().to_numpy()
+        flag = out.loc[x, "value"].to_numpy()
+        assert set(np.unique(flag)) <= {0.0, 1.0}
+        return flag[first].mean(), flag[~first].mean()
+
+    first, later = shares(gen)
+    assert first == pytest.approx(0.9, abs=0.08) and later == pytest.approx(0.1, abs=0.08)
+    gen.calibration_ = {k: v for k, v in gen.calibration_.items() if k not in ("first", "later")}
+    first, later = shares(gen)
+    assert abs(first - 0.9) > 0.1 or abs(later - 0.1) > 0.1
