@@ -160,7 +160,8 @@ def make_generator(name: Literal["ar"], schema: Schema, *, order_column: str | N
                    epochs: int = 150, batch_size: int = 64, lr: float = 3e-3,
                    hidden_dim: int = 96, n_mixture: int = 3, max_length: int | None = None,
                    max_steps: int | None = 4000, calibrate: bool = True,
-                   value_temperature: float = 0.7, privacy: PrivacyInput = None,
+                   value_temperature: float = 0.7, fit_temperature: bool = True,
+                   privacy: PrivacyInput = None,
                    seed: int | None = 0) -> SequenceGenerator: ...
 
 
