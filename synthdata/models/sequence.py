@@ -84,6 +84,17 @@ MAX_CALIBRATION_CODES = 50    # the code column of the calibration has at most t
 # temperatures tried per code (fit_temperature), on a sample of this many training histories
 TEMPERATURE_GRID = (0.4, 0.55, 0.7, 0.85, 1.0)
 TEMPERATURE_HISTORIES = 4000
+# the time gaps (calibrate): quantiles of the model's own gaps on a sample of the training
+# histories mapped onto the training gaps' quantiles, per bucket of rows (GAP_BUCKETS: "step"
+# = row index 0 (the first time), 1, 2-3, 4-7, ..., 32+; "code" = a history's first row,
+# then the row's code level). Full nafld, one run each: step gave nafld2 history detection
+# 0.715, nafld3 shapes 0.957; code 0.716, 0.948 (no map: 0.750, 0.956)
+GAP_QUANTILES = 201
+GAP_BUCKETS = "step"
+GAP_STEP_BUCKETS = 7
+# the numbers' calibration per code is also split by occurrence (a history's first row of a
+# code vs its later ones; nafld: a first smoking flag is 1 in 38%, a later one in 43%)
+VALUE_BY_OCCURRENCE = True
 
 
 class SequenceGenerator(BaseGenerator):
@@ -109,7 +120,9 @@ class SequenceGenerator(BaseGenerator):
         Longest history sampled; ``None``: the longest seen in training.
     calibrate:
         Map the sampled numbers onto the training marginals, per code of a long-format table
-        (quantile mapping of the normal scores; ranks within a code kept). Not under DP (the
+        and per occurrence of the code (quantile mapping of the normal scores; ranks within a
+        code kept), and the time gaps onto the training gaps per row-index bucket (a map
+        from the model's own gaps, :meth:`_fit_gap_calibration`). Not under DP (the
         generator refuses DP anyway).
     fit_temperature:
         With ``calibrate``: choose the temperature of the numbers per code (from
@@ -249,12 +262,16 @@ class SequenceGenerator(BaseGenerator):
         self.once_mask_[self.once_slots_] = True
         repeat = self._repeats(matrix, hist)
         self.no_repeat_codes_ = self._no_repeat_codes(matrix, hist, repeat)
-        self.calibration_ = self._fit_calibration(matrix, repeat) if self.calibrate else None
+        self.calibration_ = (self._fit_calibration(matrix, repeat, hist if groups is not None
+                                                    else None) if self.calibrate else None)
         self.code_temperature_: list[float] | None = None
         with torch_threads(FIT_THREADS):
             self._train(matrix, ctx, lengths, starts, times, repeat, rng, progress)
         if self.calibration_ is not None and self.fit_temperature and groups is not None:
             self.code_temperature_ = self._fit_temperature(matrix, ctx, lengths, rng)
+        self.gap_calibration_: dict[str, Any] | None = None
+        if self.calibration_ is not None and groups is not None and self.order_value_ >= 0:
+            self.gap_calibration_ = self._fit_gap_calibration(matrix, ctx, lengths, rng)
         self.ledger_.record_not_private(f"model.{self.name}.fit", reason="model parameters "
                                         "learned without privacy", shapes_release=True)
         self.sample_seed_ = int(rng.integers(0, 2**63 - 1))
@@ -305,25 +322,40 @@ class SequenceGenerator(BaseGenerator):
         soft = self.plan_.soft[self.code_span_]
         return np.argmax(matrix[:, soft.start:soft.start + soft.width], axis=1)
 
-    def _fit_calibration(self, matrix: np.ndarray, repeat: np.ndarray) -> dict[str, Any]:
+    def _fit_calibration(self, matrix: np.ndarray, repeat: np.ndarray,
+                         hist: np.ndarray | None = None) -> dict[str, Any]:
         """Per number (the time column aside) and code level, quantiles of the training
         rows' normal scores that do not repeat the previous row; level ``n_codes`` is all
-        codes together (the fallback). NaN where fewer than ``MIN_CALIBRATION_ROWS`` rows."""
+        codes together (the fallback). NaN where fewer than ``MIN_CALIBRATION_ROWS`` rows.
+        With a code column and ``hist``, also per occurrence (``"first"``: a history's first
+        row of its code, ``"later"``: the code's later rows; :func:`_first_of_code`)."""
         z = matrix[:, self.plan_.value_cols.numpy()]
         ok = ~self._missing(matrix) & (repeat < 0.5)
         codes = self._codes_of(matrix)
         n_codes = self.plan_.soft[self.code_span_].width if self.code_span_ >= 0 else 0
         probs = np.linspace(0.0, 1.0, CALIBRATION_QUANTILES)
-        q = np.full((self.n_values_, n_codes + 1, len(probs)), np.nan)
-        for j in range(self.n_values_):
-            if j == self.order_value_:
-                continue
-            for c in range(n_codes + 1):
-                sel = ok[:, j] & (codes == c if c < n_codes else True)
-                if sel.sum() >= MIN_CALIBRATION_ROWS:   # real values only (no interpolation)
-                    q[j, c] = np.quantile(z[sel, j], probs, method="inverted_cdf")
-        return {"probs": probs.tolist(), "quantiles": np.nan_to_num(q, nan=0.0).tolist(),
-                "fitted": (~np.isnan(q[..., 0])).tolist()}
+
+        def table(rows: np.ndarray) -> np.ndarray:
+            q = np.full((self.n_values_, n_codes + 1, len(probs)), np.nan)
+            for j in range(self.n_values_):
+                if j == self.order_value_:
+                    continue
+                for c in range(n_codes + 1):
+                    sel = rows & ok[:, j] & (codes == c if c < n_codes else True)
+                    if sel.sum() >= MIN_CALIBRATION_ROWS:   # real values only (no interpolation)
+                        q[j, c] = np.quantile(z[sel, j], probs, method="inverted_cdf")
+            return q
+
+        q = table(np.ones(len(z), dtype=bool))
+        out: dict[str, Any] = {"probs": probs.tolist(), "quantiles": np.nan_to_num(q, nan=0.0).tolist(),
+                               "fitted": (~np.isnan(q[..., 0])).tolist()}
+        if n_codes and hist is not None and VALUE_BY_OCCURRENCE:
+            first = _first_of_code(hist, codes)
+            for name, rows in (("first", first), ("later", ~first)):
+                qo = table(rows)
+                out[name] = {"quantiles": np.nan_to_num(qo, nan=0.0).tolist(),
+                             "fitted": (~np.isnan(qo[..., 0])).tolist()}
+        return out
 
     def _calibrate(self, matrix: np.ndarray, owner: np.ndarray, repeat: np.ndarray) -> np.ndarray:
         """Quantile-map every number's sampled normal scores (per code level) onto the
@@ -334,31 +366,39 @@ class SequenceGenerator(BaseGenerator):
         if cal is None or not len(matrix):
             return matrix
         probs = np.asarray(cal["probs"])
-        q, fitted = np.asarray(cal["quantiles"]), np.asarray(cal["fitted"], dtype=bool)
         cols = self.plan_.value_cols.numpy()
         miss = self._missing(matrix)
         codes = self._codes_of(matrix)
-        n_codes = q.shape[1] - 1
+        maps = [(np.ones(len(matrix), dtype=bool), np.asarray(cal["quantiles"]),
+                 np.asarray(cal["fitted"], dtype=bool))]
+        if "first" in cal:   # per occurrence first; rows left over: the all-rows map
+            first = _first_of_code(owner, codes)
+            maps = [(first, np.asarray(cal["first"]["quantiles"]),
+                     np.asarray(cal["first"]["fitted"], dtype=bool)),
+                    (~first, np.asarray(cal["later"]["quantiles"]),
+                     np.asarray(cal["later"]["fitted"], dtype=bool)), *maps]
+        n_codes = maps[0][1].shape[1] - 1
         out = matrix.astype(np.float64)  # a copy; the stored scores are float64, and in
         # float32 they came back as 47.99999994 for a real 48 (0 of nafld's whole-number labs)
         for j in range(self.n_values_):
             if j == self.order_value_:
                 continue
-            fresh = ~miss[:, j] & (repeat[:, j] < 0.5)
-            todo = fresh.copy()
+            todo = ~miss[:, j] & (repeat[:, j] < 0.5)
             for c in [*range(n_codes), n_codes]:
-                sel = todo & (codes == c) if c < n_codes else todo
-                if not fitted[j, c] or sel.sum() < MIN_CALIBRATION_ROWS:
-                    continue
-                z = matrix[sel, cols[j]]
-                u = (pd.Series(z).rank(method="average").to_numpy() - 0.5) / len(z)
-                # the nearest stored quantile: a real row's score, so values keep the real
-                # support (0/1 smoking flags, whole-number labs); interpolating between them
-                # gave 0.37 smokers once the value column had too many distinct values for a
-                # stepwise quantile map (full nafld: history detection 0.99, smoke features)
-                at = np.clip(np.rint(u * (len(probs) - 1)).astype(np.int64), 0, len(probs) - 1)
-                out[sel, cols[j]] = q[j, c][at]
-                todo &= ~sel
+                for rows, q, fitted in maps:
+                    sel = todo & rows & (codes == c) if c < n_codes else todo & rows
+                    if not fitted[j, c] or sel.sum() < MIN_CALIBRATION_ROWS:
+                        continue
+                    z = matrix[sel, cols[j]]
+                    u = (pd.Series(z).rank(method="average").to_numpy() - 0.5) / len(z)
+                    # the nearest stored quantile: a real row's score, so values keep the
+                    # real support (0/1 smoking flags, whole-number labs); interpolating
+                    # between them gave 0.37 smokers once the value column had too many
+                    # distinct values for a stepwise quantile map (full nafld: history
+                    # detection 0.99, smoke features)
+                    at = np.clip(np.rint(u * (len(probs) - 1)).astype(np.int64), 0, len(probs) - 1)
+                    out[sel, cols[j]] = q[j, c][at]
+                    todo &= ~sel
             if (repeat[:, j] > 0.5).any():   # repeats copy the (calibrated) value they repeat
                 z = pd.Series(np.where(repeat[:, j] > 0.5, np.nan, out[:, cols[j]]))
                 out[:, cols[j]] = z.groupby(owner).ffill().fillna(0.0).to_numpy()
@@ -780,6 +820,81 @@ class SequenceGenerator(BaseGenerator):
         self.code_temperature_ = None
         return best.tolist()
 
+    def _gap_buckets(self, level: np.ndarray, step: np.ndarray, mode: str) -> np.ndarray:
+        """Each row's bucket of the gap calibration: ``"code"``: 0 for a history's first row
+        (its time), 1 + the code level after; ``"step"``: 0, 1, 2-3, 4-7, ... by row index."""
+        if mode == "code":
+            return np.where(step == 0, 0, 1 + level)
+        return np.minimum(np.floor(np.log2(np.maximum(step, 1))).astype(np.int64) + (step > 0),
+                          GAP_STEP_BUCKETS - 1)
+
+    def _fit_gap_calibration(self, matrix: np.ndarray, ctx: np.ndarray, lengths: np.ndarray,
+                             rng: np.random.Generator) -> dict[str, Any] | None:
+        """The time gaps' quantile map, per bucket (:meth:`_gap_buckets`): the model samples
+        histories for a sample of the training parents (their lengths), and the quantiles of
+        its gaps' normal scores are mapped onto the training gaps'. Applied inside the
+        sampling loop (:meth:`_map_gaps`), so later rows see the mapped elapsed time. The
+        gap was the one sampled number not calibrated, and the gaps were the whole-patient
+        detector's best features on full nafld labs (a patient's gap spread, longest gap)
+        and pbcseq. The map sees no time limit: histories compressed to fit before one
+        (:func:`_fit_times`) keep the compression. ``None`` when no bucket has
+        ``MIN_CALIBRATION_ROWS`` gaps on both sides."""
+        mode = GAP_BUCKETS if self.code_span_ >= 0 else "step"   # "code" needs a code column
+        n_buckets = (1 + self.plan_.soft[self.code_span_].width) if mode == "code" \
+            else GAP_STEP_BUCKETS
+        pick = rng.choice(len(lengths), min(len(lengths), TEMPERATURE_HISTORIES), replace=False)
+        pick.sort()
+        synth, owner = self._sample_matrix(
+            ctx[pick], np.random.default_rng(int(rng.integers(0, 2**63 - 1))), 1,
+            int(lengths[pick].max()), np.full(len(pick), np.inf), lengths[pick])
+        hist = np.repeat(np.arange(len(lengths)), lengths)
+        probs = np.linspace(0.0, 1.0, GAP_QUANTILES)
+        model = np.zeros((n_buckets + 1, len(probs)))
+        real = np.zeros_like(model)
+        fitted = np.zeros(n_buckets + 1, dtype=bool)
+        sides = []
+        for m, h in ((synth, owner), (matrix, hist)):
+            step = np.arange(len(h)) - np.searchsorted(h, h)   # row index within its history
+            ok = ~self._missing(m)[:, self.order_value_]
+            z = m[:, self.plan_.value_cols.numpy()[self.order_value_]]
+            sides.append((z, ok, self._gap_buckets(self._codes_of(m), step, mode), step))
+        for b in range(n_buckets + 1):   # the last bucket: every row after a history's first
+            sel = [ok & (bk == b if b < n_buckets else st > 0) for _, ok, bk, st in sides]
+            if min(int(x.sum()) for x in sel) < MIN_CALIBRATION_ROWS:
+                continue
+            model[b] = np.quantile(sides[0][0][sel[0]], probs)
+            real[b] = np.quantile(sides[1][0][sel[1]], probs)
+            fitted[b] = True
+        if not fitted.any():
+            return None
+        return {"mode": mode, "model": model.tolist(), "real": real.tolist(),
+                "fitted": fitted.tolist()}
+
+    def _map_gaps(self, z: Any, level: Any, k: int) -> Any:
+        """The gap scores ``z`` (one per row at row index ``k``) through the fitted quantile
+        map of their bucket (a bucket without enough rows: the pooled later rows', or none)."""
+        import torch
+
+        cal = getattr(self, "gap_calibration_", None)
+        if cal is None:
+            return z
+        if getattr(self, "_gap_map", (None,))[0] is not cal:   # tensors once per map
+            self._gap_map = (cal, torch.tensor(cal["model"], dtype=torch.float32),
+                             torch.tensor(cal["real"], dtype=torch.float32),
+                             torch.tensor(cal["fitted"], dtype=torch.bool))
+        _, model, real, fitted = self._gap_map
+        n_buckets = model.shape[0] - 1
+        step = np.full(z.shape[0], k)
+        bucket = torch.from_numpy(self._gap_buckets(level.numpy(), step, cal["mode"]))
+        bucket = torch.where(fitted[bucket], bucket, torch.full_like(bucket, n_buckets))
+        use = fitted[bucket] & ((bucket < n_buckets) | (k > 0))
+        xs, ys = model[bucket], real[bucket]                       # (rows, quantiles)
+        i = torch.searchsorted(xs, z.unsqueeze(1).contiguous()).squeeze(1).clamp(1, xs.shape[1] - 1)
+        x0, x1 = xs.gather(1, (i - 1)[:, None])[:, 0], xs.gather(1, i[:, None])[:, 0]
+        y0, y1 = ys.gather(1, (i - 1)[:, None])[:, 0], ys.gather(1, i[:, None])[:, 0]
+        frac = ((z - x0) / (x1 - x0).clamp(min=1e-9)).clamp(0.0, 1.0)
+        return torch.where(use, y0 + frac * (y1 - y0), z)
+
     def _step_sizes(self, matrix: np.ndarray, hist: np.ndarray) -> np.ndarray:
         """Per code level: mean absolute change of the calibrated numbers' normal scores
         between consecutive same-code rows of a history (NaN with too few pairs)."""
@@ -873,6 +988,7 @@ class SequenceGenerator(BaseGenerator):
                     if use_repeat:
                         again = again & ~miss
                 if self.order_value_ >= 0:
+                    z[:, self.order_value_] = self._map_gaps(z[:, self.order_value_], level, k)
                     gap = self._gap_value(z[:, self.order_value_])
                     elapsed = elapsed + (gap if k == 0 else gap.clamp(min=0.0))
                     if lengths is None and k >= min_length:  # past the limit: it has ended
@@ -931,6 +1047,7 @@ class SequenceGenerator(BaseGenerator):
                 "repeat_columns": list(self.repeat_columns_), "calibration": self.calibration_,
                 "once_slots": list(self.once_slots_),
                 "code_temperature": self.code_temperature_,
+                "gap_calibration": self.gap_calibration_,
                 "no_repeat_codes": list(self.no_repeat_codes_),
                 "history": self.history_, "fit_seconds": self.fit_seconds_}
 
@@ -944,6 +1061,7 @@ class SequenceGenerator(BaseGenerator):
         self.calibration_ = extra.get("calibration")
         self.once_slots_ = [int(i) for i in extra.get("once_slots", [])]
         self.code_temperature_ = extra.get("code_temperature")
+        self.gap_calibration_ = extra.get("gap_calibration")   # absent in older archives
         self.no_repeat_codes_ = [int(c) for c in extra.get("no_repeat_codes", [])]
         self.history_, self.fit_seconds_ = extra.get("history", []), extra.get("fit_seconds")
         self.enforcer_ = None
@@ -1227,6 +1345,11 @@ def _fit_times(times: np.ndarray, owner: np.ndarray, limit: np.ndarray) -> np.nd
     out = np.where(over & room, scaled, times)
     out = np.where(over & ~room & ~np.isnan(times), np.minimum(times, lim), out)
     return out
+
+
+def _first_of_code(hist: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """Each row: the first row of its code level in its history (rows in history order)."""
+    return ~pd.DataFrame({"h": hist, "c": level}).duplicated().to_numpy()
 
 
 def _cumulate(gaps: np.ndarray, owner: np.ndarray) -> np.ndarray:

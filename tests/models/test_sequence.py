@@ -471,3 +471,88 @@ def test_codes_that_never_repeat_the_previous_row_do_not_when_sampled():
     synth, _ = gen.sample_histories(n=120, lengths=np.full(120, 9), seed=0)
     flags = synth.loc[synth["test"] == "f", "value"]
     assert len(flags) > 30 and set(flags) <= {0.0, 1.0}
+
+
+@pytest.mark.parametrize("buckets", ["step", "code"])
+def test_time_gaps_are_calibrated_onto_the_training_gaps(tmp_path, monkeypatch, buckets):
+    """A barely trained model (2 epochs) draws its gaps off the training ones; the gap map
+    (per row-index or code bucket, fitted on the model's own gaps) puts each code's
+    later-row gaps back onto the training quantiles, also after a save/load."""
+    from synthdata.models import sequence
+
+    monkeypatch.setattr(sequence, "GAP_BUCKETS", buckets)
+    rng = np.random.default_rng(1)
+    rows = []
+    for pid in range(300):   # 'a' rows 5..15 days after the previous row, 'b' rows 400..900
+        day = int(rng.integers(0, 30))
+        for k in range(6):
+            code = "a" if k % 2 else "b"
+            day += int(rng.integers(5, 15) if code == "a" else rng.integers(400, 900)) if k else 0
+            rows.append({"pid": pid, "day": day, "test": code, "value": float(rng.normal())})
+    real = pd.DataFrame(rows)
+    data = real.drop(columns="pid")
+    gen = make_generator("ar", Schema.infer(data), order_column="day", epochs=2, seed=0,
+                         fit_temperature=False)
+    gen.fit(data, groups=real["pid"])
+    assert gen.gap_calibration_["mode"] == buckets
+    assert sum(gen.gap_calibration_["fitted"]) == (4 if buckets == "code" else 5)
+    lengths = np.full(1000, 6, dtype=np.int64)
+
+    def by_bucket(df, owner):   # later rows' gaps per code, or per row index 1, 2-3, 4-5
+        gap = pd.Series(df["day"].to_numpy(dtype=float)).groupby(owner).diff()
+        index = pd.Series(owner).groupby(owner).cumcount().to_numpy()
+        key = df["test"].to_numpy() if buckets == "code" else np.floor(np.log2(np.maximum(index, 1)))
+        return {k: gap[(key == k) & (index > 0)].dropna() for k in np.unique(key[index > 0])}
+
+    def gaps(g):
+        return by_bucket(*g.sample_histories(n=1000, lengths=lengths, seed=5))
+
+    want = by_bucket(real, real["pid"].to_numpy())
+    probs = [0.1, 0.3, 0.7, 0.9]   # not the median: a bimodal bucket's lies in its gap
+    got = gaps(gen)
+    assert got.keys() == want.keys() and len(want) == (2 if buckets == "code" else 3)
+    for k in want:
+        assert np.quantile(got[k], probs) == pytest.approx(np.quantile(want[k], probs), rel=0.15,
+                                                           abs=2)
+    loaded = sd.load_generator(gen.save(tmp_path / "ar.sdg"))
+    assert loaded.gap_calibration_ == gen.gap_calibration_
+    for k, v in gaps(loaded).items():
+        pd.testing.assert_series_equal(v, got[k])
+    gen.gap_calibration_ = None   # the model's own gaps are off (what the map corrects)
+    raw = gaps(gen)
+    assert max(abs(np.median(raw[k]) / np.median(want[k]) - 1) for k in want) > 0.2
+
+
+def test_numbers_are_calibrated_per_occurrence_of_their_code():
+    """A flag that is 1 on a patient's first 'x' row (90%) and 0 on the later ones (90%):
+    the calibration per code and occurrence restores both shares after a 2-epoch fit; the
+    all-rows map alone (an archive without the per-occurrence maps) does not."""
+    rng = np.random.default_rng(2)
+    rows = []
+    for pid in range(300):
+        day = int(rng.integers(0, 50))
+        for k in range(4):
+            flag = float(rng.random() < (0.9 if k == 0 else 0.1))
+            day += int(rng.integers(20, 90)) if k else 0
+            rows.append({"pid": pid, "day": day, "test": "x", "value": flag})
+            rows.append({"pid": pid, "day": day, "test": "y", "value": float(rng.normal())})
+    real = pd.DataFrame(rows)
+    data = real.drop(columns="pid")
+    gen = make_generator("ar", Schema.infer(data), order_column="day", epochs=2, seed=0,
+                         fit_temperature=False)
+    gen.fit(data, groups=real["pid"])
+    assert {"first", "later"} <= gen.calibration_.keys()
+
+    def shares(g):
+        out, owner = g.sample_histories(n=600, lengths=np.full(600, 8, dtype=np.int64), seed=4)
+        x = out["test"].to_numpy() == "x"
+        first = ~pd.DataFrame({"o": owner[x]}).duplicated().to_numpy()
+        flag = out.loc[x, "value"].to_numpy()
+        assert set(np.unique(flag)) <= {0.0, 1.0}
+        return flag[first].mean(), flag[~first].mean()
+
+    first, later = shares(gen)
+    assert first == pytest.approx(0.9, abs=0.08) and later == pytest.approx(0.1, abs=0.08)
+    gen.calibration_ = {k: v for k, v in gen.calibration_.items() if k not in ("first", "later")}
+    first, later = shares(gen)
+    assert abs(first - 0.9) > 0.1 or abs(later - 0.1) > 0.1
