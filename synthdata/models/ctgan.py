@@ -477,47 +477,20 @@ class CTGANGenerator(TrainingRecord, BaseGenerator):
         n = len(data)
         batch = int(self.batch_size)
         steps = max(n // batch, 1)
-        emb = int(self.embedding_dim)
         epochs = self.training_epochs(n)
         log = logger.info if self.verbose else logger.debug
         self.history_: list[dict[str, float]] = []
         best: tuple[float, Any, int] = (math.inf, None, 0)
         started = time.perf_counter()
 
-        def draw() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-            if sampler.n_columns:
-                cond, column, category, rows = sampler.draw(batch, gen)
-            else:
-                cond = torch.zeros((batch, 0))
-                column = category = torch.zeros(batch, dtype=torch.long)
-                rows = torch.randint(n, (batch,), generator=gen)
-            return cond, column, category, rows
-
         for epoch in range(epochs):
             g_net.train()
             d_net.train()
             sum_d = sum_g = 0.0
             for _ in range(steps):
-                for _ in range(int(self.discriminator_steps)):
-                    cond, _, _, rows = draw()
-                    z = torch.randn((batch, emb), generator=gen)
-                    with torch.no_grad():  # the critic step needs no generator gradients
-                        fake = plan.activate(g_net(torch.cat([z, cond], dim=1)), tau=GUMBEL_TAU,
-                                             generator=gen)
-                    loss_d = self._critic_loss(d_net, torch.cat([data[rows], cond], dim=1),
-                                               torch.cat([fake, cond], dim=1), gen)
-                    opt_d.zero_grad()
-                    loss_d.backward()
-                    opt_d.step()
-                cond, column, category, _ = draw()
-                loss_g = self._generator_loss(g_net, d_net, sampler, cond, column, category, gen)
-                opt_g.zero_grad()
-                # only the generator's gradients: the critic's weight gradients of this
-                # backward were computed and thrown away (a third of its matrix products)
-                loss_g.backward(inputs=g_params)
-                opt_g.step()
-                sum_d += float(loss_d.detach())
-                sum_g += float(loss_g.detach())
+                loss_d, loss_g = self._gan_step((g_net, d_net), (opt_g, opt_d), sampler, data, gen)
+                sum_d += loss_d
+                sum_g += loss_g
             record = {"epoch": epoch + 1, "loss_d": sum_d / steps, "loss_g": sum_g / steps}
             if val is not None and ((epoch + 1) % EVAL_EVERY == 0 or epoch + 1 == epochs):
                 g_net.eval()
@@ -629,7 +602,9 @@ class CTGANGenerator(TrainingRecord, BaseGenerator):
         cond, column, category, _ = _draw(sampler, batch, len(data), gen)
         loss_g = self._generator_loss(g_net, d_net, sampler, cond, column, category, gen)
         opt_g.zero_grad()
-        loss_g.backward()
+        # only the generator's gradients: the critic's weight gradients of this backward
+        # would be computed and thrown away (a third of its matrix products)
+        loss_g.backward(inputs=[p for p in g_net.parameters() if p.requires_grad])
         opt_g.step()
         return float(loss_d.detach()), float(loss_g.detach())
 

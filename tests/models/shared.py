@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -87,3 +90,12 @@ def check_numeric_encodings(kind: str, params: dict, data: pd.DataFrame) -> None
         assert_respects_schema(data, gen.sample(300, seed=1), 300)
     assert SpanRole.MODE not in roles["quantile"]
     assert SpanRole.MODE in roles["mode"]
+
+
+def write_parts(df: pd.DataFrame, folder: Path, n_files: int) -> Path:
+    """``df`` split in row order into ``n_files`` Parquet files in ``folder`` (a dataset for
+    the streaming fits)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, rows in enumerate(np.array_split(np.arange(len(df)), n_files)):
+        df.iloc[rows].to_parquet(folder / f"part-{i:03d}.parquet", index=False)
+    return folder

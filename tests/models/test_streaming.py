@@ -14,15 +14,9 @@ from synthdata.models.gmm import GMMGenerator
 from synthdata.models.registry import make_generator
 from synthdata.models.streaming import ParquetSource, fit_streaming
 from synthdata.schema import Schema
+from tests.models.shared import write_parts
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _write_parts(df: pd.DataFrame, folder: Path, n_files: int) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for i, rows in enumerate(np.array_split(np.arange(len(df)), n_files)):
-        df.iloc[rows].to_parquet(folder / f"part-{i:03d}.parquet", index=False)
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +45,7 @@ def test_em_statistics_add_up_over_batches_to_one_in_memory_iteration(table: pd.
 
 def test_fit_streaming_reads_many_files_and_gives_a_working_model(table: pd.DataFrame,
                                                                   tmp_path: Path) -> None:
-    folder = _write_parts(table, tmp_path / "data", 6)
+    folder = write_parts(table, tmp_path / "data", 6)
     schema = Schema.infer(table)
     gen = make_generator("gmm", schema, n_components=3, seed=0)
     out = fit_streaming(gen, ParquetSource(folder, batch_rows=400), passes=4)
@@ -72,7 +66,7 @@ def test_the_model_does_not_depend_on_files_or_batch_size(table: pd.DataFrame,
     schema = Schema.infer(table)
     fits = []
     for files, batch in ((2, 2000), (9, 250)):
-        folder = _write_parts(table, tmp_path / f"d{files}", files)
+        folder = write_parts(table, tmp_path / f"d{files}", files)
         gen = make_generator("gmm", schema, n_components=3, seed=0)
         fits.append(fit_streaming(gen, ParquetSource(folder, batch_rows=batch), passes=3))
     assert fits[0].stream_passes_ == fits[1].stream_passes_
@@ -81,7 +75,7 @@ def test_the_model_does_not_depend_on_files_or_batch_size(table: pd.DataFrame,
 
 
 def test_streaming_refuses_what_it_cannot_do(table: pd.DataFrame, tmp_path: Path) -> None:
-    folder = _write_parts(table.head(100), tmp_path / "d", 2)
+    folder = write_parts(table.head(100), tmp_path / "d", 2)
     schema = Schema.infer(table)
     source = ParquetSource(folder)
     with pytest.raises(ConfigError, match="generator 'aim' cannot fit by streaming"):
@@ -100,7 +94,7 @@ def test_streaming_refuses_what_it_cannot_do(table: pd.DataFrame, tmp_path: Path
 
 
 def test_a_batch_that_breaks_the_schema_names_it(table: pd.DataFrame, tmp_path: Path) -> None:
-    folder = _write_parts(table.head(200), tmp_path / "d", 2)
+    folder = write_parts(table.head(200), tmp_path / "d", 2)
     bad = table.head(50).copy()
     bad["age"] = "old"
     bad.to_parquet(folder / "part-999.parquet", index=False)
@@ -111,7 +105,7 @@ def test_a_batch_that_breaks_the_schema_names_it(table: pd.DataFrame, tmp_path: 
 
 def test_ray_address_without_ray_names_the_extra(table: pd.DataFrame, tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    folder = _write_parts(table.head(100), tmp_path / "d", 2)
+    folder = write_parts(table.head(100), tmp_path / "d", 2)
     monkeypatch.setitem(sys.modules, "ray", None)   # import ray -> ImportError
     with pytest.raises(MissingExtraError, match=r"pip install 'synthdata\[ray\]'"):
         fit_streaming(make_generator("gmm", Schema.infer(table)), ParquetSource(folder),
@@ -125,7 +119,7 @@ def test_the_ray_path_gives_the_local_model(table: pd.DataFrame, tmp_path: Path,
     # Ray's workers import synthdata: the checkout under test, not another install
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
     monkeypatch.setenv("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
-    folder = _write_parts(table, tmp_path / "data", 12)
+    folder = write_parts(table, tmp_path / "data", 12)
     schema = Schema.infer(table)
     local = fit_streaming(make_generator("gmm", schema, n_components=3, seed=0),
                           ParquetSource(folder, batch_rows=500), passes=3)

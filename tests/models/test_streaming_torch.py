@@ -23,6 +23,7 @@ from synthdata.models.registry import make_generator
 from synthdata.models.streaming import MatrixStream, ParquetSource, fit_streaming
 from synthdata.schema import Schema
 from synthdata.transform.table import TableTransformer
+from tests.models.shared import write_parts
 
 ROOT = Path(__file__).resolve().parents[2]
 # tiny models, one thread (a second, busy core makes torch's threads spin), few epochs
@@ -36,13 +37,6 @@ TINY = {
 }
 
 
-def _write_parts(df: pd.DataFrame, folder: Path, n_files: int) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for i, rows in enumerate(np.array_split(np.arange(len(df)), n_files)):
-        df.iloc[rows].to_parquet(folder / f"part-{i:03d}.parquet", index=False)
-    return folder
-
-
 @pytest.fixture(scope="module")
 def table(flchain: pd.DataFrame) -> pd.DataFrame:
     return flchain.sample(1200, random_state=2).reset_index(drop=True)
@@ -50,7 +44,7 @@ def table(flchain: pd.DataFrame) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def folder(table: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _write_parts(table, tmp_path_factory.mktemp("parts"), 5)
+    return write_parts(table, tmp_path_factory.mktemp("parts"), 5)
 
 
 def _tiny(name: str, schema: Schema, **extra: object) -> object:
@@ -96,7 +90,7 @@ def test_streamed_fit_on_many_files_samples_the_schema(name: str, table: pd.Data
 def test_one_file_gives_the_in_memory_model_class_and_transformer(table: pd.DataFrame,
                                                                  tmp_path: Path) -> None:
     schema = Schema.infer(table)
-    one = _write_parts(table, tmp_path / "one", 1)
+    one = write_parts(table, tmp_path / "one", 1)
     streamed = fit_streaming(_tiny("vae", schema, epochs=1), ParquetSource(one))
     in_memory = _tiny("vae", schema, epochs=1).fit(table)
     assert type(streamed) is type(in_memory)
@@ -240,7 +234,7 @@ def test_the_ray_path_trains_on_the_driver_from_ray_data(table: pd.DataFrame, tm
     # Ray's workers import synthdata: the checkout under test, not another install
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
     monkeypatch.setenv("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
-    parts = _write_parts(table, tmp_path / "data", 8)
+    parts = write_parts(table, tmp_path / "data", 8)
     schema = Schema.infer(table)
     local = fit_streaming(_tiny("vae", schema), ParquetSource(parts, batch_rows=100))
     remote = fit_streaming(_tiny("vae", schema), ParquetSource(parts, batch_rows=100),
