@@ -339,13 +339,9 @@ class VAEGenerator(TrainingRecord, BaseGenerator):
             for i in range(steps):
                 xb, cb = data_ep[i * batch:(i + 1) * batch], codes_ep[i * batch:(i + 1) * batch]
                 eps = eps_buf[:len(xb)].normal_(generator=gen)
-                recon, kl = self._losses(net, xb, cb, eps)
-                loss = self.loss_factor * recon + self.kl_weight * kl
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                total_recon += float(recon.detach())
-                total_kl += float(kl.detach())
+                recon, kl = self._train_step(net, opt, xb, cb, eps)
+                total_recon += recon
+                total_kl += kl
             record = {"epoch": epoch + 1, "recon": total_recon / steps, "kl": total_kl / steps}
             if val_x is not None:
                 with torch.no_grad():
