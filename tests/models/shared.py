@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import DATA
+from tests.conftest import DATA, ROOT
 
 FLCHAIN = DATA / "flchain.csv"
 needs_flchain = pytest.mark.skipif(not FLCHAIN.is_file(), reason="flchain.csv is not available")
@@ -99,3 +99,11 @@ def write_parts(df: pd.DataFrame, folder: Path, n_files: int) -> Path:
     for i, rows in enumerate(np.array_split(np.arange(len(df)), n_files)):
         df.iloc[rows].to_parquet(folder / f"part-{i:03d}.parquet", index=False)
     return folder
+
+
+def use_local_ray(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Skip without Ray; otherwise make Ray's workers import this checkout's synthdata (not
+    another install) and keep Ray from wrapping them in a uv runtime environment."""
+    pytest.importorskip("ray")
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    monkeypatch.setenv("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")

@@ -14,9 +14,7 @@ from synthdata.models.gmm import GMMGenerator
 from synthdata.models.registry import make_generator
 from synthdata.models.streaming import ParquetSource, fit_streaming
 from synthdata.schema import Schema
-from tests.models.shared import write_parts
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.models.shared import use_local_ray, write_parts
 
 
 @pytest.fixture(scope="module")
@@ -115,10 +113,7 @@ def test_ray_address_without_ray_names_the_extra(table: pd.DataFrame, tmp_path: 
 @pytest.mark.slow
 def test_the_ray_path_gives_the_local_model(table: pd.DataFrame, tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    pytest.importorskip("ray")
-    # Ray's workers import synthdata: the checkout under test, not another install
-    monkeypatch.setenv("PYTHONPATH", str(ROOT))
-    monkeypatch.setenv("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+    use_local_ray(monkeypatch)
     folder = write_parts(table, tmp_path / "data", 12)
     schema = Schema.infer(table)
     local = fit_streaming(make_generator("gmm", schema, n_components=3, seed=0),

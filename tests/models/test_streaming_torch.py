@@ -23,9 +23,8 @@ from synthdata.models.registry import make_generator
 from synthdata.models.streaming import MatrixStream, ParquetSource, fit_streaming
 from synthdata.schema import Schema
 from synthdata.transform.table import TableTransformer
-from tests.models.shared import write_parts
+from tests.models.shared import use_local_ray, write_parts
 
-ROOT = Path(__file__).resolve().parents[2]
 # tiny models, one thread (a second, busy core makes torch's threads spin), few epochs
 TINY = {
     "vae": {"epochs": 3, "batch_size": 200, "compress_dims": (32,), "decompress_dims": (32,),
@@ -230,10 +229,7 @@ def test_streaming_refusals_say_why_and_what_to_do(table: pd.DataFrame, folder: 
 @pytest.mark.slow
 def test_the_ray_path_trains_on_the_driver_from_ray_data(table: pd.DataFrame, tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    pytest.importorskip("ray")
-    # Ray's workers import synthdata: the checkout under test, not another install
-    monkeypatch.setenv("PYTHONPATH", str(ROOT))
-    monkeypatch.setenv("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+    use_local_ray(monkeypatch)
     parts = write_parts(table, tmp_path / "data", 8)
     schema = Schema.infer(table)
     local = fit_streaming(_tiny("vae", schema), ParquetSource(parts, batch_rows=100))
