@@ -153,6 +153,8 @@ def run(pipeline: Annotated[Path, typer.Argument(help="Pipeline YAML file.")],
     if not quiet:
         for line in result.notes:  # e.g. what a FHIR read took in and skipped
             typer.echo(line, err=True)
+        for text in _report_warnings(result.run_dir):  # what report.html's first screen says
+            typer.echo(f"warning: {text}", err=True)
         m = result.metrics
         shown = {k: m.get(k) for k in ("shapes", "pair_trends", "detection_auc", "exact_copies",
                                        "dcr_share", "mia_auc") if m.get(k) is not None}
@@ -200,6 +202,18 @@ NOT_JUDGED_SAMPLE = ("NOT JUDGED: these synthetic rows were not checked by any g
 GateOpt = Annotated[str | None, typer.Option(
     "--gate", help="Gate preset (default, share_outside, internal_augmentation) or a YAML "
                    "file of rules {metric: {max|min|equals: x}}; exit 3 when it fails.")]
+
+
+def _report_warnings(run_dir: Path) -> list[str]:
+    """The warnings of the run's report (``summary.warnings``), e.g. a leak column or a DP
+    range that fell back; none when the report is missing or unreadable."""
+    import json
+
+    try:
+        summary = json.loads((run_dir / "report.json").read_text()).get("summary") or {}
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [str(t) for t in summary.get("warnings") or []]
 
 
 def _fmt(v: Any) -> str:

@@ -429,3 +429,18 @@ def test_run_prints_the_deep_generator_warning_before_the_run(tmp_path, capsys):
     code, _, err = run(capsys, "run", str(path), "--quiet")
     assert code == 2
     assert "warning: generator 'vae' under privacy is near chance" in err
+
+
+def test_dp_run_prints_the_report_warnings(tmp_path, capsys, small_csv):
+    # 300 rows at ε = 0.2: no bucket of a numeric column's range histogram clears the noise
+    data = {"path": str(small_csv), "schema": str(DATA.parent / "schemas" / "flchain_dp.yaml"),
+            "drop": ["chapter", "futime"]}
+    pipe = write_pipeline(tmp_path, small_csv, data=data, deid={"types": {"age": "age"}},
+                          privacy={"epsilon": 0.2}, gate={"epsilon": {"max": 0.2}})
+    code, stdout, err = run(capsys, "run", str(pipe))
+    assert code == 0, err
+    lines = [line for line in err.splitlines() if line.startswith("warning: ")]
+    assert any("no range could be estimated for" in line and "carry no information" in line
+               for line in lines), err
+    report = json.loads((Path(stdout.strip().splitlines()[-1]) / "report.json").read_text())
+    assert [f"warning: {t}" for t in report["summary"]["warnings"]] == lines

@@ -476,7 +476,25 @@ def warnings_for(report: Mapping[str, Any]) -> list[str]:
                        "(e.g. a "
                        "value recorded after the outcome). Utility then measures the leak, not "
                        "the synthetic data: drop that column (data.drop) and run again.")
+    fallback = _range_fallbacks(report)
+    if fallback:
+        out.append(f"Under differential privacy no range could be estimated for "
+                   f"{', '.join(fallback)}: the budget per column was too small for the number "
+                   "of rows (no noisy count cleared the noise), so the column(s) were set to "
+                   "[0, 1] and carry no information. Raise privacy.epsilon, declare the "
+                   "column's min and max public in the schema (public: true), or drop it.")
     return out
+
+
+def _range_fallbacks(report: Mapping[str, Any]) -> list[str]:
+    """Columns whose DP range estimate fell back to [0, 1] (ledger ``range_fallback``)."""
+    privacy = (report.get("sections") or {}).get("privacy") or {}
+    names = []
+    for entry in privacy.get("entries") or []:
+        if isinstance(entry, Mapping) and (entry.get("params") or {}).get("range_fallback"):
+            step = str(entry.get("step", ""))
+            names.append(step.replace("transform.bounds[", "").rstrip("]") or step)
+    return names
 
 
 def worst_group(report: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -244,6 +244,9 @@ class GroupLedger:
     def record_public(self, step: str, reason: str) -> Any:
         return self.main.record_public(self._step(step), reason)
 
+    def annotate(self, step: str, note: str, **params: Any) -> Any:
+        return self.main.annotate(self._step(step), note, **params)
+
     def record_not_private(self, step: str, reason: str, *, shapes_release: bool = False) -> Any:
         return self.main.record_not_private(self._step(step), reason, shapes_release=shapes_release)
 

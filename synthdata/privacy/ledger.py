@@ -592,6 +592,19 @@ class PrivacyLedger:
         self._entries.append(entry)
         return entry
 
+    def annotate(self, step: str, note: str, **params: Any) -> LedgerEntry:
+        """Add what a DP output turned out to mean to the latest entry of ``step`` (e.g. "no
+        bucket cleared the noise: the range fell back to [0, 1]"). Post-processing of the
+        released value: nothing is read or spent, the charge stays as recorded."""
+        for i in range(len(self._entries) - 1, -1, -1):
+            entry = self._entries[i]
+            if entry.step == step:
+                note = f"{entry.note}; {note}" if entry.note else note
+                self._entries[i] = dataclasses.replace(
+                    entry, note=note, params={**entry.params, **params})
+                return self._entries[i]
+        raise KeyError(f"no ledger entry for step {step!r} to annotate")
+
     # ------------------------------------------------------------------ report / archive
 
     def plain_language(self, unit: str | None = None) -> str:

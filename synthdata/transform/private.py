@@ -124,7 +124,10 @@ def _private_numeric(col: Column, series: pd.Series, ledger: Any,
                              "in the schema")
     else:
         lower, upper = dp_log_bounds(values, rho_unit, ledger, f"transform.bounds[{col.name}]",
-                                     integer=col.kind == ColumnKind.INTEGER)
+                                     integer=col.kind == ColumnKind.INTEGER,
+                                     nonnegative=bool(col.public and col.min is not None
+                                                      and col.min >= 0
+                                                      and col.kind != ColumnKind.DATETIME))
         if col.public and col.kind != ColumnKind.DATETIME:
             # a declared end clips the DP range (a sign declared as min: 0 must not widen a
             # DP range of [1024, 2048] to [0, 2048], which spreads the quantile knots over
@@ -155,7 +158,7 @@ def _private_numeric(col: Column, series: pd.Series, ledger: Any,
 
 
 def dp_log_bounds(values: np.ndarray, rho: float, ledger: Any, step: str, *,
-                  integer: bool = False) -> tuple[float, float]:
+                  integer: bool = False, nonnegative: bool = False) -> tuple[float, float]:
     """DP (lower, upper) within a factor of two, with no public range needed.
 
     A noisy histogram over the buckets (-2^(k+1), -2^k], ..., [-2^-10, 2^-10], ...,
@@ -164,14 +167,21 @@ def dp_log_bounds(values: np.ndarray, rho: float, ledger: Any, step: str, *,
     by the caller. ``integer`` (public: the declared kind): the buckets start at 1, so the
     zero bucket holds exactly the zeros and sits next to [1, 2) -- with the fractional
     buckets in between (always empty for whole numbers) the run stopped at the zeros, and a
-    count column with most values at 0 got the range ±2^-10.
+    count column with most values at 0 got the range ±2^-10. ``nonnegative`` (public: a
+    declared ``min >= 0`` marked public): no negative buckets, whose noise alone could
+    otherwise win when the budget is small.
+
+    When no bucket clears the threshold (the budget is too small for the rows) the range
+    falls back to [0, 1] and the ledger entry says so (``range_fallback``): the report warns
+    that the column carries no information.
     """
     from synthdata.privacy.accounting import calibrate_gaussian_sigma
     from synthdata.privacy.mechanisms import dp_histogram
 
     exps = np.arange(0 if integer else _MIN_EXP, _MAX_EXP + 1)
     edges_pos = 2.0 ** exps
-    labels = list(range(-len(exps), len(exps) + 1))  # negative buckets, 0, positive buckets
+    # negative buckets, 0, positive buckets (values below a public min of 0 cannot occur)
+    labels = list(range(0 if nonnegative else -len(exps), len(exps) + 1))
     mag = np.abs(values)
     idx = np.searchsorted(edges_pos, mag, side="right")  # 0 => |v| < 2^-10
     bucket = np.where(mag < edges_pos[0], 0, np.sign(values) * idx).astype(int)
@@ -185,10 +195,13 @@ def dp_log_bounds(values: np.ndarray, rho: float, ledger: Any, step: str, *,
     zero = labels.index(0)
     nonzero = arr.copy()
     nonzero[zero] = 0.0
-    first, last = _bulk(nonzero, 3 * sigma)
+    first, last = _bulk_multiscale(nonzero, sigma)
     if arr[zero] > 3 * sigma:
         first, last = (zero, zero) if first is None else (min(first, zero), max(last, zero))
     if first is None:
+        ledger.annotate(step, f"no bucket's noisy count cleared the noise threshold (3σ = "
+                        f"{3 * sigma:.0f} rows): the range fell back to [0, 1], so this column "
+                        "carries no information", range_fallback=True)
         return 0.0, 1.0
 
     def edge(label: int, upper: bool) -> float:
@@ -247,6 +260,55 @@ def _bulk(counts: np.ndarray, threshold: float, max_gap: int = 1) -> tuple[int |
         return end
 
     return grow(mode, -1), grow(mode, 1)
+
+
+SCALES = (2, 4, 8)  # widths (in buckets) of the coarser looks at the same noisy histogram
+COARSE_SIGMAS = 4.0  # ... whose threshold is higher: ~300 windows instead of ~100 buckets
+
+
+def _bulk_multiscale(counts: np.ndarray, sigma: float) -> tuple[int | None, int]:
+    """:func:`_bulk` at 3σ, then coarser looks at the same noisy counts (post-processing: no
+    extra budget) for what single buckets cannot show at a small budget.
+
+    A column spread over many buckets (visit days 0..5000 over 13 of them) can have no
+    bucket above 3σ while the sum of a few neighbours is far above its own noise (σ·√m for
+    m buckets): when no bucket clears, the run is found on sums of m = 2, 4, 8 neighbours
+    (threshold 4σ·√m: more windows than buckets, so more chances for noise alone) and
+    trimmed at the ends to buckets above σ; then a run is extended outwards by blocks of 2
+    and 4 buckets whose sum clears 3σ·√m (a tail of many thin buckets, which single buckets
+    cut off). Measured on pbc's follow-up times at ρ = 1.3e-4 (σ ≈ 62 per bucket, 312
+    patients; 100 draws): the fallback to [0, 1] went from 44 to 34 draws and the share of
+    values inside the range from 0.21 to 0.35; at ρ = 1.4e-3 from 0.80 to 0.83.
+    """
+    first, last = _bulk(counts, 3 * sigma)
+    if first is None:
+        for m in SCALES:
+            if counts.size < m:
+                break
+            lo, hi = _bulk(np.convolve(counts, np.ones(m), mode="valid"),
+                           COARSE_SIGMAS * sigma * np.sqrt(m))
+            if lo is not None:
+                first, last = _trim(counts, lo, hi + m - 1, sigma)
+                break
+        if first is None:
+            return None, 0
+    for m in SCALES[:2]:
+        threshold = 3 * sigma * np.sqrt(m)
+        while first - m >= 0 and counts[first - m:first].sum() > threshold:
+            first -= m
+        while last + m < counts.size and counts[last + 1:last + 1 + m].sum() > threshold:
+            last += m
+    return _trim(counts, first, last, sigma)
+
+
+def _trim(counts: np.ndarray, first: int, last: int, sigma: float) -> tuple[int, int]:
+    """Drop end buckets whose noisy count is below σ (a window or block may overhang the
+    data); at least one bucket stays."""
+    while first < last and counts[first] <= sigma:
+        first += 1
+    while last > first and counts[last] <= sigma:
+        last -= 1
+    return first, last
 
 
 def _private_categories(col: Column, series: pd.Series, ledger: Any, rho_unit: float,

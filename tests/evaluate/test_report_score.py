@@ -336,3 +336,14 @@ def test_docs_list_every_default_threshold() -> None:
             row = (f"| {spec.label} | `{name}` | {spec.operator} "
                    f"{format_number(float(spec.threshold))} | {spec.basis} |")
             assert row in text, row
+
+
+def test_a_dp_range_that_fell_back_is_a_warning_that_names_the_column() -> None:
+    report = _dict(GOOD)
+    report["sections"] = {"privacy": {"entries": [
+        {"step": "pbc.transform.bounds[futime]", "params": {"range_fallback": True}},
+        {"step": "pbc.transform.bounds[age]", "params": {"sigma": 3.0}},
+        {"step": "visits.transform.bounds[day]", "params": {"range_fallback": True}}]}}
+    (text,) = warnings_for(report)
+    assert "pbc.futime, visits.day:" in text and "age" not in text
+    assert "carry no information" in text and "privacy.epsilon" in text

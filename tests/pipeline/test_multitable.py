@@ -98,6 +98,11 @@ def test_patient_level_run_with_fixed_combination_rules_stays_within_its_epsilon
     result = run_pipeline(_pbc_config(tmp_path, path, max_rows_per_unit=5))
     assert result.passed and result.metrics["epsilon"] <= 2
     assert result.metrics["constraint_violations"] == 0
+    # at ε = 2 most ranges are noise; a noisy negative follow-up time used to leave no day
+    # inside [0, futime] and the run failed closed ("pbcseq came out empty"): the schema's
+    # public min: 0 keeps every time non-negative whatever the draw
+    visits = pd.read_csv(result.run_dir / "pbcseq.csv")
+    assert len(visits) and (visits["futime"] >= 0).all() and (visits["day"] >= 0).all()
     privacy = json.loads((result.run_dir / "report.json").read_text())["sections"]["privacy"]
     thresholds = [e for e in privacy["entries"] if e.get("delta")]
     assert [e["step"] for e in thresholds] == ["pbc.transform.categories[sex+spiders]"]

@@ -141,3 +141,13 @@ def test_the_unit_must_fit_the_data(settings, linked, message):
     check_privacy_unit(DPConfig(epsilon=1), linked=linked)           # defaults are fine
     check_privacy_unit(None, linked=linked)
     check_privacy_unit(DPConfig(epsilon=1, unit="patient", max_rows_per_unit=3), linked=True)
+
+
+def test_annotate_goes_to_the_table_step_of_the_run_ledger():
+    main = _main()
+    view = GroupLedger(main, "visits", 4, epsilon=1.0, delta=1e-5)
+    view.charge("transform.bounds[day]", "gaussian", rho=0.001, sigma=30.0, sensitivity=1.0)
+    view.annotate("transform.bounds[day]", "fell back", range_fallback=True)
+    (entry,) = main.entries
+    assert entry.step == "visits.transform.bounds[day]" and entry.params["range_fallback"]
+    assert entry.note.endswith("; fell back") and "at most 4 row(s)" in entry.note

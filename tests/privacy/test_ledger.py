@@ -276,3 +276,18 @@ def test_refusal_names_delta_when_delta_runs_out():
         ledger.charge("thresholds", rho=1e-4, delta=2e-6)
     with pytest.raises(PrivacyBudgetError, match="raise epsilon"):
         ledger.charge("big", rho=50.0)
+
+
+def test_annotate_adds_to_the_latest_entry_of_a_step_and_spends_nothing() -> None:
+    ledger = PrivacyLedger(epsilon=1.0, delta=1e-6)
+    ledger.charge("b", "gaussian", rho=0.01)
+    ledger.charge("b", "gaussian", rho=0.01, note="second", bins=7)
+    spent = ledger.spent()
+    entry = ledger.annotate("b", "fell back", range_fallback=True)
+    first, second = ledger.entries
+    assert second is entry and second.note == "second; fell back"
+    assert second.params["range_fallback"] is True and second.params["bins"] == 7
+    assert "range_fallback" not in first.params and first.note == ""
+    assert ledger.spent() == spent
+    with pytest.raises(KeyError, match="no ledger entry for step 'c'"):
+        ledger.annotate("c", "x")
