@@ -114,6 +114,13 @@ BUDGET_WIDTH = 6            # time left (scaled, log), has-limit flag, log rows 
 # shares (as many of the top as overran), not set to 1 (every one on the limit: 27% of the
 # synthetic full nafld lab histories with the budget input, real 5.6%)
 USED_QUANTILES = 101
+BUDGET_PER_ROW = True       # the time left per row left is an input (else that slot is 0)
+# anchors: a time value holding at least this share of the training rows (nafld events: day 0,
+# the index date, 10% of the rows, the 'nafld' diagnosis in 91% of its rows); the histories are
+# drawn as gaps, which hit such a value by chance only (2.6% of the synthetic event rows).
+# Per code, the rows nearest it are moved onto it where the history's order allows, as many
+# as the code's training share at the anchor
+ANCHOR_MIN_SHARE = 0.05
 
 
 class SequenceGenerator(BaseGenerator):
@@ -282,6 +289,8 @@ class SequenceGenerator(BaseGenerator):
         self.repeat_columns_ = _repeat_columns(inner, self._inner_schema(), self.order_column,
                                                lengths)
         self._build_plan()
+        self.time_anchors_ = (self._fit_anchors(times, matrix) if times is not None
+                              and groups is not None else [])
         hist = np.repeat(np.arange(len(lengths)), lengths)
         self.once_slots_ = _once_slots(matrix, hist, self.plan_) if groups is not None else []
         self.once_mask_[self.once_slots_] = True
@@ -293,13 +302,14 @@ class SequenceGenerator(BaseGenerator):
         self.code_bias_: list[float] | None = None
         with torch_threads(FIT_THREADS):
             self._train(matrix, ctx, lengths, starts, times, repeat, limits, rng, progress)
-        if self.calibration_ is not None and groups is not None and self.code_span_ >= 0:
-            self.code_bias_ = self._fit_code_bias(matrix, ctx, lengths, limits, rng)
         if self.calibration_ is not None and self.fit_temperature and groups is not None:
             self.code_temperature_ = self._fit_temperature(matrix, ctx, lengths, limits, rng)
         self.gap_calibration_: dict[str, Any] | None = None
         if self.calibration_ is not None and groups is not None and self.order_value_ >= 0:
             self.gap_calibration_ = self._fit_gap_calibration(matrix, ctx, lengths, limits, rng)
+        if self.calibration_ is not None and groups is not None and self.code_span_ >= 0:
+            # last: the mix is measured as sampling draws it (temperatures, gap map)
+            self.code_bias_ = self._fit_code_bias(matrix, ctx, lengths, limits, rng)
         self.ledger_.record_not_private(f"model.{self.name}.fit", reason="model parameters "
                                         "learned without privacy", shapes_release=True)
         self.sample_seed_ = int(rng.integers(0, 2**63 - 1))
@@ -568,8 +578,8 @@ class SequenceGenerator(BaseGenerator):
         has_rows = rows_left >= 0
         rows = torch.where(has_rows, torch.log1p(rows_left.clamp(min=0).float()) / 3.0,
                            torch.zeros_like(left))
-        per_row = torch.where(has_rows & has_limit, left.clamp(min=0.0) / rows_left.clamp(min=1),
-                              torch.zeros_like(left))
+        per_row = torch.where(has_rows & has_limit & BUDGET_PER_ROW,
+                              left.clamp(min=0.0) / rows_left.clamp(min=1), torch.zeros_like(left))
         return torch.stack([left.clamp(-3.0, 10.0), torch.log1p(20.0 * left.clamp(min=0.0)) / 3.0,
                             has_limit.float(), rows, has_rows.float(),
                             torch.log1p(20.0 * per_row) / 3.0], dim=-1)
@@ -831,6 +841,8 @@ class SequenceGenerator(BaseGenerator):
             times = _cumulate(gaps, owner)
             if lengths is not None:  # the given rows must fit before the limit
                 times = _fit_times(times, owner, limit, self.time_used_, rng)
+            for anchor in self.time_anchors_:
+                times = _snap_to_anchor(times, owner, self._codes_of(matrix), limit, anchor)
             inner[self.order_column] = times
             col = self._inner_schema()[self.order_column]
             if col.dtype.startswith("int") and not np.isnan(inner[self.order_column]).any():
@@ -892,6 +904,22 @@ class SequenceGenerator(BaseGenerator):
             best[better], err[better] = temp, gap[better]
         self.code_temperature_ = None
         return best.tolist()
+
+    def _fit_anchors(self, times: np.ndarray, matrix: np.ndarray) -> list[dict[str, Any]]:
+        """Time values holding at least ``ANCHOR_MIN_SHARE`` of the training rows, each with
+        the share of every code level's rows at it (one level without a code column)."""
+        ok = ~np.isnan(times)
+        if not ok.any():
+            return []
+        values, counts = np.unique(times[ok], return_counts=True)
+        level = self._codes_of(matrix)
+        width = self.plan_.soft[self.code_span_].width if self.code_span_ >= 0 else 1
+        out = []
+        for v in values[counts >= ANCHOR_MIN_SHARE * ok.sum()]:
+            at = np.bincount(level[times == v], minlength=width)
+            rows = np.maximum(np.bincount(level[ok], minlength=width), 1)
+            out.append({"value": float(v), "share": (at / rows).tolist()})
+        return out
 
     def _fit_code_bias(self, matrix: np.ndarray, ctx: np.ndarray, lengths: np.ndarray,
                        limits: np.ndarray, rng: np.random.Generator) -> list[float] | None:
@@ -1165,7 +1193,7 @@ class SequenceGenerator(BaseGenerator):
                 "gap_calibration": self.gap_calibration_,
                 "no_repeat_codes": list(self.no_repeat_codes_),
                 "budget_input": BUDGET_WIDTH, "code_bias": self.code_bias_,
-                "time_used": self.time_used_,
+                "time_used": self.time_used_, "time_anchors": self.time_anchors_,
                 "history": self.history_, "fit_seconds": self.fit_seconds_}
 
     def _set_extra(self, extra: dict[str, Any]) -> None:
@@ -1184,6 +1212,7 @@ class SequenceGenerator(BaseGenerator):
         self.code_temperature_ = extra.get("code_temperature")
         self.code_bias_ = extra.get("code_bias")
         self.time_used_ = extra.get("time_used")
+        self.time_anchors_ = list(extra.get("time_anchors", []))
         self.gap_calibration_ = extra.get("gap_calibration")   # absent in older archives
         self.no_repeat_codes_ = [int(c) for c in extra.get("no_repeat_codes", [])]
         self.history_, self.fit_seconds_ = extra.get("history", []), extra.get("fit_seconds")
@@ -1503,6 +1532,34 @@ def _fit_times(times: np.ndarray, owner: np.ndarray, limit: np.ndarray,
         scaled = first + (times - first) * (target - first) / (last - first)
     out = np.where(over & room, scaled, times)
     out = np.where(over & ~room & ~np.isnan(times), np.minimum(times, lim), out)
+    return out
+
+
+def _snap_to_anchor(times: np.ndarray, owner: np.ndarray, level: np.ndarray, limit: np.ndarray,
+                    anchor: Mapping[str, Any]) -> np.ndarray:
+    """Move rows onto the time ``anchor["value"]`` (:meth:`SequenceGenerator._fit_anchors`):
+    per code level, up to its training share of the level's rows are at the anchor; the
+    nearest rows are moved whose history's previous and next times enclose the anchor (the
+    order within the history is kept), at most one per history and level, and only where the
+    anchor is within the history's limit."""
+    v = float(anchor["value"])
+    out = times.copy()
+    same = np.r_[False, owner[1:] == owner[:-1]]
+    prev = np.where(same, np.r_[-np.inf, times[:-1]], -np.inf)
+    nxt = np.where(np.r_[same[1:], False], np.r_[times[1:], np.inf], np.inf)
+    for c, share in enumerate(anchor["share"]):
+        rows = level == c
+        want = int(round(share * rows.sum())) - int((rows & (times == v)).sum())
+        if want <= 0:
+            continue
+        taken = pd.Series(owner[rows & (times == v)]).unique()
+        cand = np.flatnonzero(rows & (times != v) & ~np.isnan(times) & (prev <= v) & (nxt >= v)
+                              & (limit[owner] >= v) & ~np.isin(owner, taken))
+        if not cand.size:
+            continue
+        cand = cand[np.argsort(np.abs(times[cand] - v), kind="stable")]
+        cand = cand[~pd.Series(owner[cand]).duplicated().to_numpy()][:want]
+        out[cand] = v
     return out
 
 

@@ -652,3 +652,49 @@ def test_archives_without_the_budget_input_are_refused(fitted, tmp_path):
             zf.writestr(n, b)
     with pytest.raises(DataError, match="older synthdata .* refit the model"):
         sd.load_generator(old)
+
+
+def test_rows_are_moved_onto_a_time_anchor_where_the_order_allows():
+    from synthdata.models.sequence import _snap_to_anchor
+
+    times = np.array([-50.0, -3.0, 8.0, 40.0, -9.0, 2.0, 30.0, 1.0, 5.0, 0.0, 12.0])
+    owner = np.array([0, 0, 0, 0, 1, 1, 1, 2, 2, 3, 3])
+    level = np.array([1, 0, 0, 1, 0, 0, 1, 0, 0, 0, 1])
+    limit = np.array([100.0, 100.0, 0.5, 100.0])
+    # level 0: 7 rows, 4 wanted on day 0, one is (history 3, which gets no other): the three
+    # nearest rows whose neighbours enclose 0, one per history (history 0's -3, not its 8)
+    out = _snap_to_anchor(times, owner, level, limit, {"value": 0.0, "share": [4 / 7, 0.0]})
+    np.testing.assert_array_equal(out, [-50.0, 0.0, 8.0, 40.0, -9.0, 0.0, 30.0, 0.0, 5.0, 0.0,
+                                        12.0])
+    # never past the history's limit, never out of order (history 2's 5 follows its 1)
+    limit[2] = -1.0
+    out = _snap_to_anchor(times, owner, level, limit, {"value": 0.0, "share": [1.0, 0.0]})
+    assert out[7] == 1.0 and out[8] == 5.0 and out[2] == 8.0 and out[4] == -9.0
+    assert (pd.Series(out).groupby(owner).diff().dropna() >= 0).all()
+
+
+def test_fit_finds_time_anchors_per_code_and_sampling_keeps_them():
+    """Every history has its 'dx' row on day 0 (an index date) between earlier and later
+    rows: drawn as gaps, the synthetic 'dx' rows land on day 0 by chance only."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for pid in range(200):
+        days = [*np.sort(rng.integers(-900, -1, 2)), 0, *np.sort(rng.integers(1, 900, 2))]
+        rows += [{"pid": pid, "day": float(d), "event": "dx" if k == 2 else "other"}
+                 for k, d in enumerate(days)]
+    real = pd.DataFrame(rows)
+    data = real.drop(columns="pid")
+    gen = make_generator("ar", Schema.infer(data), order_column="day", epochs=20, seed=0,
+                         fit_temperature=False)
+    gen.fit(data, groups=real["pid"])
+    assert gen.time_anchors_ == [{"value": 0.0, "share": [1.0, 0.0]}]   # levels dx, other
+    lengths = np.full(400, 5)
+
+    def dx_on_day_0(g):
+        out, _ = g.sample_histories(n=400, lengths=lengths, seed=1)
+        return float((out.loc[out["event"] == "dx", "day"] == 0).mean())
+
+    anchored = dx_on_day_0(gen)
+    gen.time_anchors_ = []
+    # measured: 68% with the anchor (the other rows are where the order allows none), 0 without
+    assert anchored > 0.5 and dx_on_day_0(gen) < 0.1, (anchored, dx_on_day_0(gen))
