@@ -111,6 +111,7 @@ CODE_BIAS_ROUNDS = 2
 # the training parents left the events' mix TV at 0.019 on the synthetic ones (dyslipidemia
 # 28.9% vs 30.5%); the pilot's shares give one more round of the bias, then the rows are drawn
 MIX_PILOT = True
+PILOT_HISTORIES = 4000     # the pilot draws at most this many of the histories (random)
 BUDGET_WIDTH = 6            # time left (scaled, log), has-limit flag, log rows left, flag, and
 # log time left per row left (the typical gap that still fits)
 # histories that still run past their limit are compressed toward their first time; the share
@@ -839,14 +840,19 @@ class SequenceGenerator(BaseGenerator):
                 want = np.ones(n_hist, dtype=np.int64)
             max_len = int(want.max()) if want.size else 0
         want_len = None if lengths is None else want
-        matrix, owner = self._sample_matrix(ctx, rng, min_length, max_len, limit, want_len)
-        bias = self._pilot_bias(matrix) if MIX_PILOT else None
-        if bias is not None:   # the first draw was the pilot (:meth:`_pilot_bias`)
-            kept, self.code_bias_ = self.code_bias_, bias
-            try:
-                matrix, owner = self._sample_matrix(ctx, rng, min_length, max_len, limit, want_len)
-            finally:
-                self.code_bias_ = kept
+        bias = None
+        if MIX_PILOT and getattr(self, "code_share_", None) is not None and n_hist:
+            pick = np.sort(rng.choice(n_hist, min(n_hist, PILOT_HISTORIES), replace=False))
+            pilot, _ = self._sample_matrix(ctx[pick], rng, min_length, max_len, limit[pick],
+                                           None if want_len is None else want_len[pick])
+            bias = self._pilot_bias(pilot)
+        kept = self.code_bias_
+        if bias is not None:   # one more round of the code bias on these parents
+            self.code_bias_ = bias
+        try:
+            matrix, owner = self._sample_matrix(ctx, rng, min_length, max_len, limit, want_len)
+        finally:
+            self.code_bias_ = kept
         inner = self.transformer_.inverse_transform(matrix.astype(np.float64))
         if self.order_value_ >= 0:  # gaps back to times: cumulative sum within each history
             gaps = pd.to_numeric(inner[self.order_column], errors="coerce").to_numpy(dtype=float)
