@@ -13,8 +13,9 @@ parent row, never as an independent row matched to a parent afterwards:
   backwards within a history.
 - **Network.** A GRU (``hidden_dim`` units) whose initial state is an MLP of the encoded parent
   row; its input at step k is the previous row's encoding (zeros at the start), a start flag,
-  the elapsed time (the previous row's time, scaled), the step number and the parent encoding
-  again. From the state at step k, one head gives: an end-of-history logit (so the number of
+  the elapsed time (the previous row's time, scaled), the step number, the history's budget
+  (time left until its ``time_limit``, rows left, time left per row left; each with a flag,
+  hidden for a share of the training histories) and the parent encoding again. From the state at step k, one head gives: an end-of-history logit (so the number of
   rows per parent is learned), logits for every softmax span of row k, and for every number a
   mixture of ``n_mixture`` Gaussians over its normal score. Columns of one row are independent
   *given* the state (which carries the patient's past and parent).
@@ -28,6 +29,11 @@ parent row, never as an independent row matched to a parent afterwards:
   histories that ended are masked. ``max_length`` (default: the longest training history) caps
   a history. ``min_length=1`` forbids an empty history (the relational synthesizer uses it:
   whether a parent has children is decided with the parent row, how many by this model).
+  With ``calibrate``, a logit bias per code keeps the code mix of a long-format table (fitted
+  on the model's own samples, and one more round from a pilot draw of the requested
+  histories). Histories still past their limit are compressed to a share of their time to
+  it drawn from the training histories', and time values that hold many training rows (an
+  index date) keep their share of each code's rows.
 
 Use on its own: ``fit(rows, groups=ids)`` (rows sorted by group then time) learns histories
 without a parent; ``sample(n)`` then returns ``n`` histories (the group column, if in the
