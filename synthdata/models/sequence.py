@@ -13,8 +13,9 @@ parent row, never as an independent row matched to a parent afterwards:
   backwards within a history.
 - **Network.** A GRU (``hidden_dim`` units) whose initial state is an MLP of the encoded parent
   row; its input at step k is the previous row's encoding (zeros at the start), a start flag,
-  the elapsed time (the previous row's time, scaled), the step number and the parent encoding
-  again. From the state at step k, one head gives: an end-of-history logit (so the number of
+  the elapsed time (the previous row's time, scaled), the step number, the history's budget
+  (time left until its ``time_limit``, rows left, time left per row left; each with a flag,
+  hidden for a share of the training histories) and the parent encoding again. From the state at step k, one head gives: an end-of-history logit (so the number of
   rows per parent is learned), logits for every softmax span of row k, and for every number a
   mixture of ``n_mixture`` Gaussians over its normal score. Columns of one row are independent
   *given* the state (which carries the patient's past and parent).
@@ -28,6 +29,11 @@ parent row, never as an independent row matched to a parent afterwards:
   histories that ended are masked. ``max_length`` (default: the longest training history) caps
   a history. ``min_length=1`` forbids an empty history (the relational synthesizer uses it:
   whether a parent has children is decided with the parent row, how many by this model).
+  With ``calibrate``, a logit bias per code keeps the code mix of a long-format table (fitted
+  on the model's own samples, and one more round from a pilot draw of the requested
+  histories). Histories still past their limit are compressed to a share of their time to
+  it drawn from the training histories', and time values that hold many training rows (an
+  index date) keep their share of each code's rows.
 
 Use on its own: ``fit(rows, groups=ids)`` (rows sorted by group then time) learns histories
 without a parent; ``sample(n)`` then returns ``n`` histories (the group column, if in the
@@ -95,6 +101,37 @@ GAP_STEP_BUCKETS = 7
 # the numbers' calibration per code is also split by occurrence (a history's first row of a
 # code vs its later ones; nafld: a first smoking flag is 1 in 38%, a later one in 43%)
 VALUE_BY_OCCURRENCE = True
+# the step input holds the history's budget: the time left until its limit (``time_limit``,
+# e.g. futime for ``day <= futime``) and the rows left (the given length). Each is hidden
+# (its flag 0) for this share of the training histories, so that sampling without a limit or
+# without lengths stays on the training distribution. Without them 36% of the synthetic full
+# nafld lab histories ended exactly on futime (real 5.6%): the gaps were drawn without
+# knowing how much time was left, and histories that ran past it were compressed onto it.
+BUDGET_HIDE_SHARE = 0.2
+ # the code mix (calibrate): a logit bias per level of a long-format table's code column, so
+# that the model's histories for a sample of the training parents (their lengths and limits)
+# draw each code as often as the training rows (full nafld before: smoking rows 2.75% of the
+# synthetic labs vs 1.75% real, stroke 7.6% of the events vs 6.0%); this many rounds
+CODE_BIAS_ROUNDS = 2
+# ... and, when sampling, a pilot draw for the synthetic parents themselves: the bias fitted on
+# the training parents left the events' mix TV at 0.019 on the synthetic ones (dyslipidemia
+# 28.9% vs 30.5%); the pilot's shares give one more round of the bias, then the rows are drawn
+MIX_PILOT = True
+PILOT_HISTORIES = 4000     # the pilot draws at most this many of the histories (random)
+BUDGET_WIDTH = 6            # time left (scaled, log), has-limit flag, log rows left, flag, and
+# log time left per row left (the typical gap that still fits)
+# histories that still run past their limit are compressed toward their first time; the share
+# of the time to the limit they then use is drawn from the top of the training histories'
+# shares (as many of the top as overran), not set to 1 (every one on the limit: 27% of the
+# synthetic full nafld lab histories with the budget input, real 5.6%)
+USED_QUANTILES = 101
+BUDGET_PER_ROW = True       # the time left per row left is an input (else that slot is 0)
+# anchors: a time value holding at least this share of the training rows (nafld events: day 0,
+# the index date, 10% of the rows, the 'nafld' diagnosis in 91% of its rows); the histories are
+# drawn as gaps, which hit such a value by chance only (2.6% of the synthetic event rows).
+# Per code, the rows nearest it are moved onto it where the history's order allows, as many
+# as the code's training share at the anchor
+ANCHOR_MIN_SHARE = 0.05
 
 
 class SequenceGenerator(BaseGenerator):
@@ -192,14 +229,18 @@ class SequenceGenerator(BaseGenerator):
 
     # -- fit ----------------------------------------------------------------------------
     def fit(self, data: pd.DataFrame, *, groups: Any = None, context: pd.DataFrame | None = None,
-            context_schema: Schema | None = None, ledger: Any = None,
-            progress: Progress = no_progress) -> Self:
+            context_schema: Schema | None = None, time_limit: np.ndarray | None = None,
+            ledger: Any = None, progress: Progress = no_progress) -> Self:
         """Learn the histories in ``data``; returns self.
 
         ``groups``: each row's history (any labels; rows of one history must be contiguous
         and in time order — sorted by ``order_column`` when it is set). ``context``: one
         parent row per history, in order of first appearance of each group, described by
-        ``context_schema``. Without ``groups`` each row is a history of length one.
+        ``context_schema``. ``time_limit``: one value per history (``inf``/NaN for none), the
+        latest time its rows may take (the relational synthesizer passes the parent's end of
+        follow-up for a declared ``day <= futime``); the model learns the gaps given the time
+        left, as :meth:`sample_histories` gives it. Without ``groups`` each row is a history
+        of length one.
         """
         from synthdata.models._torch import torch_threads
 
@@ -218,6 +259,7 @@ class SequenceGenerator(BaseGenerator):
             if len(context) != len(lengths):
                 raise DataError(f"ar: context has {len(context)} row(s) but the data has "
                                 f"{len(lengths)} histories (one parent row per history)")
+        limits = self._limits(time_limit, len(lengths))
         rng = make_rng(self.seed)
         self.ledger_ = self._make_ledger(ledger, len(data))
         self.constraints_ = None
@@ -251,12 +293,15 @@ class SequenceGenerator(BaseGenerator):
         finite = times[~np.isnan(times)] if times is not None else np.array([])
         self.time_scale_ = float(np.std(finite)) if finite.size > 1 and np.std(finite) > 0 else 1.0
         self.max_length_ = int(lengths.max())
+        self.time_used_ = _time_used(times, starts, lengths, limits) if times is not None else None
         self.is_single_ = groups is None
         self.n_train_rows_ = len(data)
         self.n_train_histories_ = len(lengths)
         self.repeat_columns_ = _repeat_columns(inner, self._inner_schema(), self.order_column,
                                                lengths)
         self._build_plan()
+        self.time_anchors_ = (self._fit_anchors(times, matrix) if times is not None
+                              and groups is not None else [])
         hist = np.repeat(np.arange(len(lengths)), lengths)
         self.once_slots_ = _once_slots(matrix, hist, self.plan_) if groups is not None else []
         self.once_mask_[self.once_slots_] = True
@@ -265,18 +310,39 @@ class SequenceGenerator(BaseGenerator):
         self.calibration_ = (self._fit_calibration(matrix, repeat, hist if groups is not None
                                                     else None) if self.calibrate else None)
         self.code_temperature_: list[float] | None = None
+        self.code_bias_: list[float] | None = None
+        self.code_share_: list[float] | None = None
         with torch_threads(FIT_THREADS):
-            self._train(matrix, ctx, lengths, starts, times, repeat, rng, progress)
+            self._train(matrix, ctx, lengths, starts, times, repeat, limits, rng, progress)
         if self.calibration_ is not None and self.fit_temperature and groups is not None:
-            self.code_temperature_ = self._fit_temperature(matrix, ctx, lengths, rng)
+            self.code_temperature_ = self._fit_temperature(matrix, ctx, lengths, limits, rng)
         self.gap_calibration_: dict[str, Any] | None = None
         if self.calibration_ is not None and groups is not None and self.order_value_ >= 0:
-            self.gap_calibration_ = self._fit_gap_calibration(matrix, ctx, lengths, rng)
+            self.gap_calibration_ = self._fit_gap_calibration(matrix, ctx, lengths, limits, rng)
+        if self.calibration_ is not None and groups is not None and self.code_span_ >= 0:
+            # last: the mix is measured as sampling draws it (temperatures, gap map)
+            self.code_bias_ = self._fit_code_bias(matrix, ctx, lengths, limits, rng)
+            width = self.plan_.soft[self.code_span_].width
+            self.code_share_ = (np.bincount(self._codes_of(matrix), minlength=width)
+                                / len(matrix)).tolist()
         self.ledger_.record_not_private(f"model.{self.name}.fit", reason="model parameters "
                                         "learned without privacy", shapes_release=True)
         self.sample_seed_ = int(rng.integers(0, 2**63 - 1))
         self._sample_rng = np.random.default_rng(self.sample_seed_)
         return self
+
+    def _limits(self, time_limit: np.ndarray | None, n_hist: int) -> np.ndarray:
+        """One time limit per history (``inf`` for none) from ``time_limit``."""
+        if time_limit is None:
+            return np.full(n_hist, np.inf)
+        try:
+            out = np.asarray(time_limit, dtype=float).reshape(-1)
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"ar: time_limit must be numbers (one per history): {err}") from err
+        if len(out) != n_hist:
+            raise ConfigError(f"ar: time_limit has {len(out)} values for {n_hist} histories "
+                              "(one per history)")
+        return np.nan_to_num(out, nan=np.inf)
 
     def _repeats(self, matrix: np.ndarray, hist: np.ndarray) -> np.ndarray:
         """``(rows, values)``: 1 where a number repeats the previous row's of its history
@@ -304,7 +370,9 @@ class SequenceGenerator(BaseGenerator):
         out = []
         for c in range(self.plan_.soft[self.code_span_].width):
             sel = later & (level == c)
-            if sel.sum() >= MIN_CALIBRATION_ROWS and any_repeat[sel].mean() < REPEAT_MIN_SHARE:
+            # fewer later rows than that: no evidence of repeats, none drawn either (a code
+            # only ever first in the training histories copied an 'a' value when drawn later)
+            if sel.sum() < MIN_CALIBRATION_ROWS or any_repeat[sel].mean() < REPEAT_MIN_SHARE:
                 out.append(c)
         return out
 
@@ -483,7 +551,8 @@ class SequenceGenerator(BaseGenerator):
         n_mem = self._n_memory()
         n_count = int(self.plan_.soft_cols.numel())
         _, cw, _, mw = self._code_memory_span()
-        return build_module(lambda: _ARNet(n_features + n_count + cw * mw + 3 + n_ctx, n_ctx, hidden, n_out,
+        n_in = n_features + n_count + cw * mw + 3 + BUDGET_WIDTH + n_ctx
+        return build_module(lambda: _ARNet(n_in, n_ctx, hidden, n_out,
                                            n_mix, n_mem, n_features, self._code_memory_span()),
                             generator)
 
@@ -500,16 +569,37 @@ class SequenceGenerator(BaseGenerator):
         """Width of the code memory: per softmax span, the last numbers and a seen flag."""
         return max(1, self.plan_.n_soft * (self.n_values_ + 1)) if self.n_values_ else 1
 
-    def _step_inputs(self, prev: Any, elapsed: Any, step: Any, ctx: Any = None) -> Any:
+    def _step_inputs(self, prev: Any, elapsed: Any, step: Any, budget: Any, ctx: Any = None
+                     ) -> Any:
         """The input at each step: previous row with the history's code counts so far
-        (:func:`_code_counts`), start flag, elapsed time, step number and (last, so that
-        sampling can project it once) the parent row."""
+        (:func:`_code_counts`), start flag, elapsed time, step number, the budget
+        (:meth:`_budget`) and (last, so that sampling can project it once) the parent row."""
         import torch
 
         start = (step == 0).to(prev.dtype)
         parts = [prev, start.unsqueeze(-1), (elapsed / self.time_scale_).unsqueeze(-1),
-                 (torch.log1p(step.to(prev.dtype)) / 3.0).unsqueeze(-1)]
+                 (torch.log1p(step.to(prev.dtype)) / 3.0).unsqueeze(-1), budget]
         return torch.cat(parts if ctx is None else [*parts, ctx], dim=-1)
+
+    def _budget(self, elapsed: Any, limit: Any, rows_left: Any) -> Any:
+        """``(..., BUDGET_WIDTH)``: the time left until the history's limit (``limit -
+        elapsed``, scaled, clipped, and as a log), a flag that there is a limit, ``log1p`` of
+        the rows left including this step's, and a flag that the length is known. ``limit``:
+        ``inf`` for none; ``rows_left``: negative for unknown. Last, ``log1p`` of the time left
+        per row left (with both known): the gap that still fits."""
+        import torch
+
+        has_limit = torch.isfinite(limit)
+        left = torch.where(has_limit, limit - elapsed.double(), torch.zeros_like(limit)).float()
+        left = left / float(self.time_scale_)
+        has_rows = rows_left >= 0
+        rows = torch.where(has_rows, torch.log1p(rows_left.clamp(min=0).float()) / 3.0,
+                           torch.zeros_like(left))
+        per_row = torch.where(has_rows & has_limit & BUDGET_PER_ROW,
+                              left.clamp(min=0.0) / rows_left.clamp(min=1), torch.zeros_like(left))
+        return torch.stack([left.clamp(-3.0, 10.0), torch.log1p(20.0 * left.clamp(min=0.0)) / 3.0,
+                            has_limit.float(), rows, has_rows.float(),
+                            torch.log1p(20.0 * per_row) / 3.0], dim=-1)
 
     def _split_heads(self, out: Any) -> tuple[Any, Any, Any, Any, Any]:
         """eos logit, span logits, mixture logits / means / log-scales ``(..., values, k)``
@@ -527,8 +617,8 @@ class SequenceGenerator(BaseGenerator):
         return eos, logits, w, mu, log_scale, repeat
 
     def _train(self, matrix: np.ndarray, ctx: np.ndarray, lengths: np.ndarray, starts: np.ndarray,
-               times: np.ndarray | None, repeat: np.ndarray, rng: np.random.Generator,
-               progress: Progress) -> None:
+               times: np.ndarray | None, repeat: np.ndarray, limits: np.ndarray,
+               rng: np.random.Generator, progress: Progress) -> None:
         import torch
 
         from synthdata._rng import make_torch_generator
@@ -559,6 +649,7 @@ class SequenceGenerator(BaseGenerator):
         x_ctx = torch.from_numpy(np.ascontiguousarray(ctx, dtype=np.float32))
         x_len = torch.from_numpy(lengths)
         x_start = torch.from_numpy(starts.astype(np.int64))
+        x_limit = torch.from_numpy(limits.astype(np.float64))
         opt = Adam(net.parameters(), lr=float(self.lr))
         batch = min(int(self.batch_size), n_hist)
         steps = math.ceil(n_hist / batch)
@@ -577,8 +668,13 @@ class SequenceGenerator(BaseGenerator):
             for idx in batches:
                 time_b, (rows_b, codes_b, mem_b, count_b, rep_b) = _padded(
                     x_known, (flat, codes, mem, counts, x_rep), x_start[idx], x_len[idx])
+                # the budget is hidden for a share of the histories (BUDGET_HIDE_SHARE)
+                hide = torch.rand((len(idx), 2), generator=gen) < BUDGET_HIDE_SHARE
+                lim_b = torch.where(hide[:, 0], torch.full_like(x_limit[idx], math.inf),
+                                    x_limit[idx])
                 loss = self._history_loss(net, rows_b, codes_b, time_b, x_ctx[idx],
-                                          x_len[idx], mem_b, count_b, rep_b).mean()
+                                          x_len[idx], mem_b, count_b, rep_b,
+                                          lim_b, hide[:, 1]).mean()
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -591,7 +687,8 @@ class SequenceGenerator(BaseGenerator):
         self.net_ = net
 
     def _history_loss(self, net: Any, rows: Any, codes: Any, elapsed: Any, ctx: Any,
-                      lengths: Any, mem: Any, counts: Any, repeat: Any) -> Any:
+                      lengths: Any, mem: Any, counts: Any, repeat: Any, limit: Any,
+                      no_rows: Any) -> Any:
         """Per-history NLL: end-of-history at steps 0..len, rows 0..len-1 (teacher forcing).
         A number is a hurdle: "repeats the previous row's value" (a Bernoulli, where the
         number has a repeat head and the previous row has it) or, if not, the mixture."""
@@ -604,7 +701,10 @@ class SequenceGenerator(BaseGenerator):
         prev = torch.cat([rows.new_zeros((b, 1, nf + counts.shape[-1])),
                           torch.cat([rows, counts[:, :t_run]], dim=-1)], dim=1)
         step = torch.arange(steps).expand(b, steps)
-        inp = self._step_inputs(prev, elapsed[:, :steps], step,
+        rows_left = torch.where(no_rows.unsqueeze(1), torch.full_like(step, -1),
+                                lengths.unsqueeze(1) - step)
+        budget = self._budget(elapsed[:, :steps], limit.unsqueeze(1).expand(b, steps), rows_left)
+        inp = self._step_inputs(prev, elapsed[:, :steps], step, budget,
                                 ctx.unsqueeze(1).expand(b, steps, ctx.shape[1]))
         out = net(inp, ctx)                                                   # (b, steps, n_out)
         cur = torch.cat([rows, rows.new_zeros((b, 1, nf))], dim=1) * self.soft_mask_
@@ -745,8 +845,20 @@ class SequenceGenerator(BaseGenerator):
             if self.is_single_:
                 want = np.ones(n_hist, dtype=np.int64)
             max_len = int(want.max()) if want.size else 0
-        matrix, owner = self._sample_matrix(ctx, rng, min_length, max_len, limit,
-                                            None if lengths is None else want)
+        want_len = None if lengths is None else want
+        bias = None
+        if MIX_PILOT and getattr(self, "code_share_", None) is not None and n_hist:
+            pick = np.sort(rng.choice(n_hist, min(n_hist, PILOT_HISTORIES), replace=False))
+            pilot, _ = self._sample_matrix(ctx[pick], rng, min_length, max_len, limit[pick],
+                                           None if want_len is None else want_len[pick])
+            bias = self._pilot_bias(pilot)
+        kept = self.code_bias_
+        if bias is not None:   # one more round of the code bias on these parents
+            self.code_bias_ = bias
+        try:
+            matrix, owner = self._sample_matrix(ctx, rng, min_length, max_len, limit, want_len)
+        finally:
+            self.code_bias_ = kept
         inner = self.transformer_.inverse_transform(matrix.astype(np.float64))
         if self.order_value_ >= 0:  # gaps back to times: cumulative sum within each history
             gaps = pd.to_numeric(inner[self.order_column], errors="coerce").to_numpy(dtype=float)
@@ -757,7 +869,9 @@ class SequenceGenerator(BaseGenerator):
             gaps = np.where(later & (gaps < 0), 0.0, gaps)
             times = _cumulate(gaps, owner)
             if lengths is not None:  # the given rows must fit before the limit
-                times = _fit_times(times, owner, limit)
+                times = _fit_times(times, owner, limit, self.time_used_, rng)
+            for anchor in self.time_anchors_:
+                times = _snap_to_anchor(times, owner, self._codes_of(matrix), limit, anchor)
             inner[self.order_column] = times
             col = self._inner_schema()[self.order_column]
             if col.dtype.startswith("int") and not np.isnan(inner[self.order_column]).any():
@@ -793,7 +907,7 @@ class SequenceGenerator(BaseGenerator):
         return matrix, owner
 
     def _fit_temperature(self, matrix: np.ndarray, ctx: np.ndarray, lengths: np.ndarray,
-                         rng: np.random.Generator) -> list[float] | None:
+                         limits: np.ndarray, rng: np.random.Generator) -> list[float] | None:
         """Per code level (one level without a code column), the sampling temperature of the
         calibrated numbers from ``TEMPERATURE_GRID`` whose histories step like the training
         histories: the mean absolute change of a number's normal score between consecutive
@@ -813,12 +927,53 @@ class SequenceGenerator(BaseGenerator):
             self.code_temperature_ = [float(temp)] * len(real)
             synth, owner = self._sample_matrix(
                 ctx[pick], np.random.default_rng(seed), 1, int(lengths[pick].max()),
-                np.full(len(pick), np.inf), lengths[pick])
+                limits[pick], lengths[pick])
             gap = np.abs(self._step_sizes(synth, owner) - real)
             better = gap < err   # NaN (too few pairs) never wins
             best[better], err[better] = temp, gap[better]
         self.code_temperature_ = None
         return best.tolist()
+
+    def _fit_anchors(self, times: np.ndarray, matrix: np.ndarray) -> list[dict[str, Any]]:
+        """Time values holding at least ``ANCHOR_MIN_SHARE`` of the training rows, each with
+        the share of every code level's rows at it (one level without a code column)."""
+        ok = ~np.isnan(times)
+        if not ok.any():
+            return []
+        values, counts = np.unique(times[ok], return_counts=True)
+        level = self._codes_of(matrix)
+        width = self.plan_.soft[self.code_span_].width if self.code_span_ >= 0 else 1
+        out = []
+        for v in values[counts >= ANCHOR_MIN_SHARE * ok.sum()]:
+            at = np.bincount(level[times == v], minlength=width)
+            rows = np.maximum(np.bincount(level[ok], minlength=width), 1)
+            out.append({"value": float(v), "share": (at / rows).tolist()})
+        return out
+
+    def _fit_code_bias(self, matrix: np.ndarray, ctx: np.ndarray, lengths: np.ndarray,
+                       limits: np.ndarray, rng: np.random.Generator) -> list[float] | None:
+        """Per level of the code column, a logit bias added when sampling so that the model's
+        histories for a sample of the training parents (their lengths and time limits) hold
+        each code as often as those parents' training rows (``CODE_BIAS_ROUNDS`` rounds of
+        ``log(real share / synthetic share)``). The model drew nafld's smoking rows 1.6x as
+        often as the real labs (whose TV was 8x gmm's)."""
+        width = self.plan_.soft[self.code_span_].width
+        hist = np.repeat(np.arange(len(lengths)), lengths)
+        pick = rng.choice(len(lengths), min(len(lengths), TEMPERATURE_HISTORIES), replace=False)
+        pick.sort()
+        seed = int(rng.integers(0, 2**63 - 1))
+        mine = np.isin(hist, pick)
+        real = np.bincount(self._codes_of(matrix[mine]), minlength=width) / max(1, mine.sum())
+        bias = np.zeros(width)
+        for _ in range(CODE_BIAS_ROUNDS):
+            self.code_bias_ = bias.tolist()
+            synth, _ = self._sample_matrix(ctx[pick], np.random.default_rng(seed), 1,
+                                           int(lengths[pick].max()), limits[pick], lengths[pick])
+            got = np.bincount(self._codes_of(synth), minlength=width) / max(1, len(synth))
+            ok = (real > 0) & (got > 0)
+            bias[ok] += np.log(real[ok] / got[ok])
+        self.code_bias_ = None
+        return bias.tolist()
 
     def _gap_buckets(self, level: np.ndarray, step: np.ndarray, mode: str) -> np.ndarray:
         """Each row's bucket of the gap calibration: ``"code"``: 0 for a history's first row
@@ -829,7 +984,8 @@ class SequenceGenerator(BaseGenerator):
                           GAP_STEP_BUCKETS - 1)
 
     def _fit_gap_calibration(self, matrix: np.ndarray, ctx: np.ndarray, lengths: np.ndarray,
-                             rng: np.random.Generator) -> dict[str, Any] | None:
+                             limits: np.ndarray, rng: np.random.Generator
+                             ) -> dict[str, Any] | None:
         """The time gaps' quantile map, per bucket (:meth:`_gap_buckets`): the model samples
         histories for a sample of the training parents (their lengths), and the quantiles of
         its gaps' normal scores are mapped onto the training gaps'. Applied inside the
@@ -846,7 +1002,7 @@ class SequenceGenerator(BaseGenerator):
         pick.sort()
         synth, owner = self._sample_matrix(
             ctx[pick], np.random.default_rng(int(rng.integers(0, 2**63 - 1))), 1,
-            int(lengths[pick].max()), np.full(len(pick), np.inf), lengths[pick])
+            int(lengths[pick].max()), limits[pick], lengths[pick])
         hist = np.repeat(np.arange(len(lengths)), lengths)
         probs = np.linspace(0.0, 1.0, GAP_QUANTILES)
         model = np.zeros((n_buckets + 1, len(probs)))
@@ -931,6 +1087,7 @@ class SequenceGenerator(BaseGenerator):
         use_repeat = bool(self.repeat_cols_.any())
         once = self.once_mask_ if bool(self.once_mask_.any()) else None
         taken = torch.zeros((b, nf), dtype=torch.bool)   # once-only values already drawn
+        code_bias = self._code_bias_logits()
         elapsed = torch.zeros(b)
         idx = torch.arange(b)                 # history of each row of the live state
         has_missing = self.value_missing_ >= 0
@@ -949,8 +1106,11 @@ class SequenceGenerator(BaseGenerator):
                 prev_in = torch.cat([prev_in, torch.cat(
                     [last[:, code_0:code_0 + code_w], seen[:, code_0:code_0 + code_w, None]],
                     dim=-1).reshape(n, -1)], dim=1)
-            out, h = net.step(self._step_inputs(prev_in, elapsed, step), h, prepared)
+            rows_left = lengths[idx] - k if lengths is not None else torch.full((n,), -1)
+            budget = self._budget(elapsed, limit[idx], rows_left)
+            out, h = net.step(self._step_inputs(prev_in, elapsed, step, budget), h, prepared)
             eos, logits = self._split_heads(out)[:2]
+            logits = logits + code_bias
             if once is not None:
                 logits = logits.masked_fill(taken & once, -torch.inf)
             if lengths is not None:   # the number of rows is given: no end-of-history draw
@@ -1023,6 +1183,37 @@ class SequenceGenerator(BaseGenerator):
         both = torch.cat(rows).numpy()[order]
         return both[:, :nf], owner[order], both[:, nf:]
 
+    def _pilot_bias(self, pilot: np.ndarray) -> list[float] | None:
+        """The code bias plus one round of ``log(training share / pilot share)`` per code
+        level (levels with at least ``MIN_CALIBRATION_ROWS`` pilot and expected rows), or
+        ``None`` when there is no fitted code mix or it is already within 1% (in log terms)."""
+        share = getattr(self, "code_share_", None)
+        if share is None or self.code_span_ < 0 or not len(pilot):
+            return None
+        real = np.asarray(share, dtype=float)
+        got = np.bincount(self._codes_of(pilot), minlength=len(real))[:len(real)]
+        ok = (got >= MIN_CALIBRATION_ROWS) & (real * len(pilot) >= MIN_CALIBRATION_ROWS)
+        if not ok.any():
+            return None
+        step = np.zeros(len(real))
+        step[ok] = np.log(real[ok] / (got[ok] / len(pilot)))
+        if np.abs(step).max() < 0.01:
+            return None
+        base = np.asarray(self.code_bias_ if self.code_bias_ is not None else np.zeros(len(real)))
+        return (base + step).tolist()
+
+    def _code_bias_logits(self) -> Any:
+        """The code mix's logit bias (:meth:`_fit_code_bias`) over the whole row, zeros
+        outside the code span and without a fitted bias."""
+        import torch
+
+        out = torch.zeros(self.plan_.n_features)
+        if getattr(self, "code_bias_", None) is not None:
+            soft = self.plan_.soft[self.code_span_]
+            out[soft.start:soft.start + soft.width] = torch.tensor(self.code_bias_,
+                                                                   dtype=torch.float32)
+        return out
+
     def _gap_value(self, z: Any) -> Any:
         """A gap's normal score back to time units (piecewise-linear quantile map)."""
         import torch
@@ -1049,11 +1240,18 @@ class SequenceGenerator(BaseGenerator):
                 "code_temperature": self.code_temperature_,
                 "gap_calibration": self.gap_calibration_,
                 "no_repeat_codes": list(self.no_repeat_codes_),
+                "budget_input": BUDGET_WIDTH, "code_bias": self.code_bias_,
+                "code_share": self.code_share_,
+                "time_used": self.time_used_, "time_anchors": self.time_anchors_,
                 "history": self.history_, "fit_seconds": self.fit_seconds_}
 
     def _set_extra(self, extra: dict[str, Any]) -> None:
         from synthdata.constraints.enforce import ConstraintEnforcer
 
+        if extra.get("budget_input") != BUDGET_WIDTH:
+            raise DataError("this 'ar' model archive was written by an older synthdata whose "
+                            "sequence model did not take the time and rows left as inputs; "
+                            "refit the model and save it again")
         self.has_context_, self.is_single_ = bool(extra["has_context"]), bool(extra["is_single"])
         self.max_length_, self.time_scale_ = int(extra["max_length"]), float(extra["time_scale"])
         self.n_train_histories_ = extra.get("n_train_histories")
@@ -1061,6 +1259,10 @@ class SequenceGenerator(BaseGenerator):
         self.calibration_ = extra.get("calibration")
         self.once_slots_ = [int(i) for i in extra.get("once_slots", [])]
         self.code_temperature_ = extra.get("code_temperature")
+        self.code_bias_ = extra.get("code_bias")
+        self.code_share_ = extra.get("code_share")
+        self.time_used_ = extra.get("time_used")
+        self.time_anchors_ = list(extra.get("time_anchors", []))
         self.gap_calibration_ = extra.get("gap_calibration")   # absent in older archives
         self.no_repeat_codes_ = [int(c) for c in extra.get("no_repeat_codes", [])]
         self.history_, self.fit_seconds_ = extra.get("history", []), extra.get("fit_seconds")
@@ -1326,9 +1528,33 @@ def _gaps(times: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndar
     return times - base
 
 
-def _fit_times(times: np.ndarray, owner: np.ndarray, limit: np.ndarray) -> np.ndarray:
+def _time_used(times: np.ndarray, starts: np.ndarray, lengths: np.ndarray,
+               limits: np.ndarray) -> list[float] | None:
+    """Quantiles (``USED_QUANTILES``) of the share of the time from a history's first row to
+    its limit that the history spans (``(last - first) / (limit - first)``), over the training
+    histories of two or more rows with a limit after their first time; ``None`` with fewer
+    than ``MIN_CALIBRATION_ROWS`` such histories."""
+    hist = np.repeat(np.arange(len(lengths)), lengths)
+    grouped = pd.Series(times).groupby(hist)
+    first, last = grouped.first().to_numpy(dtype=float), grouped.max().to_numpy(dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = (last - first) / (limits - first)
+    ok = (lengths > 1) & np.isfinite(limits) & (limits > first) & np.isfinite(share)
+    if ok.sum() < MIN_CALIBRATION_ROWS:
+        return None
+    return np.quantile(np.clip(share[ok], 0.0, 1.0), np.linspace(0, 1, USED_QUANTILES)).tolist()
+
+
+def _fit_times(times: np.ndarray, owner: np.ndarray, limit: np.ndarray,
+               used: list[float] | None = None, rng: np.random.Generator | None = None
+               ) -> np.ndarray:
     """Times of histories that pass their limit, scaled toward their first time so that the
     last one is the limit (a history whose first time is already past it is pinned there).
+    With ``used`` (:func:`_time_used`, quantiles of the training histories' used share of
+    their time to the limit) and ``rng``, the last one is placed at a share of the time to the
+    limit drawn from the top ``p`` of those quantiles instead, ``p`` the share of histories
+    (with a limit after their first time) that passed it: the histories that ran out of time
+    are matched to the real ones that used the most of theirs.
 
     The histories were drawn with their own elapsed times, so every row stays consistent
     with its past; only the clock is compressed. Cutting such histories lost 18% of
@@ -1338,12 +1564,52 @@ def _fit_times(times: np.ndarray, owner: np.ndarray, limit: np.ndarray) -> np.nd
     grouped = pd.Series(times).groupby(owner)
     first = grouped.transform("first").to_numpy(dtype=float)
     last = grouped.transform("max").to_numpy(dtype=float)
+    target = lim
     with np.errstate(invalid="ignore", divide="ignore"):
         over = last > lim
         room = lim > first
-        scaled = first + (times - first) * (lim - first) / (last - first)
+        if used is not None and rng is not None:
+            h_first, h_last = grouped.first().to_numpy(dtype=float), grouped.max().to_numpy(dtype=float)
+            h_lim = limit[grouped.first().index.to_numpy()]
+            h_room = np.isfinite(h_lim) & (h_lim > h_first)
+            h_over = h_room & (h_last > h_lim)
+            if h_over.any():
+                p = h_over.sum() / h_room.sum()
+                u = rng.uniform(1.0 - p, 1.0, len(h_over))
+                share = np.interp(u, np.linspace(0, 1, len(used)), np.asarray(used))
+                full = pd.Series(share, index=grouped.first().index).reindex(owner).to_numpy()
+                target = np.where(over & room, first + full * (lim - first), lim)
+        scaled = first + (times - first) * (target - first) / (last - first)
     out = np.where(over & room, scaled, times)
     out = np.where(over & ~room & ~np.isnan(times), np.minimum(times, lim), out)
+    return out
+
+
+def _snap_to_anchor(times: np.ndarray, owner: np.ndarray, level: np.ndarray, limit: np.ndarray,
+                    anchor: Mapping[str, Any]) -> np.ndarray:
+    """Move rows onto the time ``anchor["value"]`` (:meth:`SequenceGenerator._fit_anchors`):
+    per code level, up to its training share of the level's rows are at the anchor; the
+    nearest rows are moved whose history's previous and next times enclose the anchor (the
+    order within the history is kept), at most one per history and level, and only where the
+    anchor is within the history's limit."""
+    v = float(anchor["value"])
+    out = times.copy()
+    same = np.r_[False, owner[1:] == owner[:-1]]
+    prev = np.where(same, np.r_[-np.inf, times[:-1]], -np.inf)
+    nxt = np.where(np.r_[same[1:], False], np.r_[times[1:], np.inf], np.inf)
+    for c, share in enumerate(anchor["share"]):
+        rows = level == c
+        want = int(round(share * rows.sum())) - int((rows & (times == v)).sum())
+        if want <= 0:
+            continue
+        taken = pd.Series(owner[rows & (times == v)]).unique()
+        cand = np.flatnonzero(rows & (times != v) & ~np.isnan(times) & (prev <= v) & (nxt >= v)
+                              & (limit[owner] >= v) & ~np.isin(owner, taken))
+        if not cand.size:
+            continue
+        cand = cand[np.argsort(np.abs(times[cand] - v), kind="stable")]
+        cand = cand[~pd.Series(owner[cand]).duplicated().to_numpy()][:want]
+        out[cand] = v
     return out
 
 

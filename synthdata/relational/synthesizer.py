@@ -931,16 +931,21 @@ class RelationalSynthesizer:
         groups = pos[rows]
         first = np.r_[True, groups[1:] != groups[:-1]]
         context = parent_train.iloc[groups[first]][ctx_cols].reset_index(drop=True)
+        bounds = self._bounds_of(tname, train_schema)
+        # each training history's time limit (``day <= futime``: its parent's futime), as
+        # sampling gives it: the model learns the gaps given the time left
+        limit = self._limit_of(tname, link, bounds, parent_train.iloc[groups[first]],
+                               parent_df.iloc[groups[first]])
         log.info("fitting %s as %d histories (%d rows)", tname, int(first.sum()), len(rows))
         gen.fit(train.iloc[rows].reset_index(drop=True), groups=groups, context=context,
-                context_schema=ctx_schema)
+                context_schema=ctx_schema, time_limit=limit)
         plan = _TablePlan(name=tname, schema=train_schema, generator=gen, link=link,
                           children=children, count_is_categorical=count_cat, n_rows=len(df),
                           ar_context=ctx_cols)
         for fk in self.schema.foreign_keys:
             if fk.child == tname and not fk.enforce:
                 plan.unenforced[fk.column] = self._non_missing_share(tname, fk.column, df, rng)
-        plan.bounds = self._bounds_of(tname, train_schema)
+        plan.bounds = bounds
         return plan
 
     def _sample_histories(self, plan: _TablePlan, parent_aug: pd.DataFrame,
@@ -968,15 +973,23 @@ class RelationalSynthesizer:
         history ends there instead of piling rows onto the bound (``None``: no such rule)."""
         fk = plan.link
         assert fk is not None
+        return self._limit_of(plan.name, fk, plan.bounds, parent_aug, parent_out)
+
+    @staticmethod
+    def _limit_of(tname: str, fk: ForeignKey, bounds: list[_Bound], parent_aug: pd.DataFrame,
+                  parent_out: pd.DataFrame) -> np.ndarray | None:
+        """Per parent row, the latest time of ``tname``'s time column the ``bounds`` allow
+        (``parent_aug``: the parents' rows with the parent-level copies, ``parent_out``: their
+        own columns; aligned). ``None`` without such a bound."""
         out = None
-        for b in plan.bounds:
+        for b in bounds:
             if b.column != fk.order_by or b.low:
                 continue
             kind, ref = b.other
             if kind == "const":
                 value = np.full(len(parent_aug), float(ref))
             else:
-                src = (parent_aug[parent_level_column(plan.name, ref)] if kind == "child"
+                src = (parent_aug[parent_level_column(tname, ref)] if kind == "child"
                        and ref in fk.parent_level else parent_out[ref] if kind == "parent" else None)
                 if src is None:
                     continue
