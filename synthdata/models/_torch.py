@@ -88,9 +88,9 @@ def build_module(factory: Callable[[], nn.Module], generator: torch.Generator) -
     state is saved before and restored after construction, so building a model leaves
     the global stream untouched. Every ``nn.Linear`` and recurrent layer is then
     re-initialised (PyTorch's default schemes: Kaiming-uniform weights and uniform bias;
-    uniform in +-1/sqrt(hidden) for a GRU/LSTM) from ``generator``.
-    (Building on the meta device would avoid the throw-away draws but costs ~0.5 s of
-    lazy imports on first use.)
+    uniform in +-1/sqrt(hidden) for a GRU/LSTM) from ``generator``; a module with a
+    ``seeded_init(generator)`` method initialises itself. (Building on the meta device
+    would avoid the throw-away draws but costs ~0.5 s of lazy imports on first use.)
     """
     state = torch.get_rng_state()
     try:
@@ -99,7 +99,10 @@ def build_module(factory: Callable[[], nn.Module], generator: torch.Generator) -
         torch.set_rng_state(state)
     with torch.no_grad():
         for sub in module.modules():
-            if isinstance(sub, nn.Linear):
+            seeded_init = getattr(sub, "seeded_init", None)
+            if callable(seeded_init):  # a layer with its own scheme, e.g. ctgan's split layer
+                seeded_init(generator)
+            elif isinstance(sub, nn.Linear):
                 nn.init.kaiming_uniform_(sub.weight, a=math.sqrt(5), generator=generator)
                 if sub.bias is not None:
                     bound = 1 / math.sqrt(sub.in_features) if sub.in_features else 0.0

@@ -99,6 +99,122 @@ def test_early_stopping_and_progress(data):
     assert {c[0] for c in calls} >= {"ctgan.fit"}
 
 
+def _twin_critics(gen):
+    """The fitted model's critic built twice from one seed: split first layer and dense."""
+    _, split = gen._build(torch.Generator().manual_seed(5))
+    _, dense = gen._build(torch.Generator().manual_seed(5), split=False)
+    return split, dense
+
+
+def test_split_critic_starts_as_the_dense_critic(fitted):
+    _, gen = fitted
+    split, dense = _twin_critics(gen)
+    assert split.fast and not dense.fast
+    first, linear = split.first, dense.body[0]
+    units, pac = linear.weight.shape[0], first.pac
+    n_data, n_cond = gen.plan_.n_features, gen.n_options_
+    assert (first.n_data, first.n_cond) == (n_data, n_cond) and n_cond > 0
+    # the dense weight's columns of pack row r: [r's data | r's condition], regrouped
+    w = linear.weight.detach().view(units, pac, n_data + n_cond)
+    assert torch.equal(first.weight.detach(), w[:, :, :n_data].permute(1, 2, 0).reshape(-1, units))
+    assert torch.equal(first.table.detach(), w[:, :, n_data:].permute(1, 2, 0).reshape(-1, units))
+    assert torch.equal(first.bias.detach(), linear.bias.detach())
+    # its dense forward is the dense critic's
+    x = torch.rand((4 * pac, n_data + n_cond), generator=torch.Generator().manual_seed(1))
+    split.eval(), dense.eval()
+    torch.testing.assert_close(split(x), dense(x), rtol=1e-5, atol=1e-5)
+
+
+def _step_inputs(gen, data):
+    """One batch of a critic step: real rows, fake rows and their shared condition."""
+    g = torch.Generator().manual_seed(2)
+    matrix = torch.from_numpy(gen.transformer_.transform(data).astype("float32"))
+    sampler = gen.sampler_
+    cond, column, category, _ = sampler.draw(200, g)
+    rows = torch.randint(len(matrix), (200,), generator=g)
+    fake = gen.plan_.activate(torch.randn((200, gen.plan_.n_features), generator=g), tau=0.2,
+                              generator=g)
+    return matrix[rows], fake, cond, sampler.offsets[column] + category, column, category
+
+
+def _critic_losses(gen, data, penalty):
+    """The split and the dense critic's loss (backpropagated) on one batch, same draws."""
+    from synthdata.models._torch import set_dropout_generator
+
+    real, fake, cond, option, _, _ = _step_inputs(gen, data)
+    old = gen.gradient_penalty
+    gen.gradient_penalty = penalty
+    try:
+        critics, losses = _twin_critics(gen), []
+        for critic in critics:
+            critic.train()
+            set_dropout_generator(critic, torch.Generator().manual_seed(4))  # same masks
+            loss = gen._critic_loss(critic, real, fake, cond, option,
+                                    torch.Generator().manual_seed(3))
+            loss.backward()
+            losses.append(loss.detach())
+    finally:
+        gen.gradient_penalty = old
+    return losses, critics
+
+
+@pytest.mark.parametrize("penalty", [10.0, 0.0])
+def test_split_critic_loss_and_gradients_are_the_dense_ones(data, fitted, penalty):
+    """The condition's lookup shared by the fake, real and mixed packs, and the penalty's
+    input gradient from the first layer's output gradient, give the dense critic's loss
+    (penalty included: its gradient covers the condition columns too) and gradients."""
+    _, gen = fitted
+    losses, (split, dense) = _critic_losses(gen, data, penalty)
+    torch.testing.assert_close(losses[0], losses[1], rtol=1e-5, atol=1e-5)
+    first, linear = split.first, dense.body[0]
+    units, pac = linear.weight.shape[0], first.pac
+    g = linear.weight.grad.view(units, pac, -1)
+    torch.testing.assert_close(first.weight.grad,
+                               g[:, :, :first.n_data].permute(1, 2, 0).reshape(-1, units),
+                               rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(first.table.grad,
+                               g[:, :, first.n_data:].permute(1, 2, 0).reshape(-1, units),
+                               rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(first.bias.grad, linear.bias.grad, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(split.out.weight.grad, dense.out.weight.grad, rtol=1e-4, atol=1e-6)
+    if penalty:  # the penalty moves the loss (so the comparison above covers it)
+        assert abs(float(_critic_losses(gen, data, 0.0)[0][0] - losses[0])) > 1e-2
+
+
+def test_generator_takes_the_condition_as_indices(data, fitted):
+    """``run(z, option)`` (the one-hot's columns as weight lookups) is ``forward`` on the
+    concatenated one-hot, in value and in gradients; so is the fast generator loss."""
+    _, gen = fitted
+    _, _, cond, option, column, category = _step_inputs(gen, data)
+    g_net, _ = gen._build(torch.Generator().manual_seed(5))
+    assert g_net.fast
+    z = torch.randn((200, int(gen.embedding_dim)), generator=torch.Generator().manual_seed(6))
+    fast = g_net.run(z, option)
+    dense = g_net(torch.cat([z, cond], dim=1))
+    torch.testing.assert_close(fast, dense, rtol=1e-5, atol=1e-5)
+    fast.square().sum().backward()
+    grads = [p.grad.clone() for p in g_net.parameters()]
+    g_net.zero_grad()
+    dense.square().sum().backward()
+    for a, b in zip(grads, [p.grad for p in g_net.parameters()], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    split, plain = _twin_critics(gen)
+    losses = [gen._generator_loss(g_net, critic, gen.sampler_, cond, column, category,
+                                  torch.Generator().manual_seed(7), fast=fast_path)
+              for critic, fast_path in ((split.eval(), True), (plain.eval(), False))]
+    torch.testing.assert_close(losses[0], losses[1], rtol=1e-5, atol=1e-5)
+
+
+def test_table_without_discrete_columns():
+    """No condition: the split critic has no condition table (every parameter still gets a
+    gradient) and the same seed gives the same rows."""
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"a": rng.normal(size=300), "b": rng.gamma(2.0, size=300)})
+    fits = [sd.make_generator("ctgan", Schema.infer(df), epochs=2, batch_size=100, seed=0).fit(df)
+            for _ in range(2)]
+    assert fits[0].critic_.fast and fits[0].critic_.first.table is None
+    pd.testing.assert_frame_equal(fits[0].sample(50, seed=1), fits[1].sample(50, seed=1))
+
 
 def test_both_numeric_encodings(data):
     check_numeric_encodings("ctgan", FAST, data)
