@@ -389,10 +389,7 @@ def test_fit_does_not_depend_on_the_global_torch_seed():
 
 def test_value_temperature_narrows_the_calibrated_numbers_not_the_time_gaps():
     rows = _visits(80)
-    data = rows.drop(columns="pid")
-    gen = make_generator("ar", Schema.infer(data), order_column="day", epochs=2, seed=0,
-                         fit_temperature=False)
-    gen.fit(data, groups=rows["pid"])
+    gen = _fit_ar_by_pid(rows, epochs=2)
     assert gen.code_temperature_ is None
     scale = gen._log_temperature().flatten().exp().tolist()
     assert scale == pytest.approx([1.0 if name == "day" else 0.7 for name in gen.value_names_])
@@ -490,10 +487,7 @@ def test_time_gaps_are_calibrated_onto_the_training_gaps(tmp_path, monkeypatch, 
             day += int(rng.integers(5, 15) if code == "a" else rng.integers(400, 900)) if k else 0
             rows.append({"pid": pid, "day": day, "test": code, "value": float(rng.normal())})
     real = pd.DataFrame(rows)
-    data = real.drop(columns="pid")
-    gen = make_generator("ar", Schema.infer(data), order_column="day", epochs=2, seed=0,
-                         fit_temperature=False)
-    gen.fit(data, groups=real["pid"])
+    gen = _fit_ar_by_pid(real, epochs=2)
     assert gen.gap_calibration_["mode"] == buckets
     assert sum(gen.gap_calibration_["fitted"]) == (4 if buckets == "code" else 5)
     lengths = np.full(1000, 6, dtype=np.int64)
@@ -537,10 +531,7 @@ def test_numbers_are_calibrated_per_occurrence_of_their_code():
             rows.append({"pid": pid, "day": day, "test": "x", "value": flag})
             rows.append({"pid": pid, "day": day, "test": "y", "value": float(rng.normal())})
     real = pd.DataFrame(rows)
-    data = real.drop(columns="pid")
-    gen = make_generator("ar", Schema.infer(data), order_column="day", epochs=2, seed=0,
-                         fit_temperature=False)
-    gen.fit(data, groups=real["pid"])
+    gen = _fit_ar_by_pid(real, epochs=2)
     assert {"first", "later"} <= gen.calibration_.keys()
 
     def shares(g):
@@ -611,10 +602,7 @@ def test_code_mix_is_calibrated_onto_the_training_rows(tmp_path):
             day += int(rng.integers(1, 60)) if k else 0
             rows.append({"pid": pid, "day": day, "test": code, "value": float(rng.normal())})
     real = pd.DataFrame(rows)
-    data = real.drop(columns="pid")
-    gen = make_generator("ar", Schema.infer(data), order_column="day", epochs=2, seed=0,
-                         fit_temperature=False)
-    gen.fit(data, groups=real["pid"])
+    gen = _fit_ar_by_pid(real, epochs=2)
     lengths = np.resize(real.groupby("pid").size().to_numpy(), 2000)
     share = real["test"].value_counts(normalize=True)
 
@@ -686,10 +674,7 @@ def test_fit_finds_time_anchors_per_code_and_sampling_keeps_them():
         rows += [{"pid": pid, "day": float(d), "event": "dx" if k == 2 else "other"}
                  for k, d in enumerate(days)]
     real = pd.DataFrame(rows)
-    data = real.drop(columns="pid")
-    gen = make_generator("ar", Schema.infer(data), order_column="day", epochs=20, seed=0,
-                         fit_temperature=False)
-    gen.fit(data, groups=real["pid"])
+    gen = _fit_ar_by_pid(real, epochs=20)
     assert gen.time_anchors_ == [{"value": 0.0, "share": [1.0, 0.0]}]   # levels dx, other
     lengths = np.full(400, 5)
 
@@ -701,3 +686,13 @@ def test_fit_finds_time_anchors_per_code_and_sampling_keeps_them():
     gen.time_anchors_ = []
     # measured: 68% with the anchor (the other rows are where the order allows none), 0 without
     assert anchored > 0.5 and dx_on_day_0(gen) < 0.1, (anchored, dx_on_day_0(gen))
+
+
+def _fit_ar_by_pid(real: pd.DataFrame, epochs: int):
+    """An ``ar`` generator fitted on ``real`` grouped by its ``pid`` column (dropped), ordered
+    by ``day``, without the temperature fit."""
+    data = real.drop(columns="pid")
+    gen = make_generator("ar", Schema.infer(data), order_column="day", epochs=epochs, seed=0,
+                         fit_temperature=False)
+    gen.fit(data, groups=real["pid"])
+    return gen
