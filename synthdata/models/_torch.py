@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from synthdata._progress import Progress
 from synthdata.errors import ConfigError
 from synthdata.transform.columns import Activation, Span, SpanRole
 
@@ -720,6 +721,17 @@ class ConditionSampler:
 
     def option(self, column_position: int, category: int) -> int:
         return int(self.offsets[column_position]) + int(category)
+
+
+def record_epoch(history: list[dict[str, float]], record: dict[str, float], epochs: int,
+                 progress: Progress, log: Callable[..., None], name: str, mode: str = "") -> None:
+    """Keep one epoch's numbers in ``history``, log them ("vae stream epoch 3/60 recon 0.1234
+    kl 0.0123", every key after ``epoch`` in order) and report ``<name>.fit`` progress.
+    ``mode``: the kind of fit, e.g. "dp" or "stream" (empty for the in-memory fit)."""
+    history.append(record)
+    numbers = " ".join(f"{key} {value:.4f}" for key, value in record.items() if key != "epoch")
+    log("%s epoch %d/%d %s", f"{name} {mode}" if mode else name, record["epoch"], epochs, numbers)
+    progress(f"{name}.fit", int(record["epoch"]), epochs)
 
 
 class TrainingRecord:

@@ -93,6 +93,7 @@ from synthdata.models._torch import (
     check_wide,
     has_wide_layers,
     mlp,
+    record_epoch,
     set_dropout_generator,
     torch_threads,
     wide_blocks,
@@ -609,10 +610,7 @@ class CTGANGenerator(TrainingRecord, BaseGenerator):
                     sum_d += float(loss_d.detach()) / batch
                     sum_g += float(loss_g.detach())
                 record = {"epoch": epoch + 1, "loss_d": sum_d / steps, "loss_g": sum_g / steps}
-                self.history_.append(record)
-                log("ctgan dp epoch %d/%d loss_d %.4f loss_g %.4f", epoch + 1, epochs,
-                    record["loss_d"], record["loss_g"])
-                progress("ctgan.fit", epoch + 1, epochs)
+                record_epoch(self.history_, record, epochs, progress, log, "ctgan", "dp")
         finally:
             dp.close()
             for p in d_params:
@@ -666,10 +664,7 @@ class CTGANGenerator(TrainingRecord, BaseGenerator):
                 record["validation"] = score
                 if score < best[0]:
                     best = (score, {k: v.clone() for k, v in g_net.state_dict().items()}, epoch + 1)
-            self.history_.append(record)
-            log("ctgan epoch %d/%d loss_d %.4f loss_g %.4f%s", epoch + 1, epochs, record["loss_d"],
-                record["loss_g"], f" validation {record['validation']:.4f}" if "validation" in record else "")
-            progress("ctgan.fit", epoch + 1, epochs)
+            record_epoch(self.history_, record, epochs, progress, log, "ctgan")
             if val is not None and epoch + 1 - best[2] >= int(self.patience) * EVAL_EVERY:
                 log("ctgan early stop at epoch %d (best %d)", epoch + 1, best[2])
                 progress("ctgan.fit", epochs, epochs)
@@ -731,10 +726,7 @@ class CTGANGenerator(TrainingRecord, BaseGenerator):
                         done += 1
                 record = {"epoch": epoch + 1, "loss_d": sum_d / max(done, 1),
                           "loss_g": sum_g / max(done, 1)}
-                self.history_.append(record)
-                log("ctgan stream epoch %d/%d loss_d %.4f loss_g %.4f", epoch + 1, epochs,
-                    record["loss_d"], record["loss_g"])
-                progress("ctgan.fit", epoch + 1, epochs)
+                record_epoch(self.history_, record, epochs, progress, log, "ctgan", "stream")
             self._finish_training(g_net, (math.inf, None, 0), started)
             self.generator_, self.critic_ = g_net, d_net
 

@@ -90,6 +90,7 @@ from synthdata.models._torch import (
     default_threads,
     has_wide_layers,
     mlp,
+    record_epoch,
     torch_threads,
     wide_blocks,
     wide_embed,
@@ -348,9 +349,8 @@ class DDPMGenerator(BaseGenerator):
                                                           soft_ep[rows]), gen, ab_table,
                                           self.lr * (1.0 - done / total_steps), n_columns)
                 done += 1
-            self.history_.append({"epoch": epoch + 1, "loss": total / steps})
-            logger.debug("ddpm epoch %d/%d loss %.4f", epoch + 1, epochs, total / steps)
-            progress("ddpm.fit", epoch + 1, epochs)
+            record_epoch(self.history_, {"epoch": epoch + 1, "loss": total / steps}, epochs,
+                         progress, logger.debug, "ddpm")
         self._finish_training(net, ema, started)
 
     def _train_step(self, net: _Denoiser, opt: Adam, ema: list[torch.Tensor],
@@ -398,10 +398,8 @@ class DDPMGenerator(BaseGenerator):
                     total += self._train_step(net, opt, ema, rows, gen, ab_table, lr, n_columns)
                     done += 1
                     steps += 1
-                self.history_.append({"epoch": epoch + 1, "loss": total / max(steps, 1)})
-                logger.debug("ddpm stream epoch %d/%d loss %.4f", epoch + 1, epochs,
-                             total / max(steps, 1))
-                progress("ddpm.fit", epoch + 1, epochs)
+                record_epoch(self.history_, {"epoch": epoch + 1, "loss": total / max(steps, 1)},
+                             epochs, progress, logger.debug, "ddpm", "stream")
             self.clip_ = clip if plan.value_cols.numel() else 1.0
             self._finish_training(net, ema, started)
 
@@ -496,9 +494,8 @@ class DDPMGenerator(BaseGenerator):
                     with torch.no_grad():
                         torch._foreach_lerp_(ema, [p.detach() for p in net.parameters()],
                                              1 - EMA_DECAY)
-                self.history_.append({"epoch": epoch + 1, "loss": total / steps})
-                logger.debug("ddpm dp epoch %d/%d loss %.4f", epoch + 1, epochs, total / steps)
-                progress("ddpm.fit", epoch + 1, epochs)
+                record_epoch(self.history_, {"epoch": epoch + 1, "loss": total / steps}, epochs,
+                             progress, logger.debug, "ddpm", "dp")
         finally:
             dp.close()
         dp.check_finished()

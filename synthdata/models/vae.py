@@ -87,6 +87,7 @@ from synthdata.models._torch import (
     check_wide,
     has_wide_layers,
     mlp,
+    record_epoch,
     torch_threads,
     wide_blocks,
     wide_embed,
@@ -298,10 +299,7 @@ class VAEGenerator(TrainingRecord, BaseGenerator):
                         total_kl += float(kl.detach().sum()) / batch
                     dp.step(opt)
                 record = {"epoch": epoch + 1, "recon": total_recon / steps, "kl": total_kl / steps}
-                self.history_.append(record)
-                log("vae dp epoch %d/%d recon %.4f kl %.4f", epoch + 1, epochs, record["recon"],
-                    record["kl"])
-                progress("vae.fit", epoch + 1, epochs)
+                record_epoch(self.history_, record, epochs, progress, log, "vae", "dp")
         finally:
             dp.close()
         self._finish_dp_training(dp, net, started)
@@ -350,10 +348,7 @@ class VAEGenerator(TrainingRecord, BaseGenerator):
                 record["validation"] = val
                 if val < best[0]:
                     best = (val, {k: v.clone() for k, v in net.state_dict().items()}, epoch + 1)
-            self.history_.append(record)
-            log("vae epoch %d/%d recon %.4f kl %.4f%s", epoch + 1, epochs, record["recon"],
-                record["kl"], f" validation {record['validation']:.4f}" if "validation" in record else "")
-            progress("vae.fit", epoch + 1, epochs)
+            record_epoch(self.history_, record, epochs, progress, log, "vae")
             if val_x is not None and epoch + 1 - best[2] >= int(self.patience):
                 log("vae early stop at epoch %d (best %d)", epoch + 1, best[2])
                 progress("vae.fit", epochs, epochs)
@@ -390,10 +385,7 @@ class VAEGenerator(TrainingRecord, BaseGenerator):
                     steps += 1
                 record = {"epoch": epoch + 1, "recon": total_recon / max(steps, 1),
                           "kl": total_kl / max(steps, 1)}
-                self.history_.append(record)
-                log("vae stream epoch %d/%d recon %.4f kl %.4f", epoch + 1, epochs,
-                    record["recon"], record["kl"])
-                progress("vae.fit", epoch + 1, epochs)
+                record_epoch(self.history_, record, epochs, progress, log, "vae", "stream")
             self._finish_training(net, (math.inf, None, 0), started)
             self.net_ = net
 
