@@ -83,6 +83,7 @@ def time_chunks(gen, rows: int, threads: int, chunk_rows: int) -> dict:
 
 def stages(gen, rows: int) -> dict[str, float]:
     """CPU seconds per step of ``GMMGenerator``'s block sampler (its code, step by step)."""
+    from synthdata._rng import standard_normal_f32
     from synthdata.models import gmm as g
     from synthdata.transform.columns import CategoryEncoder, NumericEncoder
 
@@ -104,8 +105,8 @@ def stages(gen, rows: int) -> dict[str, float]:
         clock[0] = time.process_time()
         bounds = np.concatenate([[0], np.cumsum(rng.multinomial(m, plan["post"]))])
         tick("component counts (multinomial)")
-        scores = rng.standard_normal((gen.means_.shape[1], m), dtype=np.float32)
-        tick("Gaussian draw (float32 normals)")
+        scores = standard_normal_f32(rng, (gen.means_.shape[1], m))
+        tick("Gaussian draw (float32 Box-Muller normals)")
         chol, means = gen._sampling_factors()
         for j in range(k):
             lo, hi = bounds[j], bounds[j + 1]

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtr, ndtri
 
-from synthdata._rng import child_seed
+from synthdata._rng import child_seed, standard_normal_f32
 from synthdata._threads import limit_threads, resolve_threads
 from synthdata.errors import ConditionTooRareError, ConfigError
 from synthdata.models.base import BaseGenerator, Progress, no_progress
@@ -393,9 +393,10 @@ class GMMGenerator(BaseGenerator):
         else:
             bounds = np.concatenate([[0], np.cumsum(rng.multinomial(m, plan["post"]))])
             # float32 scores (the quantile maps read them to ~1e-7, far below any rounding
-            # step): half the time of float64 normals and products. Shape (d, m): each score
-            # column is contiguous for the inverse transform.
-            scores = rng.standard_normal((self.means_.shape[1], m), dtype=np.float32)
+            # step): half the time of float64 products, and Box-Muller normals at 40% of
+            # the ziggurat's time. Shape (d, m): each score column is contiguous for the
+            # inverse transform.
+            scores = standard_normal_f32(rng, (self.means_.shape[1], m))
             chol, means = self._sampling_factors()
             for j in range(k):
                 lo, hi = bounds[j], bounds[j + 1]

@@ -662,7 +662,8 @@ class CategoryEncoder:
         if all(isinstance(c, str) for c in cats) and dtype in ("str", "string"):
             import pyarrow as pa
 
-            table = pa.array([*cats, None], type=pa.string())
+            # large_string: the type pandas' str arrays hold (pa.string() would be cast)
+            table = pa.array([*cats, None], type=pa.large_string())
             return pd.Series(pd.array(table.take(pa.array(codes)), dtype=dtype))
         numeric = all(isinstance(c, (int, float, np.integer, np.floating)) for c in cats)
         if numeric and not missing and dtype.startswith(("int", "uint", "float", "bool")):

@@ -1,0 +1,38 @@
+"""The sampling primitives of synthdata._rng."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+from synthdata._rng import standard_normal_f32
+
+
+@given(rows=st.integers(1, 7), cols=st.integers(1, 50), seed=st.integers(0, 2**32 - 1))
+@settings(max_examples=30, deadline=None)
+def test_box_muller_normals_have_the_asked_shape_dtype_and_are_finite(rows, cols, seed):
+    z = standard_normal_f32(np.random.default_rng(seed), (rows, cols))
+    assert z.shape == (rows, cols) and z.dtype == np.float32
+    assert np.isfinite(z).all()
+
+
+def test_box_muller_normals_are_standard_normal_in_distribution_and_tails():
+    z = standard_normal_f32(np.random.default_rng(0), (3, 700_001)).astype(float).ravel()
+    assert stats.kstest(z, "norm").pvalue > 1e-3
+    assert abs(z.mean()) < 0.005 and abs(z.std() - 1) < 0.005
+    # both halves (cosine and sine) and the odd leftover are normal, and independent
+    half = len(z) // 2
+    assert stats.kstest(z[:half], "norm").pvalue > 1e-3
+    assert stats.kstest(z[half:], "norm").pvalue > 1e-3
+    assert abs(np.corrcoef(z[:half], z[half:2 * half])[0, 1]) < 0.005
+    # tails as a float64 draw gives them (a 24-bit radius would stop at 5.8)
+    for t in (3.0, 4.0):
+        assert (np.abs(z) > t).mean() == pytest.approx(2 * stats.norm.sf(t), rel=0.25)
+
+
+def test_box_muller_normals_follow_the_generator():
+    a = standard_normal_f32(np.random.default_rng(5), (4, 1000))
+    b = standard_normal_f32(np.random.default_rng(5), (4, 1000))
+    c = standard_normal_f32(np.random.default_rng(6), (4, 1000))
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
