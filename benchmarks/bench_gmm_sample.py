@@ -99,8 +99,9 @@ def stages(gen, rows: int) -> dict[str, float]:
 
     arrays: dict[str, list[np.ndarray]] = {}
     k = gen.n_components_
-    for index in range(-(-rows // g.SAMPLE_BLOCK_ROWS)):
-        m = min(g.SAMPLE_BLOCK_ROWS, rows - index * g.SAMPLE_BLOCK_ROWS)
+    starts = g._block_starts(rows)
+    for index in range(len(starts) - 1):
+        m = int(starts[index + 1] - starts[index])
         rng = np.random.default_rng([1, 2, index])
         clock[0] = time.process_time()
         bounds = np.concatenate([[0], np.cumsum(rng.multinomial(m, plan["post"]))])

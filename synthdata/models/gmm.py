@@ -293,7 +293,7 @@ class GMMGenerator(BaseGenerator):
         arrays = self._sample_blocks(n, rng, conditions,
                                      lambda coded: tt.inverse_arrays(coded, coded=True))
         return tt.frame_from_arrays(arrays, n, threads=min(resolve_threads(self.threads),
-                                                            -(-n // SAMPLE_BLOCK_ROWS)))
+                                                            len(_block_starts(n)) - 1))
 
     def _sample_coded(self, n: int, rng: np.random.Generator,
                       conditions: dict[str, int] | None) -> np.ndarray:
@@ -305,7 +305,7 @@ class GMMGenerator(BaseGenerator):
                        conditions: dict[str, int] | None,
                        finish: Callable[[np.ndarray], dict[str, np.ndarray]]
                        ) -> dict[str, np.ndarray]:
-        """Draw n rows in blocks of ``SAMPLE_BLOCK_ROWS``, pass each block's coded rows
+        """Draw n rows in blocks (:func:`_block_starts`), pass each block's coded rows
         through ``finish`` and join its arrays row-wise.
 
         Block i draws from its own generator, seeded by one draw from ``rng`` and i: the
@@ -314,9 +314,10 @@ class GMMGenerator(BaseGenerator):
         """
         plan = self._sampling_plan(conditions)
         key = [int(v) for v in rng.integers(0, 2**63, size=2)]
+        starts = _block_starts(n)
 
         def draw(index: int) -> dict[str, np.ndarray]:
-            m = min(SAMPLE_BLOCK_ROWS, n - index * SAMPLE_BLOCK_ROWS)
+            m = int(starts[index + 1] - starts[index])
             return finish(self._draw_block(plan, m, np.random.default_rng([*key, index])))
 
         # one BLAS thread: the per-component products are small (a second BLAS thread
@@ -324,7 +325,7 @@ class GMMGenerator(BaseGenerator):
         # worth of rows the switch costs more than it saves.
         single: contextlib.AbstractContextManager[Any] = (
             limit_threads(1) if n >= SINGLE_BLAS_ROWS else contextlib.nullcontext())
-        blocks = range(-(-n // SAMPLE_BLOCK_ROWS))
+        blocks = range(len(starts) - 1)
         threads = min(resolve_threads(self.threads), len(blocks))
         with single, contextlib.ExitStack() as stack:
             if threads > 1:
@@ -340,7 +341,7 @@ class GMMGenerator(BaseGenerator):
             # the output arrays take their dtypes from the first block
             out = {name: np.empty((n, *a.shape[1:]), dtype=a.dtype) for name, a in first.items()}
             for index, part in enumerate(itertools.chain([first], parts)):
-                at = index * SAMPLE_BLOCK_ROWS
+                at = int(starts[index])
                 for name, a in part.items():
                     out[name][at:at + len(a)] = a
         return out
@@ -499,6 +500,19 @@ class GMMGenerator(BaseGenerator):
 
     def _set_extra(self, extra: dict[str, Any]) -> None:
         self.bic_, self.loglik_ = extra.get("bic", float("nan")), extra.get("loglik", float("nan"))
+
+
+def _block_starts(n: int) -> np.ndarray:
+    """Where each sampling block of an n-row sample starts, and n at the end.
+
+    At most ``SAMPLE_BLOCK_ROWS`` rows per block, an even number of blocks of equal size
+    (within one row) when there is more than one: two threads then get equal work (a
+    100,000-row chunk is four blocks of 25,000, not three full blocks and a 1,696-row
+    one that leaves a thread idle). The layout depends on n alone, never on the threads.
+    """
+    count = max(1, -(-n // SAMPLE_BLOCK_ROWS))
+    count += count % 2 if count > 1 else 0
+    return np.linspace(0, n, count + 1).round().astype(np.int64)
 
 
 def _by_component(comp: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -680,7 +694,7 @@ def _log_interval_mass(means: np.ndarray, covs: np.ndarray,
 MAX_REJECTION_ROUNDS = 50
 # rows per independently seeded block of a sample: fixed, so the rows never depend on the
 # number of threads; large enough that numpy's loops dominate the per-block overhead
-SAMPLE_BLOCK_ROWS = 32_768
+SAMPLE_BLOCK_ROWS = 32_768  # rows per sampling block at most
 SINGLE_BLAS_ROWS = 16_384  # from this many rows, sampling runs BLAS on one thread
 BIC_ROWS = 50_000   # rows the choice of k by BIC looks at (a random subsample above)
 FULL_ITERATIONS = 5  # EM iterations on every row after converging on that subsample

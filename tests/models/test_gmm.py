@@ -211,6 +211,20 @@ def test_sample_does_not_depend_on_threads_and_blocks_differ(fitted, monkeypatch
     assert not frames[0].equals(gen.sample(5000, seed=8))
 
 
+@given(n=st.integers(0, 400_000))
+@settings(max_examples=60, deadline=None)
+def test_sampling_blocks_are_even_in_number_and_size_and_cover_the_rows(n):
+    from synthdata.models import gmm
+
+    starts = gmm._block_starts(n)
+    sizes = np.diff(starts)
+    assert starts[0] == 0 and starts[-1] == n and (sizes >= 0).all()
+    assert sizes.max() <= gmm.SAMPLE_BLOCK_ROWS
+    assert sizes.max() - sizes.min() <= 1  # two threads get equal work
+    assert len(sizes) == 1 or len(sizes) % 2 == 0
+    assert len(sizes) <= max(1, -(-n // gmm.SAMPLE_BLOCK_ROWS)) + 1
+
+
 def test_block_sampler_draws_the_mixture(fitted):
     # against the textbook draw (components by rng.choice, float64 multivariate normals,
     # categories by inverse CDF): the same scores, correlations and category frequencies,
