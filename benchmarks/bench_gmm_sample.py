@@ -121,12 +121,8 @@ def stages(gen, rows: int) -> dict[str, float]:
         tick("row permutation")
         comp = np.repeat(np.arange(k), np.diff(bounds))[perm]
         for j, width in enumerate(plan["widths"]):
-            prob, alias = plan["alias"][j]
-            u = rng.random(m) * width
-            pick = np.minimum(u.astype(np.intp), width - 1)
-            cell = comp * width + pick
-            coded[plan["disc_at"][j]] = np.where(u - pick < prob[cell], pick, alias[cell])
-        tick("categorical draw (alias)")
+            coded[plan["disc_at"][j]] = g._draw_categories(plan["categories"][j], width, comp, rng)
+        tick("categorical draw (inverse CDF / alias)")
         matrix, pos = coded.T, 0
         for name, enc in tt.encoders_.items():
             step = len(enc.spans())

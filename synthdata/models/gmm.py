@@ -376,7 +376,7 @@ class GMMGenerator(BaseGenerator):
         return {"post": post, "fixed": fixed, "intervals": intervals, "widths": [w for _, w in disc],
                 "cont_at": [i for i, kind in enumerate(kinds) if kind != Activation.SOFTMAX],
                 "disc_at": [i for i, kind in enumerate(kinds) if kind == Activation.SOFTMAX],
-                "alias": self._category_aliases()}
+                "categories": self._category_tables()}
 
     def _draw_block(self, plan: Mapping[str, Any], m: int, rng: np.random.Generator
                     ) -> np.ndarray:
@@ -414,15 +414,7 @@ class GMMGenerator(BaseGenerator):
             if j in plan["fixed"]:
                 coded[at] = plan["fixed"][j]
                 continue
-            prob, alias = plan["alias"][j]
-            u = rng.random(m)
-            u *= width
-            pick = u.astype(np.intp)
-            np.minimum(pick, width - 1, out=pick)
-            u -= pick  # the fraction: a second uniform
-            cell = comp * width
-            cell += pick
-            coded[at] = np.where(u < prob[cell], pick, alias[cell])
+            coded[at] = _draw_categories(plan["categories"][j], width, comp, rng)
         return coded.T
 
     def _draw_rows(self, n: int, post: np.ndarray, intervals: list[tuple[int, float, float]],
@@ -457,23 +449,33 @@ class GMMGenerator(BaseGenerator):
                           f"{n} rows within {MAX_REJECTION_ROUNDS} rounds; condition on fewer "
                           "columns")
 
-    def _category_aliases(self) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Per one-hot span, alias tables of every component's categorical distribution
-        (probabilities and aliases, flattened as component * width + slot), built once
-        per model."""
-        cached = getattr(self, "_aliases", None)
+    def _category_tables(self) -> list[tuple[np.ndarray, ...]]:
+        """Per one-hot span, the tables :func:`_draw_categories` draws every component's
+        categorical distribution from, built once per model: up to
+        ``CUMULATIVE_WIDTH`` categories the cumulative probabilities (one row of
+        thresholds per category boundary, indexed by component), wider spans alias tables
+        (probabilities and aliases, flattened as component * width + slot)."""
+        cached = getattr(self, "_categories", None)
         if cached is None or cached[0] is not self.log_theta_:
             _, disc = self._split_layout()
             theta = np.exp(self.log_theta_)
-            tables, pos = [], 0
+            tables: list[tuple[np.ndarray, ...]] = []
+            pos = 0
             for _, width in disc:
                 block = theta[:, pos:pos + width]
-                rows = [_alias_table(p / p.sum()) for p in block]
-                tables.append((np.concatenate([r[0] for r in rows]),
-                               np.concatenate([r[1] for r in rows])))
+                block = block / block.sum(axis=1, keepdims=True)
+                if width <= CUMULATIVE_WIDTH:
+                    bounds = np.cumsum(block, axis=1)[:, :-1]
+                    # nothing left above a boundary: never crossed (not even by rounding)
+                    bounds[np.cumsum(block[:, ::-1], axis=1)[:, ::-1][:, 1:] == 0] = np.inf
+                    tables.append((np.ascontiguousarray(bounds.T),))
+                else:
+                    rows = [_alias_table(p) for p in block]
+                    tables.append((np.concatenate([r[0] for r in rows]),
+                                   np.concatenate([r[1] for r in rows])))
                 pos += width
             cached = (self.log_theta_, tables)
-            self._aliases = cached
+            self._categories = cached
         return cached[1]
 
     def _sampling_factors(self) -> tuple[np.ndarray, np.ndarray]:
@@ -695,6 +697,7 @@ MAX_REJECTION_ROUNDS = 50
 # rows per independently seeded block of a sample: fixed, so the rows never depend on the
 # number of threads; large enough that numpy's loops dominate the per-block overhead
 SAMPLE_BLOCK_ROWS = 32_768  # rows per sampling block at most
+CUMULATIVE_WIDTH = 4  # categorical spans up to this wide are drawn by inverse CDF, wider by alias
 SINGLE_BLAS_ROWS = 16_384  # from this many rows, sampling runs BLAS on one thread
 BIC_ROWS = 50_000   # rows the choice of k by BIC looks at (a random subsample above)
 FULL_ITERATIONS = 5  # EM iterations on every row after converging on that subsample
@@ -720,6 +723,37 @@ def _truncated_draws(mean: np.ndarray, cov: np.ndarray, interval: tuple[int, flo
         cmean = mean[rest][None, :] + (zj - mean[j])[:, None] * gain[None, :]
         rows[:, rest] = cmean + rng.standard_normal((n, len(rest))) @ chol.T
     return rows
+
+
+def _draw_categories(table: tuple[np.ndarray, ...], width: int, comp: np.ndarray,
+                     rng: np.random.Generator) -> np.ndarray:
+    """One of ``width`` categories per row from its component's distribution (``comp``:
+    each row's component), from a table of :meth:`GMMGenerator._category_tables`.
+
+    Few categories: the inverse CDF, counting the cumulative thresholds at or below one
+    uniform (a gather and a compare per boundary). More: Walker's alias method (one
+    uniform gives the slot and, from its fraction, the choice between the slot and its
+    alias), whose cost does not grow with the width. Both draw every category with its
+    probability."""
+    m = len(comp)
+    u = rng.random(m)
+    if len(table) == 1:
+        code = np.zeros(m, dtype=np.intp)
+        threshold = np.empty(m)
+        below = np.empty(m, dtype=bool)
+        for boundary in table[0]:
+            np.take(boundary, comp, out=threshold)
+            np.greater_equal(u, threshold, out=below)
+            code += below
+        return code
+    prob, alias = table
+    u *= width
+    pick = u.astype(np.intp)
+    np.minimum(pick, width - 1, out=pick)
+    u -= pick  # the fraction: a second uniform
+    cell = comp * width
+    cell += pick
+    return np.where(u < prob[cell], pick, alias[cell])
 
 
 def _alias_table(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -269,3 +269,35 @@ def test_alias_table_gives_each_outcome_its_probability(weights):
     got = prob / width
     np.add.at(got, alias, (1 - prob) / width)
     np.testing.assert_allclose(got, p, atol=1e-12)
+
+
+@pytest.mark.parametrize("width", [1, 2, 3, 4, 5, 9])
+def test_category_draws_follow_each_components_distribution(fitted, width):
+    # inverse CDF (narrow spans) and alias tables (wide ones) alike: per component, the
+    # drawn frequencies match its probabilities (zero-probability categories never drawn)
+    from scipy.stats import chisquare
+
+    from synthdata.models import gmm
+
+    _, _, gen = fitted
+    rng = np.random.default_rng(width)
+    theta = rng.dirichlet(np.ones(width), size=3)
+    never = [0, width - 1] if width > 2 else [0] if width == 2 else []
+    theta[1, never] = 0.0  # categories component 1 never has: the first and the last
+    theta[1] /= theta[1].sum()
+    stub = gmm.GMMGenerator(gen.schema)
+    stub.log_theta_ = np.log(np.maximum(theta, 1e-300))
+    stub._split_layout = lambda: ([], [(0, width)])
+    (table,) = stub._category_tables()
+    assert len(table) == (1 if width <= gmm.CUMULATIVE_WIDTH else 2)
+    comp = np.repeat(np.arange(3), 40_000)
+    rng.shuffle(comp)
+    codes = gmm._draw_categories(table, width, comp, np.random.default_rng(0))
+    assert codes.min() >= 0 and codes.max() < width
+    for k in range(3):
+        counts = np.bincount(codes[comp == k], minlength=width)
+        if k == 1:
+            assert (counts[never] == 0).all()
+        live = theta[k] > 0
+        if live.sum() > 1:
+            assert chisquare(counts[live], 40_000 * theta[k][live]).pvalue > 1e-4
