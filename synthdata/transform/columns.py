@@ -434,7 +434,8 @@ class NumericEncoder:
         return cached[1]
 
     def restore(self, values: np.ndarray) -> pd.Series:
-        """The column in its schema dtype from :meth:`inverse_values`."""
+        """The column in its schema dtype from :meth:`inverse_values` (the Series may hold
+        ``values`` itself: pass an array nothing else changes)."""
         return self._restore(values)
 
     def _restore(self, values: np.ndarray) -> pd.Series:
@@ -448,7 +449,7 @@ class NumericEncoder:
                 text = stamps.dt.strftime(col.datetime_format)
                 return text.astype(col.dtype) if col.dtype != "object" else text.astype(object)
             return stamps.astype(col.dtype) if col.dtype.startswith("datetime") else stamps
-        return _cast(pd.Series(values), col.dtype)
+        return _cast(pd.Series(values, copy=False), col.dtype)
 
     # -- state --------------------------------------------------------------------------
     def get_state(self) -> dict[str, Any]:
@@ -638,11 +639,15 @@ class CategoryEncoder:
         return float(edges[code]), float(edges[code + 1])
 
     def from_codes(self, codes: np.ndarray) -> pd.Series:
-        fast = self._typed_from_codes(np.minimum(codes, len(self.categories_)))
+        n_cats = len(self.categories_)
+        top = int(codes.max()) if len(codes) else -1
+        if top > n_cats:  # past the missing slot: missing
+            codes = np.minimum(codes, n_cats)
+        fast = self._typed_from_codes(codes, missing=top >= n_cats)
         if fast is not None:
             return fast
         lookup = np.array(list(self.categories_) + [None], dtype=object)
-        values = pd.Series(lookup[np.minimum(codes, len(self.categories_))], dtype=object)
+        values = pd.Series(lookup[codes], dtype=object)
         dtype = self.column.dtype
         if dtype in ("object",):
             return values
@@ -650,15 +655,14 @@ class CategoryEncoder:
             return values  # keep object: integers/booleans with missing values
         return _cast(values, dtype)
 
-    def _typed_from_codes(self, codes: np.ndarray) -> pd.Series | None:
+    def _typed_from_codes(self, codes: np.ndarray, *, missing: bool) -> pd.Series | None:
         """The values of :meth:`from_codes` built in their dtype directly (a typed lookup
-        table, no object array): numbers without missing codes, and text. ``None`` when
-        neither applies. Sampling 200k rows of 50 columns spent most of its inverse
-        transform in object arrays and their casts."""
+        table, no object array): numbers without missing codes (``missing``: a code is the
+        missing slot), and text. ``None`` when neither applies. Sampling 200k rows of 50
+        columns spent most of its inverse transform in object arrays and their casts."""
         cats, dtype = list(self.categories_), self.column.dtype
         if not cats:
             return None
-        missing = bool((codes == len(cats)).any())
         if all(isinstance(c, str) for c in cats) and dtype in ("str", "string"):
             import pyarrow as pa
 
@@ -668,7 +672,7 @@ class CategoryEncoder:
         numeric = all(isinstance(c, (int, float, np.integer, np.floating)) for c in cats)
         if numeric and not missing and dtype.startswith(("int", "uint", "float", "bool")):
             try:
-                return pd.Series(np.asarray(cats, dtype=dtype)[codes])
+                return pd.Series(np.asarray(cats, dtype=dtype)[codes], copy=False)
             except (TypeError, ValueError, OverflowError):
                 return None
         return None
