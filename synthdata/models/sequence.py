@@ -903,7 +903,7 @@ class SequenceGenerator(BaseGenerator):
         later = np.r_[False, owner[1:] == owner[:-1]]
         times = _cumulate(np.where(later & (gaps < 0), 0.0, gaps), owner)
         if time_map is not None:   # each history placed so that its codes fall on their times
-            times = _shift_histories(times, owner, level, limit, time_map)
+            times = _shift_histories(times, owner, level, limit, time_map, rng)
         if given or time_map is not None:  # the rows must fit before the limit
             times = _fit_times(times, owner, limit, self.time_used_ if given else None,
                                rng if given else None)
@@ -1706,32 +1706,36 @@ def _snap_to_anchor(times: np.ndarray, owner: np.ndarray, level: np.ndarray, lim
 
 
 def _shift_histories(times: np.ndarray, owner: np.ndarray, level: np.ndarray, limit: np.ndarray,
-                     time_map: Mapping[str, Any]) -> np.ndarray:
+                     time_map: Mapping[str, Any], rng: np.random.Generator) -> np.ndarray:
     """Each history's times shifted as a whole (gaps, order and same-time rows kept) toward
     its codes' training times (:meth:`SequenceGenerator._fit_time_map`), ``rounds`` times: a
     row's target is the training quantile of its code at the row's rank among the sampled
     rows of that code (ties share a rank), and the history moves by the median of its rows'
-    moves to their targets; a history within its limit is not moved past it."""
+    moves to their targets. A history within its limit whose shift would take its last time
+    past it moves by a uniform share of its room instead (capped at the room, 1.4% of the
+    full nafld event histories ended exactly on futime, real 0.2%)."""
     probs = np.asarray(time_map["probs"])
     quantiles = [None if q is None else np.asarray(q) for q in time_map["quantiles"]]
-    out = times.astype(float).copy()
     known = ~np.isnan(times)
     lim = limit[owner]
+    last = pd.Series(times).groupby(owner).transform("max").to_numpy()
+    room = np.where(np.isfinite(lim), np.maximum(lim - last, 0.0), np.inf)
+    share = rng.uniform(size=int(owner.max()) + 1 if len(owner) else 0)[owner]
+    total = np.zeros(len(times))
     for _ in range(int(time_map.get("rounds", 1))):
-        target = np.full(len(out), np.nan)
+        now = times + total
+        target = np.full(len(times), np.nan)
         for c, q in enumerate(quantiles):
             sel = (level == c) & known
             if q is None or sel.sum() < MIN_CALIBRATION_ROWS:
                 continue
-            u = (pd.Series(out[sel]).rank(method="average").to_numpy() - 0.5) / sel.sum()
+            u = (pd.Series(now[sel]).rank(method="average").to_numpy() - 0.5) / sel.sum()
             target[sel] = q[np.clip(np.rint(u * (len(probs) - 1)).astype(np.int64), 0,
                                     len(probs) - 1)]
-        grouped = pd.Series(target - out).groupby(owner)
-        move = grouped.transform("median").to_numpy()
-        last = pd.Series(out).groupby(owner).transform("max").to_numpy()
-        room = np.where(np.isfinite(lim), np.maximum(lim - last, 0.0), np.inf)
-        out = out + np.nan_to_num(np.minimum(move, room), nan=0.0)
-    return out
+        move = pd.Series(target - now).groupby(owner).transform("median").to_numpy()
+        total = total + np.nan_to_num(move, nan=0.0)
+        total = np.where(total > room, room * share, total)
+    return times + total
 
 
 def _time_distance(real: tuple[np.ndarray, np.ndarray, np.ndarray],

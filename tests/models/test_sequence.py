@@ -761,9 +761,13 @@ def test_history_shift_moves_whole_histories_by_the_median_move_within_limits():
     level = np.tile([0, 0, 1], 40)
     limit = np.full(40, np.inf)
     limit[0], limit[1] = 50.0, 10.0    # history 0 has 30 to spare, history 1 is already past
-    out = _shift_histories(times, owner, level, limit, time_map).reshape(40, 3)
+    out = _shift_histories(times, owner, level, limit, time_map,
+                           np.random.default_rng(0)).reshape(40, 3)
     np.testing.assert_array_equal(out[2:], np.tile([95.0, 105.0, 115.0], (38, 1)))
-    np.testing.assert_array_equal(out[0], [30.0, 40.0, 50.0])   # up to its limit only
+    # history 0 would pass its limit: it moves by a share of its room (never onto the limit
+    # every time: 1.4% of nafld's event histories ended exactly on futime, real 0.2%)
+    assert 0.0 <= out[0, 0] < 30.0
+    np.testing.assert_allclose(np.diff(out[0]), [10.0, 10.0])
     np.testing.assert_array_equal(out[1], [0.0, 10.0, 20.0])    # no room: not moved later
 
 
