@@ -729,6 +729,7 @@ def test_histories_are_placed_so_each_codes_times_follow_the_real_ones(tmp_path)
     real = _event_histories(600)
     gen = _fit_ar_by_pid(real, epochs=10)
     assert gen.time_map_ is not None and len(gen.time_map_["quantiles"]) == 3
+    assert len(gen.time_map_["by_length"]) == 3      # per history length 1, 2, 3+ rows
     assert gen.time_map_check_["with"] < gen.time_map_check_["without"]
     lengths = np.resize(real.groupby("pid").size().to_numpy(), 1500)
 
@@ -769,6 +770,22 @@ def test_history_shift_moves_whole_histories_by_the_median_move_within_limits():
     assert 0.0 <= out[0, 0] < 30.0
     np.testing.assert_allclose(np.diff(out[0]), [10.0, 10.0])
     np.testing.assert_array_equal(out[1], [0.0, 10.0, 20.0])    # no room: not moved later
+
+
+def test_history_shift_targets_follow_the_history_length():
+    """One-row histories take their targets from the real one-row histories' times, longer
+    ones from theirs (a cell with too few rows: the code's times over every length)."""
+    from synthdata.models.sequence import _shift_histories
+
+    probs = [0.0, 0.5, 1.0]
+    time_map = {"probs": probs, "quantiles": [[0.0, 0.0, 0.0]], "rounds": 1,
+                "by_length": [[[-500.0, -500.0, -500.0]], [[300.0, 300.0, 300.0]], [None]]}
+    owner = np.r_[np.arange(40), np.repeat(np.arange(40, 80), 2), np.repeat(np.arange(80, 85), 3)]
+    times = np.zeros(len(owner))
+    out = _shift_histories(times, owner, np.zeros(len(owner), dtype=int),
+                           np.full(85, np.inf), time_map, np.random.default_rng(0))
+    assert (out[:40] == -500.0).all() and (out[40:120] == 300.0).all()
+    assert (out[120:] == 0.0).all()     # 15 rows of 3-row histories: no target, not moved
 
 
 def test_no_time_map_where_rows_of_different_codes_share_times():
