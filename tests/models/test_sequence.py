@@ -645,6 +645,36 @@ def test_archives_without_the_budget_input_are_refused(fitted, tmp_path):
         sd.load_generator(old)
 
 
+def test_archives_without_the_history_shift_load_and_sample_as_before(tmp_path):
+    import hashlib
+    import json
+    import zipfile
+
+    real = _event_histories(300)
+    gen = _fit_ar_by_pid(real, epochs=5)
+    assert gen.time_map_ is not None
+    path = gen.save(tmp_path / "ar.sdg")
+    with zipfile.ZipFile(path) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    meta = json.loads(members["meta.json"])
+    del meta["extra"]["time_map"], meta["extra"]["time_map_check"]   # as written before
+    members["meta.json"] = json.dumps(meta).encode()
+    sums = json.loads(members["checksums.json"])
+    sums["meta.json"] = hashlib.sha256(members["meta.json"]).hexdigest()
+    members["checksums.json"] = json.dumps(sums).encode()
+    old = tmp_path / "old.sdg"
+    with zipfile.ZipFile(old, "w") as zf:
+        for n, b in members.items():
+            zf.writestr(n, b)
+    loaded = sd.load_generator(old)
+    assert loaded.time_map_ is None
+    lengths = np.resize(real.groupby("pid").size().to_numpy(), 300)
+    got, _ = loaded.sample_histories(n=300, lengths=lengths, seed=5)
+    gen.time_map_ = None
+    want, _ = gen.sample_histories(n=300, lengths=lengths, seed=5)
+    pd.testing.assert_frame_equal(got, want)
+
+
 def test_rows_are_moved_onto_a_time_anchor_where_the_order_allows():
     from synthdata.models.sequence import _snap_to_anchor
 
