@@ -173,3 +173,24 @@ def test_cli_threads_option(tmp_path, capsys, monkeypatch, small_csv):
     assert main(["run", str(path), "--quiet"]) == 2
     assert "generator.params.threads must be a positive integer" in " ".join(
         capsys.readouterr().err.split())
+
+
+def test_limit_threads_reuses_its_library_scan_until_a_module_is_imported(monkeypatch):
+    import sys
+    import types
+
+    with limit_threads(1):
+        first = _threads._controller()
+    assert _threads._controller() is first  # no import since: the same scan
+    monkeypatch.setitem(sys.modules, "synthdata_test_fresh_module", types.ModuleType("fresh"))
+    again = _threads._controller()
+    assert again is not first
+    with limit_threads(1):
+        assert set(_blas_threads()) == {1}
+    assert _threads._controller() is again
+
+
+def test_shared_pool_is_one_pool_per_count_and_runs_the_tasks():
+    pool = _threads.shared_pool(2)
+    assert _threads.shared_pool(2) is pool and _threads.shared_pool(3) is not pool
+    assert list(pool.map(lambda v: v * v, range(6))) == [0, 1, 4, 9, 16, 25]

@@ -19,7 +19,7 @@ import pandas as pd
 from scipy.special import ndtr, ndtri
 
 from synthdata._rng import child_seed, standard_normal_f32
-from synthdata._threads import limit_threads, resolve_threads
+from synthdata._threads import limit_threads, resolve_threads, shared_pool
 from synthdata.errors import ConditionTooRareError, ConfigError
 from synthdata.models.base import BaseGenerator, Progress, no_progress
 from synthdata.schema.model import Schema
@@ -327,12 +327,9 @@ class GMMGenerator(BaseGenerator):
             limit_threads(1) if n >= SINGLE_BLAS_ROWS else contextlib.nullcontext())
         blocks = range(len(starts) - 1)
         threads = min(resolve_threads(self.threads), len(blocks))
-        with single, contextlib.ExitStack() as stack:
+        with single:
             if threads > 1:
-                from concurrent.futures import ThreadPoolExecutor
-
-                parts: Iterator[dict[str, np.ndarray]] = stack.enter_context(
-                    ThreadPoolExecutor(threads)).map(draw, blocks)
+                parts: Iterator[dict[str, np.ndarray]] = shared_pool(threads).map(draw, blocks)
             else:
                 parts = map(draw, blocks)
             first = next(parts)

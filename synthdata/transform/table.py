@@ -216,10 +216,9 @@ class TableTransformer:
             return enc.restore(arrays[name]).reset_index(drop=True)
 
         if threads > 1 and len(encoders) > 1:
-            from concurrent.futures import ThreadPoolExecutor
+            from synthdata._threads import shared_pool
 
-            with ThreadPoolExecutor(threads) as pool:
-                out = dict(zip(encoders, pool.map(build, encoders), strict=True))
+            out = dict(zip(encoders, shared_pool(threads).map(build, encoders), strict=True))
         else:
             out = {name: build(name) for name in encoders}
         # copy=False: one block per column, not copied into blocks by dtype (the columns
