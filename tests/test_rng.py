@@ -36,3 +36,13 @@ def test_box_muller_normals_follow_the_generator():
     b = standard_normal_f32(np.random.default_rng(5), (4, 1000))
     c = standard_normal_f32(np.random.default_rng(6), (4, 1000))
     assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_box_muller_far_tails_are_continuous_past_the_float32_grid():
+    # radii past 4.08 come from redrawn float64 uniforms: beyond 4.5 and 5 the counts are
+    # the normal's, and values past the grid's 5.8 limit are possible
+    z = np.abs(standard_normal_f32(np.random.default_rng(3), (20, 1_000_000)).astype(float))
+    for t in (4.5, 5.0):
+        expected = 2 * stats.norm.sf(t) * z.size
+        assert abs((z > t).sum() - expected) < 4 * np.sqrt(expected) + 2
+    assert len(np.unique(z[z > 4.2])) == (z > 4.2).sum()  # no grid: every tail value differs
