@@ -160,3 +160,36 @@ def small_csv(tmp_path: Path, flchain: pd.DataFrame) -> Path:
     flchain.sample(300, random_state=0).to_csv(path, index=False)
     return path
 
+
+
+@pytest.fixture
+def seeded_dp_noise(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DP noise from one seeded numpy stream instead of OpenDP's OS-entropy samplers, at the
+    same scales (Gaussian or Laplace, rounded for integer statistics), and seeded "secure"
+    generators: a test of the fidelity a DP run keeps is then deterministic. Test-only: the
+    product never seeds DP noise."""
+    import numpy as np
+
+    from synthdata.privacy import noise
+
+    rng = np.random.default_rng(20261206)
+    real = noise._measurement
+
+    class Seeded:
+        """OpenDP's measurement for its privacy map; seeded noise when called."""
+
+        def __init__(self, kind: str, scale: float, size: int, integer: bool, k: int | None):
+            self.real = real(kind, scale, size, integer, k)
+            self.kind, self.scale, self.size, self.integer = kind, scale, size, integer
+
+        def map(self, distance: float) -> float:
+            return self.real.map(distance)
+
+        def __call__(self, data: list) -> np.ndarray:
+            noise_draw = (rng.normal(0.0, self.scale, self.size) if self.kind == "gaussian"
+                          else rng.laplace(0.0, self.scale, self.size))
+            values = np.asarray(data, dtype=float) + noise_draw
+            return np.round(values).astype(np.int64) if self.integer else values
+
+    monkeypatch.setattr(noise, "_measurement", Seeded)
+    monkeypatch.setattr(noise, "secure_seed", lambda bits=256: int(rng.integers(0, 2**62)))

@@ -114,9 +114,11 @@ def test_yaml_form_and_schema_checks() -> None:
 
 
 @pytest.mark.parametrize("kind", ["aim", "gmm"])
-def test_dp_generators_keep_the_proportion(kind: str) -> None:
+def test_dp_generators_keep_the_proportion(kind: str, seeded_dp_noise: None) -> None:
     """Under DP the plan reads only the declared schema; the output's ratio to the product
-    stays near the real ratio (~1), which neither model could learn from the total."""
+    stays near the real ratio (~1), which neither model could learn from the total.
+    Seeded noise: with OS-entropy noise the share within 0.3 was 0.86-1.0 over 70 gmm runs
+    (below 0.9 in ~1 run in 10); without the rule 0.28-0.65."""
     df = _table(600)
     schema = _schema()
     enf = ConstraintEnforcer(schema).fit(df, private=True)
