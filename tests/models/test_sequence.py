@@ -621,51 +621,42 @@ def test_code_mix_is_calibrated_onto_the_training_rows(tmp_path):
         calibrated, pilot_only, tv(gen))
 
 
-def test_archives_without_the_budget_input_are_refused(fitted, tmp_path):
+def _archive_without(gen, tmp_path, *keys: str):
+    """``gen`` saved, then rewritten without ``meta.extra`` keys (as an older synthdata
+    wrote it), checksums updated: the path of the rewritten archive."""
+    import hashlib
     import json
     import zipfile
 
-    gen = fitted[0]
     path = gen.save(tmp_path / "ar.sdg")
     with zipfile.ZipFile(path) as zf:
         members = {n: zf.read(n) for n in zf.namelist()}
     meta = json.loads(members["meta.json"])
-    del meta["extra"]["budget_input"]   # as written before the time/rows-left inputs
+    for key in keys:
+        del meta["extra"][key]
     members["meta.json"] = json.dumps(meta).encode()
     sums = json.loads(members["checksums.json"])
-    import hashlib
-
     sums["meta.json"] = hashlib.sha256(members["meta.json"]).hexdigest()
     members["checksums.json"] = json.dumps(sums).encode()
     old = tmp_path / "old.sdg"
     with zipfile.ZipFile(old, "w") as zf:
         for n, b in members.items():
             zf.writestr(n, b)
+    return old
+
+
+def test_archives_without_the_budget_input_are_refused(fitted, tmp_path):
+    # as written before the time/rows-left inputs
+    old = _archive_without(fitted[0], tmp_path, "budget_input")
     with pytest.raises(DataError, match="older synthdata .* refit the model"):
         sd.load_generator(old)
 
 
 def test_archives_without_the_history_shift_load_and_sample_as_before(tmp_path):
-    import hashlib
-    import json
-    import zipfile
-
     real = _event_histories(300)
     gen = _fit_ar_by_pid(real, epochs=5)
     assert gen.time_map_ is not None
-    path = gen.save(tmp_path / "ar.sdg")
-    with zipfile.ZipFile(path) as zf:
-        members = {n: zf.read(n) for n in zf.namelist()}
-    meta = json.loads(members["meta.json"])
-    del meta["extra"]["time_map"], meta["extra"]["time_map_check"]   # as written before
-    members["meta.json"] = json.dumps(meta).encode()
-    sums = json.loads(members["checksums.json"])
-    sums["meta.json"] = hashlib.sha256(members["meta.json"]).hexdigest()
-    members["checksums.json"] = json.dumps(sums).encode()
-    old = tmp_path / "old.sdg"
-    with zipfile.ZipFile(old, "w") as zf:
-        for n, b in members.items():
-            zf.writestr(n, b)
+    old = _archive_without(gen, tmp_path, "time_map", "time_map_check")  # as written before
     loaded = sd.load_generator(old)
     assert loaded.time_map_ is None
     lengths = np.resize(real.groupby("pid").size().to_numpy(), 300)
