@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from synthdata.constraints.kinds import HistoryRule, column_values
+from synthdata.evaluate.fidelity import ks_statistic
 
 log = logging.getLogger(__name__)
 
@@ -314,12 +315,8 @@ def _histogram(r: np.ndarray, s: np.ndarray) -> dict[str, Any]:
 
 
 def _ks(a: np.ndarray, b: np.ndarray) -> float | None:
-    if not len(a) or not len(b):
-        return None
-    a, b = np.sort(a), np.sort(b)
-    grid = np.concatenate([a, b])
-    return float(np.max(np.abs(np.searchsorted(a, grid, side="right") / len(a)
-                               - np.searchsorted(b, grid, side="right") / len(b))))
+    """KS distance of two NaN-free samples; None when either is empty."""
+    return ks_statistic(a, b) if len(a) and len(b) else None
 
 
 def _pairs(real: pd.DataFrame, synth: pd.DataFrame, numeric: list[str]) -> list[dict[str, Any]]:

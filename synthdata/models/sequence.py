@@ -1740,6 +1740,8 @@ def _shift_histories(times: np.ndarray, owner: np.ndarray, level: np.ndarray, li
     by_length = [arrays(qs) for qs in time_map.get("by_length", [])]
     length = pd.Series(owner).groupby(owner).transform("size").to_numpy()
     bucket = np.minimum(length, max(len(by_length), 1)) - 1
+    in_bucket = [bucket == b for b in range(len(by_length))]
+    every_row = np.ones(len(times), dtype=bool)
     known = ~np.isnan(times)
     lim = limit[owner]
     last = pd.Series(times).groupby(owner).transform("max").to_numpy()
@@ -1751,8 +1753,8 @@ def _shift_histories(times: np.ndarray, owner: np.ndarray, level: np.ndarray, li
         target = np.full(len(times), np.nan)
         for c in range(len(every)):
             todo = (level == c) & known
-            cells = [(bucket == b, qs[c]) for b, qs in enumerate(by_length)]
-            for rows, q in [*cells, (np.ones(len(times), dtype=bool), every[c])]:
+            cells = [(rows, qs[c]) for rows, qs in zip(in_bucket, by_length, strict=True)]
+            for rows, q in [*cells, (every_row, every[c])]:
                 sel = todo & rows
                 if q is None or sel.sum() < MIN_CALIBRATION_ROWS:
                     continue
@@ -1777,24 +1779,19 @@ def _time_distance(real: tuple[np.ndarray, np.ndarray, np.ndarray],
         later = np.r_[False, hist[1:] == hist[:-1]]
         return t, level, np.where(later, t - np.r_[np.nan, t[:-1]], np.nan)
 
+    from synthdata.evaluate.fidelity import ks_statistic  # fit only: keeps imports light
+
+    def ks(a: np.ndarray, b: np.ndarray) -> float:  # 0 when either side is empty
+        return ks_statistic(a, b) if len(a) and len(b) else 0.0
+
     (rt, rl, rg), (st, sl, sg) = parts(*real), parts(*synth)
     total, weight = 0.0, 0
     for c in np.unique(rl):
         n = int((rl == c).sum())
-        d = sum(_ks_distance(a[(rl == c) & ~np.isnan(a)], b[(sl == c) & ~np.isnan(b)])
+        d = sum(ks(a[(rl == c) & ~np.isnan(a)], b[(sl == c) & ~np.isnan(b)])
                 for a, b in ((rt, st), (rg, sg)))
         total, weight = total + n * d, weight + n
     return total / max(weight, 1)
-
-
-def _ks_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """Two-sample KS statistic (0 when either side is empty)."""
-    if not len(a) or not len(b):
-        return 0.0
-    grid = np.union1d(a, b)
-    a, b = np.sort(a), np.sort(b)
-    return float(np.abs(np.searchsorted(a, grid, side="right") / len(a)
-                        - np.searchsorted(b, grid, side="right") / len(b)).max())
 
 
 def _first_of_code(hist: np.ndarray, level: np.ndarray) -> np.ndarray:
