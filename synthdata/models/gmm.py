@@ -691,9 +691,10 @@ def _log_interval_mass(means: np.ndarray, covs: np.ndarray,
 
 
 MAX_REJECTION_ROUNDS = 50
-# rows per independently seeded block of a sample: fixed, so the rows never depend on the
-# number of threads; large enough that numpy's loops dominate the per-block overhead
-SAMPLE_BLOCK_ROWS = 32_768  # rows per sampling block at most
+# rows per independently seeded block of a sample at most (the blocks, _block_starts, follow
+# from n alone, so the rows never depend on the number of threads); large enough that numpy's
+# loops dominate the per-block overhead
+SAMPLE_BLOCK_ROWS = 32_768
 CUMULATIVE_WIDTH = 4  # categorical spans up to this wide are drawn by inverse CDF, wider by alias
 SINGLE_BLAS_ROWS = 16_384  # from this many rows, sampling runs BLAS on one thread
 BIC_ROWS = 50_000   # rows the choice of k by BIC looks at (a random subsample above)
